@@ -1,0 +1,124 @@
+//! The command line: `serve`, `ingest`, `trace`, `logs`, `services`.
+
+mod ingest_files;
+mod remote;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::ServeArgs;
+
+/// Sightline: send it OpenTelemetry data, see what happened.
+#[derive(Debug, Parser)]
+#[command(name = "sightline", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Address options of the commands that talk to a running server.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ApiAddr {
+    /// Base URL of the server's query API.
+    #[arg(long, env = "SIGHTLINE_API", default_value = "http://127.0.0.1:8080")]
+    pub api: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server: OTLP receivers, storage and the query API.
+    Serve(ServeArgs),
+    /// Send OTLP files (JSON, JSON lines, or protobuf) to a running server's OTLP/HTTP port.
+    Ingest {
+        /// Files to send. `.json`/`.jsonl` are OTLP/JSON (one request per file or per line);
+        /// anything else is read as one protobuf request whose signal `--signal` names.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// OTLP/HTTP endpoint of the server.
+        #[arg(
+            long,
+            env = "SIGHTLINE_OTLP_ENDPOINT",
+            default_value = "http://127.0.0.1:4318"
+        )]
+        endpoint: String,
+        /// Signal of protobuf files (JSON files say it themselves).
+        #[arg(long, value_enum)]
+        signal: Option<SignalArg>,
+    },
+    /// Print one trace as a tree of spans, with its logs.
+    Trace {
+        /// Trace id, 32 hex digits.
+        id: String,
+        #[command(flatten)]
+        addr: ApiAddr,
+    },
+    /// Search logs with the query language (see README), newest first.
+    Logs {
+        /// The query, e.g. `service:payment severity>=WARN "card declined"`.
+        query: String,
+        /// Start of the time range (RFC 3339 or Unix time).
+        #[arg(long)]
+        start: Option<String>,
+        /// End of the time range (RFC 3339 or Unix time).
+        #[arg(long)]
+        end: Option<String>,
+        /// Most records to print.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        #[command(flatten)]
+        addr: ApiAddr,
+    },
+    /// List services with their instances and when each was last seen.
+    Services {
+        #[command(flatten)]
+        addr: ApiAddr,
+    },
+}
+
+/// A signal named on the command line.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum SignalArg {
+    Traces,
+    Logs,
+    Metrics,
+}
+
+/// Runs one command to completion.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => {
+            let config = args.resolve()?;
+            crate::server::run(
+                config,
+                |addrs| {
+                    println!("sightline is running");
+                    println!("  UI and API   http://{}", addrs.http);
+                    println!("  OTLP gRPC    {}", addrs.otlp_grpc);
+                    println!("  OTLP HTTP    http://{}", addrs.otlp_http);
+                    // One machine-readable line for scripts and tests.
+                    println!(
+                        "ready api=http://{} otlp_grpc=http://{} otlp_http=http://{}",
+                        addrs.http, addrs.otlp_grpc, addrs.otlp_http
+                    );
+                },
+                crate::server::shutdown_signal(),
+            )
+            .await
+        }
+        Command::Ingest {
+            files,
+            endpoint,
+            signal,
+        } => ingest_files::run(&files, &endpoint, signal).await,
+        Command::Trace { id, addr } => remote::trace(&addr.api, &id).await,
+        Command::Logs {
+            query,
+            start,
+            end,
+            limit,
+            addr,
+        } => remote::logs(&addr.api, &query, start, end, limit).await,
+        Command::Services { addr } => remote::services(&addr.api).await,
+    }
+}

@@ -1,0 +1,166 @@
+//! Server settings from flags, `SIGHTLINE_…` environment variables and an optional TOML file.
+//! Precedence: flag, then environment, then file, then the built-in default.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use serde::Deserialize;
+
+use crate::ingest::correlation::DEFAULT_CORRELATION_KEYS;
+use crate::wal::SyncPolicy;
+
+/// `serve` options as given; every field is optional so that unset ones fall through to the
+/// file and then to the defaults. The TOML file uses the same names with underscores.
+#[derive(Debug, Default, Clone, clap::Args, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServeArgs {
+    /// TOML file with any of the settings below (keys as the flag names, with underscores).
+    #[arg(long, env = "SIGHTLINE_CONFIG")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// Folder for the WAL, Parquet files and index [default: ./sightline-data].
+    #[arg(long, env = "SIGHTLINE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Address of the web UI and query API [default: 127.0.0.1:8080]; port 0 picks a free one.
+    #[arg(long, env = "SIGHTLINE_HTTP_ADDR")]
+    pub http_addr: Option<SocketAddr>,
+    /// Address of the OTLP/gRPC receiver [default: 127.0.0.1:4317].
+    #[arg(long, env = "SIGHTLINE_OTLP_GRPC_ADDR")]
+    pub otlp_grpc_addr: Option<SocketAddr>,
+    /// Address of the OTLP/HTTP receiver [default: 127.0.0.1:4318].
+    #[arg(long, env = "SIGHTLINE_OTLP_HTTP_ADDR")]
+    pub otlp_http_addr: Option<SocketAddr>,
+    /// Largest accepted OTLP request body or message, before and after gzip [default: 16 MiB].
+    #[arg(long, env = "SIGHTLINE_MAX_BODY_BYTES")]
+    pub max_body_bytes: Option<usize>,
+    /// Attribute keys holding a correlation id, first match wins, comma-separated
+    /// [default: correlation_id,correlation.id,request_id,request.id,x-request-id,x-correlation-id].
+    #[arg(long, env = "SIGHTLINE_CORRELATION_KEYS", value_delimiter = ',')]
+    pub correlation_keys: Option<Vec<String>>,
+    /// When WAL appends reach the disk: `always` fsyncs before every acknowledgement;
+    /// `never` survives a process crash but not a power loss [default: always].
+    #[arg(long, env = "SIGHTLINE_WAL_SYNC", value_enum)]
+    pub wal_sync: Option<SyncPolicy>,
+    /// Flush in-memory rows to Parquet when this many are buffered [default: 200000].
+    #[arg(long, env = "SIGHTLINE_FLUSH_ROWS")]
+    pub flush_rows: Option<usize>,
+    /// …or when the oldest buffered row is this many milliseconds old [default: 10000].
+    #[arg(long, env = "SIGHTLINE_FLUSH_AGE_MS")]
+    pub flush_age_ms: Option<u64>,
+    /// Rows per Parquet row group, which is also the unit the index points at [default: 16384].
+    #[arg(long, env = "SIGHTLINE_ROW_GROUP_ROWS")]
+    pub row_group_rows: Option<usize>,
+    /// Bytes of requests allowed to wait for the WAL before exports are refused as
+    /// retryable [default: 268435456].
+    #[arg(long, env = "SIGHTLINE_INFLIGHT_BYTES")]
+    pub inflight_bytes: Option<usize>,
+}
+
+/// Resolved settings of a running server.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub data_dir: PathBuf,
+    pub http_addr: SocketAddr,
+    pub otlp_grpc_addr: SocketAddr,
+    pub otlp_http_addr: SocketAddr,
+    pub max_body_bytes: usize,
+    pub correlation_keys: Vec<String>,
+    pub wal_sync: SyncPolicy,
+    pub flush_rows: usize,
+    pub flush_age: Duration,
+    pub row_group_rows: usize,
+    pub inflight_bytes: usize,
+}
+
+impl ServeArgs {
+    /// Applies the file (if any) under the flags and the defaults under both.
+    pub fn resolve(self) -> anyhow::Result<ServeConfig> {
+        let file = match &self.config {
+            Some(path) => load_file(path)?,
+            None => ServeArgs::default(),
+        };
+        let addr = |s: &str| s.parse::<SocketAddr>().expect("static address");
+        Ok(ServeConfig {
+            data_dir: self
+                .data_dir
+                .or(file.data_dir)
+                .unwrap_or_else(|| "sightline-data".into()),
+            http_addr: self
+                .http_addr
+                .or(file.http_addr)
+                .unwrap_or_else(|| addr("127.0.0.1:8080")),
+            otlp_grpc_addr: self
+                .otlp_grpc_addr
+                .or(file.otlp_grpc_addr)
+                .unwrap_or_else(|| addr("127.0.0.1:4317")),
+            otlp_http_addr: self
+                .otlp_http_addr
+                .or(file.otlp_http_addr)
+                .unwrap_or_else(|| addr("127.0.0.1:4318")),
+            max_body_bytes: self
+                .max_body_bytes
+                .or(file.max_body_bytes)
+                .unwrap_or(16 << 20),
+            correlation_keys: self
+                .correlation_keys
+                .or(file.correlation_keys)
+                .unwrap_or_else(|| {
+                    DEFAULT_CORRELATION_KEYS
+                        .iter()
+                        .map(|s| s.to_string())
+                        .collect()
+                }),
+            wal_sync: self
+                .wal_sync
+                .or(file.wal_sync)
+                .unwrap_or(SyncPolicy::Always),
+            flush_rows: self
+                .flush_rows
+                .or(file.flush_rows)
+                .unwrap_or(200_000)
+                .max(1),
+            flush_age: Duration::from_millis(
+                self.flush_age_ms.or(file.flush_age_ms).unwrap_or(10_000),
+            ),
+            row_group_rows: self
+                .row_group_rows
+                .or(file.row_group_rows)
+                .unwrap_or(16_384)
+                .max(1),
+            inflight_bytes: self
+                .inflight_bytes
+                .or(file.inflight_bytes)
+                .unwrap_or(256 << 20),
+        })
+    }
+}
+
+fn load_file(path: &Path) -> anyhow::Result<ServeArgs> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("could not read config file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_win_over_file_and_file_over_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.toml");
+        std::fs::write(&path, "flush_rows = 5\nhttp_addr = \"127.0.0.1:9999\"\n").unwrap();
+        let args = ServeArgs {
+            config: Some(path),
+            flush_rows: Some(7),
+            ..Default::default()
+        };
+        let c = args.resolve().unwrap();
+        assert_eq!(c.flush_rows, 7);
+        assert_eq!(c.http_addr.port(), 9999);
+        assert_eq!(c.otlp_grpc_addr.port(), 4317);
+        assert_eq!(c.wal_sync, SyncPolicy::Always);
+    }
+}

@@ -1,0 +1,188 @@
+//! Summaries of one Parquet row group (a *block*) as one tantivy document.
+//!
+//! Indexing one document per row (span or log line) costs more index than the data itself and
+//! caps ingest (see BENCHMARKS.md / shared PERFORMANCE notes); one document per block holds the
+//! block's distinct ids, services, names and body tokens, and a query reads only the blocks
+//! whose document matches, then checks each row.
+
+use std::collections::{BTreeSet, HashMap};
+
+use serde::{Deserialize, Serialize};
+use tantivy::TantivyDocument;
+
+use super::schema::Fields;
+use crate::model::{value_text, Attributes, LogRow, MetricPoint, Resource, Signal, SpanRow};
+
+/// Attribute values longer than this are not indexed as `key=value` terms (rows still hold
+/// them, and a query on them falls back to scanning).
+const MAX_INDEXED_ATTR: usize = 256;
+
+/// One instance seen in a block, stored in the block document so the service list can be
+/// rebuilt from the index after a restart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeenInstance {
+    pub service: String,
+    pub instance: String,
+    pub host: String,
+    pub version: String,
+    /// Latest record time of this instance in the block (Unix ns).
+    pub last_seen: i64,
+}
+
+/// Accumulates the distinct terms of one block.
+struct BlockBuilder<'f> {
+    fields: &'f Fields,
+    doc: TantivyDocument,
+    time_min: i64,
+    time_max: i64,
+    rows: u64,
+    strings: BTreeSet<(tantivy::schema::Field, String)>,
+    instances: HashMap<(String, String, String, String), i64>,
+}
+
+impl<'f> BlockBuilder<'f> {
+    fn new(fields: &'f Fields, signal: Signal, path: &str, row_group: usize) -> Self {
+        let mut doc = TantivyDocument::default();
+        doc.add_text(fields.signal, signal.as_str());
+        doc.add_text(fields.path, path);
+        doc.add_u64(fields.row_group, row_group as u64);
+        Self {
+            fields,
+            doc,
+            time_min: i64::MAX,
+            time_max: i64::MIN,
+            rows: 0,
+            strings: BTreeSet::new(),
+            instances: HashMap::new(),
+        }
+    }
+
+    fn row(&mut self, start: i64, end: i64, resource: &Resource) {
+        self.rows += 1;
+        self.time_min = self.time_min.min(start);
+        self.time_max = self.time_max.max(end);
+        self.term(self.fields.service, &resource.service_name);
+        if !resource.service_instance_id.is_empty() {
+            self.term(self.fields.instance, &resource.service_instance_id);
+        }
+        let key = (
+            resource.service_name.clone(),
+            resource.service_instance_id.clone(),
+            resource.host_name.clone(),
+            resource.service_version.clone(),
+        );
+        let seen = self.instances.entry(key).or_insert(end);
+        *seen = (*seen).max(end);
+    }
+
+    fn term(&mut self, field: tantivy::schema::Field, value: &str) {
+        self.strings.insert((field, value.to_string()));
+    }
+
+    fn attributes(&mut self, attrs: &Attributes) {
+        for (key, value) in attrs {
+            let text = value_text(value);
+            if text.len() <= MAX_INDEXED_ATTR {
+                self.term(self.fields.attr, &format!("{key}={text}"));
+            }
+        }
+    }
+
+    fn finish(mut self) -> TantivyDocument {
+        for (field, value) in std::mem::take(&mut self.strings) {
+            self.doc.add_text(field, value);
+        }
+        self.doc.add_i64(self.fields.time_min, self.time_min);
+        self.doc.add_i64(self.fields.time_max, self.time_max);
+        self.doc.add_u64(self.fields.rows, self.rows);
+        let instances: Vec<SeenInstance> = self
+            .instances
+            .into_iter()
+            .map(
+                |((service, instance, host, version), last_seen)| SeenInstance {
+                    service,
+                    instance,
+                    host,
+                    version,
+                    last_seen,
+                },
+            )
+            .collect();
+        let json = serde_json::to_string(&instances).unwrap_or_else(|_| "[]".into());
+        self.doc.add_text(self.fields.instances, json);
+        self.doc
+    }
+}
+
+/// The block document of span row group `row_group` of file `path`.
+pub fn span_block(
+    fields: &Fields,
+    path: &str,
+    row_group: usize,
+    rows: &[&SpanRow],
+) -> TantivyDocument {
+    let mut b = BlockBuilder::new(fields, Signal::Traces, path, row_group);
+    for r in rows {
+        b.row(r.start_time_unix_nano, r.end_time_unix_nano, &r.resource);
+        b.term(fields.trace_id, &r.trace_id.to_hex());
+        b.term(fields.name, &r.name);
+        b.term(fields.status, &r.status_code);
+        if let Some(c) = &r.correlation_id {
+            b.term(fields.correlation_id, c);
+        }
+        for link in &r.links {
+            b.term(fields.linked_trace_id, &link.trace_id.to_hex());
+        }
+        b.attributes(&r.attributes);
+    }
+    b.finish()
+}
+
+/// The block document of log row group `row_group` of file `path`; bodies are indexed as
+/// tokens without positions (phrases are checked against the rows).
+pub fn log_block(
+    fields: &Fields,
+    path: &str,
+    row_group: usize,
+    rows: &[&LogRow],
+) -> TantivyDocument {
+    let mut b = BlockBuilder::new(fields, Signal::Logs, path, row_group);
+    let mut severities = BTreeSet::new();
+    for r in rows {
+        b.row(r.time_unix_nano, r.time_unix_nano, &r.resource);
+        if let Some(t) = r.trace_id {
+            b.term(fields.trace_id, &t.to_hex());
+        }
+        if let Some(s) = r.span_id {
+            b.term(fields.span_id, &s.to_hex());
+        }
+        if let Some(c) = &r.correlation_id {
+            b.term(fields.correlation_id, c);
+        }
+        severities.insert(r.severity_number);
+        b.attributes(&r.attributes);
+    }
+    for s in severities {
+        b.doc.add_i64(fields.severity, i64::from(s));
+    }
+    for r in rows {
+        b.doc.add_text(fields.body, &r.body);
+    }
+    b.finish()
+}
+
+/// The block document of metric row group `row_group` of file `path`.
+pub fn metric_block(
+    fields: &Fields,
+    path: &str,
+    row_group: usize,
+    rows: &[&MetricPoint],
+) -> TantivyDocument {
+    let mut b = BlockBuilder::new(fields, Signal::Metrics, path, row_group);
+    for r in rows {
+        b.row(r.time_unix_nano, r.time_unix_nano, &r.resource);
+        b.term(fields.name, &r.name);
+        b.attributes(&r.attributes);
+    }
+    b.finish()
+}

@@ -1,0 +1,221 @@
+//! The block index: one tantivy document per Parquet row group, naming the file and row
+//! group and listing the distinct ids, services, names, attributes and body tokens inside.
+//!
+//! The index commit is also the store's commit point: its payload records the last WAL
+//! segment whose rows are in Parquet, so after a crash the WAL replays exactly what the index
+//! does not yet cover, and Parquet files no block document points at are removed.
+
+pub mod block;
+mod schema;
+pub mod text;
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+use tantivy::collector::DocSetCollector;
+use tantivy::directory::MmapDirectory;
+use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, RangeQuery, TermQuery};
+use tantivy::schema::{IndexRecordOption, Value};
+use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, TantivyDocument, Term};
+
+pub use block::SeenInstance;
+pub use schema::Fields;
+
+use crate::model::Signal;
+
+/// Why an index operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error("tantivy: {0}")]
+    Tantivy(#[from] tantivy::TantivyError),
+    #[error("opening index directory: {0}")]
+    Directory(#[from] tantivy::directory::error::OpenDirectoryError),
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// One block that a search matched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockRef {
+    pub path: String,
+    pub row_group: usize,
+    pub time_min: i64,
+    pub time_max: i64,
+}
+
+/// What an index commit records besides the documents.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct CommitPayload {
+    /// Every WAL segment numbered `<=` this is fully in Parquet and in this commit.
+    wal_flushed_through: Option<u64>,
+}
+
+/// The block index with its single writer.
+pub struct BlockIndex {
+    index: Index,
+    writer: Mutex<IndexWriter>,
+    reader: IndexReader,
+    fields: Fields,
+}
+
+impl BlockIndex {
+    /// Opens the index in `dir`, creating it when empty.
+    pub fn open(dir: &Path) -> Result<BlockIndex, IndexError> {
+        std::fs::create_dir_all(dir)?;
+        let (schema, fields) = Fields::schema();
+        let index = Index::open_or_create(MmapDirectory::open(dir)?, schema)?;
+        index
+            .tokenizers()
+            .register(text::TOKENIZER, text::analyzer());
+        // One indexing thread: indexing a block is cheap, and the other core serves ingest.
+        let writer = index.writer_with_num_threads(1, 64 << 20)?;
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()?;
+        Ok(BlockIndex {
+            index,
+            writer: Mutex::new(writer),
+            reader,
+            fields,
+        })
+    }
+
+    /// Field handles, for building block documents and queries.
+    pub fn fields(&self) -> &Fields {
+        &self.fields
+    }
+
+    /// The last WAL segment whose rows are committed in Parquet and here.
+    pub fn wal_flushed_through(&self) -> Result<Option<u64>, IndexError> {
+        let metas = self.index.load_metas()?;
+        let payload: CommitPayload = metas
+            .payload
+            .as_deref()
+            .and_then(|p| serde_json::from_str(p).ok())
+            .unwrap_or_default();
+        Ok(payload.wal_flushed_through)
+    }
+
+    /// Adds block documents and commits them together with the WAL position they cover.
+    pub fn commit_blocks(
+        &self,
+        docs: Vec<TantivyDocument>,
+        wal_flushed_through: u64,
+    ) -> Result<(), IndexError> {
+        let mut writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        for doc in docs {
+            writer.add_document(doc)?;
+        }
+        let payload = CommitPayload {
+            wal_flushed_through: Some(wal_flushed_through),
+        };
+        let mut prepared = writer.prepare_commit()?;
+        prepared.set_payload(&serde_json::to_string(&payload).unwrap_or_default());
+        prepared.commit()?;
+        Ok(())
+    }
+
+    /// Makes the latest commit visible to new searchers.
+    pub fn reload(&self) -> Result<(), IndexError> {
+        Ok(self.reader.reload()?)
+    }
+
+    /// A point-in-time view for one query.
+    pub fn searcher(&self) -> Searcher {
+        self.reader.searcher()
+    }
+
+    /// An exact-term query on a string field.
+    pub fn term(&self, field: tantivy::schema::Field, value: &str) -> Box<dyn Query> {
+        Box::new(TermQuery::new(
+            Term::from_field_text(field, value),
+            IndexRecordOption::Basic,
+        ))
+    }
+
+    /// Blocks of `signal` matching `query` and overlapping `[start, end]` (Unix ns).
+    pub fn search(
+        &self,
+        searcher: &Searcher,
+        signal: Signal,
+        query: Box<dyn Query>,
+        start: Option<i64>,
+        end: Option<i64>,
+    ) -> Result<Vec<BlockRef>, IndexError> {
+        let f = &self.fields;
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![
+            (Occur::Must, self.term(f.signal, signal.as_str())),
+            (Occur::Must, query),
+        ];
+        if let Some(start) = start {
+            let lower = Term::from_field_i64(f.time_max, start);
+            let q = RangeQuery::new(std::ops::Bound::Included(lower), std::ops::Bound::Unbounded);
+            clauses.push((Occur::Must, Box::new(q)));
+        }
+        if let Some(end) = end {
+            let upper = Term::from_field_i64(f.time_min, end);
+            let q = RangeQuery::new(std::ops::Bound::Unbounded, std::ops::Bound::Included(upper));
+            clauses.push((Occur::Must, Box::new(q)));
+        }
+        let docs = searcher.search(&BooleanQuery::new(clauses), &DocSetCollector)?;
+        let mut out = Vec::with_capacity(docs.len());
+        for address in docs {
+            let doc: TantivyDocument = searcher.doc(address)?;
+            let text = |field| {
+                doc.get_first(field)
+                    .and_then(|v| v.as_str())
+                    .map(str::to_string)
+            };
+            let int = |field| doc.get_first(field).and_then(|v| v.as_i64());
+            let (Some(path), Some(row_group), Some(time_min), Some(time_max)) = (
+                text(f.path),
+                doc.get_first(f.row_group).and_then(|v| v.as_u64()),
+                int(f.time_min),
+                int(f.time_max),
+            ) else {
+                continue;
+            };
+            out.push(BlockRef {
+                path,
+                row_group: row_group as usize,
+                time_min,
+                time_max,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Every file path any block document points at.
+    pub fn all_paths(&self) -> Result<HashSet<String>, IndexError> {
+        let searcher = self.searcher();
+        let docs = searcher.search(&AllQuery, &DocSetCollector)?;
+        let mut paths = HashSet::new();
+        for address in docs {
+            let doc: TantivyDocument = searcher.doc(address)?;
+            if let Some(p) = doc.get_first(self.fields.path).and_then(|v| v.as_str()) {
+                paths.insert(p.to_string());
+            }
+        }
+        Ok(paths)
+    }
+
+    /// Every instance any block saw, for rebuilding the service list on start.
+    pub fn all_instances(&self) -> Result<Vec<SeenInstance>, IndexError> {
+        let searcher = self.searcher();
+        let docs = searcher.search(&AllQuery, &DocSetCollector)?;
+        let mut out = Vec::new();
+        for address in docs {
+            let doc: TantivyDocument = searcher.doc(address)?;
+            if let Some(json) = doc
+                .get_first(self.fields.instances)
+                .and_then(|v| v.as_str())
+            {
+                out.extend(serde_json::from_str::<Vec<SeenInstance>>(json).unwrap_or_default());
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,80 @@
+//! The tantivy schema of block documents.
+
+use tantivy::schema::{
+    Field, IndexRecordOption, NumericOptions, Schema, TextFieldIndexing, TextOptions, STORED,
+    STRING,
+};
+
+use super::text::TOKENIZER;
+
+/// Handles to every field of the block schema.
+#[derive(Debug, Clone)]
+pub struct Fields {
+    /// `traces`, `logs` or `metrics`.
+    pub signal: Field,
+    /// Object path of the Parquet file (stored: it is what a search returns).
+    pub path: Field,
+    /// Row group number inside the file (stored).
+    pub row_group: Field,
+    /// Earliest and latest record time in the block (fast, for time-range pruning and order).
+    pub time_min: Field,
+    pub time_max: Field,
+    /// Number of rows in the block (stored, for statistics).
+    pub rows: Field,
+    pub service: Field,
+    pub instance: Field,
+    pub trace_id: Field,
+    pub span_id: Field,
+    /// Trace ids that spans of this block link to (consumer → producer), for stitching.
+    pub linked_trace_id: Field,
+    pub correlation_id: Field,
+    /// Span names (traces) or metric names (metrics).
+    pub name: Field,
+    /// Span status codes present.
+    pub status: Field,
+    /// Log severity numbers present.
+    pub severity: Field,
+    /// `key=value` of every short attribute.
+    pub attr: Field,
+    /// Log body tokens, without positions.
+    pub body: Field,
+    /// JSON list of the instances seen in the block (stored only).
+    pub instances: Field,
+}
+
+impl Fields {
+    /// Builds the schema and its field handles.
+    pub fn schema() -> (Schema, Fields) {
+        let mut b = Schema::builder();
+        let time = NumericOptions::default()
+            .set_indexed()
+            .set_fast()
+            .set_stored();
+        let body = TextOptions::default().set_indexing_options(
+            TextFieldIndexing::default()
+                .set_tokenizer(TOKENIZER)
+                .set_index_option(IndexRecordOption::Basic),
+        );
+        let fields = Fields {
+            signal: b.add_text_field("signal", STRING),
+            path: b.add_text_field("path", STRING | STORED),
+            row_group: b.add_u64_field("row_group", STORED),
+            time_min: b.add_i64_field("time_min", time.clone()),
+            time_max: b.add_i64_field("time_max", time),
+            rows: b.add_u64_field("rows", STORED),
+            service: b.add_text_field("service", STRING),
+            instance: b.add_text_field("instance", STRING),
+            trace_id: b.add_text_field("trace_id", STRING),
+            span_id: b.add_text_field("span_id", STRING),
+            linked_trace_id: b.add_text_field("linked_trace_id", STRING),
+            correlation_id: b.add_text_field("correlation_id", STRING),
+            name: b.add_text_field("name", STRING),
+            status: b.add_text_field("status", STRING),
+            severity: b.add_i64_field("severity", NumericOptions::default().set_indexed()),
+            attr: b.add_text_field("attr", STRING),
+            body: b.add_text_field("body", body),
+            instances: b.add_text_field("instances", STORED),
+        };
+        (b.build(), fields)
+    }
+}

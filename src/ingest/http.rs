@@ -1,0 +1,170 @@
+//! OTLP/HTTP receiver: `POST /v1/traces`, `/v1/logs`, `/v1/metrics` in protobuf or JSON,
+//! optionally gzip-compressed; the answer uses the request's encoding.
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use prost::Message;
+use serde::de::DeserializeOwned;
+
+use super::decode::{decode_message, gunzip, Encoding};
+use super::{IngestError, Receiver};
+
+/// Shared state of the HTTP receiver.
+#[derive(Clone)]
+struct HttpState {
+    receiver: Receiver,
+    max_body_bytes: usize,
+}
+
+/// The OTLP/HTTP routes.
+pub fn router(receiver: Receiver, max_body_bytes: usize) -> Router {
+    Router::new()
+        .route("/v1/traces", post(traces))
+        .route("/v1/logs", post(logs))
+        .route("/v1/metrics", post(metrics))
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .with_state(HttpState {
+            receiver,
+            max_body_bytes,
+        })
+}
+
+/// The `google.rpc.Status` body OTLP/HTTP puts in error responses.
+#[derive(Clone, PartialEq, prost::Message, serde::Serialize)]
+struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    code: i32,
+    #[prost(string, tag = "2")]
+    message: String,
+}
+
+impl IngestError {
+    fn http_status(&self) -> (StatusCode, tonic::Code) {
+        match self {
+            IngestError::BadRequest(_) => (StatusCode::BAD_REQUEST, tonic::Code::InvalidArgument),
+            IngestError::UnsupportedMediaType(_) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                tonic::Code::InvalidArgument,
+            ),
+            IngestError::TooLarge(_) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                tonic::Code::ResourceExhausted,
+            ),
+            IngestError::Unavailable(_) => {
+                (StatusCode::SERVICE_UNAVAILABLE, tonic::Code::Unavailable)
+            }
+        }
+    }
+}
+
+fn error_response(error: IngestError, encoding: Encoding) -> Response {
+    let (status, code) = error.http_status();
+    let body = RpcStatus {
+        code: code as i32,
+        message: error.to_string(),
+    };
+    let mut response = encode_response(status, &body, encoding);
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    response
+}
+
+fn encode_response<T: Message + serde::Serialize>(
+    status: StatusCode,
+    body: &T,
+    encoding: Encoding,
+) -> Response {
+    let bytes = match encoding {
+        Encoding::Protobuf => body.encode_to_vec(),
+        Encoding::Json => serde_json::to_vec(body).unwrap_or_default(),
+    };
+    (
+        status,
+        [(header::CONTENT_TYPE, encoding.content_type())],
+        bytes,
+    )
+        .into_response()
+}
+
+/// Content type, then gzip, then message decoding; the decoded protobuf body is kept for
+/// the WAL so it is not encoded twice.
+fn decode_body<T>(
+    headers: &HeaderMap,
+    body: Bytes,
+    limit: usize,
+) -> Result<(T, Option<Vec<u8>>), (IngestError, Encoding)>
+where
+    T: Message + Default + DeserializeOwned,
+{
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let encoding = Encoding::from_content_type(content_type).map_err(|e| (e, Encoding::Json))?;
+    let gzipped = match headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+    {
+        None | Some("identity") => false,
+        Some(e) if e.eq_ignore_ascii_case("gzip") => true,
+        Some(other) => {
+            let msg = format!("unsupported content encoding {other:?}: use gzip or none");
+            return Err((IngestError::UnsupportedMediaType(msg), encoding));
+        }
+    };
+    let raw: Vec<u8> = if gzipped {
+        gunzip(&body, limit).map_err(|e| (e, encoding))?
+    } else {
+        body.to_vec()
+    };
+    let message = decode_message::<T>(&raw, encoding).map_err(|e| (e, encoding))?;
+    let raw_protobuf = (encoding == Encoding::Protobuf).then_some(raw);
+    Ok((message, raw_protobuf))
+}
+
+macro_rules! otlp_handler {
+    ($name:ident, $request:ty, $method:ident) => {
+        async fn $name(
+            State(state): State<HttpState>,
+            headers: HeaderMap,
+            body: Bytes,
+        ) -> Response {
+            let (request, raw) = match decode_body::<$request>(&headers, body, state.max_body_bytes)
+            {
+                Ok(decoded) => decoded,
+                Err((error, encoding)) => return error_response(error, encoding),
+            };
+            let encoding = if raw.is_some() {
+                Encoding::Protobuf
+            } else {
+                Encoding::Json
+            };
+            match state.receiver.$method(request, raw).await {
+                Ok(response) => encode_response(StatusCode::OK, &response, encoding),
+                Err(error) => error_response(error, encoding),
+            }
+        }
+    };
+}
+
+otlp_handler!(
+    traces,
+    opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest,
+    traces
+);
+otlp_handler!(
+    logs,
+    opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest,
+    logs
+);
+otlp_handler!(
+    metrics,
+    opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest,
+    metrics
+);

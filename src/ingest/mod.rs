@@ -1,0 +1,160 @@
+//! The OTLP receivers: gRPC and HTTP transports, decoding, conversion to rows, replies.
+//!
+//! Both transports end in [`Receiver`], which converts a request into rows (dropping invalid
+//! records one by one), hands it to the write path, and answers with OTLP partial success
+//! once the WAL holds it.
+
+pub mod correlation;
+pub mod decode;
+pub mod grpc;
+pub mod http;
+mod logs;
+mod metrics;
+mod rejects;
+mod resource;
+mod traces;
+
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use prost::Message;
+
+pub use correlation::CorrelationKeys;
+pub use logs::convert_logs;
+pub use metrics::convert_metrics;
+pub use rejects::Rejects;
+pub use traces::convert_traces;
+
+use crate::model::{Rows, Signal};
+use crate::pipeline::{Pipeline, WriteError};
+
+/// Why an export was refused; each maps to an OTLP gRPC code and HTTP status.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum IngestError {
+    /// Malformed protobuf/JSON/gzip: not retryable.
+    #[error("{0}")]
+    BadRequest(String),
+    /// Content type other than protobuf or JSON.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// Body over the configured limit.
+    #[error("{0}")]
+    TooLarge(String),
+    /// The write path is full or the WAL failed: retryable.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl From<WriteError> for IngestError {
+    fn from(e: WriteError) -> Self {
+        IngestError::Unavailable(e.to_string())
+    }
+}
+
+/// Decodes a WAL payload (an OTLP protobuf export request) back into rows.
+pub fn rows_from_payload(
+    signal: Signal,
+    payload: &[u8],
+    keys: &CorrelationKeys,
+) -> Result<Rows, prost::DecodeError> {
+    let mut rows = Rows::default();
+    match signal {
+        Signal::Traces => {
+            rows.spans = convert_traces(ExportTraceServiceRequest::decode(payload)?, keys).0
+        }
+        Signal::Logs => {
+            rows.logs = convert_logs(ExportLogsServiceRequest::decode(payload)?, keys).0
+        }
+        Signal::Metrics => {
+            rows.metrics = convert_metrics(ExportMetricsServiceRequest::decode(payload)?).0
+        }
+    }
+    Ok(rows)
+}
+
+/// The transport-independent receiver shared by the gRPC and HTTP servers.
+#[derive(Clone)]
+pub struct Receiver {
+    pipeline: Pipeline,
+    keys: std::sync::Arc<CorrelationKeys>,
+}
+
+impl Receiver {
+    /// A receiver writing into `pipeline`, finding correlation ids under `keys`.
+    pub fn new(pipeline: Pipeline, keys: CorrelationKeys) -> Self {
+        Self {
+            pipeline,
+            keys: std::sync::Arc::new(keys),
+        }
+    }
+
+    /// Stores a trace export. `raw` is the request's protobuf encoding when the transport
+    /// already has it, to save re-encoding it for the WAL.
+    pub async fn traces(
+        &self,
+        request: ExportTraceServiceRequest,
+        raw: Option<Vec<u8>>,
+    ) -> Result<ExportTraceServiceResponse, IngestError> {
+        let payload = raw.unwrap_or_else(|| request.encode_to_vec());
+        let (spans, rejects) = convert_traces(request, &self.keys);
+        let rows = Rows {
+            spans,
+            ..Rows::default()
+        };
+        self.pipeline.write(Signal::Traces, payload, rows).await?;
+        Ok(ExportTraceServiceResponse {
+            partial_success: (rejects.count > 0).then(|| ExportTracePartialSuccess {
+                rejected_spans: rejects.count,
+                error_message: rejects.message(),
+            }),
+        })
+    }
+
+    /// Stores a logs export; see [`Receiver::traces`].
+    pub async fn logs(
+        &self,
+        request: ExportLogsServiceRequest,
+        raw: Option<Vec<u8>>,
+    ) -> Result<ExportLogsServiceResponse, IngestError> {
+        let payload = raw.unwrap_or_else(|| request.encode_to_vec());
+        let (logs, rejects) = convert_logs(request, &self.keys);
+        let rows = Rows {
+            logs,
+            ..Rows::default()
+        };
+        self.pipeline.write(Signal::Logs, payload, rows).await?;
+        Ok(ExportLogsServiceResponse {
+            partial_success: (rejects.count > 0).then(|| ExportLogsPartialSuccess {
+                rejected_log_records: rejects.count,
+                error_message: rejects.message(),
+            }),
+        })
+    }
+
+    /// Stores a metrics export; see [`Receiver::traces`].
+    pub async fn metrics(
+        &self,
+        request: ExportMetricsServiceRequest,
+        raw: Option<Vec<u8>>,
+    ) -> Result<ExportMetricsServiceResponse, IngestError> {
+        let payload = raw.unwrap_or_else(|| request.encode_to_vec());
+        let (metrics, rejects) = convert_metrics(request);
+        let rows = Rows {
+            metrics,
+            ..Rows::default()
+        };
+        self.pipeline.write(Signal::Metrics, payload, rows).await?;
+        Ok(ExportMetricsServiceResponse {
+            partial_success: (rejects.count > 0).then(|| ExportMetricsPartialSuccess {
+                rejected_data_points: rejects.count,
+                error_message: rejects.message(),
+            }),
+        })
+    }
+}

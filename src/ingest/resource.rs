@@ -1,0 +1,29 @@
+//! OTLP resource and scope → [`Resource`] with the well-known keys lifted out.
+
+use std::sync::Arc;
+
+use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
+use opentelemetry_proto::tonic::resource::v1::Resource as OtlpResource;
+
+use crate::model::{from_key_values, take_string, Resource, UNKNOWN_SERVICE};
+
+/// Converts an OTLP resource; a missing `service.name` becomes `unknown_service`.
+pub fn convert_resource(resource: Option<OtlpResource>) -> Arc<Resource> {
+    let mut attributes = from_key_values(resource.map(|r| r.attributes).unwrap_or_default());
+    let service_name = take_string(&mut attributes, "service.name")
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| UNKNOWN_SERVICE.to_string());
+    Arc::new(Resource {
+        service_name,
+        service_instance_id: take_string(&mut attributes, "service.instance.id")
+            .unwrap_or_default(),
+        host_name: take_string(&mut attributes, "host.name").unwrap_or_default(),
+        service_version: take_string(&mut attributes, "service.version").unwrap_or_default(),
+        attributes,
+    })
+}
+
+/// Name and version of an instrumentation scope, empty when absent.
+pub fn scope_name_version(scope: Option<InstrumentationScope>) -> (String, String) {
+    scope.map(|s| (s.name, s.version)).unwrap_or_default()
+}

@@ -1,0 +1,18 @@
+//! Sightline: a single-binary OpenTelemetry collector, store and dashboard.
+//!
+//! Data flows one way through the modules: [`ingest`] (OTLP receivers) → [`wal`] (durability)
+//! → [`pipeline`] (memtables and flushing) → [`store`] (Parquet) and [`index`] (tantivy block
+//! index) → [`query`] → [`api`]. A lower layer never imports a higher one. ARCHITECTURE.md
+//! explains each layer.
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod index;
+pub mod ingest;
+pub mod model;
+pub mod pipeline;
+pub mod query;
+pub mod server;
+pub mod store;
+pub mod wal;

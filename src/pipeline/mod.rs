@@ -1,0 +1,153 @@
+//! The write path after decoding: group-committed WAL appends, the in-memory tables queries
+//! read, and the background flush to Parquet and the block index.
+//!
+//! ```text
+//! handlers ──(bounded queue, byte budget)──> writer thread ──> WAL (fsync) ──> ack
+//!                                                  │ inserts rows into LiveData
+//!                                                  └─(freeze when big/old)──> flusher thread
+//!                                                        Parquet ─> index commit ─> drop WAL
+//! ```
+
+mod flusher;
+mod live;
+mod services;
+mod writer;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot, Semaphore};
+
+pub use live::{Frozen, LiveData, LiveInner};
+pub use services::{InstanceInfo, ServiceInfo, ServiceRegistry};
+
+use crate::index::BlockIndex;
+use crate::model::{Rows, Signal};
+use crate::store::Store;
+use crate::wal::Wal;
+
+/// Tuning of the write path.
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    /// Freeze and flush the memtable when it holds this many rows.
+    pub flush_rows: usize,
+    /// …or when its oldest row is this old.
+    pub flush_age: Duration,
+    /// Bytes of undecoded payload allowed in flight between the receivers and the WAL; past
+    /// it, exports are refused as retryable instead of queueing without bound.
+    pub inflight_bytes: usize,
+}
+
+/// Why a write was not acknowledged.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum WriteError {
+    /// The write queue is full: the client should retry later.
+    #[error("server is busy: write queue full, retry later")]
+    Busy,
+    /// The server is shutting down.
+    #[error("server is shutting down")]
+    Closed,
+    /// The WAL could not be written; nothing of this request was acknowledged.
+    #[error("write-ahead log: {0}")]
+    Wal(String),
+}
+
+/// One export on its way to the WAL.
+struct WriteRequest {
+    signal: Signal,
+    payload: Vec<u8>,
+    rows: Rows,
+    done: oneshot::Sender<Result<(), WriteError>>,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+/// The receivers' handle to the write path. Cheap to clone.
+#[derive(Clone)]
+pub struct Pipeline {
+    tx: mpsc::Sender<WriteRequest>,
+    budget: Arc<Semaphore>,
+}
+
+/// The background threads; join them after every [`Pipeline`] clone is dropped to flush
+/// everything and stop cleanly.
+pub struct PipelineThreads {
+    writer: std::thread::JoinHandle<()>,
+    flusher: std::thread::JoinHandle<()>,
+}
+
+impl PipelineThreads {
+    /// Waits until the writer has frozen the last rows and the flusher has stored them.
+    pub fn join(self) {
+        let _ = self.writer.join();
+        let _ = self.flusher.join();
+    }
+}
+
+/// Permits are kibibytes, so a `u32` permit count covers any request size.
+fn permits_for(bytes: usize) -> u32 {
+    u32::try_from(bytes / 1024 + 1).unwrap_or(u32::MAX)
+}
+
+impl Pipeline {
+    /// Starts the writer and flusher threads over an opened WAL, store and index. Must be
+    /// called inside the tokio runtime the threads will use for async storage calls.
+    pub fn start(
+        config: PipelineConfig,
+        wal: Wal,
+        wal_dir: PathBuf,
+        live: Arc<LiveData>,
+        store: Store,
+        index: Arc<BlockIndex>,
+    ) -> std::io::Result<(Pipeline, PipelineThreads)> {
+        let (tx, rx) = mpsc::channel(4096);
+        // Two frozen memtables may wait; a third blocks the writer, which fills the queue,
+        // which makes receivers answer "busy".
+        let (flush_tx, flush_rx) = std::sync::mpsc::sync_channel(2);
+        let rt = tokio::runtime::Handle::current();
+        let flusher = {
+            let (live, store, index, rt) = (live.clone(), store, index, rt.clone());
+            std::thread::Builder::new()
+                .name("flusher".into())
+                .spawn(move || flusher::run(flush_rx, live, store, index, wal_dir, rt))?
+        };
+        let writer = {
+            let (config, rt) = (config.clone(), rt.clone());
+            std::thread::Builder::new()
+                .name("wal-writer".into())
+                .spawn(move || writer::run(rx, wal, live, flush_tx, config, rt))?
+        };
+        let budget = Arc::new(Semaphore::new(permits_for(config.inflight_bytes) as usize));
+        Ok((Pipeline { tx, budget }, PipelineThreads { writer, flusher }))
+    }
+
+    /// Appends an export to the WAL and makes its rows queryable; returns once durable.
+    ///
+    /// `payload` is the export request as OTLP protobuf: that is what the WAL keeps and
+    /// replays, so the on-disk log is readable with any OTLP decoder.
+    pub async fn write(
+        &self,
+        signal: Signal,
+        payload: Vec<u8>,
+        rows: Rows,
+    ) -> Result<(), WriteError> {
+        let permit = self
+            .budget
+            .clone()
+            .try_acquire_many_owned(permits_for(payload.len()))
+            .map_err(|_| WriteError::Busy)?;
+        let (done, wait) = oneshot::channel();
+        let request = WriteRequest {
+            signal,
+            payload,
+            rows,
+            done,
+            _permit: permit,
+        };
+        self.tx.try_send(request).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => WriteError::Busy,
+            mpsc::error::TrySendError::Closed(_) => WriteError::Closed,
+        })?;
+        wait.await.map_err(|_| WriteError::Closed)?
+    }
+}

@@ -1,0 +1,126 @@
+//! The WAL writer thread: group commit, then publish rows, then acknowledge.
+
+use std::sync::mpsc::SyncSender;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::runtime::Handle;
+use tokio::sync::mpsc;
+
+use super::live::{Frozen, LiveData};
+use super::{PipelineConfig, WriteError, WriteRequest};
+use crate::model::Rows;
+use crate::wal::Wal;
+
+/// Most payload bytes gathered into one group commit.
+const MAX_GROUP_BYTES: usize = 8 << 20;
+/// How often an idle writer wakes to check the age of the memtable.
+const IDLE_TICK: Duration = Duration::from_millis(200);
+
+/// Runs until every sender is dropped, then freezes what is left and returns.
+pub(super) fn run(
+    mut rx: mpsc::Receiver<WriteRequest>,
+    mut wal: Wal,
+    live: Arc<LiveData>,
+    flush_tx: SyncSender<Arc<Frozen>>,
+    config: PipelineConfig,
+    rt: Handle,
+) {
+    let mut group: Vec<WriteRequest> = Vec::new();
+    loop {
+        let closed = match wait_first(&rt, &mut rx) {
+            Waited::Request(first) => {
+                let mut bytes = first.payload.len();
+                group.push(first);
+                while bytes < MAX_GROUP_BYTES {
+                    match rx.try_recv() {
+                        Ok(next) => {
+                            bytes += next.payload.len();
+                            group.push(next);
+                        }
+                        Err(_) => break,
+                    }
+                }
+                commit_group(&mut wal, &live, &mut group);
+                false
+            }
+            Waited::Idle => false,
+            Waited::Closed => true,
+        };
+        let due = {
+            let inner = live.read();
+            let rows = inner.active.len();
+            rows > 0
+                && (closed
+                    || rows >= config.flush_rows
+                    || inner
+                        .active_since
+                        .is_some_and(|t| t.elapsed() >= config.flush_age))
+        };
+        if due {
+            freeze(&mut wal, &live, &flush_tx);
+        }
+        if closed {
+            return;
+        }
+    }
+}
+
+enum Waited {
+    Request(WriteRequest),
+    Idle,
+    Closed,
+}
+
+/// Waits for the next export, at most [`IDLE_TICK`]. The writer is a plain thread, so
+/// blocking on the runtime here never stalls a runtime worker, and neither does the fsync.
+fn wait_first(rt: &Handle, rx: &mut mpsc::Receiver<WriteRequest>) -> Waited {
+    match rt.block_on(tokio::time::timeout(IDLE_TICK, rx.recv())) {
+        Ok(Some(request)) => Waited::Request(request),
+        Ok(None) => Waited::Closed,
+        Err(_) => Waited::Idle,
+    }
+}
+
+/// Appends every request of the group, syncs once, publishes the rows, acknowledges all.
+fn commit_group(wal: &mut Wal, live: &LiveData, group: &mut Vec<WriteRequest>) {
+    for request in group.iter() {
+        wal.append(request.signal, &request.payload);
+    }
+    let result = wal.commit().map_err(|e| {
+        tracing::error!("WAL write failed, refusing this group of exports: {e}");
+        WriteError::Wal(e.to_string())
+    });
+    if result.is_ok() {
+        let mut rows = Rows::default();
+        for request in group.iter_mut() {
+            rows.append(&mut request.rows);
+        }
+        live.write().insert(rows);
+    }
+    for request in group.drain(..) {
+        let _ = request.done.send(result.clone());
+    }
+}
+
+/// Seals the WAL segment and hands the memtable to the flusher (blocking when it is behind).
+fn freeze(wal: &mut Wal, live: &LiveData, flush_tx: &SyncSender<Arc<Frozen>>) {
+    let wal_seq = match wal.rotate() {
+        Ok(seq) => seq,
+        Err(e) => {
+            tracing::error!("could not rotate the WAL, will retry the flush later: {e}");
+            return;
+        }
+    };
+    let frozen = {
+        let mut inner = live.write();
+        let rows = std::mem::take(&mut inner.active);
+        inner.active_since = None;
+        let frozen = Arc::new(Frozen { rows, wal_seq });
+        inner.frozen.push(frozen.clone());
+        frozen
+    };
+    if flush_tx.send(frozen).is_err() {
+        tracing::error!("flusher stopped; rows stay in the WAL and are replayed on restart");
+    }
+}

@@ -1,0 +1,431 @@
+//! The log query language: parsed by tantivy's query grammar, then turned into two things —
+//! a tantivy query over block documents that finds every block that *may* hold a match, and
+//! a row predicate that decides exactly, on each row of those blocks.
+//!
+//! Syntax (documented in the README): free words (all must appear, as in grep, Loki and
+//! Datadog; use `OR` for either), `"exact phrase"`, `field:value` for `service`, `instance`,
+//! `severity`, `trace_id`, `span_id`, `correlation_id`, `body` and any attribute key,
+//! `severity>=WARN` (also `>`, `<`, `<=`), `AND`/`OR`/`NOT`/`-`, parentheses, `/regex/` on the
+//! body.
+
+use tantivy::query::{AllQuery, BooleanQuery, Occur as TOccur, Query, RangeQuery, TermQuery};
+use tantivy::schema::IndexRecordOption;
+use tantivy::tokenizer::TextAnalyzer;
+use tantivy::Term;
+use tantivy_query_grammar::{Delimiter, Occur, UserInputAst, UserInputBound, UserInputLeaf};
+
+use crate::index::{text, Fields};
+use crate::model::{severity_floor, severity_name, value_text, LogRow};
+
+/// Longest compiled regex program accepted, so a hostile pattern cannot eat the server.
+const REGEX_SIZE_LIMIT: usize = 1 << 20;
+
+/// A parsed log query.
+#[derive(Debug, Clone)]
+pub enum LogFilter {
+    /// Matches every record.
+    All,
+    And(Vec<LogFilter>),
+    Or(Vec<LogFilter>),
+    Not(Box<LogFilter>),
+    /// Body tokens; with `phrase`, they must appear consecutively.
+    Text {
+        tokens: Vec<String>,
+        phrase: bool,
+    },
+    Service(String),
+    Instance(String),
+    /// Severity number within `[min, max]`.
+    Severity {
+        min: i32,
+        max: i32,
+    },
+    /// Severity text equal to the value (or the canonical level name of the number).
+    SeverityText(String),
+    TraceId(String),
+    SpanId(String),
+    CorrelationId(String),
+    /// An attribute with this exact value (text form).
+    Attr {
+        key: String,
+        value: String,
+    },
+    Regex(regex::Regex),
+}
+
+/// A query the user must fix, with a message saying how.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct QuerySyntaxError(pub String);
+
+/// Parses a query string. An empty query matches everything.
+pub fn parse(query: &str) -> Result<LogFilter, QuerySyntaxError> {
+    let query = rewrite_comparisons(query.trim());
+    if query.is_empty() {
+        return Ok(LogFilter::All);
+    }
+    let ast = match tantivy_query_grammar::parse_query(&query) {
+        Ok(ast) => ast,
+        Err(_) => {
+            let (_, errors) = tantivy_query_grammar::parse_query_lenient(&query);
+            let detail = errors
+                .first()
+                .map(|e| format!("{} at position {}", e.message, e.pos))
+                .unwrap_or_else(|| "unbalanced quotes, brackets or parentheses".into());
+            return Err(QuerySyntaxError(format!("invalid query: {detail}")));
+        }
+    };
+    let mut analyzer = text::analyzer();
+    convert(ast, &mut analyzer)
+}
+
+/// `severity>=WARN` is written without the colon the grammar wants (`severity:>=WARN`).
+fn rewrite_comparisons(query: &str) -> String {
+    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let re = RE.get_or_init(|| {
+        regex::Regex::new(r"\b(severity|level)\s*(>=|<=|>|<)\s*").expect("static regex")
+    });
+    re.replace_all(query, "$1:$2").into_owned()
+}
+
+fn convert(ast: UserInputAst, analyzer: &mut TextAnalyzer) -> Result<LogFilter, QuerySyntaxError> {
+    match ast {
+        UserInputAst::Leaf(leaf) => convert_leaf(*leaf, analyzer),
+        UserInputAst::Boost(inner, _) => convert(*inner, analyzer),
+        UserInputAst::Clause(clauses) => {
+            let (mut must, mut should, mut not) = (Vec::new(), Vec::new(), Vec::new());
+            for (occur, sub) in clauses {
+                let f = convert(sub, analyzer)?;
+                match occur {
+                    // Words without an operator must all match (conjunction by default).
+                    None | Some(Occur::Must) => must.push(f),
+                    Some(Occur::Should) => should.push(f),
+                    Some(Occur::MustNot) => not.push(LogFilter::Not(Box::new(f))),
+                }
+            }
+            if !should.is_empty() {
+                must.push(if should.len() == 1 {
+                    should.remove(0)
+                } else {
+                    LogFilter::Or(should)
+                });
+            }
+            must.extend(not);
+            Ok(if must.len() == 1 {
+                must.remove(0)
+            } else {
+                LogFilter::And(must)
+            })
+        }
+    }
+}
+
+fn convert_leaf(
+    leaf: UserInputLeaf,
+    analyzer: &mut TextAnalyzer,
+) -> Result<LogFilter, QuerySyntaxError> {
+    match leaf {
+        UserInputLeaf::All => Ok(LogFilter::All),
+        UserInputLeaf::Literal(lit) => {
+            let quoted = lit.delimiter != Delimiter::None;
+            field_filter(lit.field_name.as_deref(), &lit.phrase, quoted, analyzer)
+        }
+        UserInputLeaf::Set { field, elements } => Ok(LogFilter::Or(
+            elements
+                .iter()
+                .map(|e| field_filter(field.as_deref(), e, true, analyzer))
+                .collect::<Result<_, _>>()?,
+        )),
+        UserInputLeaf::Range {
+            field,
+            lower,
+            upper,
+        } => match field.as_deref() {
+            Some("severity" | "level") => severity_range(&lower, &upper),
+            other => Err(QuerySyntaxError(format!(
+                "ranges are supported on severity only, not on {}",
+                other.unwrap_or("the body")
+            ))),
+        },
+        UserInputLeaf::Regex { field, pattern } => match field.as_deref() {
+            None | Some("body") => regex::RegexBuilder::new(&pattern)
+                .size_limit(REGEX_SIZE_LIMIT)
+                .build()
+                .map(LogFilter::Regex)
+                .map_err(|e| QuerySyntaxError(format!("invalid regex /{pattern}/: {e}"))),
+            Some(other) => Err(QuerySyntaxError(format!(
+                "regex is supported on the body only, not on {other}"
+            ))),
+        },
+        UserInputLeaf::Exists { field } => Err(QuerySyntaxError(format!(
+            "$exists({field}) is not supported; search for a value of {field} instead"
+        ))),
+    }
+}
+
+fn field_filter(
+    field: Option<&str>,
+    value: &str,
+    quoted: bool,
+    analyzer: &mut TextAnalyzer,
+) -> Result<LogFilter, QuerySyntaxError> {
+    Ok(match field {
+        None | Some("body") => {
+            let tokens = text::tokens(analyzer, value);
+            if tokens.is_empty() {
+                LogFilter::All
+            } else {
+                let phrase = quoted || tokens.len() > 1;
+                LogFilter::Text { tokens, phrase }
+            }
+        }
+        Some("service" | "service.name") => LogFilter::Service(value.to_string()),
+        Some("instance" | "service.instance.id") => LogFilter::Instance(value.to_string()),
+        Some("severity" | "level") => LogFilter::SeverityText(value.to_string()),
+        Some("trace_id" | "traceid" | "trace") => LogFilter::TraceId(value.to_ascii_lowercase()),
+        Some("span_id" | "spanid") => LogFilter::SpanId(value.to_ascii_lowercase()),
+        Some("correlation_id") => LogFilter::CorrelationId(value.to_string()),
+        Some(key) => LogFilter::Attr {
+            key: key.to_string(),
+            value: value.to_string(),
+        },
+    })
+}
+
+/// Severity numbers of a level name: `WARN` covers WARN..WARN4 (13..=16); a number is itself.
+fn level_span(word: &str) -> Result<(i32, i32), QuerySyntaxError> {
+    let floor = severity_floor(word).ok_or_else(|| {
+        QuerySyntaxError(format!(
+            "unknown severity {word:?}: use TRACE, DEBUG, INFO, WARN, ERROR, FATAL or 1-24"
+        ))
+    })?;
+    Ok(if word.parse::<i32>().is_ok() {
+        (floor, floor)
+    } else {
+        (floor, floor + 3)
+    })
+}
+
+fn severity_range(
+    lower: &UserInputBound,
+    upper: &UserInputBound,
+) -> Result<LogFilter, QuerySyntaxError> {
+    let min = match lower {
+        UserInputBound::Inclusive(w) => level_span(w)?.0,
+        UserInputBound::Exclusive(w) => level_span(w)?.1 + 1,
+        UserInputBound::Unbounded => i32::MIN,
+    };
+    let max = match upper {
+        UserInputBound::Inclusive(w) => level_span(w)?.1,
+        UserInputBound::Exclusive(w) => level_span(w)?.0 - 1,
+        UserInputBound::Unbounded => i32::MAX,
+    };
+    Ok(LogFilter::Severity { min, max })
+}
+
+impl LogFilter {
+    /// A tantivy query over block documents matching every block that may hold a matching
+    /// row. Parts that cannot be decided per block (NOT, regex) match every block.
+    pub fn block_query(&self, f: &Fields) -> Box<dyn Query> {
+        self.block_query_opt(f)
+            .unwrap_or_else(|| Box::new(AllQuery))
+    }
+
+    fn block_query_opt(&self, f: &Fields) -> Option<Box<dyn Query>> {
+        let term = |field, value: &str| -> Option<Box<dyn Query>> {
+            Some(Box::new(TermQuery::new(
+                Term::from_field_text(field, value),
+                IndexRecordOption::Basic,
+            )))
+        };
+        let severity = |min: i32, max: i32| -> Option<Box<dyn Query>> {
+            Some(Box::new(RangeQuery::new(
+                std::ops::Bound::Included(Term::from_field_i64(f.severity, i64::from(min))),
+                std::ops::Bound::Included(Term::from_field_i64(f.severity, i64::from(max))),
+            )))
+        };
+        match self {
+            LogFilter::All | LogFilter::Not(_) | LogFilter::Regex(_) => None,
+            LogFilter::Text { tokens, .. } => Some(Box::new(BooleanQuery::new(
+                tokens
+                    .iter()
+                    .map(|t| {
+                        let q: Box<dyn Query> = Box::new(TermQuery::new(
+                            Term::from_field_text(f.body, t),
+                            IndexRecordOption::Basic,
+                        ));
+                        (TOccur::Must, q)
+                    })
+                    .collect(),
+            ))),
+            LogFilter::Service(s) => term(f.service, s),
+            LogFilter::Instance(s) => term(f.instance, s),
+            LogFilter::TraceId(s) => term(f.trace_id, s),
+            LogFilter::SpanId(s) => term(f.span_id, s),
+            LogFilter::CorrelationId(s) => term(f.correlation_id, s),
+            LogFilter::Attr { key, value } => term(f.attr, &format!("{key}={value}")),
+            LogFilter::Severity { min, max } => severity(*min, *max),
+            LogFilter::SeverityText(word) => {
+                level_span(word).ok().and_then(|(a, b)| severity(a, b))
+            }
+            LogFilter::And(parts) => {
+                let subs: Vec<_> = parts
+                    .iter()
+                    .filter_map(|p| p.block_query_opt(f))
+                    .map(|q| (TOccur::Must, q))
+                    .collect();
+                (!subs.is_empty()).then(|| Box::new(BooleanQuery::new(subs)) as Box<dyn Query>)
+            }
+            LogFilter::Or(parts) => {
+                let subs: Option<Vec<_>> = parts
+                    .iter()
+                    .map(|p| p.block_query_opt(f).map(|q| (TOccur::Should, q)))
+                    .collect();
+                subs.map(|s| Box::new(BooleanQuery::new(s)) as Box<dyn Query>)
+            }
+        }
+    }
+
+    /// Whether the filter reads body tokens (so rows need tokenizing).
+    fn uses_text(&self) -> bool {
+        match self {
+            LogFilter::Text { .. } => true,
+            LogFilter::And(p) | LogFilter::Or(p) => p.iter().any(LogFilter::uses_text),
+            LogFilter::Not(p) => p.uses_text(),
+            _ => false,
+        }
+    }
+
+    /// The body words to highlight in results.
+    pub fn highlight_tokens(&self) -> Vec<String> {
+        match self {
+            LogFilter::Text { tokens, .. } => tokens.clone(),
+            LogFilter::And(p) | LogFilter::Or(p) => {
+                p.iter().flat_map(LogFilter::highlight_tokens).collect()
+            }
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// Decides the filter on single rows, reusing one analyzer.
+pub struct RowMatcher {
+    filter: LogFilter,
+    analyzer: TextAnalyzer,
+    needs_tokens: bool,
+}
+
+impl RowMatcher {
+    /// A matcher for `filter`.
+    pub fn new(filter: LogFilter) -> Self {
+        let needs_tokens = filter.uses_text();
+        Self {
+            filter,
+            analyzer: text::analyzer(),
+            needs_tokens,
+        }
+    }
+
+    /// Whether `row` matches.
+    pub fn matches(&mut self, row: &LogRow) -> bool {
+        let tokens = if self.needs_tokens {
+            text::tokens(&mut self.analyzer, &row.body)
+        } else {
+            Vec::new()
+        };
+        eval(&self.filter, row, &tokens)
+    }
+}
+
+fn eval(f: &LogFilter, row: &LogRow, tokens: &[String]) -> bool {
+    match f {
+        LogFilter::All => true,
+        LogFilter::And(p) => p.iter().all(|x| eval(x, row, tokens)),
+        LogFilter::Or(p) => p.iter().any(|x| eval(x, row, tokens)),
+        LogFilter::Not(p) => !eval(p, row, tokens),
+        LogFilter::Text {
+            tokens: want,
+            phrase,
+        } => {
+            if *phrase {
+                want.is_empty() || tokens.windows(want.len()).any(|w| w == want.as_slice())
+            } else {
+                want.iter().all(|t| tokens.contains(t))
+            }
+        }
+        LogFilter::Service(s) => row.resource.service_name == *s,
+        LogFilter::Instance(s) => row.resource.service_instance_id == *s,
+        LogFilter::Severity { min, max } => (*min..=*max).contains(&row.severity_number),
+        LogFilter::SeverityText(s) => {
+            row.severity_text.eq_ignore_ascii_case(s)
+                || severity_name(row.severity_number).eq_ignore_ascii_case(s)
+        }
+        LogFilter::TraceId(s) => row.trace_id.is_some_and(|t| t.to_hex() == *s),
+        LogFilter::SpanId(s) => row.span_id.is_some_and(|t| t.to_hex() == *s),
+        LogFilter::CorrelationId(s) => row.correlation_id.as_deref() == Some(s.as_str()),
+        LogFilter::Attr { key, value } => row
+            .attributes
+            .get(key)
+            .or_else(|| row.resource.attributes.get(key))
+            .is_some_and(|v| value_text(v) == *value),
+        LogFilter::Regex(re) => re.is_match(&row.body),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(body: &str, severity: i32) -> LogRow {
+        LogRow {
+            time_unix_nano: 1,
+            observed_time_unix_nano: 1,
+            severity_number: severity,
+            severity_text: severity_name(severity).into(),
+            body: body.into(),
+            attributes: serde_json::json!({"http.method": "POST"})
+                .as_object()
+                .unwrap()
+                .clone(),
+            trace_id: None,
+            span_id: None,
+            flags: 0,
+            event_name: String::new(),
+            resource: std::sync::Arc::new(crate::model::Resource {
+                service_name: "payment".into(),
+                ..Default::default()
+            }),
+            scope_name: String::new(),
+            correlation_id: Some("order-42".into()),
+        }
+    }
+
+    fn hit(q: &str, r: &LogRow) -> bool {
+        RowMatcher::new(parse(q).unwrap()).matches(r)
+    }
+
+    #[test]
+    fn words_phrases_fields_and_booleans() {
+        let r = row("Payment declined for card ending 4242", 17);
+        assert!(hit("declined card", &r));
+        assert!(!hit("declined timeout", &r));
+        assert!(hit("declined OR timeout", &r));
+        assert!(hit("\"payment declined\"", &r));
+        assert!(!hit("\"declined payment\"", &r));
+        assert!(hit("service:payment AND severity:error", &r));
+        assert!(hit("NOT service:checkout", &r));
+        assert!(hit("-timeout", &r));
+        assert!(hit("http.method:POST", &r));
+        assert!(hit("correlation_id:order-42", &r));
+        assert!(hit("severity>=WARN", &r));
+        assert!(!hit("severity<WARN", &r));
+        assert!(hit("/ending \\d+/", &r));
+    }
+
+    #[test]
+    fn bad_queries_explain_themselves() {
+        assert!(parse("\"unclosed").is_err());
+        assert!(parse("/(unclosed/").is_err());
+        assert!(parse("severity>=LOUD").is_err());
+    }
+}

@@ -1,0 +1,161 @@
+//! Starting and stopping a server: recovery, the write path, and the three listeners.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::ServeConfig;
+use crate::index::BlockIndex;
+use crate::ingest::{self, CorrelationKeys, Receiver};
+use crate::pipeline::{LiveData, Pipeline, PipelineConfig};
+use crate::query::QueryEngine;
+use crate::store::Store;
+use crate::wal::Wal;
+
+/// The addresses a started server actually listens on (ports may have been picked by the OS).
+#[derive(Debug, Clone, Copy)]
+pub struct BoundAddrs {
+    pub http: SocketAddr,
+    pub otlp_grpc: SocketAddr,
+    pub otlp_http: SocketAddr,
+}
+
+/// Runs the server until `shutdown` resolves, then stops accepting, flushes every
+/// acknowledged row to Parquet and returns. `on_ready` is called once all listeners are up.
+pub async fn run(
+    config: ServeConfig,
+    on_ready: impl FnOnce(BoundAddrs),
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let data = &config.data_dir;
+    std::fs::create_dir_all(data)
+        .with_context(|| format!("could not create data dir {}", data.display()))?;
+    let index = Arc::new(
+        BlockIndex::open(&data.join("index"))
+            .with_context(|| format!("could not open index in {}", data.display()))?,
+    );
+    let store = Store::open_local(&data.join("store"), config.row_group_rows)
+        .with_context(|| format!("could not open store in {}", data.display()))?;
+    remove_uncommitted_files(&store, &index).await?;
+
+    let live = Arc::new(LiveData::default());
+    for seen in index.all_instances()? {
+        live.write().services.observe_seen(&seen);
+    }
+    let keys = CorrelationKeys::new(config.correlation_keys.clone());
+    let wal_dir = data.join("wal");
+    let (wal, replayed) = Wal::open(&wal_dir, config.wal_sync, index.wal_flushed_through()?)
+        .with_context(|| format!("could not open WAL in {}", wal_dir.display()))?;
+    let replayed_count = replayed.len();
+    for record in replayed {
+        match ingest::rows_from_payload(record.signal, &record.payload, &keys) {
+            Ok(rows) => live.write().insert(rows),
+            // The checksum matched, so these are bytes we wrote: only a bug gets here.
+            Err(e) => tracing::error!("skipping undecodable WAL record: {e}"),
+        }
+    }
+    if replayed_count > 0 {
+        tracing::info!(records = replayed_count, "replayed the write-ahead log");
+    }
+
+    let (pipeline, threads) = Pipeline::start(
+        PipelineConfig {
+            flush_rows: config.flush_rows,
+            flush_age: config.flush_age,
+            inflight_bytes: config.inflight_bytes,
+        },
+        wal,
+        wal_dir,
+        live.clone(),
+        store.clone(),
+        index.clone(),
+    )?;
+    let receiver = Receiver::new(pipeline, keys);
+    let engine = QueryEngine::new(live, index, store);
+
+    let bind = |addr: SocketAddr, what: &'static str| async move {
+        TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("could not listen for {what} on {addr}"))
+    };
+    let http_listener = bind(config.http_addr, "the UI/API").await?;
+    let grpc_listener = bind(config.otlp_grpc_addr, "OTLP/gRPC").await?;
+    let otlp_http_listener = bind(config.otlp_http_addr, "OTLP/HTTP").await?;
+    let addrs = BoundAddrs {
+        http: http_listener.local_addr()?,
+        otlp_grpc: grpc_listener.local_addr()?,
+        otlp_http: otlp_http_listener.local_addr()?,
+    };
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let api =
+        axum::serve(http_listener, crate::api::router(engine)).with_graceful_shutdown(stopped());
+    let otlp_http = axum::serve(
+        otlp_http_listener,
+        ingest::http::router(receiver.clone(), config.max_body_bytes),
+    )
+    .with_graceful_shutdown(stopped());
+    let grpc = ingest::grpc::serve(grpc_listener, receiver, config.max_body_bytes, stopped());
+    let servers = tokio::spawn(async move {
+        let (a, b, c) = tokio::join!(
+            async { api.await.context("UI/API server") },
+            async { otlp_http.await.context("OTLP/HTTP server") },
+            async { grpc.await.context("OTLP/gRPC server") },
+        );
+        a.and(b).and(c)
+    });
+    on_ready(addrs);
+
+    shutdown.await;
+    tracing::info!("shutting down: no new exports; flushing buffered data");
+    let _ = stop_tx.send(true);
+    let served = servers.await.context("server task panicked")?;
+    // Every Receiver (and so every Pipeline handle) is gone with the servers: the writer
+    // sees its queue close, freezes the rest, and the flusher stores it.
+    tokio::task::spawn_blocking(move || threads.join()).await?;
+    served
+}
+
+/// Parquet files the index never committed are leftovers of a crash mid-flush: their rows
+/// are still in the WAL and are flushed again, so the files would only duplicate them.
+async fn remove_uncommitted_files(store: &Store, index: &BlockIndex) -> anyhow::Result<()> {
+    let committed = index.all_paths()?;
+    for path in store.list_files().await? {
+        if !committed.contains(&path) {
+            tracing::warn!(file = %path, "removing Parquet file not committed to the index (crash leftover)");
+            store.delete(&path).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

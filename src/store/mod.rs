@@ -1,0 +1,308 @@
+//! The store of record: Parquet files (zstd) per signal, partitioned by hour, written and read
+//! through `object_store` so a bucket can later replace the local disk by configuration.
+//!
+//! A file is only *visible* once the index has committed a block document pointing at it (see
+//! `crate::index`); files the index does not know are leftovers of a crash and are removed on
+//! start. The layout is documented in ARCHITECTURE.md.
+
+mod columns;
+pub mod logs;
+pub mod metrics;
+pub mod spans;
+
+use std::cmp::Ordering;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::record_batch::RecordBatch;
+use futures::TryStreamExt;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+#[allow(deprecated)]
+use parquet::arrow::async_reader::ParquetObjectReader;
+use parquet::arrow::{ArrowWriter, ParquetRecordBatchStreamBuilder};
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+
+use crate::model::{LogRow, MetricPoint, Signal, SpanRow};
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("object store: {0}")]
+    ObjectStore(#[from] object_store::Error),
+    #[error("parquet: {0}")]
+    Parquet(#[from] parquet::errors::ParquetError),
+    #[error("arrow: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+    #[error("json column: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("unexpected file layout: {0}")]
+    Schema(String),
+}
+
+/// A row type that has its own Parquet files.
+pub trait StoredRow: Sized + Send + Sync + 'static {
+    /// The signal whose folder the files go in.
+    const SIGNAL: Signal;
+    /// Event time in Unix nanoseconds; decides the hour partition.
+    fn time(&self) -> i64;
+    /// Order of rows inside a file: chosen so that the rows a query wants sit together.
+    fn order(a: &Self, b: &Self) -> Ordering;
+    /// Column names that get a Parquet bloom filter (point look-ups by id).
+    fn bloom_columns() -> &'static [&'static str];
+    /// Builds one Arrow batch (one row group) from rows.
+    fn to_batch(rows: &[&Self]) -> Result<RecordBatch, StoreError>;
+    /// Decodes a batch read back from a file, keeping rows that pass `keep`.
+    fn from_batch(
+        batch: &RecordBatch,
+        keep: &mut dyn FnMut(&Self) -> bool,
+        out: &mut Vec<Self>,
+    ) -> Result<(), StoreError>;
+}
+
+impl StoredRow for SpanRow {
+    const SIGNAL: Signal = Signal::Traces;
+    fn time(&self) -> i64 {
+        self.start_time_unix_nano
+    }
+    /// By trace, so one trace's spans share a row group and its trace_id statistics prune.
+    fn order(a: &Self, b: &Self) -> Ordering {
+        (a.trace_id, a.start_time_unix_nano).cmp(&(b.trace_id, b.start_time_unix_nano))
+    }
+    fn bloom_columns() -> &'static [&'static str] {
+        &["trace_id", "correlation_id"]
+    }
+    fn to_batch(rows: &[&Self]) -> Result<RecordBatch, StoreError> {
+        spans::to_batch(rows)
+    }
+    fn from_batch(
+        batch: &RecordBatch,
+        keep: &mut dyn FnMut(&Self) -> bool,
+        out: &mut Vec<Self>,
+    ) -> Result<(), StoreError> {
+        spans::from_batch(batch, keep, out)
+    }
+}
+
+impl StoredRow for LogRow {
+    const SIGNAL: Signal = Signal::Logs;
+    fn time(&self) -> i64 {
+        self.time_unix_nano
+    }
+    /// By service then time: a service's lines compress together and come out in order.
+    fn order(a: &Self, b: &Self) -> Ordering {
+        (&a.resource.service_name, a.time_unix_nano)
+            .cmp(&(&b.resource.service_name, b.time_unix_nano))
+    }
+    fn bloom_columns() -> &'static [&'static str] {
+        &["trace_id", "correlation_id"]
+    }
+    fn to_batch(rows: &[&Self]) -> Result<RecordBatch, StoreError> {
+        logs::to_batch(rows)
+    }
+    fn from_batch(
+        batch: &RecordBatch,
+        keep: &mut dyn FnMut(&Self) -> bool,
+        out: &mut Vec<Self>,
+    ) -> Result<(), StoreError> {
+        logs::from_batch(batch, keep, out)
+    }
+}
+
+impl StoredRow for MetricPoint {
+    const SIGNAL: Signal = Signal::Metrics;
+    fn time(&self) -> i64 {
+        self.time_unix_nano
+    }
+    /// By metric, then series owner, then time: what a range query reads.
+    fn order(a: &Self, b: &Self) -> Ordering {
+        (
+            &a.name,
+            &a.resource.service_name,
+            &a.resource.service_instance_id,
+            a.time_unix_nano,
+        )
+            .cmp(&(
+                &b.name,
+                &b.resource.service_name,
+                &b.resource.service_instance_id,
+                b.time_unix_nano,
+            ))
+    }
+    fn bloom_columns() -> &'static [&'static str] {
+        &[]
+    }
+    fn to_batch(rows: &[&Self]) -> Result<RecordBatch, StoreError> {
+        metrics::to_batch(rows)
+    }
+    fn from_batch(
+        batch: &RecordBatch,
+        keep: &mut dyn FnMut(&Self) -> bool,
+        out: &mut Vec<Self>,
+    ) -> Result<(), StoreError> {
+        metrics::from_batch(batch, keep, out)
+    }
+}
+
+/// One Parquet file just written, with the rows of each of its row groups (for indexing).
+pub struct WrittenFile<'a, T> {
+    /// Object path relative to the store root, e.g. `traces/date=2026-11-23/hour=10/….parquet`.
+    pub path: String,
+    /// Rows of row group `i`, in file order.
+    pub row_groups: Vec<Vec<&'a T>>,
+}
+
+/// The Parquet store.
+#[derive(Clone)]
+pub struct Store {
+    objects: Arc<dyn ObjectStore>,
+    /// Set when the store is the local disk, so written files can be fsynced.
+    local_root: Option<PathBuf>,
+    row_group_rows: usize,
+}
+
+impl Store {
+    /// A store in the local folder `root`, created if missing.
+    pub fn open_local(root: &Path, row_group_rows: usize) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(root)?;
+        Ok(Store {
+            objects: Arc::new(LocalFileSystem::new_with_prefix(root)?),
+            local_root: Some(root.to_path_buf()),
+            row_group_rows: row_group_rows.max(1),
+        })
+    }
+
+    /// Writes `rows` into one file per hour partition, sorted by the row type's order, with
+    /// one row group per `row_group_rows` rows. Files are durable when this returns.
+    pub async fn write<'a, T: StoredRow>(
+        &self,
+        rows: &'a [T],
+    ) -> Result<Vec<WrittenFile<'a, T>>, StoreError> {
+        let mut by_hour: std::collections::BTreeMap<String, Vec<&T>> = Default::default();
+        for row in rows {
+            by_hour
+                .entry(partition_of(row.time()))
+                .or_default()
+                .push(row);
+        }
+        let mut written = Vec::new();
+        for (partition, mut part) in by_hour {
+            part.sort_by(|a, b| T::order(a, b));
+            let path = format!(
+                "{}/{}/{}.parquet",
+                T::SIGNAL.as_str(),
+                partition,
+                uuid::Uuid::new_v4()
+            );
+            let row_groups: Vec<Vec<&T>> = part
+                .chunks(self.row_group_rows)
+                .map(|c| c.to_vec())
+                .collect();
+            let bytes = encode_file::<T>(&row_groups)?;
+            self.objects
+                .put(&ObjectPath::from(path.as_str()), PutPayload::from(bytes))
+                .await?;
+            self.sync_local(&path)?;
+            written.push(WrittenFile { path, row_groups });
+        }
+        Ok(written)
+    }
+
+    /// Reads the given row groups of one file, keeping rows that pass `keep`.
+    pub async fn read<T: StoredRow>(
+        &self,
+        path: &str,
+        row_groups: Vec<usize>,
+        keep: &mut (dyn FnMut(&T) -> bool + Send),
+    ) -> Result<Vec<T>, StoreError> {
+        // Deprecated in parquet 60 in favour of a hand-written `AsyncFileReader`; it still
+        // reads only the footer and the requested row groups, which is what we need.
+        #[allow(deprecated)]
+        let reader = ParquetObjectReader::new(self.objects.clone(), ObjectPath::from(path));
+        let stream = ParquetRecordBatchStreamBuilder::new(reader)
+            .await?
+            .with_row_groups(row_groups)
+            .build()?;
+        let batches: Vec<RecordBatch> = stream.try_collect().await?;
+        let mut out = Vec::new();
+        for batch in &batches {
+            T::from_batch(batch, keep, &mut out)?;
+        }
+        Ok(out)
+    }
+
+    /// Every Parquet file in the store, as object paths.
+    pub async fn list_files(&self) -> Result<Vec<String>, StoreError> {
+        let metas: Vec<_> = self.objects.list(None).try_collect().await?;
+        Ok(metas
+            .into_iter()
+            .map(|m| m.location.to_string())
+            .filter(|p| p.ends_with(".parquet"))
+            .collect())
+    }
+
+    /// Deletes one file (a crash leftover the index never committed).
+    pub async fn delete(&self, path: &str) -> Result<(), StoreError> {
+        self.objects.delete(&ObjectPath::from(path)).await?;
+        Ok(())
+    }
+
+    /// The local path of an object, when the store is the local disk (for tests and tools).
+    pub fn local_path(&self, path: &str) -> Option<PathBuf> {
+        self.local_root.as_ref().map(|r| r.join(path))
+    }
+
+    /// `object_store` renames a finished temp file into place but does not fsync it; on the
+    /// local disk we do, or an index commit could point at a file a power loss would erase.
+    fn sync_local(&self, path: &str) -> Result<(), StoreError> {
+        if let Some(full) = self.local_path(path) {
+            std::fs::File::open(&full)?.sync_all()?;
+            if let Some(dir) = full.parent() {
+                std::fs::File::open(dir)?.sync_all()?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `date=YYYY-MM-DD/hour=HH` of a Unix-nanosecond time (UTC).
+fn partition_of(time_ns: i64) -> String {
+    let t = chrono::DateTime::from_timestamp_nanos(time_ns);
+    t.format("date=%Y-%m-%d/hour=%H").to_string()
+}
+
+fn encode_file<T: StoredRow>(row_groups: &[Vec<&T>]) -> Result<Vec<u8>, StoreError> {
+    let mut props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_max_row_group_row_count(None);
+    for col in T::bloom_columns() {
+        props = props.set_column_bloom_filter_enabled((*col).into(), true);
+    }
+    let schema = T::to_batch(&[])?.schema();
+    let mut writer = ArrowWriter::try_new(Vec::new(), schema, Some(props.build()))?;
+    for group in row_groups {
+        writer.write(&T::to_batch(group)?)?;
+        // Close the row group so that row group `i` holds exactly `row_groups[i]`.
+        writer.flush()?;
+    }
+    Ok(writer.into_inner()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_is_utc_hour() {
+        // 2026-11-23T10:15:00Z
+        assert_eq!(
+            partition_of(1_795_428_900_000_000_000),
+            "date=2026-11-23/hour=10"
+        );
+    }
+}
