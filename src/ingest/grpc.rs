@@ -72,17 +72,30 @@ impl MetricsService for Receiver {
     }
 }
 
-/// tonic answers an over-limit message with OUT_OF_RANGE; OTLP clients expect
-/// RESOURCE_EXHAUSTED for "too big", so the status header of that one answer is rewritten.
-fn too_large_is_resource_exhausted<B>(mut response: http::Response<B>) -> http::Response<B> {
+/// tonic answers two kinds of bad input with codes OTLP exporters misread: an over-limit
+/// message gets OUT_OF_RANGE (which OTLP clients *retry*) and undecodable protobuf gets
+/// INTERNAL. OTLP wants RESOURCE_EXHAUSTED and INVALID_ARGUMENT, so the status header of
+/// those trailers-only answers is rewritten here, at the one place both pass through.
+fn otlp_status_codes<B>(mut response: http::Response<B>) -> http::Response<B> {
     let headers = response.headers_mut();
-    let out_of_range = headers.get("grpc-status").is_some_and(|v| v == "11");
-    let too_large = headers
+    let message = headers
         .get("grpc-message")
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|m| m.contains("too%20large") || m.contains("too large"));
-    if out_of_range && too_large {
-        headers.insert("grpc-status", http::HeaderValue::from_static("8"));
+        .map(|m| m.replace("%20", " "))
+        .unwrap_or_default();
+    let code = headers
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let replacement = match code {
+        "11" if message.contains("too large") => Some(tonic::Code::ResourceExhausted),
+        "13" if message.contains("failed to decode Protobuf message") => {
+            Some(tonic::Code::InvalidArgument)
+        }
+        _ => None,
+    };
+    if let Some(code) = replacement {
+        headers.insert("grpc-status", http::HeaderValue::from(code as i32));
     }
     response
 }
@@ -107,9 +120,7 @@ pub async fn serve(
         .send_compressed(CompressionEncoding::Gzip)
         .max_decoding_message_size(max_message_bytes);
     tonic::transport::Server::builder()
-        .layer(tower::util::MapResponseLayer::new(
-            too_large_is_resource_exhausted,
-        ))
+        .layer(tower::util::MapResponseLayer::new(otlp_status_codes))
         .add_service(traces)
         .add_service(logs)
         .add_service(metrics)

@@ -75,7 +75,7 @@ enum Waited {
 /// Waits for the next export, at most [`IDLE_TICK`]. The writer is a plain thread, so
 /// blocking on the runtime here never stalls a runtime worker, and neither does the fsync.
 fn wait_first(rt: &Handle, rx: &mut mpsc::Receiver<WriteRequest>) -> Waited {
-    match rt.block_on(tokio::time::timeout(IDLE_TICK, rx.recv())) {
+    match rt.block_on(async { tokio::time::timeout(IDLE_TICK, rx.recv()).await }) {
         Ok(Some(request)) => Waited::Request(request),
         Ok(None) => Waited::Closed,
         Err(_) => Waited::Idle,

@@ -1,0 +1,155 @@
+//! A real `sightline serve` process on ephemeral ports with its own data dir, for
+//! integration tests.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running server process.
+pub struct Server {
+    child: Option<Child>,
+    pub api: String,
+    pub otlp_grpc: String,
+    pub otlp_http: String,
+    pub data_dir: PathBuf,
+}
+
+impl Server {
+    /// Starts a server on `data_dir` with a short flush age, so tests also read Parquet.
+    pub fn start(data_dir: &Path) -> Server {
+        Self::start_with(data_dir, &["--flush-age-ms", "300"])
+    }
+
+    /// Starts a server with extra `serve` flags.
+    pub fn start_with(data_dir: &Path, extra: &[&str]) -> Server {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(data_dir.with_extension("log"))
+            .expect("server log file");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sightline"))
+            .args(["serve", "--data-dir"])
+            .arg(data_dir)
+            .args([
+                "--http-addr",
+                "127.0.0.1:0",
+                "--otlp-grpc-addr",
+                "127.0.0.1:0",
+            ])
+            .args(["--otlp-http-addr", "127.0.0.1:0"])
+            .args(extra)
+            .env("SIGHTLINE_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("spawn sightline");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let ready = loop {
+            match lines.next() {
+                Some(Ok(line)) if line.starts_with("ready ") => break line,
+                Some(Ok(_)) => continue,
+                _ => {
+                    let log =
+                        std::fs::read_to_string(data_dir.with_extension("log")).unwrap_or_default();
+                    panic!("server exited before it was ready; its log:\n{log}");
+                }
+            }
+        };
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        let field = |name: &str| {
+            ready
+                .split_whitespace()
+                .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+                .unwrap_or_else(|| panic!("no {name} in {ready:?}"))
+                .to_string()
+        };
+        Server {
+            api: field("api"),
+            otlp_grpc: field("otlp_grpc"),
+            otlp_http: field("otlp_http"),
+            child: Some(child),
+            data_dir: data_dir.to_path_buf(),
+        }
+    }
+
+    /// Graceful stop (SIGTERM); asserts the server exits cleanly within 20 s.
+    pub fn stop(mut self) {
+        let mut child = self.child.take().expect("running");
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("kill -TERM");
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                assert!(status.success(), "server exited with {status}");
+                return;
+            }
+            assert!(Instant::now() < deadline, "server did not stop within 20 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Hard crash (SIGKILL), as a power cut looks to the process.
+    pub fn kill9(mut self) {
+        let mut child = self.child.take().expect("running");
+        child.kill().expect("SIGKILL");
+        child.wait().expect("wait");
+    }
+
+    /// GET a path of the query API and parse the JSON answer; returns (status, body).
+    pub async fn get(&self, path_and_query: &str) -> (u16, serde_json::Value) {
+        let response = reqwest::get(format!("{}{path_and_query}", self.api))
+            .await
+            .expect("query API reachable");
+        let status = response.status().as_u16();
+        let body = response.json().await.expect("JSON answer");
+        (status, body)
+    }
+
+    /// Polls `path` until `done` accepts the answer (data is visible within 2 s of ack).
+    pub async fn wait_for(
+        &self,
+        path: &str,
+        done: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (_, body) = self.get(path).await;
+            if done(&body) {
+                return body;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting on {path}; last answer: {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// URL-encodes a query parameter value.
+pub fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
