@@ -2,6 +2,8 @@
 //! integration tests.
 #![allow(dead_code)]
 
+pub mod otlp;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
