@@ -93,13 +93,16 @@ fn encode_response<T: Message + serde::Serialize>(
         .into_response()
 }
 
+/// A decoded request and, for protobuf bodies, the body itself (reused as the WAL payload).
+type Decoded<T> = (T, Option<Vec<u8>>);
+
 /// Content type, then gzip, then message decoding; the decoded protobuf body is kept for
-/// the WAL so it is not encoded twice.
+/// the WAL so it is not encoded twice. Errors carry the encoding to answer in.
 fn decode_body<T>(
     headers: &HeaderMap,
     body: Bytes,
     limit: usize,
-) -> Result<(T, Option<Vec<u8>>), (IngestError, Encoding)>
+) -> Result<Decoded<T>, (IngestError, Encoding)>
 where
     T: Message + Default + DeserializeOwned,
 {
