@@ -56,6 +56,11 @@ pub struct ServeArgs {
     /// retryable [default: 268435456].
     #[arg(long, env = "SIGHTLINE_INFLIGHT_BYTES")]
     pub inflight_bytes: Option<usize>,
+    /// Load the demo scenario (an hour of a small shop with an incident, ending now) into
+    /// the data dir, once.
+    #[arg(long, env = "SIGHTLINE_DEMO")]
+    #[serde(skip)]
+    pub demo: bool,
 }
 
 /// Resolved settings of a running server.
@@ -72,6 +77,7 @@ pub struct ServeConfig {
     pub flush_age: Duration,
     pub row_group_rows: usize,
     pub inflight_bytes: usize,
+    pub demo: bool,
 }
 
 impl ServeArgs {
@@ -133,6 +139,7 @@ impl ServeArgs {
                 .inflight_bytes
                 .or(file.inflight_bytes)
                 .unwrap_or(256 << 20),
+            demo: self.demo,
         })
     }
 }

@@ -74,6 +74,18 @@ pub async fn run(
         index.clone(),
     )?;
     let receiver = Receiver::new(pipeline, keys);
+    if config.demo {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        match crate::demo::load(&receiver, data, now).await? {
+            crate::demo::Loaded::Now { .. } => tracing::info!("loaded the demo scenario"),
+            crate::demo::Loaded::Already => {
+                tracing::info!("demo scenario already in this data dir")
+            }
+        }
+    }
     let engine = QueryEngine::new(live, index, store);
 
     let bind = |addr: SocketAddr, what: &'static str| async move {

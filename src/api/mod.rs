@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::model::TraceId;
-use crate::query::{time::parse_time, LogSearch, QueryEngine, QueryError};
+use crate::query::{time::parse_time, LogCursor, LogSearch, QueryEngine, QueryError};
 
 /// Default number of log records a search returns.
 const DEFAULT_LOG_LIMIT: usize = 100;
@@ -73,6 +73,8 @@ struct LogParams {
     start: Option<String>,
     end: Option<String>,
     limit: Option<usize>,
+    /// `next_cursor` of the previous page.
+    before: Option<String>,
 }
 
 async fn logs(
@@ -85,6 +87,7 @@ async fn logs(
         start: time(p.start)?,
         end: time(p.end)?,
         limit: p.limit.unwrap_or(DEFAULT_LOG_LIMIT),
+        before: p.before.as_deref().map(LogCursor::parse).transpose()?,
     };
     Ok(Json(engine.search_logs(&search).await?).into_response())
 }

@@ -74,6 +74,15 @@ pub enum Command {
         #[command(flatten)]
         addr: ApiAddr,
     },
+    /// Write the demo scenario (an hour of a small shop with an incident) as OTLP/JSON lines.
+    Demo {
+        /// Seed of the generator; the same seed writes the same bytes.
+        #[arg(long, default_value_t = crate::demo::DEFAULT_SEED)]
+        seed: u64,
+        /// Folder to write `traces.jsonl`, `logs.jsonl` and `metrics.jsonl` into.
+        #[arg(long, default_value = "sample-data")]
+        out: PathBuf,
+    },
 }
 
 /// A signal named on the command line.
@@ -120,5 +129,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             addr,
         } => remote::logs(&addr.api, &query, start, end, limit).await,
         Command::Services { addr } => remote::services(&addr.api).await,
+        Command::Demo { seed, out } => {
+            crate::demo::write_files(&out, seed)?;
+            println!("wrote the demo scenario (seed {seed}) to {}", out.display());
+            Ok(())
+        }
     }
 }

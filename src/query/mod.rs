@@ -6,6 +6,8 @@
 
 pub mod log_query;
 pub mod time;
+mod trace_search;
+pub mod trace_tree;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
@@ -14,9 +16,11 @@ use serde::Serialize;
 use tantivy::query::Query;
 
 pub use log_query::{LogFilter, QuerySyntaxError, RowMatcher};
+pub use trace_search::{StatusFilter, TraceSearch};
+pub use trace_tree::TraceSummary;
 
 use crate::index::{BlockIndex, BlockRef};
-use crate::model::{LogRow, Signal, SpanRow, TraceId};
+use crate::model::{LogRow, Signal, SpanId, SpanRow, TraceId};
 use crate::pipeline::{LiveData, LiveInner, ServiceInfo};
 use crate::store::{Store, StoredRow};
 
@@ -54,6 +58,78 @@ pub struct TraceDetail {
     pub start_time_unix_nano: i64,
     pub end_time_unix_nano: i64,
     pub duration_nano: i64,
+    /// Spans on the critical path, root first.
+    pub critical_path: Vec<SpanId>,
+}
+
+/// How a linked trace belongs to the trace being viewed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Relation {
+    /// A span of the linked trace has a span link to a span of this trace (e.g. a queue
+    /// consumer linking to its producer).
+    LinkedFrom,
+    /// A span of this trace links to a span of the linked trace.
+    LinksTo,
+    /// The linked trace carries one of this trace's correlation ids.
+    SameCorrelationId,
+}
+
+/// A trace shown inside another trace's view.
+#[derive(Debug, Clone, Serialize)]
+pub struct LinkedTrace {
+    pub relation: Relation,
+    /// The span of the main trace this trace hangs under (the producer, or the linking
+    /// span); `None` to show it after the main trace (correlation only).
+    pub attach_to: Option<SpanId>,
+    pub trace: TraceDetail,
+}
+
+/// A trace with the traces that continued or started the same request.
+#[derive(Debug, Clone, Serialize)]
+pub struct StitchedTrace {
+    #[serde(flatten)]
+    pub trace: TraceDetail,
+    pub linked: Vec<LinkedTrace>,
+}
+
+/// Most traces stitched into one view.
+pub const MAX_LINKED_TRACES: usize = 10;
+
+/// Where the next page of a log search starts: records at or before `time`, skipping the
+/// first `skip` records stamped exactly `time` (they were on earlier pages). Stays correct
+/// while new (newer) records arrive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogCursor {
+    pub time: i64,
+    pub skip: usize,
+}
+
+impl LogCursor {
+    /// `time.skip`, as it travels in URLs.
+    pub fn encode(&self) -> String {
+        format!("{}.{}", self.time, self.skip)
+    }
+
+    /// Inverse of [`LogCursor::encode`].
+    pub fn parse(text: &str) -> Result<LogCursor, QueryError> {
+        let (t, s) = text.split_once('.').unwrap_or((text, "0"));
+        match (t.parse(), s.parse()) {
+            (Ok(time), Ok(skip)) => Ok(LogCursor { time, skip }),
+            _ => Err(QueryError::BadRequest(format!(
+                "invalid page cursor {text:?}"
+            ))),
+        }
+    }
+}
+
+/// Matching log records per time bucket.
+#[derive(Debug, Clone, Serialize)]
+pub struct LogHistogram {
+    pub start_unix_nano: i64,
+    pub bucket_nano: i64,
+    pub counts: Vec<u64>,
+    pub total: u64,
 }
 
 /// Parameters of a log search.
@@ -63,6 +139,8 @@ pub struct LogSearch {
     pub start: Option<i64>,
     pub end: Option<i64>,
     pub limit: usize,
+    /// Continue after an earlier page.
+    pub before: Option<LogCursor>,
 }
 
 /// Matching log records, newest first.
@@ -71,6 +149,10 @@ pub struct LogSearchResult {
     pub logs: Vec<LogRow>,
     /// True when more records matched than `limit`.
     pub truncated: bool,
+    /// Cursor of the next page (`before=`), when `truncated`.
+    pub next_cursor: Option<String>,
+    /// Body words of the query, for highlighting.
+    pub highlight: Vec<String>,
 }
 
 /// One trace that carries a correlation id.
@@ -103,10 +185,9 @@ impl QueryEngine {
         Self { live, index, store }
     }
 
-    /// The spans and logs of one trace, or `None` when no span of it is stored.
-    pub async fn trace(&self, trace_id: TraceId) -> Result<Option<TraceDetail>, QueryError> {
+    /// Every span of one trace, each once, in start order.
+    async fn trace_spans(&self, trace_id: TraceId) -> Result<Vec<SpanRow>, QueryError> {
         let f = self.index.fields();
-        let hex = trace_id.to_hex();
         let mut spans: Vec<SpanRow> = self
             .rows(
                 |live| {
@@ -115,19 +196,26 @@ impl QueryEngine {
                         .cloned()
                         .collect()
                 },
-                self.index.term(f.trace_id, &hex),
+                self.index.term(f.trace_id, &trace_id.to_hex()),
                 None,
                 None,
                 move |s: &SpanRow| s.trace_id == trace_id,
             )
             .await?;
-        if spans.is_empty() {
-            return Ok(None);
-        }
         // A span can be present twice only if a client resent it; show it once.
         let mut seen = HashSet::new();
         spans.retain(|s| seen.insert(s.span_id));
         spans.sort_by_key(|s| (s.start_time_unix_nano, s.end_time_unix_nano));
+        Ok(spans)
+    }
+
+    /// The spans and logs of one trace, or `None` when no span of it is stored.
+    pub async fn trace(&self, trace_id: TraceId) -> Result<Option<TraceDetail>, QueryError> {
+        let spans = self.trace_spans(trace_id).await?;
+        if spans.is_empty() {
+            return Ok(None);
+        }
+        let f = self.index.fields();
         let mut logs: Vec<LogRow> = self
             .rows(
                 |live| {
@@ -136,47 +224,310 @@ impl QueryEngine {
                         .cloned()
                         .collect()
                 },
-                self.index.term(f.trace_id, &hex),
+                self.index.term(f.trace_id, &trace_id.to_hex()),
                 None,
                 None,
                 move |l: &LogRow| l.trace_id == Some(trace_id),
             )
             .await?;
         logs.sort_by_key(|l| l.time_unix_nano);
-        let start = spans
-            .iter()
-            .map(|s| s.start_time_unix_nano)
-            .min()
-            .unwrap_or(0);
-        let end = spans
-            .iter()
-            .map(|s| s.end_time_unix_nano)
-            .max()
-            .unwrap_or(start);
-        let services: BTreeSet<String> = spans
-            .iter()
-            .map(|s| s.resource.service_name.clone())
-            .collect();
+        let summary = trace_tree::summarize(trace_id, &spans);
+        let critical_path = trace_tree::critical_path(&spans);
         Ok(Some(TraceDetail {
             trace_id,
-            spans,
             logs,
-            services: services.into_iter().collect(),
-            start_time_unix_nano: start,
-            end_time_unix_nano: end,
-            duration_nano: end - start,
+            services: summary.services,
+            start_time_unix_nano: summary.start_time_unix_nano,
+            end_time_unix_nano: summary.start_time_unix_nano + summary.duration_nano,
+            duration_nano: summary.duration_nano,
+            critical_path,
+            spans,
         }))
     }
 
-    /// Log records matching a query, newest first.
+    /// A trace together with the traces that continued the same request: traces tied to it
+    /// by span links in either direction, and traces carrying one of its correlation ids.
+    pub async fn stitched_trace(
+        &self,
+        trace_id: TraceId,
+    ) -> Result<Option<StitchedTrace>, QueryError> {
+        let Some(trace) = self.trace(trace_id).await? else {
+            return Ok(None);
+        };
+        let mut wanted: Vec<(TraceId, Relation, Option<SpanId>)> = Vec::new();
+        // Spans of other traces that link into this one (consumer → producer).
+        let f = self.index.fields();
+        let linking: Vec<SpanRow> = self
+            .rows(
+                |live| {
+                    live.spans()
+                        .filter(|s| s.links.iter().any(|l| l.trace_id == trace_id))
+                        .cloned()
+                        .collect()
+                },
+                self.index.term(f.linked_trace_id, &trace_id.to_hex()),
+                None,
+                None,
+                move |s: &SpanRow| s.links.iter().any(|l| l.trace_id == trace_id),
+            )
+            .await?;
+        for s in linking.iter().filter(|s| s.trace_id != trace_id) {
+            let producer = s
+                .links
+                .iter()
+                .find(|l| l.trace_id == trace_id)
+                .map(|l| l.span_id);
+            wanted.push((s.trace_id, Relation::LinkedFrom, producer));
+        }
+        // Links from this trace to others.
+        for s in &trace.spans {
+            for l in s.links.iter().filter(|l| l.trace_id != trace_id) {
+                wanted.push((l.trace_id, Relation::LinksTo, Some(s.span_id)));
+            }
+        }
+        // Other traces of the same request by correlation id.
+        let correlation_ids: BTreeSet<&String> = trace
+            .spans
+            .iter()
+            .filter_map(|s| s.correlation_id.as_ref())
+            .collect();
+        for id in correlation_ids {
+            for t in self.correlation(id).await?.traces {
+                wanted.push((t.trace_id, Relation::SameCorrelationId, None));
+            }
+        }
+        let mut seen = HashSet::from([trace_id]);
+        let mut linked = Vec::new();
+        for (id, relation, attach_to) in wanted {
+            if linked.len() >= MAX_LINKED_TRACES || !seen.insert(id) {
+                continue;
+            }
+            if let Some(detail) = self.trace(id).await? {
+                linked.push(LinkedTrace {
+                    relation,
+                    attach_to,
+                    trace: detail,
+                });
+            }
+        }
+        Ok(Some(StitchedTrace { trace, linked }))
+    }
+
+    /// Traces matching a search, newest first.
+    pub async fn search_traces(
+        &self,
+        search: &TraceSearch,
+    ) -> Result<Vec<TraceSummary>, QueryError> {
+        let limit = search.limit.clamp(1, 1000);
+        let candidates: Vec<TraceId> = match search.trace_id {
+            Some(id) => vec![id],
+            None => self.candidate_traces(search, limit * 4).await?,
+        };
+        let mut out = Vec::new();
+        for id in candidates {
+            let spans = self.trace_spans(id).await?;
+            if spans.is_empty() {
+                continue;
+            }
+            let summary = trace_tree::summarize(id, &spans);
+            let status_ok = match search.status {
+                Some(StatusFilter::Error) => summary.error_count > 0,
+                Some(StatusFilter::Ok) => summary.error_count == 0,
+                None => true,
+            };
+            let duration_ok = search
+                .min_duration_nano
+                .is_none_or(|d| summary.duration_nano >= d)
+                && search
+                    .max_duration_nano
+                    .is_none_or(|d| summary.duration_nano <= d);
+            if status_ok && duration_ok {
+                out.push(summary);
+                if out.len() >= limit {
+                    break;
+                }
+            }
+        }
+        out.sort_by_key(|t| std::cmp::Reverse(t.start_time_unix_nano));
+        Ok(out)
+    }
+
+    /// Ids of traces with a span meeting the span-level filters, newest first, at most `max`.
+    async fn candidate_traces(
+        &self,
+        search: &TraceSearch,
+        max: usize,
+    ) -> Result<Vec<TraceId>, QueryError> {
+        use tantivy::query::{BooleanQuery, Occur};
+        let f = self.index.fields();
+        let mut terms: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        if let Some(s) = &search.service {
+            terms.push((Occur::Must, self.index.term(f.service, s)));
+        }
+        if let Some(s) = &search.operation {
+            terms.push((Occur::Must, self.index.term(f.name, s)));
+        }
+        if let Some((k, v)) = &search.attribute {
+            terms.push((Occur::Must, self.index.term(f.attr, &format!("{k}={v}"))));
+        }
+        if let Some(c) = &search.correlation_id {
+            terms.push((Occur::Must, self.index.term(f.correlation_id, c)));
+        }
+        if search.status == Some(StatusFilter::Error) {
+            terms.push((Occur::Must, self.index.term(f.status, "ERROR")));
+        }
+        let block_query: Box<dyn Query> = if terms.is_empty() {
+            Box::new(tantivy::query::AllQuery)
+        } else {
+            Box::new(BooleanQuery::new(terms))
+        };
+        let mut latest: BTreeMap<TraceId, i64> = BTreeMap::new();
+        let (live_spans, searcher) = {
+            let live = self.live.read();
+            let rows: Vec<(TraceId, i64)> = live
+                .spans()
+                .filter(|s| search.span_matches(s))
+                .map(|s| (s.trace_id, s.start_time_unix_nano))
+                .collect();
+            (rows, self.index.searcher())
+        };
+        for (id, t) in live_spans {
+            let e = latest.entry(id).or_insert(t);
+            *e = (*e).max(t);
+        }
+        let mut blocks = self.index.search(
+            &searcher,
+            Signal::Traces,
+            block_query,
+            search.start,
+            search.end,
+        )?;
+        blocks.sort_by_key(|b| std::cmp::Reverse(b.time_max));
+        for (path, groups) in group_by_file(&blocks) {
+            if latest.len() >= max {
+                break;
+            }
+            let row_groups = groups.iter().map(|(rg, _)| *rg).collect();
+            let mut keep = |s: &SpanRow| search.span_matches(s);
+            for s in self
+                .store
+                .read::<SpanRow>(&path, row_groups, &mut keep)
+                .await?
+            {
+                let e = latest.entry(s.trace_id).or_insert(s.start_time_unix_nano);
+                *e = (*e).max(s.start_time_unix_nano);
+            }
+        }
+        let mut ids: Vec<(TraceId, i64)> = latest.into_iter().collect();
+        ids.sort_by_key(|(_, t)| std::cmp::Reverse(*t));
+        Ok(ids.into_iter().take(max).map(|(id, _)| id).collect())
+    }
+
+    /// Log records matching a query, newest first, one page at a time.
     pub async fn search_logs(&self, search: &LogSearch) -> Result<LogSearchResult, QueryError> {
         let filter = log_query::parse(&search.query)?;
+        let highlight = filter.highlight_tokens();
         let limit = search.limit.clamp(1, MAX_LOG_LIMIT);
-        let (start, end) = (search.start, search.end);
+        let skip = search.before.map_or(0, |c| c.skip);
+        let end = match (search.end, search.before) {
+            (Some(e), Some(c)) => Some(e.min(c.time)),
+            (e, c) => e.or(c.map(|c| c.time)),
+        };
+        let wanted = limit + skip;
+        let mut logs = Vec::new();
+        self.visit_logs(&filter, search.start, end, |batch, next_block_newest| {
+            logs.extend(batch);
+            // Blocks come newest first: once `wanted` rows are newer than everything left,
+            // nothing older can enter the page.
+            !(logs.len() > wanted && kth_newest(&mut logs, wanted) > next_block_newest)
+        })
+        .await?;
+        sort_newest_first(&mut logs);
+        if let Some(c) = search.before {
+            let mut skipped = 0;
+            logs.retain(|l| {
+                if l.time_unix_nano == c.time && skipped < c.skip {
+                    skipped += 1;
+                    false
+                } else {
+                    true
+                }
+            });
+        }
+        let truncated = logs.len() > limit;
+        logs.truncate(limit);
+        let next_cursor = match logs.last() {
+            Some(last) if truncated => {
+                let same = logs
+                    .iter()
+                    .filter(|l| l.time_unix_nano == last.time_unix_nano)
+                    .count();
+                let carried = search
+                    .before
+                    .filter(|c| c.time == last.time_unix_nano)
+                    .map_or(0, |c| c.skip);
+                Some(
+                    LogCursor {
+                        time: last.time_unix_nano,
+                        skip: same + carried,
+                    }
+                    .encode(),
+                )
+            }
+            _ => None,
+        };
+        Ok(LogSearchResult {
+            logs,
+            truncated,
+            next_cursor,
+            highlight,
+        })
+    }
+
+    /// Counts of records matching a query in `buckets` equal slices of `[start, end]`.
+    pub async fn log_histogram(
+        &self,
+        query: &str,
+        start: i64,
+        end: i64,
+        buckets: usize,
+    ) -> Result<LogHistogram, QueryError> {
+        let filter = log_query::parse(query)?;
+        let buckets = buckets.clamp(1, 1000);
+        let bucket_nano = ((end - start) / buckets as i64).max(1);
+        let mut counts = vec![0u64; buckets];
+        self.visit_logs(&filter, Some(start), Some(end), |batch, _| {
+            for l in batch {
+                let i = ((l.time_unix_nano - start) / bucket_nano).clamp(0, buckets as i64 - 1)
+                    as usize;
+                counts[i] += 1;
+            }
+            true
+        })
+        .await?;
+        let total = counts.iter().sum();
+        Ok(LogHistogram {
+            start_unix_nano: start,
+            bucket_nano,
+            counts,
+            total,
+        })
+    }
+
+    /// Feeds every log record matching `filter` in `[start, end]` to `visit`: first the
+    /// in-memory ones, then block by block, newest block first. `visit` gets the time of
+    /// the newest record any later block may hold, and returns false to stop.
+    async fn visit_logs(
+        &self,
+        filter: &LogFilter,
+        start: Option<i64>,
+        end: Option<i64>,
+        mut visit: impl FnMut(Vec<LogRow>, i64) -> bool + Send,
+    ) -> Result<(), QueryError> {
         let in_range = move |t: i64| start.is_none_or(|s| t >= s) && end.is_none_or(|e| t <= e);
         let block_query = filter.block_query(self.index.fields());
         let mut matcher = RowMatcher::new(filter.clone());
-        let (mut logs, searcher) = {
+        let (live_rows, searcher) = {
             let live = self.live.read();
             let rows: Vec<LogRow> = live
                 .logs()
@@ -189,29 +540,28 @@ impl QueryEngine {
             .index
             .search(&searcher, Signal::Logs, block_query, start, end)?;
         blocks.sort_by_key(|b| std::cmp::Reverse(b.time_max));
-        for (path, groups) in group_by_file(&blocks) {
-            // Blocks come newest first: once `limit` rows are newer than this whole file,
-            // nothing older can enter the result.
-            let newest_in_file = groups
-                .iter()
-                .map(|(_, b)| b.time_max)
-                .max()
-                .unwrap_or(i64::MIN);
-            if logs.len() > limit && kth_newest(&mut logs, limit) > newest_in_file {
-                break;
-            }
+        let files = group_by_file(&blocks);
+        let newest_of = |i: usize| -> i64 {
+            files
+                .get(i)
+                .and_then(|(_, g)| g.iter().map(|(_, b)| b.time_max).max())
+                .unwrap_or(i64::MIN)
+        };
+        if !visit(live_rows, newest_of(0)) {
+            return Ok(());
+        }
+        for (i, (path, groups)) in files.iter().enumerate() {
             let row_groups = groups.iter().map(|(rg, _)| *rg).collect();
             let mut keep = |l: &LogRow| in_range(l.time_unix_nano) && matcher.matches(l);
-            logs.extend(
-                self.store
-                    .read::<LogRow>(&path, row_groups, &mut keep)
-                    .await?,
-            );
+            let rows = self
+                .store
+                .read::<LogRow>(path, row_groups, &mut keep)
+                .await?;
+            if !visit(rows, newest_of(i + 1)) {
+                break;
+            }
         }
-        logs.sort_by_key(|l| std::cmp::Reverse(l.time_unix_nano));
-        let truncated = logs.len() > limit;
-        logs.truncate(limit);
-        Ok(LogSearchResult { logs, truncated })
+        Ok(())
     }
 
     /// Every trace and log record carrying `correlation_id`, in time order.
@@ -327,9 +677,20 @@ fn group_by_file(blocks: &[BlockRef]) -> Vec<(String, Vec<(usize, &BlockRef)>)> 
     order
 }
 
+/// Newest first; records with the same time in a fixed order (service, then body), so that
+/// page cursors count them the same way every time.
+fn sort_newest_first(logs: &mut [LogRow]) {
+    logs.sort_by(|a, b| {
+        b.time_unix_nano
+            .cmp(&a.time_unix_nano)
+            .then_with(|| a.resource.service_name.cmp(&b.resource.service_name))
+            .then_with(|| a.body.cmp(&b.body))
+    });
+}
+
 /// The time of the `k`-th newest record (1-based), reordering `logs` newest first.
 fn kth_newest(logs: &mut [LogRow], k: usize) -> i64 {
-    logs.sort_by_key(|l| std::cmp::Reverse(l.time_unix_nano));
+    sort_newest_first(logs);
     logs.get(k.saturating_sub(1))
         .map(|l| l.time_unix_nano)
         .unwrap_or(i64::MIN)

@@ -1,0 +1,51 @@
+//! Parameters of a trace search.
+
+use crate::model::TraceId;
+
+/// Whether a trace search wants traces with errors, without, or either.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusFilter {
+    Ok,
+    Error,
+}
+
+/// Filters of a trace search. Span-level filters (service, operation, attribute,
+/// correlation id) select traces with at least one span that matches all of them; status
+/// and duration apply to the whole trace (any error span; end-to-end duration).
+#[derive(Debug, Clone, Default)]
+pub struct TraceSearch {
+    pub service: Option<String>,
+    pub operation: Option<String>,
+    pub status: Option<StatusFilter>,
+    pub min_duration_nano: Option<i64>,
+    pub max_duration_nano: Option<i64>,
+    /// `key=value` of a span attribute.
+    pub attribute: Option<(String, String)>,
+    pub trace_id: Option<TraceId>,
+    pub correlation_id: Option<String>,
+    pub start: Option<i64>,
+    pub end: Option<i64>,
+    pub limit: usize,
+}
+
+impl TraceSearch {
+    /// Whether a single span meets the span-level filters.
+    pub fn span_matches(&self, s: &crate::model::SpanRow) -> bool {
+        self.service
+            .as_ref()
+            .is_none_or(|v| s.resource.service_name == *v)
+            && self.operation.as_ref().is_none_or(|v| s.name == *v)
+            && self
+                .correlation_id
+                .as_ref()
+                .is_none_or(|v| s.correlation_id.as_ref() == Some(v))
+            && self.attribute.as_ref().is_none_or(|(k, v)| {
+                s.attributes
+                    .get(k)
+                    .or_else(|| s.resource.attributes.get(k))
+                    .is_some_and(|a| crate::model::value_text(a) == *v)
+            })
+            && self.start.is_none_or(|t| s.end_time_unix_nano >= t)
+            && self.end.is_none_or(|t| s.start_time_unix_nano <= t)
+    }
+}
