@@ -17,3 +17,4 @@ pub mod query;
 pub mod server;
 pub mod store;
 pub mod wal;
+pub mod web;

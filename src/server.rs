@@ -109,8 +109,8 @@ pub async fn run(
             let _ = rx.wait_for(|s| *s).await;
         }
     };
-    let api =
-        axum::serve(http_listener, crate::api::router(engine)).with_graceful_shutdown(stopped());
+    let app = crate::api::router(engine.clone()).merge(crate::web::router(engine));
+    let api = axum::serve(http_listener, app).with_graceful_shutdown(stopped());
     let otlp_http = axum::serve(
         otlp_http_listener,
         ingest::http::router(receiver.clone(), config.max_body_bytes),

@@ -9,7 +9,7 @@ pub mod time;
 mod trace_search;
 pub mod trace_tree;
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -187,26 +187,50 @@ impl QueryEngine {
 
     /// Every span of one trace, each once, in start order.
     async fn trace_spans(&self, trace_id: TraceId) -> Result<Vec<SpanRow>, QueryError> {
+        Ok(self
+            .spans_of_traces(&[trace_id])
+            .await?
+            .remove(&trace_id)
+            .unwrap_or_default())
+    }
+
+    /// The spans of several traces in one pass over the blocks that hold any of them.
+    async fn spans_of_traces(
+        &self,
+        ids: &[TraceId],
+    ) -> Result<HashMap<TraceId, Vec<SpanRow>>, QueryError> {
+        use tantivy::query::{BooleanQuery, Occur};
+        let wanted: HashSet<TraceId> = ids.iter().copied().collect();
         let f = self.index.fields();
-        let mut spans: Vec<SpanRow> = self
+        let terms = ids
+            .iter()
+            .map(|id| (Occur::Should, self.index.term(f.trace_id, &id.to_hex())))
+            .collect();
+        let rows: Vec<SpanRow> = self
             .rows(
                 |live| {
                     live.spans()
-                        .filter(|s| s.trace_id == trace_id)
+                        .filter(|s| wanted.contains(&s.trace_id))
                         .cloned()
                         .collect()
                 },
-                self.index.term(f.trace_id, &trace_id.to_hex()),
+                Box::new(BooleanQuery::new(terms)),
                 None,
                 None,
-                move |s: &SpanRow| s.trace_id == trace_id,
+                |s: &SpanRow| wanted.contains(&s.trace_id),
             )
             .await?;
-        // A span can be present twice only if a client resent it; show it once.
-        let mut seen = HashSet::new();
-        spans.retain(|s| seen.insert(s.span_id));
-        spans.sort_by_key(|s| (s.start_time_unix_nano, s.end_time_unix_nano));
-        Ok(spans)
+        let mut by_trace: HashMap<TraceId, Vec<SpanRow>> = HashMap::new();
+        for s in rows {
+            by_trace.entry(s.trace_id).or_default().push(s);
+        }
+        for spans in by_trace.values_mut() {
+            // A span can be present twice only if a client resent it; show it once.
+            let mut seen = HashSet::new();
+            spans.retain(|s| seen.insert(s.span_id));
+            spans.sort_by_key(|s| (s.start_time_unix_nano, s.end_time_unix_nano));
+        }
+        Ok(by_trace)
     }
 
     /// The spans and logs of one trace, or `None` when no span of it is stored.
@@ -321,14 +345,21 @@ impl QueryEngine {
         let limit = search.limit.clamp(1, 1000);
         let candidates: Vec<TraceId> = match search.trace_id {
             Some(id) => vec![id],
-            None => self.candidate_traces(search, limit * 4).await?,
+            None => {
+                // Trace-level filters drop candidates after the fact: look at more of them.
+                let post_filtered = search.status.is_some()
+                    || search.min_duration_nano.is_some()
+                    || search.max_duration_nano.is_some();
+                let budget = if post_filtered { limit * 20 } else { limit * 2 };
+                self.candidate_traces(search, budget).await?
+            }
         };
         let mut out = Vec::new();
+        let mut spans_of = self.spans_of_traces(&candidates).await?;
         for id in candidates {
-            let spans = self.trace_spans(id).await?;
-            if spans.is_empty() {
+            let Some(spans) = spans_of.remove(&id) else {
                 continue;
-            }
+            };
             let summary = trace_tree::summarize(id, &spans);
             let status_ok = match search.status {
                 Some(StatusFilter::Error) => summary.error_count > 0,
@@ -352,7 +383,8 @@ impl QueryEngine {
         Ok(out)
     }
 
-    /// Ids of traces with a span meeting the span-level filters, newest first, at most `max`.
+    /// Ids of traces with a span meeting the span-level filters (and, for an error search,
+    /// with an error span), newest first, at most `max`.
     async fn candidate_traces(
         &self,
         search: &TraceSearch,
@@ -373,27 +405,62 @@ impl QueryEngine {
         if let Some(c) = &search.correlation_id {
             terms.push((Occur::Must, self.index.term(f.correlation_id, c)));
         }
-        if search.status == Some(StatusFilter::Error) {
-            terms.push((Occur::Must, self.index.term(f.status, "ERROR")));
-        }
         let block_query: Box<dyn Query> = if terms.is_empty() {
             Box::new(tantivy::query::AllQuery)
         } else {
             Box::new(BooleanQuery::new(terms))
         };
+        let errors_only = search.status == Some(StatusFilter::Error);
+        // The span that matches the filters need not be the one that failed: intersect.
+        let budget = if errors_only { max.max(5000) } else { max };
+        let mut latest = self
+            .traces_with_spans(block_query, |s| search.span_matches(s), search, budget)
+            .await?;
+        if errors_only {
+            let failed = self
+                .traces_with_spans(
+                    self.index.term(f.status, "ERROR"),
+                    |s| {
+                        s.is_error()
+                            && search.start.is_none_or(|t| s.end_time_unix_nano >= t)
+                            && search.end.is_none_or(|t| s.start_time_unix_nano <= t)
+                    },
+                    search,
+                    budget,
+                )
+                .await?;
+            latest.retain(|id, _| failed.contains_key(id));
+        }
+        let mut ids: Vec<(TraceId, i64)> = latest.into_iter().collect();
+        ids.sort_by_key(|(_, t)| std::cmp::Reverse(*t));
+        Ok(ids.into_iter().take(max).map(|(id, _)| id).collect())
+    }
+
+    /// Traces (with their latest matching span start) that have a span passing `keep` in
+    /// blocks matching `block_query`; reads blocks newest first until `max` traces are found.
+    async fn traces_with_spans(
+        &self,
+        block_query: Box<dyn Query>,
+        keep: impl Fn(&SpanRow) -> bool + Send + Sync,
+        search: &TraceSearch,
+        max: usize,
+    ) -> Result<BTreeMap<TraceId, i64>, QueryError> {
         let mut latest: BTreeMap<TraceId, i64> = BTreeMap::new();
+        let mut note = |id: TraceId, t: i64| {
+            let e = latest.entry(id).or_insert(t);
+            *e = (*e).max(t);
+        };
         let (live_spans, searcher) = {
             let live = self.live.read();
             let rows: Vec<(TraceId, i64)> = live
                 .spans()
-                .filter(|s| search.span_matches(s))
+                .filter(|s| keep(s))
                 .map(|s| (s.trace_id, s.start_time_unix_nano))
                 .collect();
             (rows, self.index.searcher())
         };
         for (id, t) in live_spans {
-            let e = latest.entry(id).or_insert(t);
-            *e = (*e).max(t);
+            note(id, t);
         }
         let mut blocks = self.index.search(
             &searcher,
@@ -408,19 +475,17 @@ impl QueryEngine {
                 break;
             }
             let row_groups = groups.iter().map(|(rg, _)| *rg).collect();
-            let mut keep = |s: &SpanRow| search.span_matches(s);
+            let mut filter = |s: &SpanRow| keep(s);
             for s in self
                 .store
-                .read::<SpanRow>(&path, row_groups, &mut keep)
+                .read::<SpanRow>(&path, row_groups, &mut filter)
                 .await?
             {
                 let e = latest.entry(s.trace_id).or_insert(s.start_time_unix_nano);
                 *e = (*e).max(s.start_time_unix_nano);
             }
         }
-        let mut ids: Vec<(TraceId, i64)> = latest.into_iter().collect();
-        ids.sort_by_key(|(_, t)| std::cmp::Reverse(*t));
-        Ok(ids.into_iter().take(max).map(|(id, _)| id).collect())
+        Ok(latest)
     }
 
     /// Log records matching a query, newest first, one page at a time.

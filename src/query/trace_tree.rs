@@ -74,9 +74,10 @@ pub fn summarize(trace_id: TraceId, spans: &[SpanRow]) -> TraceSummary {
     }
 }
 
-/// The chain of spans that decided the end-to-end duration: from the root, repeatedly the
-/// child that finished last (the one the parent was waiting for). Children that finish after
-/// their parent (async work) do not count.
+/// The spans that decided the end-to-end duration. From the root's end, walk back: the
+/// child that finished last before that point was being waited for; it is on the path (and
+/// so, recursively, is its own critical path), and the walk continues from that child's
+/// start. Children that end after their parent (fire-and-forget work) do not count.
 pub fn critical_path(spans: &[SpanRow]) -> Vec<SpanId> {
     let mut children: HashMap<SpanId, Vec<&SpanRow>> = HashMap::new();
     for s in spans {
@@ -84,22 +85,34 @@ pub fn critical_path(spans: &[SpanRow]) -> Vec<SpanId> {
             children.entry(p).or_default().push(s);
         }
     }
-    let Some(mut current) = root(spans) else {
-        return Vec::new();
-    };
-    let mut path = vec![current.span_id];
-    let mut seen = HashSet::from([current.span_id]);
-    while let Some(next) = children.get(&current.span_id).and_then(|kids| {
-        kids.iter()
-            .filter(|k| {
-                k.end_time_unix_nano <= current.end_time_unix_nano && !seen.contains(&k.span_id)
-            })
-            .max_by_key(|k| (k.end_time_unix_nano, k.duration_nano))
-            .copied()
-    }) {
-        path.push(next.span_id);
-        seen.insert(next.span_id);
-        current = next;
+    let mut path = Vec::new();
+    if let Some(root) = root(spans) {
+        let mut seen = HashSet::new();
+        walk(root, &children, &mut seen, &mut path);
     }
     path
+}
+
+fn walk<'a>(
+    span: &'a SpanRow,
+    children: &HashMap<SpanId, Vec<&'a SpanRow>>,
+    seen: &mut HashSet<SpanId>,
+    path: &mut Vec<SpanId>,
+) {
+    if !seen.insert(span.span_id) {
+        return;
+    }
+    path.push(span.span_id);
+    let Some(kids) = children.get(&span.span_id) else {
+        return;
+    };
+    let mut until = span.end_time_unix_nano;
+    while let Some(next) = kids
+        .iter()
+        .filter(|k| k.end_time_unix_nano <= until && !seen.contains(&k.span_id))
+        .max_by_key(|k| (k.end_time_unix_nano, k.duration_nano))
+    {
+        walk(next, children, seen, path);
+        until = next.start_time_unix_nano;
+    }
 }

@@ -1,0 +1,142 @@
+//! Geometry of the server-drawn SVG charts; templates only place what is computed here.
+
+use super::format;
+
+/// Size of the plot area and its margins, in SVG units.
+pub const WIDTH: f64 = 960.0;
+pub const HEIGHT: f64 = 200.0;
+pub const LEFT: f64 = 56.0;
+pub const BOTTOM: f64 = 22.0;
+const TOP: f64 = 8.0;
+const RIGHT: f64 = 8.0;
+
+/// One axis label.
+#[derive(Debug, Clone)]
+pub struct Tick {
+    pub pos: f64,
+    pub label: String,
+}
+
+/// A point of the duration scatter plot.
+#[derive(Debug, Clone)]
+pub struct Dot {
+    pub x: f64,
+    pub y: f64,
+    pub href: String,
+    pub title: String,
+    pub error: bool,
+}
+
+/// A bar of a histogram.
+#[derive(Debug, Clone)]
+pub struct Bar {
+    pub x: f64,
+    pub y: f64,
+    pub w: f64,
+    pub h: f64,
+    pub title: String,
+}
+
+/// A chart: its plot area, marks and axis ticks.
+#[derive(Debug, Clone, Default)]
+pub struct Chart {
+    pub dots: Vec<Dot>,
+    pub bars: Vec<Bar>,
+    pub x_ticks: Vec<Tick>,
+    pub y_ticks: Vec<Tick>,
+    /// Bottom of the plot area (y of the x axis).
+    pub axis_y: f64,
+}
+
+fn plot_w() -> f64 {
+    WIDTH - LEFT - RIGHT
+}
+
+fn plot_h() -> f64 {
+    HEIGHT - TOP - BOTTOM
+}
+
+/// Five time labels across `[start, end]`.
+fn time_ticks(start: i64, end: i64) -> Vec<Tick> {
+    (0..5)
+        .map(|i| {
+            let t = start + (end - start) / 4 * i;
+            Tick {
+                pos: LEFT + plot_w() * i as f64 / 4.0,
+                label: format::clock(t),
+            }
+        })
+        .collect()
+}
+
+fn x_of(t: i64, start: i64, end: i64) -> f64 {
+    let span = (end - start).max(1) as f64;
+    LEFT + plot_w() * ((t - start) as f64 / span).clamp(0.0, 1.0)
+}
+
+/// Trace durations over time; each dot links to its trace.
+pub fn scatter(points: &[(i64, i64, String, String, bool)], start: i64, end: i64) -> Chart {
+    let max = points.iter().map(|p| p.1).max().unwrap_or(1).max(1) as f64 * 1.1;
+    let y_of = |d: i64| TOP + plot_h() * (1.0 - d as f64 / max);
+    Chart {
+        dots: points
+            .iter()
+            .map(|(t, d, href, title, error)| Dot {
+                x: x_of(*t, start, end),
+                y: y_of(*d),
+                href: href.clone(),
+                title: title.clone(),
+                error: *error,
+            })
+            .collect(),
+        bars: Vec::new(),
+        x_ticks: time_ticks(start, end),
+        y_ticks: (0..=3)
+            .map(|i| {
+                let d = (max * i as f64 / 3.0) as i64;
+                Tick {
+                    pos: y_of(d),
+                    label: format::duration(d),
+                }
+            })
+            .collect(),
+        axis_y: TOP + plot_h(),
+    }
+}
+
+/// Counts per equal time bucket starting at `start`.
+pub fn histogram(counts: &[u64], start: i64, bucket_nano: i64) -> Chart {
+    let max = counts.iter().copied().max().unwrap_or(0).max(1) as f64;
+    let n = counts.len().max(1) as f64;
+    let w = plot_w() / n;
+    let end = start + bucket_nano * counts.len() as i64;
+    Chart {
+        dots: Vec::new(),
+        bars: counts
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let h = plot_h() * *c as f64 / max;
+                let t = start + bucket_nano * i as i64;
+                Bar {
+                    x: LEFT + w * i as f64,
+                    y: TOP + plot_h() - h,
+                    w: (w - 1.0).max(1.0),
+                    h,
+                    title: format!("{c} records from {}", format::clock(t)),
+                }
+            })
+            .collect(),
+        x_ticks: time_ticks(start, end),
+        // Whole numbers only: 0, the middle when it is whole, the top.
+        y_ticks: [0.0, max / 2.0, max]
+            .into_iter()
+            .filter(|v| v.fract() == 0.0)
+            .map(|v| Tick {
+                pos: TOP + plot_h() * (1.0 - v / max),
+                label: format!("{v}"),
+            })
+            .collect(),
+        axis_y: TOP + plot_h(),
+    }
+}

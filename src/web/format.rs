@@ -1,0 +1,142 @@
+//! Text helpers for pages: durations, times, truncation, highlighting, service colours.
+
+use crate::model::{value_text, Attributes};
+
+/// Longest value shown in full inline; longer ones are cut with a way to see everything.
+pub const SHORT_VALUE: usize = 240;
+
+/// `1.25 s`, `340 ms`, `12.5 µs`.
+pub fn duration(ns: i64) -> String {
+    let ns = ns.max(0) as f64;
+    if ns == 0.0 {
+        "0".to_string()
+    } else if ns >= 1e9 {
+        format!("{:.2} s", ns / 1e9)
+    } else if ns >= 1e6 {
+        format!("{:.1} ms", ns / 1e6)
+    } else {
+        format!("{:.1} µs", ns / 1e3)
+    }
+}
+
+/// `2026-11-23 10:15:00.123` (UTC).
+pub fn time(ns: i64) -> String {
+    chrono::DateTime::from_timestamp_nanos(ns)
+        .format("%Y-%m-%d %H:%M:%S%.3f")
+        .to_string()
+}
+
+/// `10:15:00` (UTC), for axis labels.
+pub fn clock(ns: i64) -> String {
+    chrono::DateTime::from_timestamp_nanos(ns)
+        .format("%H:%M:%S")
+        .to_string()
+}
+
+/// A value that may be too long to show inline.
+#[derive(Debug, Clone)]
+pub struct ShownValue {
+    /// What is shown inline (cut to [`SHORT_VALUE`] characters).
+    pub short: String,
+    /// The whole value when `short` is cut.
+    pub full: Option<String>,
+}
+
+/// Cuts long text at a character boundary.
+pub fn shown(text: &str) -> ShownValue {
+    if text.chars().count() <= SHORT_VALUE {
+        return ShownValue {
+            short: text.to_string(),
+            full: None,
+        };
+    }
+    let short: String = text.chars().take(SHORT_VALUE).collect();
+    ShownValue {
+        short: short + "…",
+        full: Some(text.to_string()),
+    }
+}
+
+/// Attributes as (key, value) for a table, keys sorted.
+pub fn attribute_rows(attrs: &Attributes) -> Vec<(String, ShownValue)> {
+    attrs
+        .iter()
+        .map(|(k, v)| (k.clone(), shown(&value_text(v))))
+        .collect()
+}
+
+/// A piece of text, highlighted or not.
+#[derive(Debug, Clone)]
+pub struct Segment {
+    pub text: String,
+    pub mark: bool,
+}
+
+/// Splits `text` so that words equal (case-insensitively) to a highlight token are marked.
+pub fn highlight(text: &str, tokens: &[String]) -> Vec<Segment> {
+    let mut out: Vec<Segment> = Vec::new();
+    let mut push = |piece: &str, mark: bool| match out.last_mut() {
+        Some(last) if last.mark == mark => last.text.push_str(piece),
+        _ => out.push(Segment {
+            text: piece.to_string(),
+            mark,
+        }),
+    };
+    let mut rest = text;
+    while !rest.is_empty() {
+        let word_len = rest
+            .find(|c: char| !c.is_alphanumeric())
+            .unwrap_or(rest.len());
+        if word_len == 0 {
+            let c = rest.chars().next().map(char::len_utf8).unwrap_or(1);
+            push(&rest[..c], false);
+            rest = &rest[c..];
+            continue;
+        }
+        let word = &rest[..word_len];
+        let mark = tokens
+            .iter()
+            .any(|t| t.eq_ignore_ascii_case(word) || *t == word.to_lowercase());
+        push(word, mark);
+        rest = &rest[word_len..];
+    }
+    out
+}
+
+/// A colour per service, stable across pages.
+pub fn service_color(service: &str) -> &'static str {
+    const PALETTE: &[&str] = &[
+        "#4e79a7", "#f28e2b", "#59a14f", "#b07aa1", "#76b7b2", "#edc948", "#ff9da7", "#9c755f",
+        "#86bcb6", "#d37295",
+    ];
+    // FNV-1a: spreads short, similar names (cart, checkout) over the palette.
+    let hash = service.bytes().fold(0x811c_9dc5u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    PALETTE[hash as usize % PALETTE.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn highlights_whole_words_only() {
+        let segs = highlight("Card declined; declined-ish <b>", &["declined".to_string()]);
+        let marked: Vec<&str> = segs
+            .iter()
+            .filter(|s| s.mark)
+            .map(|s| s.text.as_str())
+            .collect();
+        assert_eq!(marked, ["declined", "declined"]);
+        let joined: String = segs.iter().map(|s| s.text.as_str()).collect();
+        assert_eq!(joined, "Card declined; declined-ish <b>");
+    }
+
+    #[test]
+    fn cuts_long_values() {
+        let v = shown(&"é".repeat(1000));
+        assert_eq!(v.short.chars().count(), SHORT_VALUE + 1);
+        assert_eq!(v.full.unwrap().chars().count(), 1000);
+    }
+}

@@ -1,0 +1,273 @@
+//! `/logs`: log search with a histogram, pages, correlation view and live tail.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use askama::Template;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use super::charts::{self, Chart};
+use super::format::{self, Segment};
+use super::time_range::{now_nano, TimeParams, TimeWindow, RANGES};
+use super::{render, url};
+use crate::model::LogRow;
+use crate::query::{LogCursor, LogSearch, QueryEngine, QueryError};
+
+/// Records per page.
+const PAGE: usize = 100;
+/// Histogram buckets across the window.
+const BUCKETS: usize = 60;
+
+/// The search form, as it travels in the URL.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct LogForm {
+    #[serde(default)]
+    pub q: String,
+    pub range: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    /// Page cursor.
+    pub before: Option<String>,
+}
+
+/// One result line.
+pub struct LogLine {
+    pub time: String,
+    pub service: String,
+    pub color: &'static str,
+    pub instance: String,
+    pub severity: String,
+    pub severity_class: &'static str,
+    pub body: Vec<Segment>,
+    /// The whole body when the shown one is cut.
+    pub full_body: Option<String>,
+    pub trace_href: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "logs.html")]
+struct LogsPage {
+    title: String,
+    active: &'static str,
+    form: LogForm,
+    window: TimeWindow,
+    ranges: &'static [(&'static str, i64)],
+    lines: Vec<LogLine>,
+    chart: Chart,
+    total: u64,
+    error: Option<String>,
+    next_href: Option<String>,
+    first_href: Option<String>,
+    /// Set when the query is a correlation id: every log of that request, in time order.
+    correlation: Option<String>,
+    stitched_href: Option<String>,
+    tail_href: String,
+}
+
+impl LogsPage {
+    fn width(&self) -> f64 {
+        charts::WIDTH
+    }
+    fn height(&self) -> f64 {
+        charts::HEIGHT
+    }
+    fn left(&self) -> f64 {
+        charts::LEFT
+    }
+}
+
+fn line(l: &LogRow, highlight: &[String]) -> LogLine {
+    let shown = format::shown(&l.body);
+    LogLine {
+        time: format::time(l.time_unix_nano),
+        color: format::service_color(&l.resource.service_name),
+        service: l.resource.service_name.clone(),
+        instance: l.resource.service_instance_id.clone(),
+        severity: l.severity_text.clone(),
+        severity_class: match l.severity_number {
+            17.. => "sev-error",
+            13..=16 => "sev-warn",
+            _ => "sev-info",
+        },
+        body: format::highlight(&shown.short, highlight),
+        full_body: shown.full,
+        trace_href: l.trace_id.map(|t| match l.span_id {
+            Some(s) => format!("/traces/{t}?span={s}#span-{s}"),
+            None => format!("/traces/{t}"),
+        }),
+    }
+}
+
+/// `correlation_id:X` (optionally quoted) alone: the request view.
+fn correlation_of(query: &str) -> Option<String> {
+    let rest = query.trim().strip_prefix("correlation_id:")?;
+    let id = rest.trim().trim_matches('"');
+    (!id.is_empty() && !id.contains(char::is_whitespace)).then(|| id.to_string())
+}
+
+pub async fn handler(State(engine): State<QueryEngine>, Query(form): Query<LogForm>) -> Response {
+    let params = TimeParams {
+        range: form.range.clone(),
+        from: form.from.clone(),
+        to: form.to.clone(),
+    };
+    let now = now_nano();
+    let (window, mut error) = match params.resolve(now) {
+        Ok(w) => (w, None),
+        Err(e) => (TimeWindow::default_at(now), Some(e)),
+    };
+    let mut page = LogsPage {
+        title: "Logs".into(),
+        active: "logs",
+        tail_href: url("/logs/tail", &[("q", form.q.clone())]),
+        form: form.clone(),
+        ranges: RANGES,
+        lines: Vec::new(),
+        chart: charts::histogram(
+            &[0; BUCKETS],
+            window.start,
+            (window.end - window.start) / BUCKETS as i64,
+        ),
+        total: 0,
+        error: None,
+        next_href: None,
+        first_href: None,
+        correlation: None,
+        stitched_href: None,
+        window,
+    };
+    if error.is_none() {
+        if let Err(e) = fill(&engine, &form, &mut page).await {
+            error = Some(match e {
+                QueryError::BadRequest(m) => m,
+                other => format!("the search failed: {other}"),
+            });
+        }
+    }
+    let status = if error.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    page.error = error;
+    render(&page, status)
+}
+
+async fn fill(engine: &QueryEngine, form: &LogForm, page: &mut LogsPage) -> Result<(), QueryError> {
+    let (start, end) = (page.window.start, page.window.end);
+    let histogram = engine.log_histogram(&form.q, start, end, BUCKETS).await?;
+    page.chart = charts::histogram(
+        &histogram.counts,
+        histogram.start_unix_nano,
+        histogram.bucket_nano,
+    );
+    page.total = histogram.total;
+    if let Some(id) = correlation_of(&form.q) {
+        // Every log of the request across services, oldest first, whatever the window.
+        let found = engine.correlation(&id).await?;
+        page.stitched_href = found
+            .traces
+            .first()
+            .map(|t| format!("/traces/{}", t.trace_id));
+        page.lines = found.logs.iter().map(|l| line(l, &[])).collect();
+        page.correlation = Some(id);
+        return Ok(());
+    }
+    let search = LogSearch {
+        query: form.q.clone(),
+        start: Some(start),
+        end: Some(end),
+        limit: PAGE,
+        before: form.before.as_deref().map(LogCursor::parse).transpose()?,
+    };
+    let result = engine.search_logs(&search).await?;
+    page.lines = result
+        .logs
+        .iter()
+        .map(|l| line(l, &result.highlight))
+        .collect();
+    let mut base = vec![("q", form.q.clone())];
+    base.extend(page.window.query_pairs());
+    if let Some(cursor) = result.next_cursor {
+        // Later pages pin the window to absolute bounds, so arriving records shift nothing.
+        let pairs = [
+            ("q", form.q.clone()),
+            ("from", start.to_string()),
+            ("to", end.to_string()),
+            ("before", cursor),
+        ];
+        page.next_href = Some(url("/logs", &pairs));
+    }
+    if form.before.is_some() {
+        page.first_href = Some(url("/logs", &base));
+    }
+    Ok(())
+}
+
+/// Query of the live tail stream.
+#[derive(Debug, Deserialize)]
+pub struct TailParams {
+    #[serde(default)]
+    q: String,
+}
+
+/// Server-sent events: every second, the records that matched since the last look.
+pub async fn tail(State(engine): State<QueryEngine>, Query(params): Query<TailParams>) -> Response {
+    if let Err(e) = crate::query::log_query::parse(&params.q) {
+        return (StatusCode::BAD_REQUEST, e.to_string()).into_response();
+    }
+    let stream = futures::stream::unfold(
+        (engine, params.q, now_nano()),
+        |(engine, q, since)| async move {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let search = LogSearch {
+                query: q.clone(),
+                start: Some(since + 1),
+                end: None,
+                limit: 500,
+                before: None,
+            };
+            let (events, next) = match engine.search_logs(&search).await {
+                Ok(found) => {
+                    let next = found
+                        .logs
+                        .iter()
+                        .map(|l| l.time_unix_nano)
+                        .max()
+                        .unwrap_or(since);
+                    let events: Vec<Event> = found
+                        .logs
+                        .iter()
+                        .rev()
+                        .filter_map(|l| {
+                            Event::default()
+                                .json_data(serde_json::json!({
+                                    "time": format::time(l.time_unix_nano),
+                                    "service": l.resource.service_name,
+                                    "instance": l.resource.service_instance_id,
+                                    "severity": l.severity_text,
+                                    "body": l.body,
+                                    "trace_href": l.trace_id.map(|t| format!("/traces/{t}")),
+                                }))
+                                .ok()
+                        })
+                        .collect();
+                    (events, next)
+                }
+                Err(_) => (Vec::new(), since),
+            };
+            Some((
+                futures::stream::iter(events.into_iter().map(Ok::<_, Infallible>)),
+                (engine, q, next),
+            ))
+        },
+    );
+    use futures::StreamExt;
+    Sse::new(stream.flatten())
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}

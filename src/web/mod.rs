@@ -1,0 +1,93 @@
+//! The web UI: server-rendered pages (askama templates in `templates/`) over the query
+//! layer, with static CSS/JS from `web/` built into the binary. Every page works without
+//! JavaScript and keeps its whole state in the URL.
+
+mod assets;
+mod charts;
+mod format;
+mod logs_page;
+mod time_range;
+mod trace_page;
+mod traces_page;
+
+use askama::Template;
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+
+use crate::query::QueryEngine;
+
+/// The UI routes (`/`, `/traces`, `/traces/{id}`, `/logs`, `/logs/tail`, `/static/*`).
+pub fn router(engine: QueryEngine) -> Router {
+    Router::new()
+        .route(
+            "/",
+            get(|| async { axum::response::Redirect::to("/traces") }),
+        )
+        .route("/traces", get(traces_page::handler))
+        .route("/traces/{id}", get(trace_page::handler))
+        .route("/logs", get(logs_page::handler))
+        .route("/logs/tail", get(logs_page::tail))
+        .route("/static/{file}", get(assets::handler))
+        .fallback(not_found_handler)
+        .with_state(engine)
+}
+
+/// Builds a URL from a path and query pairs, skipping empty values.
+pub fn url(path: &str, pairs: &[(&str, String)]) -> String {
+    let mut ser = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs.iter().filter(|(_, v)| !v.is_empty()) {
+        ser.append_pair(k, v);
+    }
+    let query = ser.finish();
+    if query.is_empty() {
+        path.to_string()
+    } else {
+        format!("{path}?{query}")
+    }
+}
+
+/// Renders a page with a status, or a plain 500 if the template itself fails.
+fn render(page: &impl Template, status: StatusCode) -> Response {
+    match page.render() {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(e) => {
+            tracing::error!("template failed: {e}");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "page could not be rendered",
+            )
+                .into_response()
+        }
+    }
+}
+
+/// A page that only says what went wrong (unknown trace, bad id, unknown page).
+#[derive(Template)]
+#[template(path = "message.html")]
+struct MessagePage {
+    title: String,
+    active: &'static str,
+    heading: String,
+    message: String,
+}
+
+fn message(status: StatusCode, heading: impl Into<String>, message: impl Into<String>) -> Response {
+    let heading = heading.into();
+    let page = MessagePage {
+        title: heading.clone(),
+        active: "",
+        heading,
+        message: message.into(),
+    };
+    render(&page, status)
+}
+
+async fn not_found_handler() -> Response {
+    message(
+        StatusCode::NOT_FOUND,
+        "Page not found",
+        "There is no page at this address.",
+    )
+}

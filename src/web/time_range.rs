@@ -1,0 +1,160 @@
+//! The time range picker's state: a relative range (`range=1h`) or absolute `from`/`to`.
+
+use serde::Deserialize;
+
+use crate::query::time::parse_time;
+
+/// Relative ranges offered by the picker, with their length in seconds.
+pub const RANGES: &[(&str, i64)] = &[
+    ("15m", 15 * 60),
+    ("1h", 3600),
+    ("6h", 6 * 3600),
+    ("24h", 24 * 3600),
+    ("7d", 7 * 24 * 3600),
+];
+
+/// Default relative range.
+pub const DEFAULT_RANGE: &str = "1h";
+
+/// The picker fields as they come in the URL.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct TimeParams {
+    pub range: Option<String>,
+    /// Absolute start: RFC 3339, `YYYY-MM-DDTHH:MM` (UTC, as `datetime-local` sends) or Unix time.
+    pub from: Option<String>,
+    pub to: Option<String>,
+}
+
+/// A resolved time window.
+#[derive(Debug, Clone)]
+pub struct TimeWindow {
+    pub start: i64,
+    pub end: i64,
+    /// The relative range in use, or `None` for an absolute window.
+    pub range: Option<String>,
+    /// The absolute bounds as the picker shows them (`YYYY-MM-DDTHH:MM`, UTC).
+    pub from_text: String,
+    pub to_text: String,
+}
+
+fn parse_picker_time(text: &str) -> Result<i64, String> {
+    let text = text.trim();
+    if let Ok(t) = chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M") {
+        return t
+            .and_utc()
+            .timestamp_nanos_opt()
+            .ok_or_else(|| "time out of range".to_string());
+    }
+    parse_time(text)
+}
+
+/// `YYYY-MM-DDTHH:MM` of a Unix-nanosecond time, for `datetime-local` inputs (UTC).
+pub fn picker_text(ns: i64) -> String {
+    chrono::DateTime::from_timestamp_nanos(ns)
+        .format("%Y-%m-%dT%H:%M")
+        .to_string()
+}
+
+impl TimeParams {
+    /// Resolves the window at `now` (Unix ns). Absolute bounds win over a relative range.
+    pub fn resolve(&self, now: i64) -> Result<TimeWindow, String> {
+        let nonempty = |s: &Option<String>| {
+            s.as_deref()
+                .filter(|s| !s.trim().is_empty())
+                .map(str::to_string)
+        };
+        let (from, to) = (nonempty(&self.from), nonempty(&self.to));
+        if from.is_some() || to.is_some() {
+            let end = to
+                .as_deref()
+                .map(parse_picker_time)
+                .transpose()?
+                .unwrap_or(now);
+            let start = from
+                .as_deref()
+                .map(parse_picker_time)
+                .transpose()?
+                .unwrap_or(end - 3600 * 1_000_000_000);
+            if start >= end {
+                return Err("the start of the time range must be before its end".into());
+            }
+            return Ok(TimeWindow {
+                start,
+                end,
+                range: None,
+                from_text: picker_text(start),
+                to_text: picker_text(end),
+            });
+        }
+        let range = nonempty(&self.range).unwrap_or_else(|| DEFAULT_RANGE.to_string());
+        let seconds = RANGES
+            .iter()
+            .find(|(name, _)| *name == range)
+            .map(|(_, s)| *s)
+            .ok_or_else(|| format!("unknown range {range:?}: use 15m, 1h, 6h, 24h or 7d"))?;
+        let start = now - seconds * 1_000_000_000;
+        Ok(TimeWindow {
+            start,
+            end: now,
+            range: Some(range),
+            from_text: picker_text(start),
+            to_text: picker_text(now),
+        })
+    }
+}
+
+impl TimeWindow {
+    /// The default relative window ending at `now`, used when the URL's window is invalid.
+    pub fn default_at(now: i64) -> TimeWindow {
+        let start = now - 3600 * 1_000_000_000;
+        TimeWindow {
+            start,
+            end: now,
+            range: Some(DEFAULT_RANGE.to_string()),
+            from_text: picker_text(start),
+            to_text: picker_text(now),
+        }
+    }
+
+    /// The URL parameters that reproduce this window (relative stays relative).
+    pub fn query_pairs(&self) -> Vec<(&'static str, String)> {
+        match &self.range {
+            Some(r) => vec![("range", r.clone())],
+            None => vec![
+                ("from", self.from_text.clone()),
+                ("to", self.to_text.clone()),
+            ],
+        }
+    }
+}
+
+/// Now, Unix nanoseconds.
+pub fn now_nano() -> i64 {
+    chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_and_absolute() {
+        let now = 1_795_428_900_000_000_000;
+        let w = TimeParams::default().resolve(now).unwrap();
+        assert_eq!(w.end - w.start, 3600 * 1_000_000_000);
+        let p = TimeParams {
+            from: Some("2026-11-23T09:00".into()),
+            to: Some("2026-11-23T10:00".into()),
+            range: None,
+        };
+        let w = p.resolve(now).unwrap();
+        assert_eq!(w.range, None);
+        assert_eq!(w.to_text, "2026-11-23T10:00");
+        assert!(TimeParams {
+            range: Some("2y".into()),
+            ..Default::default()
+        }
+        .resolve(now)
+        .is_err());
+    }
+}

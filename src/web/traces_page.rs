@@ -1,0 +1,207 @@
+//! `/traces`: trace search with a duration scatter plot.
+
+use askama::Template;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::Deserialize;
+
+use super::charts::{self, Chart};
+use super::time_range::{now_nano, TimeParams, TimeWindow, RANGES};
+use super::{format, render};
+use crate::query::{QueryEngine, StatusFilter, TraceSearch, TraceSummary};
+
+/// Rows in the result table.
+const TABLE_ROWS: usize = 50;
+/// Traces drawn in the scatter plot (the table shows the newest of them).
+const CHART_POINTS: usize = 500;
+
+/// The search form, as it travels in the URL.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct TraceForm {
+    #[serde(default)]
+    pub service: String,
+    #[serde(default)]
+    pub operation: String,
+    /// `ok`, `error` or empty.
+    #[serde(default)]
+    pub status: String,
+    #[serde(default)]
+    pub min_ms: String,
+    #[serde(default)]
+    pub max_ms: String,
+    /// `key=value`.
+    #[serde(default)]
+    pub attr: String,
+    #[serde(default)]
+    pub trace_id: String,
+    #[serde(default)]
+    pub correlation_id: String,
+    pub range: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+}
+
+/// One result row.
+pub struct TraceRow {
+    pub href: String,
+    pub trace_id: String,
+    pub time: String,
+    pub root_service: String,
+    pub color: &'static str,
+    pub root_name: String,
+    pub span_count: usize,
+    pub services: String,
+    pub duration: String,
+    pub error_count: usize,
+}
+
+#[derive(Template)]
+#[template(path = "traces.html")]
+struct TracesPage {
+    title: String,
+    active: &'static str,
+    form: TraceForm,
+    window: TimeWindow,
+    ranges: &'static [(&'static str, i64)],
+    services: Vec<String>,
+    rows: Vec<TraceRow>,
+    chart: Chart,
+    error: Option<String>,
+}
+
+impl TracesPage {
+    fn width(&self) -> f64 {
+        charts::WIDTH
+    }
+    fn height(&self) -> f64 {
+        charts::HEIGHT
+    }
+    fn left(&self) -> f64 {
+        charts::LEFT
+    }
+}
+
+fn parse_ms(text: &str, what: &str) -> Result<Option<i64>, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    text.parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite() && *v >= 0.0)
+        .map(|v| Some((v * 1e6) as i64))
+        .ok_or_else(|| format!("{what} must be a number of milliseconds, not {text:?}"))
+}
+
+/// Turns the form into a search, or says what is wrong with it.
+fn to_search(form: &TraceForm, window: &TimeWindow) -> Result<TraceSearch, String> {
+    let nonempty = |s: &str| Some(s.trim().to_string()).filter(|s| !s.is_empty());
+    let attribute = match nonempty(&form.attr) {
+        Some(a) => Some(
+            a.split_once('=')
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                .ok_or_else(|| format!("attribute filter must be key=value, not {a:?}"))?,
+        ),
+        None => None,
+    };
+    let trace_id = match nonempty(&form.trace_id) {
+        Some(t) => Some(
+            t.parse()
+                .map_err(|e| format!("invalid trace id {t:?}: {e}"))?,
+        ),
+        None => None,
+    };
+    Ok(TraceSearch {
+        service: nonempty(&form.service),
+        operation: nonempty(&form.operation),
+        status: match form.status.as_str() {
+            "error" => Some(StatusFilter::Error),
+            "ok" => Some(StatusFilter::Ok),
+            _ => None,
+        },
+        min_duration_nano: parse_ms(&form.min_ms, "min duration")?,
+        max_duration_nano: parse_ms(&form.max_ms, "max duration")?,
+        attribute,
+        // A trace id names one trace whatever its time.
+        start: trace_id.is_none().then_some(window.start),
+        end: trace_id.is_none().then_some(window.end),
+        trace_id,
+        correlation_id: nonempty(&form.correlation_id),
+        limit: CHART_POINTS,
+    })
+}
+
+fn row(t: &TraceSummary) -> TraceRow {
+    TraceRow {
+        href: format!("/traces/{}", t.trace_id),
+        trace_id: t.trace_id.to_hex(),
+        time: format::time(t.start_time_unix_nano),
+        color: format::service_color(&t.root_service),
+        root_service: t.root_service.clone(),
+        root_name: t.root_name.clone(),
+        span_count: t.span_count,
+        services: t.services.join(", "),
+        duration: format::duration(t.duration_nano),
+        error_count: t.error_count,
+    }
+}
+
+pub async fn handler(State(engine): State<QueryEngine>, Query(form): Query<TraceForm>) -> Response {
+    let params = TimeParams {
+        range: form.range.clone(),
+        from: form.from.clone(),
+        to: form.to.clone(),
+    };
+    let services = engine.services().into_iter().map(|s| s.name).collect();
+    let (window, mut error) = match params.resolve(now_nano()) {
+        Ok(w) => (w, None),
+        Err(e) => (TimeWindow::default_at(now_nano()), Some(e)),
+    };
+    let mut results = Vec::new();
+    if error.is_none() {
+        match to_search(&form, &window) {
+            Ok(search) => match engine.search_traces(&search).await {
+                Ok(r) => results = r,
+                Err(e) => error = Some(e.to_string()),
+            },
+            Err(e) => error = Some(e),
+        }
+    }
+    let points: Vec<_> = results
+        .iter()
+        .map(|t| {
+            let title = format!(
+                "{}: {} — {}",
+                t.root_service,
+                t.root_name,
+                format::duration(t.duration_nano)
+            );
+            (
+                t.start_time_unix_nano,
+                t.duration_nano,
+                format!("/traces/{}", t.trace_id),
+                title,
+                t.error_count > 0,
+            )
+        })
+        .collect();
+    let chart = charts::scatter(&points, window.start, window.end);
+    let status = if error.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    let page = TracesPage {
+        title: "Traces".into(),
+        active: "traces",
+        rows: results.iter().take(TABLE_ROWS).map(row).collect(),
+        chart,
+        services,
+        form,
+        window,
+        ranges: RANGES,
+        error,
+    };
+    render(&page, status)
+}

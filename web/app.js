@@ -1,0 +1,74 @@
+// Sightline: small enhancements. Every page works without this file.
+"use strict";
+
+// Waterfall: collapse and expand the subtree under a span.
+document.addEventListener("click", (event) => {
+  const toggle = event.target.closest("button.toggle");
+  if (!toggle) return;
+  event.preventDefault();
+  event.stopPropagation();
+  const id = toggle.dataset.toggle;
+  const collapsed = toggle.classList.toggle("collapsed");
+  toggle.textContent = collapsed ? "▸" : "▾";
+  toggle.setAttribute("aria-label", collapsed ? "expand subtree" : "collapse subtree");
+  document.querySelectorAll("[data-ancestors]").forEach((row) => {
+    const ancestors = " " + row.dataset.ancestors + " ";
+    if (!ancestors.includes(" " + id + " ")) return;
+    const hiddenBy = new Set((row.dataset.hiddenBy || "").split(" ").filter(Boolean));
+    if (collapsed) hiddenBy.add(id); else hiddenBy.delete(id);
+    row.dataset.hiddenBy = [...hiddenBy].join(" ");
+    row.hidden = hiddenBy.size > 0;
+  });
+});
+
+// Logs: live tail over server-sent events. Text goes in with textContent, never as HTML.
+(() => {
+  const button = document.getElementById("live-tail");
+  if (!button) return;
+  let source = null;
+  const cell = (text, className) => {
+    const td = document.createElement("td");
+    td.textContent = text;
+    if (className) td.className = className;
+    return td;
+  };
+  const rows = () => {
+    let body = document.getElementById("log-rows");
+    if (!body) {
+      const table = document.createElement("table");
+      table.className = "results logs";
+      body = document.createElement("tbody");
+      body.id = "log-rows";
+      table.appendChild(body);
+      button.closest("form").after(table);
+    }
+    return body;
+  };
+  button.addEventListener("click", () => {
+    if (source) {
+      source.close();
+      source = null;
+      button.textContent = "Live tail";
+      button.classList.remove("on");
+      return;
+    }
+    source = new EventSource(button.dataset.src);
+    button.textContent = "Stop tail";
+    button.classList.add("on");
+    source.onmessage = (message) => {
+      const log = JSON.parse(message.data);
+      const tr = document.createElement("tr");
+      tr.className = "log-row live";
+      tr.append(cell(log.time, "time"), cell(log.service), cell(log.instance), cell(log.severity), cell(log.body, "body"));
+      const link = document.createElement("td");
+      if (log.trace_href) {
+        const a = document.createElement("a");
+        a.href = log.trace_href;
+        a.textContent = "trace";
+        link.appendChild(a);
+      }
+      tr.appendChild(link);
+      rows().prepend(tr);
+    };
+  });
+})();
