@@ -2,6 +2,7 @@
 //! integration tests.
 #![allow(dead_code)]
 
+pub mod demo;
 pub mod otlp;
 
 use std::io::{BufRead, BufReader};

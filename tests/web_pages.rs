@@ -1,0 +1,157 @@
+//! HTML-level tests of every page, without a browser: status, key elements, escaping.
+
+mod common;
+
+use common::demo::{count, ids, link_with, page, send_log, unescape};
+use common::{enc, Server};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_render_the_demo_incident_and_escape_hostile_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(
+        &dir.path().join("data"),
+        &["--demo", "--flush-age-ms", "500"],
+    );
+    let demo = ids(&server).await;
+
+    // Trace search: rows, the scatter plot, and the error filter showing the incident.
+    let (status, html) = page(&server, "/traces").await;
+    assert_eq!(status, 200);
+    assert!(count(&html, "class=\"trace-row\"") >= 20, "result rows");
+    assert!(
+        html.contains("<svg") && html.contains("class=\"dot"),
+        "scatter plot"
+    );
+    assert!(
+        html.contains("class=\"dot err\""),
+        "the incident's failed traces are red dots"
+    );
+    let (_, html) = page(&server, "/traces?service=payment&status=error").await;
+    assert!(
+        html.contains(&demo.failed_trace),
+        "the failed checkout is found"
+    );
+    assert!(html.contains("badge err"));
+    let (status, html) = page(&server, "/traces?min_ms=abc").await;
+    assert_eq!(status, 400);
+    assert!(html.contains("role=\"alert\"") && html.contains("milliseconds"));
+
+    // Trace view: a row per span, the error, the critical path, span logs inline.
+    let (status, html) = page(&server, &format!("/traces/{}", demo.failed_trace)).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        count(&html, "<details class=\"span"),
+        demo.failed_span_count
+    );
+    assert!(html.contains("span-error") && html.contains("critical"));
+    assert!(
+        html.contains("CardProcessorTimeout") && html.contains("CardClient.java"),
+        "exception and stack trace"
+    );
+    assert!(
+        html.contains("class=\"span-log\""),
+        "logs inline under their span"
+    );
+
+    // Stitched view: both trace ids, the linked trace marked as separate.
+    let (_, html) = page(&server, &format!("/traces/{}", demo.stitched_trace)).await;
+    assert!(html.contains(&demo.stitched_trace) && html.contains(&demo.linked_trace));
+    assert_eq!(count(&html, "class=\"wf-trace\""), 1);
+    assert_eq!(
+        count(&html, "<details class=\"span"),
+        demo.stitched_span_count
+    );
+
+    // Unknown and malformed trace ids.
+    let (status, html) = page(&server, &format!("/traces/{}", "ab".repeat(16))).await;
+    assert_eq!(status, 404);
+    assert!(html.contains("Trace not found"));
+    let (status, _) = page(&server, "/traces/not-a-trace").await;
+    assert_eq!(status, 400);
+
+    // Logs: a correlation id gives every log of the request in time order, and the trace link.
+    let (status, html) = page(
+        &server,
+        &format!(
+            "/logs?q={}",
+            enc(&format!("correlation_id:{}", demo.correlation_id))
+        ),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(count(&html, "class=\"log-row\""), demo.correlation_logs);
+    assert!(html.contains("Open the stitched trace"));
+    // A word search highlights the word, and the histogram is drawn.
+    let (_, html) = page(&server, &format!("/logs?q={}", enc("timed out"))).await;
+    assert!(html.contains("<mark>timed</mark>") && html.contains("class=\"bar\""));
+    // Bad query: inline error, not a 500. No match: says so.
+    let (status, html) = page(&server, &format!("/logs?q={}", enc("\"unclosed"))).await;
+    assert_eq!(status, 400);
+    assert!(html.contains("role=\"alert\"") && html.contains("invalid query"));
+    let (_, html) = page(&server, "/logs?q=zzznomatchzzz").await;
+    assert!(html.contains("No log record matches"));
+
+    // Pages: the next page continues where the first stopped, without overlap.
+    let (_, first) = page(&server, "/logs?range=1h").await;
+    assert_eq!(count(&first, "class=\"log-row\""), 100);
+    let next = link_with(&first, "rel=\"next\"").expect("a next page");
+    assert!(next.contains("before="), "{next}");
+    let (status, second) = page(&server, &next).await;
+    assert_eq!(status, 200);
+    assert!(count(&second, "class=\"log-row\"") > 0);
+    let last_of_first = first
+        .rfind("class=\"time\">")
+        .map(|i| &first[i + 13..i + 36])
+        .unwrap();
+    let first_of_second = second
+        .find("<tbody id=\"log-rows\">")
+        .and_then(|t| {
+            second[t..]
+                .find("class=\"time\">")
+                .map(|i| &second[t + i + 13..t + i + 36])
+        })
+        .unwrap();
+    assert!(
+        first_of_second <= last_of_first,
+        "{first_of_second} after {last_of_first}"
+    );
+
+    // Hostile text is escaped everywhere and long values are cut with a way to see them.
+    send_log(
+        &server,
+        "evil<svc>",
+        "<script>window.__pwned=1</script> \u{1b}[31m pwned",
+        ("x\"><img src=x onerror=alert(1)>", "v"),
+    )
+    .await;
+    let huge = format!("pwnedhuge {}", "A".repeat(1_000_000));
+    send_log(&server, "bulk", &huge, ("k", "v")).await;
+    let (status, html) = page(&server, "/logs?q=pwned").await;
+    assert_eq!(status, 200);
+    assert!(
+        !html.contains("<script>window.__pwned"),
+        "script tag must be escaped"
+    );
+    assert!(
+        !html.contains("<img src=x"),
+        "attribute keys are escaped too"
+    );
+    let shown = unescape(&html.replace("<mark>", "").replace("</mark>", ""));
+    assert!(
+        shown.contains("<script>window.__pwned=1</script>"),
+        "the text is shown literally"
+    );
+    assert!(shown.contains("evil<svc>"));
+    let (status, html) = page(&server, "/logs?q=pwnedhuge").await;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("show all (1000010 bytes)"),
+        "a 1 MB body is cut and expandable"
+    );
+
+    // Static assets are served from the binary.
+    let (status, js) = page(&server, "/static/app.js").await;
+    assert_eq!(status, 200);
+    assert!(js.contains("EventSource"));
+    server.stop();
+}
