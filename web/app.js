@@ -32,18 +32,7 @@ document.addEventListener("click", (event) => {
     if (className) td.className = className;
     return td;
   };
-  const rows = () => {
-    let body = document.getElementById("log-rows");
-    if (!body) {
-      const table = document.createElement("table");
-      table.className = "results logs";
-      body = document.createElement("tbody");
-      body.id = "log-rows";
-      table.appendChild(body);
-      button.closest("form").after(table);
-    }
-    return body;
-  };
+  const rows = document.getElementById("log-rows");
   button.addEventListener("click", () => {
     if (source) {
       source.close();
@@ -68,7 +57,9 @@ document.addEventListener("click", (event) => {
         link.appendChild(a);
       }
       tr.appendChild(link);
-      rows().prepend(tr);
+      rows.prepend(tr);
+      const empty = document.getElementById("no-match");
+      if (empty) empty.hidden = true;
     };
   });
 })();

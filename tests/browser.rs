@@ -1,0 +1,312 @@
+//! Browser tests: a real headless Chromium, driven through chromedriver, on the demo data.
+//!
+//! Without `chromedriver` on the PATH these tests print a loud notice and pass, unless
+//! `SIGHTLINE_REQUIRE_BROWSER=1` (set by `.ci/run`), which turns a missing browser into a
+//! failure. Screenshots of each page go to `target/screenshots/`.
+
+mod common;
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::demo::{ids, send_log};
+use common::{enc, Server};
+use thirtyfour::prelude::*;
+
+/// A chromedriver process on a free port, killed on drop.
+struct ChromeDriver {
+    child: Child,
+    url: String,
+}
+
+impl Drop for ChromeDriver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn find_on_path(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(name))
+            .find(|p| p.is_file())
+    })
+}
+
+/// Starts chromedriver, or explains why browser tests are skipped (or fails under CI).
+fn chromedriver() -> Option<ChromeDriver> {
+    let Some(binary) = find_on_path("chromedriver") else {
+        let notice = "BROWSER TESTS SKIPPED: chromedriver is not installed \
+                      (apt-get install chromium chromium-driver; .ci/run does this)";
+        if std::env::var("SIGHTLINE_REQUIRE_BROWSER").is_ok_and(|v| v == "1") {
+            panic!("{notice}, and SIGHTLINE_REQUIRE_BROWSER=1 requires them");
+        }
+        eprintln!("\n{}\n{notice}\n{}\n", "!".repeat(78), "!".repeat(78));
+        return None;
+    };
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(binary)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start chromedriver");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "chromedriver did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Some(ChromeDriver {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    })
+}
+
+async fn browser(driver: &ChromeDriver) -> WebDriver {
+    let mut caps = DesiredCapabilities::chrome();
+    if let Some(chromium) = find_on_path("chromium") {
+        caps.set_binary(chromium.to_str().unwrap()).unwrap();
+    }
+    for arg in [
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=1400,1000",
+    ] {
+        caps.add_arg(arg).unwrap();
+    }
+    WebDriver::new(&driver.url, caps)
+        .await
+        .expect("a Chromium session")
+}
+
+fn screenshot_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
+    let dir = target.join("screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+async fn shot(web: &WebDriver, name: &str) {
+    web.screenshot(&screenshot_dir().join(format!("{name}.png")))
+        .await
+        .expect("screenshot");
+}
+
+/// Waits until the browser has navigated to a URL containing `fragment`.
+async fn wait_for_url(web: &WebDriver, fragment: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !web.current_url().await.unwrap().as_str().contains(fragment) {
+        assert!(
+            Instant::now() < deadline,
+            "the browser did not navigate to …{fragment}…"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browse_the_demo_incident() {
+    let Some(driver) = chromedriver() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(
+        &dir.path().join("data"),
+        &["--demo", "--flush-age-ms", "500"],
+    );
+    let demo = ids(&server).await;
+    let web = browser(&driver).await;
+
+    // Trace search → click the failed checkout → its waterfall.
+    web.goto(format!(
+        "{}/traces?service=payment&status=error",
+        server.api
+    ))
+    .await
+    .unwrap();
+    shot(&web, "traces-search").await;
+    let link = web
+        .find(By::Css(&format!(
+            "tr[data-trace='{}'] a.trace-link",
+            demo.failed_trace
+        )))
+        .await
+        .unwrap();
+    link.click().await.unwrap();
+    wait_for_url(&web, &demo.failed_trace).await;
+    let rows = web.find_all(By::Css("details.span")).await.unwrap();
+    assert_eq!(
+        rows.len(),
+        demo.failed_span_count,
+        "one waterfall row per span"
+    );
+    // Click the payment server span: its details and its logs open.
+    let payment = web
+        .find(By::XPath(
+            "//details[contains(@class,'span')][.//span[@class='name' and text()='POST /charge']]",
+        ))
+        .await
+        .unwrap();
+    payment
+        .find(By::Css("summary"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let logs = payment.find_all(By::Css("tr.span-log")).await.unwrap();
+    assert!(!logs.is_empty(), "the span's logs are shown inline");
+    assert!(
+        logs[0].text().await.unwrap().contains("charge failed"),
+        "the payment error log"
+    );
+    assert!(payment
+        .text()
+        .await
+        .unwrap()
+        .contains("CardProcessorTimeout"));
+    shot(&web, "trace-failed-checkout").await;
+    // Collapse the root: every other row disappears.
+    web.find(By::Css("button.toggle"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let visible = web
+        .execute(
+            "return [...document.querySelectorAll('details.span')].filter(e => !e.hidden).length",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        visible.json().as_u64(),
+        Some(1),
+        "collapsed to the root span"
+    );
+
+    // The stitched trace shows both trace ids.
+    web.goto(format!("{}/traces/{}", server.api, demo.stitched_trace))
+        .await
+        .unwrap();
+    let body = web
+        .find(By::Css("main"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        body.contains(&demo.stitched_trace) && body.contains(&demo.linked_trace),
+        "both trace ids"
+    );
+    assert_eq!(
+        web.find_all(By::Css("details.span")).await.unwrap().len(),
+        demo.stitched_span_count
+    );
+    shot(&web, "trace-stitched").await;
+
+    // Logs by correlation id: exactly the request's lines.
+    web.goto(format!("{}/logs", server.api)).await.unwrap();
+    let q = web.find(By::Css("input[name=q]")).await.unwrap();
+    q.send_keys(format!("correlation_id:{}", demo.correlation_id))
+        .await
+        .unwrap();
+    web.find(By::Css("form.filters button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_url(&web, "correlation_id").await;
+    let lines = web.find_all(By::Css("tr.log-row")).await.unwrap();
+    assert_eq!(lines.len(), demo.correlation_logs);
+    for line in &lines {
+        let text = line.text().await.unwrap();
+        assert!(
+            text.contains(&demo.correlation_id) || text.contains("POST /checkout"),
+            "{text}"
+        );
+    }
+    shot(&web, "logs-correlation").await;
+
+    // A hostile log body is shown as text and never runs.
+    send_log(
+        &server,
+        "evil",
+        "<script>window.__pwned=1</script>",
+        ("k", "v"),
+    )
+    .await;
+    web.goto(format!(
+        "{}/logs?q={}",
+        server.api,
+        enc("\"window.__pwned\" OR script")
+    ))
+    .await
+    .unwrap();
+    let pwned = web
+        .execute("return window.__pwned === undefined", vec![])
+        .await
+        .unwrap();
+    assert_eq!(
+        pwned.json().as_bool(),
+        Some(true),
+        "the injected script must not run"
+    );
+    let cell = web
+        .find(By::Css("tr.log-row td.body"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        cell.contains("<script>window.__pwned=1</script>"),
+        "shown literally: {cell}"
+    );
+    shot(&web, "logs-hostile").await;
+
+    // Live tail: a record sent after the page opened streams in.
+    web.goto(format!("{}/logs?q=tailme", server.api))
+        .await
+        .unwrap();
+    web.find(By::Id("live-tail"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    send_log(&server, "tail", "tailme arrived live", ("k", "v")).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let live = web.find_all(By::Css("tr.live")).await.unwrap();
+        if let Some(row) = live.first() {
+            assert!(row.text().await.unwrap().contains("tailme arrived live"));
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "live tail did not show the new record"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    shot(&web, "logs-live-tail").await;
+
+    web.quit().await.unwrap();
+    server.stop();
+}
