@@ -138,7 +138,7 @@ async fn browse_the_demo_incident() {
     .unwrap();
     shot(&web, "traces-search").await;
     let link = web
-        .find(By::Css(&format!(
+        .find(By::Css(format!(
             "tr[data-trace='{}'] a.trace-link",
             demo.failed_trace
         )))
