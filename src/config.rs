@@ -56,6 +56,9 @@ pub struct ServeArgs {
     /// retryable [default: 268435456].
     #[arg(long, env = "SIGHTLINE_INFLIGHT_BYTES")]
     pub inflight_bytes: Option<usize>,
+    /// Seconds without any data after which an instance is shown as down [default: 120].
+    #[arg(long, env = "SIGHTLINE_INSTANCE_DOWN_AFTER_SECS")]
+    pub instance_down_after_secs: Option<u64>,
     /// Load the demo scenario (an hour of a small shop with an incident, ending now) into
     /// the data dir, once.
     #[arg(long, env = "SIGHTLINE_DEMO")]
@@ -77,6 +80,7 @@ pub struct ServeConfig {
     pub flush_age: Duration,
     pub row_group_rows: usize,
     pub inflight_bytes: usize,
+    pub instance_down_after: Duration,
     pub demo: bool,
 }
 
@@ -139,6 +143,11 @@ impl ServeArgs {
                 .inflight_bytes
                 .or(file.inflight_bytes)
                 .unwrap_or(256 << 20),
+            instance_down_after: Duration::from_secs(
+                self.instance_down_after_secs
+                    .or(file.instance_down_after_secs)
+                    .unwrap_or(120),
+            ),
             demo: self.demo,
         })
     }

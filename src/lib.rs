@@ -14,6 +14,7 @@ pub mod ingest;
 pub mod model;
 pub mod pipeline;
 pub mod query;
+pub mod rollup;
 pub mod server;
 pub mod store;
 pub mod wal;

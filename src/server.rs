@@ -86,7 +86,8 @@ pub async fn run(
             }
         }
     }
-    let engine = QueryEngine::new(live, index, store);
+    let engine = QueryEngine::new(live, index, store)
+        .with_down_after(config.instance_down_after.as_nanos() as i64);
 
     let bind = |addr: SocketAddr, what: &'static str| async move {
         TcpListener::bind(addr)

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::model::TraceId;
+use crate::query::metrics::{GaugeAgg, MetricQuery};
 use crate::query::{
     time::parse_time, LogCursor, LogSearch, QueryEngine, QueryError, StatusFilter, TraceSearch,
 };
@@ -49,6 +50,12 @@ pub fn router(engine: QueryEngine) -> Router {
         .route("/api/v1/logs", get(logs))
         .route("/api/v1/correlations/{id}", get(correlation))
         .route("/api/v1/services", get(services))
+        .route("/api/v1/overview", get(overview))
+        .route("/api/v1/service-map", get(service_map))
+        .route("/api/v1/services/{name}", get(service))
+        .route("/api/v1/errors", get(errors))
+        .route("/api/v1/metrics", get(metric_names))
+        .route("/api/v1/metrics/query", get(metric_query))
         .route("/healthz", get(|| async { "ok" }))
         .with_state(engine)
 }
@@ -173,4 +180,146 @@ async fn correlation(
 
 async fn services(State(engine): State<QueryEngine>) -> Response {
     Json(json!({ "services": engine.services() })).into_response()
+}
+
+/// A time window in the query string; defaults to the last hour.
+#[derive(Debug, Deserialize)]
+struct Window {
+    start: Option<String>,
+    end: Option<String>,
+}
+
+impl Window {
+    fn resolve(&self) -> Result<(i64, i64, i64), ApiError> {
+        let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0);
+        let time = |t: &Option<String>| {
+            t.as_deref()
+                .map(parse_time)
+                .transpose()
+                .map_err(bad_request)
+        };
+        let end = time(&self.end)?.unwrap_or(now);
+        let start = time(&self.start)?.unwrap_or(end - 3_600_000_000_000);
+        if start >= end {
+            return Err(bad_request("start must be before end"));
+        }
+        Ok((start, end, now))
+    }
+}
+
+async fn overview(
+    State(engine): State<QueryEngine>,
+    Query(w): Query<Window>,
+) -> Result<Response, ApiError> {
+    let (start, end, now) = w.resolve()?;
+    Ok(Json(json!({ "services": engine.overview(start, end, now).await? })).into_response())
+}
+
+async fn service_map(
+    State(engine): State<QueryEngine>,
+    Query(w): Query<Window>,
+) -> Result<Response, ApiError> {
+    let (start, end, now) = w.resolve()?;
+    Ok(Json(engine.service_map(start, end, now).await?).into_response())
+}
+
+async fn service(
+    State(engine): State<QueryEngine>,
+    Path(name): Path<String>,
+    Query(w): Query<Window>,
+) -> Result<Response, ApiError> {
+    let (start, end, now) = w.resolve()?;
+    match engine.service(&name, start, end, now).await? {
+        Some(detail) => Ok(Json(detail).into_response()),
+        None => Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!("service {name:?} not found"),
+        )),
+    }
+}
+
+async fn errors(
+    State(engine): State<QueryEngine>,
+    Query(w): Query<Window>,
+) -> Result<Response, ApiError> {
+    let (start, end, _) = w.resolve()?;
+    Ok(Json(engine.errors(start, end).await?).into_response())
+}
+
+/// Query string of `GET /api/v1/metrics`.
+#[derive(Debug, Deserialize)]
+struct MetricNamesParams {
+    service: Option<String>,
+}
+
+async fn metric_names(
+    State(engine): State<QueryEngine>,
+    Query(p): Query<MetricNamesParams>,
+) -> Result<Response, ApiError> {
+    let names = engine
+        .metric_names_of(p.service.as_deref().unwrap_or(""))
+        .await?;
+    Ok(Json(json!({ "metrics": names })).into_response())
+}
+
+/// Query string of `GET /api/v1/metrics/query`.
+#[derive(Debug, Deserialize)]
+struct MetricQueryParams {
+    name: String,
+    start: Option<String>,
+    end: Option<String>,
+    /// Step in seconds (default: the window / 60).
+    step: Option<u64>,
+    service: Option<String>,
+    instance: Option<String>,
+    /// Comma-separated: `service`, `instance`, `version` or attribute keys.
+    group_by: Option<String>,
+    /// Gauges: `avg` (default), `min`, `max`, `last`.
+    agg: Option<String>,
+}
+
+async fn metric_query(
+    State(engine): State<QueryEngine>,
+    Query(p): Query<MetricQueryParams>,
+) -> Result<Response, ApiError> {
+    let (start, end, _) = Window {
+        start: p.start,
+        end: p.end,
+    }
+    .resolve()?;
+    let gauge_agg = match p.agg.as_deref().unwrap_or("avg") {
+        "avg" => GaugeAgg::Avg,
+        "min" => GaugeAgg::Min,
+        "max" => GaugeAgg::Max,
+        "last" => GaugeAgg::Last,
+        other => {
+            return Err(bad_request(format!(
+                "agg must be avg, min, max or last, not {other:?}"
+            )))
+        }
+    };
+    let step = p
+        .step
+        .map(|s| s as i64 * 1_000_000_000)
+        .unwrap_or((end - start) / 60)
+        .max(1_000_000_000);
+    let q = MetricQuery {
+        name: p.name,
+        start,
+        end,
+        step,
+        service: p.service,
+        instance: p.instance,
+        group_by: p
+            .group_by
+            .map(|g| {
+                g.split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default(),
+        gauge_agg,
+    };
+    Ok(Json(json!({ "series": engine.metric_query(&q).await?, "step": step })).into_response())
 }

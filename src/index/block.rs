@@ -12,6 +12,7 @@ use tantivy::TantivyDocument;
 
 use super::schema::Fields;
 use crate::model::{value_text, Attributes, LogRow, MetricPoint, Resource, Signal, SpanRow};
+use crate::rollup::RollupRow;
 
 /// Attribute values longer than this are not indexed as `key=value` terms (rows still hold
 /// them, and a query on them falls back to scanning).
@@ -183,6 +184,24 @@ pub fn metric_block(
         b.row(r.time_unix_nano, r.time_unix_nano, &r.resource);
         b.term(fields.name, &r.name);
         b.attributes(&r.attributes);
+    }
+    b.finish()
+}
+
+/// The block document of rollup row group `row_group` of file `path`.
+pub fn rollup_block(
+    fields: &Fields,
+    path: &str,
+    row_group: usize,
+    rows: &[&RollupRow],
+) -> TantivyDocument {
+    let mut b = BlockBuilder::new(fields, Signal::Rollups, path, row_group);
+    for r in rows {
+        b.rows += 1;
+        b.time_min = b.time_min.min(r.minute);
+        b.time_max = b.time_max.max(r.minute + crate::rollup::MINUTE - 1);
+        b.term(fields.service, &r.service);
+        b.term(fields.name, r.kind.as_str());
     }
     b.finish()
 }

@@ -74,6 +74,8 @@ pub fn rows_from_payload(
         Signal::Metrics => {
             rows.metrics = convert_metrics(ExportMetricsServiceRequest::decode(payload)?).0
         }
+        // Derived data is never written to the WAL; nothing to decode.
+        Signal::Rollups => {}
     }
     Ok(rows)
 }

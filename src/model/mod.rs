@@ -22,6 +22,8 @@ pub enum Signal {
     Traces = 1,
     Logs = 2,
     Metrics = 3,
+    /// Aggregates derived from the other signals (see `crate::rollup`); never in the WAL.
+    Rollups = 4,
 }
 
 impl Signal {
@@ -34,10 +36,11 @@ impl Signal {
             Signal::Traces => "traces",
             Signal::Logs => "logs",
             Signal::Metrics => "metrics",
+            Signal::Rollups => "rollups",
         }
     }
 
-    /// Inverse of the discriminant, for WAL replay.
+    /// Inverse of the discriminant, for WAL replay: only the OTLP signals.
     pub fn from_u8(b: u8) -> Option<Signal> {
         Signal::ALL.into_iter().find(|s| *s as u8 == b)
     }

@@ -62,6 +62,11 @@ fn flush(
                 docs.push(block::metric_block(fields, &file.path, i, group));
             }
         }
+        for file in store.write(&frozen.rollups).await? {
+            for (i, group) in file.row_groups.iter().enumerate() {
+                docs.push(block::rollup_block(fields, &file.path, i, group));
+            }
+        }
         anyhow::Ok(docs)
     })?;
     let blocks = docs.len();

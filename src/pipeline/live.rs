@@ -6,11 +6,14 @@ use std::time::Instant;
 
 use super::services::ServiceRegistry;
 use crate::model::{LogRow, MetricPoint, Rows, SpanRow};
+use crate::rollup::{RollupRow, Rollups};
 
 /// A memtable taken out of the write path and waiting to be flushed.
 #[derive(Debug)]
 pub struct Frozen {
     pub rows: Rows,
+    /// Rollups of these rows (and of calls completed while they were active).
+    pub rollups: Vec<RollupRow>,
     /// WAL segments numbered `<=` this hold exactly these rows (and earlier flushed ones).
     pub wal_seq: u64,
 }
@@ -27,6 +30,8 @@ pub struct LiveInner {
     pub active_since: Option<Instant>,
     pub frozen: Vec<Arc<Frozen>>,
     pub services: ServiceRegistry,
+    /// Rollups of `active`.
+    pub rollups: Rollups,
 }
 
 impl LiveInner {
@@ -46,6 +51,13 @@ impl LiveInner {
             .chain(self.frozen.iter().flat_map(|f| f.rows.logs.iter()))
     }
 
+    /// Every in-memory rollup row.
+    pub fn rollups(&self) -> impl Iterator<Item = &RollupRow> {
+        self.rollups
+            .rows()
+            .chain(self.frozen.iter().flat_map(|f| f.rollups.iter()))
+    }
+
     /// Every in-memory metric point.
     pub fn metrics(&self) -> impl Iterator<Item = &MetricPoint> {
         self.active
@@ -59,6 +71,8 @@ impl LiveInner {
         if rows.is_empty() {
             return;
         }
+        self.rollups.observe_spans(&rows.spans);
+        self.rollups.observe_logs(&rows.logs);
         for s in &rows.spans {
             self.services.observe(&s.resource, s.end_time_unix_nano);
         }

@@ -58,7 +58,7 @@ pub(super) fn run(
                         .is_some_and(|t| t.elapsed() >= config.flush_age))
         };
         if due {
-            freeze(&mut wal, &live, &flush_tx);
+            freeze(&mut wal, &live, &flush_tx, closed);
         }
         if closed {
             return;
@@ -104,7 +104,7 @@ fn commit_group(wal: &mut Wal, live: &LiveData, group: &mut Vec<WriteRequest>) {
 }
 
 /// Seals the WAL segment and hands the memtable to the flusher (blocking when it is behind).
-fn freeze(wal: &mut Wal, live: &LiveData, flush_tx: &SyncSender<Arc<Frozen>>) {
+fn freeze(wal: &mut Wal, live: &LiveData, flush_tx: &SyncSender<Arc<Frozen>>, last: bool) {
     let wal_seq = match wal.rotate() {
         Ok(seq) => seq,
         Err(e) => {
@@ -115,8 +115,13 @@ fn freeze(wal: &mut Wal, live: &LiveData, flush_tx: &SyncSender<Arc<Frozen>>) {
     let frozen = {
         let mut inner = live.write();
         let rows = std::mem::take(&mut inner.active);
+        let rollups = inner.rollups.take(last);
         inner.active_since = None;
-        let frozen = Arc::new(Frozen { rows, wal_seq });
+        let frozen = Arc::new(Frozen {
+            rows,
+            rollups,
+            wal_seq,
+        });
         inner.frozen.push(frozen.clone());
         frozen
     };

@@ -5,6 +5,8 @@
 //! and checks every row of them exactly.
 
 pub mod log_query;
+pub mod metrics;
+pub mod services;
 pub mod time;
 mod trace_search;
 pub mod trace_tree;
@@ -93,6 +95,37 @@ pub struct StitchedTrace {
     pub linked: Vec<LinkedTrace>,
 }
 
+/// Everything the service page shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceDetail {
+    pub overview: services::ServiceOverview,
+    pub operations: Vec<services::Breakdown>,
+    pub instances: Vec<services::Breakdown>,
+    pub versions: Vec<services::Breakdown>,
+    pub errors: services::ErrorsView,
+    pub metric_names: Vec<MetricName>,
+}
+
+/// A metric's name with its type and unit.
+#[derive(Debug, Clone, Serialize)]
+pub struct MetricName {
+    pub name: String,
+    pub kind: &'static str,
+    pub unit: String,
+    pub monotonic: bool,
+}
+
+impl MetricName {
+    fn of(p: &crate::model::MetricPoint) -> Self {
+        MetricName {
+            name: p.name.clone(),
+            kind: p.kind.as_str(),
+            unit: p.unit.clone(),
+            monotonic: p.is_monotonic,
+        }
+    }
+}
+
 /// Most traces stitched into one view.
 pub const MAX_LINKED_TRACES: usize = 10;
 
@@ -177,12 +210,203 @@ pub struct QueryEngine {
     live: Arc<LiveData>,
     index: Arc<BlockIndex>,
     store: Store,
+    /// An instance silent for longer than this is shown as down.
+    down_after_nano: i64,
 }
+
+/// Default time without data after which an instance is down.
+pub const DEFAULT_DOWN_AFTER_NANO: i64 = 120_000_000_000;
 
 impl QueryEngine {
     /// A query engine over the server's data.
     pub fn new(live: Arc<LiveData>, index: Arc<BlockIndex>, store: Store) -> Self {
-        Self { live, index, store }
+        Self {
+            live,
+            index,
+            store,
+            down_after_nano: DEFAULT_DOWN_AFTER_NANO,
+        }
+    }
+
+    /// Sets how long an instance may be silent before it is shown as down.
+    pub fn with_down_after(mut self, nano: i64) -> Self {
+        self.down_after_nano = nano.max(1);
+        self
+    }
+
+    /// Every rollup row of minutes overlapping `[start, end)`.
+    pub async fn rollups(
+        &self,
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<crate::rollup::RollupRow>, QueryError> {
+        use crate::rollup::{RollupRow, MINUTE};
+        let in_window = move |r: &RollupRow| r.minute + MINUTE > start && r.minute < end;
+        self.rows(
+            |live| live.rollups().filter(|r| in_window(r)).cloned().collect(),
+            Box::new(tantivy::query::AllQuery),
+            Some(start),
+            Some(end),
+            in_window,
+        )
+        .await
+    }
+
+    /// RED per service with instance health and per-minute sparklines.
+    pub async fn overview(
+        &self,
+        start: i64,
+        end: i64,
+        now: i64,
+    ) -> Result<Vec<services::ServiceOverview>, QueryError> {
+        let rollups = self.rollups(start, end).await?;
+        Ok(services::overview(
+            &rollups,
+            &self.services(),
+            start,
+            end,
+            now,
+            self.down_after_nano,
+        ))
+    }
+
+    /// The service map of a window.
+    pub async fn service_map(
+        &self,
+        start: i64,
+        end: i64,
+        now: i64,
+    ) -> Result<services::ServiceMap, QueryError> {
+        let rollups = self.rollups(start, end).await?;
+        let overview = services::overview(
+            &rollups,
+            &self.services(),
+            start,
+            end,
+            now,
+            self.down_after_nano,
+        );
+        Ok(services::service_map(&rollups, &overview, start, end))
+    }
+
+    /// One service: overview row, RED per operation, instance and version, and its errors.
+    pub async fn service(
+        &self,
+        name: &str,
+        start: i64,
+        end: i64,
+        now: i64,
+    ) -> Result<Option<ServiceDetail>, QueryError> {
+        let rollups = self.rollups(start, end).await?;
+        let all = self.services();
+        let Some(info) = all.iter().find(|s| s.name == name) else {
+            return Ok(None);
+        };
+        let overview = services::overview(
+            &rollups,
+            std::slice::from_ref(info),
+            start,
+            end,
+            now,
+            self.down_after_nano,
+        )
+        .pop();
+        let Some(overview) = overview else {
+            return Ok(None);
+        };
+        Ok(Some(ServiceDetail {
+            operations: services::breakdown(&rollups, name, start, end, |r| r.operation.clone()),
+            instances: services::breakdown(&rollups, name, start, end, |r| r.instance.clone()),
+            versions: services::breakdown(&rollups, name, start, end, |r| r.version.clone()),
+            errors: services::errors(&rollups, start, end, Some(name)),
+            metric_names: self.metric_names_of(name).await?,
+            overview,
+        }))
+    }
+
+    /// Error timeline and groups of a window.
+    pub async fn errors(&self, start: i64, end: i64) -> Result<services::ErrorsView, QueryError> {
+        let rollups = self.rollups(start, end).await?;
+        Ok(services::errors(&rollups, start, end, None))
+    }
+
+    /// A metric range query.
+    pub async fn metric_query(
+        &self,
+        q: &metrics::MetricQuery,
+    ) -> Result<Vec<metrics::Series>, QueryError> {
+        let f = self.index.fields();
+        // One step before the window: the baseline of the first cumulative delta.
+        let from = q.start - q.step.max(1_000_000_000);
+        let keep = {
+            let q = q.clone();
+            move |p: &crate::model::MetricPoint| {
+                p.name == q.name
+                    && p.time_unix_nano >= from
+                    && p.time_unix_nano <= q.end
+                    && q.service
+                        .as_ref()
+                        .is_none_or(|s| p.resource.service_name == *s)
+                    && q.instance
+                        .as_ref()
+                        .is_none_or(|i| p.resource.service_instance_id == *i)
+            }
+        };
+        let live_keep = keep.clone();
+        let points = self
+            .rows(
+                |live| live.metrics().filter(|p| live_keep(p)).cloned().collect(),
+                self.index.term(f.name, &q.name),
+                Some(from),
+                Some(q.end),
+                keep,
+            )
+            .await?;
+        Ok(metrics::evaluate(q, points))
+    }
+
+    /// Metric names, with kind and unit, that `service` (or anyone, when empty) sends.
+    pub async fn metric_names_of(&self, service: &str) -> Result<Vec<MetricName>, QueryError> {
+        let f = self.index.fields();
+        let query: Box<dyn Query> = if service.is_empty() {
+            Box::new(tantivy::query::AllQuery)
+        } else {
+            self.index.term(f.service, service)
+        };
+        let svc = service.to_string();
+        let mut names: BTreeMap<String, MetricName> = BTreeMap::new();
+        let (live, searcher) = {
+            let live = self.live.read();
+            let rows: Vec<MetricName> = live
+                .metrics()
+                .filter(|p| svc.is_empty() || p.resource.service_name == svc)
+                .map(MetricName::of)
+                .collect();
+            (rows, self.index.searcher())
+        };
+        for n in live {
+            names.entry(n.name.clone()).or_insert(n);
+        }
+        // Names are in the block documents; one row per block is enough for kind and unit.
+        let blocks = self
+            .index
+            .search(&searcher, Signal::Metrics, query, None, None)?;
+        for (path, groups) in group_by_file(&blocks) {
+            let row_groups = groups.iter().map(|(rg, _)| *rg).collect();
+            let mut keep = |p: &crate::model::MetricPoint| {
+                (svc.is_empty() || p.resource.service_name == svc) && !names.contains_key(&p.name)
+            };
+            for p in self
+                .store
+                .read::<crate::model::MetricPoint>(&path, row_groups, &mut keep)
+                .await?
+            {
+                names
+                    .entry(p.name.clone())
+                    .or_insert_with(|| MetricName::of(&p));
+            }
+        }
+        Ok(names.into_values().collect())
     }
 
     /// Every span of one trace, each once, in start order.

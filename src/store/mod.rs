@@ -8,6 +8,7 @@
 mod columns;
 pub mod logs;
 pub mod metrics;
+pub mod rollups;
 pub mod spans;
 
 use std::cmp::Ordering;
@@ -145,6 +146,30 @@ impl StoredRow for MetricPoint {
         out: &mut Vec<Self>,
     ) -> Result<(), StoreError> {
         metrics::from_batch(batch, keep, out)
+    }
+}
+
+impl StoredRow for crate::rollup::RollupRow {
+    const SIGNAL: Signal = Signal::Rollups;
+    fn time(&self) -> i64 {
+        self.minute
+    }
+    /// By kind, service and minute: what the overview and the map read.
+    fn order(a: &Self, b: &Self) -> Ordering {
+        (a.kind, &a.service, a.minute).cmp(&(b.kind, &b.service, b.minute))
+    }
+    fn bloom_columns() -> &'static [&'static str] {
+        &[]
+    }
+    fn to_batch(rows: &[&Self]) -> Result<RecordBatch, StoreError> {
+        rollups::to_batch(rows)
+    }
+    fn from_batch(
+        batch: &RecordBatch,
+        keep: &mut dyn FnMut(&Self) -> bool,
+        out: &mut Vec<Self>,
+    ) -> Result<(), StoreError> {
+        rollups::from_batch(batch, keep, out)
     }
 }
 

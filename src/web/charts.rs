@@ -35,6 +35,18 @@ pub struct Bar {
     pub w: f64,
     pub h: f64,
     pub title: String,
+    pub color: &'static str,
+}
+
+/// A line of a line chart.
+#[derive(Debug, Clone)]
+pub struct Line {
+    pub label: String,
+    pub color: &'static str,
+    /// SVG `points` attribute.
+    pub points: String,
+    /// Hover targets: (x, y, text).
+    pub marks: Vec<(f64, f64, String)>,
 }
 
 /// A chart: its plot area, marks and axis ticks.
@@ -46,6 +58,148 @@ pub struct Chart {
     pub y_ticks: Vec<Tick>,
     /// Bottom of the plot area (y of the x axis).
     pub axis_y: f64,
+    pub lines: Vec<Line>,
+    /// x positions of vertical markers (e.g. the start of an error burst), with a label.
+    pub markers: Vec<(f64, String)>,
+}
+
+/// Colours for series that have no colour of their own.
+pub const SERIES_COLORS: &[&str] = &[
+    "#2f6fde", "#d92d20", "#12b76a", "#f79009", "#7a5af8", "#06aed4", "#ee46bc", "#667085",
+];
+
+/// A named, coloured series of (Unix ns, value) points.
+pub type LineSeries = (String, &'static str, Vec<(i64, f64)>);
+
+/// Time series as lines over `[start, end]`; `fmt` writes values with their unit.
+pub fn lines(series: &[LineSeries], start: i64, end: i64, fmt: &dyn Fn(f64) -> String) -> Chart {
+    let max = series
+        .iter()
+        .flat_map(|s| s.2.iter().map(|p| p.1))
+        .fold(0.0f64, f64::max);
+    let max = if max > 0.0 { max * 1.1 } else { 1.0 };
+    let y_of = |v: f64| TOP + plot_h() * (1.0 - v / max);
+    Chart {
+        lines: series
+            .iter()
+            .map(|(label, color, points)| Line {
+                label: label.clone(),
+                color,
+                points: points
+                    .iter()
+                    .map(|(t, v)| format!("{:.1},{:.1}", x_of(*t, start, end), y_of(*v)))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                marks: points
+                    .iter()
+                    .map(|(t, v)| {
+                        (
+                            x_of(*t, start, end),
+                            y_of(*v),
+                            format!("{label}: {} at {}", fmt(*v), format::clock(*t)),
+                        )
+                    })
+                    .collect(),
+            })
+            .collect(),
+        x_ticks: time_ticks(start, end),
+        y_ticks: (0..=2)
+            .map(|i| Tick {
+                pos: y_of(max * i as f64 / 2.0),
+                label: fmt(max * i as f64 / 2.0),
+            })
+            .collect(),
+        axis_y: TOP + plot_h(),
+        ..Chart::default()
+    }
+}
+
+/// Per-minute counts stacked per series, from `start`.
+pub fn stacked(
+    series: &[(String, &'static str, Vec<u64>)],
+    start: i64,
+    bucket_nano: i64,
+    markers: &[usize],
+) -> Chart {
+    let n = series.iter().map(|s| s.2.len()).max().unwrap_or(0).max(1);
+    let totals: Vec<u64> = (0..n)
+        .map(|i| {
+            series
+                .iter()
+                .map(|s| s.2.get(i).copied().unwrap_or(0))
+                .sum()
+        })
+        .collect();
+    let max = totals.iter().copied().max().unwrap_or(0).max(1) as f64;
+    let w = plot_w() / n as f64;
+    let mut bars = Vec::new();
+    for i in 0..n {
+        let mut y = TOP + plot_h();
+        for (label, color, values) in series {
+            let v = values.get(i).copied().unwrap_or(0);
+            if v == 0 {
+                continue;
+            }
+            let h = plot_h() * v as f64 / max;
+            y -= h;
+            bars.push(Bar {
+                x: LEFT + w * i as f64,
+                y,
+                w: (w - 1.0).max(1.0),
+                h,
+                title: format!(
+                    "{label}: {v} at {}",
+                    format::clock(start + bucket_nano * i as i64)
+                ),
+                color,
+            });
+        }
+    }
+    let end = start + bucket_nano * n as i64;
+    Chart {
+        bars,
+        x_ticks: time_ticks(start, end),
+        y_ticks: [0.0, max / 2.0, max]
+            .into_iter()
+            .filter(|v| v.fract() == 0.0)
+            .map(|v| Tick {
+                pos: TOP + plot_h() * (1.0 - v / max),
+                label: format!("{v}"),
+            })
+            .collect(),
+        axis_y: TOP + plot_h(),
+        markers: markers
+            .iter()
+            .map(|i| {
+                (
+                    LEFT + w * *i as f64,
+                    format!(
+                        "error burst starts {}",
+                        format::clock(start + bucket_nano * *i as i64)
+                    ),
+                )
+            })
+            .collect(),
+        ..Chart::default()
+    }
+}
+
+/// `points` of a small sparkline (100×24) for per-minute values.
+pub fn sparkline(values: &[u64]) -> String {
+    let max = values.iter().copied().max().unwrap_or(0).max(1) as f64;
+    let n = values.len().max(2) - 1;
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            format!(
+                "{:.1},{:.1}",
+                100.0 * i as f64 / n as f64,
+                23.0 - 22.0 * *v as f64 / max
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn plot_w() -> f64 {
@@ -79,6 +233,8 @@ pub fn scatter(points: &[(i64, i64, String, String, bool)], start: i64, end: i64
     let max = points.iter().map(|p| p.1).max().unwrap_or(1).max(1) as f64 * 1.1;
     let y_of = |d: i64| TOP + plot_h() * (1.0 - d as f64 / max);
     Chart {
+        lines: Vec::new(),
+        markers: Vec::new(),
         dots: points
             .iter()
             .map(|(t, d, href, title, error)| Dot {
@@ -111,6 +267,8 @@ pub fn histogram(counts: &[u64], start: i64, bucket_nano: i64) -> Chart {
     let w = plot_w() / n;
     let end = start + bucket_nano * counts.len() as i64;
     Chart {
+        lines: Vec::new(),
+        markers: Vec::new(),
         dots: Vec::new(),
         bars: counts
             .iter()
@@ -124,6 +282,7 @@ pub fn histogram(counts: &[u64], start: i64, bucket_nano: i64) -> Chart {
                     w: (w - 1.0).max(1.0),
                     h,
                     title: format!("{c} records from {}", format::clock(t)),
+                    color: "var(--accent)",
                 }
             })
             .collect(),

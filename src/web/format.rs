@@ -19,6 +19,52 @@ pub fn duration(ns: i64) -> String {
     }
 }
 
+/// A request rate: per minute when slow, per second when fast.
+pub fn rate(per_second: f64) -> String {
+    if per_second <= 0.0 {
+        "0".to_string()
+    } else if per_second < 1.0 {
+        format!("{:.1}/min", per_second * 60.0)
+    } else {
+        format!("{per_second:.1}/s")
+    }
+}
+
+/// `4.3 %`.
+pub fn percent(fraction: f64) -> String {
+    format!("{:.1} %", fraction * 100.0)
+}
+
+/// `3m ago`, `45s ago`, `2h ago`.
+pub fn ago(now: i64, then: i64) -> String {
+    let s = ((now - then) / 1_000_000_000).max(0);
+    match s {
+        0..=59 => format!("{s}s ago"),
+        60..=3599 => format!("{}m ago", s / 60),
+        3600..=86_399 => format!("{}h ago", s / 3600),
+        _ => format!("{}d ago", s / 86_400),
+    }
+}
+
+/// A duration that may be unknown.
+pub fn opt_duration(ns: Option<i64>) -> String {
+    ns.map(duration).unwrap_or_else(|| "–".to_string())
+}
+
+/// A metric value with its OTLP unit.
+pub fn with_unit(v: f64, unit: &str) -> String {
+    match unit {
+        "By" if v >= 1e9 => format!("{:.2} GB", v / 1e9),
+        "By" if v >= 1e6 => format!("{:.1} MB", v / 1e6),
+        "By" => format!("{v:.0} B"),
+        "1" => format!("{:.0} %", v * 100.0),
+        "ms" => format!("{v:.1} ms"),
+        "s" => format!("{v:.2} s"),
+        _ if v.abs() >= 100.0 => format!("{v:.0}"),
+        _ => format!("{v:.2}"),
+    }
+}
+
 /// `2026-11-23 10:15:00.123` (UTC).
 pub fn time(ns: i64) -> String {
     chrono::DateTime::from_timestamp_nanos(ns)

@@ -4,8 +4,13 @@
 
 mod assets;
 mod charts;
+mod errors_page;
 mod format;
 mod logs_page;
+mod map_layout;
+mod map_page;
+mod overview_page;
+mod service_page;
 mod time_range;
 mod trace_page;
 mod traces_page;
@@ -18,13 +23,13 @@ use axum::Router;
 
 use crate::query::QueryEngine;
 
-/// The UI routes (`/`, `/traces`, `/traces/{id}`, `/logs`, `/logs/tail`, `/static/*`).
+/// The UI routes: overview, map, service, errors, traces, trace, logs, live tail, assets.
 pub fn router(engine: QueryEngine) -> Router {
     Router::new()
-        .route(
-            "/",
-            get(|| async { axum::response::Redirect::to("/traces") }),
-        )
+        .route("/", get(overview_page::handler))
+        .route("/map", get(map_page::handler))
+        .route("/services/{name}", get(service_page::handler))
+        .route("/errors", get(errors_page::handler))
         .route("/traces", get(traces_page::handler))
         .route("/traces/{id}", get(trace_page::handler))
         .route("/logs", get(logs_page::handler))

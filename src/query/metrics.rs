@@ -1,0 +1,295 @@
+//! Metric range queries: counters as rates (reset-aware), gauges as avg/min/max/last,
+//! histograms as percentiles, grouped by instance, service or any attribute.
+//!
+//! Rules for bad points (documented in the README): non-finite values are skipped; a
+//! cumulative counter that goes down, or whose start time changes, has reset and counts from
+//! its new value; a histogram whose bucket counts do not match its bounds is skipped.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::model::{value_text, MetricKind, MetricPoint};
+
+/// How to reduce gauge samples within a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GaugeAgg {
+    Avg,
+    Min,
+    Max,
+    Last,
+}
+
+/// A metric range query.
+#[derive(Debug, Clone)]
+pub struct MetricQuery {
+    pub name: String,
+    pub start: i64,
+    pub end: i64,
+    pub step: i64,
+    pub service: Option<String>,
+    pub instance: Option<String>,
+    /// `service`, `instance`, or an attribute key; empty = one series per source series.
+    pub group_by: Vec<String>,
+    pub gauge_agg: GaugeAgg,
+}
+
+/// One output series.
+#[derive(Debug, Clone, Serialize)]
+pub struct Series {
+    pub labels: BTreeMap<String, String>,
+    /// `rate` (per second), `gauge`, `p50`, `p95`, `p99`, `count_rate`.
+    pub value: String,
+    pub unit: String,
+    /// (step start in Unix ns, value); steps without data are absent.
+    pub points: Vec<(i64, f64)>,
+}
+
+/// What one step of one group accumulates.
+#[derive(Debug, Clone, Default)]
+struct Acc {
+    sum: f64,
+    n: u64,
+    min: f64,
+    max: f64,
+    last: (i64, f64),
+    buckets: Vec<f64>,
+    bounds: Vec<f64>,
+    count: f64,
+}
+
+impl Acc {
+    fn gauge(&mut self, t: i64, v: f64) {
+        if self.n == 0 {
+            self.min = v;
+            self.max = v;
+        }
+        self.sum += v;
+        self.n += 1;
+        self.min = self.min.min(v);
+        self.max = self.max.max(v);
+        if t >= self.last.0 {
+            self.last = (t, v);
+        }
+    }
+}
+
+fn labels_of(p: &MetricPoint, group_by: &[String]) -> BTreeMap<String, String> {
+    let mut labels = BTreeMap::new();
+    if group_by.is_empty() {
+        labels.insert("service".into(), p.resource.service_name.clone());
+        labels.insert("instance".into(), p.resource.service_instance_id.clone());
+        for (k, v) in &p.attributes {
+            labels.insert(k.clone(), value_text(v));
+        }
+        return labels;
+    }
+    for key in group_by {
+        let value = match key.as_str() {
+            "service" => p.resource.service_name.clone(),
+            "instance" => p.resource.service_instance_id.clone(),
+            "version" => p.resource.service_version.clone(),
+            other => p.attributes.get(other).map(value_text).unwrap_or_default(),
+        };
+        labels.insert(key.clone(), value);
+    }
+    labels
+}
+
+/// Identity of a source series: who sent it and with which attributes.
+fn source_key(p: &MetricPoint) -> String {
+    format!(
+        "{}\u{1f}{}\u{1f}{}",
+        p.resource.service_name,
+        p.resource.service_instance_id,
+        serde_json::Value::Object(p.attributes.clone())
+    )
+}
+
+/// Turns raw points into the requested series.
+pub fn evaluate(q: &MetricQuery, mut points: Vec<MetricPoint>) -> Vec<Series> {
+    let step = q.step.max(1_000_000_000);
+    points.sort_by_key(|p| p.time_unix_nano);
+    let unit = points.first().map(|p| p.unit.clone()).unwrap_or_default();
+    let Some(kind) = points.first().map(|p| p.kind) else {
+        return Vec::new();
+    };
+    let step_of = |t: i64| q.start + (t - q.start).div_euclid(step) * step;
+    let mut groups: BTreeMap<BTreeMap<String, String>, BTreeMap<i64, Acc>> = BTreeMap::new();
+    // Previous point per source series, for cumulative deltas.
+    let mut previous: BTreeMap<String, &MetricPoint> = BTreeMap::new();
+    for p in &points {
+        if p.time_unix_nano < q.start || p.time_unix_nano > q.end {
+            // Still the baseline of the first delta inside the window.
+            if p.time_unix_nano < q.start {
+                previous.insert(source_key(p), p);
+            }
+            continue;
+        }
+        let acc = groups
+            .entry(labels_of(p, &q.group_by))
+            .or_default()
+            .entry(step_of(p.time_unix_nano))
+            .or_default();
+        let key = source_key(p);
+        let prev = previous.insert(key, p);
+        let restarted = |prev: &MetricPoint| prev.start_time_unix_nano != p.start_time_unix_nano;
+        match p.kind {
+            MetricKind::Gauge => {
+                if let Some(v) = p.value.filter(|v| v.is_finite()) {
+                    acc.gauge(p.time_unix_nano, v);
+                }
+            }
+            MetricKind::Sum if !p.is_monotonic => {
+                if let Some(v) = p.value.filter(|v| v.is_finite()) {
+                    acc.gauge(p.time_unix_nano, v);
+                }
+            }
+            MetricKind::Sum => {
+                let Some(v) = p.value.filter(|v| v.is_finite()) else {
+                    continue;
+                };
+                let delta = if p.temporality == "delta" {
+                    v
+                } else {
+                    match prev {
+                        Some(pr) if !restarted(pr) && pr.value.is_some_and(|pv| v >= pv) => {
+                            v - pr.value.unwrap_or(v)
+                        }
+                        // A reset: the counter counted `v` since it restarted.
+                        Some(_) => v,
+                        // The first point: all of `v` counts only if the counter started
+                        // inside the window; otherwise it is just the baseline.
+                        None if p.start_time_unix_nano >= q.start => v,
+                        None => 0.0,
+                    }
+                };
+                acc.sum += delta;
+                acc.n += 1;
+            }
+            MetricKind::Histogram => {
+                if p.bucket_counts.len() != p.explicit_bounds.len() + 1 {
+                    continue;
+                }
+                let counts: Vec<f64> = p.bucket_counts.iter().map(|c| *c as f64).collect();
+                let delta: Vec<f64> = match prev {
+                    Some(pr)
+                        if p.temporality == "cumulative"
+                            && !restarted(pr)
+                            && pr.bucket_counts.len() == counts.len() =>
+                    {
+                        let d: Vec<f64> = counts
+                            .iter()
+                            .zip(&pr.bucket_counts)
+                            .map(|(c, pc)| c - *pc as f64)
+                            .collect();
+                        if d.iter().any(|x| *x < 0.0) {
+                            counts
+                        } else {
+                            d
+                        }
+                    }
+                    _ => counts,
+                };
+                if acc.buckets.len() != delta.len() {
+                    acc.buckets = vec![0.0; delta.len()];
+                    acc.bounds = p.explicit_bounds.clone();
+                }
+                for (a, d) in acc.buckets.iter_mut().zip(&delta) {
+                    *a += d;
+                }
+                acc.count += delta.iter().sum::<f64>();
+                acc.n += 1;
+            }
+            MetricKind::ExponentialHistogram | MetricKind::Summary => {
+                if let Some(c) = p.count {
+                    acc.count += c as f64;
+                    acc.n += 1;
+                }
+            }
+        }
+    }
+    let secs = step as f64 / 1e9;
+    let mut out = Vec::new();
+    for (labels, steps) in groups {
+        let series = |value: &str, f: &dyn Fn(&Acc) -> Option<f64>| Series {
+            labels: labels.clone(),
+            value: value.to_string(),
+            unit: unit.clone(),
+            points: steps
+                .iter()
+                .filter(|(_, a)| a.n > 0)
+                .filter_map(|(t, a)| f(a).map(|v| (*t, v)))
+                .collect(),
+        };
+        match kind {
+            MetricKind::Gauge => out.push(series("gauge", &|a| {
+                Some(match q.gauge_agg {
+                    GaugeAgg::Avg => a.sum / a.n as f64,
+                    GaugeAgg::Min => a.min,
+                    GaugeAgg::Max => a.max,
+                    GaugeAgg::Last => a.last.1,
+                })
+            })),
+            MetricKind::Sum if points.first().is_some_and(|p| !p.is_monotonic) => {
+                out.push(series("gauge", &|a| Some(a.last.1)))
+            }
+            MetricKind::Sum => out.push(series("rate", &|a| Some(a.sum / secs))),
+            MetricKind::Histogram => {
+                for (name, q) in [("p50", 0.5), ("p95", 0.95), ("p99", 0.99)] {
+                    out.push(series(name, &|a| bucket_quantile(&a.buckets, &a.bounds, q)));
+                }
+                out.push(series("count_rate", &|a| Some(a.count / secs)));
+            }
+            MetricKind::ExponentialHistogram | MetricKind::Summary => {
+                out.push(series("count_rate", &|a| Some(a.count / secs)))
+            }
+        }
+    }
+    out
+}
+
+/// The `q`-quantile of explicit-bucket counts, interpolating linearly inside the bucket (as
+/// Prometheus' `histogram_quantile` does); the open last bucket answers its lower bound.
+pub fn bucket_quantile(counts: &[f64], bounds: &[f64], q: f64) -> Option<f64> {
+    let total: f64 = counts.iter().sum();
+    if total <= 0.0 || counts.len() != bounds.len() + 1 {
+        return None;
+    }
+    let rank = q * total;
+    let mut seen = 0.0;
+    for (i, c) in counts.iter().enumerate() {
+        if seen + c >= rank && *c > 0.0 {
+            let lower = if i == 0 {
+                0f64.min(bounds.first().copied().unwrap_or(0.0))
+            } else {
+                bounds[i - 1]
+            };
+            let Some(upper) = bounds.get(i) else {
+                return Some(lower);
+            };
+            return Some(lower + (upper - lower) * ((rank - seen) / c));
+        }
+        seen += c;
+    }
+    bounds.last().copied()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantile_interpolates_within_bucket() {
+        // 10 in (0,10], 10 in (10,20]: the median is at the top of the first bucket.
+        assert_eq!(
+            bucket_quantile(&[10.0, 10.0, 0.0], &[10.0, 20.0], 0.5),
+            Some(10.0)
+        );
+        assert_eq!(
+            bucket_quantile(&[0.0, 10.0, 0.0], &[10.0, 20.0], 0.5),
+            Some(15.0)
+        );
+        assert_eq!(bucket_quantile(&[0.0, 0.0, 0.0], &[10.0, 20.0], 0.5), None);
+    }
+}

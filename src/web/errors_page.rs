@@ -1,0 +1,130 @@
+//! `/errors`: errors over time stacked per service with bursts marked, and error groups.
+
+use askama::Template;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+
+use super::charts::{self, Chart};
+use super::format;
+use super::time_range::{now_nano, TimeParams, TimeWindow, RANGES};
+use super::{message, render};
+use crate::query::services::ErrorsView;
+use crate::query::QueryEngine;
+use crate::rollup::MINUTE;
+
+/// One error group row.
+pub struct GroupRow {
+    pub error_type: String,
+    pub message: String,
+    pub frame: String,
+    pub count: u64,
+    pub first_seen: String,
+    pub last_seen: String,
+    pub services: String,
+    pub instances: String,
+    pub versions: String,
+    pub example: Option<String>,
+}
+
+/// The chart and group rows of an error view, shared with the service page.
+pub struct ErrorPanel {
+    pub chart: Chart,
+    pub legend: Vec<(String, &'static str)>,
+    pub groups: Vec<GroupRow>,
+    pub bursts: Vec<String>,
+}
+
+/// Builds the chart and rows from the query result.
+pub fn panel(view: &ErrorsView) -> ErrorPanel {
+    let series: Vec<(String, &'static str, Vec<u64>)> = view
+        .series
+        .iter()
+        .map(|s| {
+            (
+                s.service.clone(),
+                format::service_color(&s.service),
+                s.per_minute.clone(),
+            )
+        })
+        .collect();
+    ErrorPanel {
+        chart: charts::stacked(&series, view.start, MINUTE, &view.bursts),
+        legend: series.iter().map(|(s, c, _)| (s.clone(), *c)).collect(),
+        bursts: view
+            .bursts
+            .iter()
+            .map(|i| format::time(view.start + *i as i64 * MINUTE))
+            .collect(),
+        groups: view
+            .groups
+            .iter()
+            .map(|g| GroupRow {
+                error_type: g.detail.signature.error_type.clone(),
+                message: g.detail.signature.message.clone(),
+                frame: g.detail.signature.top_frame.clone(),
+                count: g.count,
+                first_seen: format::time(g.first_seen),
+                last_seen: format::time(g.last_seen),
+                services: g.services.join(", "),
+                instances: g.instances.join(", "),
+                versions: g.versions.join(", "),
+                example: g.detail.example_trace_id.as_ref().map(|t| {
+                    match &g.detail.example_span_id {
+                        Some(s) => format!("/traces/{t}?span={s}#span-{s}"),
+                        None => format!("/traces/{t}"),
+                    }
+                }),
+            })
+            .collect(),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "errors.html")]
+struct ErrorsPage {
+    title: String,
+    active: &'static str,
+    window: TimeWindow,
+    ranges: &'static [(&'static str, i64)],
+    panel: ErrorPanel,
+}
+
+impl ErrorsPage {
+    fn width(&self) -> f64 {
+        charts::WIDTH
+    }
+    fn height(&self) -> f64 {
+        charts::HEIGHT
+    }
+    fn left(&self) -> f64 {
+        charts::LEFT
+    }
+}
+
+pub async fn handler(
+    State(engine): State<QueryEngine>,
+    Query(params): Query<TimeParams>,
+) -> Response {
+    let window = match params.resolve(now_nano()) {
+        Ok(w) => w,
+        Err(e) => return message(StatusCode::BAD_REQUEST, "Bad time range", e),
+    };
+    match engine.errors(window.start, window.end).await {
+        Ok(view) => render(
+            &ErrorsPage {
+                title: "Errors".into(),
+                active: "errors",
+                panel: panel(&view),
+                window,
+                ranges: RANGES,
+            },
+            StatusCode::OK,
+        ),
+        Err(e) => message(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Query failed",
+            e.to_string(),
+        ),
+    }
+}

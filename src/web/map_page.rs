@@ -1,0 +1,153 @@
+//! `/map`: the service map as a layered SVG graph.
+
+use std::collections::HashMap;
+
+use askama::Template;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+
+use super::format;
+use super::map_layout::{layout, NODE_H, NODE_W};
+use super::time_range::{now_nano, TimeParams, TimeWindow, RANGES};
+use super::{message, render};
+use crate::query::QueryEngine;
+
+/// A node as drawn.
+pub struct NodeView {
+    pub name: String,
+    pub x: f64,
+    pub y: f64,
+    pub href: Option<String>,
+    pub color: &'static str,
+    pub subtitle: String,
+    pub down: bool,
+}
+
+/// An edge as drawn.
+pub struct EdgeView {
+    pub path: String,
+    pub erroring: bool,
+    pub async_hop: bool,
+    pub label_x: f64,
+    pub label_y: f64,
+    pub label: String,
+    pub title: String,
+    pub caller: String,
+    pub callee: String,
+}
+
+#[derive(Template)]
+#[template(path = "map.html")]
+struct MapPage {
+    title: String,
+    active: &'static str,
+    window: TimeWindow,
+    ranges: &'static [(&'static str, i64)],
+    width: f64,
+    height: f64,
+    node_w: f64,
+    node_h: f64,
+    nodes: Vec<NodeView>,
+    edges: Vec<EdgeView>,
+}
+
+pub async fn handler(
+    State(engine): State<QueryEngine>,
+    Query(params): Query<TimeParams>,
+) -> Response {
+    let now = now_nano();
+    let window = match params.resolve(now) {
+        Ok(w) => w,
+        Err(e) => return message(StatusCode::BAD_REQUEST, "Bad time range", e),
+    };
+    let map = match engine.service_map(window.start, window.end, now).await {
+        Ok(m) => m,
+        Err(e) => {
+            return message(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Query failed",
+                e.to_string(),
+            )
+        }
+    };
+    let (placed, width, height) = layout(&map);
+    let at: HashMap<&str, (f64, f64)> = placed
+        .iter()
+        .map(|p| (p.name.as_str(), (p.x, p.y)))
+        .collect();
+    let nodes = map
+        .nodes
+        .iter()
+        .filter_map(|n| {
+            let (x, y) = at.get(n.name.as_str())?;
+            Some(NodeView {
+                name: n.name.clone(),
+                x: *x,
+                y: *y,
+                href: n.instrumented.then(|| format!("/services/{}", n.name)),
+                color: if n.instrumented {
+                    format::service_color(&n.name)
+                } else {
+                    "#98a2b3"
+                },
+                subtitle: match &n.red {
+                    Some(red) => format!(
+                        "{} · {} err",
+                        format::rate(red.rate),
+                        format::percent(red.error_rate)
+                    ),
+                    None => "not instrumented".into(),
+                },
+                down: n.down_instances > 0,
+            })
+        })
+        .collect();
+    let edges = map
+        .edges
+        .iter()
+        .filter_map(|e| {
+            let (x1, y1) = at.get(e.caller.as_str())?;
+            let (x2, y2) = at.get(e.callee.as_str())?;
+            let (sx, sy) = (x1 + NODE_W, y1 + NODE_H / 2.0);
+            let (tx, ty) = (*x2, y2 + NODE_H / 2.0);
+            let mid = (sx + tx) / 2.0;
+            Some(EdgeView {
+                path: format!(
+                    "M{sx:.1},{sy:.1} C{mid:.1},{sy:.1} {mid:.1},{ty:.1} {tx:.1},{ty:.1}"
+                ),
+                erroring: e.errors > 0,
+                async_hop: e.kind == "messaging",
+                label_x: mid,
+                label_y: (sy + ty) / 2.0 - 4.0,
+                label: format!(
+                    "{} · {} · p95 {}",
+                    format::rate(e.calls_per_second),
+                    format::percent(e.error_rate),
+                    format::opt_duration(e.p95_nano)
+                ),
+                title: format!(
+                    "{} → {} ({}): {} calls, {} errors",
+                    e.caller, e.callee, e.kind, e.calls, e.errors
+                ),
+                caller: e.caller.clone(),
+                callee: e.callee.clone(),
+            })
+        })
+        .collect();
+    render(
+        &MapPage {
+            title: "Service map".into(),
+            active: "map",
+            window,
+            ranges: RANGES,
+            width,
+            height,
+            node_w: NODE_W,
+            node_h: NODE_H,
+            nodes,
+            edges,
+        },
+        StatusCode::OK,
+    )
+}

@@ -1,0 +1,104 @@
+//! `/`: one row per service with RED, instances, versions, health and sparklines.
+
+use askama::Template;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+
+use super::charts;
+use super::format;
+use super::time_range::{now_nano, TimeParams, TimeWindow, RANGES};
+use super::{message, render};
+use crate::query::services::ServiceOverview;
+use crate::query::QueryEngine;
+
+/// One service row.
+pub struct ServiceRow {
+    pub name: String,
+    pub color: &'static str,
+    pub rate: String,
+    pub error_rate: String,
+    pub erroring: bool,
+    pub p50: String,
+    pub p95: String,
+    pub p99: String,
+    pub instances_up: usize,
+    pub instances: usize,
+    /// "payment-3 down, last seen 4m ago" for each down instance.
+    pub down: Vec<String>,
+    pub versions: String,
+    pub spark_requests: String,
+    pub spark_errors: String,
+}
+
+#[derive(Template)]
+#[template(path = "overview.html")]
+struct OverviewPage {
+    title: String,
+    active: &'static str,
+    window: TimeWindow,
+    ranges: &'static [(&'static str, i64)],
+    rows: Vec<ServiceRow>,
+}
+
+/// Builds the row of one service.
+pub fn row(s: &ServiceOverview, now: i64) -> ServiceRow {
+    ServiceRow {
+        name: s.name.clone(),
+        color: format::service_color(&s.name),
+        rate: format::rate(s.red.rate),
+        error_rate: format::percent(s.red.error_rate),
+        erroring: s.red.errors > 0,
+        p50: format::opt_duration(s.red.p50_nano),
+        p95: format::opt_duration(s.red.p95_nano),
+        p99: format::opt_duration(s.red.p99_nano),
+        instances_up: s.instances.len() - s.down_instances,
+        instances: s.instances.len(),
+        down: s
+            .instances
+            .iter()
+            .filter(|i| i.down)
+            .map(|i| {
+                format!(
+                    "{} down, last seen {}",
+                    i.info.instance,
+                    format::ago(now, i.info.last_seen_unix_nano)
+                )
+            })
+            .collect(),
+        versions: s.versions.join(", "),
+        spark_requests: charts::sparkline(&s.requests_per_minute),
+        spark_errors: charts::sparkline(&s.errors_per_minute),
+    }
+}
+
+pub async fn handler(
+    State(engine): State<QueryEngine>,
+    Query(params): Query<TimeParams>,
+) -> Response {
+    let now = now_nano();
+    let window = match params.resolve(now) {
+        Ok(w) => w,
+        Err(e) => return message(StatusCode::BAD_REQUEST, "Bad time range", e),
+    };
+    match engine.overview(window.start, window.end, now).await {
+        Ok(services) => {
+            let rows = services.iter().map(|s| row(s, now)).collect();
+            render(
+                &OverviewPage {
+                    title: "Services".into(),
+                    active: "overview",
+                    window,
+                    ranges: RANGES,
+                    rows,
+                },
+                StatusCode::OK,
+            )
+        }
+        Err(e) => message(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Query failed",
+            e.to_string(),
+        ),
+    }
+}

@@ -1,0 +1,297 @@
+//! `/services/{name}`: a service's operations, versions side by side, each instance with its
+//! own charts (RED and every OTLP metric it sends), and its error timeline.
+
+use std::collections::BTreeMap;
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+
+use super::charts::{self, Chart, LineSeries, SERIES_COLORS};
+use super::errors_page::{panel, ErrorPanel};
+use super::format;
+use super::overview_page::{row, ServiceRow};
+use super::time_range::{now_nano, TimeParams, TimeWindow, RANGES};
+use super::{message, render, url};
+use crate::query::metrics::{GaugeAgg, MetricQuery};
+use crate::query::services::Breakdown;
+use crate::query::QueryEngine;
+use crate::rollup::MINUTE;
+
+/// A RED table row (operation or version).
+pub struct RedRow {
+    pub key: String,
+    pub rate: String,
+    pub requests: u64,
+    pub errors: u64,
+    pub error_rate: String,
+    pub erroring: bool,
+    pub p50: String,
+    pub p95: String,
+    pub p99: String,
+    pub traces_href: String,
+}
+
+/// A titled chart.
+pub struct TitledChart {
+    pub title: String,
+    pub chart: Chart,
+}
+
+/// One instance with its charts.
+pub struct InstancePanel {
+    pub name: String,
+    pub version: String,
+    pub host: String,
+    pub status: String,
+    pub down: bool,
+    pub charts: Vec<TitledChart>,
+}
+
+#[derive(Template)]
+#[template(path = "service.html")]
+struct ServicePage {
+    title: String,
+    active: &'static str,
+    window: TimeWindow,
+    ranges: &'static [(&'static str, i64)],
+    service: ServiceRow,
+    operations: Vec<RedRow>,
+    versions: Vec<RedRow>,
+    instances: Vec<InstancePanel>,
+    errors: ErrorPanel,
+    logs_href: String,
+}
+
+impl ServicePage {
+    fn width(&self) -> f64 {
+        charts::WIDTH
+    }
+    fn height(&self) -> f64 {
+        charts::HEIGHT
+    }
+    fn left(&self) -> f64 {
+        charts::LEFT
+    }
+}
+
+fn red_row(service: &str, b: &Breakdown, filter: &str) -> RedRow {
+    RedRow {
+        key: if b.key.is_empty() {
+            "(none)".into()
+        } else {
+            b.key.clone()
+        },
+        rate: format::rate(b.red.rate),
+        requests: b.red.requests,
+        errors: b.red.errors,
+        error_rate: format::percent(b.red.error_rate),
+        erroring: b.red.errors > 0,
+        p50: format::opt_duration(b.red.p50_nano),
+        p95: format::opt_duration(b.red.p95_nano),
+        p99: format::opt_duration(b.red.p99_nano),
+        traces_href: match filter {
+            "operation" => url(
+                "/traces",
+                &[
+                    ("service", service.to_string()),
+                    ("operation", b.key.clone()),
+                ],
+            ),
+            _ => url(
+                "/traces",
+                &[
+                    ("service", service.to_string()),
+                    ("attr", format!("service.version={}", b.key)),
+                ],
+            ),
+        },
+    }
+}
+
+fn per_minute(start: i64, values: &[u64]) -> Vec<(i64, f64)> {
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (start + i as i64 * MINUTE, *v as f64))
+        .collect()
+}
+
+pub async fn handler(
+    State(engine): State<QueryEngine>,
+    Path(name): Path<String>,
+    Query(params): Query<TimeParams>,
+) -> Response {
+    let now = now_nano();
+    let window = match params.resolve(now) {
+        Ok(w) => w,
+        Err(e) => return message(StatusCode::BAD_REQUEST, "Bad time range", e),
+    };
+    let (start, end) = (window.start, window.end);
+    let detail = match engine.service(&name, start, end, now).await {
+        Ok(Some(d)) => d,
+        Ok(None) => {
+            return message(
+                StatusCode::NOT_FOUND,
+                "Service not found",
+                format!("No data has been received from a service named {name:?}."),
+            )
+        }
+        Err(e) => {
+            return message(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Query failed",
+                e.to_string(),
+            )
+        }
+    };
+    // Every OTLP metric the service sends, one query per metric, split by instance.
+    let step = ((end - start) / 60).max(60_000_000_000);
+    let mut metric_charts: BTreeMap<String, Vec<TitledChart>> = BTreeMap::new();
+    for m in &detail.metric_names {
+        let q = MetricQuery {
+            name: m.name.clone(),
+            start,
+            end,
+            step,
+            service: Some(name.clone()),
+            instance: None,
+            group_by: vec!["instance".into()],
+            gauge_agg: GaugeAgg::Avg,
+        };
+        let Ok(series) = engine.metric_query(&q).await else {
+            continue;
+        };
+        let mut by_instance: BTreeMap<String, Vec<LineSeries>> = BTreeMap::new();
+        for (i, s) in series.iter().enumerate() {
+            let instance = s.labels.get("instance").cloned().unwrap_or_default();
+            by_instance.entry(instance).or_default().push((
+                s.value.clone(),
+                SERIES_COLORS[i % SERIES_COLORS.len()],
+                s.points.clone(),
+            ));
+        }
+        for (instance, lines) in by_instance {
+            let unit = if m.kind == "histogram" {
+                "ms".to_string()
+            } else {
+                m.unit.clone()
+            };
+            let shown_unit = match lines.first().map(|l| l.0.as_str()) {
+                Some("rate") | Some("count_rate") => "/s".to_string(),
+                _ => unit.clone(),
+            };
+            let fmt = move |v: f64| {
+                if shown_unit == "/s" {
+                    format!("{v:.2}/s")
+                } else {
+                    format::with_unit(v, &shown_unit)
+                }
+            };
+            metric_charts
+                .entry(instance)
+                .or_default()
+                .push(TitledChart {
+                    title: format!(
+                        "{} ({})",
+                        m.name,
+                        lines
+                            .iter()
+                            .map(|l| l.0.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    chart: charts::lines(&lines, start, end, &fmt),
+                });
+        }
+    }
+    let p95 = |b: &Breakdown| -> Vec<(i64, f64)> {
+        b.p95_per_minute
+            .iter()
+            .enumerate()
+            .filter_map(|(i, v)| v.map(|v| (start + i as i64 * MINUTE, v as f64 / 1e6)))
+            .collect()
+    };
+    let instances = detail
+        .overview
+        .instances
+        .iter()
+        .map(|inst| {
+            let mut charts_of = Vec::new();
+            if let Some(b) = detail
+                .instances
+                .iter()
+                .find(|b| b.key == inst.info.instance)
+            {
+                charts_of.push(TitledChart {
+                    title: "requests and errors per minute".into(),
+                    chart: charts::lines(
+                        &[
+                            (
+                                "requests".into(),
+                                "#2f6fde",
+                                per_minute(start, &b.requests_per_minute),
+                            ),
+                            (
+                                "errors".into(),
+                                "#d92d20",
+                                per_minute(start, &b.errors_per_minute),
+                            ),
+                        ],
+                        start,
+                        end,
+                        &|v| format!("{v:.0}"),
+                    ),
+                });
+                charts_of.push(TitledChart {
+                    title: "latency p95".into(),
+                    chart: charts::lines(&[("p95".into(), "#7a5af8", p95(b))], start, end, &|v| {
+                        format!("{v:.0} ms")
+                    }),
+                });
+            }
+            charts_of.extend(
+                metric_charts
+                    .remove(&inst.info.instance)
+                    .unwrap_or_default(),
+            );
+            InstancePanel {
+                name: inst.info.instance.clone(),
+                version: inst.info.version.clone(),
+                host: inst.info.host.clone(),
+                status: if inst.down {
+                    format!(
+                        "down, last seen {}",
+                        format::ago(now, inst.info.last_seen_unix_nano)
+                    )
+                } else {
+                    "up".into()
+                },
+                down: inst.down,
+                charts: charts_of,
+            }
+        })
+        .collect();
+    let page = ServicePage {
+        title: format!("Service {name}"),
+        active: "overview",
+        service: row(&detail.overview, now),
+        operations: detail
+            .operations
+            .iter()
+            .map(|b| red_row(&name, b, "operation"))
+            .collect(),
+        versions: detail
+            .versions
+            .iter()
+            .map(|b| red_row(&name, b, "version"))
+            .collect(),
+        instances,
+        errors: panel(&detail.errors),
+        logs_href: url("/logs", &[("q", format!("service:{name}"))]),
+        window,
+        ranges: RANGES,
+    };
+    render(&page, StatusCode::OK)
+}
