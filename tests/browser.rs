@@ -310,3 +310,133 @@ async fn browse_the_demo_incident() {
     web.quit().await.unwrap();
     server.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_incident_shows_on_overview_map_service_and_errors() {
+    let Some(driver) = chromedriver() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(
+        &dir.path().join("data"),
+        &["--demo", "--flush-age-ms", "500"],
+    );
+    let web = browser(&driver).await;
+
+    // Overview: a row per service; the pulled canary instance is down.
+    web.goto(format!("{}/", server.api)).await.unwrap();
+    let rows = web.find_all(By::Css("tr.service-row")).await.unwrap();
+    assert_eq!(rows.len(), 6, "six services");
+    let payment = web
+        .find(By::Css("tr[data-service='payment']"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(payment.contains("payment-3 down, last seen"), "{payment}");
+    shot(&web, "overview").await;
+
+    // Map: the checkout → payment edge is red, the database is a leaf, nodes link to pages.
+    web.goto(format!("{}/map", server.api)).await.unwrap();
+    let edge = web
+        .find(By::Css(
+            "g.edge[data-caller='checkout'][data-callee='payment']",
+        ))
+        .await
+        .unwrap();
+    assert!(
+        edge.class_name()
+            .await
+            .unwrap()
+            .unwrap_or_default()
+            .contains("erroring"),
+        "erroring edge is red"
+    );
+    let stroke = web
+        .execute("return getComputedStyle(document.querySelector(\"g.edge[data-callee='payment'] path\")).stroke", vec![])
+        .await
+        .unwrap();
+    assert_eq!(stroke.json().as_str(), Some("rgb(217, 45, 32)"));
+    web.find(By::Css("g.node[data-node='postgresql']"))
+        .await
+        .unwrap();
+    assert!(
+        web.find_all(By::Css("g.edge.async")).await.unwrap().len() == 1,
+        "the queue hop is drawn as async"
+    );
+    shot(&web, "service-map").await;
+
+    // Service page: the canary version fails more than the stable one.
+    web.find(By::Css("g.node[data-node='payment'] a"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_url(&web, "/services/payment").await;
+    let rate = |version: &'static str| {
+        let web = web.clone();
+        async move {
+            let row = web
+                .find(By::Css(format!("tr.version-row[data-version='{version}']")))
+                .await
+                .unwrap();
+            let errors: f64 = row
+                .attr("data-errors")
+                .await
+                .unwrap()
+                .unwrap()
+                .parse()
+                .unwrap();
+            let requests: f64 = row
+                .attr("data-requests")
+                .await
+                .unwrap()
+                .unwrap()
+                .parse()
+                .unwrap();
+            errors / requests
+        }
+    };
+    let (canary, stable) = (rate("2.5.0").await, rate("2.4.0").await);
+    assert!(
+        canary > stable,
+        "canary error rate {canary} above stable {stable}"
+    );
+    assert!(
+        web.find_all(By::Css("section.instance"))
+            .await
+            .unwrap()
+            .len()
+            == 3
+    );
+    assert!(
+        !web.find_all(By::Css("section.instance polyline.line"))
+            .await
+            .unwrap()
+            .is_empty(),
+        "per-instance charts"
+    );
+    shot(&web, "service-payment").await;
+
+    // Errors page: the burst is marked and the canary's error group is listed.
+    web.goto(format!("{}/errors", server.api)).await.unwrap();
+    assert!(
+        !web.find_all(By::Css("g.burst")).await.unwrap().is_empty(),
+        "error burst marked"
+    );
+    let groups = web
+        .find(By::Css("table.groups"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        groups.contains("CardProcessorTimeout") && groups.contains("payment-3"),
+        "{groups}"
+    );
+    shot(&web, "errors").await;
+
+    web.quit().await.unwrap();
+    server.stop();
+}
