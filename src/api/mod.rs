@@ -321,5 +321,18 @@ async fn metric_query(
             .unwrap_or_default(),
         gauge_agg,
     };
-    Ok(Json(json!({ "series": engine.metric_query(&q).await?, "step": step })).into_response())
+    let series = engine.metric_query(&q).await?;
+    if series.is_empty()
+        && !engine
+            .metric_names_of("")
+            .await?
+            .iter()
+            .any(|m| m.name == q.name)
+    {
+        return Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!("metric {:?} not found", q.name),
+        ));
+    }
+    Ok(Json(json!({ "series": series, "step": step })).into_response())
 }
