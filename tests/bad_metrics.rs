@@ -149,6 +149,24 @@ async fn nan_inf_bad_buckets_and_resets_do_not_break_anything() {
         .unwrap();
     assert_eq!(p50, 15.0, "only the well-formed histogram point counts");
 
+    // After the flush, the same coarse queries read the one-minute points and agree.
+    let before = [gauge, counter, hist];
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert!(
+        dir.path().join("data/store/metrics_1m").exists(),
+        "one-minute points written"
+    );
+    let mut after = Vec::new();
+    for name in ["temperature", "requests_total", "latency"] {
+        after.push(
+            server
+                .get(&format!("/api/v1/metrics/query?name={name}&{window}"))
+                .await
+                .1,
+        );
+    }
+    assert_eq!(before.to_vec(), after);
+
     let (status, body) = server
         .get(&format!(
             "/api/v1/metrics/query?name=no_such_metric&{window}"

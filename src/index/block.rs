@@ -172,14 +172,16 @@ pub fn log_block(
     b.finish()
 }
 
-/// The block document of metric row group `row_group` of file `path`.
+/// The block document of metric row group `row_group` of file `path` (raw points, or
+/// one-minute points under `Signal::MetricMinutes`).
 pub fn metric_block(
     fields: &Fields,
+    signal: Signal,
     path: &str,
     row_group: usize,
     rows: &[&MetricPoint],
 ) -> TantivyDocument {
-    let mut b = BlockBuilder::new(fields, Signal::Metrics, path, row_group);
+    let mut b = BlockBuilder::new(fields, signal, path, row_group);
     for r in rows {
         b.row(r.time_unix_nano, r.time_unix_nano, &r.resource);
         b.term(fields.name, &r.name);

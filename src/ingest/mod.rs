@@ -75,7 +75,7 @@ pub fn rows_from_payload(
             rows.metrics = convert_metrics(ExportMetricsServiceRequest::decode(payload)?).0
         }
         // Derived data is never written to the WAL; nothing to decode.
-        Signal::Rollups => {}
+        Signal::Rollups | Signal::MetricMinutes => {}
     }
     Ok(rows)
 }

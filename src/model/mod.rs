@@ -24,6 +24,9 @@ pub enum Signal {
     Metrics = 3,
     /// Aggregates derived from the other signals (see `crate::rollup`); never in the WAL.
     Rollups = 4,
+    /// One-minute downsampled metric points (see `crate::rollup::metric_minutes`); never in
+    /// the WAL.
+    MetricMinutes = 5,
 }
 
 impl Signal {
@@ -37,6 +40,7 @@ impl Signal {
             Signal::Logs => "logs",
             Signal::Metrics => "metrics",
             Signal::Rollups => "rollups",
+            Signal::MetricMinutes => "metrics_1m",
         }
     }
 

@@ -10,6 +10,8 @@ use tokio::runtime::Handle;
 
 use super::live::{Frozen, LiveData};
 use crate::index::{block, BlockIndex};
+use crate::model::{MetricPoint, Signal};
+use crate::rollup::metric_minutes::downsample;
 use crate::store::Store;
 use crate::wal::Wal;
 
@@ -59,7 +61,26 @@ fn flush(
         }
         for file in store.write(&rows.metrics).await? {
             for (i, group) in file.row_groups.iter().enumerate() {
-                docs.push(block::metric_block(fields, &file.path, i, group));
+                docs.push(block::metric_block(
+                    fields,
+                    Signal::Metrics,
+                    &file.path,
+                    i,
+                    group,
+                ));
+            }
+        }
+        let minutes = downsample(&rows.metrics);
+        for file in store.write(&minutes).await? {
+            for (i, group) in file.row_groups.iter().enumerate() {
+                let points: Vec<&MetricPoint> = group.iter().map(|m| &m.0).collect();
+                docs.push(block::metric_block(
+                    fields,
+                    Signal::MetricMinutes,
+                    &file.path,
+                    i,
+                    &points,
+                ));
             }
         }
         for file in store.write(&frozen.rollups).await? {

@@ -59,17 +59,21 @@ struct Acc {
 }
 
 impl Acc {
-    fn gauge(&mut self, t: i64, v: f64) {
+    /// Adds a gauge sample: a raw point (weight 1), or a one-minute point carrying the
+    /// average, min, max and number of the samples it stands for.
+    fn gauge(&mut self, p: &MetricPoint, v: f64) {
+        let weight = p.count.unwrap_or(1).max(1);
+        let (lo, hi) = (p.min.unwrap_or(v), p.max.unwrap_or(v));
         if self.n == 0 {
-            self.min = v;
-            self.max = v;
+            self.min = lo;
+            self.max = hi;
         }
-        self.sum += v;
-        self.n += 1;
-        self.min = self.min.min(v);
-        self.max = self.max.max(v);
-        if t >= self.last.0 {
-            self.last = (t, v);
+        self.sum += v * weight as f64;
+        self.n += weight;
+        self.min = self.min.min(lo);
+        self.max = self.max.max(hi);
+        if p.time_unix_nano >= self.last.0 {
+            self.last = (p.time_unix_nano, v);
         }
     }
 }
@@ -137,31 +141,35 @@ pub fn evaluate(q: &MetricQuery, mut points: Vec<MetricPoint>) -> Vec<Series> {
         match p.kind {
             MetricKind::Gauge => {
                 if let Some(v) = p.value.filter(|v| v.is_finite()) {
-                    acc.gauge(p.time_unix_nano, v);
+                    acc.gauge(p, v);
                 }
             }
             MetricKind::Sum if !p.is_monotonic => {
                 if let Some(v) = p.value.filter(|v| v.is_finite()) {
-                    acc.gauge(p.time_unix_nano, v);
+                    acc.gauge(p, v);
                 }
             }
             MetricKind::Sum => {
                 let Some(v) = p.value.filter(|v| v.is_finite()) else {
                     continue;
                 };
+                // A one-minute point also carries its first value (`min`) and the increase
+                // inside its minute (`sum`); a raw point has neither.
+                let first = p.min.unwrap_or(v);
+                let inside = p.sum.unwrap_or(0.0);
                 let delta = if p.temporality == "delta" {
                     v
                 } else {
                     match prev {
-                        Some(pr) if !restarted(pr) && pr.value.is_some_and(|pv| v >= pv) => {
-                            v - pr.value.unwrap_or(v)
+                        Some(pr) if !restarted(pr) && pr.value.is_some_and(|pv| first >= pv) => {
+                            first - pr.value.unwrap_or(first) + inside
                         }
-                        // A reset: the counter counted `v` since it restarted.
-                        Some(_) => v,
-                        // The first point: all of `v` counts only if the counter started
+                        // A reset: the counter counted `first` since it restarted.
+                        Some(_) => first + inside,
+                        // The first point: all of it counts only if the counter started
                         // inside the window; otherwise it is just the baseline.
-                        None if p.start_time_unix_nano >= q.start => v,
-                        None => 0.0,
+                        None if p.start_time_unix_nano >= q.start => first + inside,
+                        None => inside,
                     }
                 };
                 acc.sum += delta;

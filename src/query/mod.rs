@@ -24,6 +24,7 @@ pub use trace_tree::TraceSummary;
 use crate::index::{BlockIndex, BlockRef};
 use crate::model::{LogRow, Signal, SpanId, SpanRow, TraceId};
 use crate::pipeline::{LiveData, LiveInner, ServiceInfo};
+use crate::rollup::metric_minutes::MinuteMetric;
 use crate::store::{Store, StoredRow};
 
 /// Most log records one search returns.
@@ -214,6 +215,9 @@ pub struct QueryEngine {
     down_after_nano: i64,
 }
 
+/// Metric queries with steps at least this long read one-minute points.
+pub const DOWNSAMPLED_STEP_NANO: i64 = 300_000_000_000;
+
 /// Default time without data after which an instance is down.
 pub const DEFAULT_DOWN_AFTER_NANO: i64 = 120_000_000_000;
 
@@ -353,15 +357,33 @@ impl QueryEngine {
             }
         };
         let live_keep = keep.clone();
-        let points = self
-            .rows(
-                |live| live.metrics().filter(|p| live_keep(p)).cloned().collect(),
+        let live_rows = |live: &LiveInner| -> Vec<crate::model::MetricPoint> {
+            live.metrics().filter(|p| live_keep(p)).cloned().collect()
+        };
+        let points = if q.step >= DOWNSAMPLED_STEP_NANO {
+            // Coarse steps read the one-minute points of flushed data (plus the raw points
+            // still in memory): one point per series and minute instead of every sample.
+            // Raw in-memory points travel wrapped, so both come from one snapshot.
+            let minutes: Vec<MinuteMetric> = self
+                .rows(
+                    |live| live_rows(live).into_iter().map(MinuteMetric).collect(),
+                    self.index.term(f.name, &q.name),
+                    Some(from),
+                    Some(q.end),
+                    move |m: &MinuteMetric| keep(&m.0),
+                )
+                .await?;
+            minutes.into_iter().map(|m| m.0).collect()
+        } else {
+            self.rows(
+                live_rows,
                 self.index.term(f.name, &q.name),
                 Some(from),
                 Some(q.end),
                 keep,
             )
-            .await?;
+            .await?
+        };
         Ok(metrics::evaluate(q, points))
     }
 

@@ -9,6 +9,7 @@
 pub mod edges;
 pub mod error_group;
 pub mod latency;
+pub mod metric_minutes;
 
 use std::collections::HashMap;
 

@@ -173,6 +173,33 @@ impl StoredRow for crate::rollup::RollupRow {
     }
 }
 
+impl StoredRow for crate::rollup::metric_minutes::MinuteMetric {
+    const SIGNAL: Signal = Signal::MetricMinutes;
+    fn time(&self) -> i64 {
+        self.0.time_unix_nano
+    }
+    fn order(a: &Self, b: &Self) -> Ordering {
+        MetricPoint::order(&a.0, &b.0)
+    }
+    fn bloom_columns() -> &'static [&'static str] {
+        &[]
+    }
+    fn to_batch(rows: &[&Self]) -> Result<RecordBatch, StoreError> {
+        let points: Vec<&MetricPoint> = rows.iter().map(|m| &m.0).collect();
+        metrics::to_batch(&points)
+    }
+    fn from_batch(
+        batch: &RecordBatch,
+        keep: &mut dyn FnMut(&Self) -> bool,
+        out: &mut Vec<Self>,
+    ) -> Result<(), StoreError> {
+        let mut points = Vec::new();
+        metrics::from_batch(batch, &mut |p| keep(&Self(p.clone())), &mut points)?;
+        out.extend(points.into_iter().map(Self));
+        Ok(())
+    }
+}
+
 /// One Parquet file just written, with the rows of each of its row groups (for indexing).
 pub struct WrittenFile<'a, T> {
     /// Object path relative to the store root, e.g. `traces/date=2026-11-23/hour=10/….parquet`.
