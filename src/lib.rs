@@ -11,6 +11,7 @@ pub mod config;
 pub mod demo;
 pub mod index;
 pub mod ingest;
+pub mod loadgen;
 pub mod model;
 pub mod pipeline;
 pub mod query;

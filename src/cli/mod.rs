@@ -74,6 +74,8 @@ pub enum Command {
         #[command(flatten)]
         addr: ApiAddr,
     },
+    /// Send synthetic OTLP load to a server and report throughput and latency.
+    Loadgen(crate::loadgen::LoadgenArgs),
     /// Write the demo scenario (an hour of a small shop with an incident) as OTLP/JSON lines.
     Demo {
         /// Seed of the generator; the same seed writes the same bytes.
@@ -129,6 +131,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             addr,
         } => remote::logs(&addr.api, &query, start, end, limit).await,
         Command::Services { addr } => remote::services(&addr.api).await,
+        Command::Loadgen(args) => crate::loadgen::run(args).await,
         Command::Demo { seed, out } => {
             crate::demo::write_files(&out, seed)?;
             println!("wrote the demo scenario (seed {seed}) to {}", out.display());

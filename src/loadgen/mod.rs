@@ -1,0 +1,464 @@
+//! `sightline loadgen`: sends synthetic OTLP to a server (or to nothing, to show the
+//! generator's own ceiling) and reports acknowledged records per second, bytes per second and
+//! export latency. `--fill N` loads N records as fast as the server takes them.
+
+pub mod payload;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use prost::Message;
+
+use crate::rollup::LatencyHistogram;
+
+/// What to send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LoadSignal {
+    Traces,
+    Logs,
+    Metrics,
+    /// Traces, logs and metrics in turn.
+    Mix,
+}
+
+/// How to send it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LoadProtocol {
+    Grpc,
+    HttpProto,
+    HttpJson,
+}
+
+/// `loadgen` options.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LoadgenArgs {
+    #[arg(long, value_enum, default_value = "traces")]
+    pub signal: LoadSignal,
+    #[arg(long, value_enum, default_value = "grpc")]
+    pub protocol: LoadProtocol,
+    /// Server address [default: http://127.0.0.1:4317 for gRPC, http://127.0.0.1:4318 for HTTP].
+    #[arg(long)]
+    pub endpoint: Option<String>,
+    /// Concurrent connections, each with one export in flight.
+    #[arg(long, default_value_t = 4)]
+    pub connections: usize,
+    /// Records per export request.
+    #[arg(long, default_value_t = 1000)]
+    pub batch: usize,
+    /// Target records per second over all connections; 0 sends as fast as acks allow.
+    #[arg(long, default_value_t = 0)]
+    pub rate: u64,
+    /// How long to run, in seconds.
+    #[arg(long, default_value_t = 10)]
+    pub duration_secs: u64,
+    /// Stop after this many records are acknowledged instead (data-set builder).
+    #[arg(long)]
+    pub fill: Option<u64>,
+    /// Build and encode payloads but send nothing: the generator's own ceiling.
+    #[arg(long)]
+    pub null_sink: bool,
+}
+
+/// Counters shared by the workers and the reporter.
+#[derive(Default)]
+struct Stats {
+    acked: AtomicU64,
+    bytes: AtomicU64,
+    rejected: AtomicU64,
+    retried: AtomicU64,
+    latency: Mutex<LatencyHistogram>,
+    max_latency_ns: AtomicU64,
+}
+
+/// One connection's client.
+enum Client {
+    Null,
+    Grpc(Box<GrpcClients>),
+    /// A pooled HTTP client and the base URL.
+    Http(reqwest::Client, String),
+}
+
+/// The three OTLP export clients over one connection.
+struct GrpcClients {
+    traces: TraceServiceClient<tonic::transport::Channel>,
+    logs: LogsServiceClient<tonic::transport::Channel>,
+    metrics: MetricsServiceClient<tonic::transport::Channel>,
+}
+
+/// Prebuilt requests of every signal, reused with fresh ids.
+struct Payloads {
+    traces: Vec<ExportTraceServiceRequest>,
+    logs: Vec<ExportLogsServiceRequest>,
+    metrics: Vec<ExportMetricsServiceRequest>,
+}
+
+/// Outcome of one export.
+enum Sent {
+    Ok { rejected: u64 },
+    Retry,
+    Failed(String),
+}
+
+fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+/// Runs the load and prints a line per second and a final report.
+pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
+    let endpoint = args
+        .endpoint
+        .clone()
+        .unwrap_or_else(|| match args.protocol {
+            LoadProtocol::Grpc => "http://127.0.0.1:4317".into(),
+            _ => "http://127.0.0.1:4318".into(),
+        });
+    let now = now_ns();
+    let variants = 16u64;
+    let payloads = Arc::new(Payloads {
+        traces: (0..variants)
+            .map(|i| payload::traces(i, args.batch, now))
+            .collect(),
+        logs: (0..variants)
+            .map(|i| payload::logs(i, args.batch, now))
+            .collect(),
+        metrics: (0..variants)
+            .map(|i| payload::metrics(i, args.batch, now))
+            .collect(),
+    });
+    let stats = Arc::new(Stats::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let batches = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(args.duration_secs);
+    let mut workers = Vec::new();
+    for w in 0..args.connections.max(1) {
+        let client = connect(&args, &endpoint).await?;
+        let (payloads, stats, stop, batches, args) = (
+            payloads.clone(),
+            stats.clone(),
+            stop.clone(),
+            batches.clone(),
+            args.clone(),
+        );
+        workers.push(tokio::spawn(async move {
+            worker(w, client, payloads, stats, stop, batches, args, deadline).await
+        }));
+    }
+    let reporter = {
+        let (stats, stop) = (stats.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut last = 0;
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            tick.tick().await;
+            while !stop.load(Ordering::Relaxed) {
+                tick.tick().await;
+                let acked = stats.acked.load(Ordering::Relaxed);
+                let p99 = stats
+                    .latency
+                    .lock()
+                    .map(|h| h.quantile(0.99))
+                    .unwrap_or(None)
+                    .unwrap_or(0);
+                println!(
+                    "{:>4}s  {:>10} records/s  {:>12} acked  p99 {:>7.1} ms  retried {}",
+                    started.elapsed().as_secs(),
+                    acked - last,
+                    acked,
+                    p99 as f64 / 1e6,
+                    stats.retried.load(Ordering::Relaxed)
+                );
+                last = acked;
+            }
+        })
+    };
+    for w in workers {
+        if let Err(e) = w.await.context("worker panicked")? {
+            eprintln!("worker stopped: {e:#}");
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let _ = reporter.await;
+    let secs = started.elapsed().as_secs_f64();
+    let acked = stats.acked.load(Ordering::Relaxed);
+    let latency = stats.latency.lock().map(|h| h.clone()).unwrap_or_default();
+    let ms = |q: f64| latency.quantile(q).unwrap_or(0) as f64 / 1e6;
+    println!("--- loadgen report ---");
+    println!(
+        "signal {:?}, protocol {:?}, {} connections, batch {}{}",
+        args.signal,
+        args.protocol,
+        args.connections,
+        args.batch,
+        if args.null_sink {
+            ", NULL SINK (nothing sent)"
+        } else {
+            ""
+        }
+    );
+    println!(
+        "records acknowledged  {acked} in {secs:.1} s = {:.0} records/s",
+        acked as f64 / secs
+    );
+    println!(
+        "bytes sent            {:.1} MB/s",
+        stats.bytes.load(Ordering::Relaxed) as f64 / secs / 1e6
+    );
+    println!(
+        "export latency        p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms",
+        ms(0.5),
+        ms(0.99),
+        stats.max_latency_ns.load(Ordering::Relaxed) as f64 / 1e6
+    );
+    println!(
+        "rejected records      {}   retried exports {}",
+        stats.rejected.load(Ordering::Relaxed),
+        stats.retried.load(Ordering::Relaxed)
+    );
+    Ok(())
+}
+
+async fn connect(args: &LoadgenArgs, endpoint: &str) -> anyhow::Result<Client> {
+    if args.null_sink {
+        return Ok(Client::Null);
+    }
+    Ok(match args.protocol {
+        LoadProtocol::Grpc => {
+            let channel = tonic::transport::Endpoint::from_shared(endpoint.to_string())?
+                .connect()
+                .await
+                .with_context(|| format!("could not connect to {endpoint}"))?;
+            let max = 64 << 20;
+            Client::Grpc(Box::new(GrpcClients {
+                traces: TraceServiceClient::new(channel.clone()).max_encoding_message_size(max),
+                logs: LogsServiceClient::new(channel.clone()).max_encoding_message_size(max),
+                metrics: MetricsServiceClient::new(channel).max_encoding_message_size(max),
+            }))
+        }
+        LoadProtocol::HttpProto | LoadProtocol::HttpJson => Client::Http(
+            reqwest::Client::new(),
+            endpoint.trim_end_matches('/').to_string(),
+        ),
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn worker(
+    id: usize,
+    mut client: Client,
+    payloads: Arc<Payloads>,
+    stats: Arc<Stats>,
+    stop: Arc<AtomicBool>,
+    batches: Arc<AtomicU64>,
+    args: LoadgenArgs,
+    deadline: Instant,
+) -> anyhow::Result<()> {
+    let per_worker_rate = args.rate as f64 / args.connections.max(1) as f64;
+    let started = Instant::now();
+    let mut sent_records = 0u64;
+    loop {
+        if stop.load(Ordering::Relaxed) || (args.fill.is_none() && Instant::now() >= deadline) {
+            return Ok(());
+        }
+        if let Some(fill) = args.fill {
+            if stats.acked.load(Ordering::Relaxed) >= fill {
+                stop.store(true, Ordering::Relaxed);
+                return Ok(());
+            }
+        }
+        if per_worker_rate > 0.0 {
+            let due = started + Duration::from_secs_f64(sent_records as f64 / per_worker_rate);
+            tokio::time::sleep_until(due.into()).await;
+        }
+        let n = batches.fetch_add(1, Ordering::Relaxed);
+        let signal = match args.signal {
+            LoadSignal::Mix => {
+                [LoadSignal::Traces, LoadSignal::Logs, LoadSignal::Metrics][(n % 3) as usize]
+            }
+            s => s,
+        };
+        let variant = ((n + id as u64) % payloads.traces.len() as u64) as usize;
+        loop {
+            let t = Instant::now();
+            let (outcome, bytes) =
+                send(&mut client, signal, &payloads, variant, n, args.protocol).await;
+            let elapsed = t.elapsed().as_nanos() as u64;
+            match outcome {
+                Sent::Ok { rejected } => {
+                    stats
+                        .acked
+                        .fetch_add(args.batch as u64 - rejected, Ordering::Relaxed);
+                    stats.rejected.fetch_add(rejected, Ordering::Relaxed);
+                    stats.bytes.fetch_add(bytes, Ordering::Relaxed);
+                    if let Ok(mut h) = stats.latency.lock() {
+                        h.add(elapsed as i64);
+                    }
+                    stats.max_latency_ns.fetch_max(elapsed, Ordering::Relaxed);
+                    break;
+                }
+                Sent::Retry => {
+                    stats.retried.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Sent::Failed(e) => anyhow::bail!("export failed: {e}"),
+            }
+        }
+        sent_records += args.batch as u64;
+    }
+}
+
+async fn send(
+    client: &mut Client,
+    signal: LoadSignal,
+    p: &Payloads,
+    variant: usize,
+    batch: u64,
+    protocol: LoadProtocol,
+) -> (Sent, u64) {
+    let grpc_outcome = |r: Result<u64, tonic::Status>| match r {
+        Ok(rejected) => Sent::Ok { rejected },
+        Err(s)
+            if matches!(
+                s.code(),
+                tonic::Code::Unavailable | tonic::Code::ResourceExhausted
+            ) =>
+        {
+            Sent::Retry
+        }
+        Err(s) => Sent::Failed(s.to_string()),
+    };
+    match signal {
+        LoadSignal::Traces | LoadSignal::Mix => {
+            let mut req = p.traces[variant].clone();
+            payload::refresh_trace_ids(&mut req, batch);
+            let bytes = req.encoded_len() as u64;
+            let outcome = match client {
+                Client::Null => {
+                    let _ = encode(&req, protocol);
+                    Sent::Ok { rejected: 0 }
+                }
+                Client::Grpc(c) => grpc_outcome(c.traces.export(req).await.map(|r| {
+                    r.into_inner()
+                        .partial_success
+                        .map_or(0, |p| p.rejected_spans as u64)
+                })),
+                Client::Http(http, base) => {
+                    post(
+                        http,
+                        &format!("{base}/v1/traces"),
+                        encode(&req, protocol),
+                        protocol,
+                    )
+                    .await
+                }
+            };
+            (outcome, bytes)
+        }
+        LoadSignal::Logs => {
+            let mut req = p.logs[variant].clone();
+            payload::refresh_log_ids(&mut req, batch);
+            let bytes = req.encoded_len() as u64;
+            let outcome = match client {
+                Client::Null => {
+                    let _ = encode(&req, protocol);
+                    Sent::Ok { rejected: 0 }
+                }
+                Client::Grpc(c) => grpc_outcome(c.logs.export(req).await.map(|r| {
+                    r.into_inner()
+                        .partial_success
+                        .map_or(0, |p| p.rejected_log_records as u64)
+                })),
+                Client::Http(http, base) => {
+                    post(
+                        http,
+                        &format!("{base}/v1/logs"),
+                        encode(&req, protocol),
+                        protocol,
+                    )
+                    .await
+                }
+            };
+            (outcome, bytes)
+        }
+        LoadSignal::Metrics => {
+            let req = p.metrics[variant].clone();
+            let bytes = req.encoded_len() as u64;
+            let outcome = match client {
+                Client::Null => {
+                    let _ = encode(&req, protocol);
+                    Sent::Ok { rejected: 0 }
+                }
+                Client::Grpc(c) => grpc_outcome(c.metrics.export(req).await.map(|r| {
+                    r.into_inner()
+                        .partial_success
+                        .map_or(0, |p| p.rejected_data_points as u64)
+                })),
+                Client::Http(http, base) => {
+                    post(
+                        http,
+                        &format!("{base}/v1/metrics"),
+                        encode(&req, protocol),
+                        protocol,
+                    )
+                    .await
+                }
+            };
+            (outcome, bytes)
+        }
+    }
+}
+
+fn encode<T: Message + serde::Serialize>(req: &T, protocol: LoadProtocol) -> Vec<u8> {
+    match protocol {
+        LoadProtocol::HttpJson => serde_json::to_vec(req).unwrap_or_default(),
+        _ => req.encode_to_vec(),
+    }
+}
+
+async fn post(http: &reqwest::Client, url: &str, body: Vec<u8>, protocol: LoadProtocol) -> Sent {
+    let content_type = if protocol == LoadProtocol::HttpJson {
+        "application/json"
+    } else {
+        "application/x-protobuf"
+    };
+    match http
+        .post(url)
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+    {
+        Ok(r) if r.status().is_success() => {
+            let text = r.bytes().await.unwrap_or_default();
+            // Partial success is counted only for JSON answers (protobuf ones rarely carry it
+            // in load tests; the gRPC path counts it exactly).
+            let rejected = serde_json::from_slice::<serde_json::Value>(&text)
+                .ok()
+                .and_then(|v| {
+                    v.get("partialSuccess")
+                        .and_then(|p| p.as_object())
+                        .and_then(|p| {
+                            p.values().find_map(|v| {
+                                v.as_u64()
+                                    .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+                            })
+                        })
+                })
+                .unwrap_or(0);
+            Sent::Ok { rejected }
+        }
+        Ok(r) if matches!(r.status().as_u16(), 429 | 502 | 503 | 504) => Sent::Retry,
+        Ok(r) => Sent::Failed(format!("{url} answered {}", r.status())),
+        Err(e) => Sent::Failed(format!("{url}: {e}")),
+    }
+}

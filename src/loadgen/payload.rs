@@ -1,0 +1,224 @@
+//! Synthetic but realistic OTLP payloads: many services and instances, 12 attributes per
+//! span (a uuid correlation id, a long SQL statement, a user agent, high-cardinality ids),
+//! one event per span, log bodies of 60–300 bytes with words, numbers and ids.
+//!
+//! Built once; each batch gets fresh trace and span ids by rewriting them in place.
+
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+use opentelemetry_proto::tonic::metrics::v1::{
+    metric::Data, number_data_point, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics,
+};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::span::Event;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+
+/// Number of distinct services in generated data.
+pub const SERVICES: usize = 20;
+
+fn s(key: &str, v: String) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(v)),
+        }),
+        ..Default::default()
+    }
+}
+
+fn resource(i: usize) -> Option<Resource> {
+    Some(Resource {
+        attributes: vec![
+            s("service.name", format!("service-{}", i % SERVICES)),
+            s(
+                "service.instance.id",
+                format!("service-{}-{}", i % SERVICES, i % 3),
+            ),
+            s("host.name", format!("node-{}", i % 7)),
+            s("service.version", format!("1.{}.0", i % 4)),
+        ],
+        ..Default::default()
+    })
+}
+
+fn uuid(rng: &mut fastrand::Rng) -> String {
+    format!(
+        "{:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}",
+        rng.u32(..),
+        rng.u16(..),
+        rng.u16(..4095),
+        rng.u16(..4095),
+        rng.u64(..1 << 48)
+    )
+}
+
+/// A trace export of `n` spans from one instance (`seed` picks which), stamped at `now`.
+pub fn traces(seed: u64, n: usize, now: u64) -> ExportTraceServiceRequest {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let spans = (0..n)
+        .map(|i| {
+            let t = now + i as u64 * 1_000;
+            Span {
+                trace_id: (0..16).map(|_| rng.u8(..)).collect(),
+                span_id: (0..8).map(|_| rng.u8(1..)).collect(),
+                parent_span_id: if i % 5 == 0 { Vec::new() } else { (0..8).map(|_| rng.u8(1..)).collect() },
+                name: format!("GET /api/v{}/orders/{{id}}", i % 4),
+                kind: [2, 3, 1][i % 3],
+                start_time_unix_nano: t,
+                end_time_unix_nano: t + rng.u64(1_000_000..90_000_000),
+                attributes: vec![
+                    s("http.request.method", "GET".into()),
+                    s("http.route", "/api/orders/{id}".into()),
+                    s("url.full", format!("https://shop.example.com/api/orders/{}", rng.u32(..))),
+                    s("correlation_id", uuid(&mut rng)),
+                    s("db.statement", "SELECT o.id, o.total, o.status, c.email FROM orders o JOIN customers c ON c.id = o.customer_id WHERE o.id = $1 AND o.tenant = $2".into()),
+                    s("user_agent.original", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0".into()),
+                    s("net.peer.name", format!("10.0.{}.{}", rng.u8(..), rng.u8(..))),
+                    s("http.response.status_code", "200".into()),
+                    s("tenant.id", format!("tenant-{}", rng.u16(..500))),
+                    s("user.id", format!("user-{}", rng.u32(..))),
+                    s("feature.flag", "checkout-v2".into()),
+                    s("cloud.region", "eu-west-1".into()),
+                ],
+                events: vec![Event { time_unix_nano: t + 500_000, name: "cache.miss".into(), attributes: vec![s("cache.key", format!("order:{}", rng.u32(..)))], ..Default::default() }],
+                ..Default::default()
+            }
+        })
+        .collect();
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: resource(seed as usize),
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+/// A logs export of `n` records from one instance, stamped at `now`.
+pub fn logs(seed: u64, n: usize, now: u64) -> ExportLogsServiceRequest {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let words = [
+        "payment",
+        "order",
+        "declined",
+        "timeout",
+        "retry",
+        "cache",
+        "user",
+        "session",
+        "upstream",
+        "connection",
+        "pool",
+        "latency",
+        "checkout",
+        "inventory",
+    ];
+    let records = (0..n)
+        .map(|i| {
+            let len = rng.usize(8..40);
+            let body: Vec<String> = (0..len)
+                .map(|_| match rng.u8(0..4) {
+                    0 => rng.u32(..100_000).to_string(),
+                    1 => format!("{:016x}", rng.u64(..)),
+                    _ => words[rng.usize(..words.len())].to_string(),
+                })
+                .collect();
+            LogRecord {
+                time_unix_nano: now + i as u64 * 1_000,
+                severity_number: [9, 9, 9, 13, 17][i % 5],
+                body: Some(AnyValue {
+                    value: Some(any_value::Value::StringValue(body.join(" "))),
+                }),
+                attributes: vec![s("correlation_id", uuid(&mut rng))],
+                trace_id: (0..16).map(|_| rng.u8(..)).collect(),
+                span_id: (0..8).map(|_| rng.u8(1..)).collect(),
+                ..Default::default()
+            }
+        })
+        .collect();
+    ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            resource: resource(seed as usize),
+            scope_logs: vec![ScopeLogs {
+                log_records: records,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+/// A metrics export of `n` gauge points from one instance, stamped at `now`.
+pub fn metrics(seed: u64, n: usize, now: u64) -> ExportMetricsServiceRequest {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let metrics = (0..n)
+        .map(|i| Metric {
+            name: format!("app.metric.{}", i % 50),
+            unit: "1".into(),
+            data: Some(Data::Gauge(Gauge {
+                data_points: vec![NumberDataPoint {
+                    time_unix_nano: now + i as u64,
+                    value: Some(number_data_point::Value::AsDouble(rng.f64())),
+                    attributes: vec![s("shard", (i % 16).to_string())],
+                    ..Default::default()
+                }],
+            })),
+            ..Default::default()
+        })
+        .collect();
+    ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            resource: resource(seed as usize),
+            scope_metrics: vec![ScopeMetrics {
+                metrics,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+/// Gives every span (and its parent) and every log record a fresh id derived from `batch`,
+/// so repeated sends of one prebuilt request are distinct records.
+pub fn refresh_trace_ids(request: &mut ExportTraceServiceRequest, batch: u64) {
+    for span in request
+        .resource_spans
+        .iter_mut()
+        .flat_map(|r| r.scope_spans.iter_mut())
+        .flat_map(|s| s.spans.iter_mut())
+    {
+        stamp(&mut span.trace_id, batch);
+        stamp(&mut span.span_id, batch);
+        if !span.parent_span_id.is_empty() {
+            stamp(&mut span.parent_span_id, batch);
+        }
+    }
+}
+
+/// See [`refresh_trace_ids`].
+pub fn refresh_log_ids(request: &mut ExportLogsServiceRequest, batch: u64) {
+    for record in request
+        .resource_logs
+        .iter_mut()
+        .flat_map(|r| r.scope_logs.iter_mut())
+        .flat_map(|s| s.log_records.iter_mut())
+    {
+        stamp(&mut record.trace_id, batch);
+        stamp(&mut record.span_id, batch);
+    }
+}
+
+fn stamp(id: &mut [u8], batch: u64) {
+    for (b, x) in id.iter_mut().zip(batch.to_le_bytes()) {
+        *b ^= x;
+    }
+    if id.iter().all(|b| *b == 0) {
+        id[0] = 1;
+    }
+}
