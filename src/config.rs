@@ -43,7 +43,7 @@ pub struct ServeArgs {
     /// `never` survives a process crash but not a power loss [default: always].
     #[arg(long, env = "SIGHTLINE_WAL_SYNC", value_enum)]
     pub wal_sync: Option<SyncPolicy>,
-    /// Flush in-memory rows to Parquet when this many are buffered [default: 200000].
+    /// Flush in-memory rows to Parquet when this many are buffered [default: 100000].
     #[arg(long, env = "SIGHTLINE_FLUSH_ROWS")]
     pub flush_rows: Option<usize>,
     /// …or when the oldest buffered row is this many milliseconds old [default: 10000].
@@ -129,7 +129,7 @@ impl ServeArgs {
             flush_rows: self
                 .flush_rows
                 .or(file.flush_rows)
-                .unwrap_or(200_000)
+                .unwrap_or(100_000)
                 .max(1),
             flush_age: Duration::from_millis(
                 self.flush_age_ms.or(file.flush_age_ms).unwrap_or(10_000),

@@ -67,11 +67,16 @@ struct Orphan {
     since: Instant,
 }
 
+/// How often waiting halves are checked for expiry: scanning them on every batch would
+/// cost more than the matching itself.
+const EXPIRE_EVERY: Duration = Duration::from_secs(1);
+
 /// Matches spans into edges; state persists across flushes.
 #[derive(Default)]
 pub struct EdgeMatcher {
     callers: HashMap<(TraceId, SpanId), Waiting>,
     callees: HashMap<(TraceId, SpanId), Vec<Orphan>>,
+    last_expiry: Option<Instant>,
 }
 
 fn attr(span: &SpanRow, key: &str) -> Option<String> {
@@ -82,8 +87,8 @@ fn attr(span: &SpanRow, key: &str) -> Option<String> {
 }
 
 impl EdgeMatcher {
-    /// Feeds one span; returns the calls it completes.
-    pub fn observe(&mut self, span: &SpanRow, out: &mut Vec<EdgeCall>) {
+    /// Feeds one span received at `now`; returns the calls it completes.
+    pub fn observe(&mut self, span: &SpanRow, now: Instant, out: &mut Vec<EdgeCall>) {
         let service = &span.resource.service_name;
         match span.kind.as_str() {
             "CLIENT" | "PRODUCER" => {
@@ -115,7 +120,7 @@ impl EdgeMatcher {
                         time: span.start_time_unix_nano,
                         duration: span.duration_nano,
                         error: span.is_error(),
-                        since: Instant::now(),
+                        since: now,
                     },
                 );
             }
@@ -153,7 +158,7 @@ impl EdgeMatcher {
                             time: span.start_time_unix_nano,
                             duration: span.duration_nano,
                             error: span.is_error(),
-                            since: Instant::now(),
+                            since: now,
                         }),
                     }
                 }
@@ -166,6 +171,11 @@ impl EdgeMatcher {
     /// edge to that uninstrumented peer; the rest are dropped.
     pub fn expire(&mut self, out: &mut Vec<EdgeCall>, force_all: bool) {
         let too_many = self.callers.len() + self.callees.len() > MAX_WAITING;
+        let due = self.last_expiry.is_none_or(|t| t.elapsed() >= EXPIRE_EVERY);
+        if !(force_all || too_many || due) {
+            return;
+        }
+        self.last_expiry = Some(Instant::now());
         let expired = |since: Instant| force_all || too_many || since.elapsed() >= WAIT;
         let mut done = Vec::new();
         self.callers.retain(|_, w| {

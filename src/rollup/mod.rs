@@ -154,6 +154,7 @@ impl Rollups {
     /// Accounts for newly acknowledged spans.
     pub fn observe_spans(&mut self, spans: &[SpanRow]) {
         let mut calls = Vec::new();
+        let now = std::time::Instant::now();
         for s in spans {
             let r = &s.resource;
             if s.kind == "SERVER" || s.kind == "CONSUMER" {
@@ -173,7 +174,7 @@ impl Rollups {
                 let example = (s.trace_id.to_hex(), Some(s.span_id.to_hex()));
                 self.error_group(sig, s.start_time_unix_nano, r, Some(example));
             }
-            self.matcher.observe(s, &mut calls);
+            self.matcher.observe(s, now, &mut calls);
         }
         self.matcher.expire(&mut calls, false);
         self.add_calls(calls);

@@ -82,9 +82,9 @@ pub fn json_value<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "null".to_string())
 }
 
-/// Compact JSON text of an attribute object.
+/// Compact JSON text of an attribute object (serialized in place, never cloned).
 pub fn json_text(attrs: &Attributes) -> String {
-    serde_json::Value::Object(attrs.clone()).to_string()
+    serde_json::to_string(attrs).unwrap_or_else(|_| "{}".to_string())
 }
 
 /// Reads columns of a stored batch by name, with errors that name the missing column.
