@@ -5,18 +5,24 @@
 //! block's distinct ids, services, names and body tokens, and a query reads only the blocks
 //! whose document matches, then checks each row.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 use tantivy::TantivyDocument;
 
 use super::schema::Fields;
+use super::text;
 use crate::model::{value_text, Attributes, LogRow, MetricPoint, Resource, Signal, SpanRow};
 use crate::rollup::RollupRow;
 
 /// Attribute values longer than this are not indexed as `key=value` terms (rows still hold
 /// them, and a query on them falls back to scanning).
 const MAX_INDEXED_ATTR: usize = 256;
+
+/// A key with more distinct values than this in one block (ids, urls) is indexed as "has
+/// many values" (`attr_overflow`) instead of value by value: such values would make the index
+/// larger than the data and prune nothing.
+const MAX_VALUES_PER_KEY: usize = 32;
 
 /// One instance seen in a block, stored in the block document so the service list can be
 /// rebuilt from the index after a restart.
@@ -38,6 +44,9 @@ struct BlockBuilder<'f> {
     time_max: i64,
     rows: u64,
     strings: BTreeSet<(tantivy::schema::Field, String)>,
+    /// Distinct values per attribute key; `None` once the key has too many (or too long)
+    /// values to list.
+    attrs: HashMap<String, Option<BTreeSet<String>>>,
     instances: HashMap<(String, String, String, String), i64>,
 }
 
@@ -54,6 +63,7 @@ impl<'f> BlockBuilder<'f> {
             time_max: i64::MIN,
             rows: 0,
             strings: BTreeSet::new(),
+            attrs: HashMap::new(),
             instances: HashMap::new(),
         }
     }
@@ -82,14 +92,31 @@ impl<'f> BlockBuilder<'f> {
 
     fn attributes(&mut self, attrs: &Attributes) {
         for (key, value) in attrs {
+            let slot = self
+                .attrs
+                .entry(key.clone())
+                .or_insert_with(|| Some(BTreeSet::new()));
+            let Some(values) = slot else { continue };
             let text = value_text(value);
-            if text.len() <= MAX_INDEXED_ATTR {
-                self.term(self.fields.attr, &format!("{key}={text}"));
+            if text.len() > MAX_INDEXED_ATTR || values.len() >= MAX_VALUES_PER_KEY {
+                *slot = None;
+            } else {
+                values.insert(text);
             }
         }
     }
 
     fn finish(mut self) -> TantivyDocument {
+        for (key, values) in std::mem::take(&mut self.attrs) {
+            match values {
+                Some(values) => {
+                    for v in values {
+                        self.doc.add_text(self.fields.attr, format!("{key}={v}"));
+                    }
+                }
+                None => self.doc.add_text(self.fields.attr_overflow, &key),
+            }
+        }
         for (field, value) in std::mem::take(&mut self.strings) {
             self.doc.add_text(field, value);
         }
@@ -166,9 +193,20 @@ pub fn log_block(
     for s in severities {
         b.doc.add_i64(fields.severity, i64::from(s));
     }
+    // Distinct indexable body tokens only: one text value, tokenized once more by tantivy.
+    let mut analyzer = text::analyzer();
+    let mut tokens = HashSet::new();
     for r in rows {
-        b.doc.add_text(fields.body, &r.body);
+        for t in text::tokens(&mut analyzer, &r.body) {
+            if text::is_indexed(&t) {
+                tokens.insert(t);
+            }
+        }
     }
+    b.doc.add_text(
+        fields.body,
+        tokens.into_iter().collect::<Vec<_>>().join(" "),
+    );
     b.finish()
 }
 

@@ -136,6 +136,18 @@ impl BlockIndex {
         ))
     }
 
+    /// Blocks that may hold an attribute `key` with `value`: those that list it, and those
+    /// where `key` had too many values to list.
+    pub fn attr_query(&self, key: &str, value: &str) -> Box<dyn Query> {
+        Box::new(BooleanQuery::new(vec![
+            (
+                Occur::Should,
+                self.term(self.fields.attr, &format!("{key}={value}")),
+            ),
+            (Occur::Should, self.term(self.fields.attr_overflow, key)),
+        ]))
+    }
+
     /// Blocks of `signal` matching `query` and overlapping `[start, end]` (Unix ns).
     pub fn search(
         &self,

@@ -34,8 +34,10 @@ pub struct Fields {
     pub status: Field,
     /// Log severity numbers present.
     pub severity: Field,
-    /// `key=value` of every short attribute.
+    /// `key=value` of every short attribute of keys with few values in the block.
     pub attr: Field,
+    /// Keys with too many distinct values in the block to list (ids, urls).
+    pub attr_overflow: Field,
     /// Log body tokens, without positions.
     pub body: Field,
     /// JSON list of the instances seen in the block (stored only).
@@ -72,6 +74,7 @@ impl Fields {
             status: b.add_text_field("status", STRING),
             severity: b.add_i64_field("severity", NumericOptions::default().set_indexed()),
             attr: b.add_text_field("attr", STRING),
+            attr_overflow: b.add_text_field("attr_overflow", STRING),
             body: b.add_text_field("body", body),
             instances: b.add_text_field("instances", STORED),
         };

@@ -17,6 +17,14 @@ pub fn analyzer() -> TextAnalyzer {
         .build()
 }
 
+/// Whether a token goes into the block index. Id-like tokens — eight or more characters with
+/// a digit, such as hex ids, uuid parts and long numbers — are unique per record, so they
+/// would make the index larger than the data while pruning nothing that their own fields
+/// (trace_id, correlation_id) do not already prune. Queries for them scan the time range.
+pub fn is_indexed(token: &str) -> bool {
+    token.len() < 8 || !token.bytes().any(|b| b.is_ascii_digit())
+}
+
 /// The tokens of `text`, in order.
 pub fn tokens(analyzer: &mut TextAnalyzer, text: &str) -> Vec<String> {
     let mut stream = analyzer.token_stream(text);

@@ -246,9 +246,11 @@ impl LogFilter {
         };
         match self {
             LogFilter::All | LogFilter::Not(_) | LogFilter::Regex(_) => None,
-            LogFilter::Text { tokens, .. } => Some(Box::new(BooleanQuery::new(
-                tokens
+            LogFilter::Text { tokens, .. } => {
+                // Id-like tokens are not in the index; only the others can prune blocks.
+                let terms: Vec<(TOccur, Box<dyn Query>)> = tokens
                     .iter()
+                    .filter(|t| text::is_indexed(t))
                     .map(|t| {
                         let q: Box<dyn Query> = Box::new(TermQuery::new(
                             Term::from_field_text(f.body, t),
@@ -256,14 +258,18 @@ impl LogFilter {
                         ));
                         (TOccur::Must, q)
                     })
-                    .collect(),
-            ))),
+                    .collect();
+                (!terms.is_empty()).then(|| Box::new(BooleanQuery::new(terms)) as Box<dyn Query>)
+            }
             LogFilter::Service(s) => term(f.service, s),
             LogFilter::Instance(s) => term(f.instance, s),
             LogFilter::TraceId(s) => term(f.trace_id, s),
             LogFilter::SpanId(s) => term(f.span_id, s),
             LogFilter::CorrelationId(s) => term(f.correlation_id, s),
-            LogFilter::Attr { key, value } => term(f.attr, &format!("{key}={value}")),
+            LogFilter::Attr { key, value } => Some(Box::new(BooleanQuery::new(vec![
+                (TOccur::Should, term(f.attr, &format!("{key}={value}"))?),
+                (TOccur::Should, term(f.attr_overflow, key)?),
+            ]))),
             LogFilter::Severity { min, max } => severity(*min, *max),
             LogFilter::SeverityText(word) => {
                 level_span(word).ok().and_then(|(a, b)| severity(a, b))

@@ -646,7 +646,7 @@ impl QueryEngine {
             terms.push((Occur::Must, self.index.term(f.name, s)));
         }
         if let Some((k, v)) = &search.attribute {
-            terms.push((Occur::Must, self.index.term(f.attr, &format!("{k}={v}"))));
+            terms.push((Occur::Must, self.index.attr_query(k, v)));
         }
         if let Some(c) = &search.correlation_id {
             terms.push((Occur::Must, self.index.term(f.correlation_id, c)));
