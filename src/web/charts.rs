@@ -49,6 +49,25 @@ pub struct Line {
     pub marks: Vec<(f64, f64, String)>,
 }
 
+/// The chart size for templates.
+#[derive(Debug, Clone, Copy)]
+pub struct Dims {
+    pub width: f64,
+    pub height: f64,
+    /// x of the y axis.
+    pub left: f64,
+}
+
+impl Default for Dims {
+    fn default() -> Self {
+        Dims {
+            width: WIDTH,
+            height: HEIGHT,
+            left: LEFT,
+        }
+    }
+}
+
 /// A chart: its plot area, marks and axis ticks.
 #[derive(Debug, Clone, Default)]
 pub struct Chart {
@@ -159,14 +178,7 @@ pub fn stacked(
     Chart {
         bars,
         x_ticks: time_ticks(start, end),
-        y_ticks: [0.0, max / 2.0, max]
-            .into_iter()
-            .filter(|v| v.fract() == 0.0)
-            .map(|v| Tick {
-                pos: TOP + plot_h() * (1.0 - v / max),
-                label: format!("{v}"),
-            })
-            .collect(),
+        y_ticks: count_ticks(max),
         axis_y: TOP + plot_h(),
         markers: markers
             .iter()
@@ -208,6 +220,18 @@ fn plot_w() -> f64 {
 
 fn plot_h() -> f64 {
     HEIGHT - TOP - BOTTOM
+}
+
+/// Labels of a count axis up to `max`: 0, the middle when it is a whole number, the top.
+fn count_ticks(max: f64) -> Vec<Tick> {
+    [0.0, max / 2.0, max]
+        .into_iter()
+        .filter(|v| v.fract() == 0.0)
+        .map(|v| Tick {
+            pos: TOP + plot_h() * (1.0 - v / max),
+            label: format!("{v}"),
+        })
+        .collect()
 }
 
 /// Five time labels across `[start, end]`.
@@ -287,15 +311,7 @@ pub fn histogram(counts: &[u64], start: i64, bucket_nano: i64) -> Chart {
             })
             .collect(),
         x_ticks: time_ticks(start, end),
-        // Whole numbers only: 0, the middle when it is whole, the top.
-        y_ticks: [0.0, max / 2.0, max]
-            .into_iter()
-            .filter(|v| v.fract() == 0.0)
-            .map(|v| Tick {
-                pos: TOP + plot_h() * (1.0 - v / max),
-                label: format!("{v}"),
-            })
-            .collect(),
+        y_ticks: count_ticks(max),
         axis_y: TOP + plot_h(),
     }
 }

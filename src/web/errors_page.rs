@@ -85,21 +85,10 @@ pub fn panel(view: &ErrorsView) -> ErrorPanel {
 struct ErrorsPage {
     title: String,
     active: &'static str,
+    dims: charts::Dims,
     window: TimeWindow,
     ranges: &'static [(&'static str, i64)],
     panel: ErrorPanel,
-}
-
-impl ErrorsPage {
-    fn width(&self) -> f64 {
-        charts::WIDTH
-    }
-    fn height(&self) -> f64 {
-        charts::HEIGHT
-    }
-    fn left(&self) -> f64 {
-        charts::LEFT
-    }
 }
 
 pub async fn handler(
@@ -115,6 +104,7 @@ pub async fn handler(
             &ErrorsPage {
                 title: "Errors".into(),
                 active: "errors",
+                dims: charts::Dims::default(),
                 panel: panel(&view),
                 window,
                 ranges: RANGES,

@@ -53,6 +53,7 @@ pub struct LogLine {
 struct LogsPage {
     title: String,
     active: &'static str,
+    dims: charts::Dims,
     form: LogForm,
     window: TimeWindow,
     ranges: &'static [(&'static str, i64)],
@@ -66,18 +67,6 @@ struct LogsPage {
     correlation: Option<String>,
     stitched_href: Option<String>,
     tail_href: String,
-}
-
-impl LogsPage {
-    fn width(&self) -> f64 {
-        charts::WIDTH
-    }
-    fn height(&self) -> f64 {
-        charts::HEIGHT
-    }
-    fn left(&self) -> f64 {
-        charts::LEFT
-    }
 }
 
 fn line(l: &LogRow, highlight: &[String]) -> LogLine {
@@ -123,6 +112,7 @@ pub async fn handler(State(engine): State<QueryEngine>, Query(form): Query<LogFo
     let mut page = LogsPage {
         title: "Logs".into(),
         active: "logs",
+        dims: charts::Dims::default(),
         tail_href: url("/logs/tail", &[("q", form.q.clone())]),
         form: form.clone(),
         ranges: RANGES,

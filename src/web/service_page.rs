@@ -54,6 +54,7 @@ pub struct InstancePanel {
 struct ServicePage {
     title: String,
     active: &'static str,
+    dims: charts::Dims,
     window: TimeWindow,
     ranges: &'static [(&'static str, i64)],
     service: ServiceRow,
@@ -62,18 +63,6 @@ struct ServicePage {
     instances: Vec<InstancePanel>,
     errors: ErrorPanel,
     logs_href: String,
-}
-
-impl ServicePage {
-    fn width(&self) -> f64 {
-        charts::WIDTH
-    }
-    fn height(&self) -> f64 {
-        charts::HEIGHT
-    }
-    fn left(&self) -> f64 {
-        charts::LEFT
-    }
 }
 
 fn red_row(service: &str, b: &Breakdown, filter: &str) -> RedRow {
@@ -276,6 +265,7 @@ pub async fn handler(
     let page = ServicePage {
         title: format!("Service {name}"),
         active: "overview",
+        dims: charts::Dims::default(),
         service: row(&detail.overview, now),
         operations: detail
             .operations

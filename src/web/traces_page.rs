@@ -61,6 +61,7 @@ pub struct TraceRow {
 struct TracesPage {
     title: String,
     active: &'static str,
+    dims: charts::Dims,
     form: TraceForm,
     window: TimeWindow,
     ranges: &'static [(&'static str, i64)],
@@ -68,18 +69,6 @@ struct TracesPage {
     rows: Vec<TraceRow>,
     chart: Chart,
     error: Option<String>,
-}
-
-impl TracesPage {
-    fn width(&self) -> f64 {
-        charts::WIDTH
-    }
-    fn height(&self) -> f64 {
-        charts::HEIGHT
-    }
-    fn left(&self) -> f64 {
-        charts::LEFT
-    }
 }
 
 fn parse_ms(text: &str, what: &str) -> Result<Option<i64>, String> {
@@ -195,6 +184,7 @@ pub async fn handler(State(engine): State<QueryEngine>, Query(form): Query<Trace
     let page = TracesPage {
         title: "Traces".into(),
         active: "traces",
+        dims: charts::Dims::default(),
         rows: results.iter().take(TABLE_ROWS).map(row).collect(),
         chart,
         services,
