@@ -110,7 +110,18 @@ pub async fn run(
             let _ = rx.wait_for(|s| *s).await;
         }
     };
-    let app = crate::api::router(engine.clone()).merge(crate::web::router(engine));
+    let data_dir = data.clone();
+    let app = crate::api::router(engine.clone())
+        .merge(crate::web::router(engine))
+        .route(
+            "/metrics",
+            axum::routing::get(|| async { crate::telemetry::render() }),
+        )
+        .route(
+            "/readyz",
+            axum::routing::get(move || readyz(data_dir.clone())),
+        )
+        .layer(axum::middleware::from_fn(crate::hardening::guard));
     let api = axum::serve(http_listener, app).with_graceful_shutdown(stopped());
     let otlp_http = axum::serve(
         otlp_http_listener,
@@ -133,9 +144,32 @@ pub async fn run(
     let _ = stop_tx.send(true);
     let served = servers.await.context("server task panicked")?;
     // Every Receiver (and so every Pipeline handle) is gone with the servers: the writer
-    // sees its queue close, freezes the rest, and the flusher stores it.
-    tokio::task::spawn_blocking(move || threads.join()).await?;
+    // sees its queue close, freezes the rest, and the flusher stores it. If that takes too
+    // long, stop anyway: everything acknowledged is in the WAL and is replayed on start.
+    let joined = tokio::task::spawn_blocking(move || threads.join());
+    if tokio::time::timeout(SHUTDOWN_FLUSH_LIMIT, joined)
+        .await
+        .is_err()
+    {
+        tracing::warn!("final flush did not finish in time; the WAL will be replayed on start");
+    }
     served
+}
+
+/// Longest a graceful shutdown waits for the final flush.
+const SHUTDOWN_FLUSH_LIMIT: std::time::Duration = std::time::Duration::from_secs(8);
+
+/// Ready when the WAL is replayed (it is, once the listeners answer) and the data dir takes
+/// writes.
+async fn readyz(data_dir: std::path::PathBuf) -> (axum::http::StatusCode, String) {
+    let probe = data_dir.join(".readyz");
+    match std::fs::write(&probe, b"ok").and_then(|()| std::fs::remove_file(&probe)) {
+        Ok(()) => (axum::http::StatusCode::OK, "ready".into()),
+        Err(e) => (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            format!("data dir {} is not writable: {e}", data_dir.display()),
+        ),
+    }
 }
 
 /// Parquet files the index never committed are leftovers of a crash mid-flush: their rows

@@ -53,7 +53,33 @@ pub enum IngestError {
 
 impl From<WriteError> for IngestError {
     fn from(e: WriteError) -> Self {
+        let reason = match e {
+            WriteError::Busy => "busy",
+            WriteError::Closed => "shutting_down",
+            WriteError::Wal(_) => "wal_error",
+        };
+        let reason = crate::telemetry::ReasonLabel {
+            reason: reason.to_string(),
+        };
+        crate::telemetry::get()
+            .exports_refused
+            .get_or_create(&reason)
+            .inc();
         IngestError::Unavailable(e.to_string())
+    }
+}
+
+/// Counts acknowledged and rejected records of one export.
+fn count(signal: Signal, accepted: usize, rejects: &Rejects) {
+    let t = crate::telemetry::get();
+    let label = crate::telemetry::signal(signal.as_str());
+    t.records_ingested
+        .get_or_create(&label)
+        .inc_by(accepted as u64);
+    if rejects.count > 0 {
+        t.records_rejected
+            .get_or_create(&label)
+            .inc_by(rejects.count as u64);
     }
 }
 
@@ -105,11 +131,13 @@ impl Receiver {
     ) -> Result<ExportTraceServiceResponse, IngestError> {
         let payload = raw.unwrap_or_else(|| request.encode_to_vec());
         let (spans, rejects) = convert_traces(request, &self.keys);
+        let accepted = spans.len();
         let rows = Rows {
             spans,
             ..Rows::default()
         };
         self.pipeline.write(Signal::Traces, payload, rows).await?;
+        count(Signal::Traces, accepted, &rejects);
         Ok(ExportTraceServiceResponse {
             partial_success: (rejects.count > 0).then(|| ExportTracePartialSuccess {
                 rejected_spans: rejects.count,
@@ -126,11 +154,13 @@ impl Receiver {
     ) -> Result<ExportLogsServiceResponse, IngestError> {
         let payload = raw.unwrap_or_else(|| request.encode_to_vec());
         let (logs, rejects) = convert_logs(request, &self.keys);
+        let accepted = logs.len();
         let rows = Rows {
             logs,
             ..Rows::default()
         };
         self.pipeline.write(Signal::Logs, payload, rows).await?;
+        count(Signal::Logs, accepted, &rejects);
         Ok(ExportLogsServiceResponse {
             partial_success: (rejects.count > 0).then(|| ExportLogsPartialSuccess {
                 rejected_log_records: rejects.count,
@@ -147,11 +177,13 @@ impl Receiver {
     ) -> Result<ExportMetricsServiceResponse, IngestError> {
         let payload = raw.unwrap_or_else(|| request.encode_to_vec());
         let (metrics, rejects) = convert_metrics(request);
+        let accepted = metrics.len();
         let rows = Rows {
             metrics,
             ..Rows::default()
         };
         self.pipeline.write(Signal::Metrics, payload, rows).await?;
+        count(Signal::Metrics, accepted, &rejects);
         Ok(ExportMetricsServiceResponse {
             partial_success: (rejects.count > 0).then(|| ExportMetricsPartialSuccess {
                 rejected_data_points: rejects.count,

@@ -97,7 +97,13 @@ fn flush(
         let mut inner = live.write();
         index.reload()?;
         inner.frozen.retain(|f| !Arc::ptr_eq(f, frozen));
+        crate::telemetry::get()
+            .frozen_memtables
+            .set(inner.frozen.len() as i64);
     }
+    crate::telemetry::get()
+        .flush_seconds
+        .observe(started.elapsed().as_secs_f64());
     Wal::delete_through(wal_dir, frozen.wal_seq)?;
     tracing::debug!(
         spans = rows.spans.len(),

@@ -96,7 +96,11 @@ fn commit_group(wal: &mut Wal, live: &LiveData, group: &mut Vec<WriteRequest>) {
         for request in group.iter_mut() {
             rows.append(&mut request.rows);
         }
-        live.write().insert(rows);
+        let mut inner = live.write();
+        inner.insert(rows);
+        let t = crate::telemetry::get();
+        t.memtable_rows.set(inner.active.len() as i64);
+        t.wal_segment_bytes.set(wal.segment_bytes() as i64);
     }
     for request in group.drain(..) {
         let _ = request.done.send(result.clone());
@@ -123,6 +127,10 @@ fn freeze(wal: &mut Wal, live: &LiveData, flush_tx: &SyncSender<Arc<Frozen>>, la
             wal_seq,
         });
         inner.frozen.push(frozen.clone());
+        crate::telemetry::get()
+            .frozen_memtables
+            .set(inner.frozen.len() as i64);
+        crate::telemetry::get().memtable_rows.set(0);
         frozen
     };
     if flush_tx.send(frozen).is_err() {

@@ -1,0 +1,109 @@
+//! Sightline's own metrics, served at `/metrics` in the Prometheus text format: ingest rates,
+//! refusals, WAL and memtable sizes, flush and request latencies.
+
+use std::sync::LazyLock;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+/// A label set naming one signal.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SignalLabel {
+    pub signal: String,
+}
+
+/// A label set naming why an export was refused.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: String,
+}
+
+/// Every self-metric; one process-wide instance (metrics are cheap clones of shared cells).
+pub struct Telemetry {
+    pub records_ingested: Family<SignalLabel, Counter>,
+    pub records_rejected: Family<SignalLabel, Counter>,
+    pub exports_refused: Family<ReasonLabel, Counter>,
+    pub wal_segment_bytes: Gauge,
+    pub memtable_rows: Gauge,
+    pub frozen_memtables: Gauge,
+    pub flush_seconds: Histogram,
+    pub request_seconds: Histogram,
+}
+
+static TELEMETRY: LazyLock<Telemetry> = LazyLock::new(|| Telemetry {
+    records_ingested: Family::default(),
+    records_rejected: Family::default(),
+    exports_refused: Family::default(),
+    wal_segment_bytes: Gauge::default(),
+    memtable_rows: Gauge::default(),
+    frozen_memtables: Gauge::default(),
+    flush_seconds: Histogram::new(exponential_buckets(0.01, 2.0, 14)),
+    request_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
+});
+
+/// The process-wide metrics.
+pub fn get() -> &'static Telemetry {
+    &TELEMETRY
+}
+
+/// Counts records of `signal` (`traces`, `logs`, `metrics`).
+pub fn signal(signal: &str) -> SignalLabel {
+    SignalLabel {
+        signal: signal.to_string(),
+    }
+}
+
+/// The metrics in the Prometheus text exposition format.
+pub fn render() -> String {
+    let t = get();
+    let mut registry = Registry::with_prefix("sightline");
+    registry.register(
+        "ingested_records",
+        "Records acknowledged, by signal",
+        t.records_ingested.clone(),
+    );
+    registry.register(
+        "rejected_records",
+        "Records dropped for invalid ids, by signal",
+        t.records_rejected.clone(),
+    );
+    registry.register(
+        "refused_exports",
+        "Exports refused as retryable, by reason",
+        t.exports_refused.clone(),
+    );
+    registry.register(
+        "wal_segment_bytes",
+        "Bytes in the current WAL segment",
+        t.wal_segment_bytes.clone(),
+    );
+    registry.register(
+        "memtable_rows",
+        "Rows in the active memtable",
+        t.memtable_rows.clone(),
+    );
+    registry.register(
+        "frozen_memtables",
+        "Memtables waiting to be flushed (queue depth)",
+        t.frozen_memtables.clone(),
+    );
+    registry.register(
+        "flush_seconds",
+        "Time to write one frozen memtable to Parquet and the index",
+        t.flush_seconds.clone(),
+    );
+    registry.register(
+        "http_request_seconds",
+        "Time to answer UI and query API requests",
+        t.request_seconds.clone(),
+    );
+    let mut out = String::new();
+    if prometheus_client::encoding::text::encode(&mut out, &registry).is_err() {
+        out.clear();
+    }
+    out
+}
