@@ -22,8 +22,12 @@ use tokio::net::TcpListener;
 use tonic::codec::CompressionEncoding;
 use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status};
+use tonic_types::{ErrorDetails, StatusExt};
 
 use super::{IngestError, Receiver};
+
+/// How long a refused exporter is told to wait before retrying.
+const RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl From<IngestError> for Status {
     fn from(e: IngestError) -> Status {
@@ -32,8 +36,13 @@ impl From<IngestError> for Status {
                 Status::invalid_argument(m)
             }
             IngestError::TooLarge(m) => Status::resource_exhausted(m),
-            // UNAVAILABLE is the retryable code OTLP exporters back off and retry on.
-            IngestError::Unavailable(m) => Status::unavailable(m),
+            // UNAVAILABLE is the retryable code OTLP exporters back off and retry on;
+            // RetryInfo tells them how long to wait.
+            IngestError::Unavailable(m) => Status::with_error_details(
+                tonic::Code::Unavailable,
+                m,
+                ErrorDetails::with_retry_info(Some(RETRY_AFTER)),
+            ),
         }
     }
 }
@@ -126,4 +135,20 @@ pub async fn serve(
         .add_service(metrics)
         .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_carry_retry_info() {
+        let status = Status::from(IngestError::Unavailable("busy".into()));
+        assert_eq!(status.code(), tonic::Code::Unavailable);
+        let details = status.get_error_details();
+        assert_eq!(
+            details.retry_info().and_then(|r| r.retry_delay),
+            Some(RETRY_AFTER)
+        );
+    }
 }

@@ -14,6 +14,7 @@ mod services;
 mod writer;
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -67,7 +68,14 @@ struct WriteRequest {
 pub struct Pipeline {
     tx: mpsc::Sender<WriteRequest>,
     budget: Arc<Semaphore>,
+    /// Set by the writer while flushing is so far behind that the memtable reached its hard
+    /// cap; exports are then refused as retryable instead of growing memory.
+    overloaded: Arc<AtomicBool>,
 }
+
+/// Memtables frozen and not yet flushed beyond which the writer stops freezing (and the
+/// active memtable grows toward its hard cap of twice `flush_rows`).
+pub const MAX_FROZEN: usize = 3;
 
 /// The background threads; join them after every [`Pipeline`] clone is dropped to flush
 /// everything and stop cleanly.
@@ -111,14 +119,22 @@ impl Pipeline {
                 .name("flusher".into())
                 .spawn(move || flusher::run(flush_rx, live, store, index, wal_dir, rt))?
         };
+        let overloaded = Arc::new(AtomicBool::new(false));
         let writer = {
-            let (config, rt) = (config.clone(), rt.clone());
+            let (config, rt, overloaded) = (config.clone(), rt.clone(), overloaded.clone());
             std::thread::Builder::new()
                 .name("wal-writer".into())
-                .spawn(move || writer::run(rx, wal, live, flush_tx, config, rt))?
+                .spawn(move || writer::run(rx, wal, live, flush_tx, config, rt, overloaded))?
         };
         let budget = Arc::new(Semaphore::new(permits_for(config.inflight_bytes) as usize));
-        Ok((Pipeline { tx, budget }, PipelineThreads { writer, flusher }))
+        Ok((
+            Pipeline {
+                tx,
+                budget,
+                overloaded,
+            },
+            PipelineThreads { writer, flusher },
+        ))
     }
 
     /// Appends an export to the WAL and makes its rows queryable; returns once durable.
@@ -131,6 +147,9 @@ impl Pipeline {
         payload: Vec<u8>,
         rows: Rows,
     ) -> Result<(), WriteError> {
+        if self.overloaded.load(Ordering::Relaxed) {
+            return Err(WriteError::Busy);
+        }
         let permit = self
             .budget
             .clone()

@@ -1,5 +1,6 @@
 //! The WAL writer thread: group commit, then publish rows, then acknowledge.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,7 +9,7 @@ use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 
 use super::live::{Frozen, LiveData};
-use super::{PipelineConfig, WriteError, WriteRequest};
+use super::{PipelineConfig, WriteError, WriteRequest, MAX_FROZEN};
 use crate::model::Rows;
 use crate::wal::Wal;
 
@@ -25,6 +26,7 @@ pub(super) fn run(
     flush_tx: SyncSender<Arc<Frozen>>,
     config: PipelineConfig,
     rt: Handle,
+    overloaded: Arc<AtomicBool>,
 ) {
     let mut group: Vec<WriteRequest> = Vec::new();
     loop {
@@ -47,18 +49,32 @@ pub(super) fn run(
             Waited::Idle => false,
             Waited::Closed => true,
         };
-        let due = {
+        let (due, backlogged, rows) = {
             let inner = live.read();
             let rows = inner.active.len();
-            rows > 0
+            let due = rows > 0
                 && (closed
                     || rows >= config.flush_rows
                     || inner
                         .active_since
-                        .is_some_and(|t| t.elapsed() >= config.flush_age))
+                        .is_some_and(|t| t.elapsed() >= config.flush_age));
+            (due, inner.frozen.len() >= MAX_FROZEN, rows)
         };
-        if due {
+        // Never block the acknowledgements on a slow flusher: while it is behind, keep
+        // filling the active memtable up to its hard cap, then refuse exports as retryable.
+        if due && (closed || !backlogged) {
             freeze(&mut wal, &live, &flush_tx, closed);
+        }
+        let over = backlogged && rows >= config.flush_rows.saturating_mul(2);
+        if overloaded.swap(over, Ordering::Relaxed) != over {
+            if over {
+                tracing::warn!(
+                    rows,
+                    "flushing is behind: refusing exports until it catches up"
+                );
+            } else {
+                tracing::info!("flushing caught up: accepting exports again");
+            }
         }
         if closed {
             return;
