@@ -118,6 +118,19 @@ impl BlockIndex {
         Ok(())
     }
 
+    /// Drops every block of one file (a quarantined one) and makes that visible, keeping the
+    /// commit's WAL position.
+    pub fn forget_file(&self, path: &str) -> Result<(), IndexError> {
+        let mut writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        writer.delete_term(Term::from_field_text(self.fields.path, path));
+        let payload = self.index.load_metas()?.payload.unwrap_or_default();
+        let mut prepared = writer.prepare_commit()?;
+        prepared.set_payload(&payload);
+        prepared.commit()?;
+        drop(writer);
+        self.reload()
+    }
+
     /// Makes the latest commit visible to new searchers.
     pub fn reload(&self) -> Result<(), IndexError> {
         Ok(self.reader.reload()?)

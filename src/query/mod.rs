@@ -419,8 +419,7 @@ impl QueryEngine {
                 (svc.is_empty() || p.resource.service_name == svc) && !names.contains_key(&p.name)
             };
             for p in self
-                .store
-                .read::<crate::model::MetricPoint>(&path, row_groups, &mut keep)
+                .read_file::<crate::model::MetricPoint>(&path, row_groups, &mut keep)
                 .await?
             {
                 names
@@ -723,8 +722,7 @@ impl QueryEngine {
             let row_groups = groups.iter().map(|(rg, _)| *rg).collect();
             let mut filter = |s: &SpanRow| keep(s);
             for s in self
-                .store
-                .read::<SpanRow>(&path, row_groups, &mut filter)
+                .read_file::<SpanRow>(&path, row_groups, &mut filter)
                 .await?
             {
                 let e = latest.entry(s.trace_id).or_insert(s.start_time_unix_nano);
@@ -865,8 +863,7 @@ impl QueryEngine {
             let row_groups = groups.iter().map(|(rg, _)| *rg).collect();
             let mut keep = |l: &LogRow| in_range(l.time_unix_nano) && matcher.matches(l);
             let rows = self
-                .store
-                .read::<LogRow>(path, row_groups, &mut keep)
+                .read_file::<LogRow>(path, row_groups, &mut keep)
                 .await?;
             if !visit(rows, newest_of(i + 1)) {
                 break;
@@ -949,6 +946,49 @@ impl QueryEngine {
         self.live.read().services.list()
     }
 
+    /// Reads row groups of one file. A file that cannot be decoded is corrupt: it is moved
+    /// to quarantine and forgotten by the index (with a logged error), and the query goes on
+    /// with the rest of the data.
+    async fn read_file<T: StoredRow>(
+        &self,
+        path: &str,
+        row_groups: Vec<usize>,
+        keep: &mut (dyn FnMut(&T) -> bool + Send),
+    ) -> Result<Vec<T>, QueryError> {
+        use crate::store::StoreError;
+        match self.store.read::<T>(path, row_groups, keep).await {
+            Ok(rows) => Ok(rows),
+            Err(StoreError::ObjectStore(object_store::Error::NotFound { .. })) => {
+                tracing::error!(
+                    file = path,
+                    "a file the index points at is missing; skipping it"
+                );
+                Ok(Vec::new())
+            }
+            Err(
+                e @ (StoreError::Parquet(_)
+                | StoreError::Arrow(_)
+                | StoreError::Json(_)
+                | StoreError::Schema(_)),
+            ) => {
+                tracing::error!(
+                    file = path,
+                    "corrupt Parquet file, moving it to quarantine: {e}"
+                );
+                if let Err(q) = self.store.quarantine(path).await {
+                    tracing::error!(file = path, "could not quarantine: {q}");
+                }
+                let live = self.live.write();
+                if let Err(i) = self.index.forget_file(path) {
+                    tracing::error!(file = path, "could not drop its blocks from the index: {i}");
+                }
+                drop(live);
+                Ok(Vec::new())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// In-memory rows chosen by `from_live` plus stored rows of the blocks matching
     /// `block_query` that pass `keep`, read from one consistent snapshot.
     async fn rows<T: StoredRow>(
@@ -968,7 +1008,7 @@ impl QueryEngine {
             .search(&searcher, T::SIGNAL, block_query, start, end)?;
         for (path, groups) in group_by_file(&blocks) {
             let row_groups = groups.iter().map(|(rg, _)| *rg).collect();
-            rows.extend(self.store.read::<T>(&path, row_groups, &mut keep).await?);
+            rows.extend(self.read_file::<T>(&path, row_groups, &mut keep).await?);
         }
         Ok(rows)
     }

@@ -200,6 +200,9 @@ impl StoredRow for crate::rollup::metric_minutes::MinuteMetric {
     }
 }
 
+/// Folder (under the store root) of files found corrupt.
+pub const QUARANTINE: &str = "quarantine";
+
 /// One Parquet file just written, with the rows of each of its row groups (for indexing).
 pub struct WrittenFile<'a, T> {
     /// Object path relative to the store root, e.g. `traces/date=2026-11-23/hour=10/….parquet`.
@@ -293,8 +296,17 @@ impl Store {
         Ok(metas
             .into_iter()
             .map(|m| m.location.to_string())
-            .filter(|p| p.ends_with(".parquet"))
+            .filter(|p| p.ends_with(".parquet") && !p.starts_with(QUARANTINE))
             .collect())
+    }
+
+    /// Moves a corrupt file under `quarantine/` (same relative path), out of every query.
+    pub async fn quarantine(&self, path: &str) -> Result<(), StoreError> {
+        let to = format!("{QUARANTINE}/{path}");
+        self.objects
+            .rename(&ObjectPath::from(path), &ObjectPath::from(to.as_str()))
+            .await?;
+        Ok(())
     }
 
     /// Deletes one file (a crash leftover the index never committed).
