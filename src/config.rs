@@ -56,6 +56,10 @@ pub struct ServeArgs {
     /// retryable [default: 268435456].
     #[arg(long, env = "SIGHTLINE_INFLIGHT_BYTES")]
     pub inflight_bytes: Option<usize>,
+    /// Largest size of the data dir in bytes; beyond it exports are refused as retryable
+    /// until space returns (0 = no budget) [default: 0].
+    #[arg(long, env = "SIGHTLINE_DISK_BUDGET_BYTES")]
+    pub disk_budget_bytes: Option<u64>,
     /// Seconds without any data after which an instance is shown as down [default: 120].
     #[arg(long, env = "SIGHTLINE_INSTANCE_DOWN_AFTER_SECS")]
     pub instance_down_after_secs: Option<u64>,
@@ -80,6 +84,7 @@ pub struct ServeConfig {
     pub flush_age: Duration,
     pub row_group_rows: usize,
     pub inflight_bytes: usize,
+    pub disk_budget_bytes: u64,
     pub instance_down_after: Duration,
     pub demo: bool,
 }
@@ -143,6 +148,10 @@ impl ServeArgs {
                 .inflight_bytes
                 .or(file.inflight_bytes)
                 .unwrap_or(256 << 20),
+            disk_budget_bytes: self
+                .disk_budget_bytes
+                .or(file.disk_budget_bytes)
+                .unwrap_or(0),
             instance_down_after: Duration::from_secs(
                 self.instance_down_after_secs
                     .or(file.instance_down_after_secs)

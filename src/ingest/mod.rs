@@ -55,6 +55,7 @@ impl From<WriteError> for IngestError {
     fn from(e: WriteError) -> Self {
         let reason = match e {
             WriteError::Busy => "busy",
+            WriteError::DiskFull { .. } => "disk_full",
             WriteError::Closed => "shutting_down",
             WriteError::Wal(_) => "wal_error",
         };

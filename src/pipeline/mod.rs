@@ -14,7 +14,7 @@ mod services;
 mod writer;
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,6 +38,8 @@ pub struct PipelineConfig {
     /// Bytes of undecoded payload allowed in flight between the receivers and the WAL; past
     /// it, exports are refused as retryable instead of queueing without bound.
     pub inflight_bytes: usize,
+    /// Largest size of the data dir before exports are refused (0 = no budget).
+    pub disk_budget_bytes: u64,
 }
 
 /// Why a write was not acknowledged.
@@ -46,6 +48,11 @@ pub enum WriteError {
     /// The write queue is full: the client should retry later.
     #[error("server is busy: write queue full, retry later")]
     Busy,
+    /// The data dir reached its disk budget: retry once retention or an operator frees space.
+    #[error(
+        "disk budget reached: the data dir holds {used} bytes of {budget} allowed; retry later"
+    )]
+    DiskFull { used: u64, budget: u64 },
     /// The server is shutting down.
     #[error("server is shutting down")]
     Closed,
@@ -71,6 +78,9 @@ pub struct Pipeline {
     /// Set by the writer while flushing is so far behind that the memtable reached its hard
     /// cap; exports are then refused as retryable instead of growing memory.
     overloaded: Arc<AtomicBool>,
+    /// Bytes the data dir uses now (refreshed by the disk watcher) and its budget (0 = none).
+    disk_used: Arc<AtomicU64>,
+    disk_budget: u64,
 }
 
 /// Memtables frozen and not yet flushed beyond which the writer stops freezing (and the
@@ -104,6 +114,7 @@ impl Pipeline {
         config: PipelineConfig,
         wal: Wal,
         wal_dir: PathBuf,
+        data_dir: PathBuf,
         live: Arc<LiveData>,
         store: Store,
         index: Arc<BlockIndex>,
@@ -127,14 +138,22 @@ impl Pipeline {
                 .spawn(move || writer::run(rx, wal, live, flush_tx, config, rt, overloaded))?
         };
         let budget = Arc::new(Semaphore::new(permits_for(config.inflight_bytes) as usize));
-        Ok((
-            Pipeline {
-                tx,
-                budget,
-                overloaded,
-            },
-            PipelineThreads { writer, flusher },
-        ))
+        let disk_used = Arc::new(AtomicU64::new(0));
+        if config.disk_budget_bytes > 0 {
+            tokio::spawn(watch_disk(
+                data_dir,
+                disk_used.clone(),
+                config.disk_budget_bytes,
+            ));
+        }
+        let pipeline = Pipeline {
+            tx,
+            budget,
+            overloaded,
+            disk_used,
+            disk_budget: config.disk_budget_bytes,
+        };
+        Ok((pipeline, PipelineThreads { writer, flusher }))
     }
 
     /// Appends an export to the WAL and makes its rows queryable; returns once durable.
@@ -149,6 +168,13 @@ impl Pipeline {
     ) -> Result<(), WriteError> {
         if self.overloaded.load(Ordering::Relaxed) {
             return Err(WriteError::Busy);
+        }
+        let used = self.disk_used.load(Ordering::Relaxed);
+        if self.disk_budget > 0 && used >= self.disk_budget {
+            return Err(WriteError::DiskFull {
+                used,
+                budget: self.disk_budget,
+            });
         }
         let permit = self
             .budget
@@ -169,4 +195,50 @@ impl Pipeline {
         })?;
         wait.await.map_err(|_| WriteError::Closed)?
     }
+}
+
+/// How often the disk watcher measures the data dir.
+const DISK_CHECK_EVERY: Duration = Duration::from_secs(2);
+
+/// Measures the data dir's size every few seconds, logging when the budget is reached and
+/// when space returns.
+async fn watch_disk(dir: PathBuf, used: Arc<AtomicU64>, budget: u64) {
+    let mut full = false;
+    loop {
+        let d = dir.clone();
+        let size = tokio::task::spawn_blocking(move || dir_size(&d))
+            .await
+            .unwrap_or(0);
+        used.store(size, Ordering::Relaxed);
+        match (full, size >= budget) {
+            (false, true) => tracing::error!(
+                size,
+                budget,
+                "disk budget reached: refusing exports (queries keep working)"
+            ),
+            (true, false) => tracing::info!(
+                size,
+                budget,
+                "below the disk budget again: accepting exports"
+            ),
+            _ => {}
+        }
+        full = size >= budget;
+        tokio::time::sleep(DISK_CHECK_EVERY).await;
+    }
+}
+
+/// Total size of the files under `dir`.
+fn dir_size(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_size(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
 }
