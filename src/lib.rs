@@ -16,6 +16,7 @@ pub mod loadgen;
 pub mod model;
 pub mod pipeline;
 pub mod query;
+pub mod reindex;
 pub mod rollup;
 pub mod server;
 pub mod store;

@@ -39,7 +39,7 @@ pub async fn run(
     );
     let store = Store::open_local(&data.join("store"), config.row_group_rows)
         .with_context(|| format!("could not open store in {}", data.display()))?;
-    remove_uncommitted_files(&store, &index).await?;
+    remove_uncommitted_files(&store, &index, &data.join("wal")).await?;
 
     let live = Arc::new(LiveData::default());
     for seen in index.all_instances()? {
@@ -176,9 +176,26 @@ async fn readyz(data_dir: std::path::PathBuf) -> (axum::http::StatusCode, String
 
 /// Parquet files the index never committed are leftovers of a crash mid-flush: their rows
 /// are still in the WAL and are flushed again, so the files would only duplicate them.
-async fn remove_uncommitted_files(store: &Store, index: &BlockIndex) -> anyhow::Result<()> {
+async fn remove_uncommitted_files(
+    store: &Store,
+    index: &BlockIndex,
+    wal_dir: &std::path::Path,
+) -> anyhow::Result<()> {
     let committed = index.all_paths()?;
-    for path in store.list_files().await? {
+    let files = store.list_files().await?;
+    // Leftovers of a crashed flush always have their rows still in the WAL (segments are
+    // deleted only after the index commit). Files with an empty index and an empty WAL mean
+    // the index was lost: never delete data for that.
+    let wal_has_data = std::fs::read_dir(wal_dir)
+        .map(|d| d.flatten().any(|e| e.metadata().is_ok_and(|m| m.len() > 0)))
+        .unwrap_or(false);
+    if committed.is_empty() && !files.is_empty() && !wal_has_data {
+        anyhow::bail!(
+            "the index is empty but the store holds {} Parquet files; run `sightline reindex --data-dir …` first",
+            files.len()
+        );
+    }
+    for path in files {
         if !committed.contains(&path) {
             tracing::warn!(file = %path, "removing Parquet file not committed to the index (crash leftover)");
             store.delete(&path).await?;

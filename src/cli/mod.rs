@@ -74,6 +74,12 @@ pub enum Command {
         #[command(flatten)]
         addr: ApiAddr,
     },
+    /// Rebuild the index from the Parquet files (the server must be stopped).
+    Reindex {
+        /// The server's data dir.
+        #[arg(long, env = "SIGHTLINE_DATA_DIR", default_value = "sightline-data")]
+        data_dir: PathBuf,
+    },
     /// Send synthetic OTLP load to a server and report throughput and latency.
     Loadgen(crate::loadgen::LoadgenArgs),
     /// Write the demo scenario (an hour of a small shop with an incident) as OTLP/JSON lines.
@@ -132,6 +138,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         } => remote::logs(&addr.api, &query, start, end, limit).await,
         Command::Services { addr } => remote::services(&addr.api).await,
         Command::Loadgen(args) => crate::loadgen::run(args).await,
+        Command::Reindex { data_dir } => {
+            let done = crate::reindex::reindex(&data_dir, 16_384).await?;
+            println!("reindexed {} blocks of {} files", done.blocks, done.files);
+            if !done.kept_wal_position {
+                println!(
+                    "note: the old index was unreadable; the WAL will be replayed in full on start"
+                );
+            }
+            Ok(())
+        }
         Command::Demo { seed, out } => {
             crate::demo::write_files(&out, seed)?;
             println!("wrote the demo scenario (seed {seed}) to {}", out.display());

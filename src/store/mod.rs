@@ -290,6 +290,14 @@ impl Store {
         Ok(out)
     }
 
+    /// Number of row groups in one file (reads only its footer).
+    pub async fn row_group_count(&self, path: &str) -> Result<usize, StoreError> {
+        #[allow(deprecated)]
+        let reader = ParquetObjectReader::new(self.objects.clone(), ObjectPath::from(path));
+        let builder = ParquetRecordBatchStreamBuilder::new(reader).await?;
+        Ok(builder.metadata().num_row_groups())
+    }
+
     /// Every Parquet file in the store, as object paths.
     pub async fn list_files(&self) -> Result<Vec<String>, StoreError> {
         let metas: Vec<_> = self.objects.list(None).try_collect().await?;

@@ -1,0 +1,119 @@
+//! `sightline reindex`: rebuilds the block index from the Parquet files, for when the index
+//! is lost or damaged. Parquet is the store of record; the index is derived from it.
+
+use std::path::Path;
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use tantivy::TantivyDocument;
+
+use crate::index::{block, BlockIndex};
+use crate::model::{LogRow, MetricPoint, Signal, SpanRow};
+use crate::rollup::metric_minutes::MinuteMetric;
+use crate::rollup::RollupRow;
+use crate::store::{Store, StoredRow};
+
+/// What a reindex did.
+#[derive(Debug, Clone, Copy)]
+pub struct Reindexed {
+    pub files: usize,
+    pub blocks: usize,
+    /// Whether the old index's WAL position could be kept; if not, every WAL segment left is
+    /// replayed on the next start (rows flushed just before the index was lost can then
+    /// appear twice; trace views show each span once).
+    pub kept_wal_position: bool,
+}
+
+/// Rebuilds `<data_dir>/index` from `<data_dir>/store`. The server must not be running.
+pub async fn reindex(data_dir: &Path, row_group_rows: usize) -> anyhow::Result<Reindexed> {
+    let index_dir = data_dir.join("index");
+    let old_position = match BlockIndex::open(&index_dir) {
+        Ok(old) => old.wal_flushed_through().ok().flatten(),
+        Err(e) if e.to_string().contains("ock") => {
+            anyhow::bail!(
+                "the index is locked — is a server running on {}? stop it first",
+                data_dir.display()
+            )
+        }
+        Err(_) => None,
+    };
+    let aside = data_dir.join("index.before-reindex");
+    if index_dir.exists() {
+        if aside.exists() {
+            std::fs::remove_dir_all(&aside)?;
+        }
+        std::fs::rename(&index_dir, &aside).context("could not move the old index aside")?;
+    }
+    let index = BlockIndex::open(&index_dir).context("could not create the new index")?;
+    let store = Store::open_local(&data_dir.join("store"), row_group_rows)?;
+    let files = store.list_files().await?;
+    let bar = ProgressBar::new(files.len() as u64).with_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} files {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let fields = index.fields().clone();
+    let mut docs: Vec<TantivyDocument> = Vec::new();
+    for path in &files {
+        let signal = path.split('/').next().unwrap_or("");
+        let groups = store.row_group_count(path).await?;
+        for rg in 0..groups {
+            let doc = match signal {
+                s if s == Signal::Traces.as_str() => {
+                    let rows = read::<SpanRow>(&store, path, rg).await?;
+                    block::span_block(&fields, path, rg, &rows.iter().collect::<Vec<_>>())
+                }
+                s if s == Signal::Logs.as_str() => {
+                    let rows = read::<LogRow>(&store, path, rg).await?;
+                    block::log_block(&fields, path, rg, &rows.iter().collect::<Vec<_>>())
+                }
+                s if s == Signal::Metrics.as_str() => {
+                    let rows = read::<MetricPoint>(&store, path, rg).await?;
+                    block::metric_block(
+                        &fields,
+                        Signal::Metrics,
+                        path,
+                        rg,
+                        &rows.iter().collect::<Vec<_>>(),
+                    )
+                }
+                s if s == Signal::MetricMinutes.as_str() => {
+                    let rows = read::<MinuteMetric>(&store, path, rg).await?;
+                    block::metric_block(
+                        &fields,
+                        Signal::MetricMinutes,
+                        path,
+                        rg,
+                        &rows.iter().map(|m| &m.0).collect::<Vec<_>>(),
+                    )
+                }
+                s if s == Signal::Rollups.as_str() => {
+                    let rows = read::<RollupRow>(&store, path, rg).await?;
+                    block::rollup_block(&fields, path, rg, &rows.iter().collect::<Vec<_>>())
+                }
+                other => anyhow::bail!("unexpected folder {other:?} in the store"),
+            };
+            docs.push(doc);
+        }
+        bar.inc(1);
+    }
+    let blocks = docs.len();
+    index.commit_blocks(docs, old_position.unwrap_or(0))?;
+    bar.finish_with_message(format!("{blocks} blocks indexed"));
+    if aside.exists() {
+        std::fs::remove_dir_all(&aside)?;
+    }
+    Ok(Reindexed {
+        files: files.len(),
+        blocks,
+        kept_wal_position: old_position.is_some(),
+    })
+}
+
+async fn read<T: StoredRow>(store: &Store, path: &str, row_group: usize) -> anyhow::Result<Vec<T>> {
+    store
+        .read::<T>(path, vec![row_group], &mut |_| true)
+        .await
+        .with_context(|| {
+            format!("could not read {path} (move it to store/quarantine/ and run again)")
+        })
+}
