@@ -56,6 +56,19 @@ pub struct ServeArgs {
     /// retryable [default: 268435456].
     #[arg(long, env = "SIGHTLINE_INFLIGHT_BYTES")]
     pub inflight_bytes: Option<usize>,
+    /// Hours to keep spans (0 = forever) [default: 168].
+    #[arg(long, env = "SIGHTLINE_RETENTION_HOURS_TRACES")]
+    pub retention_hours_traces: Option<u64>,
+    /// Hours to keep log records (0 = forever) [default: 168].
+    #[arg(long, env = "SIGHTLINE_RETENTION_HOURS_LOGS")]
+    pub retention_hours_logs: Option<u64>,
+    /// Hours to keep metric points (0 = forever) [default: 720].
+    #[arg(long, env = "SIGHTLINE_RETENTION_HOURS_METRICS")]
+    pub retention_hours_metrics: Option<u64>,
+    /// Total Parquet bytes to keep; the oldest hour partitions go first (0 = no cap)
+    /// [default: 0].
+    #[arg(long, env = "SIGHTLINE_MAX_STORE_BYTES")]
+    pub max_store_bytes: Option<u64>,
     /// Largest size of the data dir in bytes; beyond it exports are refused as retryable
     /// until space returns (0 = no budget) [default: 0].
     #[arg(long, env = "SIGHTLINE_DISK_BUDGET_BYTES")]
@@ -85,6 +98,7 @@ pub struct ServeConfig {
     pub row_group_rows: usize,
     pub inflight_bytes: usize,
     pub disk_budget_bytes: u64,
+    pub retention: crate::retention::RetentionPolicy,
     pub instance_down_after: Duration,
     pub demo: bool,
 }
@@ -152,6 +166,25 @@ impl ServeArgs {
                 .disk_budget_bytes
                 .or(file.disk_budget_bytes)
                 .unwrap_or(0),
+            retention: crate::retention::RetentionPolicy {
+                traces: hours(
+                    self.retention_hours_traces
+                        .or(file.retention_hours_traces)
+                        .unwrap_or(168),
+                ),
+                logs: hours(
+                    self.retention_hours_logs
+                        .or(file.retention_hours_logs)
+                        .unwrap_or(168),
+                ),
+                metrics: hours(
+                    self.retention_hours_metrics
+                        .or(file.retention_hours_metrics)
+                        .unwrap_or(720),
+                ),
+                max_store_bytes: Some(self.max_store_bytes.or(file.max_store_bytes).unwrap_or(0))
+                    .filter(|b| *b > 0),
+            },
             instance_down_after: Duration::from_secs(
                 self.instance_down_after_secs
                     .or(file.instance_down_after_secs)
@@ -160,6 +193,11 @@ impl ServeArgs {
             demo: self.demo,
         })
     }
+}
+
+/// `0` hours means "keep forever".
+fn hours(h: u64) -> Option<Duration> {
+    (h > 0).then(|| Duration::from_secs(h * 3600))
 }
 
 fn load_file(path: &Path) -> anyhow::Result<ServeArgs> {

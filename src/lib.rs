@@ -17,6 +17,7 @@ pub mod model;
 pub mod pipeline;
 pub mod query;
 pub mod reindex;
+pub mod retention;
 pub mod rollup;
 pub mod server;
 pub mod store;

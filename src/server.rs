@@ -76,6 +76,14 @@ pub async fn run(
         index.clone(),
     )?;
     let receiver = Receiver::new(pipeline, keys);
+    if config.retention.is_active() {
+        tokio::spawn(retention_loop(
+            store.clone(),
+            index.clone(),
+            live.clone(),
+            config.retention,
+        ));
+    }
     if config.demo {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -156,6 +164,25 @@ pub async fn run(
         tracing::warn!("final flush did not finish in time; the WAL will be replayed on start");
     }
     served
+}
+
+/// How often retention runs in the background.
+const RETENTION_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Applies the retention policy at start and then every minute.
+async fn retention_loop(
+    store: Store,
+    index: Arc<BlockIndex>,
+    live: Arc<LiveData>,
+    policy: crate::retention::RetentionPolicy,
+) {
+    loop {
+        let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0);
+        if let Err(e) = crate::retention::sweep(&store, &index, Some(&live), &policy, now).await {
+            tracing::error!("retention pass failed: {e:#}");
+        }
+        tokio::time::sleep(RETENTION_EVERY).await;
+    }
 }
 
 /// Longest a graceful shutdown waits for the final flush.

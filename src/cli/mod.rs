@@ -80,6 +80,12 @@ pub enum Command {
         #[arg(long, env = "SIGHTLINE_DATA_DIR", default_value = "sightline-data")]
         data_dir: PathBuf,
     },
+    /// Apply the retention settings once now (the server must be stopped; a running server
+    /// applies them every minute by itself).
+    Retention {
+        #[command(flatten)]
+        args: ServeArgs,
+    },
     /// Send synthetic OTLP load to a server and report throughput and latency.
     Loadgen(crate::loadgen::LoadgenArgs),
     /// Write the demo scenario (an hour of a small shop with an incident) as OTLP/JSON lines.
@@ -138,6 +144,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         } => remote::logs(&addr.api, &query, start, end, limit).await,
         Command::Services { addr } => remote::services(&addr.api).await,
         Command::Loadgen(args) => crate::loadgen::run(args).await,
+        Command::Retention { args } => {
+            let config = args.resolve()?;
+            let index = crate::index::BlockIndex::open(&config.data_dir.join("index"))?;
+            let store = crate::store::Store::open_local(
+                &config.data_dir.join("store"),
+                config.row_group_rows,
+            )?;
+            let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0);
+            let swept =
+                crate::retention::sweep(&store, &index, None, &config.retention, now).await?;
+            println!(
+                "retention deleted {} partitions ({} files, {} bytes)",
+                swept.partitions, swept.files, swept.bytes
+            );
+            Ok(())
+        }
         Command::Reindex { data_dir } => {
             let done = crate::reindex::reindex(&data_dir, 16_384).await?;
             println!("reindexed {} blocks of {} files", done.blocks, done.files);

@@ -121,8 +121,15 @@ impl BlockIndex {
     /// Drops every block of one file (a quarantined one) and makes that visible, keeping the
     /// commit's WAL position.
     pub fn forget_file(&self, path: &str) -> Result<(), IndexError> {
+        self.forget_files(&[path.to_string()])
+    }
+
+    /// Drops every block of several files in one commit, keeping the WAL position.
+    pub fn forget_files(&self, paths: &[String]) -> Result<(), IndexError> {
         let mut writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-        writer.delete_term(Term::from_field_text(self.fields.path, path));
+        for path in paths {
+            writer.delete_term(Term::from_field_text(self.fields.path, path));
+        }
         let payload = self.index.load_metas()?.payload.unwrap_or_default();
         let mut prepared = writer.prepare_commit()?;
         prepared.set_payload(&payload);

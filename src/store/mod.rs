@@ -300,11 +300,21 @@ impl Store {
 
     /// Every Parquet file in the store, as object paths.
     pub async fn list_files(&self) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .list_files_with_sizes()
+            .await?
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect())
+    }
+
+    /// Every Parquet file in the store with its size in bytes.
+    pub async fn list_files_with_sizes(&self) -> Result<Vec<(String, u64)>, StoreError> {
         let metas: Vec<_> = self.objects.list(None).try_collect().await?;
         Ok(metas
             .into_iter()
-            .map(|m| m.location.to_string())
-            .filter(|p| p.ends_with(".parquet") && !p.starts_with(QUARANTINE))
+            .map(|m| (m.location.to_string(), m.size))
+            .filter(|(p, _)| p.ends_with(".parquet") && !p.starts_with(QUARANTINE))
             .collect())
     }
 

@@ -44,6 +44,11 @@ impl Server {
             .args(["--otlp-http-addr", "127.0.0.1:0"])
             .args(extra)
             .env("SIGHTLINE_LOG", "info")
+            // Tests send records with fixed timestamps: keep them whatever today's date is
+            // (tests of retention pass flags, which win over the environment).
+            .env("SIGHTLINE_RETENTION_HOURS_TRACES", "0")
+            .env("SIGHTLINE_RETENTION_HOURS_LOGS", "0")
+            .env("SIGHTLINE_RETENTION_HOURS_METRICS", "0")
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()
