@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod cli;
+pub mod compaction;
 pub mod config;
 pub mod demo;
 pub mod hardening;

@@ -84,6 +84,7 @@ pub async fn run(
             config.retention,
         ));
     }
+    tokio::spawn(compaction_loop(store.clone(), index.clone(), live.clone()));
     if config.demo {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -182,6 +183,19 @@ async fn retention_loop(
             tracing::error!("retention pass failed: {e:#}");
         }
         tokio::time::sleep(RETENTION_EVERY).await;
+    }
+}
+
+/// How often compaction runs in the background.
+const COMPACT_EVERY: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Merges small files every five minutes (first pass five minutes after start).
+async fn compaction_loop(store: Store, index: Arc<BlockIndex>, live: Arc<LiveData>) {
+    loop {
+        tokio::time::sleep(COMPACT_EVERY).await;
+        if let Err(e) = crate::compaction::compact(&store, &index, Some(&live)).await {
+            tracing::error!("compaction failed: {e:#}");
+        }
     }
 }
 

@@ -86,6 +86,13 @@ pub enum Command {
         #[command(flatten)]
         args: ServeArgs,
     },
+    /// Merge small Parquet files now (the server must be stopped; a running server does it
+    /// every five minutes by itself).
+    Compact {
+        /// The server's data dir.
+        #[arg(long, env = "SIGHTLINE_DATA_DIR", default_value = "sightline-data")]
+        data_dir: PathBuf,
+    },
     /// Send synthetic OTLP load to a server and report throughput and latency.
     Loadgen(crate::loadgen::LoadgenArgs),
     /// Write the demo scenario (an hour of a small shop with an incident) as OTLP/JSON lines.
@@ -144,6 +151,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         } => remote::logs(&addr.api, &query, start, end, limit).await,
         Command::Services { addr } => remote::services(&addr.api).await,
         Command::Loadgen(args) => crate::loadgen::run(args).await,
+        Command::Compact { data_dir } => {
+            let index = crate::index::BlockIndex::open(&data_dir.join("index"))?;
+            let store = crate::store::Store::open_local(&data_dir.join("store"), 16_384)?;
+            let done = crate::compaction::compact(&store, &index, None).await?;
+            println!(
+                "compacted {} partitions: {} files into {}",
+                done.partitions, done.files_in, done.files_out
+            );
+            Ok(())
+        }
         Command::Retention { args } => {
             let config = args.resolve()?;
             let index = crate::index::BlockIndex::open(&config.data_dir.join("index"))?;

@@ -138,6 +138,28 @@ impl BlockIndex {
         self.reload()
     }
 
+    /// Swaps the blocks of `old` files for `new_docs` in one commit, keeping the WAL position
+    /// (compaction), and makes it visible.
+    pub fn replace_files(
+        &self,
+        old: &[String],
+        new_docs: Vec<TantivyDocument>,
+    ) -> Result<(), IndexError> {
+        let mut writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        for path in old {
+            writer.delete_term(Term::from_field_text(self.fields.path, path));
+        }
+        for doc in new_docs {
+            writer.add_document(doc)?;
+        }
+        let payload = self.index.load_metas()?.payload.unwrap_or_default();
+        let mut prepared = writer.prepare_commit()?;
+        prepared.set_payload(&payload);
+        prepared.commit()?;
+        drop(writer);
+        self.reload()
+    }
+
     /// Makes the latest commit visible to new searchers.
     pub fn reload(&self) -> Result<(), IndexError> {
         Ok(self.reader.reload()?)

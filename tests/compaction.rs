@@ -1,0 +1,129 @@
+//! `sightline compact` merges the small files of an hour into one, with bloom filters, and
+//! every query answers exactly as before.
+
+mod common;
+
+use std::process::Command;
+
+use common::otlp::{logs, span, traces};
+use common::Server;
+use parquet::file::reader::{FileReader, SerializedFileReader};
+use prost::Message;
+
+fn files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = entry.path();
+        if p.is_dir() {
+            out.extend(files(&p));
+        } else if p.extension().is_some_and(|e| e == "parquet") {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_files_merge_and_queries_answer_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let http = reqwest::Client::new();
+    // Five server runs, each ending in a flush: five small files per signal in this hour.
+    let trace_id: Vec<u8> = (60..76).collect();
+    for round in 0..5u8 {
+        let server = Server::start(&data);
+        let spans = traces(
+            "merger",
+            vec![span(
+                trace_id.clone(),
+                vec![round + 1; 8],
+                &format!("step {round}"),
+            )],
+        );
+        let lines: Vec<String> = (0..10).map(|i| format!("round {round} line {i}")).collect();
+        for (path, body) in [
+            ("/v1/traces", spans.encode_to_vec()),
+            ("/v1/logs", logs("merger", "m-1", &lines).encode_to_vec()),
+        ] {
+            let r = http
+                .post(format!("{}{path}", server.otlp_http))
+                .header("content-type", "application/x-protobuf")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+        }
+        server.stop();
+    }
+    let span_files = || files(&data.join("store/traces"));
+    let log_files = || files(&data.join("store/logs"));
+    assert_eq!((span_files().len(), log_files().len()), (5, 5));
+    let server = Server::start(&data);
+    let before = (
+        server
+            .get(&format!("/api/v1/traces/{}", hex::encode(&trace_id)))
+            .await
+            .1,
+        server
+            .get("/api/v1/logs?q=service:merger&limit=100")
+            .await
+            .1,
+        server.get("/api/v1/correlations/m-1").await.1,
+    );
+    server.stop();
+
+    let out = Command::new(env!("CARGO_BIN_EXE_sightline"))
+        .args(["compact", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // One merged file per hour partition (the five runs may straddle an hour boundary).
+    let partitions = |fs: Vec<std::path::PathBuf>| {
+        fs.iter()
+            .map(|f| f.parent().unwrap().to_path_buf())
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+    };
+    if partitions(span_files()) == 1 {
+        assert_eq!(
+            (span_files().len(), log_files().len()),
+            (1, 1),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    let merged = SerializedFileReader::new(std::fs::File::open(&span_files()[0]).unwrap()).unwrap();
+    assert!(
+        merged.metadata().file_metadata().num_rows() >= 4,
+        "a merged file"
+    );
+    assert!(merged
+        .metadata()
+        .row_group(0)
+        .column(0)
+        .bloom_filter_offset()
+        .is_some());
+
+    let server = Server::start(&data);
+    let after = (
+        server
+            .get(&format!("/api/v1/traces/{}", hex::encode(&trace_id)))
+            .await
+            .1,
+        server
+            .get("/api/v1/logs?q=service:merger&limit=100")
+            .await
+            .1,
+        server.get("/api/v1/correlations/m-1").await.1,
+    );
+    assert_eq!(after.0["spans"].as_array().unwrap().len(), 5);
+    assert_eq!(after.1["logs"].as_array().unwrap().len(), 50);
+    assert_eq!(before, after);
+    server.stop();
+}
