@@ -69,6 +69,9 @@ pub struct ServeArgs {
     /// [default: 0].
     #[arg(long, env = "SIGHTLINE_MAX_STORE_BYTES")]
     pub max_store_bytes: Option<u64>,
+    /// Seconds between compaction passes [default: 300].
+    #[arg(long, env = "SIGHTLINE_COMPACTION_INTERVAL_SECS")]
+    pub compaction_interval_secs: Option<u64>,
     /// Largest size of the data dir in bytes; beyond it exports are refused as retryable
     /// until space returns (0 = no budget) [default: 0].
     #[arg(long, env = "SIGHTLINE_DISK_BUDGET_BYTES")]
@@ -99,6 +102,7 @@ pub struct ServeConfig {
     pub inflight_bytes: usize,
     pub disk_budget_bytes: u64,
     pub retention: crate::retention::RetentionPolicy,
+    pub compaction_interval: Duration,
     pub instance_down_after: Duration,
     pub demo: bool,
 }
@@ -166,6 +170,12 @@ impl ServeArgs {
                 .disk_budget_bytes
                 .or(file.disk_budget_bytes)
                 .unwrap_or(0),
+            compaction_interval: Duration::from_secs(
+                self.compaction_interval_secs
+                    .or(file.compaction_interval_secs)
+                    .unwrap_or(300)
+                    .max(1),
+            ),
             retention: crate::retention::RetentionPolicy {
                 traces: hours(
                     self.retention_hours_traces

@@ -84,7 +84,12 @@ pub async fn run(
             config.retention,
         ));
     }
-    tokio::spawn(compaction_loop(store.clone(), index.clone(), live.clone()));
+    tokio::spawn(compaction_loop(
+        store.clone(),
+        index.clone(),
+        live.clone(),
+        config.compaction_interval,
+    ));
     if config.demo {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -186,13 +191,15 @@ async fn retention_loop(
     }
 }
 
-/// How often compaction runs in the background.
-const COMPACT_EVERY: std::time::Duration = std::time::Duration::from_secs(300);
-
-/// Merges small files every five minutes (first pass five minutes after start).
-async fn compaction_loop(store: Store, index: Arc<BlockIndex>, live: Arc<LiveData>) {
+/// Merges small files every `every` (the first pass one interval after start).
+async fn compaction_loop(
+    store: Store,
+    index: Arc<BlockIndex>,
+    live: Arc<LiveData>,
+    every: std::time::Duration,
+) {
     loop {
-        tokio::time::sleep(COMPACT_EVERY).await;
+        tokio::time::sleep(every).await;
         if let Err(e) = crate::compaction::compact(&store, &index, Some(&live)).await {
             tracing::error!("compaction failed: {e:#}");
         }
