@@ -94,13 +94,9 @@ async fn nan_inf_bad_buckets_and_resets_do_not_break_anything() {
             ..Default::default()
         }],
     };
-    let r = reqwest::Client::new()
-        .post(format!("{}/v1/metrics", server.otlp_http))
-        .header("content-type", "application/x-protobuf")
-        .body(request.encode_to_vec())
-        .send()
-        .await
-        .unwrap();
+    let r = server
+        .post_protobuf("/v1/metrics", request.encode_to_vec())
+        .await;
     assert_eq!(r.status(), 200, "bad points are stored, not refused");
 
     let window = format!(

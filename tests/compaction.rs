@@ -6,28 +6,14 @@ mod common;
 use std::process::Command;
 
 use common::otlp::{logs, span, traces};
-use common::Server;
+use common::{parquet_files, Server};
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use prost::Message;
-
-fn files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = entry.path();
-        if p.is_dir() {
-            out.extend(files(&p));
-        } else if p.extension().is_some_and(|e| e == "parquet") {
-            out.push(p);
-        }
-    }
-    out
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn small_files_merge_and_queries_answer_the_same() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let http = reqwest::Client::new();
     // Five server runs, each ending in a flush: five small files per signal in this hour.
     let trace_id: Vec<u8> = (60..76).collect();
     for round in 0..5u8 {
@@ -45,19 +31,13 @@ async fn small_files_merge_and_queries_answer_the_same() {
             ("/v1/traces", spans.encode_to_vec()),
             ("/v1/logs", logs("merger", "m-1", &lines).encode_to_vec()),
         ] {
-            let r = http
-                .post(format!("{}{path}", server.otlp_http))
-                .header("content-type", "application/x-protobuf")
-                .body(body)
-                .send()
-                .await
-                .unwrap();
+            let r = server.post_protobuf(path, body).await;
             assert_eq!(r.status(), 200);
         }
         server.stop();
     }
-    let span_files = || files(&data.join("store/traces"));
-    let log_files = || files(&data.join("store/logs"));
+    let span_files = || parquet_files(&data.join("store/traces"));
+    let log_files = || parquet_files(&data.join("store/logs"));
     assert_eq!((span_files().len(), log_files().len()), (5, 5));
     let server = Server::start(&data);
     let before = (

@@ -3,31 +3,17 @@
 mod common;
 
 use common::otlp::logs;
-use common::Server;
+use common::{parquet_files, Server};
 use prost::Message;
 
 async fn send(server: &Server, body: &str) {
-    let r = reqwest::Client::new()
-        .post(format!("{}/v1/logs", server.otlp_http))
-        .header("content-type", "application/x-protobuf")
-        .body(logs("vault", "c", &[body.to_string()]).encode_to_vec())
-        .send()
-        .await
-        .unwrap();
+    let r = server
+        .post_protobuf(
+            "/v1/logs",
+            logs("vault", "c", &[body.to_string()]).encode_to_vec(),
+        )
+        .await;
     assert_eq!(r.status(), 200);
-}
-
-fn parquet_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = entry.path();
-        if p.is_dir() {
-            out.extend(parquet_files(&p));
-        } else if p.extension().is_some_and(|e| e == "parquet") {
-            out.push(p);
-        }
-    }
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -19,13 +19,9 @@ async fn sigkill_right_after_ack_loses_nothing() {
         .map(|i| format!("line {i} of the batch that must survive"))
         .collect();
     let request = logs("ledger", corr, &bodies);
-    let response = reqwest::Client::new()
-        .post(format!("{}/v1/logs", server.otlp_http))
-        .header("content-type", "application/x-protobuf")
-        .body(request.encode_to_vec())
-        .send()
-        .await
-        .unwrap();
+    let response = server
+        .post_protobuf("/v1/logs", request.encode_to_vec())
+        .await;
     assert_eq!(response.status(), 200);
 
     // The same over gRPC with a real tonic client.

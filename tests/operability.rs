@@ -25,13 +25,9 @@ async fn health_metrics_headers_and_graceful_stop() {
     }
 
     let bodies: Vec<String> = (0..7).map(|i| format!("line {i}")).collect();
-    let r = http
-        .post(format!("{}/v1/logs", server.otlp_http))
-        .header("content-type", "application/x-protobuf")
-        .body(logs("ops", "c-1", &bodies).encode_to_vec())
-        .send()
-        .await
-        .unwrap();
+    let r = server
+        .post_protobuf("/v1/logs", logs("ops", "c-1", &bodies).encode_to_vec())
+        .await;
     assert_eq!(r.status(), 200);
     let bad = traces(
         "ops",
@@ -40,13 +36,9 @@ async fn health_metrics_headers_and_graceful_stop() {
             span(vec![9; 16], vec![2; 8], "good"),
         ],
     );
-    let r = http
-        .post(format!("{}/v1/traces", server.otlp_http))
-        .header("content-type", "application/x-protobuf")
-        .body(bad.encode_to_vec())
-        .send()
-        .await
-        .unwrap();
+    let r = server
+        .post_protobuf("/v1/traces", bad.encode_to_vec())
+        .await;
     assert_eq!(r.status(), 200);
 
     let metrics = http

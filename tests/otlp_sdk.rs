@@ -331,7 +331,7 @@ async fn sdk_exporters_round_trip_and_survive_restart() {
 fn common_metrics(store: &std::path::Path) -> Vec<(String, String, f64)> {
     use parquet::file::reader::{FileReader, SerializedFileReader};
     let mut out = Vec::new();
-    for file in walk(&store.join("metrics")) {
+    for file in common::parquet_files(&store.join("metrics")) {
         let reader = SerializedFileReader::new(std::fs::File::open(&file).unwrap()).unwrap();
         for row in reader.get_row_iter(None).unwrap() {
             let row = row.unwrap();
@@ -347,19 +347,6 @@ fn common_metrics(store: &std::path::Path) -> Vec<(String, String, f64)> {
                 }
             }
             out.push((service, name, value));
-        }
-    }
-    out
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            out.extend(walk(&path));
-        } else if path.extension().is_some_and(|e| e == "parquet") {
-            out.push(path);
         }
     }
     out

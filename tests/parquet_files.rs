@@ -4,27 +4,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-
 use common::otlp::{logs, span, traces};
-use common::Server;
+use common::{parquet_files, Server};
 use parquet::basic::Type as PhysicalType;
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use parquet::record::Field;
 use prost::Message;
-
-fn parquet_files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            out.extend(parquet_files(&path));
-        } else if path.extension().is_some_and(|e| e == "parquet") {
-            out.push(path);
-        }
-    }
-    out
-}
 
 fn column_names(reader: &SerializedFileReader<std::fs::File>) -> Vec<String> {
     let schema = reader.metadata().file_metadata().schema_descr();
@@ -47,7 +32,6 @@ async fn parquet_files_are_readable_by_a_generic_reader() {
         .push(common::otlp::kv("request_id", "req-77"));
     let mut child = span(trace_id.clone(), vec![2; 8], "SELECT cart");
     child.parent_span_id = vec![1; 8];
-    let http = reqwest::Client::new();
     for (path, body) in [
         (
             "/v1/traces",
@@ -58,13 +42,7 @@ async fn parquet_files_are_readable_by_a_generic_reader() {
             logs("cart", "req-77", &["cart loaded".to_string()]).encode_to_vec(),
         ),
     ] {
-        let r = http
-            .post(format!("{}{path}", server.otlp_http))
-            .header("content-type", "application/x-protobuf")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
+        let r = server.post_protobuf(path, body).await;
         assert_eq!(r.status(), 200);
     }
     server.stop(); // flushes everything to Parquet

@@ -14,7 +14,6 @@ async fn lost_index_is_rebuilt_from_parquet() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let server = Server::start(&data);
-    let http = reqwest::Client::new();
     let trace_id: Vec<u8> = (40..56).collect();
     for (path, body) in [
         (
@@ -30,13 +29,7 @@ async fn lost_index_is_rebuilt_from_parquet() {
             logs("vault", "corr-9", &["opened the vault".to_string()]).encode_to_vec(),
         ),
     ] {
-        let r = http
-            .post(format!("{}{path}", server.otlp_http))
-            .header("content-type", "application/x-protobuf")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
+        let r = server.post_protobuf(path, body).await;
         assert_eq!(r.status(), 200);
     }
     server.stop();

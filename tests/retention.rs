@@ -35,13 +35,9 @@ async fn send(server: &Server, body: &str, age: Duration) {
             ..Default::default()
         }],
     };
-    let r = reqwest::Client::new()
-        .post(format!("{}/v1/logs", server.otlp_http))
-        .header("content-type", "application/x-protobuf")
-        .body(request.encode_to_vec())
-        .send()
-        .await
-        .unwrap();
+    let r = server
+        .post_protobuf("/v1/logs", request.encode_to_vec())
+        .await;
     assert_eq!(r.status(), 200);
 }
 

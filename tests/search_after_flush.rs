@@ -43,13 +43,9 @@ async fn unindexed_ids_and_high_cardinality_attributes_are_still_found() {
             ..Default::default()
         }],
     };
-    let r = reqwest::Client::new()
-        .post(format!("{}/v1/logs", server.otlp_http))
-        .header("content-type", "application/x-protobuf")
-        .body(request.encode_to_vec())
-        .send()
-        .await
-        .unwrap();
+    let r = server
+        .post_protobuf("/v1/logs", request.encode_to_vec())
+        .await;
     assert_eq!(r.status(), 200);
     // Restart: everything is read back from Parquet through the block index.
     server.stop();

@@ -161,3 +161,30 @@ pub fn enc(s: &str) -> String {
         })
         .collect()
 }
+
+/// Every Parquet file under `dir`, recursively.
+pub fn parquet_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(parquet_files(&path));
+        } else if path.extension().is_some_and(|e| e == "parquet") {
+            out.push(path);
+        }
+    }
+    out
+}
+
+impl Server {
+    /// POSTs an OTLP protobuf body to one of the OTLP/HTTP paths (`/v1/logs`, …).
+    pub async fn post_protobuf(&self, path: &str, body: Vec<u8>) -> reqwest::Response {
+        reqwest::Client::new()
+            .post(format!("{}{path}", self.otlp_http))
+            .header("content-type", "application/x-protobuf")
+            .body(body)
+            .send()
+            .await
+            .expect("OTLP/HTTP reachable")
+    }
+}
