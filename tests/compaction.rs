@@ -10,6 +10,21 @@ use common::{parquet_files, Server};
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use prost::Message;
 
+/// The answers compaction must not change: the trace, the logs, the correlation.
+async fn answers(server: &Server, trace_id: &[u8]) -> [serde_json::Value; 3] {
+    [
+        server
+            .get(&format!("/api/v1/traces/{}", hex::encode(trace_id)))
+            .await
+            .1,
+        server
+            .get("/api/v1/logs?q=service:merger&limit=100")
+            .await
+            .1,
+        server.get("/api/v1/correlations/m-1").await.1,
+    ]
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn small_files_merge_and_queries_answer_the_same() {
     let dir = tempfile::tempdir().unwrap();
@@ -40,17 +55,7 @@ async fn small_files_merge_and_queries_answer_the_same() {
     let log_files = || parquet_files(&data.join("store/logs"));
     assert_eq!((span_files().len(), log_files().len()), (5, 5));
     let server = Server::start(&data);
-    let before = (
-        server
-            .get(&format!("/api/v1/traces/{}", hex::encode(&trace_id)))
-            .await
-            .1,
-        server
-            .get("/api/v1/logs?q=service:merger&limit=100")
-            .await
-            .1,
-        server.get("/api/v1/correlations/m-1").await.1,
-    );
+    let before = answers(&server, &trace_id).await;
     server.stop();
 
     let out = Command::new(env!("CARGO_BIN_EXE_sightline"))
@@ -91,19 +96,9 @@ async fn small_files_merge_and_queries_answer_the_same() {
         .is_some());
 
     let server = Server::start(&data);
-    let after = (
-        server
-            .get(&format!("/api/v1/traces/{}", hex::encode(&trace_id)))
-            .await
-            .1,
-        server
-            .get("/api/v1/logs?q=service:merger&limit=100")
-            .await
-            .1,
-        server.get("/api/v1/correlations/m-1").await.1,
-    );
-    assert_eq!(after.0["spans"].as_array().unwrap().len(), 5);
-    assert_eq!(after.1["logs"].as_array().unwrap().len(), 50);
+    let after = answers(&server, &trace_id).await;
+    assert_eq!(after[0]["spans"].as_array().unwrap().len(), 5);
+    assert_eq!(after[1]["logs"].as_array().unwrap().len(), 50);
     assert_eq!(before, after);
     server.stop();
 }

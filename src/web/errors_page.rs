@@ -95,9 +95,9 @@ pub async fn handler(
     State(engine): State<QueryEngine>,
     Query(params): Query<TimeParams>,
 ) -> Response {
-    let window = match params.resolve(now_nano()) {
+    let window = match super::window_or_error(&params, now_nano()) {
         Ok(w) => w,
-        Err(e) => return message(StatusCode::BAD_REQUEST, "Bad time range", e),
+        Err(page) => return *page,
     };
     match engine.errors(window.start, window.end).await {
         Ok(view) => render(

@@ -57,9 +57,9 @@ pub async fn handler(
     Query(params): Query<TimeParams>,
 ) -> Response {
     let now = now_nano();
-    let window = match params.resolve(now) {
+    let window = match super::window_or_error(&params, now) {
         Ok(w) => w,
-        Err(e) => return message(StatusCode::BAD_REQUEST, "Bad time range", e),
+        Err(page) => return *page,
     };
     let map = match engine.service_map(window.start, window.end, now).await {
         Ok(m) => m,

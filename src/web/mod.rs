@@ -89,6 +89,16 @@ fn message(status: StatusCode, heading: impl Into<String>, message: impl Into<St
     render(&page, status)
 }
 
+/// The time window of a page's URL, or the page saying what is wrong with it.
+fn window_or_error(
+    params: &time_range::TimeParams,
+    now: i64,
+) -> Result<time_range::TimeWindow, Box<Response>> {
+    params
+        .resolve(now)
+        .map_err(|e| Box::new(message(StatusCode::BAD_REQUEST, "Bad time range", e)))
+}
+
 async fn not_found_handler() -> Response {
     message(
         StatusCode::NOT_FOUND,
