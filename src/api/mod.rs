@@ -30,6 +30,7 @@ impl From<QueryError> for ApiError {
     fn from(e: QueryError) -> Self {
         match e {
             QueryError::BadRequest(m) => ApiError(StatusCode::BAD_REQUEST, m),
+            QueryError::TooLarge(m) => ApiError(StatusCode::PAYLOAD_TOO_LARGE, m),
             other => {
                 tracing::error!("query failed: {other}");
                 ApiError(StatusCode::INTERNAL_SERVER_ERROR, other.to_string())

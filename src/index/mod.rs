@@ -34,6 +34,8 @@ pub enum IndexError {
     Directory(#[from] tantivy::directory::error::OpenDirectoryError),
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+    #[error("this index was opened read-only")]
+    ReadOnly,
 }
 
 /// One block that a search matched.
@@ -52,10 +54,10 @@ struct CommitPayload {
     wal_flushed_through: Option<u64>,
 }
 
-/// The block index with its single writer.
+/// The block index with its single writer (none when opened read-only).
 pub struct BlockIndex {
     index: Index,
-    writer: Mutex<IndexWriter>,
+    writer: Mutex<Option<IndexWriter>>,
     reader: IndexReader,
     fields: Fields,
 }
@@ -63,6 +65,16 @@ pub struct BlockIndex {
 impl BlockIndex {
     /// Opens the index in `dir`, creating it when empty.
     pub fn open(dir: &Path) -> Result<BlockIndex, IndexError> {
+        Self::open_with(dir, true)
+    }
+
+    /// Opens an existing index for searching only: no writer, no lock, no indexing threads
+    /// (evidence snapshots, of which many may be open at once).
+    pub fn open_read_only(dir: &Path) -> Result<BlockIndex, IndexError> {
+        Self::open_with(dir, false)
+    }
+
+    fn open_with(dir: &Path, writable: bool) -> Result<BlockIndex, IndexError> {
         std::fs::create_dir_all(dir)?;
         let (schema, fields) = Fields::schema();
         let index = Index::open_or_create(MmapDirectory::open(dir)?, schema)?;
@@ -70,7 +82,11 @@ impl BlockIndex {
             .tokenizers()
             .register(text::TOKENIZER, text::analyzer());
         // One indexing thread: indexing a block is cheap, and the other core serves ingest.
-        let writer = index.writer_with_num_threads(1, 64 << 20)?;
+        let writer = if writable {
+            Some(index.writer_with_num_threads(1, 64 << 20)?)
+        } else {
+            None
+        };
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
@@ -105,7 +121,8 @@ impl BlockIndex {
         docs: Vec<TantivyDocument>,
         wal_flushed_through: u64,
     ) -> Result<(), IndexError> {
-        let mut writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let mut guard = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let writer = guard.as_mut().ok_or(IndexError::ReadOnly)?;
         for doc in docs {
             writer.add_document(doc)?;
         }
@@ -126,7 +143,8 @@ impl BlockIndex {
 
     /// Drops every block of several files in one commit, keeping the WAL position.
     pub fn forget_files(&self, paths: &[String]) -> Result<(), IndexError> {
-        let mut writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let mut guard = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let writer = guard.as_mut().ok_or(IndexError::ReadOnly)?;
         for path in paths {
             writer.delete_term(Term::from_field_text(self.fields.path, path));
         }
@@ -134,7 +152,7 @@ impl BlockIndex {
         let mut prepared = writer.prepare_commit()?;
         prepared.set_payload(&payload);
         prepared.commit()?;
-        drop(writer);
+        drop(guard);
         self.reload()
     }
 
@@ -145,7 +163,8 @@ impl BlockIndex {
         old: &[String],
         new_docs: Vec<TantivyDocument>,
     ) -> Result<(), IndexError> {
-        let mut writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let mut guard = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let writer = guard.as_mut().ok_or(IndexError::ReadOnly)?;
         for path in old {
             writer.delete_term(Term::from_field_text(self.fields.path, path));
         }
@@ -156,7 +175,7 @@ impl BlockIndex {
         let mut prepared = writer.prepare_commit()?;
         prepared.set_payload(&payload);
         prepared.commit()?;
-        drop(writer);
+        drop(guard);
         self.reload()
     }
 

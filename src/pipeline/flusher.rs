@@ -10,8 +10,9 @@ use tokio::runtime::Handle;
 
 use super::live::{Frozen, LiveData};
 use crate::index::{block, BlockIndex};
-use crate::model::{MetricPoint, Signal};
-use crate::rollup::metric_minutes::downsample;
+use crate::model::{MetricPoint, Rows, Signal};
+use crate::rollup::metric_minutes::{downsample, MinuteMetric};
+use crate::rollup::RollupRow;
 use crate::store::Store;
 use crate::wal::Wal;
 
@@ -47,49 +48,8 @@ fn flush(
     let started = std::time::Instant::now();
     let fields = index.fields();
     let rows = &frozen.rows;
-    let docs: Vec<TantivyDocument> = rt.block_on(async {
-        let mut docs = Vec::new();
-        for file in store.write(&rows.spans).await? {
-            for (i, group) in file.row_groups.iter().enumerate() {
-                docs.push(block::span_block(fields, &file.path, i, group));
-            }
-        }
-        for file in store.write(&rows.logs).await? {
-            for (i, group) in file.row_groups.iter().enumerate() {
-                docs.push(block::log_block(fields, &file.path, i, group));
-            }
-        }
-        for file in store.write(&rows.metrics).await? {
-            for (i, group) in file.row_groups.iter().enumerate() {
-                docs.push(block::metric_block(
-                    fields,
-                    Signal::Metrics,
-                    &file.path,
-                    i,
-                    group,
-                ));
-            }
-        }
-        let minutes = downsample(&rows.metrics);
-        for file in store.write(&minutes).await? {
-            for (i, group) in file.row_groups.iter().enumerate() {
-                let points: Vec<&MetricPoint> = group.iter().map(|m| &m.0).collect();
-                docs.push(block::metric_block(
-                    fields,
-                    Signal::MetricMinutes,
-                    &file.path,
-                    i,
-                    &points,
-                ));
-            }
-        }
-        for file in store.write(&frozen.rollups).await? {
-            for (i, group) in file.row_groups.iter().enumerate() {
-                docs.push(block::rollup_block(fields, &file.path, i, group));
-            }
-        }
-        anyhow::Ok(docs)
-    })?;
+    let minutes = downsample(&rows.metrics);
+    let docs = rt.block_on(write_blocks(store, fields, rows, &minutes, &frozen.rollups))?;
     let blocks = docs.len();
     index.commit_blocks(docs, frozen.wal_seq)?;
     {
@@ -114,4 +74,55 @@ fn flush(
         "flushed"
     );
     Ok(())
+}
+
+/// Writes rows of every kind as Parquet files and returns the index block of each row group,
+/// ready to commit. Shared by the flusher and by evidence snapshots.
+pub async fn write_blocks(
+    store: &Store,
+    fields: &crate::index::Fields,
+    rows: &Rows,
+    minutes: &[MinuteMetric],
+    rollups: &[RollupRow],
+) -> anyhow::Result<Vec<TantivyDocument>> {
+    let mut docs = Vec::new();
+    for file in store.write(&rows.spans).await? {
+        for (i, group) in file.row_groups.iter().enumerate() {
+            docs.push(block::span_block(fields, &file.path, i, group));
+        }
+    }
+    for file in store.write(&rows.logs).await? {
+        for (i, group) in file.row_groups.iter().enumerate() {
+            docs.push(block::log_block(fields, &file.path, i, group));
+        }
+    }
+    for file in store.write(&rows.metrics).await? {
+        for (i, group) in file.row_groups.iter().enumerate() {
+            docs.push(block::metric_block(
+                fields,
+                Signal::Metrics,
+                &file.path,
+                i,
+                group,
+            ));
+        }
+    }
+    for file in store.write(minutes).await? {
+        for (i, group) in file.row_groups.iter().enumerate() {
+            let points: Vec<&MetricPoint> = group.iter().map(|m| &m.0).collect();
+            docs.push(block::metric_block(
+                fields,
+                Signal::MetricMinutes,
+                &file.path,
+                i,
+                &points,
+            ));
+        }
+    }
+    for file in store.write(rollups).await? {
+        for (i, group) in file.row_groups.iter().enumerate() {
+            docs.push(block::rollup_block(fields, &file.path, i, group));
+        }
+    }
+    Ok(docs)
 }

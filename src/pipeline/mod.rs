@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
+pub use flusher::write_blocks;
 pub use live::{Frozen, LiveData, LiveInner};
 pub use services::{InstanceInfo, ServiceInfo, ServiceRegistry};
 

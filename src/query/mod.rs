@@ -7,6 +7,7 @@
 pub mod log_query;
 pub mod metrics;
 pub mod services;
+pub mod snapshot;
 pub mod time;
 mod trace_search;
 pub mod trace_tree;
@@ -36,6 +37,9 @@ pub enum QueryError {
     /// The user's query or parameters are wrong (HTTP 400).
     #[error("{0}")]
     BadRequest(String),
+    /// The answer would be larger than allowed (HTTP 413).
+    #[error("{0}")]
+    TooLarge(String),
     #[error("index: {0}")]
     Index(#[from] crate::index::IndexError),
     #[error("store: {0}")]

@@ -1,0 +1,169 @@
+//! Pinned evidence: the rows behind a saved view, copied into `<data>/evidence/view-ID/` (a
+//! snapshot data dir of its own, see [`crate::query::snapshot`]) so the view opens the same
+//! after retention deleted the raw data. Retention and compaction never look in there.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use crate::meta::views::{Pin, SavedView, ViewKind};
+use crate::meta::{MetaError, MetaStore};
+use crate::model::TraceId;
+use crate::query::snapshot::write_snapshot;
+use crate::query::{QueryEngine, QueryError};
+
+/// Most records one pin keeps (spans + logs + metric points + rollup rows).
+pub const MAX_PIN_ROWS: usize = 2_000_000;
+
+/// Why pinning or opening evidence failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PinError {
+    #[error(transparent)]
+    Query(#[from] QueryError),
+    #[error(transparent)]
+    Meta(#[from] MetaError),
+    #[error("{0}")]
+    NothingToPin(String),
+    #[error("writing the evidence: {0:#}")]
+    Write(anyhow::Error),
+}
+
+/// The evidence snapshots of pinned views, with their query engines opened on demand.
+#[derive(Clone)]
+pub struct Pins {
+    dir: PathBuf,
+    engines: Arc<Mutex<HashMap<i64, QueryEngine>>>,
+}
+
+impl Pins {
+    /// Pins kept under `<data_dir>/evidence`.
+    pub fn open(data_dir: &Path) -> std::io::Result<Pins> {
+        let dir = data_dir.join("evidence");
+        std::fs::create_dir_all(&dir)?;
+        Ok(Pins {
+            dir,
+            engines: Default::default(),
+        })
+    }
+
+    fn view_dir(&self, id: i64) -> PathBuf {
+        self.dir.join(format!("view-{id}"))
+    }
+
+    /// Copies the rows behind `view` out of `engine` and records the pin. Pinning again
+    /// replaces the earlier copy.
+    pub async fn pin(
+        &self,
+        meta: &MetaStore,
+        engine: &QueryEngine,
+        view: &SavedView,
+    ) -> Result<SavedView, PinError> {
+        let evidence = match view.kind {
+            ViewKind::Trace => {
+                let id = trace_id_of(&view.url)?;
+                engine.evidence_of_trace(id).await?.ok_or_else(|| {
+                    PinError::NothingToPin(format!("trace {id} is not stored (any more)"))
+                })?
+            }
+            _ => {
+                engine
+                    .evidence_of_window(view.start, view.end, MAX_PIN_ROWS)
+                    .await?
+            }
+        };
+        let rows = evidence.len() as u64;
+        // Written beside, then renamed: a crash leaves the old pin or the new one, never half.
+        let final_dir = self.view_dir(view.id);
+        let staging = self.dir.join(format!("view-{}.tmp", view.id));
+        let _ = std::fs::remove_dir_all(&staging);
+        write_snapshot(&staging, &evidence)
+            .await
+            .map_err(PinError::Write)?;
+        drop(evidence);
+        self.forget_engine(view.id);
+        if final_dir.exists() {
+            std::fs::remove_dir_all(&final_dir).map_err(|e| PinError::Write(e.into()))?;
+        }
+        std::fs::rename(&staging, &final_dir).map_err(|e| PinError::Write(e.into()))?;
+        let bytes = dir_size(&final_dir);
+        let pin = Pin {
+            pinned_at: crate::meta::now_ns(),
+            rows,
+            bytes,
+        };
+        Ok(meta.set_pin(view.id, Some(pin)).await?)
+    }
+
+    /// Drops a view's evidence (after the view was deleted or unpinned).
+    pub fn remove(&self, id: i64) {
+        self.forget_engine(id);
+        let dir = self.view_dir(id);
+        if dir.exists() {
+            if let Err(e) = std::fs::remove_dir_all(&dir) {
+                tracing::warn!(view = id, "could not remove pinned evidence: {e}");
+            }
+        }
+    }
+
+    /// Removes snapshots no pinned view refers to (left by a crash between writing a
+    /// snapshot and recording it, or between deleting a view and its snapshot).
+    pub fn remove_unreferenced(&self, pinned: &[i64]) {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().to_string();
+            let referenced = name
+                .strip_prefix("view-")
+                .and_then(|id| id.parse::<i64>().ok())
+                .is_some_and(|id| pinned.contains(&id));
+            if !referenced {
+                tracing::info!(dir = name, "removing unreferenced evidence");
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+
+    /// A query engine over a pinned view's evidence.
+    pub fn engine(&self, id: i64) -> Result<QueryEngine, PinError> {
+        let mut engines = self.engines.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(engine) = engines.get(&id) {
+            return Ok(engine.clone());
+        }
+        let engine = QueryEngine::open_snapshot(&self.view_dir(id))?;
+        engines.insert(id, engine.clone());
+        Ok(engine)
+    }
+
+    fn forget_engine(&self, id: i64) {
+        self.engines
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
+    }
+}
+
+/// The trace id in a trace page's URL.
+fn trace_id_of(url: &str) -> Result<TraceId, PinError> {
+    let path = url.split('?').next().unwrap_or_default();
+    let id = path.rsplit('/').next().unwrap_or_default();
+    id.parse().map_err(|e| {
+        PinError::Query(QueryError::BadRequest(format!(
+            "the view's trace id {id:?} is invalid: {e}"
+        )))
+    })
+}
+
+fn dir_size(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_size(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}

@@ -1,0 +1,179 @@
+//! The metadata store: saved views, post-mortems, timelines and annotations, in one SQLite
+//! database (`<data>/meta.sqlite`). Unlike telemetry this is edited by people, so it lives in
+//! a transactional SQL database: every change is one transaction, and a crash mid-write
+//! leaves the previous state.
+
+pub mod annotations;
+pub mod postmortems;
+pub mod views;
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{Connection, OptionalExtension};
+
+/// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
+/// Never edit a released migration: add the next one.
+const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_initial.sql")];
+
+/// Longest name or title, in characters.
+pub const MAX_NAME_CHARS: usize = 200;
+/// Longest free text (notes, summaries), in characters.
+pub const MAX_TEXT_CHARS: usize = 100_000;
+
+/// Why a metadata operation failed; each maps to one HTTP status.
+#[derive(Debug, thiserror::Error)]
+pub enum MetaError {
+    /// The input breaks a rule (400).
+    #[error("{0}")]
+    Invalid(String),
+    /// No such record (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// The change collides with the current state: a duplicate name or a stale version (409).
+    #[error("{0}")]
+    Conflict(String),
+    #[error("metadata database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("metadata task failed: {0}")]
+    Task(String),
+}
+
+/// Handle to the metadata database. Cheap to clone; calls run on the blocking pool.
+#[derive(Clone)]
+pub struct MetaStore {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl MetaStore {
+    /// Opens (creating and migrating) `<data_dir>/meta.sqlite`.
+    pub fn open(data_dir: &Path) -> Result<MetaStore, MetaError> {
+        let mut conn = Connection::open(data_dir.join("meta.sqlite"))?;
+        // WAL journal + FULL sync: a committed change survives kill -9 and power loss.
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", true)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        migrate(&mut conn)?;
+        Ok(MetaStore {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// Runs `f` in one transaction on the blocking pool; it commits only if `f` succeeds.
+    pub async fn tx<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction) -> Result<T, MetaError> + Send + 'static,
+    ) -> Result<T, MetaError> {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = conn.lock().unwrap_or_else(|e| e.into_inner());
+            let tx = conn.transaction()?;
+            let out = f(&tx)?;
+            tx.commit()?;
+            Ok(out)
+        })
+        .await
+        .map_err(|e| MetaError::Task(e.to_string()))?
+    }
+
+    /// A random token that HTML forms must send back, created once per data dir.
+    pub async fn form_token(&self) -> Result<String, MetaError> {
+        self.tx(|tx| {
+            let existing: Option<String> = tx
+                .query_row(
+                    "SELECT value FROM settings WHERE key = 'form_token'",
+                    [],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if let Some(token) = existing {
+                return Ok(token);
+            }
+            let token = uuid::Uuid::new_v4().simple().to_string();
+            tx.execute(
+                "INSERT INTO settings (key, value) VALUES ('form_token', ?1)",
+                [&token],
+            )?;
+            Ok(token)
+        })
+        .await
+    }
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), MetaError> {
+    let tx = conn.transaction()?;
+    let done: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let done = usize::try_from(done).unwrap_or(usize::MAX);
+    if done > MIGRATIONS.len() {
+        return Err(MetaError::Invalid(format!(
+            "meta.sqlite has schema version {done}, newer than this binary knows ({}); \
+             use a newer sightline",
+            MIGRATIONS.len()
+        )));
+    }
+    for sql in &MIGRATIONS[done..] {
+        tx.execute_batch(sql)?;
+    }
+    tx.pragma_update(None, "user_version", MIGRATIONS.len() as i64)?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// Trims `text` and checks it is a usable name: 1 to [`MAX_NAME_CHARS`] characters.
+pub fn check_name(what: &str, text: &str) -> Result<String, MetaError> {
+    let text = text.trim();
+    let n = text.chars().count();
+    if n == 0 || n > MAX_NAME_CHARS {
+        return Err(MetaError::Invalid(format!(
+            "{what} must be 1 to {MAX_NAME_CHARS} characters (got {n})"
+        )));
+    }
+    if text.chars().any(char::is_control) {
+        return Err(MetaError::Invalid(format!(
+            "{what} must not contain control characters"
+        )));
+    }
+    Ok(text.to_string())
+}
+
+/// Checks free text is at most [`MAX_TEXT_CHARS`] characters.
+pub fn check_text(what: &str, text: &str) -> Result<String, MetaError> {
+    let n = text.chars().count();
+    if n > MAX_TEXT_CHARS {
+        return Err(MetaError::Invalid(format!(
+            "{what} must be at most {MAX_TEXT_CHARS} characters (got {n})"
+        )));
+    }
+    Ok(text.to_string())
+}
+
+/// Now, Unix nanoseconds.
+pub fn now_ns() -> i64 {
+    chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_run_once_and_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(MetaStore::open(dir.path()).unwrap());
+        let again = MetaStore::open(dir.path()).unwrap();
+        let conn = again.conn.lock().unwrap();
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, MIGRATIONS.len() as i64);
+    }
+
+    #[test]
+    fn names_are_checked() {
+        assert!(check_name("name", "  ").is_err());
+        assert!(check_name("name", &"x".repeat(10_000)).is_err());
+        assert!(check_name("name", "a\u{7}b").is_err());
+        assert_eq!(check_name("name", " checkout ").unwrap(), "checkout");
+    }
+}

@@ -1,0 +1,458 @@
+//! Saved views: a page's URL state with a name, a note, tags, the absolute time range it was
+//! saved for, and (when pinned) how much evidence it keeps.
+
+use rusqlite::{params, OptionalExtension, Row, Transaction};
+use serde::{Deserialize, Serialize};
+
+use super::{check_name, check_text, now_ns, MetaError, MetaStore};
+
+/// The page a view opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ViewKind {
+    Overview,
+    Map,
+    Service,
+    Errors,
+    TraceSearch,
+    Trace,
+    Logs,
+}
+
+impl ViewKind {
+    /// The kind of page at `path`, or `None` for a path that is not a savable page.
+    pub fn of_path(path: &str) -> Option<ViewKind> {
+        let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        match segments.as_slice() {
+            [""] => Some(ViewKind::Overview),
+            ["map"] => Some(ViewKind::Map),
+            ["errors"] => Some(ViewKind::Errors),
+            ["traces"] => Some(ViewKind::TraceSearch),
+            ["traces", id] if !id.is_empty() => Some(ViewKind::Trace),
+            ["logs"] => Some(ViewKind::Logs),
+            ["services", name] if !name.is_empty() => Some(ViewKind::Service),
+            _ => None,
+        }
+    }
+
+    /// Stable name, as stored and as the API shows it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ViewKind::Overview => "overview",
+            ViewKind::Map => "map",
+            ViewKind::Service => "service",
+            ViewKind::Errors => "errors",
+            ViewKind::TraceSearch => "trace_search",
+            ViewKind::Trace => "trace",
+            ViewKind::Logs => "logs",
+        }
+    }
+
+    /// What a person calls it.
+    pub fn label(self) -> &'static str {
+        match self {
+            ViewKind::Overview => "Services",
+            ViewKind::Map => "Service map",
+            ViewKind::Service => "Service",
+            ViewKind::Errors => "Errors",
+            ViewKind::TraceSearch => "Trace search",
+            ViewKind::Trace => "Trace",
+            ViewKind::Logs => "Logs",
+        }
+    }
+
+    fn parse(s: &str) -> ViewKind {
+        [
+            ViewKind::Overview,
+            ViewKind::Map,
+            ViewKind::Service,
+            ViewKind::Errors,
+            ViewKind::TraceSearch,
+            ViewKind::Trace,
+            ViewKind::Logs,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+        .unwrap_or(ViewKind::Overview)
+    }
+
+    /// Whether the page has a time range picker (a trace page shows one trace, whenever).
+    pub fn has_time_range(self) -> bool {
+        self != ViewKind::Trace
+    }
+}
+
+/// How much evidence a pinned view keeps.
+#[derive(Debug, Clone, Serialize)]
+pub struct Pin {
+    pub pinned_at: i64,
+    pub rows: u64,
+    pub bytes: u64,
+}
+
+/// A saved view.
+#[derive(Debug, Clone, Serialize)]
+pub struct SavedView {
+    pub id: i64,
+    pub name: String,
+    pub note: String,
+    pub tags: Vec<String>,
+    pub kind: ViewKind,
+    /// Path and query of the page, with an absolute `from`/`to` unless `relative`.
+    pub url: String,
+    /// Opens with the relative range it was saved with ("last 1h" from now).
+    pub relative: bool,
+    /// The window the view was saved for (Unix ns).
+    pub start: i64,
+    pub end: i64,
+    pub pin: Option<Pin>,
+    pub created: i64,
+    pub updated: i64,
+}
+
+/// What a new view is made of.
+#[derive(Debug, Clone, Deserialize)]
+pub struct NewView {
+    pub name: String,
+    #[serde(default)]
+    pub note: String,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// The page's path and query, e.g. `/logs?q=error&range=1h`.
+    pub url: String,
+    /// The window shown when it was saved (Unix ns); the URL's own range at save time if absent.
+    pub start: Option<i64>,
+    pub end: Option<i64>,
+    #[serde(default)]
+    pub relative: bool,
+}
+
+/// A change to a view's name, note or tags; absent fields stay as they are.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ViewEdit {
+    pub name: Option<String>,
+    pub note: Option<String>,
+    pub tags: Option<Vec<String>>,
+}
+
+/// Filters of the view list.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ViewFilter {
+    /// Substring of the name or note (case-insensitive).
+    pub q: Option<String>,
+    pub tag: Option<String>,
+    pub kind: Option<String>,
+}
+
+const MAX_TAGS: usize = 20;
+const MAX_TAG_CHARS: usize = 50;
+
+fn check_tags(tags: &[String]) -> Result<Vec<String>, MetaError> {
+    let mut out: Vec<String> = Vec::new();
+    for t in tags {
+        let t = t.trim();
+        if t.is_empty() {
+            continue;
+        }
+        if t.chars().count() > MAX_TAG_CHARS || t.chars().any(char::is_control) {
+            return Err(MetaError::Invalid(format!(
+                "a tag must be at most {MAX_TAG_CHARS} characters without control characters"
+            )));
+        }
+        if !out.iter().any(|o| o.eq_ignore_ascii_case(t)) {
+            out.push(t.to_string());
+        }
+    }
+    if out.len() > MAX_TAGS {
+        return Err(MetaError::Invalid(format!(
+            "a view has at most {MAX_TAGS} tags"
+        )));
+    }
+    Ok(out)
+}
+
+/// Splits a page URL into path and query, checking it names a savable page.
+pub fn parse_page_url(url: &str) -> Result<(ViewKind, &str, &str), MetaError> {
+    let url = url.trim();
+    if !url.starts_with('/') || url.starts_with("//") {
+        return Err(MetaError::Invalid(
+            "a view's url must be a page path such as /logs?q=error".into(),
+        ));
+    }
+    let (path, query) = url.split_once('?').unwrap_or((url, ""));
+    let kind = ViewKind::of_path(path).ok_or_else(|| {
+        MetaError::Invalid(format!(
+            "{path:?} is not a page that can be saved (/, /map, /services/NAME, /errors, \
+             /traces, /traces/ID, /logs)"
+        ))
+    })?;
+    Ok((kind, path, query))
+}
+
+/// The URL with its time range replaced by the absolute window `[start, end]` (RFC 3339, so
+/// it is exact to the second and readable in the address bar).
+pub fn absolute_url(path: &str, query: &str, start: i64, end: i64) -> String {
+    let rfc = |ns: i64| {
+        chrono::DateTime::from_timestamp_nanos(ns)
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    };
+    let mut ser = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+        if !matches!(k.as_ref(), "range" | "from" | "to" | "cursor") {
+            ser.append_pair(&k, &v);
+        }
+    }
+    ser.append_pair("from", &rfc(start));
+    ser.append_pair("to", &rfc(end));
+    format!("{path}?{}", ser.finish())
+}
+
+const COLUMNS: &str = "id, name, note, tags, kind, url, relative, start_ns, end_ns, \
+                       pinned_at_ns, pinned_rows, pinned_bytes, created_ns, updated_ns";
+
+fn from_row(r: &Row) -> rusqlite::Result<SavedView> {
+    let tags: String = r.get(3)?;
+    let kind: String = r.get(4)?;
+    let pinned_at: Option<i64> = r.get(9)?;
+    Ok(SavedView {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        note: r.get(2)?,
+        tags: serde_json::from_str(&tags).unwrap_or_default(),
+        kind: ViewKind::parse(&kind),
+        url: r.get(5)?,
+        relative: r.get(6)?,
+        start: r.get(7)?,
+        end: r.get(8)?,
+        pin: match pinned_at {
+            Some(at) => Some(Pin {
+                pinned_at: at,
+                rows: r.get::<_, i64>(10)?.max(0) as u64,
+                bytes: r.get::<_, i64>(11)?.max(0) as u64,
+            }),
+            None => None,
+        },
+        created: r.get(12)?,
+        updated: r.get(13)?,
+    })
+}
+
+fn duplicate(name: &str) -> impl FnOnce(rusqlite::Error) -> MetaError + '_ {
+    move |e| match e {
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            MetaError::Conflict(format!("a view named {name:?} already exists"))
+        }
+        other => MetaError::Sqlite(other),
+    }
+}
+
+/// One view inside a transaction.
+pub fn get_in(tx: &Transaction, id: i64) -> Result<SavedView, MetaError> {
+    tx.query_row(
+        &format!("SELECT {COLUMNS} FROM views WHERE id = ?1"),
+        [id],
+        from_row,
+    )
+    .optional()?
+    .ok_or_else(|| MetaError::NotFound(format!("no saved view {id}")))
+}
+
+impl MetaStore {
+    /// Saves a new view. `start`/`end` must be given by the caller (the page's window).
+    pub async fn create_view(
+        &self,
+        new: NewView,
+        start: i64,
+        end: i64,
+    ) -> Result<SavedView, MetaError> {
+        let name = check_name("a view's name", &new.name)?;
+        let note = check_text("a view's note", &new.note)?;
+        let tags = check_tags(&new.tags)?;
+        let (kind, path, query) = parse_page_url(&new.url)?;
+        if start >= end {
+            return Err(MetaError::Invalid(
+                "a view's start must be before its end".into(),
+            ));
+        }
+        let url = if new.relative || !kind.has_time_range() {
+            new.url.trim().to_string()
+        } else {
+            absolute_url(path, query, start, end)
+        };
+        let now = now_ns();
+        let tags_json = serde_json::to_string(&tags).unwrap_or_else(|_| "[]".into());
+        self.tx(move |tx| {
+            tx.execute(
+                "INSERT INTO views (name, note, tags, kind, url, relative, start_ns, end_ns, \
+                 created_ns, updated_ns) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
+                params![
+                    name,
+                    note,
+                    tags_json,
+                    kind.as_str(),
+                    url,
+                    new.relative && kind.has_time_range(),
+                    start,
+                    end,
+                    now
+                ],
+            )
+            .map_err(duplicate(&name))?;
+            get_in(tx, tx.last_insert_rowid())
+        })
+        .await
+    }
+
+    /// One view.
+    pub async fn view(&self, id: i64) -> Result<SavedView, MetaError> {
+        self.tx(move |tx| get_in(tx, id)).await
+    }
+
+    /// Views matching `filter`, newest first.
+    pub async fn views(&self, filter: ViewFilter) -> Result<Vec<SavedView>, MetaError> {
+        self.tx(move |tx| {
+            let mut stmt = tx.prepare(&format!(
+                "SELECT {COLUMNS} FROM views ORDER BY created_ns DESC, id DESC"
+            ))?;
+            let all = stmt
+                .query_map([], from_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let q = filter
+                .q
+                .as_deref()
+                .map(str::to_lowercase)
+                .unwrap_or_default();
+            let tag = filter.tag.unwrap_or_default();
+            let kind = filter.kind.unwrap_or_default();
+            Ok(all
+                .into_iter()
+                .filter(|v| {
+                    q.is_empty()
+                        || v.name.to_lowercase().contains(&q)
+                        || v.note.to_lowercase().contains(&q)
+                })
+                .filter(|v| tag.is_empty() || v.tags.iter().any(|t| t.eq_ignore_ascii_case(&tag)))
+                .filter(|v| kind.is_empty() || v.kind.as_str() == kind)
+                .collect())
+        })
+        .await
+    }
+
+    /// Renames, re-notes or re-tags a view.
+    pub async fn edit_view(&self, id: i64, edit: ViewEdit) -> Result<SavedView, MetaError> {
+        let name = edit
+            .name
+            .as_deref()
+            .map(|n| check_name("a view's name", n))
+            .transpose()?;
+        let note = edit
+            .note
+            .as_deref()
+            .map(|n| check_text("a view's note", n))
+            .transpose()?;
+        let tags = edit.tags.as_deref().map(check_tags).transpose()?;
+        self.tx(move |tx| {
+            let old = get_in(tx, id)?;
+            let name = name.unwrap_or(old.name);
+            let tags_json =
+                serde_json::to_string(&tags.unwrap_or(old.tags)).unwrap_or_else(|_| "[]".into());
+            tx.execute(
+                "UPDATE views SET name = ?2, note = ?3, tags = ?4, updated_ns = ?5 WHERE id = ?1",
+                params![id, name, note.unwrap_or(old.note), tags_json, now_ns()],
+            )
+            .map_err(duplicate(&name))?;
+            // Post-mortems show the current name of the views they use.
+            tx.execute(
+                "UPDATE postmortem_views SET view_name = ?2 WHERE view_id = ?1",
+                params![id, name],
+            )?;
+            get_in(tx, id)
+        })
+        .await
+    }
+
+    /// Records that the view's evidence is kept (after the snapshot is on disk).
+    pub async fn set_pin(&self, id: i64, pin: Option<Pin>) -> Result<SavedView, MetaError> {
+        self.tx(move |tx| {
+            get_in(tx, id)?;
+            tx.execute(
+                "UPDATE views SET pinned_at_ns = ?2, pinned_rows = ?3, pinned_bytes = ?4 \
+                 WHERE id = ?1",
+                params![
+                    id,
+                    pin.as_ref().map(|p| p.pinned_at),
+                    pin.as_ref().map(|p| p.rows as i64),
+                    pin.as_ref().map(|p| p.bytes as i64)
+                ],
+            )?;
+            get_in(tx, id)
+        })
+        .await
+    }
+
+    /// Deletes a view; post-mortems that used it keep its name and show it as deleted.
+    pub async fn delete_view(&self, id: i64) -> Result<SavedView, MetaError> {
+        self.tx(move |tx| {
+            let view = get_in(tx, id)?;
+            tx.execute("DELETE FROM views WHERE id = ?1", [id])?;
+            Ok(view)
+        })
+        .await
+    }
+
+    /// Titles of the post-mortems that use a view, for the delete confirmation.
+    pub async fn postmortems_using(&self, view_id: i64) -> Result<Vec<(i64, String)>, MetaError> {
+        self.tx(move |tx| {
+            let mut stmt = tx.prepare(
+                "SELECT DISTINCT p.id, p.title FROM postmortems p \
+                 JOIN postmortem_views pv ON pv.postmortem_id = p.id WHERE pv.view_id = ?1",
+            )?;
+            let rows = stmt
+                .query_map([view_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    /// Ids of every pinned view (to clean up snapshots nobody references).
+    pub async fn pinned_view_ids(&self) -> Result<Vec<i64>, MetaError> {
+        self.tx(|tx| {
+            let mut stmt = tx.prepare("SELECT id FROM views WHERE pinned_at_ns IS NOT NULL")?;
+            let ids = stmt
+                .query_map([], |r| r.get(0))?
+                .collect::<rusqlite::Result<Vec<i64>>>()?;
+            Ok(ids)
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_of_paths() {
+        assert_eq!(ViewKind::of_path("/"), Some(ViewKind::Overview));
+        assert_eq!(ViewKind::of_path("/traces/abc"), Some(ViewKind::Trace));
+        assert_eq!(
+            ViewKind::of_path("/services/payment"),
+            Some(ViewKind::Service)
+        );
+        assert_eq!(ViewKind::of_path("/static/app.js"), None);
+        assert!(parse_page_url("https://evil.example/").is_err());
+        assert!(parse_page_url("//evil.example/logs").is_err());
+    }
+
+    #[test]
+    fn absolute_url_replaces_the_range() {
+        let url = absolute_url("/logs", "q=error&range=1h&cursor=x", 0, 3_600_000_000_000);
+        assert_eq!(
+            url,
+            "/logs?q=error&from=1970-01-01T00%3A00%3A00Z&to=1970-01-01T01%3A00%3A00Z"
+        );
+    }
+}

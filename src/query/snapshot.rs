@@ -1,0 +1,190 @@
+//! The rows behind a page, copied out so that a pinned view keeps rendering after retention
+//! deleted the raw data, and a query engine over such a copy.
+//!
+//! A snapshot is a small data dir of its own (`store/` Parquet + `index/` block index) written
+//! with the same code as the server's flusher, so every page and API answers from it exactly
+//! as it answered from the live data.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::Arc;
+
+use super::{QueryEngine, QueryError};
+use crate::index::BlockIndex;
+use crate::model::{LogRow, MetricPoint, Rows, SpanRow, TraceId};
+use crate::pipeline::LiveData;
+use crate::rollup::metric_minutes::downsample;
+use crate::rollup::{RollupRow, MINUTE};
+use crate::store::Store;
+
+/// Rows behind one view.
+#[derive(Debug, Default)]
+pub struct Evidence {
+    pub rows: Rows,
+    pub rollups: Vec<RollupRow>,
+}
+
+impl Evidence {
+    /// Records of all kinds, rollup rows included.
+    pub fn len(&self) -> usize {
+        self.rows.len() + self.rollups.len()
+    }
+
+    /// True when nothing was found.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Row group size of snapshot files: they are read whole, so fewer, larger groups.
+const SNAPSHOT_ROW_GROUP_ROWS: usize = 8192;
+
+impl QueryEngine {
+    /// Everything a page over `[start, end)` reads: spans of every trace with a span in the
+    /// window (whole traces, so span counts and durations stay the same), logs, metric points
+    /// and rollups of the window. Fails with `TooLarge` past `max_rows` records.
+    pub async fn evidence_of_window(
+        &self,
+        start: i64,
+        end: i64,
+        max_rows: usize,
+    ) -> Result<Evidence, QueryError> {
+        let in_window = move |t: i64| t >= start && t <= end;
+        let mut budget = RowBudget(max_rows);
+        let window_spans: Vec<SpanRow> = self
+            .rows(
+                |live| {
+                    live.spans()
+                        .filter(|s| in_window(s.start_time_unix_nano))
+                        .cloned()
+                        .collect()
+                },
+                Box::new(tantivy::query::AllQuery),
+                Some(start),
+                Some(end),
+                move |s: &SpanRow| in_window(s.start_time_unix_nano),
+            )
+            .await?;
+        budget.take(window_spans.len())?;
+        let ids: Vec<TraceId> = window_spans
+            .iter()
+            .map(|s| s.trace_id)
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        drop(window_spans);
+        let mut spans = Vec::new();
+        for chunk in ids.chunks(512) {
+            for (_, trace) in self.spans_of_traces(chunk).await? {
+                budget.take(trace.len())?;
+                spans.extend(trace);
+            }
+        }
+        let logs: Vec<LogRow> = self
+            .rows(
+                |live| {
+                    live.logs()
+                        .filter(|l| in_window(l.time_unix_nano))
+                        .cloned()
+                        .collect()
+                },
+                Box::new(tantivy::query::AllQuery),
+                Some(start),
+                Some(end),
+                move |l: &LogRow| in_window(l.time_unix_nano),
+            )
+            .await?;
+        budget.take(logs.len())?;
+        // One step of baseline before the window, as metric queries read it.
+        let metric_from = start - 5 * MINUTE;
+        let metrics: Vec<MetricPoint> = self
+            .rows(
+                |live| {
+                    live.metrics()
+                        .filter(|p| p.time_unix_nano >= metric_from && p.time_unix_nano <= end)
+                        .cloned()
+                        .collect()
+                },
+                Box::new(tantivy::query::AllQuery),
+                Some(metric_from),
+                Some(end),
+                move |p: &MetricPoint| p.time_unix_nano >= metric_from && p.time_unix_nano <= end,
+            )
+            .await?;
+        budget.take(metrics.len())?;
+        let rollups = self.rollups(start, end).await?;
+        budget.take(rollups.len())?;
+        Ok(Evidence {
+            rows: Rows {
+                spans,
+                logs,
+                metrics,
+            },
+            rollups,
+        })
+    }
+
+    /// Everything the trace page of `trace_id` reads: the stitched trace's spans and logs.
+    /// `None` when the trace is unknown.
+    pub async fn evidence_of_trace(
+        &self,
+        trace_id: TraceId,
+    ) -> Result<Option<Evidence>, QueryError> {
+        let Some(stitched) = self.stitched_trace(trace_id).await? else {
+            return Ok(None);
+        };
+        let mut rows = Rows::default();
+        for detail in
+            std::iter::once(stitched.trace).chain(stitched.linked.into_iter().map(|l| l.trace))
+        {
+            rows.spans.extend(detail.spans);
+            rows.logs.extend(detail.logs);
+        }
+        Ok(Some(Evidence {
+            rows,
+            rollups: Vec::new(),
+        }))
+    }
+
+    /// A query engine over a snapshot written by [`write_snapshot`]; nothing in memory.
+    pub fn open_snapshot(dir: &Path) -> Result<QueryEngine, QueryError> {
+        let index = BlockIndex::open_read_only(&dir.join("index"))?;
+        let store = Store::open_local(&dir.join("store"), SNAPSHOT_ROW_GROUP_ROWS)?;
+        let live = Arc::new(LiveData::default());
+        for seen in index.all_instances()? {
+            live.write().services.observe_seen(&seen);
+        }
+        Ok(QueryEngine::new(live, Arc::new(index), store))
+    }
+}
+
+/// Writes `evidence` as a snapshot data dir in `dir` (which must not exist yet).
+pub async fn write_snapshot(dir: &Path, evidence: &Evidence) -> anyhow::Result<()> {
+    let store = Store::open_local(&dir.join("store"), SNAPSHOT_ROW_GROUP_ROWS)?;
+    let index = BlockIndex::open(&dir.join("index"))?;
+    let minutes = downsample(&evidence.rows.metrics);
+    let docs = crate::pipeline::write_blocks(
+        &store,
+        index.fields(),
+        &evidence.rows,
+        &minutes,
+        &evidence.rollups,
+    )
+    .await?;
+    index.commit_blocks(docs, 0)?;
+    Ok(())
+}
+
+/// Counts rows against the most a snapshot may hold.
+struct RowBudget(usize);
+
+impl RowBudget {
+    fn take(&mut self, n: usize) -> Result<(), QueryError> {
+        self.0 = self.0.checked_sub(n).ok_or_else(|| {
+            QueryError::TooLarge(
+                "this view covers more records than a pin may keep; narrow its time range".into(),
+            )
+        })?;
+        Ok(())
+    }
+}
