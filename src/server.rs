@@ -102,6 +102,7 @@ pub async fn run(
             }
         }
     }
+    let notebook = crate::notebook::Notebook::open(data).await?;
     let engine = QueryEngine::new(live, index, store)
         .with_down_after(config.instance_down_after.as_nanos() as i64);
 
@@ -127,8 +128,8 @@ pub async fn run(
         }
     };
     let data_dir = data.clone();
-    let app = crate::api::router(engine.clone())
-        .merge(crate::web::router(engine))
+    let app = crate::api::router(engine.clone(), notebook.clone())
+        .merge(crate::web::router(engine, notebook))
         .route(
             "/metrics",
             axum::routing::get(|| async { crate::telemetry::render() }),

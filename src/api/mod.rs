@@ -8,7 +8,14 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
+mod annotations;
+mod postmortems;
+mod views;
+
+use crate::evidence::PinError;
+use crate::meta::MetaError;
 use crate::model::TraceId;
+use crate::notebook::Notebook;
 use crate::query::metrics::{GaugeAgg, MetricQuery};
 use crate::query::{
     time::parse_time, LogCursor, LogSearch, QueryEngine, QueryError, StatusFilter, TraceSearch,
@@ -39,12 +46,78 @@ impl From<QueryError> for ApiError {
     }
 }
 
+impl From<MetaError> for ApiError {
+    fn from(e: MetaError) -> Self {
+        match e {
+            MetaError::Invalid(m) => ApiError(StatusCode::BAD_REQUEST, m),
+            MetaError::NotFound(m) => ApiError(StatusCode::NOT_FOUND, m),
+            MetaError::Conflict(m) => ApiError(StatusCode::CONFLICT, m),
+            other => {
+                tracing::error!("metadata store failed: {other}");
+                ApiError(StatusCode::INTERNAL_SERVER_ERROR, other.to_string())
+            }
+        }
+    }
+}
+
+impl From<PinError> for ApiError {
+    fn from(e: PinError) -> Self {
+        match e {
+            PinError::Query(q) => q.into(),
+            PinError::Meta(m) => m.into(),
+            PinError::NothingToPin(m) => ApiError(StatusCode::NOT_FOUND, m),
+            PinError::Write(e) => {
+                tracing::error!("pinning failed: {e:#}");
+                ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}"))
+            }
+        }
+    }
+}
+
+impl From<crate::postmortem::SuggestError> for ApiError {
+    fn from(e: crate::postmortem::SuggestError) -> Self {
+        match e {
+            crate::postmortem::SuggestError::Meta(m) => m.into(),
+            crate::postmortem::SuggestError::Query(q) => q.into(),
+        }
+    }
+}
+
+/// State of the notebook routes (views, post-mortems, annotations).
+#[derive(Clone)]
+struct NotebookState {
+    engine: QueryEngine,
+    notebook: Notebook,
+}
+
+/// A JSON body, with a malformed one answered as `{"error": …}` 400 like every other error.
+struct JsonBody<T>(T);
+
+impl<S, T> axum::extract::FromRequest<S> for JsonBody<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(JsonBody(v)),
+            Err(rejection) => Err(ApiError(rejection.status(), rejection.body_text())),
+        }
+    }
+}
+
 fn bad_request(message: impl Into<String>) -> ApiError {
     ApiError(StatusCode::BAD_REQUEST, message.into())
 }
 
 /// The `/api/v1` routes and `/healthz`.
-pub fn router(engine: QueryEngine) -> Router {
+pub fn router(engine: QueryEngine, notebook: Notebook) -> Router {
+    let notebook_state = NotebookState {
+        engine: engine.clone(),
+        notebook,
+    };
     Router::new()
         .route("/api/v1/traces", get(search_traces))
         .route("/api/v1/traces/{trace_id}", get(trace))
@@ -59,6 +132,26 @@ pub fn router(engine: QueryEngine) -> Router {
         .route("/api/v1/metrics/query", get(metric_query))
         .route("/healthz", get(|| async { "ok" }))
         .with_state(engine)
+        .merge(views::router(notebook_state.clone()))
+        .merge(postmortems::router(notebook_state.clone()))
+        .merge(annotations::router(notebook_state))
+}
+
+/// A time given as Unix nanoseconds (a JSON number) or as text (RFC 3339 or a Unix timestamp).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum TimeValue {
+    Nanos(i64),
+    Text(String),
+}
+
+impl TimeValue {
+    fn resolve(&self) -> Result<i64, ApiError> {
+        match self {
+            TimeValue::Nanos(n) => Ok(*n),
+            TimeValue::Text(t) => parse_time(t).map_err(bad_request),
+        }
+    }
 }
 
 /// Query string of `GET /api/v1/traces/{id}`.

@@ -1,6 +1,7 @@
 //! The command line: `serve`, `ingest`, `trace`, `logs`, `services`.
 
 mod ingest_files;
+mod postmortem_export;
 mod remote;
 
 use std::path::PathBuf;
@@ -23,6 +24,22 @@ pub struct ApiAddr {
     /// Base URL of the server's query API.
     #[arg(long, env = "SIGHTLINE_API", default_value = "http://127.0.0.1:8080")]
     pub api: String,
+}
+
+/// `sightline postmortem …`.
+#[derive(Debug, Subcommand)]
+pub enum PostmortemCommand {
+    /// Write a post-mortem as Markdown (`postmortem-ID.md`) with its charts as SVG files
+    /// beside it and permalinks back to each view.
+    Export {
+        /// The post-mortem's id (see /postmortems).
+        id: i64,
+        /// Folder to write into (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        addr: ApiAddr,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -73,6 +90,11 @@ pub enum Command {
     Services {
         #[command(flatten)]
         addr: ApiAddr,
+    },
+    /// Work with post-mortems of a running server.
+    Postmortem {
+        #[command(subcommand)]
+        action: PostmortemCommand,
     },
     /// Rebuild the index from the Parquet files (the server must be stopped).
     Reindex {
@@ -150,6 +172,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             addr,
         } => remote::logs(&addr.api, &query, start, end, limit).await,
         Command::Services { addr } => remote::services(&addr.api).await,
+        Command::Postmortem {
+            action: PostmortemCommand::Export { id, out, addr },
+        } => postmortem_export::run(&addr.api, id, &out).await,
         Command::Loadgen(args) => crate::loadgen::run(args).await,
         Command::Compact { data_dir } => {
             let index = crate::index::BlockIndex::open(&data_dir.join("index"))?;

@@ -3,7 +3,7 @@
 use anyhow::{bail, Context};
 use serde_json::Value;
 
-async fn get(url: &str) -> anyhow::Result<Value> {
+pub(super) async fn get(url: &str) -> anyhow::Result<Value> {
     let response = reqwest::get(url)
         .await
         .with_context(|| format!("could not reach {url}"))?;

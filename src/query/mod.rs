@@ -9,6 +9,7 @@ pub mod metrics;
 pub mod services;
 pub mod snapshot;
 pub mod time;
+pub mod time_range;
 mod trace_search;
 pub mod trace_tree;
 

@@ -80,6 +80,8 @@ pub struct Chart {
     pub lines: Vec<Line>,
     /// x positions of vertical markers (e.g. the start of an error burst), with a label.
     pub markers: Vec<(f64, String)>,
+    /// x positions of annotations (deploys, notes) in the window, with their text.
+    pub annotations: Vec<(f64, String)>,
 }
 
 /// Colours for series that have no colour of their own.
@@ -247,7 +249,8 @@ fn time_ticks(start: i64, end: i64) -> Vec<Tick> {
         .collect()
 }
 
-fn x_of(t: i64, start: i64, end: i64) -> f64 {
+/// x of time `t` on a chart spanning `[start, end]`.
+pub fn x_of(t: i64, start: i64, end: i64) -> f64 {
     let span = (end - start).max(1) as f64;
     LEFT + plot_w() * ((t - start) as f64 / span).clamp(0.0, 1.0)
 }
@@ -281,6 +284,7 @@ pub fn scatter(points: &[(i64, i64, String, String, bool)], start: i64, end: i64
             })
             .collect(),
         axis_y: TOP + plot_h(),
+        annotations: Vec::new(),
     }
 }
 
@@ -313,5 +317,6 @@ pub fn histogram(counts: &[u64], start: i64, bucket_nano: i64) -> Chart {
         x_ticks: time_ticks(start, end),
         y_ticks: count_ticks(max),
         axis_y: TOP + plot_h(),
+        annotations: Vec::new(),
     }
 }

@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 
 use super::charts::{self, Chart};
+use super::chrome::PageChrome;
 use super::format;
 use super::time_range::{now_nano, TimeParams, TimeWindow, RANGES};
 use super::{message, render};
@@ -85,6 +86,7 @@ pub fn panel(view: &ErrorsView) -> ErrorPanel {
 struct ErrorsPage {
     title: String,
     active: &'static str,
+    save: Option<super::SaveForm>,
     dims: charts::Dims,
     window: TimeWindow,
     ranges: &'static [(&'static str, i64)],
@@ -93,24 +95,31 @@ struct ErrorsPage {
 
 pub async fn handler(
     State(engine): State<QueryEngine>,
+    chrome: super::chrome::PageChrome,
     Query(params): Query<TimeParams>,
 ) -> Response {
     let window = match super::window_or_error(&params, now_nano()) {
         Ok(w) => w,
         Err(page) => return *page,
     };
+    let notes = chrome.annotations(window.start, window.end, None).await;
     match engine.errors(window.start, window.end).await {
-        Ok(view) => render(
-            &ErrorsPage {
-                title: "Errors".into(),
-                active: "errors",
-                dims: charts::Dims::default(),
-                panel: panel(&view),
-                window,
-                ranges: RANGES,
-            },
-            StatusCode::OK,
-        ),
+        Ok(view) => {
+            let mut panel = panel(&view);
+            PageChrome::annotate(&mut panel.chart, &notes, window.start, window.end);
+            render(
+                &ErrorsPage {
+                    title: "Errors".into(),
+                    active: "errors",
+                    save: chrome.save_form(window.start, window.end),
+                    dims: charts::Dims::default(),
+                    panel,
+                    window,
+                    ranges: RANGES,
+                },
+                StatusCode::OK,
+            )
+        }
         Err(e) => message(
             StatusCode::INTERNAL_SERVER_ERROR,
             "Query failed",

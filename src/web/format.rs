@@ -65,6 +65,21 @@ pub fn with_unit(v: f64, unit: &str) -> String {
     }
 }
 
+/// A size in bytes as people read it: "812 B", "4.2 KB", "1.3 MB".
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["KB", "MB", "GB", "TB"];
+    if n < 1000 {
+        return format!("{n} B");
+    }
+    let mut v = n as f64 / 1000.0;
+    let mut unit = 0;
+    while v >= 1000.0 && unit + 1 < UNITS.len() {
+        v /= 1000.0;
+        unit += 1;
+    }
+    format!("{v:.1} {}", UNITS[unit])
+}
+
 /// `2026-11-23 10:15:00.123` (UTC).
 pub fn time(ns: i64) -> String {
     chrono::DateTime::from_timestamp_nanos(ns)

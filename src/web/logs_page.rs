@@ -53,6 +53,7 @@ pub struct LogLine {
 struct LogsPage {
     title: String,
     active: &'static str,
+    save: Option<super::SaveForm>,
     dims: charts::Dims,
     form: LogForm,
     window: TimeWindow,
@@ -98,7 +99,11 @@ fn correlation_of(query: &str) -> Option<String> {
     (!id.is_empty() && !id.contains(char::is_whitespace)).then(|| id.to_string())
 }
 
-pub async fn handler(State(engine): State<QueryEngine>, Query(form): Query<LogForm>) -> Response {
+pub async fn handler(
+    State(engine): State<QueryEngine>,
+    chrome: super::chrome::PageChrome,
+    Query(form): Query<LogForm>,
+) -> Response {
     let params = TimeParams {
         range: form.range.clone(),
         from: form.from.clone(),
@@ -112,6 +117,7 @@ pub async fn handler(State(engine): State<QueryEngine>, Query(form): Query<LogFo
     let mut page = LogsPage {
         title: "Logs".into(),
         active: "logs",
+        save: chrome.save_form(window.start, window.end),
         dims: charts::Dims::default(),
         tail_href: url("/logs/tail", &[("q", form.q.clone())]),
         form: form.clone(),
@@ -144,6 +150,9 @@ pub async fn handler(State(engine): State<QueryEngine>, Query(form): Query<LogFo
         StatusCode::OK
     };
     page.error = error;
+    let (start, end) = (page.window.start, page.window.end);
+    let notes = chrome.annotations(start, end, None).await;
+    super::chrome::PageChrome::annotate(&mut page.chart, &notes, start, end);
     render(&page, status)
 }
 

@@ -42,6 +42,7 @@ pub struct EdgeView {
 struct MapPage {
     title: String,
     active: &'static str,
+    save: Option<super::SaveForm>,
     window: TimeWindow,
     ranges: &'static [(&'static str, i64)],
     width: f64,
@@ -54,6 +55,7 @@ struct MapPage {
 
 pub async fn handler(
     State(engine): State<QueryEngine>,
+    chrome: super::chrome::PageChrome,
     Query(params): Query<TimeParams>,
 ) -> Response {
     let now = now_nano();
@@ -61,6 +63,7 @@ pub async fn handler(
         Ok(w) => w,
         Err(page) => return *page,
     };
+    let now = window.as_of(now);
     let map = match engine.service_map(window.start, window.end, now).await {
         Ok(m) => m,
         Err(e) => {
@@ -139,6 +142,7 @@ pub async fn handler(
         &MapPage {
             title: "Service map".into(),
             active: "map",
+            save: chrome.save_form(window.start, window.end),
             window,
             ranges: RANGES,
             width,

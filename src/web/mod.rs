@@ -2,29 +2,72 @@
 //! layer, with static CSS/JS from `web/` built into the binary. Every page works without
 //! JavaScript and keeps its whole state in the URL.
 
+mod annotations_page;
 mod assets;
 mod charts;
+mod chrome;
 mod errors_page;
 mod format;
+mod forms;
 mod logs_page;
 mod map_layout;
 mod map_page;
 mod overview_page;
+mod postmortem_export;
+mod postmortem_page;
 mod service_page;
-mod time_range;
 mod trace_page;
 mod traces_page;
+mod view_render;
+mod views_page;
 
 use askama::Template;
+use axum::extract::FromRef;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
+use crate::notebook::Notebook;
+use crate::query::time_range;
 use crate::query::QueryEngine;
 
-/// The UI routes: overview, map, service, errors, traces, trace, logs, live tail, assets.
-pub fn router(engine: QueryEngine) -> Router {
+pub use chrome::SaveForm;
+
+/// What the pages render from.
+#[derive(Clone)]
+pub struct WebState {
+    /// The live data, or a pinned view's evidence.
+    pub engine: QueryEngine,
+    pub notebook: Notebook,
+    /// False while rendering pinned evidence (no "Save view" on a copy).
+    pub live: bool,
+}
+
+impl FromRef<WebState> for QueryEngine {
+    fn from_ref(state: &WebState) -> QueryEngine {
+        state.engine.clone()
+    }
+}
+
+/// The UI: the data pages plus saved views and post-mortems.
+pub fn router(engine: QueryEngine, notebook: Notebook) -> Router {
+    let state = WebState {
+        engine,
+        notebook,
+        live: true,
+    };
+    pages(state.clone())
+        .merge(views_page::router(state.clone()))
+        .merge(postmortem_page::router(state.clone()))
+        .merge(annotations_page::router(state))
+        .route("/static/{file}", get(assets::handler))
+        .fallback(not_found_handler)
+}
+
+/// The data pages (overview, map, service, errors, traces, trace, logs, live tail) over
+/// `state`'s engine; also used to render a pinned view from its evidence.
+pub fn pages(state: WebState) -> Router {
     Router::new()
         .route("/", get(overview_page::handler))
         .route("/map", get(map_page::handler))
@@ -34,9 +77,7 @@ pub fn router(engine: QueryEngine) -> Router {
         .route("/traces/{id}", get(trace_page::handler))
         .route("/logs", get(logs_page::handler))
         .route("/logs/tail", get(logs_page::tail))
-        .route("/static/{file}", get(assets::handler))
-        .fallback(not_found_handler)
-        .with_state(engine)
+        .with_state(state)
 }
 
 /// Builds a URL from a path and query pairs, skipping empty values.
@@ -74,6 +115,7 @@ fn render(page: &impl Template, status: StatusCode) -> Response {
 struct MessagePage {
     title: String,
     active: &'static str,
+    save: Option<SaveForm>,
     heading: String,
     message: String,
 }
@@ -83,6 +125,7 @@ fn message(status: StatusCode, heading: impl Into<String>, message: impl Into<St
     let page = MessagePage {
         title: heading.clone(),
         active: "",
+        save: None,
         heading,
         message: message.into(),
     };

@@ -36,6 +36,7 @@ pub struct ServiceRow {
 struct OverviewPage {
     title: String,
     active: &'static str,
+    save: Option<super::SaveForm>,
     window: TimeWindow,
     ranges: &'static [(&'static str, i64)],
     rows: Vec<ServiceRow>,
@@ -74,6 +75,7 @@ pub fn row(s: &ServiceOverview, now: i64) -> ServiceRow {
 
 pub async fn handler(
     State(engine): State<QueryEngine>,
+    chrome: super::chrome::PageChrome,
     Query(params): Query<TimeParams>,
 ) -> Response {
     let now = now_nano();
@@ -81,6 +83,7 @@ pub async fn handler(
         Ok(w) => w,
         Err(page) => return *page,
     };
+    let now = window.as_of(now);
     match engine.overview(window.start, window.end, now).await {
         Ok(services) => {
             let rows = services.iter().map(|s| row(s, now)).collect();
@@ -88,6 +91,7 @@ pub async fn handler(
                 &OverviewPage {
                     title: "Services".into(),
                     active: "overview",
+                    save: chrome.save_form(window.start, window.end),
                     window,
                     ranges: RANGES,
                     rows,

@@ -54,6 +54,7 @@ pub struct InstancePanel {
 struct ServicePage {
     title: String,
     active: &'static str,
+    save: Option<super::SaveForm>,
     dims: charts::Dims,
     window: TimeWindow,
     ranges: &'static [(&'static str, i64)],
@@ -109,6 +110,7 @@ fn per_minute(start: i64, values: &[u64]) -> Vec<(i64, f64)> {
 
 pub async fn handler(
     State(engine): State<QueryEngine>,
+    chrome: super::chrome::PageChrome,
     Path(name): Path<String>,
     Query(params): Query<TimeParams>,
 ) -> Response {
@@ -117,6 +119,7 @@ pub async fn handler(
         Ok(w) => w,
         Err(page) => return *page,
     };
+    let now = window.as_of(now);
     let (start, end) = (window.start, window.end);
     let detail = match engine.service(&name, start, end, now).await {
         Ok(Some(d)) => d,
@@ -262,9 +265,21 @@ pub async fn handler(
             }
         })
         .collect();
+    let notes = chrome
+        .annotations(window.start, window.end, Some(&name))
+        .await;
+    let mut instances: Vec<InstancePanel> = instances;
+    for inst in &mut instances {
+        for tc in &mut inst.charts {
+            super::chrome::PageChrome::annotate(&mut tc.chart, &notes, window.start, window.end);
+        }
+    }
+    let mut errors = panel(&detail.errors);
+    super::chrome::PageChrome::annotate(&mut errors.chart, &notes, window.start, window.end);
     let page = ServicePage {
         title: format!("Service {name}"),
         active: "overview",
+        save: chrome.save_form(window.start, window.end),
         dims: charts::Dims::default(),
         service: row(&detail.overview, now),
         operations: detail
@@ -278,7 +293,7 @@ pub async fn handler(
             .map(|b| red_row(&name, b, "version"))
             .collect(),
         instances,
-        errors: panel(&detail.errors),
+        errors,
         logs_href: url("/logs", &[("q", format!("service:{name}"))]),
         window,
         ranges: RANGES,

@@ -88,6 +88,7 @@ pub enum Row {
 struct TracePage {
     title: String,
     active: &'static str,
+    save: Option<super::SaveForm>,
     trace_id: String,
     root: String,
     start: String,
@@ -342,6 +343,7 @@ fn page(stitched: &StitchedTrace, open_span: Option<SpanId>) -> TracePage {
     TracePage {
         title: format!("Trace {}", trace.trace_id),
         active: "traces",
+        save: None,
         trace_id: trace.trace_id.to_hex(),
         root,
         start: format::time(trace.start_time_unix_nano),
@@ -370,6 +372,7 @@ fn page(stitched: &StitchedTrace, open_span: Option<SpanId>) -> TracePage {
 
 pub async fn handler(
     State(engine): State<QueryEngine>,
+    chrome: super::chrome::PageChrome,
     Path(id): Path<String>,
     Query(params): Query<TraceParams>,
 ) -> Response {
@@ -385,7 +388,15 @@ pub async fn handler(
     };
     let open_span = params.span.as_deref().and_then(|s| s.parse().ok());
     match engine.stitched_trace(trace_id).await {
-        Ok(Some(stitched)) => render(&page(&stitched, open_span), StatusCode::OK),
+        Ok(Some(stitched)) => {
+            let mut p = page(&stitched, open_span);
+            let t = &stitched.trace;
+            p.save = chrome.save_form(
+                t.start_time_unix_nano,
+                t.end_time_unix_nano.max(t.start_time_unix_nano + 1),
+            );
+            render(&p, StatusCode::OK)
+        }
         Ok(None) => message(
             StatusCode::NOT_FOUND,
             "Trace not found",

@@ -61,6 +61,7 @@ pub struct TraceRow {
 struct TracesPage {
     title: String,
     active: &'static str,
+    save: Option<super::SaveForm>,
     dims: charts::Dims,
     form: TraceForm,
     window: TimeWindow,
@@ -136,7 +137,11 @@ fn row(t: &TraceSummary) -> TraceRow {
     }
 }
 
-pub async fn handler(State(engine): State<QueryEngine>, Query(form): Query<TraceForm>) -> Response {
+pub async fn handler(
+    State(engine): State<QueryEngine>,
+    chrome: super::chrome::PageChrome,
+    Query(form): Query<TraceForm>,
+) -> Response {
     let params = TimeParams {
         range: form.range.clone(),
         from: form.from.clone(),
@@ -175,7 +180,9 @@ pub async fn handler(State(engine): State<QueryEngine>, Query(form): Query<Trace
             )
         })
         .collect();
-    let chart = charts::scatter(&points, window.start, window.end);
+    let mut chart = charts::scatter(&points, window.start, window.end);
+    let notes = chrome.annotations(window.start, window.end, None).await;
+    super::chrome::PageChrome::annotate(&mut chart, &notes, window.start, window.end);
     let status = if error.is_some() {
         StatusCode::BAD_REQUEST
     } else {
@@ -184,6 +191,7 @@ pub async fn handler(State(engine): State<QueryEngine>, Query(form): Query<Trace
     let page = TracesPage {
         title: "Traces".into(),
         active: "traces",
+        save: chrome.save_form(window.start, window.end),
         dims: charts::Dims::default(),
         rows: results.iter().take(TABLE_ROWS).map(row).collect(),
         chart,

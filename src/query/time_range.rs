@@ -116,6 +116,16 @@ impl TimeWindow {
         }
     }
 
+    /// The moment the page describes: now for a relative window, the window's end (if past)
+    /// for an absolute one, so a saved view of last night shows last night's health.
+    pub fn as_of(&self, now: i64) -> i64 {
+        if self.range.is_some() {
+            now
+        } else {
+            self.end.min(now)
+        }
+    }
+
     /// The URL parameters that reproduce this window (relative stays relative).
     pub fn query_pairs(&self) -> Vec<(&'static str, String)> {
         match &self.range {

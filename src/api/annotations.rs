@@ -1,0 +1,76 @@
+//! `/api/v1/annotations`: timestamped notes (deploys, changes) shown on charts and timelines.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get};
+use axum::{Json, Router};
+use serde::Deserialize;
+
+use super::{bad_request, ApiError, JsonBody, NotebookState, TimeValue};
+use crate::query::time::parse_time;
+
+/// The routes.
+pub(super) fn router(state: NotebookState) -> Router {
+    Router::new()
+        .route("/api/v1/annotations", get(list).post(create))
+        .route("/api/v1/annotations/{id}", delete(remove))
+        .with_state(state)
+}
+
+/// Body of `POST /api/v1/annotations`; `time` defaults to now, no `service` means global.
+#[derive(Deserialize)]
+struct CreateBody {
+    time: Option<TimeValue>,
+    service: Option<String>,
+    text: String,
+}
+
+async fn create(
+    State(s): State<NotebookState>,
+    JsonBody(body): JsonBody<CreateBody>,
+) -> Result<Response, ApiError> {
+    let time = match &body.time {
+        Some(t) => t.resolve()?,
+        None => crate::meta::now_ns(),
+    };
+    let a = s
+        .notebook
+        .meta
+        .create_annotation(time, body.service, body.text)
+        .await?;
+    Ok((StatusCode::CREATED, Json(a)).into_response())
+}
+
+/// Query of `GET /api/v1/annotations`: a window (default: the last 7 days) and a service.
+#[derive(Deserialize)]
+struct ListParams {
+    start: Option<String>,
+    end: Option<String>,
+    service: Option<String>,
+}
+
+async fn list(
+    State(s): State<NotebookState>,
+    Query(p): Query<ListParams>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let now = crate::meta::now_ns();
+    let time = |t: Option<String>, default: i64| {
+        t.map(|t| parse_time(&t).map_err(bad_request))
+            .transpose()
+            .map(|t| t.unwrap_or(default))
+    };
+    let end = time(p.end, now)?;
+    let start = time(p.start, end - 7 * 24 * 3600 * 1_000_000_000)?;
+    let service = p.service.filter(|s| !s.is_empty());
+    let all = s.notebook.meta.annotations(start, end, service).await?;
+    Ok(Json(serde_json::json!({ "annotations": all })))
+}
+
+async fn remove(
+    State(s): State<NotebookState>,
+    Path(id): Path<i64>,
+) -> Result<StatusCode, ApiError> {
+    s.notebook.meta.delete_annotation(id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,247 @@
+//! `/api/v1/postmortems`: post-mortems, their views, action items, timeline and suggestions.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+
+use super::{ApiError, JsonBody, NotebookState, TimeValue};
+use crate::meta::postmortems::{ActionItem, PostMortem, PostMortemEdit, Status, ViewChange};
+use crate::postmortem;
+
+/// The routes.
+pub(super) fn router(state: NotebookState) -> Router {
+    Router::new()
+        .route("/api/v1/postmortems", get(list).post(create))
+        .route(
+            "/api/v1/postmortems/{id}",
+            get(one).put(edit).delete(remove),
+        )
+        .route("/api/v1/postmortems/{id}/views", post(add_view))
+        .route(
+            "/api/v1/postmortems/{id}/views/{entry}",
+            delete(remove_view).post(move_view),
+        )
+        .route("/api/v1/postmortems/{id}/timeline", post(add_entry))
+        .route(
+            "/api/v1/postmortems/{id}/timeline/{entry}",
+            delete(remove_entry),
+        )
+        .route("/api/v1/postmortems/{id}/suggestions", get(suggestions))
+        .route(
+            "/api/v1/postmortems/{id}/suggestions/{key}/{action}",
+            post(settle),
+        )
+        .with_state(state)
+}
+
+/// The editable fields as JSON; times as Unix ns or RFC 3339, `null` to clear.
+#[derive(Deserialize, Default)]
+struct EditBody {
+    version: Option<i64>,
+    title: Option<String>,
+    status: Option<Status>,
+    #[serde(default, deserialize_with = "serde_with_null::deserialize")]
+    incident_start: Option<Option<TimeValue>>,
+    #[serde(default, deserialize_with = "serde_with_null::deserialize")]
+    incident_end: Option<Option<TimeValue>>,
+    impact: Option<String>,
+    summary: Option<String>,
+    root_cause: Option<String>,
+    action_items: Option<Vec<ActionItem>>,
+    /// Only on create: saved views to add, in order.
+    #[serde(default)]
+    views: Vec<ViewRef>,
+}
+
+/// A saved view to add, with its note in this post-mortem.
+#[derive(Deserialize)]
+struct ViewRef {
+    view_id: i64,
+    #[serde(default)]
+    note: String,
+}
+
+/// Distinguishes an absent field (keep) from an explicit `null` (clear).
+mod serde_with_null {
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+    where
+        D: Deserializer<'de>,
+        T: Deserialize<'de>,
+    {
+        Option::<T>::deserialize(d).map(Some)
+    }
+}
+
+fn to_edit(body: &EditBody) -> Result<PostMortemEdit, ApiError> {
+    let time = |t: &Option<Option<TimeValue>>| -> Result<Option<Option<i64>>, ApiError> {
+        match t {
+            None => Ok(None),
+            Some(None) => Ok(Some(None)),
+            Some(Some(v)) => Ok(Some(Some(v.resolve()?))),
+        }
+    };
+    Ok(PostMortemEdit {
+        version: body.version,
+        title: body.title.clone(),
+        status: body.status,
+        incident_start: time(&body.incident_start)?,
+        incident_end: time(&body.incident_end)?,
+        impact: body.impact.clone(),
+        summary: body.summary.clone(),
+        root_cause: body.root_cause.clone(),
+        action_items: body.action_items.clone(),
+    })
+}
+
+async fn create(
+    State(s): State<NotebookState>,
+    JsonBody(body): JsonBody<EditBody>,
+) -> Result<Response, ApiError> {
+    let mut pm = s.notebook.meta.create_postmortem(to_edit(&body)?).await?;
+    for v in body.views {
+        pm = s
+            .notebook
+            .meta
+            .add_postmortem_view(pm.id, v.view_id, v.note)
+            .await?;
+    }
+    Ok((StatusCode::CREATED, Json(pm)).into_response())
+}
+
+async fn list(State(s): State<NotebookState>) -> Result<Json<serde_json::Value>, ApiError> {
+    let all = s.notebook.meta.postmortems().await?;
+    Ok(Json(serde_json::json!({ "postmortems": all })))
+}
+
+async fn one(
+    State(s): State<NotebookState>,
+    Path(id): Path<i64>,
+) -> Result<Json<PostMortem>, ApiError> {
+    Ok(Json(s.notebook.meta.postmortem(id).await?))
+}
+
+async fn edit(
+    State(s): State<NotebookState>,
+    Path(id): Path<i64>,
+    JsonBody(body): JsonBody<EditBody>,
+) -> Result<Json<PostMortem>, ApiError> {
+    Ok(Json(
+        s.notebook.meta.edit_postmortem(id, to_edit(&body)?).await?,
+    ))
+}
+
+async fn remove(
+    State(s): State<NotebookState>,
+    Path(id): Path<i64>,
+) -> Result<StatusCode, ApiError> {
+    s.notebook.meta.delete_postmortem(id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn add_view(
+    State(s): State<NotebookState>,
+    Path(id): Path<i64>,
+    JsonBody(v): JsonBody<ViewRef>,
+) -> Result<Json<PostMortem>, ApiError> {
+    Ok(Json(
+        s.notebook
+            .meta
+            .add_postmortem_view(id, v.view_id, v.note)
+            .await?,
+    ))
+}
+
+async fn remove_view(
+    State(s): State<NotebookState>,
+    Path((id, entry)): Path<(i64, i64)>,
+) -> Result<Json<PostMortem>, ApiError> {
+    Ok(Json(
+        s.notebook
+            .meta
+            .change_postmortem_view(id, entry, ViewChange::Remove)
+            .await?,
+    ))
+}
+
+/// Body of `POST /api/v1/postmortems/{id}/views/{entry}`: `{"move": "up" | "down"}`.
+#[derive(Deserialize)]
+struct MoveBody {
+    #[serde(rename = "move")]
+    direction: ViewChange,
+}
+
+async fn move_view(
+    State(s): State<NotebookState>,
+    Path((id, entry)): Path<(i64, i64)>,
+    JsonBody(body): JsonBody<MoveBody>,
+) -> Result<Json<PostMortem>, ApiError> {
+    Ok(Json(
+        s.notebook
+            .meta
+            .change_postmortem_view(id, entry, body.direction)
+            .await?,
+    ))
+}
+
+/// Body of `POST /api/v1/postmortems/{id}/timeline`.
+#[derive(Deserialize)]
+struct EntryBody {
+    time: TimeValue,
+    text: String,
+}
+
+async fn add_entry(
+    State(s): State<NotebookState>,
+    Path(id): Path<i64>,
+    JsonBody(body): JsonBody<EntryBody>,
+) -> Result<Response, ApiError> {
+    let pm = s
+        .notebook
+        .meta
+        .add_timeline_entry(id, body.time.resolve()?, body.text, "manual".into(), None)
+        .await?;
+    Ok((StatusCode::CREATED, Json(pm)).into_response())
+}
+
+async fn remove_entry(
+    State(s): State<NotebookState>,
+    Path((id, entry)): Path<(i64, i64)>,
+) -> Result<Json<PostMortem>, ApiError> {
+    Ok(Json(
+        s.notebook.meta.delete_timeline_entry(id, entry).await?,
+    ))
+}
+
+async fn suggestions(
+    State(s): State<NotebookState>,
+    Path(id): Path<i64>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let pm = s.notebook.meta.postmortem(id).await?;
+    let pending = postmortem::pending_suggestions(&s.notebook, &s.engine, &pm).await?;
+    Ok(Json(serde_json::json!({ "suggestions": pending })))
+}
+
+async fn settle(
+    State(s): State<NotebookState>,
+    Path((id, key, action)): Path<(i64, String, String)>,
+) -> Result<Response, ApiError> {
+    match action.as_str() {
+        "accept" => Ok(Json(
+            postmortem::accept_suggestion(&s.notebook, &s.engine, id, &key).await?,
+        )
+        .into_response()),
+        "dismiss" => {
+            s.notebook.meta.dismiss_suggestion(id, key).await?;
+            Ok(Json(s.notebook.meta.postmortem(id).await?).into_response())
+        }
+        other => Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!("unknown action {other:?}: use accept or dismiss"),
+        )),
+    }
+}

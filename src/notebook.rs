@@ -1,0 +1,111 @@
+//! The notebook: saved views, post-mortems and annotations ([`crate::meta`]) together with
+//! pinned evidence ([`crate::evidence`]), the one handle the API and the UI act through.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use crate::evidence::{PinError, Pins};
+use crate::meta::views::{parse_page_url, NewView, SavedView, ViewKind};
+use crate::meta::{MetaError, MetaStore};
+use crate::query::time_range::TimeParams;
+use crate::query::{QueryEngine, QueryError};
+
+/// Saved views, post-mortems, annotations and evidence of one data dir.
+#[derive(Clone)]
+pub struct Notebook {
+    pub meta: MetaStore,
+    pub pins: Pins,
+    /// The token HTML forms carry so another site cannot post them (see `web::forms`).
+    pub form_token: Arc<str>,
+}
+
+impl Notebook {
+    /// Opens the notebook of `data_dir`, dropping evidence no pinned view refers to.
+    pub async fn open(data_dir: &Path) -> anyhow::Result<Notebook> {
+        let meta = MetaStore::open(data_dir).context("could not open meta.sqlite")?;
+        let pins = Pins::open(data_dir).context("could not create the evidence folder")?;
+        pins.remove_unreferenced(&meta.pinned_view_ids().await?);
+        let form_token = meta.form_token().await?.into();
+        Ok(Notebook {
+            meta,
+            pins,
+            form_token,
+        })
+    }
+
+    /// Saves a view and, when asked, pins its evidence. A window not given is the URL's own
+    /// (its `range` or `from`/`to` at this moment), or the trace's span for a trace page.
+    pub async fn save_view(
+        &self,
+        engine: &QueryEngine,
+        new: NewView,
+        pin: bool,
+    ) -> Result<SavedView, PinError> {
+        let (kind, path, query) = parse_page_url(&new.url)?;
+        let (start, end) = match (new.start, new.end) {
+            (Some(s), Some(e)) => (s, e),
+            _ if kind == ViewKind::Trace => {
+                let id = path.rsplit('/').next().unwrap_or_default();
+                let trace_id = id.parse().map_err(|e| {
+                    MetaError::Invalid(format!("invalid trace id {id:?} in the url: {e}"))
+                })?;
+                let trace = engine.trace(trace_id).await?.ok_or_else(|| {
+                    MetaError::NotFound(format!("trace {trace_id} is not stored"))
+                })?;
+                (
+                    trace.start_time_unix_nano,
+                    trace.end_time_unix_nano.max(trace.start_time_unix_nano + 1),
+                )
+            }
+            _ => {
+                let params: TimeParams = time_params_of(query);
+                let w = params
+                    .resolve(crate::meta::now_ns())
+                    .map_err(|e| QueryError::BadRequest(format!("the url's time range: {e}")))?;
+                (w.start, w.end)
+            }
+        };
+        let view = self.meta.create_view(new, start, end).await?;
+        if !pin {
+            return Ok(view);
+        }
+        match self.pins.pin(&self.meta, engine, &view).await {
+            Ok(pinned) => Ok(pinned),
+            Err(e) => {
+                // A view that could not keep its evidence is not saved half-way.
+                let _ = self.meta.delete_view(view.id).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Deletes a view and its evidence.
+    pub async fn delete_view(&self, id: i64) -> Result<SavedView, MetaError> {
+        let view = self.meta.delete_view(id).await?;
+        self.pins.remove(id);
+        Ok(view)
+    }
+
+    /// Drops a view's evidence; it then opens on whatever live data is left.
+    pub async fn unpin_view(&self, id: i64) -> Result<SavedView, MetaError> {
+        let view = self.meta.set_pin(id, None).await?;
+        self.pins.remove(id);
+        Ok(view)
+    }
+}
+
+/// The time picker fields of a URL query.
+fn time_params_of(query: &str) -> TimeParams {
+    let mut params = TimeParams::default();
+    for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+        match k.as_ref() {
+            "range" => params.range = Some(v.into_owned()),
+            "from" => params.from = Some(v.into_owned()),
+            "to" => params.to = Some(v.into_owned()),
+            _ => {}
+        }
+    }
+    params
+}

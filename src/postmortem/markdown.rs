@@ -1,0 +1,174 @@
+//! The Markdown export of a post-mortem. Every piece of user text is escaped: Markdown
+//! renderers pass raw HTML through, so `<script>` in a summary must arrive as text.
+
+use std::fmt::Write;
+
+use crate::meta::postmortems::PostMortem;
+
+/// One view of the post-mortem as exported: its charts are files beside the Markdown.
+#[derive(Debug, Clone)]
+pub struct ExportedView {
+    pub name: String,
+    /// The page kind as a person calls it ("Trace", "Logs", …).
+    pub kind: String,
+    pub note: String,
+    /// Absolute link back to the view; `None` once the view was deleted.
+    pub permalink: Option<String>,
+    /// "pinned …: N records" or "live data".
+    pub evidence: String,
+    /// File names of the view's charts (SVG), relative to the Markdown file.
+    pub charts: Vec<String>,
+}
+
+/// A line of the exported timeline.
+#[derive(Debug, Clone)]
+pub struct TimelineLine {
+    pub time: i64,
+    pub text: String,
+    /// "manual", a suggestion kind, or "annotation".
+    pub source: String,
+}
+
+/// Escapes text for Markdown: HTML-significant characters as entities, Markdown syntax with
+/// backslashes, so the text renders literally.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '\\' | '`' | '*' | '_' | '[' | ']' | '(' | ')' | '#' | '+' | '!' | '|' | '{' | '}'
+            | '~' | '-' | '.' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if c.is_control() && c != '\n' => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Escaped text kept on one line (table cells, headings).
+fn escape_line(text: &str) -> String {
+    escape(&text.replace(['\r', '\n'], " "))
+}
+
+/// UTC time, to the second.
+fn time(ns: i64) -> String {
+    chrono::DateTime::from_timestamp_nanos(ns)
+        .format("%Y-%m-%d %H:%M:%S")
+        .to_string()
+}
+
+/// Writes the whole document.
+pub fn write(pm: &PostMortem, views: &[ExportedView], timeline: &[TimelineLine]) -> String {
+    let mut md = String::new();
+    let _ = writeln!(md, "# {}\n", escape_line(&pm.title));
+    let window = match (pm.incident_start, pm.incident_end) {
+        (Some(s), Some(e)) => format!("{} – {} UTC", time(s), time(e)),
+        (Some(s), None) => format!("from {} UTC", time(s)),
+        _ => "not set".into(),
+    };
+    let _ = writeln!(
+        md,
+        "**Status:** {} · **Incident:** {} · **Version:** {}\n",
+        pm.status.as_str(),
+        window,
+        pm.version
+    );
+    for (heading, text) in [("Summary", &pm.summary), ("Impact", &pm.impact)] {
+        let _ = writeln!(md, "## {heading}\n");
+        let _ = writeln!(md, "{}\n", or_none(text));
+    }
+    let _ = writeln!(md, "## Timeline\n");
+    if timeline.is_empty() {
+        let _ = writeln!(md, "_No entries._\n");
+    } else {
+        let _ = writeln!(md, "| Time (UTC) | Event | Source |\n|---|---|---|");
+        for t in timeline {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} |",
+                time(t.time),
+                escape_line(&t.text),
+                escape_line(&t.source)
+            );
+        }
+        md.push('\n');
+    }
+    let _ = writeln!(md, "## Evidence\n");
+    if views.is_empty() {
+        let _ = writeln!(md, "_No saved views._\n");
+    }
+    for (i, v) in views.iter().enumerate() {
+        let _ = writeln!(md, "### {}. {} ({})\n", i + 1, escape_line(&v.name), v.kind);
+        if !v.note.trim().is_empty() {
+            let _ = writeln!(md, "{}\n", escape(&v.note));
+        }
+        for (n, chart) in v.charts.iter().enumerate() {
+            let _ = writeln!(
+                md,
+                "![{} — chart {}]({})\n",
+                escape_line(&v.name),
+                n + 1,
+                chart
+            );
+        }
+        match &v.permalink {
+            Some(link) => {
+                let _ = writeln!(
+                    md,
+                    "[Open this view]({link}) — {}\n",
+                    escape_line(&v.evidence)
+                );
+            }
+            None => {
+                let _ = writeln!(md, "_This view was deleted._\n");
+            }
+        }
+    }
+    let _ = writeln!(md, "## Root cause\n\n{}\n", or_none(&pm.root_cause));
+    let _ = writeln!(md, "## Action items\n");
+    if pm.action_items.is_empty() {
+        let _ = writeln!(md, "_None._");
+    }
+    for item in &pm.action_items {
+        let owner = if item.owner.trim().is_empty() {
+            String::new()
+        } else {
+            format!(" — {}", escape_line(&item.owner))
+        };
+        let _ = writeln!(
+            md,
+            "- [{}] {}{owner}",
+            if item.done { "x" } else { " " },
+            escape_line(&item.text)
+        );
+    }
+    md
+}
+
+fn or_none(text: &str) -> String {
+    if text.trim().is_empty() {
+        "_Not written yet._".into()
+    } else {
+        escape(text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn html_and_markdown_syntax_arrive_as_text() {
+        let e = escape("<script>alert(1)</script> **bold** [x](javascript:y)");
+        assert!(
+            !e.contains('<') && !e.contains("**") && !e.contains("]("),
+            "{e}"
+        );
+        assert!(e.contains("&lt;script&gt;"));
+    }
+}

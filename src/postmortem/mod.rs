@@ -1,0 +1,69 @@
+//! Post-mortem logic above the metadata store: timeline suggestions from the incident's data
+//! and the Markdown export.
+
+pub mod markdown;
+pub mod suggest;
+
+use crate::meta::postmortems::PostMortem;
+use crate::meta::MetaError;
+use crate::notebook::Notebook;
+use crate::query::{QueryEngine, QueryError};
+
+pub use suggest::Suggestion;
+
+/// Why suggestions could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum SuggestError {
+    #[error(transparent)]
+    Meta(#[from] MetaError),
+    #[error(transparent)]
+    Query(#[from] QueryError),
+}
+
+/// Suggestions for a post-mortem's incident window that were neither accepted nor dismissed.
+/// Empty until the incident's start and end are set.
+pub async fn pending_suggestions(
+    notebook: &Notebook,
+    engine: &QueryEngine,
+    pm: &PostMortem,
+) -> Result<Vec<Suggestion>, SuggestError> {
+    let (Some(start), Some(end)) = (pm.incident_start, pm.incident_end) else {
+        return Ok(Vec::new());
+    };
+    let rollups = engine.rollups(start - suggest::LOOKBACK, end).await?;
+    let settled = notebook.meta.settled_suggestions(pm.id).await?;
+    Ok(suggest::suggest(&rollups, start, end)
+        .into_iter()
+        .filter(|s| !settled.contains(&s.key))
+        .collect())
+}
+
+/// Accepts one pending suggestion into the timeline.
+pub async fn accept_suggestion(
+    notebook: &Notebook,
+    engine: &QueryEngine,
+    id: i64,
+    key: &str,
+) -> Result<PostMortem, SuggestError> {
+    let pm = notebook.meta.postmortem(id).await?;
+    let suggestion = pending_suggestions(notebook, engine, &pm)
+        .await?
+        .into_iter()
+        .find(|s| s.key == key)
+        .ok_or_else(|| {
+            MetaError::NotFound(format!(
+                "no pending suggestion {key:?} for post-mortem {id} (already settled, or the \
+                 data behind it is gone)"
+            ))
+        })?;
+    Ok(notebook
+        .meta
+        .add_timeline_entry(
+            id,
+            suggestion.time,
+            suggestion.text,
+            suggestion.kind.to_string(),
+            Some(suggestion.key),
+        )
+        .await?)
+}

@@ -1,0 +1,105 @@
+//! HTML form posts: their fields, the token that proves the form came from one of our pages
+//! (so another site cannot make a visitor's browser change saved views), and the answers.
+
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+
+use super::message;
+use crate::evidence::PinError;
+use crate::meta::MetaError;
+use crate::notebook::Notebook;
+
+/// The fields of a posted form, in order (repeated names allowed).
+pub struct FormFields(Vec<(String, String)>);
+
+impl<S: Send + Sync> FromRequest<S> for FormFields {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Response> {
+        match axum::Form::<Vec<(String, String)>>::from_request(req, state).await {
+            Ok(axum::Form(fields)) => Ok(FormFields(fields)),
+            Err(e) => Err(message(
+                StatusCode::BAD_REQUEST,
+                "Bad form",
+                format!("The form could not be read: {}", e.body_text()),
+            )),
+        }
+    }
+}
+
+impl FormFields {
+    /// The first value of `name`, or "".
+    pub fn get(&self, name: &str) -> &str {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("")
+    }
+
+    /// Whether the form has a field `name` at all.
+    pub fn has(&self, name: &str) -> bool {
+        self.0.iter().any(|(k, _)| k == name)
+    }
+
+    /// Whether a checkbox `name` was ticked.
+    pub fn checked(&self, name: &str) -> bool {
+        !self.get(name).is_empty()
+    }
+
+    /// Checks the form token; a missing or wrong one is answered 403.
+    pub fn check_token(&self, notebook: &Notebook) -> Result<(), Response> {
+        if self.get("token") == &*notebook.form_token {
+            Ok(())
+        } else {
+            Err(message(
+                StatusCode::FORBIDDEN,
+                "Form refused",
+                "This form did not come from a Sightline page (or is from before a reset of \
+                 this data dir). Reload the page and submit it again.",
+            ))
+        }
+    }
+}
+
+/// The page that says why a change was refused.
+pub fn meta_error(e: MetaError) -> Response {
+    match e {
+        MetaError::Invalid(m) => message(StatusCode::BAD_REQUEST, "Not saved", m),
+        MetaError::NotFound(m) => message(StatusCode::NOT_FOUND, "Not found", m),
+        MetaError::Conflict(m) => message(StatusCode::CONFLICT, "Not saved", m),
+        other => {
+            tracing::error!("metadata store failed: {other}");
+            message(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Not saved",
+                other.to_string(),
+            )
+        }
+    }
+}
+
+/// The page that says why pinning (or saving with a pin) failed.
+pub fn pin_error(e: PinError) -> Response {
+    match e {
+        PinError::Meta(m) => meta_error(m),
+        PinError::Query(crate::query::QueryError::BadRequest(m)) => {
+            message(StatusCode::BAD_REQUEST, "Not saved", m)
+        }
+        PinError::Query(crate::query::QueryError::TooLarge(m)) => {
+            message(StatusCode::PAYLOAD_TOO_LARGE, "Not pinned", m)
+        }
+        PinError::NothingToPin(m) => message(StatusCode::NOT_FOUND, "Not pinned", m),
+        other => message(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Not pinned",
+            other.to_string(),
+        ),
+    }
+}
+
+/// After a successful post: go to `to` (303, so a reload does not post again).
+pub fn see_other(to: &str) -> Response {
+    Redirect::to(to).into_response()
+}

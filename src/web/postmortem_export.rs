@@ -1,0 +1,215 @@
+//! The export of a post-mortem: Markdown plus each view's charts as standalone SVG files
+//! (the page's own SVG charts, and for a trace view a waterfall drawn for the export).
+
+use askama::Template;
+
+use super::views_page::ViewRow;
+use super::{view_render, WebState};
+use crate::meta::views::{SavedView, ViewKind};
+use crate::meta::MetaError;
+use crate::postmortem::markdown::{self, ExportedView, TimelineLine};
+use crate::query::StitchedTrace;
+
+/// A post-mortem ready to write: the Markdown and its files (name, SVG text).
+pub struct Export {
+    pub markdown: String,
+    pub files: Vec<(String, String)>,
+}
+
+/// Builds the export of post-mortem `id`. Chart links in the Markdown are `file_prefix` +
+/// file name; permalinks start with `base` (e.g. `http://127.0.0.1:8080`).
+pub async fn export(
+    state: &WebState,
+    id: i64,
+    base: &str,
+    file_prefix: &str,
+) -> Result<Export, MetaError> {
+    let meta = &state.notebook.meta;
+    let pm = meta.postmortem(id).await?;
+    let mut files = Vec::new();
+    let mut views = Vec::new();
+    for (i, entry) in pm.views.iter().enumerate() {
+        let view = match entry.view_id {
+            Some(v) => meta.view(v).await.ok(),
+            None => None,
+        };
+        let Some(view) = view else {
+            views.push(ExportedView {
+                name: entry.view_name.clone(),
+                kind: "deleted".into(),
+                note: entry.note.clone(),
+                permalink: None,
+                evidence: String::new(),
+                charts: Vec::new(),
+            });
+            continue;
+        };
+        let mut charts = Vec::new();
+        if view.kind == ViewKind::Trace {
+            charts.extend(trace_waterfall(state, &view).await);
+        }
+        let rendered = view_render::render(state, &view).await;
+        charts.extend(page_svgs(rendered.content()));
+        let mut names = Vec::new();
+        for (k, svg) in charts.into_iter().enumerate() {
+            let name = format!("view-{}-chart-{}.svg", i + 1, k + 1);
+            names.push(format!("{file_prefix}{name}"));
+            files.push((name, svg));
+        }
+        views.push(ExportedView {
+            name: view.name.clone(),
+            kind: view.kind.label().to_string(),
+            note: entry.note.clone(),
+            permalink: Some(format!("{base}/views/{}/open", view.id)),
+            evidence: ViewRow::of(&view).evidence,
+            charts: names,
+        });
+    }
+    let mut timeline: Vec<TimelineLine> = pm
+        .timeline
+        .iter()
+        .map(|e| TimelineLine {
+            time: e.time,
+            text: e.text.clone(),
+            source: e.source.clone(),
+        })
+        .collect();
+    if let (Some(s), Some(e)) = (pm.incident_start, pm.incident_end) {
+        for a in meta.annotations(s, e, None).await? {
+            timeline.push(TimelineLine {
+                time: a.time,
+                text: match a.service {
+                    Some(svc) => format!("{svc}: {}", a.text),
+                    None => a.text,
+                },
+                source: "annotation".into(),
+            });
+        }
+    }
+    timeline.sort_by_key(|t| t.time);
+    Ok(Export {
+        markdown: markdown::write(&pm, &views, &timeline),
+        files,
+    })
+}
+
+/// Styles the charts need outside the page (the page's CSS is not there).
+const SVG_STYLE: &str = "<style>text{font:11px sans-serif;fill:#475467}.axis{stroke:#98a2b3}\
+.line{fill:none;stroke-width:1.5}.bar{fill:#2f6fde}.dot{fill:#2f6fde;opacity:.7}\
+.dot.err{fill:#d92d20}.burst line,.annotation line{stroke:#f79009;stroke-dasharray:3 3}\
+.edge{fill:none;stroke:#98a2b3}.edge.err{stroke:#d92d20}.node rect{fill:#fff;stroke:#475467}\
+.spark{fill:none;stroke:#2f6fde}</style>";
+
+/// Every `<svg>…</svg>` of a page's content, made standalone.
+fn page_svgs(content: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = content;
+    while let Some(start) = rest.find("<svg") {
+        let Some(len) = rest[start..].find("</svg>") else {
+            break;
+        };
+        let svg = &rest[start..start + len + "</svg>".len()];
+        out.push(standalone(svg));
+        rest = &rest[start + len + "</svg>".len()..];
+    }
+    out
+}
+
+fn standalone(svg: &str) -> String {
+    let svg = svg.replace("var(--accent)", "#2f6fde");
+    let body = svg.strip_prefix("<svg").unwrap_or(&svg);
+    let close = body.find('>').unwrap_or(0);
+    let (attrs, inner) = body.split_at(close + 1);
+    let xmlns = if attrs.contains("xmlns=") {
+        ""
+    } else {
+        " xmlns=\"http://www.w3.org/2000/svg\""
+    };
+    format!("<svg{xmlns}{attrs}{SVG_STYLE}{inner}")
+}
+
+/// A bar of the exported waterfall.
+struct WaterfallBar {
+    y: f64,
+    x: f64,
+    w: f64,
+    label: String,
+    color: &'static str,
+    error: bool,
+}
+
+#[derive(Template)]
+#[template(path = "waterfall.svg", escape = "html")]
+struct Waterfall {
+    width: f64,
+    height: f64,
+    title: String,
+    bars: Vec<WaterfallBar>,
+}
+
+/// Most spans drawn in an exported waterfall.
+const MAX_WATERFALL_SPANS: usize = 300;
+
+/// The waterfall of a trace view, from its evidence when pinned.
+async fn trace_waterfall(state: &WebState, view: &SavedView) -> Option<String> {
+    let engine = if view.pin.is_some() {
+        state.notebook.pins.engine(view.id).ok()?
+    } else {
+        state.engine.clone()
+    };
+    let path = view.url.split('?').next()?;
+    let id = path.rsplit('/').next()?.parse().ok()?;
+    let stitched = engine.stitched_trace(id).await.ok()??;
+    Some(waterfall_svg(&stitched))
+}
+
+fn waterfall_svg(stitched: &StitchedTrace) -> String {
+    let mut spans: Vec<&crate::model::SpanRow> = std::iter::once(&stitched.trace)
+        .chain(stitched.linked.iter().map(|l| &l.trace))
+        .flat_map(|t| t.spans.iter())
+        .collect();
+    spans.sort_by_key(|s| s.start_time_unix_nano);
+    spans.truncate(MAX_WATERFALL_SPANS);
+    let start = spans
+        .iter()
+        .map(|s| s.start_time_unix_nano)
+        .min()
+        .unwrap_or(0);
+    let end = spans
+        .iter()
+        .map(|s| s.end_time_unix_nano)
+        .max()
+        .unwrap_or(start);
+    let len = (end - start).max(1) as f64;
+    let (label_w, plot_w, row_h) = (320.0, 640.0, 18.0);
+    let bars = spans
+        .iter()
+        .enumerate()
+        .map(|(i, s)| WaterfallBar {
+            y: 24.0 + i as f64 * row_h,
+            x: label_w + plot_w * (s.start_time_unix_nano - start) as f64 / len,
+            w: (plot_w * (s.end_time_unix_nano - s.start_time_unix_nano) as f64 / len).max(1.0),
+            label: format!(
+                "{}: {} ({})",
+                s.resource.service_name,
+                s.name,
+                super::format::duration(s.end_time_unix_nano - s.start_time_unix_nano)
+            ),
+            color: super::format::service_color(&s.resource.service_name),
+            error: s.is_error(),
+        })
+        .collect();
+    Waterfall {
+        width: label_w + plot_w + 8.0,
+        height: 32.0 + spans.len() as f64 * row_h,
+        title: format!(
+            "Trace {} — {} spans, {}",
+            stitched.trace.trace_id,
+            spans.len(),
+            super::format::duration(end - start)
+        ),
+        bars,
+    }
+    .render()
+    .unwrap_or_default()
+}
