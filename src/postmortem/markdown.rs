@@ -29,22 +29,39 @@ pub struct TimelineLine {
     pub source: String,
 }
 
-/// Escapes text for Markdown: HTML-significant characters as entities, Markdown syntax with
-/// backslashes, so the text renders literally.
+/// Escapes text for Markdown: HTML-significant characters as entities, inline Markdown
+/// syntax with backslashes, and line starts that would open a list, heading or quote, so the
+/// text renders literally.
 pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '\\' | '`' | '*' | '_' | '[' | ']' | '(' | ')' | '#' | '+' | '!' | '|' | '{' | '}'
-            | '~' | '-' | '.' => {
-                out.push('\\');
-                out.push(c);
+    for (i, line) in text.split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        let indent = line.len() - line.trim_start().len();
+        out.push_str(&line[..indent]);
+        let body = &line[indent..];
+        let digits = body.chars().take_while(char::is_ascii_digit).count();
+        if body.starts_with(['-', '+', '=']) {
+            out.push('\\');
+        }
+        for (j, c) in body.chars().enumerate() {
+            match c {
+                '&' => out.push_str("&amp;"),
+                '<' => out.push_str("&lt;"),
+                '>' => out.push_str("&gt;"),
+                '\\' | '`' | '*' | '_' | '[' | ']' | '(' | ')' | '#' | '!' | '|' | '{' | '}'
+                | '~' => {
+                    out.push('\\');
+                    out.push(c);
+                }
+                '.' if digits > 0 && j == digits => {
+                    out.push('\\');
+                    out.push(c);
+                }
+                c if c.is_control() => {}
+                c => out.push(c),
             }
-            c if c.is_control() && c != '\n' => {}
-            c => out.push(c),
         }
     }
     out
@@ -170,5 +187,10 @@ mod tests {
             "{e}"
         );
         assert!(e.contains("&lt;script&gt;"));
+        assert_eq!(
+            escape("- not a list\n1. not either"),
+            "\\- not a list\n1\\. not either"
+        );
+        assert_eq!(escape("2026-11-23 10.5"), "2026-11-23 10.5");
     }
 }

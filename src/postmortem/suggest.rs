@@ -30,8 +30,9 @@ fn threshold(baseline: f64) -> f64 {
     (baseline * 2.0).max(baseline + 0.02)
 }
 
-/// Minutes an instance may be silent before it counts as down.
-const DOWN_AFTER_MINUTES: i64 = 2;
+/// Minutes an instance may be silent before it counts as down (longer than the server's
+/// health check: quiet instances of sparse traffic have minutes without requests).
+const DOWN_AFTER_MINUTES: i64 = 5;
 
 #[derive(Default, Clone, Copy)]
 struct Counts {
@@ -75,7 +76,8 @@ pub fn suggest(rollups: &[RollupRow], start: i64, end: i64) -> Vec<Suggestion> {
         }
     }
     let mut out = Vec::new();
-    let mut first_error: Option<(i64, &str, Counts)> = None;
+    // Each service's first elevated minute, to find where the errors started.
+    let mut first_elevated: Vec<(i64, &str, Counts)> = Vec::new();
     for (service, minutes) in &per_minute {
         let base = baseline.get(service).copied().unwrap_or_default().rate();
         let limit = threshold(base);
@@ -87,9 +89,7 @@ pub fn suggest(rollups: &[RollupRow], start: i64, end: i64) -> Vec<Suggestion> {
         let Some(&(first, first_counts)) = elevated.first() else {
             continue;
         };
-        if first_error.is_none_or(|(t, _, _)| first < t) {
-            first_error = Some((first, service, first_counts));
-        }
+        first_elevated.push((first, service, first_counts));
         let (peak_minute, peak) = elevated
             .iter()
             .copied()
@@ -133,7 +133,7 @@ pub fn suggest(rollups: &[RollupRow], start: i64, end: i64) -> Vec<Suggestion> {
             });
         }
     }
-    if let Some((t, service, counts)) = first_error {
+    if let Some((t, service, counts)) = origin(&first_elevated, rollups) {
         let operations: BTreeSet<&str> = red
             .iter()
             .filter(|r| r.minute == t && r.service == service && r.errors > 0)
@@ -146,7 +146,11 @@ pub fn suggest(rollups: &[RollupRow], start: i64, end: i64) -> Vec<Suggestion> {
             service: service.to_string(),
             version: versions_at(&red, service, t, true),
             text: format!(
-                "First errors: {service} ({}) failed {} of {} requests",
+                "First errors: {service}{} ({}) failed {} of {} requests",
+                match versions_at(&red, service, t, true) {
+                    v if v.is_empty() => v,
+                    v => format!(" {v}"),
+                },
                 operations.into_iter().collect::<Vec<_>>().join(", "),
                 counts.errors,
                 counts.requests
@@ -157,6 +161,30 @@ pub fn suggest(rollups: &[RollupRow], start: i64, end: i64) -> Vec<Suggestion> {
     out.extend(instance_changes(&red, start, end));
     out.sort_by(|a, b| a.time.cmp(&b.time).then_with(|| a.key.cmp(&b.key)));
     out
+}
+
+/// Where the errors started: of the services whose errors began first (in the same minute,
+/// errors travel up the call chain), the one that calls none of the others.
+fn origin<'a>(
+    first_elevated: &[(i64, &'a str, Counts)],
+    rollups: &[RollupRow],
+) -> Option<(i64, &'a str, Counts)> {
+    let earliest = first_elevated.iter().map(|f| f.0).min()?;
+    let candidates: Vec<&(i64, &str, Counts)> =
+        first_elevated.iter().filter(|f| f.0 == earliest).collect();
+    let calls_another = |caller: &str| {
+        rollups.iter().any(|r| {
+            r.kind == RollupKind::Edge
+                && r.service == caller
+                && r.operation != caller
+                && candidates.iter().any(|c| c.1 == r.operation)
+        })
+    };
+    candidates
+        .iter()
+        .find(|c| !calls_another(c.1))
+        .or(candidates.first())
+        .map(|c| **c)
 }
 
 /// The versions of `service` that served requests in `minute` (only erroring ones if asked).
