@@ -189,12 +189,12 @@ pub fn parse_page_url(url: &str) -> Result<(ViewKind, &str, &str), MetaError> {
     Ok((kind, path, query))
 }
 
-/// The URL with its time range replaced by the absolute window `[start, end]` (RFC 3339, so
-/// it is exact to the second and readable in the address bar).
+/// The URL with its time range replaced by the absolute window `[start, end]` (RFC 3339 to the
+/// nanosecond: readable in the address bar, and exactly the window the page showed).
 pub fn absolute_url(path: &str, query: &str, start: i64, end: i64) -> String {
     let rfc = |ns: i64| {
         chrono::DateTime::from_timestamp_nanos(ns)
-            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
     };
     let mut ser = form_urlencoded::Serializer::new(String::new());
     for (k, v) in form_urlencoded::parse(query.as_bytes()) {

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod demo;
+pub mod notebook;
 pub mod otlp;
 
 use std::io::{BufRead, BufReader};
