@@ -440,3 +440,113 @@ async fn the_incident_shows_on_overview_map_service_and_errors() {
     web.quit().await.unwrap();
     server.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn save_a_trace_view_into_a_new_postmortem() {
+    let Some(driver) = chromedriver() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(
+        &dir.path().join("data"),
+        &["--demo", "--flush-age-ms", "500"],
+    );
+    let demo = ids(&server).await;
+    let web = browser(&driver).await;
+
+    // On the failed checkout's trace page: "Save view", name it, pin it, save.
+    web.goto(format!("{}/traces/{}", server.api, demo.failed_trace))
+        .await
+        .unwrap();
+    web.find(By::Css("details.save-view summary"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let form = web.find(By::Css("form.save-form")).await.unwrap();
+    form.find(By::Css("input[name=name]"))
+        .await
+        .unwrap()
+        .send_keys("Failed checkout during the canary")
+        .await
+        .unwrap();
+    form.find(By::Css("textarea[name=note]"))
+        .await
+        .unwrap()
+        .send_keys("payment-3 timed out after 2.5 s")
+        .await
+        .unwrap();
+    form.find(By::Css("input[name=pin]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    shot(&web, "save-view-form").await;
+    form.find(By::Css("button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_url(&web, "/views/").await;
+    let evidence = web
+        .find(By::Id("view-evidence"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(evidence.starts_with("pinned"), "{evidence}");
+
+    // Add it to a new post-mortem.
+    let add = web.find(By::Id("add-to-postmortem")).await.unwrap();
+    add.find(By::Css("input[name=title]"))
+        .await
+        .unwrap()
+        .send_keys("Checkout failures during the payment canary")
+        .await
+        .unwrap();
+    add.find(By::Css("button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_url(&web, "/postmortems/").await;
+    assert_eq!(
+        web.find(By::Id("pm-title"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "Checkout failures during the payment canary"
+    );
+    // The embedded waterfall: one row per span of the failed checkout, expandable.
+    let rows = web
+        .find_all(By::Css(".pm-view .embedded details.span"))
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), demo.failed_span_count, "the embedded waterfall");
+    let charge = web
+        .find(By::XPath(
+            "//div[@class='embedded']//details[contains(@class,'span')][.//span[@class='name' and text()='POST /charge']]",
+        ))
+        .await
+        .unwrap();
+    charge
+        .find(By::Css("summary"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert!(charge
+        .text()
+        .await
+        .unwrap()
+        .contains("CardProcessorTimeout"));
+    shot(&web, "postmortem-with-waterfall").await;
+    web.quit().await.unwrap();
+    server.stop();
+}
