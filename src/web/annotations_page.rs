@@ -71,7 +71,7 @@ async fn list(State(state): State<WebState>) -> Response {
 
 async fn create(State(state): State<WebState>, form: FormFields) -> Response {
     if let Err(refused) = form.check_token(&state.notebook) {
-        return refused;
+        return *refused;
     }
     let time = match form.get("time").trim() {
         "" => crate::meta::now_ns(),
@@ -100,7 +100,7 @@ async fn create(State(state): State<WebState>, form: FormFields) -> Response {
 
 async fn remove(State(state): State<WebState>, Path(id): Path<i64>, form: FormFields) -> Response {
     if let Err(refused) = form.check_token(&state.notebook) {
-        return refused;
+        return *refused;
     }
     match state.notebook.meta.delete_annotation(id).await {
         Ok(()) => see_other("/annotations"),

@@ -49,16 +49,16 @@ impl FormFields {
     }
 
     /// Checks the form token; a missing or wrong one is answered 403.
-    pub fn check_token(&self, notebook: &Notebook) -> Result<(), Response> {
+    pub fn check_token(&self, notebook: &Notebook) -> Result<(), Box<Response>> {
         if self.get("token") == &*notebook.form_token {
             Ok(())
         } else {
-            Err(message(
+            Err(Box::new(message(
                 StatusCode::FORBIDDEN,
                 "Form refused",
                 "This form did not come from a Sightline page (or is from before a reset of \
                  this data dir). Reload the page and submit it again.",
-            ))
+            )))
         }
     }
 }

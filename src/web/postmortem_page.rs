@@ -95,7 +95,7 @@ fn picker(ns: Option<i64>) -> String {
 
 async fn create(State(state): State<WebState>, form: FormFields) -> Response {
     if let Err(refused) = form.check_token(&state.notebook) {
-        return refused;
+        return *refused;
     }
     let edit = match (
         form_time(form.get("incident_start")),
@@ -399,7 +399,7 @@ async fn act(
     form: FormFields,
 ) -> Response {
     if let Err(refused) = form.check_token(&state.notebook) {
-        return refused;
+        return *refused;
     }
     let nb = &state.notebook;
     let back = format!("/postmortems/{id}");

@@ -100,7 +100,7 @@ async fn list(State(state): State<WebState>, Query(filter): Query<ViewFilter>) -
 /// Target of every page's "Save view" form.
 async fn create(State(state): State<WebState>, form: FormFields) -> Response {
     if let Err(refused) = form.check_token(&state.notebook) {
-        return refused;
+        return *refused;
     }
     let time = |name: &str| form.get(name).trim().parse::<i64>().ok();
     let new = NewView {
@@ -203,7 +203,7 @@ async fn act(
     form: FormFields,
 ) -> Response {
     if let Err(refused) = form.check_token(&state.notebook) {
-        return refused;
+        return *refused;
     }
     let nb = &state.notebook;
     let back = format!("/views/{id}");
