@@ -310,3 +310,46 @@ async fn pinned_views_outlive_retention_and_everything_outlives_a_restart() {
     tokio::time::sleep(Duration::from_millis(10)).await;
     server.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_notebook_changes_survive_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start(&data);
+    let mut names = Vec::new();
+    for i in 0..20 {
+        let name = format!("view {i}");
+        let (status, _) = send_json(
+            &server,
+            "POST",
+            "/api/v1/views",
+            json!({"name": name, "url": "/logs?q=x", "start": 1, "end": 2}),
+        )
+        .await;
+        assert_eq!(status, 201);
+        names.push(name);
+    }
+    let (_, pm) = send_json(
+        &server,
+        "POST",
+        "/api/v1/postmortems",
+        json!({"title": "t", "summary": "acknowledged"}),
+    )
+    .await;
+    let id = pm["id"].as_i64().unwrap();
+    server.kill9();
+    let server = Server::start(&data);
+    let (_, views) = server.get("/api/v1/views").await;
+    let mut found: Vec<String> = views["views"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["name"].as_str().unwrap().to_string())
+        .collect();
+    found.sort();
+    names.sort();
+    assert_eq!(found, names);
+    let (_, pm) = server.get(&format!("/api/v1/postmortems/{id}")).await;
+    assert_eq!(pm["summary"], "acknowledged");
+    server.stop();
+}
