@@ -62,7 +62,18 @@ async fn every_page_kind_reopens_the_same_live_and_pinned() {
         "/traces?service=payment&status=error&range=1h".to_string(),
         format!("/traces/{}", demo.failed_trace),
         format!("/logs?q={}&range=1h", enc("severity>=ERROR")),
+        "/explore?metric=process.cpu.utilization&service=payment&group_by=instance&range=1h"
+            .to_string(),
     ];
+    // The metrics explorer draws one line per payment instance.
+    let (status, html) = page(&server, &pages[7]).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        html.matches("<polyline class=\"line\"").count(),
+        3,
+        "payment-1, -2, -3"
+    );
+    assert!(html.contains("instance=payment-3"));
     for (i, path) in pages.iter().enumerate() {
         for pin in [false, true] {
             let name = format!("view {i} pinned={pin}");

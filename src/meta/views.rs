@@ -17,6 +17,7 @@ pub enum ViewKind {
     TraceSearch,
     Trace,
     Logs,
+    Metrics,
 }
 
 impl ViewKind {
@@ -30,6 +31,7 @@ impl ViewKind {
             ["traces"] => Some(ViewKind::TraceSearch),
             ["traces", id] if !id.is_empty() => Some(ViewKind::Trace),
             ["logs"] => Some(ViewKind::Logs),
+            ["explore"] => Some(ViewKind::Metrics),
             ["services", name] if !name.is_empty() => Some(ViewKind::Service),
             _ => None,
         }
@@ -45,6 +47,7 @@ impl ViewKind {
             ViewKind::TraceSearch => "trace_search",
             ViewKind::Trace => "trace",
             ViewKind::Logs => "logs",
+            ViewKind::Metrics => "metrics",
         }
     }
 
@@ -58,6 +61,7 @@ impl ViewKind {
             ViewKind::TraceSearch => "Trace search",
             ViewKind::Trace => "Trace",
             ViewKind::Logs => "Logs",
+            ViewKind::Metrics => "Metrics",
         }
     }
 
@@ -70,6 +74,7 @@ impl ViewKind {
             ViewKind::TraceSearch,
             ViewKind::Trace,
             ViewKind::Logs,
+            ViewKind::Metrics,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)
@@ -183,7 +188,7 @@ pub fn parse_page_url(url: &str) -> Result<(ViewKind, &str, &str), MetaError> {
     let kind = ViewKind::of_path(path).ok_or_else(|| {
         MetaError::Invalid(format!(
             "{path:?} is not a page that can be saved (/, /map, /services/NAME, /errors, \
-             /traces, /traces/ID, /logs)"
+             /traces, /traces/ID, /logs, /explore)"
         ))
     })?;
     Ok((kind, path, query))

@@ -320,6 +320,7 @@ pub fn errors(rollups: &[RollupRow], start: i64, end: i64, service: Option<&str>
     let n = minutes(start, end);
     let mut series: BTreeMap<String, Vec<u64>> = BTreeMap::new();
     let mut groups: BTreeMap<String, ErrorGroup> = BTreeMap::new();
+    let mut example_at: BTreeMap<String, i64> = BTreeMap::new();
     for r in rollups
         .iter()
         .filter(|r| service.is_none_or(|s| r.service == s))
@@ -360,8 +361,18 @@ pub fn errors(rollups: &[RollupRow], start: i64, end: i64, service: Option<&str>
                 g.count += r.count;
                 g.first_seen = g.first_seen.min(r.minute);
                 g.last_seen = g.last_seen.max(r.minute + MINUTE - 1);
-                if g.detail.example_trace_id.is_none() && detail.example_trace_id.is_some() {
-                    g.detail = detail;
+                // The example is the earliest one (then the smallest id), whatever order the
+                // rows come in, so a page renders the same from memory and from Parquet.
+                if let Some(id) = &detail.example_trace_id {
+                    let candidate = (r.minute, id.clone());
+                    let better = match (&g.detail.example_trace_id, example_at.get(&g.key)) {
+                        (Some(old), Some(at)) => candidate < (*at, old.clone()),
+                        _ => true,
+                    };
+                    if better {
+                        example_at.insert(g.key.clone(), r.minute);
+                        g.detail = detail;
+                    }
                 }
                 for (list, v) in [
                     (&mut g.services, &r.service),
@@ -380,7 +391,12 @@ pub fn errors(rollups: &[RollupRow], start: i64, end: i64, service: Option<&str>
         .map(|i| series.values().map(|s| s[i]).sum())
         .collect();
     let mut groups: Vec<ErrorGroup> = groups.into_values().collect();
-    groups.sort_by_key(|g| std::cmp::Reverse(g.count));
+    for g in &mut groups {
+        g.services.sort();
+        g.instances.sort();
+        g.versions.sort();
+    }
+    groups.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.key.cmp(&b.key)));
     ErrorsView {
         start,
         bursts: bursts(&total),

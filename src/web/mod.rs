@@ -7,6 +7,7 @@ mod assets;
 mod charts;
 mod chrome;
 mod errors_page;
+mod explore_page;
 mod format;
 mod forms;
 mod logs_page;
@@ -65,7 +66,7 @@ pub fn router(engine: QueryEngine, notebook: Notebook) -> Router {
         .fallback(not_found_handler)
 }
 
-/// The data pages (overview, map, service, errors, traces, trace, logs, live tail) over
+/// The data pages (overview, map, service, errors, traces, trace, logs, live tail, metrics) over
 /// `state`'s engine; also used to render a pinned view from its evidence.
 pub fn pages(state: WebState) -> Router {
     Router::new()
@@ -76,6 +77,7 @@ pub fn pages(state: WebState) -> Router {
         .route("/traces", get(traces_page::handler))
         .route("/traces/{id}", get(trace_page::handler))
         .route("/logs", get(logs_page::handler))
+        .route("/explore", get(explore_page::handler))
         .route("/logs/tail", get(logs_page::tail))
         .with_state(state)
 }
