@@ -166,7 +166,7 @@ async fn charts_of(
     }
     let mut panels: BTreeMap<&str, Vec<LineSeries>> = BTreeMap::new();
     let mut legends: BTreeMap<&str, Vec<LegendEntry>> = BTreeMap::new();
-    for (i, s) in series.iter().enumerate() {
+    for s in &series {
         let labels = s
             .labels
             .iter()
@@ -178,11 +178,9 @@ async fn charts_of(
         } else {
             format!("{} {labels}", s.value)
         };
-        let color = SERIES_COLORS[i % SERIES_COLORS.len()];
-        panels
-            .entry(panel(&s.value))
-            .or_default()
-            .push((label.clone(), color, s.points.clone()));
+        let lines = panels.entry(panel(&s.value)).or_default();
+        let color = SERIES_COLORS[lines.len() % SERIES_COLORS.len()];
+        lines.push((label.clone(), color, s.points.clone()));
         legends
             .entry(panel(&s.value))
             .or_default()

@@ -58,6 +58,7 @@ pub fn with_unit(v: f64, unit: &str) -> String {
         "By" if v >= 1e6 => format!("{:.1} MB", v / 1e6),
         "By" => format!("{v:.0} B"),
         "1" => format!("{:.0} %", v * 100.0),
+        "ms" if v.abs() >= 1000.0 => format!("{:.2} s", v / 1000.0),
         "ms" => format!("{v:.1} ms"),
         "s" => format!("{v:.2} s"),
         _ if v.abs() >= 100.0 => format!("{v:.0}"),
