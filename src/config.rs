@@ -76,6 +76,17 @@ pub struct ServeArgs {
     /// until space returns (0 = no budget) [default: 0].
     #[arg(long, env = "SIGHTLINE_DISK_BUDGET_BYTES")]
     pub disk_budget_bytes: Option<u64>,
+    /// Resident memory (bytes) at which exports are refused as retryable until flushing
+    /// brings it down (0 = no limit) [default: 0].
+    #[arg(long, env = "SIGHTLINE_MAX_RSS_BYTES")]
+    pub max_rss_bytes: Option<u64>,
+    /// Longest time range one query may cover, in days (0 = no limit) [default: 31].
+    #[arg(long, env = "SIGHTLINE_MAX_QUERY_DAYS")]
+    pub max_query_days: Option<u64>,
+    /// Listen on non-loopback addresses although no authentication is configured (anyone who
+    /// can reach the ports can read and write everything).
+    #[arg(long, env = "SIGHTLINE_INSECURE")]
+    pub insecure: bool,
     /// Seconds without any data after which an instance is shown as down [default: 120].
     #[arg(long, env = "SIGHTLINE_INSTANCE_DOWN_AFTER_SECS")]
     pub instance_down_after_secs: Option<u64>,
@@ -101,6 +112,10 @@ pub struct ServeConfig {
     pub row_group_rows: usize,
     pub inflight_bytes: usize,
     pub disk_budget_bytes: u64,
+    pub max_rss_bytes: u64,
+    /// `None` = no limit.
+    pub max_query_range: Option<Duration>,
+    pub insecure: bool,
     pub retention: crate::retention::RetentionPolicy,
     pub compaction_interval: Duration,
     pub instance_down_after: Duration,
@@ -170,6 +185,11 @@ impl ServeArgs {
                 .disk_budget_bytes
                 .or(file.disk_budget_bytes)
                 .unwrap_or(0),
+            max_rss_bytes: self.max_rss_bytes.or(file.max_rss_bytes).unwrap_or(0),
+            max_query_range: Some(self.max_query_days.or(file.max_query_days).unwrap_or(31))
+                .filter(|d| *d > 0)
+                .map(|d| Duration::from_secs(d * 24 * 3600)),
+            insecure: self.insecure || file.insecure,
             compaction_interval: Duration::from_secs(
                 self.compaction_interval_secs
                     .or(file.compaction_interval_secs)

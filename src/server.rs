@@ -15,6 +15,38 @@ use crate::query::QueryEngine;
 use crate::store::Store;
 use crate::wal::Wal;
 
+/// Without authentication (not built yet) anyone who reaches a port can read and write
+/// everything, so the server only listens on loopback addresses unless `--insecure` says
+/// otherwise, and then it warns.
+fn check_exposure(config: &ServeConfig) -> anyhow::Result<()> {
+    let public: Vec<String> = [
+        ("UI/API", config.http_addr),
+        ("OTLP/gRPC", config.otlp_grpc_addr),
+        ("OTLP/HTTP", config.otlp_http_addr),
+    ]
+    .iter()
+    .filter(|(_, a)| !a.ip().is_loopback())
+    .map(|(what, a)| format!("{what} on {a}"))
+    .collect();
+    if public.is_empty() {
+        return Ok(());
+    }
+    if !config.insecure {
+        anyhow::bail!(
+            "refusing to listen on a non-loopback address without authentication ({}); \
+             bind to 127.0.0.1, or pass --insecure to accept that anyone who can reach these \
+             ports can read and write all data",
+            public.join(", ")
+        );
+    }
+    tracing::warn!(
+        "INSECURE: listening without authentication on {}; anyone who can reach these ports \
+         can read and write all data",
+        public.join(", ")
+    );
+    Ok(())
+}
+
 /// The addresses a started server actually listens on (ports may have been picked by the OS).
 #[derive(Debug, Clone, Copy)]
 pub struct BoundAddrs {
@@ -30,6 +62,7 @@ pub async fn run(
     on_ready: impl FnOnce(BoundAddrs),
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    check_exposure(&config)?;
     let data = &config.data_dir;
     std::fs::create_dir_all(data)
         .with_context(|| format!("could not create data dir {}", data.display()))?;
@@ -67,6 +100,7 @@ pub async fn run(
             flush_age: config.flush_age,
             inflight_bytes: config.inflight_bytes,
             disk_budget_bytes: config.disk_budget_bytes,
+            max_rss_bytes: config.max_rss_bytes,
         },
         wal,
         wal_dir,
@@ -104,7 +138,8 @@ pub async fn run(
     }
     let notebook = crate::notebook::Notebook::open(data).await?;
     let engine = QueryEngine::new(live, index, store)
-        .with_down_after(config.instance_down_after.as_nanos() as i64);
+        .with_down_after(config.instance_down_after.as_nanos() as i64)
+        .with_max_range(config.max_query_range);
 
     let bind = |addr: SocketAddr, what: &'static str| async move {
         TcpListener::bind(addr)

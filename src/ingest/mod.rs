@@ -56,6 +56,7 @@ impl From<WriteError> for IngestError {
         let reason = match e {
             WriteError::Busy => "busy",
             WriteError::DiskFull { .. } => "disk_full",
+            WriteError::MemoryFull { .. } => "memory_full",
             WriteError::Closed => "shutting_down",
             WriteError::Wal(_) => "wal_error",
         };
@@ -130,6 +131,7 @@ impl Receiver {
         request: ExportTraceServiceRequest,
         raw: Option<Vec<u8>>,
     ) -> Result<ExportTraceServiceResponse, IngestError> {
+        self.pipeline.accepting()?;
         let payload = raw.unwrap_or_else(|| request.encode_to_vec());
         let (spans, rejects) = convert_traces(request, &self.keys);
         let accepted = spans.len();
@@ -153,6 +155,7 @@ impl Receiver {
         request: ExportLogsServiceRequest,
         raw: Option<Vec<u8>>,
     ) -> Result<ExportLogsServiceResponse, IngestError> {
+        self.pipeline.accepting()?;
         let payload = raw.unwrap_or_else(|| request.encode_to_vec());
         let (logs, rejects) = convert_logs(request, &self.keys);
         let accepted = logs.len();
@@ -176,6 +179,7 @@ impl Receiver {
         request: ExportMetricsServiceRequest,
         raw: Option<Vec<u8>>,
     ) -> Result<ExportMetricsServiceResponse, IngestError> {
+        self.pipeline.accepting()?;
         let payload = raw.unwrap_or_else(|| request.encode_to_vec());
         let (metrics, rejects) = convert_metrics(request);
         let accepted = metrics.len();

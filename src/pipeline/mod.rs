@@ -10,6 +10,7 @@
 
 mod flusher;
 mod live;
+mod memory;
 mod services;
 mod writer;
 
@@ -41,6 +42,8 @@ pub struct PipelineConfig {
     pub inflight_bytes: usize,
     /// Largest size of the data dir before exports are refused (0 = no budget).
     pub disk_budget_bytes: u64,
+    /// Resident memory at which exports are refused until flushing frees it (0 = no limit).
+    pub max_rss_bytes: u64,
 }
 
 /// Why a write was not acknowledged.
@@ -54,6 +57,9 @@ pub enum WriteError {
         "disk budget reached: the data dir holds {used} bytes of {budget} allowed; retry later"
     )]
     DiskFull { used: u64, budget: u64 },
+    /// The process is at its memory limit: retry once flushing has freed memory.
+    #[error("memory limit reached: the server uses {rss} bytes of {limit} allowed; retry later")]
+    MemoryFull { rss: u64, limit: u64 },
     /// The server is shutting down.
     #[error("server is shutting down")]
     Closed,
@@ -82,6 +88,18 @@ pub struct Pipeline {
     /// Bytes the data dir uses now (refreshed by the disk watcher) and its budget (0 = none).
     disk_used: Arc<AtomicU64>,
     disk_budget: u64,
+    /// Resident bytes while over the memory limit (refresh by the memory watcher), else 0.
+    memory_full: Arc<AtomicU64>,
+    max_rss: u64,
+}
+
+/// What the writer and the memory watcher tell the receivers' handle about load.
+#[derive(Clone, Default)]
+struct Pressure {
+    /// Flushing is so far behind that the memtable reached its hard cap.
+    overloaded: Arc<AtomicBool>,
+    /// Resident bytes while over the memory limit, else 0.
+    memory_full: Arc<AtomicU64>,
 }
 
 /// Memtables frozen and not yet flushed beyond which the writer stops freezing (and the
@@ -131,12 +149,14 @@ impl Pipeline {
                 .name("flusher".into())
                 .spawn(move || flusher::run(flush_rx, live, store, index, wal_dir, rt))?
         };
-        let overloaded = Arc::new(AtomicBool::new(false));
+        let pressure = Pressure::default();
+        let (overloaded, memory_full) = (pressure.overloaded.clone(), pressure.memory_full.clone());
         let writer = {
-            let (config, rt, overloaded) = (config.clone(), rt.clone(), overloaded.clone());
+            let (config, rt, live, pressure) =
+                (config.clone(), rt.clone(), live.clone(), pressure.clone());
             std::thread::Builder::new()
                 .name("wal-writer".into())
-                .spawn(move || writer::run(rx, wal, live, flush_tx, config, rt, overloaded))?
+                .spawn(move || writer::run(rx, wal, live, flush_tx, config, rt, pressure))?
         };
         let budget = Arc::new(Semaphore::new(permits_for(config.inflight_bytes) as usize));
         let disk_used = Arc::new(AtomicU64::new(0));
@@ -147,14 +167,46 @@ impl Pipeline {
                 config.disk_budget_bytes,
             ));
         }
+        if config.max_rss_bytes > 0 {
+            tokio::spawn(memory::watch(
+                live.clone(),
+                memory_full.clone(),
+                config.max_rss_bytes,
+            ));
+        }
         let pipeline = Pipeline {
             tx,
             budget,
             overloaded,
             disk_used,
             disk_budget: config.disk_budget_bytes,
+            memory_full,
+            max_rss: config.max_rss_bytes,
         };
         Ok((pipeline, PipelineThreads { writer, flusher }))
+    }
+
+    /// Whether exports are accepted now; receivers ask before converting a request, so a
+    /// refused one costs as little as possible.
+    pub fn accepting(&self) -> Result<(), WriteError> {
+        if self.overloaded.load(Ordering::Relaxed) {
+            return Err(WriteError::Busy);
+        }
+        let rss = self.memory_full.load(Ordering::Relaxed);
+        if rss > 0 {
+            return Err(WriteError::MemoryFull {
+                rss,
+                limit: self.max_rss,
+            });
+        }
+        let used = self.disk_used.load(Ordering::Relaxed);
+        if self.disk_budget > 0 && used >= self.disk_budget {
+            return Err(WriteError::DiskFull {
+                used,
+                budget: self.disk_budget,
+            });
+        }
+        Ok(())
     }
 
     /// Appends an export to the WAL and makes its rows queryable; returns once durable.
@@ -167,16 +219,7 @@ impl Pipeline {
         payload: Vec<u8>,
         rows: Rows,
     ) -> Result<(), WriteError> {
-        if self.overloaded.load(Ordering::Relaxed) {
-            return Err(WriteError::Busy);
-        }
-        let used = self.disk_used.load(Ordering::Relaxed);
-        if self.disk_budget > 0 && used >= self.disk_budget {
-            return Err(WriteError::DiskFull {
-                used,
-                budget: self.disk_budget,
-            });
-        }
+        self.accepting()?;
         let permit = self
             .budget
             .clone()

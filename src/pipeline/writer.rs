@@ -1,6 +1,6 @@
 //! The WAL writer thread: group commit, then publish rows, then acknowledge.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,7 +9,7 @@ use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 
 use super::live::{Frozen, LiveData};
-use super::{PipelineConfig, WriteError, WriteRequest, MAX_FROZEN};
+use super::{PipelineConfig, Pressure, WriteError, WriteRequest, MAX_FROZEN};
 use crate::model::Rows;
 use crate::wal::Wal;
 
@@ -26,7 +26,7 @@ pub(super) fn run(
     flush_tx: SyncSender<Arc<Frozen>>,
     config: PipelineConfig,
     rt: Handle,
-    overloaded: Arc<AtomicBool>,
+    pressure: Pressure,
 ) {
     let mut group: Vec<WriteRequest> = Vec::new();
     loop {
@@ -52,9 +52,11 @@ pub(super) fn run(
         let (due, backlogged, rows) = {
             let inner = live.read();
             let rows = inner.active.len();
+            // At the memory limit, flush what there is: that is what frees memory.
             let due = rows > 0
                 && (closed
                     || rows >= config.flush_rows
+                    || pressure.memory_full.load(Ordering::Relaxed) > 0
                     || inner
                         .active_since
                         .is_some_and(|t| t.elapsed() >= config.flush_age));
@@ -66,7 +68,7 @@ pub(super) fn run(
             freeze(&mut wal, &live, &flush_tx, closed);
         }
         let over = backlogged && rows >= config.flush_rows.saturating_mul(2);
-        if overloaded.swap(over, Ordering::Relaxed) != over {
+        if pressure.overloaded.swap(over, Ordering::Relaxed) != over {
             if over {
                 tracing::warn!(
                     rows,

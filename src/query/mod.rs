@@ -218,6 +218,8 @@ pub struct QueryEngine {
     store: Store,
     /// An instance silent for longer than this is shown as down.
     down_after_nano: i64,
+    /// Longest time range one query may read (`None`: no limit).
+    max_range_nano: Option<i64>,
 }
 
 /// Metric queries with steps at least this long read one-minute points.
@@ -234,7 +236,34 @@ impl QueryEngine {
             index,
             store,
             down_after_nano: DEFAULT_DOWN_AFTER_NANO,
+            max_range_nano: None,
         }
+    }
+
+    /// Limits the time range one query may read, so one heavy query cannot take the
+    /// machine from ingest. Queries without a start (id lookups, "newest first" searches
+    /// that stop at their limit) are not limited.
+    pub fn with_max_range(mut self, range: Option<std::time::Duration>) -> Self {
+        self.max_range_nano = range.map(|r| r.as_nanos().min(i64::MAX as u128) as i64);
+        self
+    }
+
+    /// Refuses a window longer than the configured maximum.
+    fn check_range(&self, start: Option<i64>, end: Option<i64>) -> Result<(), QueryError> {
+        let (Some(max), Some(start)) = (self.max_range_nano, start) else {
+            return Ok(());
+        };
+        let end = end.unwrap_or_else(|| chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0));
+        if end.saturating_sub(start) > max {
+            const DAY: i64 = 24 * 3600 * 1_000_000_000;
+            return Err(QueryError::BadRequest(format!(
+                "the time range covers {} days; one query may cover at most {} (--max-query-days): \
+                 narrow the time range",
+                end.saturating_sub(start) / DAY,
+                max / DAY
+            )));
+        }
+        Ok(())
     }
 
     /// Sets how long an instance may be silent before it is shown as down.
@@ -695,6 +724,7 @@ impl QueryEngine {
         search: &TraceSearch,
         max: usize,
     ) -> Result<BTreeMap<TraceId, i64>, QueryError> {
+        self.check_range(search.start, search.end)?;
         let mut latest: BTreeMap<TraceId, i64> = BTreeMap::new();
         let mut note = |id: TraceId, t: i64| {
             let e = latest.entry(id).or_insert(t);
@@ -838,6 +868,7 @@ impl QueryEngine {
         end: Option<i64>,
         mut visit: impl FnMut(Vec<LogRow>, i64) -> bool + Send,
     ) -> Result<(), QueryError> {
+        self.check_range(start, end)?;
         let in_range = move |t: i64| start.is_none_or(|s| t >= s) && end.is_none_or(|e| t <= e);
         let block_query = filter.block_query(self.index.fields());
         let mut matcher = RowMatcher::new(filter.clone());
@@ -1004,6 +1035,7 @@ impl QueryEngine {
         end: Option<i64>,
         mut keep: impl FnMut(&T) -> bool + Send,
     ) -> Result<Vec<T>, QueryError> {
+        self.check_range(start, end)?;
         let (mut rows, searcher) = {
             let live = self.live.read();
             (from_live(&live), self.index.searcher())

@@ -85,6 +85,11 @@ impl Server {
         }
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
     /// Graceful stop (SIGTERM); asserts the server exits cleanly within 20 s.
     pub fn stop(mut self) {
         let mut child = self.child.take().expect("running");

@@ -1,0 +1,54 @@
+//! The memory watcher: measures the process's resident memory and, at the configured limit,
+//! makes the pipeline refuse exports as retryable until flushing has freed memory.
+//!
+//! Refusal starts at 90 % of the limit, so the requests already accepted fit under it, and
+//! ends below 75 % — or once nothing is left in memory to flush: the allocator may keep freed
+//! pages resident, and new rows reuse them, so waiting longer would refuse forever.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::LiveData;
+
+/// How often resident memory is measured.
+const CHECK_EVERY: Duration = Duration::from_millis(100);
+
+/// Resident set size of this process in bytes (Linux `/proc/self/status`), if known.
+pub fn resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// Runs forever; `full` holds the resident bytes while exports are refused, else 0.
+pub async fn watch(live: Arc<LiveData>, full: Arc<AtomicU64>, limit: u64) {
+    let (high, low) = (limit / 10 * 9, limit / 4 * 3);
+    if resident_bytes().is_none() {
+        tracing::warn!("cannot read this process's resident memory: --max-rss-bytes has no effect");
+        return;
+    }
+    loop {
+        let rss = resident_bytes().unwrap_or(0);
+        let refusing = full.load(Ordering::Relaxed) > 0;
+        let in_memory = {
+            let l = live.read();
+            l.active.len() + l.frozen.iter().map(|f| f.rows.len()).sum::<usize>()
+        };
+        if !refusing && rss >= high {
+            tracing::warn!(
+                rss,
+                limit,
+                "memory limit near: refusing exports until flushed"
+            );
+            full.store(rss, Ordering::Relaxed);
+        } else if refusing && (rss < low || in_memory == 0) {
+            tracing::info!(rss, limit, "memory freed: accepting exports again");
+            full.store(0, Ordering::Relaxed);
+        } else if refusing {
+            full.store(rss, Ordering::Relaxed);
+        }
+        tokio::time::sleep(CHECK_EVERY).await;
+    }
+}
