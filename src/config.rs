@@ -83,6 +83,10 @@ pub struct ServeArgs {
     /// Longest time range one query may cover, in days (0 = no limit) [default: 31].
     #[arg(long, env = "SIGHTLINE_MAX_QUERY_DAYS")]
     pub max_query_days: Option<u64>,
+    /// Header OTLP clients send their API key in; `authorization` means
+    /// `Authorization: Bearer <key>` [default: authorization].
+    #[arg(long, env = "SIGHTLINE_API_KEY_HEADER")]
+    pub api_key_header: Option<String>,
     /// Listen on non-loopback addresses although no authentication is configured (anyone who
     /// can reach the ports can read and write everything).
     #[arg(long, env = "SIGHTLINE_INSECURE")]
@@ -116,6 +120,7 @@ pub struct ServeConfig {
     /// `None` = no limit.
     pub max_query_range: Option<Duration>,
     pub insecure: bool,
+    pub api_key_header: String,
     pub retention: crate::retention::RetentionPolicy,
     pub compaction_interval: Duration,
     pub instance_down_after: Duration,
@@ -190,6 +195,11 @@ impl ServeArgs {
                 .filter(|d| *d > 0)
                 .map(|d| Duration::from_secs(d * 24 * 3600)),
             insecure: self.insecure || file.insecure,
+            api_key_header: self
+                .api_key_header
+                .or(file.api_key_header)
+                .unwrap_or_else(|| "authorization".into())
+                .to_ascii_lowercase(),
             compaction_interval: Duration::from_secs(
                 self.compaction_interval_secs
                     .or(file.compaction_interval_secs)

@@ -15,18 +15,19 @@ use crate::query::QueryEngine;
 use crate::store::Store;
 use crate::wal::Wal;
 
-/// Without authentication (not built yet) anyone who reaches a port can read and write
-/// everything, so the server only listens on loopback addresses unless `--insecure` says
-/// otherwise, and then it warns.
-fn check_exposure(config: &ServeConfig) -> anyhow::Result<()> {
+/// Without authentication anyone who reaches a port can read or write everything, so the
+/// server only listens on loopback addresses unless `--insecure` says otherwise (and then
+/// warns). The OTLP ports may listen publicly once ingest needs API keys; the UI/API has no
+/// users yet, so it always needs `--insecure` to be public.
+fn check_exposure(config: &ServeConfig, ingest_keys: bool) -> anyhow::Result<()> {
     let public: Vec<String> = [
-        ("UI/API", config.http_addr),
-        ("OTLP/gRPC", config.otlp_grpc_addr),
-        ("OTLP/HTTP", config.otlp_http_addr),
+        ("UI/API", config.http_addr, false),
+        ("OTLP/gRPC", config.otlp_grpc_addr, ingest_keys),
+        ("OTLP/HTTP", config.otlp_http_addr, ingest_keys),
     ]
     .iter()
-    .filter(|(_, a)| !a.ip().is_loopback())
-    .map(|(what, a)| format!("{what} on {a}"))
+    .filter(|(_, a, protected)| !a.ip().is_loopback() && !protected)
+    .map(|(what, a, _)| format!("{what} on {a}"))
     .collect();
     if public.is_empty() {
         return Ok(());
@@ -62,10 +63,14 @@ pub async fn run(
     on_ready: impl FnOnce(BoundAddrs),
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    check_exposure(&config)?;
     let data = &config.data_dir;
     std::fs::create_dir_all(data)
         .with_context(|| format!("could not create data dir {}", data.display()))?;
+    let notebook = crate::notebook::Notebook::open(data).await?;
+    let ingest_auth =
+        crate::ingest::auth::IngestAuth::start(notebook.meta.clone(), &config.api_key_header)
+            .await?;
+    check_exposure(&config, ingest_auth.enforced())?;
     let index = Arc::new(
         BlockIndex::open(&data.join("index"))
             .with_context(|| format!("could not open index in {}", data.display()))?,
@@ -109,7 +114,7 @@ pub async fn run(
         store.clone(),
         index.clone(),
     )?;
-    let receiver = Receiver::new(pipeline, keys);
+    let receiver = Receiver::new(pipeline, keys, ingest_auth);
     if config.retention.is_active() {
         tokio::spawn(retention_loop(
             store.clone(),
@@ -136,7 +141,6 @@ pub async fn run(
             }
         }
     }
-    let notebook = crate::notebook::Notebook::open(data).await?;
     let engine = QueryEngine::new(live, index, store)
         .with_down_after(config.instance_down_after.as_nanos() as i64)
         .with_max_range(config.max_query_range);

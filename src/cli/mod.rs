@@ -1,5 +1,6 @@
 //! The command line: `serve`, `ingest`, `trace`, `logs`, `services`.
 
+mod api_keys;
 mod ingest_files;
 mod postmortem_export;
 mod remote;
@@ -24,6 +25,35 @@ pub struct ApiAddr {
     /// Base URL of the server's query API.
     #[arg(long, env = "SIGHTLINE_API", default_value = "http://127.0.0.1:8080")]
     pub api: String,
+}
+
+/// `sightline apikey …`: OTLP ingest keys, kept in the data dir's `meta.sqlite`. Works while
+/// the server runs; it picks changes up within seconds.
+#[derive(Debug, Subcommand)]
+pub enum ApiKeyCommand {
+    /// Create a key and print it (the only time it is shown). From the first key on, every
+    /// OTLP export needs a valid key.
+    Create {
+        /// A name to list and revoke it by.
+        name: String,
+        /// Records (spans, log records, metric points) per second this key may send; 0 = no
+        /// limit.
+        #[arg(long, default_value_t = 0)]
+        records_per_second: u64,
+        #[arg(long, env = "SIGHTLINE_DATA_DIR", default_value = "sightline-data")]
+        data_dir: PathBuf,
+    },
+    /// List keys (names, limits, created, revoked — never the keys).
+    List {
+        #[arg(long, env = "SIGHTLINE_DATA_DIR", default_value = "sightline-data")]
+        data_dir: PathBuf,
+    },
+    /// Revoke a key by name.
+    Revoke {
+        name: String,
+        #[arg(long, env = "SIGHTLINE_DATA_DIR", default_value = "sightline-data")]
+        data_dir: PathBuf,
+    },
 }
 
 /// `sightline postmortem …`.
@@ -90,6 +120,11 @@ pub enum Command {
     Services {
         #[command(flatten)]
         addr: ApiAddr,
+    },
+    /// Create, list and revoke API keys for OTLP ingest.
+    Apikey {
+        #[command(subcommand)]
+        action: ApiKeyCommand,
     },
     /// Work with post-mortems of a running server.
     Postmortem {
@@ -172,6 +207,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             addr,
         } => remote::logs(&addr.api, &query, start, end, limit).await,
         Command::Services { addr } => remote::services(&addr.api).await,
+        Command::Apikey { action } => api_keys::run(action).await,
         Command::Postmortem {
             action: PostmortemCommand::Export { id, out, addr },
         } => postmortem_export::run(&addr.api, id, &out).await,

@@ -70,19 +70,25 @@ pub async fn load(receiver: &Receiver, data_dir: &Path, now_nano: u64) -> anyhow
         let mut request: ExportTraceServiceRequest =
             decode_message(line.as_bytes(), Encoding::Json)?;
         shift::traces(&mut request, shift_nano);
-        receiver.traces(request, None).await?;
+        receiver
+            .traces(request, None, crate::ingest::Sender::Internal)
+            .await?;
     }
     for line in LOGS.lines().filter(|l| !l.is_empty()) {
         let mut request: ExportLogsServiceRequest =
             decode_message(line.as_bytes(), Encoding::Json)?;
         shift::logs(&mut request, shift_nano);
-        receiver.logs(request, None).await?;
+        receiver
+            .logs(request, None, crate::ingest::Sender::Internal)
+            .await?;
     }
     for line in METRICS.lines().filter(|l| !l.is_empty()) {
         let mut request: ExportMetricsServiceRequest =
             decode_message(line.as_bytes(), Encoding::Json)?;
         shift::metrics(&mut request, shift_nano);
-        receiver.metrics(request, None).await?;
+        receiver
+            .metrics(request, None, crate::ingest::Sender::Internal)
+            .await?;
     }
     std::fs::write(&marker, shift_nano.to_string())
         .with_context(|| format!("could not write {}", marker.display()))?;

@@ -36,6 +36,16 @@ impl From<IngestError> for Status {
                 Status::invalid_argument(m)
             }
             IngestError::TooLarge(m) => Status::resource_exhausted(m),
+            IngestError::Unauthenticated(m) => Status::unauthenticated(m),
+            // RESOURCE_EXHAUSTED is retryable for OTLP exporters only with RetryInfo.
+            IngestError::RateLimited {
+                message,
+                retry_after,
+            } => Status::with_error_details(
+                tonic::Code::ResourceExhausted,
+                message,
+                ErrorDetails::with_retry_info(Some(retry_after)),
+            ),
             // UNAVAILABLE is the retryable code OTLP exporters back off and retry on;
             // RetryInfo tells them how long to wait.
             IngestError::Unavailable(m) => Status::with_error_details(
@@ -47,15 +57,53 @@ impl From<IngestError> for Status {
     }
 }
 
+/// The gRPC request's API key metadata, then the receiver.
+macro_rules! from_grpc {
+    ($name:ident, $request:ty, $response:ty, $method:ident) => {
+        impl Receiver {
+            async fn $name(&self, request: Request<$request>) -> Result<$response, IngestError> {
+                let value = request
+                    .metadata()
+                    .get(self.key_header())
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
+                self.$method(
+                    request.into_inner(),
+                    None,
+                    crate::ingest::Sender::Client(value.as_deref()),
+                )
+                .await
+            }
+        }
+    };
+}
+
+from_grpc!(
+    traces_from,
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+    traces
+);
+from_grpc!(
+    logs_from,
+    ExportLogsServiceRequest,
+    ExportLogsServiceResponse,
+    logs
+);
+from_grpc!(
+    metrics_from,
+    ExportMetricsServiceRequest,
+    ExportMetricsServiceResponse,
+    metrics
+);
+
 #[tonic::async_trait]
 impl TraceService for Receiver {
     async fn export(
         &self,
         request: Request<ExportTraceServiceRequest>,
     ) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        Ok(Response::new(
-            self.traces(request.into_inner(), None).await?,
-        ))
+        Ok(Response::new(self.traces_from(request).await?))
     }
 }
 
@@ -65,7 +113,7 @@ impl LogsService for Receiver {
         &self,
         request: Request<ExportLogsServiceRequest>,
     ) -> Result<Response<ExportLogsServiceResponse>, Status> {
-        Ok(Response::new(self.logs(request.into_inner(), None).await?))
+        Ok(Response::new(self.logs_from(request).await?))
     }
 }
 
@@ -75,9 +123,7 @@ impl MetricsService for Receiver {
         &self,
         request: Request<ExportMetricsServiceRequest>,
     ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
-        Ok(Response::new(
-            self.metrics(request.into_inner(), None).await?,
-        ))
+        Ok(Response::new(self.metrics_from(request).await?))
     }
 }
 

@@ -57,21 +57,33 @@ impl IngestError {
             IngestError::Unavailable(_) => {
                 (StatusCode::SERVICE_UNAVAILABLE, tonic::Code::Unavailable)
             }
+            IngestError::Unauthenticated(_) => {
+                (StatusCode::UNAUTHORIZED, tonic::Code::Unauthenticated)
+            }
+            IngestError::RateLimited { .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                tonic::Code::ResourceExhausted,
+            ),
         }
     }
 }
 
 fn error_response(error: IngestError, encoding: Encoding) -> Response {
     let (status, code) = error.http_status();
+    let retry_after = match &error {
+        IngestError::RateLimited { retry_after, .. } => Some(retry_after.as_secs().max(1)),
+        IngestError::Unavailable(_) => Some(1),
+        _ => None,
+    };
     let body = RpcStatus {
         code: code as i32,
         message: error.to_string(),
     };
     let mut response = encode_response(status, &body, encoding);
-    if status == StatusCode::SERVICE_UNAVAILABLE {
+    if let Some(secs) = retry_after {
         response
             .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
     response
 }
@@ -148,7 +160,14 @@ macro_rules! otlp_handler {
             } else {
                 Encoding::Json
             };
-            match state.receiver.$method(request, raw).await {
+            let key = headers
+                .get(state.receiver.key_header())
+                .and_then(|v| v.to_str().ok());
+            match state
+                .receiver
+                .$method(request, raw, crate::ingest::Sender::Client(key))
+                .await
+            {
                 Ok(response) => encode_response(StatusCode::OK, &response, encoding),
                 Err(error) => error_response(error, encoding),
             }

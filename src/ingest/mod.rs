@@ -4,6 +4,7 @@
 //! records one by one), hands it to the write path, and answers with OTLP partial success
 //! once the WAL holds it.
 
+pub mod auth;
 pub mod correlation;
 pub mod decode;
 pub mod grpc;
@@ -49,6 +50,23 @@ pub enum IngestError {
     /// The write path is full or the WAL failed: retryable.
     #[error("{0}")]
     Unavailable(String),
+    /// No valid API key while keys are required.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The API key's rate limit is used up: retry after `retry_after`.
+    #[error("{message}")]
+    RateLimited {
+        message: String,
+        retry_after: std::time::Duration,
+    },
+}
+
+/// Who sends an export: a network client (with the raw value of the API key header, if
+/// any), or the server itself (the demo loader), which needs no key.
+#[derive(Debug, Clone, Copy)]
+pub enum Sender<'a> {
+    Client(Option<&'a str>),
+    Internal,
 }
 
 impl From<WriteError> for IngestError {
@@ -113,14 +131,32 @@ pub fn rows_from_payload(
 pub struct Receiver {
     pipeline: Pipeline,
     keys: std::sync::Arc<CorrelationKeys>,
+    auth: std::sync::Arc<auth::IngestAuth>,
 }
 
 impl Receiver {
     /// A receiver writing into `pipeline`, finding correlation ids under `keys`.
-    pub fn new(pipeline: Pipeline, keys: CorrelationKeys) -> Self {
+    pub fn new(
+        pipeline: Pipeline,
+        keys: CorrelationKeys,
+        auth: std::sync::Arc<auth::IngestAuth>,
+    ) -> Self {
         Self {
             pipeline,
             keys: std::sync::Arc::new(keys),
+            auth,
+        }
+    }
+
+    /// The header API keys are read from (lower case).
+    pub fn key_header(&self) -> &str {
+        self.auth.header()
+    }
+
+    fn admit(&self, sender: Sender<'_>) -> Result<auth::Admitted, IngestError> {
+        match sender {
+            Sender::Client(value) => self.auth.admit(value),
+            Sender::Internal => self.auth.admit_internal(),
         }
     }
 
@@ -130,11 +166,14 @@ impl Receiver {
         &self,
         request: ExportTraceServiceRequest,
         raw: Option<Vec<u8>>,
+        sender: Sender<'_>,
     ) -> Result<ExportTraceServiceResponse, IngestError> {
+        let admitted = self.admit(sender)?;
         self.pipeline.accepting()?;
         let payload = raw.unwrap_or_else(|| request.encode_to_vec());
         let (spans, rejects) = convert_traces(request, &self.keys);
         let accepted = spans.len();
+        self.auth.charge(&admitted, accepted)?;
         let rows = Rows {
             spans,
             ..Rows::default()
@@ -154,11 +193,14 @@ impl Receiver {
         &self,
         request: ExportLogsServiceRequest,
         raw: Option<Vec<u8>>,
+        sender: Sender<'_>,
     ) -> Result<ExportLogsServiceResponse, IngestError> {
+        let admitted = self.admit(sender)?;
         self.pipeline.accepting()?;
         let payload = raw.unwrap_or_else(|| request.encode_to_vec());
         let (logs, rejects) = convert_logs(request, &self.keys);
         let accepted = logs.len();
+        self.auth.charge(&admitted, accepted)?;
         let rows = Rows {
             logs,
             ..Rows::default()
@@ -178,11 +220,14 @@ impl Receiver {
         &self,
         request: ExportMetricsServiceRequest,
         raw: Option<Vec<u8>>,
+        sender: Sender<'_>,
     ) -> Result<ExportMetricsServiceResponse, IngestError> {
+        let admitted = self.admit(sender)?;
         self.pipeline.accepting()?;
         let payload = raw.unwrap_or_else(|| request.encode_to_vec());
         let (metrics, rejects) = convert_metrics(request);
         let accepted = metrics.len();
+        self.auth.charge(&admitted, accepted)?;
         let rows = Rows {
             metrics,
             ..Rows::default()

@@ -4,6 +4,7 @@
 //! leaves the previous state.
 
 pub mod annotations;
+pub mod api_keys;
 pub mod postmortems;
 pub mod views;
 
@@ -14,7 +15,10 @@ use rusqlite::{Connection, OptionalExtension};
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
 /// Never edit a released migration: add the next one.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_initial.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_initial.sql"),
+    include_str!("migrations/0002_api_keys.sql"),
+];
 
 /// Longest name or title, in characters.
 pub const MAX_NAME_CHARS: usize = 200;
