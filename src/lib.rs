@@ -5,6 +5,7 @@
 //! index) → [`query`] → [`api`]. A lower layer never imports a higher one. ARCHITECTURE.md
 //! explains each layer.
 
+pub mod access;
 pub mod api;
 pub mod cli;
 pub mod compaction;

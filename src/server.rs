@@ -17,11 +17,11 @@ use crate::wal::Wal;
 
 /// Without authentication anyone who reaches a port can read or write everything, so the
 /// server only listens on loopback addresses unless `--insecure` says otherwise (and then
-/// warns). The OTLP ports may listen publicly once ingest needs API keys; the UI/API has no
-/// users yet, so it always needs `--insecure` to be public.
-fn check_exposure(config: &ServeConfig, ingest_keys: bool) -> anyhow::Result<()> {
+/// warns). The OTLP ports may listen publicly once ingest needs API keys, the UI/API once
+/// logins are required (some user exists).
+fn check_exposure(config: &ServeConfig, ingest_keys: bool, users: bool) -> anyhow::Result<()> {
     let public: Vec<String> = [
-        ("UI/API", config.http_addr, false),
+        ("UI/API", config.http_addr, users),
         ("OTLP/gRPC", config.otlp_grpc_addr, ingest_keys),
         ("OTLP/HTTP", config.otlp_http_addr, ingest_keys),
     ]
@@ -70,7 +70,9 @@ pub async fn run(
     let ingest_auth =
         crate::ingest::auth::IngestAuth::start(notebook.meta.clone(), &config.api_key_header)
             .await?;
-    check_exposure(&config, ingest_auth.enforced())?;
+    let access =
+        crate::access::Access::start(notebook.meta.clone(), notebook.form_token.clone()).await?;
+    check_exposure(&config, ingest_auth.enforced(), access.enforced())?;
     let index = Arc::new(
         BlockIndex::open(&data.join("index"))
             .with_context(|| format!("could not open index in {}", data.display()))?,
@@ -177,6 +179,11 @@ pub async fn run(
             "/readyz",
             axum::routing::get(move || readyz(data_dir.clone())),
         )
+        .merge(access.router())
+        .layer(axum::middleware::from_fn_with_state(
+            access.clone(),
+            crate::access::guard,
+        ))
         .layer(axum::middleware::from_fn(crate::hardening::guard));
     let api = axum::serve(http_listener, app).with_graceful_shutdown(stopped());
     let otlp_http = axum::serve(

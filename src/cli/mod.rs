@@ -1,6 +1,6 @@
 //! The command line: `serve`, `ingest`, `trace`, `logs`, `services`.
 
-mod api_keys;
+mod access;
 mod ingest_files;
 mod postmortem_export;
 mod remote;
@@ -50,6 +50,35 @@ pub enum ApiKeyCommand {
     },
     /// Revoke a key by name.
     Revoke {
+        name: String,
+        #[arg(long, env = "SIGHTLINE_DATA_DIR", default_value = "sightline-data")]
+        data_dir: PathBuf,
+    },
+}
+
+/// `sightline user …`: people who may log in to the UI and API, in the data dir's
+/// `meta.sqlite`. From the first user on, a login is required. Works while the server runs.
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add a user, or with `--replace` change one's role and password. The password is read
+    /// from the first line of standard input (`echo "$PW" | sightline user add ana`).
+    Add {
+        name: String,
+        #[arg(long, value_enum, default_value = "viewer")]
+        role: crate::meta::users::Role,
+        /// Change an existing user instead of failing.
+        #[arg(long)]
+        replace: bool,
+        #[arg(long, env = "SIGHTLINE_DATA_DIR", default_value = "sightline-data")]
+        data_dir: PathBuf,
+    },
+    /// List users and roles.
+    List {
+        #[arg(long, env = "SIGHTLINE_DATA_DIR", default_value = "sightline-data")]
+        data_dir: PathBuf,
+    },
+    /// Remove a user (and end their sessions).
+    Remove {
         name: String,
         #[arg(long, env = "SIGHTLINE_DATA_DIR", default_value = "sightline-data")]
         data_dir: PathBuf,
@@ -120,6 +149,11 @@ pub enum Command {
     Services {
         #[command(flatten)]
         addr: ApiAddr,
+    },
+    /// Add, list and remove users of the UI and API.
+    User {
+        #[command(subcommand)]
+        action: UserCommand,
     },
     /// Create, list and revoke API keys for OTLP ingest.
     Apikey {
@@ -207,7 +241,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             addr,
         } => remote::logs(&addr.api, &query, start, end, limit).await,
         Command::Services { addr } => remote::services(&addr.api).await,
-        Command::Apikey { action } => api_keys::run(action).await,
+        Command::Apikey { action } => access::run(action).await,
+        Command::User { action } => access::users(action).await,
         Command::Postmortem {
             action: PostmortemCommand::Export { id, out, addr },
         } => postmortem_export::run(&addr.api, id, &out).await,

@@ -6,6 +6,7 @@
 pub mod annotations;
 pub mod api_keys;
 pub mod postmortems;
+pub mod users;
 pub mod views;
 
 use std::path::Path;
@@ -18,6 +19,7 @@ use rusqlite::{Connection, OptionalExtension};
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_initial.sql"),
     include_str!("migrations/0002_api_keys.sql"),
+    include_str!("migrations/0003_users.sql"),
 ];
 
 /// Longest name or title, in characters.

@@ -8,7 +8,7 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 
-use super::forms::{meta_error, see_other, FormFields};
+use super::forms::{meta_error, see_other, FormFields, PageToken};
 use super::{format, message, render, SaveForm, WebState};
 use crate::meta::annotations::Annotation;
 use crate::meta::MetaError;
@@ -34,7 +34,7 @@ struct AnnotationsPage {
 
 const WEEK: i64 = 7 * 24 * 3600 * 1_000_000_000;
 
-async fn list(State(state): State<WebState>) -> Response {
+async fn list(State(state): State<WebState>, PageToken(token): PageToken) -> Response {
     let now = crate::meta::now_ns();
     match state
         .notebook
@@ -47,7 +47,7 @@ async fn list(State(state): State<WebState>) -> Response {
                 title: "Annotations".into(),
                 active: "views",
                 save: None,
-                token: state.notebook.form_token.to_string(),
+                token,
                 rows: all
                     .into_iter()
                     .rev()

@@ -28,6 +28,8 @@ pub struct SaveForm {
 /// Request-derived page chrome, taken by every page handler.
 pub struct PageChrome {
     url: String,
+    /// The token forms carry (the login session's, or the data dir's).
+    token: String,
     notebook: Notebook,
     /// False while rendering pinned evidence: that page is a copy and is not saved again.
     live: bool,
@@ -51,8 +53,14 @@ where
             .path_and_query()
             .map(|p| p.as_str().to_string())
             .unwrap_or_else(|| "/".into());
+        let token = parts
+            .extensions
+            .get::<crate::access::FormToken>()
+            .map(|t| t.0.clone())
+            .unwrap_or_else(|| state.notebook.form_token.to_string());
         Ok(PageChrome {
             url,
+            token,
             notebook: state.notebook,
             live: state.live,
         })
@@ -76,7 +84,7 @@ impl PageChrome {
             url: self.url.clone(),
             start,
             end,
-            token: self.notebook.form_token.to_string(),
+            token: self.token.clone(),
             has_range,
             relative,
         })

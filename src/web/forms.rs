@@ -6,19 +6,26 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 
 use super::message;
+use crate::access::FormToken;
 use crate::evidence::PinError;
 use crate::meta::MetaError;
 use crate::notebook::Notebook;
 
-/// The fields of a posted form, in order (repeated names allowed).
-pub struct FormFields(Vec<(String, String)>);
+/// The fields of a posted form, in order (repeated names allowed), and the token this request
+/// must carry (the login session's; empty when no login is configured).
+pub struct FormFields(Vec<(String, String)>, String);
 
 impl<S: Send + Sync> FromRequest<S> for FormFields {
     type Rejection = Response;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Response> {
+        let expected = req
+            .extensions()
+            .get::<FormToken>()
+            .map(|t| t.0.clone())
+            .unwrap_or_default();
         match axum::Form::<Vec<(String, String)>>::from_request(req, state).await {
-            Ok(axum::Form(fields)) => Ok(FormFields(fields)),
+            Ok(axum::Form(fields)) => Ok(FormFields(fields, expected)),
             Err(e) => Err(message(
                 StatusCode::BAD_REQUEST,
                 "Bad form",
@@ -50,7 +57,12 @@ impl FormFields {
 
     /// Checks the form token; a missing or wrong one is answered 403.
     pub fn check_token(&self, notebook: &Notebook) -> Result<(), Box<Response>> {
-        if self.get("token") == &*notebook.form_token {
+        let expected = if self.1.is_empty() {
+            &*notebook.form_token
+        } else {
+            self.1.as_str()
+        };
+        if !expected.is_empty() && self.get("token") == expected {
             Ok(())
         } else {
             Err(Box::new(message(
@@ -60,6 +72,33 @@ impl FormFields {
                  this data dir). Reload the page and submit it again.",
             )))
         }
+    }
+}
+
+/// The token a page's forms carry: the login session's, or the data dir's without logins.
+pub struct PageToken(pub String);
+
+impl<S> axum::extract::FromRequestParts<S> for PageToken
+where
+    super::WebState: axum::extract::FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(PageToken(match parts.extensions.get::<FormToken>() {
+            Some(t) => t.0.clone(),
+            None => {
+                use axum::extract::FromRef;
+                super::WebState::from_ref(state)
+                    .notebook
+                    .form_token
+                    .to_string()
+            }
+        }))
     }
 }
 

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 
-use super::forms::{meta_error, see_other, FormFields};
+use super::forms::{meta_error, see_other, FormFields, PageToken};
 use super::postmortem_export;
 use super::views_page::ViewRow;
 use super::{format, message, render, view_render, SaveForm, WebState};
@@ -40,14 +40,14 @@ struct ListPage {
     rows: Vec<(PostMortemSummary, String)>,
 }
 
-async fn list(State(state): State<WebState>) -> Response {
+async fn list(State(state): State<WebState>, PageToken(token): PageToken) -> Response {
     match state.notebook.meta.postmortems().await {
         Ok(all) => render(
             &ListPage {
                 title: "Post-mortems".into(),
                 active: "postmortems",
                 save: None,
-                token: state.notebook.form_token.to_string(),
+                token,
                 rows: all
                     .into_iter()
                     .map(|p| {
@@ -187,6 +187,7 @@ fn editor_of(pm: &PostMortem) -> Editor {
 
 async fn document(
     State(state): State<WebState>,
+    PageToken(token): PageToken,
     Path(file): Path<String>,
     headers: HeaderMap,
 ) -> Response {
@@ -216,7 +217,7 @@ async fn document(
     match state.notebook.meta.postmortem(id).await {
         Ok(pm) => {
             let editor = editor_of(&pm);
-            document_page(&state, pm, editor, None, StatusCode::OK).await
+            document_page(&state, token, pm, editor, None, StatusCode::OK).await
         }
         Err(e) => meta_error(e),
     }
@@ -237,6 +238,7 @@ pub fn base_url(headers: &HeaderMap) -> String {
 
 async fn document_page(
     state: &WebState,
+    token: String,
     pm: PostMortem,
     editor: Editor,
     conflict: Option<String>,
@@ -287,7 +289,7 @@ async fn document_page(
             title: pm.title.clone(),
             active: "postmortems",
             save: None,
-            token: nb.form_token.to_string(),
+            token,
             incident: incident_text(pm.incident_start, pm.incident_end),
             pm,
             views,
@@ -395,6 +397,7 @@ fn edit_of(form: &FormFields) -> Result<(PostMortemEdit, Editor), MetaError> {
 
 async fn act(
     State(state): State<WebState>,
+    PageToken(token): PageToken,
     Path((id, action)): Path<(i64, String)>,
     form: FormFields,
 ) -> Response {
@@ -427,8 +430,15 @@ async fn act(
                                 text: String::new(),
                                 done: false,
                             }));
-                            document_page(&state, current, editor, Some(m), StatusCode::CONFLICT)
-                                .await
+                            document_page(
+                                &state,
+                                token.clone(),
+                                current,
+                                editor,
+                                Some(m),
+                                StatusCode::CONFLICT,
+                            )
+                            .await
                         }
                         Err(e) => meta_error(e),
                     }

@@ -8,7 +8,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 
-use super::forms::{meta_error, pin_error, see_other, FormFields};
+use super::forms::{meta_error, pin_error, see_other, FormFields, PageToken};
 use super::view_render::{self, CONTENT_START};
 use super::{format, message, render, SaveForm, WebState};
 use crate::meta::postmortems::{PostMortemEdit, PostMortemSummary};
@@ -135,7 +135,11 @@ struct ViewDetailPage {
     postmortems: Vec<PostMortemSummary>,
 }
 
-async fn detail(State(state): State<WebState>, Path(id): Path<i64>) -> Response {
+async fn detail(
+    State(state): State<WebState>,
+    PageToken(token): PageToken,
+    Path(id): Path<i64>,
+) -> Response {
     let meta = &state.notebook.meta;
     let view = match meta.view(id).await {
         Ok(v) => v,
@@ -150,7 +154,7 @@ async fn detail(State(state): State<WebState>, Path(id): Path<i64>) -> Response 
             save: None,
             tags_text: view.tags.join(", "),
             view: ViewRow::of(&view),
-            token: state.notebook.form_token.to_string(),
+            token,
             used_by,
             postmortems,
         },

@@ -194,3 +194,23 @@ impl Server {
             .expect("OTLP/HTTP reachable")
     }
 }
+
+/// Starts `sightline serve` on `data` with exactly `args`, waits until it says ready (or
+/// exits), kills it and tells whether it got ready — for checks of what a server accepts.
+pub fn starts_with_args(data: &Path, args: &[&str]) -> bool {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sightline"))
+        .args(["serve", "--data-dir"])
+        .arg(data)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn sightline");
+    let ready = BufReader::new(child.stdout.take().expect("stdout"))
+        .lines()
+        .map_while(Result::ok)
+        .any(|l| l.starts_with("ready "));
+    let _ = child.kill();
+    let _ = child.wait();
+    ready
+}

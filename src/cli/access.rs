@@ -1,14 +1,48 @@
-//! `sightline apikey create|list|revoke`: ingest keys in the data dir's metadata store.
+//! `sightline apikey create|list|revoke` and `sightline user add|list|remove`: ingest keys
+//! and UI/API users in the data dir's metadata store.
 
-use super::ApiKeyCommand;
+use std::path::Path;
+
+use super::{ApiKeyCommand, UserCommand};
 use crate::meta::MetaStore;
+
+fn open(dir: &Path) -> anyhow::Result<MetaStore> {
+    std::fs::create_dir_all(dir)?;
+    Ok(MetaStore::open(dir)?)
+}
+
+/// Runs one `user` command.
+pub async fn users(command: UserCommand) -> anyhow::Result<()> {
+    match command {
+        UserCommand::Add {
+            name,
+            role,
+            replace,
+            data_dir,
+        } => {
+            let mut password = String::new();
+            std::io::stdin().read_line(&mut password)?;
+            let password = password.trim_end_matches(['\r', '\n']);
+            let user = open(&data_dir)?
+                .put_user(&name, role, password, replace)
+                .await?;
+            println!("{} is a {}", user.name, user.role.as_str());
+        }
+        UserCommand::List { data_dir } => {
+            for u in open(&data_dir)?.users().await? {
+                println!("{:<24} {}", u.name, u.role.as_str());
+            }
+        }
+        UserCommand::Remove { name, data_dir } => {
+            open(&data_dir)?.remove_user(&name).await?;
+            println!("removed {name:?}");
+        }
+    }
+    Ok(())
+}
 
 /// Runs one `apikey` command.
 pub async fn run(command: ApiKeyCommand) -> anyhow::Result<()> {
-    let open = |dir: &std::path::Path| -> anyhow::Result<MetaStore> {
-        std::fs::create_dir_all(dir)?;
-        Ok(MetaStore::open(dir)?)
-    };
     match command {
         ApiKeyCommand::Create {
             name,
