@@ -42,16 +42,23 @@ pub struct Access {
     meta: MetaStore,
     open_token: Arc<str>,
     users_exist: Arc<AtomicBool>,
+    /// The UI is served over TLS: session cookies get `Secure`.
+    secure: bool,
 }
 
 impl Access {
     /// Starts watching whether users exist (users added while running apply within seconds).
-    pub async fn start(meta: MetaStore, open_token: Arc<str>) -> anyhow::Result<Access> {
+    pub async fn start(
+        meta: MetaStore,
+        open_token: Arc<str>,
+        secure: bool,
+    ) -> anyhow::Result<Access> {
         let users_exist = Arc::new(AtomicBool::new(meta.has_users().await?));
         let access = Access {
             meta: meta.clone(),
             open_token,
             users_exist: users_exist.clone(),
+            secure,
         };
         let weak = Arc::downgrade(&users_exist);
         tokio::spawn(async move {
@@ -254,8 +261,9 @@ async fn login(State(access): State<Access>, Form(form): Form<LoginForm>) -> Res
         Ok(Some(user)) => match access.meta.create_session(&user.name).await {
             Ok(token) => {
                 let cookie = format!(
-                    "{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
-                    SESSION_LENGTH.as_secs()
+                    "{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
+                    SESSION_LENGTH.as_secs(),
+                    if access.secure { "; Secure" } else { "" }
                 );
                 let mut response = Redirect::to(&safe_next(&form.next)).into_response();
                 if let Ok(v) = HeaderValue::from_str(&cookie) {

@@ -83,6 +83,15 @@ pub struct ServeArgs {
     /// Longest time range one query may cover, in days (0 = no limit) [default: 31].
     #[arg(long, env = "SIGHTLINE_MAX_QUERY_DAYS")]
     pub max_query_days: Option<u64>,
+    /// PEM certificate chain: with `--tls-key`, every listener speaks TLS.
+    #[arg(long, env = "SIGHTLINE_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `--tls-cert`.
+    #[arg(long, env = "SIGHTLINE_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA certificates: OTLP clients must present a certificate signed by one of them.
+    #[arg(long, env = "SIGHTLINE_TLS_CLIENT_CA")]
+    pub tls_client_ca: Option<PathBuf>,
     /// Header OTLP clients send their API key in; `authorization` means
     /// `Authorization: Bearer <key>` [default: authorization].
     #[arg(long, env = "SIGHTLINE_API_KEY_HEADER")]
@@ -121,6 +130,7 @@ pub struct ServeConfig {
     pub max_query_range: Option<Duration>,
     pub insecure: bool,
     pub api_key_header: String,
+    pub tls: Option<crate::tls::TlsFiles>,
     pub retention: crate::retention::RetentionPolicy,
     pub compaction_interval: Duration,
     pub instance_down_after: Duration,
@@ -195,6 +205,21 @@ impl ServeArgs {
                 .filter(|d| *d > 0)
                 .map(|d| Duration::from_secs(d * 24 * 3600)),
             insecure: self.insecure || file.insecure,
+            tls: match (
+                self.tls_cert.or(file.tls_cert),
+                self.tls_key.or(file.tls_key),
+                self.tls_client_ca.or(file.tls_client_ca),
+            ) {
+                (Some(cert), Some(key), client_ca) => Some(crate::tls::TlsFiles {
+                    cert,
+                    key,
+                    client_ca,
+                }),
+                (None, None, None) => None,
+                _ => anyhow::bail!(
+                    "TLS needs both --tls-cert and --tls-key (and --tls-client-ca only with them)"
+                ),
+            },
             api_key_header: self
                 .api_key_header
                 .or(file.api_key_header)

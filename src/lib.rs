@@ -28,5 +28,6 @@ pub mod rollup;
 pub mod server;
 pub mod store;
 pub mod telemetry;
+pub mod tls;
 pub mod wal;
 pub mod web;

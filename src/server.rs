@@ -15,6 +15,28 @@ use crate::query::QueryEngine;
 use crate::store::Store;
 use crate::wal::Wal;
 
+/// Serves `app` on `listener`, over TLS when a configuration is given, until `shutdown`.
+fn serve_http(
+    listener: TcpListener,
+    tls: Option<std::sync::Arc<tokio_rustls::rustls::ServerConfig>>,
+    app: axum::Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<futures::future::BoxFuture<'static, std::io::Result<()>>> {
+    use std::future::IntoFuture;
+    Ok(match tls {
+        None => Box::pin(
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .into_future(),
+        ),
+        Some(config) => Box::pin(
+            axum::serve(crate::tls::TlsListener::new(listener, config)?, app)
+                .with_graceful_shutdown(shutdown)
+                .into_future(),
+        ),
+    })
+}
+
 /// Without authentication anyone who reaches a port can read or write everything, so the
 /// server only listens on loopback addresses unless `--insecure` says otherwise (and then
 /// warns). The OTLP ports may listen publicly once ingest needs API keys, the UI/API once
@@ -51,6 +73,8 @@ fn check_exposure(config: &ServeConfig, ingest_keys: bool, users: bool) -> anyho
 /// The addresses a started server actually listens on (ports may have been picked by the OS).
 #[derive(Debug, Clone, Copy)]
 pub struct BoundAddrs {
+    /// Whether the listeners speak TLS.
+    pub tls: bool,
     pub http: SocketAddr,
     pub otlp_grpc: SocketAddr,
     pub otlp_http: SocketAddr,
@@ -70,8 +94,27 @@ pub async fn run(
     let ingest_auth =
         crate::ingest::auth::IngestAuth::start(notebook.meta.clone(), &config.api_key_header)
             .await?;
-    let access =
-        crate::access::Access::start(notebook.meta.clone(), notebook.form_token.clone()).await?;
+    let access = crate::access::Access::start(
+        notebook.meta.clone(),
+        notebook.form_token.clone(),
+        config.tls.is_some(),
+    )
+    .await?;
+    let ui_tls = config
+        .tls
+        .as_ref()
+        .map(|f| crate::tls::server_config(f, false))
+        .transpose()?;
+    let ingest_tls = config
+        .tls
+        .as_ref()
+        .map(|f| crate::tls::server_config(f, true))
+        .transpose()?;
+    let grpc_tls = config
+        .tls
+        .as_ref()
+        .map(crate::tls::grpc_config)
+        .transpose()?;
     check_exposure(&config, ingest_auth.enforced(), access.enforced())?;
     let index = Arc::new(
         BlockIndex::open(&data.join("index"))
@@ -156,6 +199,7 @@ pub async fn run(
     let grpc_listener = bind(config.otlp_grpc_addr, "OTLP/gRPC").await?;
     let otlp_http_listener = bind(config.otlp_http_addr, "OTLP/HTTP").await?;
     let addrs = BoundAddrs {
+        tls: config.tls.is_some(),
         http: http_listener.local_addr()?,
         otlp_grpc: grpc_listener.local_addr()?,
         otlp_http: otlp_http_listener.local_addr()?,
@@ -185,13 +229,20 @@ pub async fn run(
             crate::access::guard,
         ))
         .layer(axum::middleware::from_fn(crate::hardening::guard));
-    let api = axum::serve(http_listener, app).with_graceful_shutdown(stopped());
-    let otlp_http = axum::serve(
+    let api = serve_http(http_listener, ui_tls, app, stopped())?;
+    let otlp_http = serve_http(
         otlp_http_listener,
+        ingest_tls,
         ingest::http::router(receiver.clone(), config.max_body_bytes),
-    )
-    .with_graceful_shutdown(stopped());
-    let grpc = ingest::grpc::serve(grpc_listener, receiver, config.max_body_bytes, stopped());
+        stopped(),
+    )?;
+    let grpc = ingest::grpc::serve(
+        grpc_listener,
+        receiver,
+        config.max_body_bytes,
+        grpc_tls,
+        stopped(),
+    );
     let servers = tokio::spawn(async move {
         let (a, b, c) = tokio::join!(
             async { api.await.context("UI/API server") },

@@ -214,12 +214,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 config,
                 |addrs| {
                     println!("sightline is running");
-                    println!("  UI and API   http://{}", addrs.http);
+                    let scheme = if addrs.tls { "https" } else { "http" };
+                    println!("  UI and API   {scheme}://{}", addrs.http);
                     println!("  OTLP gRPC    {}", addrs.otlp_grpc);
-                    println!("  OTLP HTTP    http://{}", addrs.otlp_http);
+                    println!("  OTLP HTTP    {scheme}://{}", addrs.otlp_http);
                     // One machine-readable line for scripts and tests.
                     println!(
-                        "ready api=http://{} otlp_grpc=http://{} otlp_http=http://{}",
+                        "ready api={scheme}://{} otlp_grpc={scheme}://{} otlp_http={scheme}://{}",
                         addrs.http, addrs.otlp_grpc, addrs.otlp_http
                     );
                 },

@@ -155,11 +155,12 @@ fn otlp_status_codes<B>(mut response: http::Response<B>) -> http::Response<B> {
     response
 }
 
-/// Serves OTLP/gRPC on `listener` until `shutdown` resolves.
+/// Serves OTLP/gRPC on `listener` (over TLS when configured) until `shutdown` resolves.
 pub async fn serve(
     listener: TcpListener,
     receiver: Receiver,
     max_message_bytes: usize,
+    tls: Option<tonic::transport::ServerTlsConfig>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
     let traces = TraceServiceServer::new(receiver.clone())
@@ -174,7 +175,11 @@ pub async fn serve(
         .accept_compressed(CompressionEncoding::Gzip)
         .send_compressed(CompressionEncoding::Gzip)
         .max_decoding_message_size(max_message_bytes);
-    tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = tls {
+        builder = builder.tls_config(tls)?;
+    }
+    builder
         .layer(tower::util::MapResponseLayer::new(otlp_status_codes))
         .add_service(traces)
         .add_service(logs)
