@@ -21,7 +21,9 @@ async fn acknowledged_records_survive_repeated_sigkill() {
         .unwrap_or(5);
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    // Small flushes so kills also land during Parquet writes and index commits.
+    // Small flushes so kills also land during Parquet writes and index commits; compaction
+    // every second and retention (which runs at every start) deleting the two-day-old records
+    // each round sends, so kills also land in those.
     let flags = [
         "--flush-rows",
         "300",
@@ -29,7 +31,12 @@ async fn acknowledged_records_survive_repeated_sigkill() {
         "200",
         "--row-group-rows",
         "100",
+        "--compaction-interval-secs",
+        "1",
+        "--retention-hours-logs",
+        "24",
     ];
+    let two_days_ago = common::otlp::now_ns() - 2 * 24 * 3600 * 1_000_000_000;
     let mut rng = fastrand::Rng::with_seed(7);
     let http = reqwest::Client::new();
     let per_batch = 20usize;
@@ -39,6 +46,16 @@ async fn acknowledged_records_survive_repeated_sigkill() {
     let mut pending: Option<u64> = None;
     for round in 0..=kills {
         let server = Server::start_with(&data, &flags);
+        let mut expired = logs("expired", "old", &["past retention".to_string()]);
+        for r in &mut expired.resource_logs[0].scope_logs[0].log_records {
+            r.time_unix_nano = two_days_ago;
+        }
+        let _ = http
+            .post(format!("{}/v1/logs", server.otlp_http))
+            .header("content-type", "application/x-protobuf")
+            .body(expired.encode_to_vec())
+            .send()
+            .await;
         let run_for = Duration::from_millis(rng.u64(300..1500));
         let started = Instant::now();
         while started.elapsed() < run_for {
@@ -108,7 +125,7 @@ async fn acknowledged_records_survive_repeated_sigkill() {
     }
 
     // Count records per batch through every page of the search.
-    let server = Server::start(&data);
+    let server = Server::start_with(&data, &flags);
     let mut per_batch_count: BTreeMap<String, usize> = BTreeMap::new();
     let mut cursor: Option<String> = None;
     loop {
@@ -128,6 +145,12 @@ async fn acknowledged_records_survive_repeated_sigkill() {
             None => break,
         }
     }
+    // Retention removed every expired record, whatever the kills interrupted.
+    server
+        .wait_for("/api/v1/logs?q=service:expired", |b| {
+            b["logs"].as_array().is_some_and(|l| l.is_empty())
+        })
+        .await;
     server.stop();
     let mut lost = Vec::new();
     let mut doubled = Vec::new();
