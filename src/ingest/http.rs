@@ -150,6 +150,19 @@ macro_rules! otlp_handler {
             headers: HeaderMap,
             body: Bytes,
         ) -> Response {
+            let key = headers
+                .get(state.receiver.key_header())
+                .and_then(|v| v.to_str().ok());
+            if let Err(error) = state.receiver.precheck(crate::ingest::Sender::Client(key)) {
+                // Answer in the request's encoding when it names one, else protobuf.
+                let encoding = Encoding::from_content_type(
+                    headers
+                        .get(header::CONTENT_TYPE)
+                        .and_then(|v| v.to_str().ok()),
+                )
+                .unwrap_or(Encoding::Protobuf);
+                return error_response(error, encoding);
+            }
             let (request, raw) = match decode_body::<$request>(&headers, body, state.max_body_bytes)
             {
                 Ok(decoded) => decoded,
@@ -160,9 +173,6 @@ macro_rules! otlp_handler {
             } else {
                 Encoding::Json
             };
-            let key = headers
-                .get(state.receiver.key_header())
-                .and_then(|v| v.to_str().ok());
             match state
                 .receiver
                 .$method(request, raw, crate::ingest::Sender::Client(key))

@@ -153,6 +153,12 @@ impl Receiver {
         self.auth.header()
     }
 
+    /// The checks that need no body (key, load), so a transport can refuse before decoding.
+    pub fn precheck(&self, sender: Sender<'_>) -> Result<(), IngestError> {
+        self.admit(sender)?;
+        Ok(self.pipeline.accepting()?)
+    }
+
     fn admit(&self, sender: Sender<'_>) -> Result<auth::Admitted, IngestError> {
         match sender {
             Sender::Client(value) => self.auth.admit(value),
