@@ -9,6 +9,7 @@ pub mod access;
 pub mod api;
 pub mod cli;
 pub mod compaction;
+pub mod compat;
 pub mod config;
 pub mod demo;
 pub mod evidence;

@@ -214,6 +214,7 @@ pub async fn run(
     };
     let data_dir = data.clone();
     let app = crate::api::router(engine.clone(), notebook.clone())
+        .merge(crate::compat::jaeger::router(engine.clone()))
         .merge(crate::web::router(engine, notebook))
         .route(
             "/metrics",
