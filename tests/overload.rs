@@ -14,7 +14,7 @@ use common::Server;
 use prost::Message;
 use regex::Regex;
 
-const LIMIT: u64 = 512 << 20;
+const LIMIT: u64 = 384 << 20;
 const BATCH: usize = 200;
 
 fn rss_of(pid: u32, field: &str) -> u64 {
@@ -80,7 +80,7 @@ async fn three_times_the_sustainable_rate_for_a_minute() {
     let limit = LIMIT.to_string();
     let server = Server::start_with(
         &dir.path().join("data"),
-        &["--max-rss-bytes", &limit, "--flush-rows", "20000"],
+        &["--max-rss-bytes", &limit, "--flush-rows", "50000"],
     );
     let pid = server.pid();
     let url = format!("{}/v1/logs", server.otlp_http);
@@ -151,6 +151,18 @@ async fn three_times_the_sustainable_rate_for_a_minute() {
         peak_rss >> 20,
         LIMIT >> 20
     );
+    let metrics = reqwest::get(format!("{}/metrics", server.api))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in metrics
+        .lines()
+        .filter(|l| l.contains("refused") && !l.starts_with('#'))
+    {
+        eprintln!("overload: {line}");
+    }
     let health = reqwest::get(format!("{}/healthz", server.api))
         .await
         .unwrap();

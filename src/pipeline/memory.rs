@@ -1,8 +1,10 @@
 //! The memory watcher: measures the process's resident memory and, at the configured limit,
 //! makes the pipeline refuse exports as retryable until flushing has freed memory.
 //!
-//! Refusal starts at 90 % of the limit, so the requests already accepted fit under it, and
-//! ends below 75 % — or once nothing is left in memory to flush: the allocator may keep freed
+//! Refusal starts at 75 % of the limit, leaving room for the requests already accepted (the
+//! in-flight byte budget is also capped to an eighth of the limit) and for the flush that
+//! frees memory (Parquet encoding and indexing allocate while they run), and ends below
+//! 60 % — or once nothing is left in memory to flush: the allocator may keep freed
 //! pages resident, and new rows reuse them, so waiting longer would refuse forever.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,7 +26,7 @@ pub fn resident_bytes() -> Option<u64> {
 
 /// Runs forever; `full` holds the resident bytes while exports are refused, else 0.
 pub async fn watch(live: Arc<LiveData>, full: Arc<AtomicU64>, limit: u64) {
-    let (high, low) = (limit / 10 * 9, limit / 4 * 3);
+    let (high, low) = (limit / 4 * 3, limit / 5 * 3);
     if resident_bytes().is_none() {
         tracing::warn!("cannot read this process's resident memory: --max-rss-bytes has no effect");
         return;

@@ -158,7 +158,15 @@ impl Pipeline {
                 .name("wal-writer".into())
                 .spawn(move || writer::run(rx, wal, live, flush_tx, config, rt, pressure))?
         };
-        let budget = Arc::new(Semaphore::new(permits_for(config.inflight_bytes) as usize));
+        // Requests waiting for the WAL are memory too: under a memory limit they may take an
+        // eighth of it.
+        let inflight = match config.max_rss_bytes {
+            0 => config.inflight_bytes,
+            limit => config
+                .inflight_bytes
+                .min(usize::try_from(limit / 8).unwrap_or(usize::MAX)),
+        };
+        let budget = Arc::new(Semaphore::new(permits_for(inflight) as usize));
         let disk_used = Arc::new(AtomicU64::new(0));
         if config.disk_budget_bytes > 0 {
             tokio::spawn(watch_disk(
