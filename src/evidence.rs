@@ -85,7 +85,7 @@ impl Pins {
             std::fs::remove_dir_all(&final_dir).map_err(|e| PinError::Write(e.into()))?;
         }
         std::fs::rename(&staging, &final_dir).map_err(|e| PinError::Write(e.into()))?;
-        let bytes = dir_size(&final_dir);
+        let bytes = crate::pipeline::dir_size(&final_dir);
         let pin = Pin {
             pinned_at: crate::meta::now_ns(),
             rows,
@@ -152,18 +152,4 @@ fn trace_id_of(url: &str) -> Result<TraceId, PinError> {
             "the view's trace id {id:?} is invalid: {e}"
         )))
     })
-}
-
-fn dir_size(dir: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|e| match e.metadata() {
-            Ok(m) if m.is_dir() => dir_size(&e.path()),
-            Ok(m) => m.len(),
-            Err(_) => 0,
-        })
-        .sum()
 }

@@ -23,6 +23,15 @@ impl Status {
             Status::Final => "final",
         }
     }
+
+    /// Inverse of [`Status::as_str`]; anything else is a draft.
+    fn parse(s: &str) -> Status {
+        if s == "final" {
+            Status::Final
+        } else {
+            Status::Draft
+        }
+    }
 }
 
 /// A view in a post-mortem, with the note that explains it there.
@@ -151,11 +160,7 @@ fn get_in(tx: &Transaction, id: i64) -> Result<PostMortem, MetaError> {
                 Ok(PostMortem {
                     id: r.get(0)?,
                     title: r.get(1)?,
-                    status: if status == "final" {
-                        Status::Final
-                    } else {
-                        Status::Draft
-                    },
+                    status: Status::parse(&status),
                     incident_start: r.get(3)?,
                     incident_end: r.get(4)?,
                     impact: r.get(5)?,
@@ -313,11 +318,7 @@ impl MetaStore {
                     Ok(PostMortemSummary {
                         id: r.get(0)?,
                         title: r.get(1)?,
-                        status: if status == "final" {
-                            Status::Final
-                        } else {
-                            Status::Draft
-                        },
+                        status: Status::parse(&status),
                         incident_start: r.get(3)?,
                         incident_end: r.get(4)?,
                         views: r.get(5)?,

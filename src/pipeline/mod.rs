@@ -281,7 +281,7 @@ async fn watch_disk(dir: PathBuf, used: Arc<AtomicU64>, budget: u64) {
 }
 
 /// Total size of the files under `dir`.
-fn dir_size(dir: &std::path::Path) -> u64 {
+pub fn dir_size(dir: &std::path::Path) -> u64 {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return 0;
     };
