@@ -257,7 +257,17 @@ pub async fn run(
     shutdown.await;
     tracing::info!("shutting down: no new exports; flushing buffered data");
     let _ = stop_tx.send(true);
-    let served = servers.await.context("server task panicked")?;
+    // Connections get a few seconds to finish their requests; one that does not (a client
+    // that never reads its answer) must not keep the process from exiting.
+    let mut servers = servers;
+    let served = match tokio::time::timeout(SHUTDOWN_DRAIN_LIMIT, &mut servers).await {
+        Ok(joined) => joined.context("server task panicked")?,
+        Err(_) => {
+            tracing::warn!("connections still open after the drain limit; closing them");
+            servers.abort();
+            Ok(())
+        }
+    };
     // Every Receiver (and so every Pipeline handle) is gone with the servers: the writer
     // sees its queue close, freezes the rest, and the flusher stores it. If that takes too
     // long, stop anyway: everything acknowledged is in the WAL and is replayed on start.
@@ -305,8 +315,11 @@ async fn compaction_loop(
     }
 }
 
+/// Longest a graceful shutdown waits for open connections to finish their requests.
+const SHUTDOWN_DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_secs(4);
+
 /// Longest a graceful shutdown waits for the final flush.
-const SHUTDOWN_FLUSH_LIMIT: std::time::Duration = std::time::Duration::from_secs(8);
+const SHUTDOWN_FLUSH_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Ready when the WAL is replayed (it is, once the listeners answer) and the data dir takes
 /// writes.
