@@ -103,6 +103,17 @@ impl TimeParams {
     }
 }
 
+impl TimeParams {
+    /// The window at `now`, or — for pages that still render with a message — the default
+    /// window and what was wrong with the given one.
+    pub fn resolve_or_default(&self, now: i64) -> (TimeWindow, Option<String>) {
+        match self.resolve(now) {
+            Ok(w) => (w, None),
+            Err(e) => (TimeWindow::default_at(now), Some(e)),
+        }
+    }
+}
+
 impl TimeWindow {
     /// The default relative window ending at `now`, used when the URL's window is invalid.
     pub fn default_at(now: i64) -> TimeWindow {

@@ -74,10 +74,7 @@ pub async fn handler(
         to: form.to.clone(),
     };
     let now = now_nano();
-    let (window, mut error) = match params.resolve(now) {
-        Ok(w) => (w, None),
-        Err(e) => (TimeWindow::default_at(now), Some(e)),
-    };
+    let (window, mut error) = params.resolve_or_default(now);
     let metrics = engine.metric_names_of("").await.unwrap_or_default();
     let services = engine.services().into_iter().map(|s| s.name).collect();
     let mut page = ExplorePage {

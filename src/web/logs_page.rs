@@ -110,10 +110,7 @@ pub async fn handler(
         to: form.to.clone(),
     };
     let now = now_nano();
-    let (window, mut error) = match params.resolve(now) {
-        Ok(w) => (w, None),
-        Err(e) => (TimeWindow::default_at(now), Some(e)),
-    };
+    let (window, mut error) = params.resolve_or_default(now);
     let mut page = LogsPage {
         title: "Logs".into(),
         active: "logs",

@@ -148,10 +148,7 @@ pub async fn handler(
         to: form.to.clone(),
     };
     let services = engine.services().into_iter().map(|s| s.name).collect();
-    let (window, mut error) = match params.resolve(now_nano()) {
-        Ok(w) => (w, None),
-        Err(e) => (TimeWindow::default_at(now_nano()), Some(e)),
-    };
+    let (window, mut error) = params.resolve_or_default(now_nano());
     let mut results = Vec::new();
     if error.is_none() {
         match to_search(&form, &window) {
