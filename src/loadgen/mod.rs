@@ -3,6 +3,7 @@
 //! export latency. `--fill N` loads N records as fast as the server takes them.
 
 pub mod payload;
+mod queries;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -65,6 +66,19 @@ pub struct LoadgenArgs {
     /// Build and encode payloads but send nothing: the generator's own ceiling.
     #[arg(long)]
     pub null_sink: bool,
+    /// Time queries instead of sending data: trace by id, logs by correlation id, full text,
+    /// service map, RED overview, metric range, over ids sampled from the server's data.
+    #[arg(long)]
+    pub queries: bool,
+    /// The server's web/API address, for `--queries`.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub api: String,
+    /// Requests per query kind, for `--queries`.
+    #[arg(long, default_value_t = 200)]
+    pub query_runs: usize,
+    /// With `--queries`: look this trace up before anything else (the cold query).
+    #[arg(long)]
+    pub cold_trace_id: Option<String>,
 }
 
 /// Counters shared by the workers and the reporter.
@@ -98,6 +112,8 @@ struct Payloads {
     traces: Vec<ExportTraceServiceRequest>,
     logs: Vec<ExportLogsServiceRequest>,
     metrics: Vec<ExportMetricsServiceRequest>,
+    /// The time the payloads are stamped with; each send moves them to its own time.
+    built_at: u64,
 }
 
 /// Outcome of one export.
@@ -116,6 +132,9 @@ fn now_ns() -> u64 {
 
 /// Runs the load and prints a line per second and a final report.
 pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
+    if args.queries {
+        return queries::run(&args.api, args.query_runs, args.cold_trace_id.as_deref()).await;
+    }
     let endpoint = args
         .endpoint
         .clone()
@@ -135,6 +154,7 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
         metrics: (0..variants)
             .map(|i| payload::metrics(i, args.batch, now))
             .collect(),
+        built_at: now,
     });
     let stats = Arc::new(Stats::default());
     let stop = Arc::new(AtomicBool::new(false));
@@ -210,9 +230,11 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
         "records acknowledged  {acked} in {secs:.1} s = {:.0} records/s",
         acked as f64 / secs
     );
+    let bytes = stats.bytes.load(Ordering::Relaxed);
     println!(
-        "bytes sent            {:.1} MB/s",
-        stats.bytes.load(Ordering::Relaxed) as f64 / secs / 1e6
+        "OTLP protobuf bytes   {:.1} MB/s, {bytes} acknowledged in all ({:.0} B/record)",
+        bytes as f64 / secs / 1e6,
+        bytes as f64 / acked.max(1) as f64
     );
     println!(
         "export latency        p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms",
@@ -325,6 +347,7 @@ async fn send(
     batch: u64,
     protocol: LoadProtocol,
 ) -> (Sent, u64) {
+    let shift = now_ns().saturating_sub(p.built_at);
     let grpc_outcome = |r: Result<u64, tonic::Status>| match r {
         Ok(rejected) => Sent::Ok { rejected },
         Err(s)
@@ -340,7 +363,7 @@ async fn send(
     match signal {
         LoadSignal::Traces | LoadSignal::Mix => {
             let mut req = p.traces[variant].clone();
-            payload::refresh_trace_ids(&mut req, batch);
+            payload::refresh_trace_ids(&mut req, batch, shift);
             let bytes = req.encoded_len() as u64;
             let outcome = match client {
                 Client::Null => {
@@ -366,7 +389,7 @@ async fn send(
         }
         LoadSignal::Logs => {
             let mut req = p.logs[variant].clone();
-            payload::refresh_log_ids(&mut req, batch);
+            payload::refresh_log_ids(&mut req, batch, shift);
             let bytes = req.encoded_len() as u64;
             let outcome = match client {
                 Client::Null => {
@@ -391,7 +414,8 @@ async fn send(
             (outcome, bytes)
         }
         LoadSignal::Metrics => {
-            let req = p.metrics[variant].clone();
+            let mut req = p.metrics[variant].clone();
+            payload::refresh_metric_times(&mut req, shift);
             let bytes = req.encoded_len() as u64;
             let outcome = match client {
                 Client::Null => {

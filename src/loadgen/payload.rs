@@ -184,9 +184,11 @@ pub fn metrics(seed: u64, n: usize, now: u64) -> ExportMetricsServiceRequest {
     }
 }
 
-/// Gives every span (and its parent) and every log record a fresh id derived from `batch`,
-/// so repeated sends of one prebuilt request are distinct records.
-pub fn refresh_trace_ids(request: &mut ExportTraceServiceRequest, batch: u64) {
+/// Makes a prebuilt request into a new batch: fresh trace, span and correlation ids derived
+/// from `batch` (so repeated sends are distinct records, and a correlation id names one
+/// request, not thousands), and every time moved forward by `shift_nano` (so a long run
+/// spreads over time the way real traffic does, instead of piling up at the start instant).
+pub fn refresh_trace_ids(request: &mut ExportTraceServiceRequest, batch: u64, shift_nano: u64) {
     for span in request
         .resource_spans
         .iter_mut()
@@ -198,11 +200,17 @@ pub fn refresh_trace_ids(request: &mut ExportTraceServiceRequest, batch: u64) {
         if !span.parent_span_id.is_empty() {
             stamp(&mut span.parent_span_id, batch);
         }
+        span.start_time_unix_nano += shift_nano;
+        span.end_time_unix_nano += shift_nano;
+        for event in &mut span.events {
+            event.time_unix_nano += shift_nano;
+        }
+        stamp_correlation_id(&mut span.attributes, batch);
     }
 }
 
 /// See [`refresh_trace_ids`].
-pub fn refresh_log_ids(request: &mut ExportLogsServiceRequest, batch: u64) {
+pub fn refresh_log_ids(request: &mut ExportLogsServiceRequest, batch: u64, shift_nano: u64) {
     for record in request
         .resource_logs
         .iter_mut()
@@ -211,6 +219,24 @@ pub fn refresh_log_ids(request: &mut ExportLogsServiceRequest, batch: u64) {
     {
         stamp(&mut record.trace_id, batch);
         stamp(&mut record.span_id, batch);
+        record.time_unix_nano += shift_nano;
+        stamp_correlation_id(&mut record.attributes, batch);
+    }
+}
+
+/// Moves every metric point forward by `shift_nano` (see [`refresh_trace_ids`]).
+pub fn refresh_metric_times(request: &mut ExportMetricsServiceRequest, shift_nano: u64) {
+    for metric in request
+        .resource_metrics
+        .iter_mut()
+        .flat_map(|r| r.scope_metrics.iter_mut())
+        .flat_map(|s| s.metrics.iter_mut())
+    {
+        if let Some(Data::Gauge(g)) = &mut metric.data {
+            for point in &mut g.data_points {
+                point.time_unix_nano += shift_nano;
+            }
+        }
     }
 }
 
@@ -220,5 +246,21 @@ fn stamp(id: &mut [u8], batch: u64) {
     }
     if id.iter().all(|b| *b == 0) {
         id[0] = 1;
+    }
+}
+
+/// Replaces the first 8 hex digits of the `correlation_id` uuid with the batch number: the
+/// rest of the uuid differs per record of a prebuilt request, so the result is unique.
+fn stamp_correlation_id(attributes: &mut [KeyValue], batch: u64) {
+    let Some(any_value::Value::StringValue(id)) = attributes
+        .iter_mut()
+        .find(|kv| kv.key == "correlation_id")
+        .and_then(|kv| kv.value.as_mut())
+        .and_then(|v| v.value.as_mut())
+    else {
+        return;
+    };
+    if id.len() >= 8 && id.is_char_boundary(8) {
+        id.replace_range(..8, &format!("{:08x}", batch as u32));
     }
 }
