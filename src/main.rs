@@ -18,7 +18,11 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(sightline::cli::run(cli)) {
+    let result = runtime.block_on(sightline::cli::run(cli));
+    // A server whose final flush ran out of time leaves the flusher running: do not wait
+    // for it (what it had not stored is in the WAL and is replayed on the next start).
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
