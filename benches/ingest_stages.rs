@@ -1,23 +1,28 @@
 //! Each ingest stage on its own, on realistic payloads (see BENCHMARKS.md for figures):
 //! OTLP decode, conversion to rows, WAL append with and without fsync, Parquet encode, and
-//! block indexing, on the load generator's payloads. Bounded so the suite finishes in a few
-//! minutes: `cargo bench`.
+//! block indexing, on the load generator's payloads. Decode, convert and WAL work per export
+//! request (1 000 records); Parquet and the index per block of 16 384 rows, as the server
+//! flushes them (per-file costs would dominate smaller blocks). Bounded so the suite
+//! finishes in a few minutes: `cargo bench`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 use sightline::index::{block, BlockIndex};
-use sightline::ingest::{convert_logs, convert_traces, CorrelationKeys};
+use sightline::ingest::{convert_logs, convert_metrics, convert_traces, CorrelationKeys};
 use sightline::loadgen::payload;
 use sightline::model::Signal;
 use sightline::store::Store;
 use sightline::wal::{SyncPolicy, Wal};
 
 const BATCH: usize = 1000;
+/// Rows per Parquet file / index block in the storage stages.
+const BLOCK: usize = 16_384;
 const NOW: u64 = 1_795_428_900_000_000_000;
 
 fn traces(seed: u64) -> ExportTraceServiceRequest {
@@ -49,6 +54,12 @@ fn stages(c: &mut Criterion) {
             )
         })
     });
+    let metric_bytes = payload::metrics(5, BATCH, NOW).encode_to_vec();
+    g.bench_function("decode+convert metrics (1000 points)", |b| {
+        b.iter(|| {
+            convert_metrics(ExportMetricsServiceRequest::decode(metric_bytes.as_slice()).unwrap())
+        })
+    });
     g.bench_function("decode+convert logs (1000 records)", |b| {
         b.iter(|| {
             convert_logs(
@@ -72,15 +83,30 @@ fn stages(c: &mut Criterion) {
         });
     }
 
-    let spans = convert_traces(traces(3), &keys).0;
-    let log_rows = convert_logs(logs(4), &keys).0;
+    g.throughput(Throughput::Elements(BLOCK as u64));
+    let spans: Vec<_> = (0..(BLOCK as u64).div_ceil(BATCH as u64))
+        .flat_map(|n| {
+            let mut request = traces(n);
+            payload::refresh_trace_ids(&mut request, n, n * 1_000_000_000);
+            convert_traces(request, &keys).0
+        })
+        .take(BLOCK)
+        .collect();
+    let log_rows: Vec<_> = (0..(BLOCK as u64).div_ceil(BATCH as u64))
+        .flat_map(|n| {
+            let mut request = logs(n);
+            payload::refresh_log_ids(&mut request, n, n * 1_000_000_000);
+            convert_logs(request, &keys).0
+        })
+        .take(BLOCK)
+        .collect();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open_local(dir.path(), 16_384).unwrap();
-    g.bench_function("parquet encode+write spans", |b| {
+    g.bench_function("parquet encode+write spans (16 384)", |b| {
         b.iter(|| rt.block_on(store.write(&spans)).unwrap().len())
     });
-    g.bench_function("parquet encode+write logs", |b| {
+    g.bench_function("parquet encode+write logs (16 384)", |b| {
         b.iter(|| rt.block_on(store.write(&log_rows)).unwrap().len())
     });
 
@@ -90,7 +116,7 @@ fn stages(c: &mut Criterion) {
     let span_refs: Vec<_> = spans.iter().collect();
     let log_refs: Vec<_> = log_rows.iter().collect();
     let mut seq = 0;
-    g.bench_function("index one span block + commit", |b| {
+    g.bench_function("index one 16 384-span block + commit", |b| {
         b.iter_batched(
             || block::span_block(&fields, "traces/x.parquet", 0, &span_refs),
             |doc| {
@@ -100,7 +126,7 @@ fn stages(c: &mut Criterion) {
             BatchSize::SmallInput,
         )
     });
-    g.bench_function("index one log block + commit", |b| {
+    g.bench_function("index one 16 384-log block + commit", |b| {
         b.iter_batched(
             || block::log_block(&fields, "logs/x.parquet", 0, &log_refs),
             |doc| {

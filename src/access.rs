@@ -145,7 +145,11 @@ pub async fn guard(State(access): State<Access>, mut request: Request, next: Nex
             .insert(FormToken(access.open_token.to_string()));
         return next.run(request).await;
     }
-    let api = path.starts_with("/api/");
+    let grpc = crate::api::grpc::is_grpc_read(&path);
+    let api = path.starts_with("/api/")
+        || path.starts_with("/prometheus/")
+        || path.starts_with("/loki/")
+        || grpc;
     let Some(user) = access.user_of(request.headers(), api).await else {
         if api {
             return (
@@ -164,11 +168,11 @@ pub async fn guard(State(access): State<Access>, mut request: Request, next: Nex
         ser.append_pair("next", &next_url);
         return Redirect::to(&format!("/login?{}", ser.finish())).into_response();
     };
-    let needed = if matches!(*request.method(), Method::GET | Method::HEAD) {
-        Role::Viewer
-    } else {
-        Role::Editor
-    };
+    let reads = matches!(*request.method(), Method::GET | Method::HEAD)
+        // Prometheus clients POST queries as forms; gRPC calls are all POSTs.
+        || grpc
+        || (request.method() == Method::POST && path.starts_with("/prometheus/api/v1/"));
+    let needed = if reads { Role::Viewer } else { Role::Editor };
     if user.role < needed {
         let message = format!(
             "{} is a {}; this needs an {} (ask an admin)",

@@ -215,6 +215,9 @@ pub async fn run(
     let data_dir = data.clone();
     let app = crate::api::router(engine.clone(), notebook.clone())
         .merge(crate::compat::jaeger::router(engine.clone()))
+        .merge(crate::compat::prometheus::router(engine.clone()))
+        .merge(crate::compat::loki::router(engine.clone()))
+        .merge(crate::api::grpc::router(engine.clone())?)
         .merge(crate::web::router(engine, notebook))
         .route(
             "/metrics",

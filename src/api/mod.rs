@@ -9,6 +9,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 mod annotations;
+pub mod grpc;
 mod postmortems;
 mod views;
 

@@ -3,3 +3,5 @@
 //! never reaches into storage.
 
 pub mod jaeger;
+pub mod loki;
+pub mod prometheus;

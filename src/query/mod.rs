@@ -421,6 +421,36 @@ impl QueryEngine {
         Ok(metrics::evaluate(q, points))
     }
 
+    /// Every raw point of the metrics named in `names` in `[start, end]`, unordered: for
+    /// query languages that evaluate points themselves (the Prometheus API).
+    pub async fn metric_points(
+        &self,
+        names: &[String],
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<crate::model::MetricPoint>, QueryError> {
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        let f = self.index.fields();
+        let wanted: std::collections::HashSet<String> = names.iter().cloned().collect();
+        let keep = move |p: &crate::model::MetricPoint| {
+            p.time_unix_nano >= start && p.time_unix_nano <= end && wanted.contains(&p.name)
+        };
+        let live_keep = keep.clone();
+        let block_query: Box<dyn Query> = Box::new(tantivy::query::BooleanQuery::union(
+            names.iter().map(|n| self.index.term(f.name, n)).collect(),
+        ));
+        self.rows(
+            move |live: &LiveInner| live.metrics().filter(|p| live_keep(p)).cloned().collect(),
+            block_query,
+            Some(start),
+            Some(end),
+            keep,
+        )
+        .await
+    }
+
     /// Metric names, with kind and unit, that `service` (or anyone, when empty) sends.
     pub async fn metric_names_of(&self, service: &str) -> Result<Vec<MetricName>, QueryError> {
         let f = self.index.fields();

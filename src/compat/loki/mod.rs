@@ -1,0 +1,584 @@
+//! The Loki HTTP API for logs (what Grafana's Loki data source calls):
+//! `/loki/api/v1/query_range`, `/loki/api/v1/query`, `/loki/api/v1/labels` and
+//! `/loki/api/v1/label/{name}/values`, in Loki's envelope
+//! (`{"status":"success","data":{"resultType":"streams"|"matrix"|"vector",…}}`).
+//!
+//! Streams are labelled from the resource: `service_name`, `service_instance_id`,
+//! `host_name`, `service_version`, and `level` (the severity, lower case). The LogQL subset
+//! is in [`logql`]; records are read newest first through the query layer's log search
+//! (service and instance matchers narrow it through the index) and the rest of the
+//! pipeline runs here.
+
+pub mod logql;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+use crate::model::LogRow;
+use crate::query::{time::parse_time, LogCursor, LogSearch, QueryEngine, QueryError};
+use logql::{LogQuery, MetricQuery, Op, RangeFunction, Stage};
+
+/// The routes.
+pub fn router(engine: QueryEngine) -> Router {
+    Router::new()
+        .route("/loki/api/v1/query_range", get(query_range))
+        .route("/loki/api/v1/query", get(query))
+        .route("/loki/api/v1/labels", get(labels))
+        .route("/loki/api/v1/label/{name}/values", get(label_values))
+        .with_state(engine)
+}
+
+/// Labels every stream has (when the sender set them).
+const STREAM_LABELS: [&str; 5] = [
+    "host_name",
+    "level",
+    "service_instance_id",
+    "service_name",
+    "service_version",
+];
+/// Records read per page of the underlying search.
+const PAGE: usize = 5_000;
+/// Most records one query may read, so one broad query cannot take the server.
+const MAX_SCAN: usize = 2_000_000;
+/// Loki's default line limit.
+const DEFAULT_LIMIT: usize = 100;
+const HOUR_NANO: i64 = 3_600_000_000_000;
+
+type Labels = BTreeMap<String, String>;
+
+/// A Loki API error, answered in the Prometheus-style envelope Loki's query API shares.
+struct LokiError(StatusCode, String);
+
+impl LokiError {
+    fn bad(message: impl Into<String>) -> Self {
+        LokiError(StatusCode::BAD_REQUEST, message.into())
+    }
+}
+
+impl IntoResponse for LokiError {
+    fn into_response(self) -> Response {
+        let kind = if self.0 == StatusCode::BAD_REQUEST {
+            "bad_data"
+        } else {
+            "execution"
+        };
+        (
+            self.0,
+            Json(json!({"status": "error", "errorType": kind, "error": self.1})),
+        )
+            .into_response()
+    }
+}
+
+impl From<QueryError> for LokiError {
+    fn from(e: QueryError) -> Self {
+        match e {
+            QueryError::BadRequest(m) => LokiError::bad(m),
+            QueryError::TooLarge(m) => LokiError(StatusCode::UNPROCESSABLE_ENTITY, m),
+            other => {
+                tracing::error!("loki query failed: {other}");
+                LokiError(StatusCode::INTERNAL_SERVER_ERROR, other.to_string())
+            }
+        }
+    }
+}
+
+impl From<logql::LogqlError> for LokiError {
+    fn from(e: logql::LogqlError) -> Self {
+        LokiError::bad(e.0)
+    }
+}
+
+fn success(data: Value) -> Response {
+    Json(json!({"status": "success", "data": data})).into_response()
+}
+
+/// Query string of the query endpoints.
+#[derive(Debug, serde::Deserialize)]
+struct QueryParams {
+    query: Option<String>,
+    start: Option<String>,
+    end: Option<String>,
+    time: Option<String>,
+    limit: Option<usize>,
+    step: Option<String>,
+    direction: Option<String>,
+}
+
+fn time(value: &Option<String>, name: &str) -> Result<Option<i64>, LokiError> {
+    value
+        .as_deref()
+        .filter(|v| !v.is_empty())
+        .map(|v| parse_time(v).map_err(|e| LokiError::bad(format!("invalid {name}: {e}"))))
+        .transpose()
+}
+
+fn now() -> i64 {
+    crate::query::time_range::now_nano()
+}
+
+/// A stream's labels from its record's resource and severity.
+fn stream_labels(row: &LogRow) -> Labels {
+    let r = &row.resource;
+    let mut labels = Labels::new();
+    for (k, v) in [
+        ("service_name", &r.service_name),
+        ("service_instance_id", &r.service_instance_id),
+        ("host_name", &r.host_name),
+        ("service_version", &r.service_version),
+    ] {
+        if !v.is_empty() {
+            labels.insert(k.into(), v.clone());
+        }
+    }
+    let level = if row.severity_text.is_empty() {
+        "unknown".to_string()
+    } else {
+        row.severity_text.to_lowercase()
+    };
+    labels.insert("level".into(), level);
+    labels
+}
+
+/// The record's labels after the query's selector and pipeline, or `None` when filtered out.
+fn pass(q: &LogQuery, row: &LogRow) -> Option<Labels> {
+    let mut labels = stream_labels(row);
+    if !q
+        .matchers
+        .iter()
+        .all(|m| m.accepts(labels.get(&m.label).map(String::as_str)))
+    {
+        return None;
+    }
+    for stage in &q.pipeline {
+        let ok = match stage {
+            Stage::Contains { text, negate } => row.body.contains(text.as_str()) != *negate,
+            Stage::Regex { regex, negate } => regex.is_match(&row.body) != *negate,
+            Stage::Json => {
+                if let Ok(Value::Object(fields)) = serde_json::from_str::<Value>(&row.body) {
+                    flatten("", &Value::Object(fields), &mut labels);
+                } else {
+                    labels.insert("__error__".into(), "JSONParserErr".into());
+                }
+                true
+            }
+            Stage::LabelFilter(m) => m.accepts(labels.get(&m.label).map(String::as_str)),
+        };
+        if !ok {
+            return None;
+        }
+    }
+    Some(labels)
+}
+
+/// `| json`: nested keys joined with `_`, values as text.
+fn flatten(prefix: &str, value: &Value, out: &mut Labels) {
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map {
+                let key: String = k
+                    .chars()
+                    .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                    .collect();
+                let key = if prefix.is_empty() {
+                    key
+                } else {
+                    format!("{prefix}_{key}")
+                };
+                flatten(&key, v, out);
+            }
+        }
+        Value::Null => {}
+        Value::String(s) => {
+            out.insert(prefix.to_string(), s.clone());
+        }
+        Value::Array(_) => {
+            out.insert(prefix.to_string(), value.to_string());
+        }
+        other => {
+            out.insert(prefix.to_string(), other.to_string());
+        }
+    }
+}
+
+/// What the index can narrow: service and instance equality, as log query text.
+fn pushdown(q: &LogQuery) -> String {
+    let safe = |v: &str| {
+        !v.is_empty()
+            && v.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | ':'))
+            && !v.starts_with('-')
+    };
+    q.matchers
+        .iter()
+        .filter(|m| m.op == Op::Eq && safe(&m.value))
+        .filter_map(|m| match m.label.as_str() {
+            "service_name" => Some(format!("service:\"{}\"", m.value)),
+            "service_instance_id" => Some(format!("instance:\"{}\"", m.value)),
+            _ => None,
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Reads records of `[start, end]` newest first and calls `each` with those that pass,
+/// until it returns false or the window is exhausted.
+async fn scan(
+    engine: &QueryEngine,
+    q: &LogQuery,
+    start: i64,
+    end: i64,
+    mut each: impl FnMut(Labels, &LogRow) -> bool,
+) -> Result<(), LokiError> {
+    let mut search = LogSearch {
+        query: pushdown(q),
+        start: Some(start),
+        end: Some(end),
+        limit: PAGE,
+        before: None::<LogCursor>,
+    };
+    let mut scanned = 0;
+    loop {
+        let page = engine.search_logs(&search).await?;
+        scanned += page.logs.len();
+        for row in &page.logs {
+            if let Some(labels) = pass(q, row) {
+                if !each(labels, row) {
+                    return Ok(());
+                }
+            }
+        }
+        let Some(cursor) = page.next_cursor.filter(|_| page.truncated) else {
+            return Ok(());
+        };
+        if scanned >= MAX_SCAN {
+            return Err(LokiError(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!(
+                    "the query reads more than {MAX_SCAN} log lines; narrow the time range or the stream selector"
+                ),
+            ));
+        }
+        search.before = Some(LogCursor::parse(&cursor)?);
+    }
+}
+
+/// Log lines as Loki streams: newest first (`backward`, the default) or oldest first.
+async fn streams(
+    engine: &QueryEngine,
+    q: &LogQuery,
+    start: i64,
+    end: i64,
+    limit: usize,
+    forward: bool,
+) -> Result<Value, LokiError> {
+    let mut lines: Vec<(Labels, i64, String)> = Vec::new();
+    scan(engine, q, start, end, |labels, row| {
+        lines.push((labels, row.time_unix_nano, row.body.clone()));
+        forward || lines.len() < limit
+    })
+    .await?;
+    if forward {
+        lines.sort_by_key(|l| l.1);
+        lines.truncate(limit);
+    }
+    let mut by_stream: BTreeMap<Labels, Vec<Value>> = BTreeMap::new();
+    for (labels, t, line) in lines {
+        by_stream
+            .entry(labels)
+            .or_default()
+            .push(json!([t.to_string(), line]));
+    }
+    let result: Vec<Value> = by_stream
+        .into_iter()
+        .map(|(stream, values)| json!({"stream": stream, "values": values}))
+        .collect();
+    Ok(json!({"resultType": "streams", "result": result, "stats": {}}))
+}
+
+/// Evaluates a metric query at `steps`: one value per series and step (or none).
+async fn metric(
+    engine: &QueryEngine,
+    q: &MetricQuery,
+    steps: &[i64],
+) -> Result<Vec<(Labels, Vec<Option<f64>>)>, LokiError> {
+    let (first, last) = (steps[0], steps[steps.len() - 1]);
+    let mut times: BTreeMap<Labels, Vec<i64>> = BTreeMap::new();
+    scan(engine, &q.log, first - q.range_nano, last, |labels, row| {
+        times.entry(labels).or_default().push(row.time_unix_nano);
+        true
+    })
+    .await?;
+    let range_secs = q.range_nano as f64 / 1e9;
+    let mut series: Vec<(Labels, Vec<Option<f64>>)> = times
+        .into_iter()
+        .map(|(labels, mut ts)| {
+            ts.sort_unstable();
+            let values = steps
+                .iter()
+                .map(|&t| {
+                    let n = ts.partition_point(|x| *x <= t)
+                        - ts.partition_point(|x| *x <= t - q.range_nano);
+                    (n > 0).then(|| match q.function {
+                        RangeFunction::CountOverTime => n as f64,
+                        RangeFunction::Rate => n as f64 / range_secs,
+                    })
+                })
+                .collect();
+            (labels, values)
+        })
+        .collect();
+    if let Some(agg) = &q.aggregation {
+        let mut groups: BTreeMap<Labels, Vec<Vec<f64>>> = BTreeMap::new();
+        for (labels, values) in series {
+            let key: Labels = labels
+                .into_iter()
+                .filter(|(k, _)| agg.labels.contains(k) != agg.without)
+                .collect();
+            let g = groups
+                .entry(key)
+                .or_insert_with(|| vec![Vec::new(); steps.len()]);
+            for (i, v) in values.into_iter().enumerate() {
+                if let Some(v) = v {
+                    g[i].push(v);
+                }
+            }
+        }
+        series = groups
+            .into_iter()
+            .map(|(labels, per_step)| {
+                let values = per_step
+                    .into_iter()
+                    .map(|vs| {
+                        (!vs.is_empty()).then(|| {
+                            crate::compat::prometheus::eval::aggregate_values(&agg.op, &vs)
+                        })
+                    })
+                    .collect();
+                (labels, values)
+            })
+            .collect();
+    }
+    Ok(series)
+}
+
+fn sample(t: i64, v: f64) -> Value {
+    json!([
+        t as f64 / 1e9,
+        crate::compat::prometheus::series::format_value(v)
+    ])
+}
+
+/// Loki's default step: the window in about 250 points, at least a second.
+fn default_step(start: i64, end: i64) -> i64 {
+    ((end - start) / 250).max(1_000_000_000)
+}
+
+fn parse_step(text: &str) -> Result<i64, LokiError> {
+    let nanos = match text.parse::<f64>() {
+        Ok(secs) if secs.is_finite() => (secs * 1e9) as i64,
+        _ => promql_parser::util::parse_duration(text)
+            .map_err(|e| LokiError::bad(format!("invalid step: {e}")))?
+            .as_nanos() as i64,
+    };
+    if nanos <= 0 {
+        return Err(LokiError::bad(
+            "zero or negative query resolution step widths are not accepted. Try a positive integer",
+        ));
+    }
+    Ok(nanos)
+}
+
+async fn query_range(State(engine): State<QueryEngine>, Query(p): Query<QueryParams>) -> Response {
+    run_range(engine, p)
+        .await
+        .unwrap_or_else(|e| e.into_response())
+}
+
+async fn run_range(engine: QueryEngine, p: QueryParams) -> Result<Response, LokiError> {
+    let text = p
+        .query
+        .as_deref()
+        .ok_or_else(|| LokiError::bad("missing query parameter"))?;
+    let end = time(&p.end, "end")?.unwrap_or_else(now);
+    let start = time(&p.start, "start")?.unwrap_or(end - HOUR_NANO);
+    if end < start {
+        return Err(LokiError::bad(
+            "the query time range is invalid: end is before start",
+        ));
+    }
+    match logql::parse(text)? {
+        logql::Query::Log(q) => {
+            let forward = match p.direction.as_deref() {
+                None | Some("") | Some("backward") => false,
+                Some("forward") => true,
+                Some(other) => {
+                    return Err(LokiError::bad(format!(
+                        "invalid direction {other:?}: use forward or backward"
+                    )))
+                }
+            };
+            let limit = p.limit.unwrap_or(DEFAULT_LIMIT).max(1);
+            Ok(success(
+                streams(&engine, &q, start, end, limit, forward).await?,
+            ))
+        }
+        logql::Query::Metric(q) => {
+            let step = match p.step.as_deref().filter(|s| !s.is_empty()) {
+                Some(s) => parse_step(s)?,
+                None => default_step(start, end),
+            };
+            if (end - start) / step >= 11_000 {
+                return Err(LokiError::bad(
+                    "exceeded maximum resolution of 11,000 points per timeseries. Try increasing the value of the step parameter",
+                ));
+            }
+            let steps: Vec<i64> = (0..=(end - start) / step)
+                .map(|i| start + i * step)
+                .collect();
+            let series = metric(&engine, &q, &steps).await?;
+            let result: Vec<Value> = series
+                .into_iter()
+                .map(|(labels, values)| {
+                    json!({
+                        "metric": labels,
+                        "values": steps
+                            .iter()
+                            .zip(values)
+                            .filter_map(|(t, v)| v.map(|v| sample(*t, v)))
+                            .collect::<Vec<_>>(),
+                    })
+                })
+                .collect();
+            Ok(success(
+                json!({"resultType": "matrix", "result": result, "stats": {}}),
+            ))
+        }
+    }
+}
+
+async fn query(State(engine): State<QueryEngine>, Query(p): Query<QueryParams>) -> Response {
+    async {
+        let text = p
+            .query
+            .as_deref()
+            .ok_or_else(|| LokiError::bad("missing query parameter"))?;
+        let t = time(&p.time, "time")?.unwrap_or_else(now);
+        match logql::parse(text)? {
+            logql::Query::Log(q) => {
+                let limit = p.limit.unwrap_or(DEFAULT_LIMIT).max(1);
+                Ok(success(
+                    streams(&engine, &q, t - HOUR_NANO, t, limit, false).await?,
+                ))
+            }
+            logql::Query::Metric(q) => {
+                let series = metric(&engine, &q, &[t]).await?;
+                let result: Vec<Value> = series
+                    .into_iter()
+                    .filter_map(|(labels, values)| {
+                        values[0].map(|v| json!({"metric": labels, "value": sample(t, v)}))
+                    })
+                    .collect();
+                Ok::<_, LokiError>(success(
+                    json!({"resultType": "vector", "result": result, "stats": {}}),
+                ))
+            }
+        }
+    }
+    .await
+    .unwrap_or_else(|e| e.into_response())
+}
+
+/// The window of a labels request: `start`/`end`, default the last hour.
+fn label_window(p: &QueryParams) -> Result<(i64, i64), LokiError> {
+    let end = time(&p.end, "end")?.unwrap_or_else(now);
+    Ok((time(&p.start, "start")?.unwrap_or(end - HOUR_NANO), end))
+}
+
+/// Label values of a window: resource labels from the instances seen in it (the service
+/// registry), `level` from the records themselves.
+async fn values_of(
+    engine: &QueryEngine,
+    name: &str,
+    start: i64,
+    end: i64,
+) -> Result<BTreeSet<String>, LokiError> {
+    let mut out = BTreeSet::new();
+    if name == "level" {
+        let mut search = LogSearch {
+            query: String::new(),
+            start: Some(start),
+            end: Some(end),
+            limit: PAGE,
+            before: None,
+        };
+        // Levels are few: a few pages of the window find them all in practice.
+        for _ in 0..4 {
+            let page = engine.search_logs(&search).await?;
+            for row in &page.logs {
+                if let Some(level) = stream_labels(row).remove("level") {
+                    out.insert(level);
+                }
+            }
+            match page.next_cursor.filter(|_| page.truncated) {
+                Some(c) => search.before = Some(LogCursor::parse(&c)?),
+                None => break,
+            }
+        }
+        return Ok(out);
+    }
+    for service in engine.services() {
+        for i in service
+            .instances
+            .iter()
+            .filter(|i| i.last_seen_unix_nano >= start)
+        {
+            let value = match name {
+                "service_name" => &service.name,
+                "service_instance_id" => &i.instance,
+                "host_name" => &i.host,
+                "service_version" => &i.version,
+                _ => continue,
+            };
+            if !value.is_empty() {
+                out.insert(value.clone());
+            }
+        }
+    }
+    let _ = end;
+    Ok(out)
+}
+
+async fn labels(State(engine): State<QueryEngine>, Query(p): Query<QueryParams>) -> Response {
+    async {
+        let (start, end) = label_window(&p)?;
+        let mut names = Vec::new();
+        for name in STREAM_LABELS {
+            if !values_of(&engine, name, start, end).await?.is_empty() {
+                names.push(name);
+            }
+        }
+        Ok::<_, LokiError>(success(json!(names)))
+    }
+    .await
+    .unwrap_or_else(|e| e.into_response())
+}
+
+async fn label_values(
+    State(engine): State<QueryEngine>,
+    Path(name): Path<String>,
+    Query(p): Query<QueryParams>,
+) -> Response {
+    async {
+        let (start, end) = label_window(&p)?;
+        Ok::<_, LokiError>(success(json!(values_of(&engine, &name, start, end).await?)))
+    }
+    .await
+    .unwrap_or_else(|e| e.into_response())
+}
