@@ -19,13 +19,16 @@ pub(super) fn router(state: NotebookState) -> Router {
 }
 
 /// Body of `POST /api/v1/annotations`; `time` defaults to now, no `service` means global.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = NewAnnotation)]
 struct CreateBody {
     time: Option<TimeValue>,
     service: Option<String>,
     text: String,
 }
 
+#[utoipa::path(post, path = "/api/v1/annotations", tag = "annotations", request_body = CreateBody,
+    responses((status = 201, description = "The annotation", body = Object), (status = 400, description = "Bad input: `{\"error\": \"…\"}`")))]
 async fn create(
     State(s): State<NotebookState>,
     JsonBody(body): JsonBody<CreateBody>,
@@ -43,13 +46,16 @@ async fn create(
 }
 
 /// Query of `GET /api/v1/annotations`: a window (default: the last 7 days) and a service.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListParams {
     start: Option<String>,
     end: Option<String>,
     service: Option<String>,
 }
 
+#[utoipa::path(get, path = "/api/v1/annotations", tag = "annotations", params(ListParams),
+    responses((status = 200, description = "`{annotations[]}` (default: the last 7 days)", body = Object), (status = 400, description = "Bad input: `{\"error\": \"…\"}`")))]
 async fn list(
     State(s): State<NotebookState>,
     Query(p): Query<ListParams>,
@@ -67,6 +73,8 @@ async fn list(
     Ok(Json(serde_json::json!({ "annotations": all })))
 }
 
+#[utoipa::path(delete, path = "/api/v1/annotations/{id}", tag = "annotations", params(("id" = i64, Path, description = "Numeric id")),
+    responses((status = 204, description = "Deleted")))]
 async fn remove(
     State(s): State<NotebookState>,
     Path(id): Path<i64>,

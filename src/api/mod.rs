@@ -10,6 +10,7 @@ use serde_json::json;
 
 mod annotations;
 pub mod grpc;
+pub mod openapi;
 mod postmortems;
 mod views;
 
@@ -136,10 +137,11 @@ pub fn router(engine: QueryEngine, notebook: Notebook) -> Router {
         .merge(views::router(notebook_state.clone()))
         .merge(postmortems::router(notebook_state.clone()))
         .merge(annotations::router(notebook_state))
+        .merge(openapi::router())
 }
 
 /// A time given as Unix nanoseconds (a JSON number) or as text (RFC 3339 or a Unix timestamp).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 enum TimeValue {
     Nanos(i64),
@@ -156,13 +158,18 @@ impl TimeValue {
 }
 
 /// Query string of `GET /api/v1/traces/{id}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct TraceParams {
     /// Also return the traces that continued the same request (span links, correlation id).
     #[serde(default)]
     stitch: bool,
 }
 
+#[utoipa::path(get, path = "/api/v1/traces/{trace_id}", tag = "traces",
+    params(("trace_id" = String, Path, description = "32 hex digits"), TraceParams),
+    responses((status = 200, description = "The trace: spans, logs, services, times, critical path (with `stitch`, also `linked` traces)", body = Object), (status = 400, description = "Bad input: `{\"error\": \"…\"}`"),
+        (status = 404, description = "Unknown trace")))]
 async fn trace(
     State(engine): State<QueryEngine>,
     Path(id): Path<String>,
@@ -184,7 +191,8 @@ async fn trace(
 }
 
 /// Query string of `GET /api/v1/traces` (trace search).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct TraceSearchParams {
     service: Option<String>,
     operation: Option<String>,
@@ -200,6 +208,8 @@ struct TraceSearchParams {
     limit: Option<usize>,
 }
 
+#[utoipa::path(get, path = "/api/v1/traces", tag = "traces", params(TraceSearchParams),
+    responses((status = 200, description = "`{traces[{trace_id, root_service, root_name, start_time_unix_nano, duration_nano, span_count, error_count, services}]}`, newest first", body = Object), (status = 400, description = "Bad input: `{\"error\": \"…\"}`")))]
 async fn search_traces(
     State(engine): State<QueryEngine>,
     Query(p): Query<TraceSearchParams>,
@@ -241,7 +251,8 @@ async fn search_traces(
 }
 
 /// Query string of `GET /api/v1/logs`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct LogParams {
     q: Option<String>,
     start: Option<String>,
@@ -251,6 +262,8 @@ struct LogParams {
     before: Option<String>,
 }
 
+#[utoipa::path(get, path = "/api/v1/logs", tag = "logs", params(LogParams),
+    responses((status = 200, description = "`{logs[], truncated, next_cursor, highlight[]}`, newest first", body = Object), (status = 400, description = "Bad input: `{\"error\": \"…\"}`")))]
 async fn logs(
     State(engine): State<QueryEngine>,
     Query(p): Query<LogParams>,
@@ -266,6 +279,9 @@ async fn logs(
     Ok(Json(engine.search_logs(&search).await?).into_response())
 }
 
+#[utoipa::path(get, path = "/api/v1/correlations/{id}", tag = "logs",
+    params(("id" = String, Path, description = "A business correlation id")),
+    responses((status = 200, description = "`{correlation_id, traces[], logs[]}` in time order", body = Object)))]
 async fn correlation(
     State(engine): State<QueryEngine>,
     Path(id): Path<String>,
@@ -273,12 +289,15 @@ async fn correlation(
     Ok(Json(engine.correlation(&id).await?).into_response())
 }
 
+#[utoipa::path(get, path = "/api/v1/services", tag = "services",
+    responses((status = 200, description = "`{services[{name, last_seen_unix_nano, instances[]}]}`", body = Object)))]
 async fn services(State(engine): State<QueryEngine>) -> Response {
     Json(json!({ "services": engine.services() })).into_response()
 }
 
 /// A time window in the query string; defaults to the last hour.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct Window {
     start: Option<String>,
     end: Option<String>,
@@ -302,6 +321,8 @@ impl Window {
     }
 }
 
+#[utoipa::path(get, path = "/api/v1/overview", tag = "services", params(Window),
+    responses((status = 200, description = "RED per service with instance health and per-minute series", body = Object), (status = 400, description = "Bad input: `{\"error\": \"…\"}`")))]
 async fn overview(
     State(engine): State<QueryEngine>,
     Query(w): Query<Window>,
@@ -310,6 +331,8 @@ async fn overview(
     Ok(Json(json!({ "services": engine.overview(start, end, now).await? })).into_response())
 }
 
+#[utoipa::path(get, path = "/api/v1/service-map", tag = "services", params(Window),
+    responses((status = 200, description = "`{nodes[], edges[{caller, callee, kind, calls, errors, calls_per_second, error_rate, p95_nano}]}`", body = Object), (status = 400, description = "Bad input: `{\"error\": \"…\"}`")))]
 async fn service_map(
     State(engine): State<QueryEngine>,
     Query(w): Query<Window>,
@@ -318,6 +341,10 @@ async fn service_map(
     Ok(Json(engine.service_map(start, end, now).await?).into_response())
 }
 
+#[utoipa::path(get, path = "/api/v1/services/{name}", tag = "services",
+    params(("name" = String, Path, description = "service.name"), Window),
+    responses((status = 200, description = "Overview row, RED per operation/instance/version, errors, metric names", body = Object), (status = 400, description = "Bad input: `{\"error\": \"…\"}`"),
+        (status = 404, description = "Unknown service")))]
 async fn service(
     State(engine): State<QueryEngine>,
     Path(name): Path<String>,
@@ -333,6 +360,8 @@ async fn service(
     }
 }
 
+#[utoipa::path(get, path = "/api/v1/errors", tag = "services", params(Window),
+    responses((status = 200, description = "Errors per service and minute, bursts, error groups", body = Object), (status = 400, description = "Bad input: `{\"error\": \"…\"}`")))]
 async fn errors(
     State(engine): State<QueryEngine>,
     Query(w): Query<Window>,
@@ -342,11 +371,14 @@ async fn errors(
 }
 
 /// Query string of `GET /api/v1/metrics`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct MetricNamesParams {
     service: Option<String>,
 }
 
+#[utoipa::path(get, path = "/api/v1/metrics", tag = "metrics", params(MetricNamesParams),
+    responses((status = 200, description = "`{metrics[{name, kind, unit, monotonic}]}`", body = Object)))]
 async fn metric_names(
     State(engine): State<QueryEngine>,
     Query(p): Query<MetricNamesParams>,
@@ -358,9 +390,12 @@ async fn metric_names(
 }
 
 /// Query string of `GET /api/v1/metrics/query`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct MetricQueryParams {
-    name: String,
+    /// The metric's name (required).
+    #[param(required = true)]
+    name: Option<String>,
     start: Option<String>,
     end: Option<String>,
     /// Step in seconds (default: the window / 60).
@@ -373,6 +408,9 @@ struct MetricQueryParams {
     agg: Option<String>,
 }
 
+#[utoipa::path(get, path = "/api/v1/metrics/query", tag = "metrics", params(MetricQueryParams),
+    responses((status = 200, description = "`{step, series[{labels, value, unit, points[[unix_nano, value]]}]}`", body = Object), (status = 400, description = "Bad input: `{\"error\": \"…\"}`"),
+        (status = 404, description = "Unknown metric")))]
 async fn metric_query(
     State(engine): State<QueryEngine>,
     Query(p): Query<MetricQueryParams>,
@@ -399,7 +437,10 @@ async fn metric_query(
         .unwrap_or((end - start) / 60)
         .max(1_000_000_000);
     let q = MetricQuery {
-        name: p.name,
+        name: p
+            .name
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| bad_request("name is required: the metric to query"))?,
         start,
         end,
         step,

@@ -38,18 +38,23 @@ pub(super) fn router(state: NotebookState) -> Router {
 }
 
 /// The editable fields as JSON; times as Unix ns or RFC 3339, `null` to clear.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+#[schema(as = PostMortemFields)]
 struct EditBody {
     version: Option<i64>,
     title: Option<String>,
+    #[schema(value_type = Option<String>)]
     status: Option<Status>,
     #[serde(default, deserialize_with = "serde_with_null::deserialize")]
+    #[schema(value_type = Option<TimeValue>)]
     incident_start: Option<Option<TimeValue>>,
     #[serde(default, deserialize_with = "serde_with_null::deserialize")]
+    #[schema(value_type = Option<TimeValue>)]
     incident_end: Option<Option<TimeValue>>,
     impact: Option<String>,
     summary: Option<String>,
     root_cause: Option<String>,
+    #[schema(value_type = Option<Vec<Object>>)]
     action_items: Option<Vec<ActionItem>>,
     /// Only on create: saved views to add, in order.
     #[serde(default)]
@@ -57,7 +62,8 @@ struct EditBody {
 }
 
 /// A saved view to add, with its note in this post-mortem.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = PostMortemViewRef)]
 struct ViewRef {
     view_id: i64,
     #[serde(default)]
@@ -98,6 +104,8 @@ fn to_edit(body: &EditBody) -> Result<PostMortemEdit, ApiError> {
     })
 }
 
+#[utoipa::path(post, path = "/api/v1/postmortems", tag = "postmortems", request_body = EditBody,
+    responses((status = 201, description = "The post-mortem", body = Object), (status = 400, description = "Bad input: `{\"error\": \"…\"}`")))]
 async fn create(
     State(s): State<NotebookState>,
     JsonBody(body): JsonBody<EditBody>,
@@ -113,11 +121,15 @@ async fn create(
     Ok((StatusCode::CREATED, Json(pm)).into_response())
 }
 
+#[utoipa::path(get, path = "/api/v1/postmortems", tag = "postmortems",
+    responses((status = 200, description = "`{postmortems[]}`", body = Object)))]
 async fn list(State(s): State<NotebookState>) -> Result<Json<serde_json::Value>, ApiError> {
     let all = s.notebook.meta.postmortems().await?;
     Ok(Json(serde_json::json!({ "postmortems": all })))
 }
 
+#[utoipa::path(get, path = "/api/v1/postmortems/{id}", tag = "postmortems", params(("id" = i64, Path, description = "Numeric id")),
+    responses((status = 200, description = "The post-mortem", body = Object), (status = 404, description = "Unknown post-mortem")))]
 async fn one(
     State(s): State<NotebookState>,
     Path(id): Path<i64>,
@@ -125,6 +137,8 @@ async fn one(
     Ok(Json(s.notebook.meta.postmortem(id).await?))
 }
 
+#[utoipa::path(put, path = "/api/v1/postmortems/{id}", tag = "postmortems", params(("id" = i64, Path, description = "Numeric id")), request_body = EditBody,
+    responses((status = 200, description = "The edited post-mortem", body = Object), (status = 400, description = "Bad input: `{\"error\": \"…\"}`"), (status = 409, description = "Changed since `version`")))]
 async fn edit(
     State(s): State<NotebookState>,
     Path(id): Path<i64>,
@@ -135,6 +149,8 @@ async fn edit(
     ))
 }
 
+#[utoipa::path(delete, path = "/api/v1/postmortems/{id}", tag = "postmortems", params(("id" = i64, Path, description = "Numeric id")),
+    responses((status = 204, description = "Deleted")))]
 async fn remove(
     State(s): State<NotebookState>,
     Path(id): Path<i64>,
@@ -143,6 +159,8 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(post, path = "/api/v1/postmortems/{id}/views", tag = "postmortems", params(("id" = i64, Path, description = "Numeric id")), request_body = ViewRef,
+    responses((status = 200, description = "The post-mortem", body = Object), (status = 400, description = "Bad input: `{\"error\": \"…\"}`")))]
 async fn add_view(
     State(s): State<NotebookState>,
     Path(id): Path<i64>,
@@ -156,6 +174,9 @@ async fn add_view(
     ))
 }
 
+#[utoipa::path(delete, path = "/api/v1/postmortems/{id}/views/{entry}", tag = "postmortems",
+    params(("id" = i64, Path, description = "Numeric id"), ("entry" = i64, Path, description = "The view entry's id")),
+    responses((status = 200, description = "The post-mortem", body = Object)))]
 async fn remove_view(
     State(s): State<NotebookState>,
     Path((id, entry)): Path<(i64, i64)>,
@@ -169,12 +190,17 @@ async fn remove_view(
 }
 
 /// Body of `POST /api/v1/postmortems/{id}/views/{entry}`: `{"move": "up" | "down"}`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = PostMortemViewMove)]
 struct MoveBody {
     #[serde(rename = "move")]
+    #[schema(value_type = String)]
     direction: ViewChange,
 }
 
+#[utoipa::path(post, path = "/api/v1/postmortems/{id}/views/{entry}", tag = "postmortems",
+    params(("id" = i64, Path, description = "Numeric id"), ("entry" = i64, Path, description = "The view entry's id")), request_body = MoveBody,
+    responses((status = 200, description = "The post-mortem", body = Object), (status = 400, description = "Bad input: `{\"error\": \"…\"}`")))]
 async fn move_view(
     State(s): State<NotebookState>,
     Path((id, entry)): Path<(i64, i64)>,
@@ -189,12 +215,15 @@ async fn move_view(
 }
 
 /// Body of `POST /api/v1/postmortems/{id}/timeline`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = PostMortemTimelineEntry)]
 struct EntryBody {
     time: TimeValue,
     text: String,
 }
 
+#[utoipa::path(post, path = "/api/v1/postmortems/{id}/timeline", tag = "postmortems", params(("id" = i64, Path, description = "Numeric id")), request_body = EntryBody,
+    responses((status = 201, description = "The post-mortem", body = Object), (status = 400, description = "Bad input: `{\"error\": \"…\"}`")))]
 async fn add_entry(
     State(s): State<NotebookState>,
     Path(id): Path<i64>,
@@ -208,6 +237,9 @@ async fn add_entry(
     Ok((StatusCode::CREATED, Json(pm)).into_response())
 }
 
+#[utoipa::path(delete, path = "/api/v1/postmortems/{id}/timeline/{entry}", tag = "postmortems",
+    params(("id" = i64, Path, description = "Numeric id"), ("entry" = i64, Path, description = "The timeline entry's id")),
+    responses((status = 200, description = "The post-mortem", body = Object)))]
 async fn remove_entry(
     State(s): State<NotebookState>,
     Path((id, entry)): Path<(i64, i64)>,
@@ -217,6 +249,8 @@ async fn remove_entry(
     ))
 }
 
+#[utoipa::path(get, path = "/api/v1/postmortems/{id}/suggestions", tag = "postmortems", params(("id" = i64, Path, description = "Numeric id")),
+    responses((status = 200, description = "`{suggestions[{key, kind, time, service, version, text}]}` not yet settled", body = Object)))]
 async fn suggestions(
     State(s): State<NotebookState>,
     Path(id): Path<i64>,
@@ -226,6 +260,9 @@ async fn suggestions(
     Ok(Json(serde_json::json!({ "suggestions": pending })))
 }
 
+#[utoipa::path(post, path = "/api/v1/postmortems/{id}/suggestions/{key}/{action}", tag = "postmortems",
+    params(("id" = i64, Path, description = "Numeric id"), ("key" = String, Path, description = "Suggestion key"), ("action" = String, Path, description = "`accept` or `dismiss`")),
+    responses((status = 200, description = "The post-mortem", body = Object), (status = 400, description = "Bad input: `{\"error\": \"…\"}`")))]
 async fn settle(
     State(s): State<NotebookState>,
     Path((id, key, action)): Path<(i64, String, String)>,

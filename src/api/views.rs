@@ -38,7 +38,8 @@ impl From<SavedView> for ViewOut {
 }
 
 /// Body of `POST /api/v1/views`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = NewSavedView)]
 struct CreateBody {
     name: String,
     #[serde(default)]
@@ -55,6 +56,8 @@ struct CreateBody {
     pin: bool,
 }
 
+#[utoipa::path(post, path = "/api/v1/views", tag = "views", request_body = CreateBody,
+    responses((status = 201, description = "The view", body = Object), (status = 400, description = "Bad input: `{\"error\": \"…\"}`"), (status = 409, description = "Name taken"), (status = 413, description = "Too much to pin")))]
 async fn create(
     State(s): State<NotebookState>,
     JsonBody(body): JsonBody<CreateBody>,
@@ -72,6 +75,9 @@ async fn create(
     Ok((StatusCode::CREATED, Json(ViewOut::from(view))).into_response())
 }
 
+#[utoipa::path(get, path = "/api/v1/views", tag = "views",
+    params(("q" = Option<String>, Query, description = "Text in name or note"), ("tag" = Option<String>, Query), ("kind" = Option<String>, Query, description = "Page kind")),
+    responses((status = 200, description = "`{views[]}`, newest first", body = Object)))]
 async fn list(
     State(s): State<NotebookState>,
     Query(filter): Query<ViewFilter>,
@@ -87,6 +93,8 @@ async fn list(
     Ok(Json(serde_json::json!({ "views": views })))
 }
 
+#[utoipa::path(get, path = "/api/v1/views/{id}", tag = "views", params(("id" = i64, Path, description = "Numeric id")),
+    responses((status = 200, description = "The view", body = Object), (status = 404, description = "Unknown view")))]
 async fn one(
     State(s): State<NotebookState>,
     Path(id): Path<i64>,
@@ -94,6 +102,9 @@ async fn one(
     Ok(Json(s.notebook.meta.view(id).await?.into()))
 }
 
+#[utoipa::path(put, path = "/api/v1/views/{id}", tag = "views", params(("id" = i64, Path, description = "Numeric id")),
+    request_body(content = Object, description = "`{name?, note?, tags?[]}`"),
+    responses((status = 200, description = "The edited view", body = Object), (status = 400, description = "Bad input: `{\"error\": \"…\"}`"), (status = 404, description = "Unknown view")))]
 async fn edit(
     State(s): State<NotebookState>,
     Path(id): Path<i64>,
@@ -102,6 +113,8 @@ async fn edit(
     Ok(Json(s.notebook.meta.edit_view(id, edit).await?.into()))
 }
 
+#[utoipa::path(delete, path = "/api/v1/views/{id}", tag = "views", params(("id" = i64, Path, description = "Numeric id")),
+    responses((status = 204, description = "Deleted, with its evidence"), (status = 404, description = "Unknown view")))]
 async fn remove(
     State(s): State<NotebookState>,
     Path(id): Path<i64>,
@@ -110,6 +123,8 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(post, path = "/api/v1/views/{id}/pin", tag = "views", params(("id" = i64, Path, description = "Numeric id")),
+    responses((status = 200, description = "The view, pinned (again)", body = Object), (status = 413, description = "Too much to pin")))]
 async fn pin(
     State(s): State<NotebookState>,
     Path(id): Path<i64>,
@@ -124,6 +139,8 @@ async fn pin(
     ))
 }
 
+#[utoipa::path(delete, path = "/api/v1/views/{id}/pin", tag = "views", params(("id" = i64, Path, description = "Numeric id")),
+    responses((status = 200, description = "The view, its evidence dropped", body = Object)))]
 async fn unpin(
     State(s): State<NotebookState>,
     Path(id): Path<i64>,
