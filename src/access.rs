@@ -151,6 +151,14 @@ pub async fn guard(State(access): State<Access>, mut request: Request, next: Nex
         || path.starts_with("/loki/")
         || grpc;
     let Some(user) = access.user_of(request.headers(), api).await else {
+        if grpc {
+            // gRPC clients read the status from trailers-only responses, not HTTP codes.
+            return tonic::Status::unauthenticated(
+                "log in: HTTP Basic credentials are required in the authorization metadata",
+            )
+            .into_http::<axum::body::Body>()
+            .into_response();
+        }
         if api {
             return (
                 StatusCode::UNAUTHORIZED,

@@ -4,6 +4,8 @@
 
 mod common;
 
+use base64::Engine;
+
 use std::io::Write;
 use std::process::{Command, Stdio};
 
@@ -175,6 +177,42 @@ async fn logins_roles_and_session_tokens() {
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
+
+    // The open APIs need the same logins: Prometheus (a form POST is a read, so a viewer
+    // may query), and gRPC queries with Basic credentials in the metadata.
+    let prom = format!("{}/prometheus/api/v1/query", server.api);
+    let r = client()
+        .get(format!("{prom}?query=1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = client()
+        .post(&prom)
+        .basic_auth("vera", Some("viewer-password-1"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("query=1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    use sightline::api::grpc::proto::query_service_client::QueryServiceClient;
+    use sightline::api::grpc::proto::ListServicesRequest;
+    let mut grpc = QueryServiceClient::connect(server.api.clone())
+        .await
+        .unwrap();
+    let err = grpc
+        .list_services(ListServicesRequest {})
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unauthenticated, "{err:?}");
+    let mut request = tonic::Request::new(ListServicesRequest {});
+    let credentials = base64::engine::general_purpose::STANDARD.encode("vera:viewer-password-1");
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Basic {credentials}").parse().unwrap(),
+    );
+    assert!(grpc.list_services(request).await.is_ok());
 
     // Logging out ends the session.
     let r = post_form(&server, "/logout", &editor, String::new()).await;
