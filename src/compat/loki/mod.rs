@@ -551,7 +551,6 @@ async fn values_of(
             }
         }
     }
-    let _ = end;
     Ok(out)
 }
 

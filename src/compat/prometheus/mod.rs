@@ -18,7 +18,7 @@ use axum::http::{header, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::{json, Value as Json_};
+use serde_json::{json, Value as JsonValue};
 
 use crate::query::{time::parse_time, QueryEngine, QueryError};
 use eval::{StepSeries, Value};
@@ -95,7 +95,7 @@ impl From<eval::Unsupported> for PromError {
     }
 }
 
-fn success(data: Json_) -> Response {
+fn success(data: JsonValue) -> Response {
     Json(json!({"status": "success", "data": data})).into_response()
 }
 
@@ -239,11 +239,11 @@ async fn evaluate(
     Ok(eval::eval(expr, steps, &fetched)?)
 }
 
-fn seconds(t: i64) -> Json_ {
+fn seconds(t: i64) -> JsonValue {
     json!(t as f64 / 1e9)
 }
 
-fn metric(s: &StepSeries) -> Json_ {
+fn metric(s: &StepSeries) -> JsonValue {
     json!(s.labels)
 }
 
@@ -318,7 +318,7 @@ async fn run_query_range(engine: QueryEngine, request: Request) -> Result<Respon
         }],
         Value::Vector(series) => series,
     };
-    let result: Vec<Json_> = series
+    let result: Vec<JsonValue> = series
         .iter()
         .map(|s| {
             json!({
