@@ -218,8 +218,14 @@ impl Evaluator<'_> {
             .unwrap_or(&[])
     }
 
-    /// The latest sample within the lookback at each step.
-    fn instant(&self, vs: &VectorSelector) -> Vec<StepSeries> {
+    /// Each selected series evaluated at every step by `at(samples, time)` (the step moved
+    /// back by the selector's offset); series without any value are left out.
+    fn per_step(
+        &self,
+        vs: &VectorSelector,
+        labels: impl Fn(&Labels) -> Labels,
+        at: impl Fn(&[(i64, f64)], i64) -> Option<f64>,
+    ) -> Vec<StepSeries> {
         let offset = offset_nano(&vs.offset);
         self.series_of(vs)
             .iter()
@@ -227,19 +233,22 @@ impl Evaluator<'_> {
                 let values: Vec<Option<f64>> = self
                     .steps
                     .iter()
-                    .map(|&t| {
-                        let t = t - offset;
-                        let i = s.samples.partition_point(|(ts, _)| *ts <= t);
-                        (i > 0 && s.samples[i - 1].0 > t - LOOKBACK_NANO)
-                            .then(|| s.samples[i - 1].1)
-                    })
+                    .map(|&t| at(&s.samples, t - offset))
                     .collect();
                 values.iter().any(Option::is_some).then(|| StepSeries {
-                    labels: s.labels.clone(),
+                    labels: labels(&s.labels),
                     values,
                 })
             })
             .collect()
+    }
+
+    /// The latest sample within the lookback at each step.
+    fn instant(&self, vs: &VectorSelector) -> Vec<StepSeries> {
+        self.per_step(vs, Labels::clone, |samples, t| {
+            let i = samples.partition_point(|(ts, _)| *ts <= t);
+            (i > 0 && samples[i - 1].0 > t - LOOKBACK_NANO).then(|| samples[i - 1].1)
+        })
     }
 
     fn call(&self, call: &Call) -> Result<Value, Unsupported> {
@@ -269,30 +278,19 @@ impl Evaluator<'_> {
 
     fn range_function(&self, func: &str, ms: &MatrixSelector) -> Vec<StepSeries> {
         let range = ms.range.as_nanos() as i64;
-        let offset = offset_nano(&ms.vs.offset);
-        self.series_of(&ms.vs)
-            .iter()
-            .filter_map(|s| {
-                let values: Vec<Option<f64>> = self
-                    .steps
-                    .iter()
-                    .map(|&t| {
-                        let end = t - offset;
-                        let lo = s.samples.partition_point(|(ts, _)| *ts <= end - range);
-                        let hi = s.samples.partition_point(|(ts, _)| *ts <= end);
-                        let window = &s.samples[lo..hi];
-                        match func {
-                            "irate" => irate(window),
-                            _ => extrapolated_delta(window, end - range, end, func == "rate"),
-                        }
-                    })
-                    .collect();
-                values.iter().any(Option::is_some).then(|| StepSeries {
-                    labels: without_name(s.labels.clone()),
-                    values,
-                })
-            })
-            .collect()
+        self.per_step(
+            &ms.vs,
+            |labels| without_name(labels.clone()),
+            |samples, end| {
+                let lo = samples.partition_point(|(ts, _)| *ts <= end - range);
+                let hi = samples.partition_point(|(ts, _)| *ts <= end);
+                let window = &samples[lo..hi];
+                match func {
+                    "irate" => irate(window),
+                    _ => extrapolated_delta(window, end - range, end, func == "rate"),
+                }
+            },
+        )
     }
 
     fn aggregate(&self, a: &AggregateExpr) -> Result<Value, Unsupported> {
