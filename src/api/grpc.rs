@@ -10,7 +10,8 @@ use tonic::{Request, Response, Status};
 use crate::model::{value_text, Attributes, LogRow, Resource, SpanRow, TraceId};
 use crate::query::metrics::{GaugeAgg, MetricQuery};
 use crate::query::{
-    LogCursor, LogSearch, QueryEngine, QueryError, StatusFilter, TraceDetail, TraceSearch,
+    parse_attribute, LogCursor, LogSearch, QueryEngine, QueryError, StatusFilter, TraceDetail,
+    TraceSearch,
 };
 
 /// Code generated from `proto/sightline/v1/query.proto` by `build.rs`.
@@ -222,24 +223,8 @@ impl QueryService for GrpcQueryApi {
         request: Request<proto::SearchTracesRequest>,
     ) -> Result<Response<proto::SearchTracesResponse>, Status> {
         let r = request.into_inner();
-        let status = match r.status.as_str() {
-            "" => None,
-            "ok" => Some(StatusFilter::Ok),
-            "error" => Some(StatusFilter::Error),
-            other => {
-                return Err(Status::invalid_argument(format!(
-                    "status must be \"\", \"ok\" or \"error\", not {other:?}"
-                )))
-            }
-        };
-        let attribute = match text(&r.attribute) {
-            Some(a) => Some(
-                a.split_once('=')
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .ok_or_else(|| Status::invalid_argument("attribute must be key=value"))?,
-            ),
-            None => None,
-        };
+        let status = StatusFilter::parse(&r.status).map_err(Status::invalid_argument)?;
+        let attribute = parse_attribute(&r.attribute).map_err(Status::invalid_argument)?;
         let search = TraceSearch {
             service: text(&r.service),
             operation: text(&r.operation),
@@ -390,17 +375,7 @@ impl QueryService for GrpcQueryApi {
         if end <= start {
             return Err(Status::invalid_argument("end must be after start"));
         }
-        let gauge_agg = match r.gauge_agg.as_str() {
-            "" | "avg" => GaugeAgg::Avg,
-            "min" => GaugeAgg::Min,
-            "max" => GaugeAgg::Max,
-            "last" => GaugeAgg::Last,
-            other => {
-                return Err(Status::invalid_argument(format!(
-                    "gauge_agg must be avg, min, max or last, not {other:?}"
-                )))
-            }
-        };
+        let gauge_agg = GaugeAgg::parse(&r.gauge_agg).map_err(Status::invalid_argument)?;
         let q = MetricQuery {
             name: r.name,
             start,

@@ -20,7 +20,8 @@ use crate::model::TraceId;
 use crate::notebook::Notebook;
 use crate::query::metrics::{GaugeAgg, MetricQuery};
 use crate::query::{
-    time::parse_time, LogCursor, LogSearch, QueryEngine, QueryError, StatusFilter, TraceSearch,
+    parse_attribute, time::parse_time, LogCursor, LogSearch, QueryEngine, QueryError, StatusFilter,
+    TraceSearch,
 };
 
 /// Default number of log records a search returns.
@@ -215,24 +216,8 @@ async fn search_traces(
     Query(p): Query<TraceSearchParams>,
 ) -> Result<Response, ApiError> {
     let time = |t: Option<String>| t.map(|t| parse_time(&t).map_err(bad_request)).transpose();
-    let status = match p.status.as_deref() {
-        None | Some("") => None,
-        Some("ok") => Some(StatusFilter::Ok),
-        Some("error") => Some(StatusFilter::Error),
-        Some(other) => {
-            return Err(bad_request(format!(
-                "status must be ok or error, not {other:?}"
-            )))
-        }
-    };
-    let attribute = match p.attribute {
-        Some(a) => Some(
-            a.split_once('=')
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .ok_or_else(|| bad_request("attribute must be key=value"))?,
-        ),
-        None => None,
-    };
+    let status = StatusFilter::parse(p.status.as_deref().unwrap_or("")).map_err(bad_request)?;
+    let attribute = parse_attribute(p.attribute.as_deref().unwrap_or("")).map_err(bad_request)?;
     let ms = |v: Option<f64>| v.map(|v| (v * 1e6) as i64);
     let search = TraceSearch {
         service: p.service,
@@ -420,17 +405,7 @@ async fn metric_query(
         end: p.end,
     }
     .resolve()?;
-    let gauge_agg = match p.agg.as_deref().unwrap_or("avg") {
-        "avg" => GaugeAgg::Avg,
-        "min" => GaugeAgg::Min,
-        "max" => GaugeAgg::Max,
-        "last" => GaugeAgg::Last,
-        other => {
-            return Err(bad_request(format!(
-                "agg must be avg, min, max or last, not {other:?}"
-            )))
-        }
-    };
+    let gauge_agg = GaugeAgg::parse(p.agg.as_deref().unwrap_or("")).map_err(bad_request)?;
     let step = p
         .step
         .map(|s| s as i64 * 1_000_000_000)

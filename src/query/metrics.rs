@@ -20,6 +20,21 @@ pub enum GaugeAgg {
     Last,
 }
 
+impl GaugeAgg {
+    /// The text every front end takes: `avg` (also the default, empty), `min`, `max`, `last`.
+    pub fn parse(text: &str) -> Result<GaugeAgg, String> {
+        match text.trim() {
+            "" | "avg" => Ok(GaugeAgg::Avg),
+            "min" => Ok(GaugeAgg::Min),
+            "max" => Ok(GaugeAgg::Max),
+            "last" => Ok(GaugeAgg::Last),
+            other => Err(format!(
+                "aggregation must be avg, min, max or last, not {other:?}"
+            )),
+        }
+    }
+}
+
 /// A metric range query.
 #[derive(Debug, Clone)]
 pub struct MetricQuery {
@@ -286,6 +301,26 @@ pub fn bucket_quantile(counts: &[f64], bounds: &[f64], q: f64) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn front_end_texts_parse_in_one_place() {
+        use crate::query::{parse_attribute, StatusFilter};
+        assert_eq!(GaugeAgg::parse(""), Ok(GaugeAgg::Avg));
+        assert_eq!(GaugeAgg::parse("last"), Ok(GaugeAgg::Last));
+        assert!(GaugeAgg::parse("median").unwrap_err().contains("median"));
+        assert_eq!(
+            StatusFilter::parse(" error "),
+            Ok(Some(StatusFilter::Error))
+        );
+        assert_eq!(StatusFilter::parse(""), Ok(None));
+        assert!(StatusFilter::parse("failed").is_err());
+        assert_eq!(
+            parse_attribute(" tenant = a=b "),
+            Ok(Some(("tenant".into(), "a=b".into())))
+        );
+        assert_eq!(parse_attribute(""), Ok(None));
+        assert!(parse_attribute("tenant").is_err());
+    }
 
     #[test]
     fn quantile_interpolates_within_bucket() {

@@ -20,7 +20,7 @@ use serde::Serialize;
 use tantivy::query::Query;
 
 pub use log_query::{LogFilter, QuerySyntaxError, RowMatcher};
-pub use trace_search::{StatusFilter, TraceSearch};
+pub use trace_search::{parse_attribute, StatusFilter, TraceSearch};
 pub use trace_tree::TraceSummary;
 
 use crate::index::{BlockIndex, BlockRef};

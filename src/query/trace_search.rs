@@ -9,6 +9,29 @@ pub enum StatusFilter {
     Error,
 }
 
+impl StatusFilter {
+    /// The text every front end takes: `ok`, `error`, or empty for either.
+    pub fn parse(text: &str) -> Result<Option<StatusFilter>, String> {
+        match text.trim() {
+            "" => Ok(None),
+            "ok" => Ok(Some(StatusFilter::Ok)),
+            "error" => Ok(Some(StatusFilter::Error)),
+            other => Err(format!("status must be ok or error, not {other:?}")),
+        }
+    }
+}
+
+/// A span attribute filter as front ends take it: `key=value` (trimmed), or empty for none.
+pub fn parse_attribute(text: &str) -> Result<Option<(String, String)>, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    text.split_once('=')
+        .map(|(k, v)| Some((k.trim().to_string(), v.trim().to_string())))
+        .ok_or_else(|| format!("attribute filter must be key=value, not {text:?}"))
+}
+
 /// Filters of a trace search. Span-level filters (service, operation, attribute,
 /// correlation id) select traces with at least one span that matches all of them; status
 /// and duration apply to the whole trace (any error span; end-to-end duration).

@@ -132,17 +132,7 @@ async fn charts_of(
             form.metric
         ));
     };
-    let gauge_agg = match form.agg.as_str() {
-        "" | "avg" => GaugeAgg::Avg,
-        "min" => GaugeAgg::Min,
-        "max" => GaugeAgg::Max,
-        "last" => GaugeAgg::Last,
-        other => {
-            return Err(format!(
-                "aggregation must be avg, min, max or last, not {other:?}"
-            ))
-        }
-    };
+    let gauge_agg = GaugeAgg::parse(&form.agg)?;
     let nonempty = |s: &str| Some(s.trim().to_string()).filter(|s| !s.is_empty());
     let q = MetricQuery {
         name: metric.name.clone(),

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::charts::{self, Chart};
 use super::time_range::{now_nano, TimeParams, TimeWindow, RANGES};
 use super::{format, render};
-use crate::query::{QueryEngine, StatusFilter, TraceSearch, TraceSummary};
+use crate::query::{parse_attribute, QueryEngine, StatusFilter, TraceSearch, TraceSummary};
 
 /// Rows in the result table.
 const TABLE_ROWS: usize = 50;
@@ -87,14 +87,7 @@ fn parse_ms(text: &str, what: &str) -> Result<Option<i64>, String> {
 /// Turns the form into a search, or says what is wrong with it.
 fn to_search(form: &TraceForm, window: &TimeWindow) -> Result<TraceSearch, String> {
     let nonempty = |s: &str| Some(s.trim().to_string()).filter(|s| !s.is_empty());
-    let attribute = match nonempty(&form.attr) {
-        Some(a) => Some(
-            a.split_once('=')
-                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-                .ok_or_else(|| format!("attribute filter must be key=value, not {a:?}"))?,
-        ),
-        None => None,
-    };
+    let attribute = parse_attribute(&form.attr)?;
     let trace_id = match nonempty(&form.trace_id) {
         Some(t) => Some(
             t.parse()
@@ -105,11 +98,7 @@ fn to_search(form: &TraceForm, window: &TimeWindow) -> Result<TraceSearch, Strin
     Ok(TraceSearch {
         service: nonempty(&form.service),
         operation: nonempty(&form.operation),
-        status: match form.status.as_str() {
-            "error" => Some(StatusFilter::Error),
-            "ok" => Some(StatusFilter::Ok),
-            _ => None,
-        },
+        status: StatusFilter::parse(&form.status)?,
         min_duration_nano: parse_ms(&form.min_ms, "min duration")?,
         max_duration_nano: parse_ms(&form.max_ms, "max duration")?,
         attribute,

@@ -380,21 +380,6 @@ fn default_step(start: i64, end: i64) -> i64 {
     ((end - start) / 250).max(1_000_000_000)
 }
 
-fn parse_step(text: &str) -> Result<i64, LokiError> {
-    let nanos = match text.parse::<f64>() {
-        Ok(secs) if secs.is_finite() => (secs * 1e9) as i64,
-        _ => promql_parser::util::parse_duration(text)
-            .map_err(|e| LokiError::bad(format!("invalid step: {e}")))?
-            .as_nanos() as i64,
-    };
-    if nanos <= 0 {
-        return Err(LokiError::bad(
-            "zero or negative query resolution step widths are not accepted. Try a positive integer",
-        ));
-    }
-    Ok(nanos)
-}
-
 async fn query_range(State(engine): State<QueryEngine>, Query(p): Query<QueryParams>) -> Response {
     run_range(engine, p)
         .await
@@ -431,7 +416,7 @@ async fn run_range(engine: QueryEngine, p: QueryParams) -> Result<Response, Loki
         }
         logql::Query::Metric(q) => {
             let step = match p.step.as_deref().filter(|s| !s.is_empty()) {
-                Some(s) => parse_step(s)?,
+                Some(s) => super::parse_step(s).map_err(LokiError::bad)?,
                 None => default_step(start, end),
             };
             if (end - start) / step >= 11_000 {

@@ -164,22 +164,6 @@ impl Params {
     }
 }
 
-/// A step: float seconds or a Prometheus duration (`15s`, `1m`).
-fn parse_step(text: &str) -> Result<i64, PromError> {
-    let nanos = match text.parse::<f64>() {
-        Ok(secs) if secs.is_finite() => (secs * 1e9) as i64,
-        _ => promql_parser::util::parse_duration(text)
-            .map_err(|e| PromError::bad_data(format!("invalid parameter \"step\": {e}")))?
-            .as_nanos() as i64,
-    };
-    if nanos <= 0 {
-        return Err(PromError::bad_data(
-            "zero or negative query resolution step widths are not accepted. Try a positive integer",
-        ));
-    }
-    Ok(nanos)
-}
-
 fn parse_query(params: &Params) -> Result<promql_parser::parser::Expr, PromError> {
     let text = params
         .get("query")
@@ -293,11 +277,12 @@ async fn run_query_range(engine: QueryEngine, request: Request) -> Result<Respon
     let end = params
         .time("end")?
         .ok_or_else(|| PromError::bad_data("missing parameter \"end\""))?;
-    let step = parse_step(
+    let step = super::parse_step(
         params
             .get("step")
             .ok_or_else(|| PromError::bad_data("missing parameter \"step\""))?,
-    )?;
+    )
+    .map_err(PromError::bad_data)?;
     if end < start {
         return Err(PromError::bad_data(
             "end timestamp must not be before start time",
