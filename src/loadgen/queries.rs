@@ -17,6 +17,8 @@ struct Samples {
     correlation_ids: Vec<String>,
     /// Body words that occur in a few records (numbers from sampled bodies).
     rare_words: Vec<String>,
+    /// `start=…&end=…` of the three-minute windows that held traces.
+    windows: Vec<String>,
 }
 
 /// One kind of query and how to build its URL from the samples.
@@ -29,6 +31,18 @@ const KINDS: &[Kind] = &[
     Kind {
         name: "trace by id",
         url: |s, i| pick(&s.trace_ids, i).map(|id| format!("/api/v1/traces/{id}")),
+    },
+    Kind {
+        name: "trace search, newest 20",
+        url: |_, _| Some("/api/v1/traces?limit=20".into()),
+    },
+    Kind {
+        name: "trace search, 3-minute window, newest 20",
+        url: |s, i| pick(&s.windows, i).map(|w| format!("/api/v1/traces?limit=20&{w}")),
+    },
+    Kind {
+        name: "trace search, errors, newest 20",
+        url: |_, _| Some("/api/v1/traces?status=error&limit=20".into()),
     },
     Kind {
         name: "logs by correlation id",
@@ -100,7 +114,7 @@ pub async fn run(base: &str, runs: usize, cold_trace_id: Option<&str>) -> anyhow
         println!("(for a cold figure after a restart: --cold-trace-id {id})");
     }
     println!(
-        "{:<38} {:>9} {:>9} {:>9} {:>9} {:>6}",
+        "{:<42} {:>9} {:>9} {:>9} {:>9} {:>6}",
         "query", "first ms", "p50 ms", "p99 ms", "max ms", "runs"
     );
     for kind in KINDS {
@@ -131,7 +145,7 @@ pub async fn run(base: &str, runs: usize, cold_trace_id: Option<&str>) -> anyhow
         }
         let ms = |q: f64| latency.quantile(q).unwrap_or(0) as f64 / 1e6;
         println!(
-            "{:<38} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>6}",
+            "{:<42} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>6}",
             kind.name,
             first.unwrap_or(0) as f64 / 1e6,
             ms(0.5),
@@ -167,6 +181,9 @@ async fn sample(http: &reqwest::Client, base: &str) -> anyhow::Result<Samples> {
             if let Some(id) = t["trace_id"].as_str() {
                 samples.trace_ids.push(id.to_string());
             }
+        }
+        if traces["traces"].as_array().is_some_and(|t| !t.is_empty()) {
+            samples.windows.push(window.clone());
         }
         let logs: Value = http
             .get(format!("{base}/api/v1/logs?{window}&limit=5"))

@@ -15,7 +15,10 @@ use tantivy::Term;
 use tantivy_query_grammar::{Delimiter, Occur, UserInputAst, UserInputBound, UserInputLeaf};
 
 use crate::index::{text, Fields};
-use crate::model::{severity_floor, severity_name, value_text, LogRow};
+use std::sync::Arc;
+
+use crate::model::{severity_floor, severity_name, value_text, LogRow, TraceId};
+use crate::store::prefilter::{Prefilter, TextTest};
 
 /// Longest compiled regex program accepted, so a hostile pattern cannot eat the server.
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
@@ -293,6 +296,61 @@ impl LogFilter {
     }
 
     /// Whether the filter reads body tokens (so rows need tokenizing).
+    /// Adds to `base` the column checks every matching record must pass, so the reader
+    /// decodes only those records in full: the top-level conditions on the body (words,
+    /// phrases, regex), the correlation id, the trace id and the service. Conditions under
+    /// `OR` or `NOT` are left to the exact row check.
+    pub fn prefilter(&self, mut base: Prefilter) -> Prefilter {
+        for c in self.conjuncts() {
+            match c {
+                LogFilter::CorrelationId(id) => base = base.text_is("correlation_id", id),
+                LogFilter::Service(name) => base = base.text_is("service_name", name),
+                LogFilter::TraceId(hex) => {
+                    if let Ok(id) = hex.parse::<TraceId>() {
+                        base = base.id_in("trace_id", [id.0.as_slice()]);
+                    }
+                }
+                _ => {}
+            }
+        }
+        match self.body_test() {
+            Some(test) => base.text_passes("body", test),
+            None => base,
+        }
+    }
+
+    /// The top-level `AND`ed conditions.
+    fn conjuncts(&self) -> Vec<&LogFilter> {
+        match self {
+            LogFilter::And(parts) => parts.iter().collect(),
+            other => vec![other],
+        }
+    }
+
+    /// A test on the body that every matching record passes: its top-level words, phrases
+    /// and regexes. `None` when the query has none.
+    fn body_test(&self) -> Option<TextTest> {
+        let on_body: Vec<LogFilter> = self
+            .conjuncts()
+            .into_iter()
+            .filter(|c| matches!(c, LogFilter::Text { .. } | LogFilter::Regex(_)))
+            .cloned()
+            .collect();
+        if on_body.is_empty() {
+            return None;
+        }
+        let on_body = LogFilter::And(on_body);
+        let needs_tokens = on_body.uses_text();
+        Some(Arc::new(move |body: &str| {
+            let tokens = if needs_tokens {
+                BODY_ANALYZER.with(|a| text::tokens(&mut a.borrow_mut(), body))
+            } else {
+                Vec::new()
+            };
+            eval_body(&on_body, body, &tokens)
+        }))
+    }
+
     fn uses_text(&self) -> bool {
         match self {
             LogFilter::Text { .. } => true,
@@ -349,16 +407,7 @@ fn eval(f: &LogFilter, row: &LogRow, tokens: &[String]) -> bool {
         LogFilter::And(p) => p.iter().all(|x| eval(x, row, tokens)),
         LogFilter::Or(p) => p.iter().any(|x| eval(x, row, tokens)),
         LogFilter::Not(p) => !eval(p, row, tokens),
-        LogFilter::Text {
-            tokens: want,
-            phrase,
-        } => {
-            if *phrase {
-                want.is_empty() || tokens.windows(want.len()).any(|w| w == want.as_slice())
-            } else {
-                want.iter().all(|t| tokens.contains(t))
-            }
-        }
+        LogFilter::Text { .. } | LogFilter::Regex(_) => eval_body(f, &row.body, tokens),
         LogFilter::Service(s) => row.resource.service_name == *s,
         LogFilter::Instance(s) => row.resource.service_instance_id == *s,
         LogFilter::Severity { min, max } => (*min..=*max).contains(&row.severity_number),
@@ -374,8 +423,32 @@ fn eval(f: &LogFilter, row: &LogRow, tokens: &[String]) -> bool {
             .get(key)
             .or_else(|| row.resource.attributes.get(key))
             .is_some_and(|v| value_text(v) == *value),
-        LogFilter::Regex(re) => re.is_match(&row.body),
     }
+}
+
+/// The conditions on the body alone (words, phrases, regex, and `AND`s of them); anything
+/// else passes, as the prefilter only ever sees such conditions.
+fn eval_body(f: &LogFilter, body: &str, tokens: &[String]) -> bool {
+    match f {
+        LogFilter::And(p) => p.iter().all(|x| eval_body(x, body, tokens)),
+        LogFilter::Text {
+            tokens: want,
+            phrase,
+        } => {
+            if *phrase {
+                want.is_empty() || tokens.windows(want.len()).any(|w| w == want.as_slice())
+            } else {
+                want.iter().all(|t| tokens.contains(t))
+            }
+        }
+        LogFilter::Regex(re) => re.is_match(body),
+        _ => true,
+    }
+}
+
+thread_local! {
+    /// The body tokenizer of the prefilter, one per reader thread.
+    static BODY_ANALYZER: std::cell::RefCell<TextAnalyzer> = std::cell::RefCell::new(text::analyzer());
 }
 
 #[cfg(test)]
@@ -426,6 +499,44 @@ mod tests {
         assert!(hit("severity>=WARN", &r));
         assert!(!hit("severity<WARN", &r));
         assert!(hit("/ending \\d+/", &r));
+    }
+
+    #[test]
+    fn the_body_prefilter_keeps_every_matching_record() {
+        let bodies = [
+            "Payment declined for card ending 4242",
+            "payment DECLINED: timeout after 30s",
+            "Zahlung abgelehnt: Überweisung fehlgeschlagen",
+            "",
+        ];
+        let queries = [
+            "declined",
+            "declined card",
+            "\"payment declined\"",
+            "DECLINED timeout",
+            "declined OR abgelehnt",
+            "NOT declined",
+            "überweisung",
+            "/ending \\d+/ payment",
+            "service:payment declined",
+            "service:checkout",
+        ];
+        for q in queries {
+            let filter = parse(q).unwrap();
+            let test = filter.body_test();
+            let mut matcher = RowMatcher::new(filter.clone());
+            let mut prefilter_kept_something_out = false;
+            for body in bodies {
+                let r = row(body, 17);
+                let passes = test.as_ref().is_none_or(|t| t(body));
+                assert!(passes || !matcher.matches(&r), "{q:?} would lose {body:?}");
+                prefilter_kept_something_out |= !passes;
+            }
+            // Queries with top-level words do prune (the test is not `|_| true`).
+            if matches!(q, "declined card" | "überweisung") {
+                assert!(prefilter_kept_something_out, "{q:?} prunes nothing");
+            }
+        }
     }
 
     #[test]

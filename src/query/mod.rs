@@ -27,7 +27,7 @@ use crate::index::{BlockIndex, BlockRef};
 use crate::model::{LogRow, Signal, SpanId, SpanRow, TraceId};
 use crate::pipeline::{LiveData, LiveInner, ServiceInfo};
 use crate::rollup::metric_minutes::MinuteMetric;
-use crate::store::{Store, StoredRow};
+use crate::store::{Prefilter, Store, StoredRow};
 
 /// Most log records one search returns.
 pub const MAX_LOG_LIMIT: usize = 10_000;
@@ -285,6 +285,9 @@ impl QueryEngine {
             Box::new(tantivy::query::AllQuery),
             Some(start),
             Some(end),
+            Prefilter::none()
+                .at_least("minute", Some(start - MINUTE + 1))
+                .at_most("minute", Some(end - 1)),
             in_window,
         )
         .await
@@ -394,6 +397,10 @@ impl QueryEngine {
         let live_rows = |live: &LiveInner| -> Vec<crate::model::MetricPoint> {
             live.metrics().filter(|p| live_keep(p)).cloned().collect()
         };
+        let metric_prefilter = Prefilter::none()
+            .text_is("name", &q.name)
+            .at_least("time", Some(from))
+            .at_most("time", Some(q.end));
         let points = if q.step >= DOWNSAMPLED_STEP_NANO {
             // Coarse steps read the one-minute points of flushed data (plus the raw points
             // still in memory): one point per series and minute instead of every sample.
@@ -404,6 +411,7 @@ impl QueryEngine {
                     self.index.term(f.name, &q.name),
                     Some(from),
                     Some(q.end),
+                    metric_prefilter.clone(),
                     move |m: &MinuteMetric| keep(&m.0),
                 )
                 .await?;
@@ -414,6 +422,7 @@ impl QueryEngine {
                 self.index.term(f.name, &q.name),
                 Some(from),
                 Some(q.end),
+                metric_prefilter,
                 keep,
             )
             .await?
@@ -446,6 +455,9 @@ impl QueryEngine {
             block_query,
             Some(start),
             Some(end),
+            Prefilter::none()
+                .at_least("time", Some(start))
+                .at_most("time", Some(end)),
             keep,
         )
         .await
@@ -483,7 +495,12 @@ impl QueryEngine {
                 (svc.is_empty() || p.resource.service_name == svc) && !names.contains_key(&p.name)
             };
             for p in self
-                .read_file::<crate::model::MetricPoint>(&path, row_groups, &mut keep)
+                .read_file::<crate::model::MetricPoint>(
+                    &path,
+                    row_groups,
+                    &Prefilter::none(),
+                    &mut keep,
+                )
                 .await?
             {
                 names
@@ -526,6 +543,7 @@ impl QueryEngine {
                 Box::new(BooleanQuery::new(terms)),
                 None,
                 None,
+                Prefilter::none().id_in("trace_id", ids.iter().map(|id| id.0.as_slice())),
                 |s: &SpanRow| wanted.contains(&s.trace_id),
             )
             .await?;
@@ -560,6 +578,7 @@ impl QueryEngine {
                 self.index.term(f.trace_id, &trace_id.to_hex()),
                 None,
                 None,
+                Prefilter::none().id_in("trace_id", [trace_id.0.as_slice()]),
                 move |l: &LogRow| l.trace_id == Some(trace_id),
             )
             .await?;
@@ -601,6 +620,7 @@ impl QueryEngine {
                 self.index.term(f.linked_trace_id, &trace_id.to_hex()),
                 None,
                 None,
+                Prefilter::none(),
                 move |s: &SpanRow| s.links.iter().any(|l| l.trace_id == trace_id),
             )
             .await?;
@@ -772,22 +792,27 @@ impl QueryEngine {
         for (id, t) in live_spans {
             note(id, t);
         }
-        let mut blocks = self.index.search(
+        let blocks = self.index.search(
             &searcher,
             Signal::Traces,
             block_query,
             search.start,
             search.end,
         )?;
-        blocks.sort_by_key(|b| std::cmp::Reverse(b.time_max));
-        for (path, groups) in group_by_file(&blocks) {
+        let prefilter = Prefilter::none()
+            .at_least("end_time", search.start)
+            .at_most("start_time", search.end);
+        let prefilter = match &search.correlation_id {
+            Some(c) => prefilter.text_is("correlation_id", c),
+            None => prefilter,
+        };
+        for read in newest_first_reads(blocks) {
             if latest.len() >= max {
                 break;
             }
-            let row_groups = groups.iter().map(|(rg, _)| *rg).collect();
             let mut filter = |s: &SpanRow| keep(s);
             for s in self
-                .read_file::<SpanRow>(&path, row_groups, &mut filter)
+                .read_file::<SpanRow>(&read.path, read.row_groups, &prefilter, &mut filter)
                 .await?
             {
                 let e = latest.entry(s.trace_id).or_insert(s.start_time_unix_nano);
@@ -911,25 +936,23 @@ impl QueryEngine {
                 .collect();
             (rows, self.index.searcher())
         };
-        let mut blocks = self
+        let blocks = self
             .index
             .search(&searcher, Signal::Logs, block_query, start, end)?;
-        blocks.sort_by_key(|b| std::cmp::Reverse(b.time_max));
-        let files = group_by_file(&blocks);
-        let newest_of = |i: usize| -> i64 {
-            files
-                .get(i)
-                .and_then(|(_, g)| g.iter().map(|(_, b)| b.time_max).max())
-                .unwrap_or(i64::MIN)
-        };
+        let reads = newest_first_reads(blocks);
+        let newest_of = |i: usize| reads.get(i).map_or(i64::MIN, |r| r.newest);
         if !visit(live_rows, newest_of(0)) {
             return Ok(());
         }
-        for (i, (path, groups)) in files.iter().enumerate() {
-            let row_groups = groups.iter().map(|(rg, _)| *rg).collect();
+        let prefilter = filter.prefilter(
+            Prefilter::none()
+                .at_least("time", start)
+                .at_most("time", end),
+        );
+        for (i, read) in reads.iter().enumerate() {
             let mut keep = |l: &LogRow| in_range(l.time_unix_nano) && matcher.matches(l);
             let rows = self
-                .read_file::<LogRow>(path, row_groups, &mut keep)
+                .read_file::<LogRow>(&read.path, read.row_groups.clone(), &prefilter, &mut keep)
                 .await?;
             if !visit(rows, newest_of(i + 1)) {
                 break;
@@ -955,6 +978,7 @@ impl QueryEngine {
                 self.index.term(f.correlation_id, &id),
                 None,
                 None,
+                Prefilter::none().text_is("correlation_id", &id),
                 move |s: &SpanRow| s.correlation_id.as_deref() == Some(id.as_str()),
             )
             .await?
@@ -971,6 +995,7 @@ impl QueryEngine {
                 self.index.term(f.correlation_id, &id),
                 None,
                 None,
+                Prefilter::none().text_is("correlation_id", &id),
                 move |l: &LogRow| l.correlation_id.as_deref() == Some(id.as_str()),
             )
             .await?
@@ -1019,10 +1044,15 @@ impl QueryEngine {
         &self,
         path: &str,
         row_groups: Vec<usize>,
+        prefilter: &Prefilter,
         keep: &mut (dyn FnMut(&T) -> bool + Send),
     ) -> Result<Vec<T>, QueryError> {
         use crate::store::StoreError;
-        match self.store.read::<T>(path, row_groups, keep).await {
+        match self
+            .store
+            .read_filtered::<T>(path, row_groups, prefilter, keep)
+            .await
+        {
             Ok(rows) => Ok(rows),
             Err(StoreError::ObjectStore(object_store::Error::NotFound { .. })) => {
                 tracing::error!(
@@ -1063,6 +1093,7 @@ impl QueryEngine {
         block_query: Box<dyn Query>,
         start: Option<i64>,
         end: Option<i64>,
+        prefilter: Prefilter,
         mut keep: impl FnMut(&T) -> bool + Send,
     ) -> Result<Vec<T>, QueryError> {
         self.check_range(start, end)?;
@@ -1075,7 +1106,10 @@ impl QueryEngine {
             .search(&searcher, T::SIGNAL, block_query, start, end)?;
         for (path, groups) in group_by_file(&blocks) {
             let row_groups = groups.iter().map(|(rg, _)| *rg).collect();
-            rows.extend(self.read_file::<T>(&path, row_groups, &mut keep).await?);
+            rows.extend(
+                self.read_file::<T>(&path, row_groups, &prefilter, &mut keep)
+                    .await?,
+            );
         }
         Ok(rows)
     }
@@ -1093,6 +1127,39 @@ fn group_by_file(blocks: &[BlockRef]) -> Vec<(String, Vec<(usize, &BlockRef)>)> 
         order[i].1.push((b.row_group, b));
     }
     order
+}
+
+/// Row groups read together by a newest-first scan: a few of one file.
+struct BlockRead {
+    path: String,
+    row_groups: Vec<usize>,
+    /// The newest time any of these row groups may hold.
+    newest: i64,
+}
+
+/// Most row groups in one read of a newest-first scan. Small enough that a scan stops soon
+/// after it has its answer even inside one large compacted file; large enough that the
+/// file's footer is not fetched once per row group.
+const ROW_GROUPS_PER_READ: usize = 4;
+
+/// `blocks` ordered newest first (by their newest time) and cut into reads of at most
+/// [`ROW_GROUPS_PER_READ`] row groups of one file; `newest` falls from read to read.
+fn newest_first_reads(mut blocks: Vec<BlockRef>) -> Vec<BlockRead> {
+    blocks.sort_by_key(|b| std::cmp::Reverse(b.time_max));
+    let mut reads: Vec<BlockRead> = Vec::new();
+    for b in blocks {
+        match reads.last_mut() {
+            Some(r) if r.path == b.path && r.row_groups.len() < ROW_GROUPS_PER_READ => {
+                r.row_groups.push(b.row_group);
+            }
+            _ => reads.push(BlockRead {
+                path: b.path,
+                row_groups: vec![b.row_group],
+                newest: b.time_max,
+            }),
+        }
+    }
+    reads
 }
 
 /// Newest first; records with the same time in a fixed order (service, then body), so that

@@ -15,7 +15,7 @@ use crate::model::{LogRow, MetricPoint, Rows, SpanRow, TraceId};
 use crate::pipeline::LiveData;
 use crate::rollup::metric_minutes::downsample;
 use crate::rollup::{RollupRow, MINUTE};
-use crate::store::Store;
+use crate::store::{Prefilter, Store};
 
 /// Rows behind one view.
 #[derive(Debug, Default)]
@@ -62,6 +62,9 @@ impl QueryEngine {
                 Box::new(tantivy::query::AllQuery),
                 Some(start),
                 Some(end),
+                Prefilter::none()
+                    .at_least("start_time", Some(start))
+                    .at_most("start_time", Some(end)),
                 move |s: &SpanRow| in_window(s.start_time_unix_nano),
             )
             .await?;
@@ -91,6 +94,9 @@ impl QueryEngine {
                 Box::new(tantivy::query::AllQuery),
                 Some(start),
                 Some(end),
+                Prefilter::none()
+                    .at_least("time", Some(start))
+                    .at_most("time", Some(end)),
                 move |l: &LogRow| in_window(l.time_unix_nano),
             )
             .await?;
@@ -108,6 +114,9 @@ impl QueryEngine {
                 Box::new(tantivy::query::AllQuery),
                 Some(metric_from),
                 Some(end),
+                Prefilter::none()
+                    .at_least("time", Some(metric_from))
+                    .at_most("time", Some(end)),
                 move |p: &MetricPoint| p.time_unix_nano >= metric_from && p.time_unix_nano <= end,
             )
             .await?;

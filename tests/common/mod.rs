@@ -101,7 +101,16 @@ impl Server {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(status) = child.try_wait().expect("wait") {
-                assert!(status.success(), "server exited with {status}");
+                if !status.success() {
+                    let log = std::fs::read_to_string(self.data_dir.with_extension("log"))
+                        .unwrap_or_default();
+                    let tail: Vec<&str> = log.lines().rev().take(30).collect();
+                    let tail: Vec<&str> = tail.into_iter().rev().collect();
+                    panic!(
+                        "server exited with {status}; the end of its log:\n{}",
+                        tail.join("\n")
+                    );
+                }
                 return;
             }
             assert!(Instant::now() < deadline, "server did not stop within 20 s");
