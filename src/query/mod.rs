@@ -806,13 +806,15 @@ impl QueryEngine {
             Some(c) => prefilter.text_is("correlation_id", c),
             None => prefilter,
         };
-        for read in newest_first_reads(blocks) {
-            if latest.len() >= max {
+        let reads = newest_first_reads(blocks);
+        for read in &reads {
+            // Stop once `max` traces are newer than anything this and later reads may hold.
+            if latest.len() >= max && kth_largest(latest.values().copied(), max) > read.newest {
                 break;
             }
             let mut filter = |s: &SpanRow| keep(s);
             for s in self
-                .read_file::<SpanRow>(&read.path, read.row_groups, &prefilter, &mut filter)
+                .read_file::<SpanRow>(&read.path, read.row_groups.clone(), &prefilter, &mut filter)
                 .await?
             {
                 let e = latest.entry(s.trace_id).or_insert(s.start_time_unix_nano);
@@ -1138,18 +1140,20 @@ struct BlockRead {
 }
 
 /// Most row groups in one read of a newest-first scan. Small enough that a scan stops soon
-/// after it has its answer even inside one large compacted file; large enough that the
-/// file's footer is not fetched once per row group.
+/// after it has its answer even inside one large compacted file; large enough that a long
+/// scan is not one round trip per row group.
 const ROW_GROUPS_PER_READ: usize = 4;
 
-/// `blocks` ordered newest first (by their newest time) and cut into reads of at most
-/// [`ROW_GROUPS_PER_READ`] row groups of one file; `newest` falls from read to read.
+/// `blocks` ordered newest first (by their newest time) and cut into reads of row groups of
+/// one file — one row group first (most searches need no more), then two, then at most
+/// [`ROW_GROUPS_PER_READ`]; `newest` falls from read to read.
 fn newest_first_reads(mut blocks: Vec<BlockRef>) -> Vec<BlockRead> {
     blocks.sort_by_key(|b| std::cmp::Reverse(b.time_max));
     let mut reads: Vec<BlockRead> = Vec::new();
     for b in blocks {
+        let cap = ROW_GROUPS_PER_READ.min(1 << reads.len().saturating_sub(1).min(8));
         match reads.last_mut() {
-            Some(r) if r.path == b.path && r.row_groups.len() < ROW_GROUPS_PER_READ => {
+            Some(r) if r.path == b.path && r.row_groups.len() < cap => {
                 r.row_groups.push(b.row_group);
             }
             _ => reads.push(BlockRead {
@@ -1160,6 +1164,16 @@ fn newest_first_reads(mut blocks: Vec<BlockRef>) -> Vec<BlockRead> {
         }
     }
     reads
+}
+
+/// The `k`-th largest of `values` (1-based); `i64::MIN` when there are fewer.
+fn kth_largest(values: impl Iterator<Item = i64>, k: usize) -> i64 {
+    let mut v: Vec<i64> = values.collect();
+    if k == 0 || v.len() < k {
+        return i64::MIN;
+    }
+    let (_, kth, _) = v.select_nth_unstable_by(k - 1, |a, b| b.cmp(a));
+    *kth
 }
 
 /// Newest first; records with the same time in a fixed order (service, then body), so that
@@ -1179,4 +1193,46 @@ fn kth_newest(logs: &mut [LogRow], k: usize) -> i64 {
     logs.get(k.saturating_sub(1))
         .map(|l| l.time_unix_nano)
         .unwrap_or(i64::MIN)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block(path: &str, row_group: usize, time_max: i64) -> BlockRef {
+        BlockRef {
+            path: path.into(),
+            row_group,
+            time_min: time_max - 10,
+            time_max,
+        }
+    }
+
+    #[test]
+    fn newest_first_reads_start_small_and_stay_in_one_file() {
+        // One compacted file of eight row groups (newest last) and one small newer file.
+        let mut blocks: Vec<BlockRef> = (0..8).map(|i| block("old", i, 100 + i as i64)).collect();
+        blocks.push(block("new", 0, 500));
+        let reads = newest_first_reads(blocks);
+        let shape: Vec<(&str, Vec<usize>, i64)> = reads
+            .iter()
+            .map(|r| (r.path.as_str(), r.row_groups.clone(), r.newest))
+            .collect();
+        assert_eq!(
+            shape,
+            [
+                ("new", vec![0], 500),
+                ("old", vec![7, 6], 107),
+                ("old", vec![5, 4, 3, 2], 105),
+                ("old", vec![1, 0], 101),
+            ]
+        );
+    }
+
+    #[test]
+    fn kth_largest_counts_from_the_top() {
+        assert_eq!(kth_largest([5, 1, 9, 7].into_iter(), 1), 9);
+        assert_eq!(kth_largest([5, 1, 9, 7].into_iter(), 3), 5);
+        assert_eq!(kth_largest([5, 1].into_iter(), 3), i64::MIN);
+    }
 }
