@@ -1,13 +1,18 @@
-//! Compaction: the small Parquet files of one hour partition are merged into one larger file
+//! Compaction: the small Parquet files of one hour partition are merged into larger files
 //! (sorted, zstd, bloom filters, as every file is written), which queries open once instead
 //! of many times.
+//!
+//! Every file is already sorted by its row type's order, so a merge is a k-way merge that
+//! holds one row group per input file and one output row group in memory — not every row of
+//! the group (that took 4.5 GB for 150 MB of Parquet). At most [`MAX_MERGE_FILES`] files go
+//! into one merge, which bounds that memory.
 //!
 //! Crash-safe by order: the merged file is written first; then one index commit swaps the old
 //! files' blocks for the new file's; then the old files are deleted. A crash before the commit
 //! leaves an unreferenced new file, after it unreferenced old files — the next start deletes
 //! either as leftovers, so no row is lost or doubled.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use tantivy::TantivyDocument;
 
@@ -22,12 +27,15 @@ use crate::store::{Store, StoredRow};
 pub const MIN_FILES: usize = 4;
 /// …merging files smaller than this (bigger files are already good enough)…
 const SMALL_FILE_BYTES: u64 = 64 << 20;
-/// …at most this many bytes of them into one file.
+/// …at most this many bytes of them into one file…
 const MAX_MERGE_BYTES: u64 = 256 << 20;
+/// …and at most this many files (each holds one decoded row group in memory during the merge).
+pub const MAX_MERGE_FILES: usize = 8;
 
 /// What one pass merged.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Compacted {
+    /// Hour partitions with at least one merge.
     pub partitions: usize,
     pub files_in: usize,
     pub files_out: usize,
@@ -58,89 +66,189 @@ pub async fn compact(
             continue;
         }
         files.sort();
-        let mut group = Vec::new();
-        let mut bytes = 0;
-        for (path, size) in files {
-            if bytes + size > MAX_MERGE_BYTES && group.len() >= 2 {
-                break;
-            }
-            bytes += size;
-            group.push(path);
+        let groups = merge_groups(files);
+        done.partitions += usize::from(!groups.is_empty());
+        for group in groups {
+            merge_group(store, index, live, &partition, &group).await?;
+            done.files_in += group.len();
+            done.files_out += 1;
         }
-        let folder = partition.split('/').next().unwrap_or("");
-        let fields = index.fields().clone();
-        let new_files = match folder {
-            f if f == Signal::Traces.as_str() => {
-                merge::<SpanRow>(store, &group, &fields, |f, p, i, r| {
-                    block::span_block(f, p, i, r)
-                })
-                .await?
-            }
-            f if f == Signal::Logs.as_str() => {
-                merge::<LogRow>(store, &group, &fields, |f, p, i, r| {
-                    block::log_block(f, p, i, r)
-                })
-                .await?
-            }
-            f if f == Signal::Metrics.as_str() => {
-                merge::<MetricPoint>(store, &group, &fields, |f, p, i, r| {
-                    block::metric_block(f, Signal::Metrics, p, i, r)
-                })
-                .await?
-            }
-            f if f == Signal::MetricMinutes.as_str() => {
-                merge::<MinuteMetric>(store, &group, &fields, |f, p, i, r| {
-                    let points: Vec<&MetricPoint> = r.iter().map(|m| &m.0).collect();
-                    block::metric_block(f, Signal::MetricMinutes, p, i, &points)
-                })
-                .await?
-            }
-            f if f == Signal::Rollups.as_str() => {
-                merge::<RollupRow>(store, &group, &fields, |f, p, i, r| {
-                    block::rollup_block(f, p, i, r)
-                })
-                .await?
-            }
-            _ => continue,
-        };
-        {
-            let _guard = live.map(|l| l.write());
-            index.replace_files(&group, new_files.1)?;
-        }
-        for old in &group {
-            store.delete(old).await?;
-        }
-        tracing::info!(partition = %partition, files_in = group.len(), files_out = new_files.0, "compacted");
-        done.partitions += 1;
-        done.files_in += group.len();
-        done.files_out += new_files.0;
     }
     Ok(done)
 }
 
-/// Reads every row of `files`, writes them again (sorted, in row groups), and returns the
-/// number of files written and their block documents.
+/// Cuts a partition's small files (sorted by name) into merges of at least two files, at most
+/// [`MAX_MERGE_FILES`] and about [`MAX_MERGE_BYTES`] each.
+fn merge_groups(files: Vec<(String, u64)>) -> Vec<Vec<String>> {
+    let mut groups: Vec<Vec<String>> = Vec::new();
+    let mut group = Vec::new();
+    let mut bytes = 0;
+    for (path, size) in files {
+        if !group.is_empty() && (bytes + size > MAX_MERGE_BYTES || group.len() >= MAX_MERGE_FILES) {
+            groups.push(std::mem::take(&mut group));
+            bytes = 0;
+        }
+        bytes += size;
+        group.push(path);
+    }
+    groups.push(group);
+    groups.retain(|g| g.len() >= 2);
+    groups
+}
+
+/// Merges one group of files of `partition` into one file, swaps their blocks in the index,
+/// and deletes them.
+async fn merge_group(
+    store: &Store,
+    index: &BlockIndex,
+    live: Option<&LiveData>,
+    partition: &str,
+    group: &[String],
+) -> anyhow::Result<()> {
+    let folder = partition.split('/').next().unwrap_or("");
+    let fields = index.fields().clone();
+    let docs = match folder {
+        f if f == Signal::Traces.as_str() => {
+            merge::<SpanRow>(store, partition, group, &fields, |f, p, i, r| {
+                block::span_block(f, p, i, r)
+            })
+            .await?
+        }
+        f if f == Signal::Logs.as_str() => {
+            merge::<LogRow>(store, partition, group, &fields, |f, p, i, r| {
+                block::log_block(f, p, i, r)
+            })
+            .await?
+        }
+        f if f == Signal::Metrics.as_str() => {
+            merge::<MetricPoint>(store, partition, group, &fields, |f, p, i, r| {
+                block::metric_block(f, Signal::Metrics, p, i, r)
+            })
+            .await?
+        }
+        f if f == Signal::MetricMinutes.as_str() => {
+            merge::<MinuteMetric>(store, partition, group, &fields, |f, p, i, r| {
+                let points: Vec<&MetricPoint> = r.iter().map(|m| &m.0).collect();
+                block::metric_block(f, Signal::MetricMinutes, p, i, &points)
+            })
+            .await?
+        }
+        f if f == Signal::Rollups.as_str() => {
+            merge::<RollupRow>(store, partition, group, &fields, |f, p, i, r| {
+                block::rollup_block(f, p, i, r)
+            })
+            .await?
+        }
+        _ => return Ok(()),
+    };
+    {
+        let _guard = live.map(|l| l.write());
+        index.replace_files(group, docs)?;
+    }
+    for old in group {
+        store.delete(old).await?;
+    }
+    tracing::info!(partition = %partition, files_in = group.len(), "compacted");
+    Ok(())
+}
+
+/// One input file of a merge, read one row group at a time.
+struct Cursor<T> {
+    path: String,
+    row_groups: usize,
+    next_group: usize,
+    rows: VecDeque<T>,
+}
+
+impl<T: StoredRow> Cursor<T> {
+    async fn open(store: &Store, path: &str) -> anyhow::Result<Self> {
+        let mut cursor = Cursor {
+            path: path.to_string(),
+            row_groups: store.row_group_count(path).await?,
+            next_group: 0,
+            rows: VecDeque::new(),
+        };
+        cursor.refill(store).await?;
+        Ok(cursor)
+    }
+
+    /// Reads the next non-empty row group once the current one is used up.
+    async fn refill(&mut self, store: &Store) -> anyhow::Result<()> {
+        while self.rows.is_empty() && self.next_group < self.row_groups {
+            let rows = store
+                .read::<T>(&self.path, vec![self.next_group], &mut |_| true)
+                .await?;
+            self.rows = rows.into();
+            self.next_group += 1;
+        }
+        Ok(())
+    }
+}
+
+/// Merges the rows of `files` (each sorted by the row type's order) into one sorted file in
+/// `partition`, and returns the block documents of its row groups.
 async fn merge<T: StoredRow>(
     store: &Store,
+    partition: &str,
     files: &[String],
     fields: &Fields,
     block_of: impl Fn(&Fields, &str, usize, &[&T]) -> TantivyDocument,
-) -> anyhow::Result<(usize, Vec<TantivyDocument>)> {
-    let mut rows: Vec<T> = Vec::new();
+) -> anyhow::Result<Vec<TantivyDocument>> {
+    let mut cursors = Vec::with_capacity(files.len());
     for path in files {
-        let groups = store.row_group_count(path).await?;
-        rows.extend(
-            store
-                .read::<T>(path, (0..groups).collect(), &mut |_| true)
-                .await?,
-        );
+        cursors.push(Cursor::<T>::open(store, path).await?);
     }
-    let written = store.write(&rows).await?;
+    let per_group = store.row_group_rows();
+    let mut file = store.start_file::<T>(partition)?;
     let mut docs = Vec::new();
-    for file in &written {
-        for (i, group) in file.row_groups.iter().enumerate() {
-            docs.push(block_of(fields, &file.path, i, group));
+    let mut pending: Vec<T> = Vec::with_capacity(per_group);
+    let mut write_pending = |file: &mut crate::store::FileBuilder<T>, pending: &mut Vec<T>| {
+        let rows: Vec<&T> = pending.iter().collect();
+        let i = file.write_row_group(&rows)?;
+        docs.push(block_of(fields, file.path(), i, &rows));
+        pending.clear();
+        anyhow::Ok(())
+    };
+    loop {
+        let smallest = cursors
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| c.rows.front().map(|row| (i, row)))
+            .min_by(|a, b| T::order(a.1, b.1))
+            .map(|(i, _)| i);
+        let Some(i) = smallest else { break };
+        let cursor = &mut cursors[i];
+        pending.extend(cursor.rows.pop_front());
+        cursor.refill(store).await?;
+        if pending.len() >= per_group {
+            write_pending(&mut file, &mut pending)?;
         }
     }
-    Ok((written.len(), docs))
+    if !pending.is_empty() {
+        write_pending(&mut file, &mut pending)?;
+    }
+    store.finish_file(file).await?;
+    Ok(docs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merges_are_bounded_in_files_and_bytes() {
+        let mb = 1 << 20;
+        let files: Vec<(String, u64)> = (0..20).map(|i| (format!("f{i:02}"), mb)).collect();
+        let sizes: Vec<usize> = merge_groups(files).iter().map(Vec::len).collect();
+        assert_eq!(sizes, [8, 8, 4]);
+
+        let files = vec![
+            ("a".to_string(), 200 * mb),
+            ("b".to_string(), 100 * mb),
+            ("c".to_string(), mb),
+            ("d".to_string(), 250 * mb),
+        ];
+        // A file alone in its merge stays as it is.
+        assert_eq!(merge_groups(files), [vec!["b".to_string(), "c".to_string()]]);
+    }
 }

@@ -274,14 +274,40 @@ impl Store {
                 .chunks(self.row_group_rows)
                 .map(|c| c.to_vec())
                 .collect();
-            let bytes = encode_file::<T>(&row_groups)?;
-            self.objects
-                .put(&ObjectPath::from(path.as_str()), PutPayload::from(bytes))
-                .await?;
-            self.sync_local(&path)?;
+            let mut file = FileBuilder::<T>::new(path)?;
+            for group in &row_groups {
+                file.write_row_group(group)?;
+            }
+            let path = self.finish_file(file).await?;
             written.push(WrittenFile { path, row_groups });
         }
         Ok(written)
+    }
+
+    /// Starts a file in `folder` (`<signal>/date=…/hour=…`) that is written one row group at
+    /// a time, for writers that never hold all rows at once (compaction).
+    pub fn start_file<T: StoredRow>(&self, folder: &str) -> Result<FileBuilder<T>, StoreError> {
+        FileBuilder::new(format!("{folder}/{}.parquet", uuid::Uuid::new_v4()))
+    }
+
+    /// Stores a file built with [`Store::start_file`]; durable when this returns. Returns its
+    /// path.
+    pub async fn finish_file<T: StoredRow>(
+        &self,
+        file: FileBuilder<T>,
+    ) -> Result<String, StoreError> {
+        let FileBuilder { path, writer, .. } = file;
+        let bytes = writer.into_inner()?;
+        self.objects
+            .put(&ObjectPath::from(path.as_str()), PutPayload::from(bytes))
+            .await?;
+        self.sync_local(&path)?;
+        Ok(path)
+    }
+
+    /// Rows per row group of the files this store writes.
+    pub fn row_group_rows(&self) -> usize {
+        self.row_group_rows
     }
 
     /// Reads the given row groups of one file, keeping rows that pass `keep`.
@@ -410,22 +436,46 @@ fn partition_of(time_ns: i64) -> String {
     t.format("date=%Y-%m-%d/hour=%H").to_string()
 }
 
-fn encode_file<T: StoredRow>(row_groups: &[Vec<&T>]) -> Result<Vec<u8>, StoreError> {
-    let mut props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
-        .set_statistics_enabled(EnabledStatistics::Page)
-        .set_max_row_group_row_count(None);
-    for col in T::bloom_columns() {
-        props = props.set_column_bloom_filter_enabled((*col).into(), true);
+/// A Parquet file being written row group by row group (zstd, page statistics, bloom
+/// filters on the row type's id columns), not yet stored.
+pub struct FileBuilder<T> {
+    path: String,
+    writer: ArrowWriter<Vec<u8>>,
+    row_groups: usize,
+    rows: std::marker::PhantomData<fn(&T)>,
+}
+
+impl<T: StoredRow> FileBuilder<T> {
+    fn new(path: String) -> Result<Self, StoreError> {
+        let mut props = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
+            .set_statistics_enabled(EnabledStatistics::Page)
+            .set_max_row_group_row_count(None);
+        for col in T::bloom_columns() {
+            props = props.set_column_bloom_filter_enabled((*col).into(), true);
+        }
+        let schema = T::to_batch(&[])?.schema();
+        Ok(Self {
+            path,
+            writer: ArrowWriter::try_new(Vec::new(), schema, Some(props.build()))?,
+            row_groups: 0,
+            rows: std::marker::PhantomData,
+        })
     }
-    let schema = T::to_batch(&[])?.schema();
-    let mut writer = ArrowWriter::try_new(Vec::new(), schema, Some(props.build()))?;
-    for group in row_groups {
-        writer.write(&T::to_batch(group)?)?;
-        // Close the row group so that row group `i` holds exactly `row_groups[i]`.
-        writer.flush()?;
+
+    /// The object path the file will have.
+    pub fn path(&self) -> &str {
+        &self.path
     }
-    Ok(writer.into_inner()?)
+
+    /// Appends `rows` as one row group; returns its index in the file.
+    pub fn write_row_group(&mut self, rows: &[&T]) -> Result<usize, StoreError> {
+        self.writer.write(&T::to_batch(rows)?)?;
+        // Close the row group so that it holds exactly `rows` (its block document says so).
+        self.writer.flush()?;
+        self.row_groups += 1;
+        Ok(self.row_groups - 1)
+    }
 }
 
 #[cfg(test)]
