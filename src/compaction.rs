@@ -249,6 +249,9 @@ mod tests {
             ("d".to_string(), 250 * mb),
         ];
         // A file alone in its merge stays as it is.
-        assert_eq!(merge_groups(files), [vec!["b".to_string(), "c".to_string()]]);
+        assert_eq!(
+            merge_groups(files),
+            [vec!["b".to_string(), "c".to_string()]]
+        );
     }
 }
