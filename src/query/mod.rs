@@ -776,7 +776,7 @@ impl QueryEngine {
     ) -> Result<BTreeMap<TraceId, i64>, QueryError> {
         self.check_range(search.start, search.end)?;
         let mut latest: BTreeMap<TraceId, i64> = BTreeMap::new();
-        let mut note = |id: TraceId, t: i64| {
+        let note = |latest: &mut BTreeMap<TraceId, i64>, id: TraceId, t: i64| {
             let e = latest.entry(id).or_insert(t);
             *e = (*e).max(t);
         };
@@ -790,7 +790,7 @@ impl QueryEngine {
             (rows, self.index.searcher())
         };
         for (id, t) in live_spans {
-            note(id, t);
+            note(&mut latest, id, t);
         }
         let blocks = self.index.search(
             &searcher,
@@ -806,19 +806,17 @@ impl QueryEngine {
             Some(c) => prefilter.text_is("correlation_id", c),
             None => prefilter,
         };
-        let reads = newest_first_reads(blocks);
-        for read in &reads {
+        for read in newest_first_reads(blocks) {
             // Stop once `max` traces are newer than anything this and later reads may hold.
             if latest.len() >= max && kth_largest(latest.values().copied(), max) > read.newest {
                 break;
             }
             let mut filter = |s: &SpanRow| keep(s);
             for s in self
-                .read_file::<SpanRow>(&read.path, read.row_groups.clone(), &prefilter, &mut filter)
+                .read_file::<SpanRow>(&read.path, read.row_groups, &prefilter, &mut filter)
                 .await?
             {
-                let e = latest.entry(s.trace_id).or_insert(s.start_time_unix_nano);
-                *e = (*e).max(s.start_time_unix_nano);
+                note(&mut latest, s.trace_id, s.start_time_unix_nano);
             }
         }
         Ok(latest)
