@@ -330,23 +330,7 @@ impl Store {
         prefilter: &Prefilter,
         keep: &mut (dyn FnMut(&T) -> bool + Send),
     ) -> Result<Vec<T>, StoreError> {
-        use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
-        use parquet::file::metadata::PageIndexPolicy;
-        // Deprecated in parquet 60 in favour of a hand-written `AsyncFileReader`; it still
-        // reads only the footer and the requested row groups, which is what we need.
-        #[allow(deprecated)]
-        let mut reader = ParquetObjectReader::new(self.objects.clone(), ObjectPath::from(path));
-        let footer = match self.footers.get(path) {
-            Some(footer) => footer,
-            None => {
-                // The offset index lets a filtered read skip the pages of rows it does not want.
-                let options =
-                    ArrowReaderOptions::new().with_offset_index_policy(PageIndexPolicy::Optional);
-                let footer = ArrowReaderMetadata::load_async(&mut reader, options).await?;
-                self.footers.insert(path, footer.clone());
-                footer
-            }
-        };
+        let (reader, footer) = self.open(path).await?;
         let mut builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, footer)
             .with_row_groups(row_groups);
         if let Some(filter) = prefilter.row_filter(builder.parquet_schema()) {
@@ -362,10 +346,36 @@ impl Store {
 
     /// Number of row groups in one file (reads only its footer).
     pub async fn row_group_count(&self, path: &str) -> Result<usize, StoreError> {
-        #[allow(deprecated)]
-        let reader = ParquetObjectReader::new(self.objects.clone(), ObjectPath::from(path));
-        let builder = ParquetRecordBatchStreamBuilder::new(reader).await?;
-        Ok(builder.metadata().num_row_groups())
+        let (_, footer) = self.open(path).await?;
+        Ok(footer.metadata().num_row_groups())
+    }
+
+    /// A reader of one file and its parsed footer, from the footer cache when it is there.
+    #[allow(deprecated)]
+    async fn open(
+        &self,
+        path: &str,
+    ) -> Result<
+        (
+            ParquetObjectReader,
+            parquet::arrow::arrow_reader::ArrowReaderMetadata,
+        ),
+        StoreError,
+    > {
+        use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
+        use parquet::file::metadata::PageIndexPolicy;
+        // `ParquetObjectReader` is deprecated in parquet 60 in favour of a hand-written
+        // `AsyncFileReader`; it still reads only the footer and the requested row groups,
+        // which is what we need.
+        let mut reader = ParquetObjectReader::new(self.objects.clone(), ObjectPath::from(path));
+        if let Some(footer) = self.footers.get(path) {
+            return Ok((reader, footer));
+        }
+        // The offset index lets a filtered read skip the pages of rows it does not want.
+        let options = ArrowReaderOptions::new().with_offset_index_policy(PageIndexPolicy::Optional);
+        let footer = ArrowReaderMetadata::load_async(&mut reader, options).await?;
+        self.footers.insert(path, footer.clone());
+        Ok((reader, footer))
     }
 
     /// Every Parquet file in the store, as object paths.
