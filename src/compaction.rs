@@ -1,5 +1,5 @@
 //! Compaction: the small Parquet files of one hour partition are merged into larger files
-//! (sorted, zstd, bloom filters, as every file is written), which queries open once instead
+//! (sorted, zstd, as every file is written), which queries open once instead
 //! of many times.
 //!
 //! Every file is already sorted by its row type's order, so a merge is a k-way merge that

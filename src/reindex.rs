@@ -29,6 +29,9 @@ pub async fn reindex(data_dir: &Path, row_group_rows: usize) -> anyhow::Result<R
     let index_dir = data_dir.join("index");
     let old_position = match BlockIndex::open(&index_dir) {
         Ok(old) => old.wal_flushed_through().ok().flatten(),
+        Err(crate::index::IndexError::OldLayout(_)) => {
+            BlockIndex::wal_position_in(&index_dir).ok().flatten()
+        }
         Err(e) if e.to_string().contains("ock") => {
             anyhow::bail!(
                 "the index is locked — is a server running on {}? stop it first",
@@ -107,6 +110,28 @@ pub async fn reindex(data_dir: &Path, row_group_rows: usize) -> anyhow::Result<R
         blocks,
         kept_wal_position: old_position.is_some(),
     })
+}
+
+/// Rebuilds the index of `data_dir` when an earlier version wrote it with other fields
+/// (done by `serve` on start, for the data dir and every pinned view's evidence). Returns
+/// whether it rebuilt. Nothing is lost: Parquet is the store of record and the WAL position
+/// is kept.
+pub async fn upgrade_if_needed(data_dir: &Path) -> anyhow::Result<bool> {
+    let index_dir = data_dir.join("index");
+    if !index_dir.exists() || BlockIndex::layout_is_current(&index_dir)? {
+        return Ok(false);
+    }
+    tracing::info!(
+        dir = %data_dir.display(),
+        "the block index has an older layout; rebuilding it from the Parquet files"
+    );
+    let done = reindex(data_dir, 16_384).await?;
+    tracing::info!(
+        files = done.files,
+        blocks = done.blocks,
+        "block index rebuilt"
+    );
+    Ok(true)
 }
 
 async fn read<T: StoredRow>(store: &Store, path: &str, row_group: usize) -> anyhow::Result<Vec<T>> {

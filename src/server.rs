@@ -116,6 +116,7 @@ pub async fn run(
         .map(crate::tls::grpc_config)
         .transpose()?;
     check_exposure(&config, ingest_auth.enforced(), access.enforced())?;
+    upgrade_indexes(data).await?;
     let index = Arc::new(
         BlockIndex::open(&data.join("index"))
             .with_context(|| format!("could not open index in {}", data.display()))?,
@@ -434,4 +435,20 @@ pub async fn shutdown_signal() {
         _ = ctrl_c => {},
         _ = term => {},
     }
+}
+
+/// Rebuilds, from their Parquet files, the block indexes an earlier version wrote with other
+/// fields: the data dir's own and those of pinned evidence.
+async fn upgrade_indexes(data: &std::path::Path) -> anyhow::Result<()> {
+    crate::reindex::upgrade_if_needed(data)
+        .await
+        .with_context(|| format!("could not rebuild the index in {}", data.display()))?;
+    if let Ok(entries) = std::fs::read_dir(data.join("evidence")) {
+        for entry in entries.flatten() {
+            crate::reindex::upgrade_if_needed(&entry.path())
+                .await
+                .with_context(|| format!("could not rebuild {}", entry.path().display()))?;
+        }
+    }
+    Ok(())
 }

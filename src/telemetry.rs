@@ -32,6 +32,10 @@ pub struct Telemetry {
     pub frozen_memtables: Gauge,
     pub flush_seconds: Histogram,
     pub request_seconds: Histogram,
+    /// Parquet row groups (blocks) queries read: what index and filters failed to rule out.
+    pub blocks_read: Counter,
+    /// Bytes of block locations and id filters the index holds in memory.
+    pub index_cached_bytes: Gauge,
 }
 
 static TELEMETRY: LazyLock<Telemetry> = LazyLock::new(|| Telemetry {
@@ -43,6 +47,8 @@ static TELEMETRY: LazyLock<Telemetry> = LazyLock::new(|| Telemetry {
     frozen_memtables: Gauge::default(),
     flush_seconds: Histogram::new(exponential_buckets(0.01, 2.0, 14)),
     request_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
+    blocks_read: Counter::default(),
+    index_cached_bytes: Gauge::default(),
 });
 
 /// The process-wide metrics.
@@ -75,6 +81,16 @@ pub fn render() -> String {
         "refused_exports",
         "Exports refused as retryable, by reason",
         t.exports_refused.clone(),
+    );
+    registry.register(
+        "blocks_read",
+        "Parquet row groups read by queries",
+        t.blocks_read.clone(),
+    );
+    registry.register(
+        "index_cached_bytes",
+        "Bytes of block locations and id filters held in memory",
+        t.index_cached_bytes.clone(),
     );
     registry.register(
         "wal_segment_bytes",

@@ -6,10 +6,14 @@
 //! whose document matches, then checks each row.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+
+use tantivy::tokenizer::TokenStream;
 
 use serde::{Deserialize, Serialize};
 use tantivy::TantivyDocument;
 
+use super::filter::{self, BlockFilter, KeyKind};
 use super::schema::Fields;
 use super::text;
 use crate::model::{value_text, Attributes, LogRow, MetricPoint, Resource, Signal, SpanRow};
@@ -36,18 +40,25 @@ pub struct SeenInstance {
     pub last_seen: i64,
 }
 
-/// Accumulates the distinct terms of one block.
+/// Accumulates the distinct terms and filter keys of one block.
+///
+/// Built once per row group on the flush path, so it avoids allocating per row: a value is
+/// copied only the first time the block sees it, and resources (shared by every record of
+/// one export) are looked at once per export.
 struct BlockBuilder<'f> {
     fields: &'f Fields,
     doc: TantivyDocument,
     time_min: i64,
     time_max: i64,
     rows: u64,
-    strings: BTreeSet<(tantivy::schema::Field, String)>,
+    strings: HashMap<tantivy::schema::Field, HashSet<String>>,
     /// Distinct values per attribute key; `None` once the key has too many (or too long)
     /// values to list.
-    attrs: HashMap<String, Option<BTreeSet<String>>>,
-    instances: HashMap<(String, String, String, String), i64>,
+    attrs: HashMap<String, Option<HashSet<String>>>,
+    /// Latest record time per resource (keyed by the shared resource's address).
+    resources: HashMap<usize, (Arc<Resource>, i64)>,
+    /// Filter keys of ids and id-like tokens (see `filter.rs`).
+    keys: Vec<u64>,
 }
 
 impl<'f> BlockBuilder<'f> {
@@ -62,41 +73,51 @@ impl<'f> BlockBuilder<'f> {
             time_min: i64::MAX,
             time_max: i64::MIN,
             rows: 0,
-            strings: BTreeSet::new(),
+            strings: HashMap::new(),
             attrs: HashMap::new(),
-            instances: HashMap::new(),
+            resources: HashMap::new(),
+            keys: Vec::new(),
         }
     }
 
-    fn row(&mut self, start: i64, end: i64, resource: &Resource) {
+    fn row(&mut self, start: i64, end: i64, resource: &Arc<Resource>) {
         self.rows += 1;
         self.time_min = self.time_min.min(start);
         self.time_max = self.time_max.max(end);
-        self.term(self.fields.service, &resource.service_name);
-        if !resource.service_instance_id.is_empty() {
-            self.term(self.fields.instance, &resource.service_instance_id);
-        }
-        let key = (
-            resource.service_name.clone(),
-            resource.service_instance_id.clone(),
-            resource.host_name.clone(),
-            resource.service_version.clone(),
-        );
-        let seen = self.instances.entry(key).or_insert(end);
-        *seen = (*seen).max(end);
+        let seen = self
+            .resources
+            .entry(Arc::as_ptr(resource) as usize)
+            .or_insert_with(|| (resource.clone(), end));
+        seen.1 = seen.1.max(end);
     }
 
     fn term(&mut self, field: tantivy::schema::Field, value: &str) {
-        self.strings.insert((field, value.to_string()));
+        let values = self.strings.entry(field).or_default();
+        if !values.contains(value) {
+            values.insert(value.to_string());
+        }
+    }
+
+    fn key(&mut self, kind: KeyKind, value: &[u8]) {
+        self.keys.push(filter::key(kind, value));
     }
 
     fn attributes(&mut self, attrs: &Attributes) {
         for (key, value) in attrs {
-            let slot = self
-                .attrs
-                .entry(key.clone())
-                .or_insert_with(|| Some(BTreeSet::new()));
+            if !self.attrs.contains_key(key.as_str()) {
+                self.attrs.insert(key.clone(), Some(HashSet::new()));
+            }
+            let Some(slot) = self.attrs.get_mut(key.as_str()) else {
+                continue;
+            };
             let Some(values) = slot else { continue };
+            let known = match value {
+                serde_json::Value::String(s) => values.contains(s.as_str()),
+                _ => false,
+            };
+            if known {
+                continue;
+            }
             let text = value_text(value);
             if text.len() > MAX_INDEXED_ATTR || values.len() >= MAX_VALUES_PER_KEY {
                 *slot = None;
@@ -117,14 +138,33 @@ impl<'f> BlockBuilder<'f> {
                 None => self.doc.add_text(self.fields.attr_overflow, &key),
             }
         }
-        for (field, value) in std::mem::take(&mut self.strings) {
-            self.doc.add_text(field, value);
+        let mut instances: HashMap<(String, String, String, String), i64> = HashMap::new();
+        for (resource, last_seen) in std::mem::take(&mut self.resources).into_values() {
+            self.term(self.fields.service, &resource.service_name);
+            if !resource.service_instance_id.is_empty() {
+                self.term(self.fields.instance, &resource.service_instance_id);
+            }
+            let key = (
+                resource.service_name.clone(),
+                resource.service_instance_id.clone(),
+                resource.host_name.clone(),
+                resource.service_version.clone(),
+            );
+            let seen = instances.entry(key).or_insert(last_seen);
+            *seen = (*seen).max(last_seen);
+        }
+        for (field, values) in std::mem::take(&mut self.strings) {
+            for value in values {
+                self.doc.add_text(field, value);
+            }
         }
         self.doc.add_i64(self.fields.time_min, self.time_min);
         self.doc.add_i64(self.fields.time_max, self.time_max);
         self.doc.add_u64(self.fields.rows, self.rows);
-        let instances: Vec<SeenInstance> = self
-            .instances
+        if let Some(bytes) = BlockFilter::build(&mut self.keys).to_bytes() {
+            self.doc.add_bytes(self.fields.filter, &bytes);
+        }
+        let instances: Vec<SeenInstance> = instances
             .into_iter()
             .map(
                 |((service, instance, host, version), last_seen)| SeenInstance {
@@ -152,14 +192,14 @@ pub fn span_block(
     let mut b = BlockBuilder::new(fields, Signal::Traces, path, row_group);
     for r in rows {
         b.row(r.start_time_unix_nano, r.end_time_unix_nano, &r.resource);
-        b.term(fields.trace_id, &r.trace_id.to_hex());
+        b.key(KeyKind::TraceId, &r.trace_id.0);
         b.term(fields.name, &r.name);
         b.term(fields.status, &r.status_code);
         if let Some(c) = &r.correlation_id {
-            b.term(fields.correlation_id, c);
+            b.key(KeyKind::CorrelationId, c.as_bytes());
         }
         for link in &r.links {
-            b.term(fields.linked_trace_id, &link.trace_id.to_hex());
+            b.key(KeyKind::LinkedTraceId, &link.trace_id.0);
         }
         b.attributes(&r.attributes);
     }
@@ -179,13 +219,13 @@ pub fn log_block(
     for r in rows {
         b.row(r.time_unix_nano, r.time_unix_nano, &r.resource);
         if let Some(t) = r.trace_id {
-            b.term(fields.trace_id, &t.to_hex());
+            b.key(KeyKind::TraceId, &t.0);
         }
         if let Some(s) = r.span_id {
-            b.term(fields.span_id, &s.to_hex());
+            b.key(KeyKind::SpanId, &s.0);
         }
         if let Some(c) = &r.correlation_id {
-            b.term(fields.correlation_id, c);
+            b.key(KeyKind::CorrelationId, c.as_bytes());
         }
         severities.insert(r.severity_number);
         b.attributes(&r.attributes);
@@ -193,20 +233,22 @@ pub fn log_block(
     for s in severities {
         b.doc.add_i64(fields.severity, i64::from(s));
     }
-    // Distinct indexable body tokens only: one text value, tokenized once more by tantivy.
+    // Distinct body tokens: words into the index (one text value, tokenized once more by
+    // tantivy), id-like tokens into the filter.
     let mut analyzer = text::analyzer();
-    let mut tokens = HashSet::new();
+    let mut words: HashSet<String> = HashSet::new();
     for r in rows {
-        for t in text::tokens(&mut analyzer, &r.body) {
-            if text::is_indexed(&t) {
-                tokens.insert(t);
+        let mut stream = analyzer.token_stream(&r.body);
+        while let Some(token) = stream.next() {
+            if !text::is_indexed(&token.text) {
+                b.key(KeyKind::BodyToken, token.text.as_bytes());
+            } else if !words.contains(token.text.as_str()) {
+                words.insert(token.text.clone());
             }
         }
     }
-    b.doc.add_text(
-        fields.body,
-        tokens.into_iter().collect::<Vec<_>>().join(" "),
-    );
+    b.doc
+        .add_text(fields.body, words.into_iter().collect::<Vec<_>>().join(" "));
     b.finish()
 }
 

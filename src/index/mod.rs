@@ -6,12 +6,14 @@
 //! does not yet cover, and Parquet files no block document points at are removed.
 
 pub mod block;
+mod cached;
+pub mod filter;
 mod schema;
 pub mod text;
 
 use std::collections::HashSet;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 use tantivy::collector::DocSetCollector;
@@ -21,7 +23,10 @@ use tantivy::schema::{IndexRecordOption, Value};
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, TantivyDocument, Term};
 
 pub use block::SeenInstance;
+pub use filter::KeyKind;
 pub use schema::Fields;
+
+use cached::BlockCache;
 
 use crate::model::Signal;
 
@@ -36,6 +41,10 @@ pub enum IndexError {
     Io(#[from] std::io::Error),
     #[error("this index was opened read-only")]
     ReadOnly,
+    /// The index was written by an earlier version with other fields; `sightline reindex`
+    /// (run by `serve` on its own) rebuilds it from the Parquet files.
+    #[error("the index in {0} has an older layout and must be rebuilt from the Parquet files (sightline reindex)")]
+    OldLayout(String),
 }
 
 /// One block that a search matched.
@@ -45,6 +54,16 @@ pub struct BlockRef {
     pub row_group: usize,
     pub time_min: i64,
     pub time_max: i64,
+}
+
+/// The payload of the index's last commit.
+fn payload_of(index: &Index) -> Result<CommitPayload, IndexError> {
+    let metas = index.load_metas()?;
+    Ok(metas
+        .payload
+        .as_deref()
+        .and_then(|p| serde_json::from_str(p).ok())
+        .unwrap_or_default())
 }
 
 /// What an index commit records besides the documents.
@@ -60,6 +79,7 @@ pub struct BlockIndex {
     writer: Mutex<Option<IndexWriter>>,
     reader: IndexReader,
     fields: Fields,
+    blocks: Arc<BlockCache>,
 }
 
 impl BlockIndex {
@@ -76,6 +96,9 @@ impl BlockIndex {
 
     fn open_with(dir: &Path, writable: bool) -> Result<BlockIndex, IndexError> {
         std::fs::create_dir_all(dir)?;
+        if !Self::layout_is_current(dir)? {
+            return Err(IndexError::OldLayout(dir.display().to_string()));
+        }
         let (schema, fields) = Fields::schema();
         let index = Index::open_or_create(MmapDirectory::open(dir)?, schema)?;
         index
@@ -91,12 +114,34 @@ impl BlockIndex {
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
             .try_into()?;
+        let blocks = BlockCache::new(fields.clone());
+        // Read every block's location and filter now, so the first query after a start does
+        // not pay for it.
+        blocks.refresh(&reader.searcher())?;
         Ok(BlockIndex {
             index,
             writer: Mutex::new(writer),
             reader,
             fields,
+            blocks,
         })
+    }
+
+    /// Whether `dir` holds no index yet or one with this version's fields.
+    pub fn layout_is_current(dir: &Path) -> Result<bool, IndexError> {
+        let directory = MmapDirectory::open(dir)?;
+        if !Index::exists(&directory).map_err(tantivy::TantivyError::from)? {
+            return Ok(true);
+        }
+        let existing = Index::open(directory)?.schema();
+        Ok(existing == Fields::schema().0)
+    }
+
+    /// The WAL position recorded by the index in `dir`, whatever its layout (for rebuilding
+    /// an index of an older layout without replaying what it already covered).
+    pub fn wal_position_in(dir: &Path) -> Result<Option<u64>, IndexError> {
+        let index = Index::open(MmapDirectory::open(dir)?)?;
+        Ok(payload_of(&index)?.wal_flushed_through)
     }
 
     /// Field handles, for building block documents and queries.
@@ -106,13 +151,7 @@ impl BlockIndex {
 
     /// The last WAL segment whose rows are committed in Parquet and here.
     pub fn wal_flushed_through(&self) -> Result<Option<u64>, IndexError> {
-        let metas = self.index.load_metas()?;
-        let payload: CommitPayload = metas
-            .payload
-            .as_deref()
-            .and_then(|p| serde_json::from_str(p).ok())
-            .unwrap_or_default();
-        Ok(payload.wal_flushed_through)
+        Ok(payload_of(&self.index)?.wal_flushed_through)
     }
 
     /// Adds block documents and commits them together with the WAL position they cover.
@@ -153,7 +192,8 @@ impl BlockIndex {
         prepared.set_payload(&payload);
         prepared.commit()?;
         drop(guard);
-        self.reload()
+        self.reload()?;
+        self.warm()
     }
 
     /// Swaps the blocks of `old` files for `new_docs` in one commit, keeping the WAL position
@@ -176,12 +216,36 @@ impl BlockIndex {
         prepared.set_payload(&payload);
         prepared.commit()?;
         drop(guard);
-        self.reload()
+        self.reload()?;
+        self.warm()
     }
 
-    /// Makes the latest commit visible to new searchers.
+    /// Makes the latest commit visible to new searchers. Cheap: the blocks of new segments
+    /// are read by [`BlockIndex::warm`] or by the first query that meets them.
     pub fn reload(&self) -> Result<(), IndexError> {
         Ok(self.reader.reload()?)
+    }
+
+    /// Reads the block locations and filters of segments the last reload brought in, and
+    /// forgets those of segments gone (merged or deleted). Called after a reload, outside
+    /// any lock that acknowledgements wait on.
+    pub fn warm(&self) -> Result<(), IndexError> {
+        self.blocks.refresh(&self.searcher())?;
+        crate::telemetry::get()
+            .index_cached_bytes
+            .set(self.blocks.heap_bytes() as i64);
+        Ok(())
+    }
+
+    /// Bytes of block filters and paths held in memory.
+    pub fn cached_bytes(&self) -> usize {
+        self.blocks.heap_bytes()
+    }
+
+    /// Blocks that may hold any of these ids or id-like tokens (their filters say so).
+    pub fn may_hold(&self, kind: KeyKind, values: &[&[u8]]) -> Box<dyn Query> {
+        let keys = values.iter().map(|v| filter::key(kind, v)).collect();
+        Box::new(self.blocks.may_hold_any(keys))
     }
 
     /// A point-in-time view for one query.
@@ -235,28 +299,20 @@ impl BlockIndex {
         }
         let docs = searcher.search(&BooleanQuery::new(clauses), &DocSetCollector)?;
         let mut out = Vec::with_capacity(docs.len());
+        let mut segments = std::collections::HashMap::new();
         for address in docs {
-            let doc: TantivyDocument = searcher.doc(address)?;
-            let text = |field| {
-                doc.get_first(field)
-                    .and_then(|v| v.as_str())
-                    .map(str::to_string)
+            let ord = address.segment_ord;
+            let blocks = match segments.get(&ord) {
+                Some(b) => std::sync::Arc::clone(b),
+                None => {
+                    let b = self.blocks.of(searcher.segment_reader(ord))?;
+                    segments.insert(ord, b.clone());
+                    b
+                }
             };
-            let int = |field| doc.get_first(field).and_then(|v| v.as_i64());
-            let (Some(path), Some(row_group), Some(time_min), Some(time_max)) = (
-                text(f.path),
-                doc.get_first(f.row_group).and_then(|v| v.as_u64()),
-                int(f.time_min),
-                int(f.time_max),
-            ) else {
-                continue;
-            };
-            out.push(BlockRef {
-                path,
-                row_group: row_group as usize,
-                time_min,
-                time_max,
-            });
+            if let Some(cached) = blocks.get(address.doc_id) {
+                out.push(cached.block.clone());
+            }
         }
         Ok(out)
     }

@@ -23,11 +23,9 @@ pub struct Fields {
     pub rows: Field,
     pub service: Field,
     pub instance: Field,
-    pub trace_id: Field,
-    pub span_id: Field,
-    /// Trace ids that spans of this block link to (consumer → producer), for stitching.
-    pub linked_trace_id: Field,
-    pub correlation_id: Field,
+    /// The block's id filter (stored only; see `filter.rs`): trace, span, linked-trace and
+    /// correlation ids and id-like body tokens, which as terms would outweigh the data.
+    pub filter: Field,
     /// Span names (traces) or metric names (metrics).
     pub name: Field,
     /// Span status codes present.
@@ -66,10 +64,7 @@ impl Fields {
             rows: b.add_u64_field("rows", STORED),
             service: b.add_text_field("service", STRING),
             instance: b.add_text_field("instance", STRING),
-            trace_id: b.add_text_field("trace_id", STRING),
-            span_id: b.add_text_field("span_id", STRING),
-            linked_trace_id: b.add_text_field("linked_trace_id", STRING),
-            correlation_id: b.add_text_field("correlation_id", STRING),
+            filter: b.add_bytes_field("filter", STORED),
             name: b.add_text_field("name", STRING),
             status: b.add_text_field("status", STRING),
             severity: b.add_i64_field("severity", NumericOptions::default().set_indexed()),

@@ -17,12 +17,13 @@ pub fn analyzer() -> TextAnalyzer {
         .build()
 }
 
-/// Whether a token goes into the block index. Id-like tokens — eight or more characters with
-/// a digit, such as hex ids, uuid parts and long numbers — are unique per record, so they
-/// would make the index larger than the data while pruning nothing that their own fields
-/// (trace_id, correlation_id) do not already prune. Queries for them scan the time range.
+/// Whether a token goes into the block index as a term. Tokens with a digit and four or
+/// more characters — numbers, hex ids, the parts of a uuid, `1216` of `order-1216` — are
+/// nearly unique per record: as terms they would make the index larger than the data. They
+/// go into each block's id filter instead (`filter.rs`), which finds them as surely at about
+/// one byte each. Words and short tokens (`v1`, `404`) stay terms.
 pub fn is_indexed(token: &str) -> bool {
-    token.len() < 8 || !token.bytes().any(|b| b.is_ascii_digit())
+    token.len() < 4 || !token.bytes().any(|b| b.is_ascii_digit())
 }
 
 /// The tokens of `text`, in order.
@@ -46,5 +47,28 @@ mod tests {
             tokens(&mut a, "Payment DECLINED: card=4242!"),
             ["payment", "declined", "card", "4242"]
         );
+    }
+
+    #[test]
+    fn numbers_and_id_parts_go_to_the_filter_words_to_the_index() {
+        let mut a = analyzer();
+        let routed: Vec<(String, bool)> = tokens(&mut a, "order-1216 v1 404 3f2a9c1e-4b7d timeout")
+            .into_iter()
+            .map(|t| {
+                let indexed = is_indexed(&t);
+                (t, indexed)
+            })
+            .collect();
+        let expect = [
+            ("order", true),
+            ("1216", false),
+            ("v1", true),
+            ("404", true),
+            ("3f2a9c1e", false),
+            ("4b7d", false),
+            ("timeout", true),
+        ];
+        let expect: Vec<(String, bool)> = expect.iter().map(|(t, i)| (t.to_string(), *i)).collect();
+        assert_eq!(routed, expect);
     }
 }

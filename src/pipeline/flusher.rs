@@ -13,7 +13,7 @@ use crate::index::{block, BlockIndex};
 use crate::model::{MetricPoint, Rows, Signal};
 use crate::rollup::metric_minutes::{downsample, MinuteMetric};
 use crate::rollup::RollupRow;
-use crate::store::Store;
+use crate::store::{FileBuilder, Store, StoreError, StoredRow, WrittenFile};
 use crate::wal::Wal;
 
 /// Pause before retrying a failed flush; the rows stay queryable in memory meanwhile.
@@ -61,6 +61,7 @@ fn flush(
             .frozen_memtables
             .set(inner.frozen.len() as i64);
     }
+    index.warm()?;
     crate::telemetry::get()
         .flush_seconds
         .observe(started.elapsed().as_secs_f64());
@@ -78,6 +79,9 @@ fn flush(
 
 /// Writes rows of every kind as Parquet files and returns the index block of each row group,
 /// ready to commit. Shared by the flusher and by evidence snapshots.
+///
+/// Parquet encoding and block building only read the rows, so they run side by side on two
+/// threads (`rayon::join`); the files are stored (written and fsynced) after both.
 pub async fn write_blocks(
     store: &Store,
     fields: &crate::index::Fields,
@@ -85,44 +89,78 @@ pub async fn write_blocks(
     minutes: &[MinuteMetric],
     rollups: &[RollupRow],
 ) -> anyhow::Result<Vec<TantivyDocument>> {
-    let mut docs = Vec::new();
-    for file in store.write(&rows.spans).await? {
-        for (i, group) in file.row_groups.iter().enumerate() {
-            docs.push(block::span_block(fields, &file.path, i, group));
-        }
-    }
-    for file in store.write(&rows.logs).await? {
-        for (i, group) in file.row_groups.iter().enumerate() {
-            docs.push(block::log_block(fields, &file.path, i, group));
-        }
-    }
-    for file in store.write(&rows.metrics).await? {
-        for (i, group) in file.row_groups.iter().enumerate() {
-            docs.push(block::metric_block(
-                fields,
-                Signal::Metrics,
-                &file.path,
-                i,
-                group,
-            ));
-        }
-    }
-    for file in store.write(minutes).await? {
-        for (i, group) in file.row_groups.iter().enumerate() {
-            let points: Vec<&MetricPoint> = group.iter().map(|m| &m.0).collect();
-            docs.push(block::metric_block(
-                fields,
-                Signal::MetricMinutes,
-                &file.path,
-                i,
-                &points,
-            ));
-        }
-    }
-    for file in store.write(rollups).await? {
-        for (i, group) in file.row_groups.iter().enumerate() {
-            docs.push(block::rollup_block(fields, &file.path, i, group));
-        }
-    }
+    let spans = store.plan(&rows.spans);
+    let logs = store.plan(&rows.logs);
+    let metrics = store.plan(&rows.metrics);
+    let minute_files = store.plan(minutes);
+    let rollup_files = store.plan(rollups);
+    let (encoded, docs) = rayon::join(
+        || -> Result<_, StoreError> {
+            Ok((
+                encode_all(store, &spans)?,
+                encode_all(store, &logs)?,
+                encode_all(store, &metrics)?,
+                encode_all(store, &minute_files)?,
+                encode_all(store, &rollup_files)?,
+            ))
+        },
+        || {
+            let mut docs = Vec::new();
+            docs.extend(blocks_of(&spans, |path, i, group| {
+                block::span_block(fields, path, i, group)
+            }));
+            docs.extend(blocks_of(&logs, |path, i, group| {
+                block::log_block(fields, path, i, group)
+            }));
+            docs.extend(blocks_of(&metrics, |path, i, group| {
+                block::metric_block(fields, Signal::Metrics, path, i, group)
+            }));
+            docs.extend(blocks_of(&minute_files, |path, i, group| {
+                let points: Vec<&MetricPoint> = group.iter().map(|m| &m.0).collect();
+                block::metric_block(fields, Signal::MetricMinutes, path, i, &points)
+            }));
+            docs.extend(blocks_of(&rollup_files, |path, i, group| {
+                block::rollup_block(fields, path, i, group)
+            }));
+            docs
+        },
+    );
+    let (spans, logs, metrics, minute_files, rollup_files) = encoded?;
+    finish_all(store, spans).await?;
+    finish_all(store, logs).await?;
+    finish_all(store, metrics).await?;
+    finish_all(store, minute_files).await?;
+    finish_all(store, rollup_files).await?;
     Ok(docs)
+}
+
+fn encode_all<T: StoredRow>(
+    store: &Store,
+    files: &[WrittenFile<'_, T>],
+) -> Result<Vec<FileBuilder<T>>, StoreError> {
+    files.iter().map(|f| store.encode(f)).collect()
+}
+
+async fn finish_all<T: StoredRow>(
+    store: &Store,
+    files: Vec<FileBuilder<T>>,
+) -> Result<(), StoreError> {
+    for file in files {
+        store.finish_file(file).await?;
+    }
+    Ok(())
+}
+
+/// The block document of every row group of `files`.
+fn blocks_of<T>(
+    files: &[WrittenFile<'_, T>],
+    block: impl Fn(&str, usize, &[&T]) -> TantivyDocument,
+) -> Vec<TantivyDocument> {
+    let mut docs = Vec::new();
+    for f in files {
+        for (i, group) in f.row_groups.iter().enumerate() {
+            docs.push(block(&f.path, i, group));
+        }
+    }
+    docs
 }

@@ -8,13 +8,15 @@
 //! `severity>=WARN` (also `>`, `<`, `<=`), `AND`/`OR`/`NOT`/`-`, parentheses, `/regex/` on the
 //! body.
 
-use tantivy::query::{AllQuery, BooleanQuery, Occur as TOccur, Query, RangeQuery, TermQuery};
+use tantivy::query::{
+    AllQuery, BooleanQuery, EmptyQuery, Occur as TOccur, Query, RangeQuery, TermQuery,
+};
 use tantivy::schema::IndexRecordOption;
 use tantivy::tokenizer::TextAnalyzer;
 use tantivy::Term;
 use tantivy_query_grammar::{Delimiter, Occur, UserInputAst, UserInputBound, UserInputLeaf};
 
-use crate::index::{text, Fields};
+use crate::index::{text, BlockIndex, KeyKind};
 use std::sync::Arc;
 
 use crate::model::{severity_floor, severity_name, value_text, LogRow, TraceId};
@@ -229,12 +231,20 @@ fn severity_range(
 impl LogFilter {
     /// A tantivy query over block documents matching every block that may hold a matching
     /// row. Parts that cannot be decided per block (NOT, regex) match every block.
-    pub fn block_query(&self, f: &Fields) -> Box<dyn Query> {
-        self.block_query_opt(f)
+    pub fn block_query(&self, index: &BlockIndex) -> Box<dyn Query> {
+        self.block_query_opt(index)
             .unwrap_or_else(|| Box::new(AllQuery))
     }
 
-    fn block_query_opt(&self, f: &Fields) -> Option<Box<dyn Query>> {
+    fn block_query_opt(&self, index: &BlockIndex) -> Option<Box<dyn Query>> {
+        let f = index.fields();
+        // Ids live in the blocks' filters; text that is not hex cannot be an id at all.
+        let hex_id = |kind: KeyKind, text: &str| -> Option<Box<dyn Query>> {
+            Some(match hex::decode(text) {
+                Ok(bytes) => index.may_hold(kind, &[&bytes]),
+                Err(_) => Box::new(EmptyQuery),
+            })
+        };
         let term = |field, value: &str| -> Option<Box<dyn Query>> {
             Some(Box::new(TermQuery::new(
                 Term::from_field_text(field, value),
@@ -250,15 +260,18 @@ impl LogFilter {
         match self {
             LogFilter::All | LogFilter::Not(_) | LogFilter::Regex(_) => None,
             LogFilter::Text { tokens, .. } => {
-                // Id-like tokens are not in the index; only the others can prune blocks.
+                // Words are index terms, id-like tokens are in the blocks' filters.
                 let terms: Vec<(TOccur, Box<dyn Query>)> = tokens
                     .iter()
-                    .filter(|t| text::is_indexed(t))
                     .map(|t| {
-                        let q: Box<dyn Query> = Box::new(TermQuery::new(
-                            Term::from_field_text(f.body, t),
-                            IndexRecordOption::Basic,
-                        ));
+                        let q: Box<dyn Query> = if text::is_indexed(t) {
+                            Box::new(TermQuery::new(
+                                Term::from_field_text(f.body, t),
+                                IndexRecordOption::Basic,
+                            ))
+                        } else {
+                            index.may_hold(KeyKind::BodyToken, &[t.as_bytes()])
+                        };
                         (TOccur::Must, q)
                     })
                     .collect();
@@ -266,9 +279,11 @@ impl LogFilter {
             }
             LogFilter::Service(s) => term(f.service, s),
             LogFilter::Instance(s) => term(f.instance, s),
-            LogFilter::TraceId(s) => term(f.trace_id, s),
-            LogFilter::SpanId(s) => term(f.span_id, s),
-            LogFilter::CorrelationId(s) => term(f.correlation_id, s),
+            LogFilter::TraceId(s) => hex_id(KeyKind::TraceId, s),
+            LogFilter::SpanId(s) => hex_id(KeyKind::SpanId, s),
+            LogFilter::CorrelationId(s) => {
+                Some(index.may_hold(KeyKind::CorrelationId, &[s.as_bytes()]))
+            }
             LogFilter::Attr { key, value } => Some(Box::new(BooleanQuery::new(vec![
                 (TOccur::Should, term(f.attr, &format!("{key}={value}"))?),
                 (TOccur::Should, term(f.attr_overflow, key)?),
@@ -280,7 +295,7 @@ impl LogFilter {
             LogFilter::And(parts) => {
                 let subs: Vec<_> = parts
                     .iter()
-                    .filter_map(|p| p.block_query_opt(f))
+                    .filter_map(|p| p.block_query_opt(index))
                     .map(|q| (TOccur::Must, q))
                     .collect();
                 (!subs.is_empty()).then(|| Box::new(BooleanQuery::new(subs)) as Box<dyn Query>)
@@ -288,7 +303,7 @@ impl LogFilter {
             LogFilter::Or(parts) => {
                 let subs: Option<Vec<_>> = parts
                     .iter()
-                    .map(|p| p.block_query_opt(f).map(|q| (TOccur::Should, q)))
+                    .map(|p| p.block_query_opt(index).map(|q| (TOccur::Should, q)))
                     .collect();
                 subs.map(|s| Box::new(BooleanQuery::new(s)) as Box<dyn Query>)
             }

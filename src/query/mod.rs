@@ -23,7 +23,7 @@ pub use log_query::{LogFilter, QuerySyntaxError, RowMatcher};
 pub use trace_search::{parse_attribute, StatusFilter, TraceSearch};
 pub use trace_tree::TraceSummary;
 
-use crate::index::{BlockIndex, BlockRef};
+use crate::index::{BlockIndex, BlockRef, KeyKind};
 use crate::model::{LogRow, Signal, SpanId, SpanRow, TraceId};
 use crate::pipeline::{LiveData, LiveInner, ServiceInfo};
 use crate::rollup::metric_minutes::MinuteMetric;
@@ -525,13 +525,8 @@ impl QueryEngine {
         &self,
         ids: &[TraceId],
     ) -> Result<HashMap<TraceId, Vec<SpanRow>>, QueryError> {
-        use tantivy::query::{BooleanQuery, Occur};
         let wanted: HashSet<TraceId> = ids.iter().copied().collect();
-        let f = self.index.fields();
-        let terms = ids
-            .iter()
-            .map(|id| (Occur::Should, self.index.term(f.trace_id, &id.to_hex())))
-            .collect();
+        let id_bytes: Vec<&[u8]> = ids.iter().map(|id| id.0.as_slice()).collect();
         let rows: Vec<SpanRow> = self
             .rows(
                 |live| {
@@ -540,7 +535,7 @@ impl QueryEngine {
                         .cloned()
                         .collect()
                 },
-                Box::new(BooleanQuery::new(terms)),
+                self.index.may_hold(KeyKind::TraceId, &id_bytes),
                 None,
                 None,
                 Prefilter::none().id_in("trace_id", ids.iter().map(|id| id.0.as_slice())),
@@ -566,7 +561,6 @@ impl QueryEngine {
         if spans.is_empty() {
             return Ok(None);
         }
-        let f = self.index.fields();
         let mut logs: Vec<LogRow> = self
             .rows(
                 |live| {
@@ -575,7 +569,7 @@ impl QueryEngine {
                         .cloned()
                         .collect()
                 },
-                self.index.term(f.trace_id, &trace_id.to_hex()),
+                self.index.may_hold(KeyKind::TraceId, &[&trace_id.0]),
                 None,
                 None,
                 Prefilter::none().id_in("trace_id", [trace_id.0.as_slice()]),
@@ -608,7 +602,6 @@ impl QueryEngine {
         };
         let mut wanted: Vec<(TraceId, Relation, Option<SpanId>)> = Vec::new();
         // Spans of other traces that link into this one (consumer → producer).
-        let f = self.index.fields();
         let linking: Vec<SpanRow> = self
             .rows(
                 |live| {
@@ -617,7 +610,7 @@ impl QueryEngine {
                         .cloned()
                         .collect()
                 },
-                self.index.term(f.linked_trace_id, &trace_id.to_hex()),
+                self.index.may_hold(KeyKind::LinkedTraceId, &[&trace_id.0]),
                 None,
                 None,
                 Prefilter::none(),
@@ -732,7 +725,10 @@ impl QueryEngine {
             terms.push((Occur::Must, self.index.attr_query(k, v)));
         }
         if let Some(c) = &search.correlation_id {
-            terms.push((Occur::Must, self.index.term(f.correlation_id, c)));
+            terms.push((
+                Occur::Must,
+                self.index.may_hold(KeyKind::CorrelationId, &[c.as_bytes()]),
+            ));
         }
         let block_query: Box<dyn Query> = if terms.is_empty() {
             Box::new(tantivy::query::AllQuery)
@@ -925,7 +921,7 @@ impl QueryEngine {
     ) -> Result<(), QueryError> {
         self.check_range(start, end)?;
         let in_range = move |t: i64| start.is_none_or(|s| t >= s) && end.is_none_or(|e| t <= e);
-        let block_query = filter.block_query(self.index.fields());
+        let block_query = filter.block_query(&self.index);
         let mut matcher = RowMatcher::new(filter.clone());
         let (live_rows, searcher) = {
             let live = self.live.read();
@@ -963,7 +959,6 @@ impl QueryEngine {
 
     /// Every trace and log record carrying `correlation_id`, in time order.
     pub async fn correlation(&self, correlation_id: &str) -> Result<CorrelationResult, QueryError> {
-        let f = self.index.fields();
         let id = correlation_id.to_string();
         let matches = |c: &Option<String>| c.as_deref() == Some(correlation_id);
         let spans: Vec<SpanRow> = {
@@ -975,7 +970,8 @@ impl QueryEngine {
                         .cloned()
                         .collect()
                 },
-                self.index.term(f.correlation_id, &id),
+                self.index
+                    .may_hold(KeyKind::CorrelationId, &[id.as_bytes()]),
                 None,
                 None,
                 Prefilter::none().text_is("correlation_id", &id),
@@ -992,7 +988,8 @@ impl QueryEngine {
                         .cloned()
                         .collect()
                 },
-                self.index.term(f.correlation_id, &id),
+                self.index
+                    .may_hold(KeyKind::CorrelationId, &[id.as_bytes()]),
                 None,
                 None,
                 Prefilter::none().text_is("correlation_id", &id),
@@ -1048,6 +1045,9 @@ impl QueryEngine {
         keep: &mut (dyn FnMut(&T) -> bool + Send),
     ) -> Result<Vec<T>, QueryError> {
         use crate::store::StoreError;
+        crate::telemetry::get()
+            .blocks_read
+            .inc_by(row_groups.len() as u64);
         match self
             .store
             .read_filtered::<T>(path, row_groups, prefilter, keep)

@@ -56,8 +56,6 @@ pub trait StoredRow: Sized + Send + Sync + 'static {
     fn time(&self) -> i64;
     /// Order of rows inside a file: chosen so that the rows a query wants sit together.
     fn order(a: &Self, b: &Self) -> Ordering;
-    /// Column names that get a Parquet bloom filter (point look-ups by id).
-    fn bloom_columns() -> &'static [&'static str];
     /// Builds one Arrow batch (one row group) from rows.
     fn to_batch(rows: &[&Self]) -> Result<RecordBatch, StoreError>;
     /// Decodes a batch read back from a file, keeping rows that pass `keep`.
@@ -79,9 +77,6 @@ impl StoredRow for SpanRow {
     /// the block index finds them by trace id either way.
     fn order(a: &Self, b: &Self) -> Ordering {
         (a.start_time_unix_nano, a.trace_id).cmp(&(b.start_time_unix_nano, b.trace_id))
-    }
-    fn bloom_columns() -> &'static [&'static str] {
-        &["trace_id", "correlation_id"]
     }
     fn to_batch(rows: &[&Self]) -> Result<RecordBatch, StoreError> {
         spans::to_batch(rows)
@@ -113,9 +108,6 @@ impl StoredRow for LogRow {
                 &b.resource.service_name,
                 b.time_unix_nano,
             ))
-    }
-    fn bloom_columns() -> &'static [&'static str] {
-        &["trace_id", "correlation_id"]
     }
     fn to_batch(rows: &[&Self]) -> Result<RecordBatch, StoreError> {
         logs::to_batch(rows)
@@ -149,9 +141,6 @@ impl StoredRow for MetricPoint {
                 b.time_unix_nano,
             ))
     }
-    fn bloom_columns() -> &'static [&'static str] {
-        &[]
-    }
     fn to_batch(rows: &[&Self]) -> Result<RecordBatch, StoreError> {
         metrics::to_batch(rows)
     }
@@ -173,9 +162,6 @@ impl StoredRow for crate::rollup::RollupRow {
     fn order(a: &Self, b: &Self) -> Ordering {
         (a.kind, &a.service, a.minute).cmp(&(b.kind, &b.service, b.minute))
     }
-    fn bloom_columns() -> &'static [&'static str] {
-        &[]
-    }
     fn to_batch(rows: &[&Self]) -> Result<RecordBatch, StoreError> {
         rollups::to_batch(rows)
     }
@@ -195,9 +181,6 @@ impl StoredRow for crate::rollup::metric_minutes::MinuteMetric {
     }
     fn order(a: &Self, b: &Self) -> Ordering {
         MetricPoint::order(&a.0, &b.0)
-    }
-    fn bloom_columns() -> &'static [&'static str] {
-        &[]
     }
     fn to_batch(rows: &[&Self]) -> Result<RecordBatch, StoreError> {
         let points: Vec<&MetricPoint> = rows.iter().map(|m| &m.0).collect();
@@ -254,6 +237,18 @@ impl Store {
         &self,
         rows: &'a [T],
     ) -> Result<Vec<WrittenFile<'a, T>>, StoreError> {
+        let planned = self.plan(rows);
+        for file in &planned {
+            let encoded = self.encode(file)?;
+            self.finish_file(encoded).await?;
+        }
+        Ok(planned)
+    }
+
+    /// Splits rows into the files (one per hour partition, rows in file order) and row groups
+    /// [`Store::write`] would store, without encoding anything: the flusher encodes the files
+    /// and builds their index blocks from this plan at the same time.
+    pub fn plan<'a, T: StoredRow>(&self, rows: &'a [T]) -> Vec<WrittenFile<'a, T>> {
         let mut by_hour: std::collections::BTreeMap<String, Vec<&T>> = Default::default();
         for row in rows {
             by_hour
@@ -261,7 +256,7 @@ impl Store {
                 .or_default()
                 .push(row);
         }
-        let mut written = Vec::new();
+        let mut planned = Vec::new();
         for (partition, mut part) in by_hour {
             part.sort_by(|a, b| T::order(a, b));
             let path = format!(
@@ -274,14 +269,21 @@ impl Store {
                 .chunks(self.row_group_rows)
                 .map(|c| c.to_vec())
                 .collect();
-            let mut file = FileBuilder::<T>::new(path)?;
-            for group in &row_groups {
-                file.write_row_group(group)?;
-            }
-            let path = self.finish_file(file).await?;
-            written.push(WrittenFile { path, row_groups });
+            planned.push(WrittenFile { path, row_groups });
         }
-        Ok(written)
+        planned
+    }
+
+    /// Encodes a planned file as Parquet in memory (CPU only); [`Store::finish_file`] stores it.
+    pub fn encode<T: StoredRow>(
+        &self,
+        file: &WrittenFile<'_, T>,
+    ) -> Result<FileBuilder<T>, StoreError> {
+        let mut builder = FileBuilder::<T>::new(file.path.clone())?;
+        for group in &file.row_groups {
+            builder.write_row_group(group)?;
+        }
+        Ok(builder)
     }
 
     /// Starts a file in `folder` (`<signal>/date=…/hour=…`) that is written one row group at
@@ -446,8 +448,9 @@ fn partition_of(time_ns: i64) -> String {
     t.format("date=%Y-%m-%d/hour=%H").to_string()
 }
 
-/// A Parquet file being written row group by row group (zstd, page statistics, bloom
-/// filters on the row type's id columns), not yet stored.
+/// A Parquet file being written row group by row group (zstd, page statistics), not yet
+/// stored. No Parquet bloom filters: ids are found through the block index's own filters
+/// (`index::filter`), which are held in memory and cost a byte per id instead of two.
 pub struct FileBuilder<T> {
     path: String,
     writer: ArrowWriter<Vec<u8>>,
@@ -457,13 +460,10 @@ pub struct FileBuilder<T> {
 
 impl<T: StoredRow> FileBuilder<T> {
     fn new(path: String) -> Result<Self, StoreError> {
-        let mut props = WriterProperties::builder()
+        let props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
             .set_statistics_enabled(EnabledStatistics::Page)
             .set_max_row_group_row_count(None);
-        for col in T::bloom_columns() {
-            props = props.set_column_bloom_filter_enabled((*col).into(), true);
-        }
         let schema = T::to_batch(&[])?.schema();
         Ok(Self {
             path,

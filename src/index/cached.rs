@@ -1,0 +1,150 @@
+//! What every block document says, held in memory per tantivy segment: where the block is
+//! (file, row group, time range) and its id filter.
+//!
+//! Segments never change once written (deletes only mark documents), so a segment's blocks
+//! are read from its document store once, the first time a query or a reload meets the
+//! segment, and dropped when a reload no longer sees it. Queries then never touch the
+//! document store: a search maps matching document ids straight to blocks, and an id lookup
+//! asks each candidate block's filter.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use tantivy::index::SegmentId;
+use tantivy::query::doc_predicate_query::{DocPredicateQuery, FunctionPredicate};
+use tantivy::schema::Value;
+use tantivy::{DocId, Searcher, SegmentReader, TantivyDocument};
+
+use super::filter::BlockFilter;
+use super::{BlockRef, Fields};
+
+/// One block document as queries need it.
+pub(super) struct CachedBlock {
+    pub block: BlockRef,
+    pub filter: BlockFilter,
+}
+
+/// The blocks of one segment, by document id (`None`: a document that is not a block).
+pub(super) struct SegmentBlocks(Vec<Option<CachedBlock>>);
+
+impl SegmentBlocks {
+    pub fn get(&self, doc: DocId) -> Option<&CachedBlock> {
+        self.0.get(doc as usize).and_then(Option::as_ref)
+    }
+
+    /// Whether block `doc` may hold any of `keys`.
+    fn may_hold_any(&self, doc: DocId, keys: &[u64]) -> bool {
+        match self.get(doc) {
+            Some(b) => keys.iter().any(|k| b.filter.may_contain(*k)),
+            // Not a block we could read: keep it, the rows decide.
+            None => true,
+        }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.0
+            .iter()
+            .flatten()
+            .map(|b| b.filter.heap_bytes() + b.block.path.len())
+            .sum()
+    }
+}
+
+/// The per-segment block cache of one index.
+pub(super) struct BlockCache {
+    fields: Fields,
+    segments: Mutex<HashMap<SegmentId, Arc<SegmentBlocks>>>,
+}
+
+impl BlockCache {
+    pub fn new(fields: Fields) -> Arc<BlockCache> {
+        Arc::new(BlockCache {
+            fields,
+            segments: Mutex::default(),
+        })
+    }
+
+    /// The blocks of `reader`'s segment, read from its document store on first use.
+    pub fn of(&self, reader: &SegmentReader) -> tantivy::Result<Arc<SegmentBlocks>> {
+        let id = reader.segment_id();
+        if let Some(found) = self.lock().get(&id) {
+            return Ok(found.clone());
+        }
+        // Read outside the lock; two queries meeting a new segment at once both read it.
+        let loaded = Arc::new(self.load(reader)?);
+        self.lock().insert(id, loaded.clone());
+        Ok(loaded)
+    }
+
+    /// Reads every segment of `searcher` not read yet and forgets segments it no longer has.
+    pub fn refresh(&self, searcher: &Searcher) -> tantivy::Result<()> {
+        let current: HashSet<SegmentId> = searcher
+            .segment_readers()
+            .iter()
+            .map(|r| r.segment_id())
+            .collect();
+        self.lock().retain(|id, _| current.contains(id));
+        for reader in searcher.segment_readers() {
+            self.of(reader)?;
+        }
+        Ok(())
+    }
+
+    /// Bytes of filters and paths held.
+    pub fn heap_bytes(&self) -> usize {
+        self.lock().values().map(|s| s.heap_bytes()).sum()
+    }
+
+    /// A query matching the blocks that may hold any of `keys`.
+    pub fn may_hold_any(self: &Arc<Self>, keys: Vec<u64>) -> DocPredicateQuery {
+        let cache = self.clone();
+        let keys: Arc<[u64]> = keys.into();
+        FunctionPredicate::from(move |reader: &SegmentReader| {
+            let blocks = cache.of(reader)?;
+            let keys = keys.clone();
+            Ok(move |doc: DocId| blocks.may_hold_any(doc, &keys))
+        })
+        .into()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SegmentId, Arc<SegmentBlocks>>> {
+        self.segments.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn load(&self, reader: &SegmentReader) -> tantivy::Result<SegmentBlocks> {
+        let f = &self.fields;
+        let store = reader.get_store_reader(0)?;
+        let mut blocks = Vec::with_capacity(reader.max_doc() as usize);
+        // Without an alive bitset the iterator yields every document in id order.
+        for doc in store.iter::<TantivyDocument>(None) {
+            let doc = doc?;
+            let text = |field| doc.get_first(field).and_then(|v| v.as_str());
+            let int = |field| doc.get_first(field).and_then(|v| v.as_i64());
+            let block = match (
+                text(f.path),
+                doc.get_first(f.row_group).and_then(|v| v.as_u64()),
+                int(f.time_min),
+                int(f.time_max),
+            ) {
+                (Some(path), Some(row_group), Some(time_min), Some(time_max)) => {
+                    let filter = match doc.get_first(f.filter).and_then(|v| v.as_bytes()) {
+                        Some(bytes) => BlockFilter::from_bytes(bytes),
+                        None => BlockFilter::Unknown,
+                    };
+                    Some(CachedBlock {
+                        block: BlockRef {
+                            path: path.to_string(),
+                            row_group: row_group as usize,
+                            time_min,
+                            time_max,
+                        },
+                        filter,
+                    })
+                }
+                _ => None,
+            };
+            blocks.push(block);
+        }
+        Ok(SegmentBlocks(blocks))
+    }
+}
