@@ -4,10 +4,8 @@
 
 mod common;
 
-use std::path::Path;
-
 use common::otlp::kv;
-use common::{enc, Server};
+use common::{dir_bytes, enc, Server};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue};
@@ -144,19 +142,6 @@ async fn blocks_read(server: &Server) -> u64 {
         .find_map(|l| l.strip_prefix("sightline_blocks_read_total "))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or_else(|| panic!("no sightline_blocks_read_total in /metrics:\n{text}"))
-}
-
-fn dir_bytes(dir: &Path) -> u64 {
-    let mut total = 0;
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            total += dir_bytes(&path);
-        } else if let Ok(m) = entry.metadata() {
-            total += m.len();
-        }
-    }
-    total
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

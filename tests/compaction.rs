@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::otlp::{logs, span, traces};
 use common::{parquet_files, Server};
 use parquet::file::reader::{FileReader, SerializedFileReader};
@@ -58,16 +56,7 @@ async fn small_files_merge_and_queries_answer_the_same() {
     let before = answers(&server, &trace_id).await;
     server.stop();
 
-    let out = Command::new(env!("CARGO_BIN_EXE_sightline"))
-        .args(["compact", "--data-dir"])
-        .arg(&data)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let printed = common::compact(&data);
     // One merged file per hour partition (the five runs may straddle an hour boundary).
     let partitions = |fs: Vec<std::path::PathBuf>| {
         fs.iter()
@@ -80,7 +69,7 @@ async fn small_files_merge_and_queries_answer_the_same() {
             (span_files().len(), log_files().len()),
             (1, 1),
             "{}",
-            String::from_utf8_lossy(&out.stdout)
+            printed
         );
     }
     let merged = SerializedFileReader::new(std::fs::File::open(&span_files()[0]).unwrap()).unwrap();

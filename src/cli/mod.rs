@@ -252,6 +252,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let index = crate::index::BlockIndex::open(&data_dir.join("index"))?;
             let store = crate::store::Store::open_local(&data_dir.join("store"), 16_384)?;
             let done = crate::compaction::compact(&store, &index, None).await?;
+            index.close()?;
             println!(
                 "compacted {} partitions: {} files into {}",
                 done.partitions, done.files_in, done.files_out

@@ -47,6 +47,9 @@ pub enum IndexError {
     OldLayout(String),
 }
 
+/// Share of deleted block documents in a segment that makes tantivy merge it.
+const DELETED_RATIO_BEFORE_MERGE: f32 = 0.3;
+
 /// One block that a search matched.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlockRef {
@@ -106,7 +109,13 @@ impl BlockIndex {
             .register(text::TOKENIZER, text::analyzer());
         // One indexing thread: indexing a block is cheap, and the other core serves ingest.
         let writer = if writable {
-            Some(index.writer_with_num_threads(1, 64 << 20)?)
+            let writer: IndexWriter = index.writer_with_num_threads(1, 64 << 20)?;
+            // Compaction and retention delete block documents; merge a segment once a third
+            // of it is deleted, so dead blocks (and their filters) do not stay on disk.
+            let mut policy = tantivy::merge_policy::LogMergePolicy::default();
+            policy.set_del_docs_ratio_before_merge(DELETED_RATIO_BEFORE_MERGE);
+            writer.set_merge_policy(Box::new(policy));
+            Some(writer)
         } else {
             None
         };
@@ -142,6 +151,16 @@ impl BlockIndex {
     pub fn wal_position_in(dir: &Path) -> Result<Option<u64>, IndexError> {
         let index = Index::open(MmapDirectory::open(dir)?)?;
         Ok(payload_of(&index)?.wal_flushed_through)
+    }
+
+    /// Waits for the index's background merges to finish, so a command that exits right after
+    /// a large change (compaction, reindex) leaves a compact index behind.
+    pub fn close(self) -> Result<(), IndexError> {
+        let writer = self.writer.into_inner().unwrap_or_else(|e| e.into_inner());
+        if let Some(writer) = writer {
+            writer.wait_merging_threads()?;
+        }
+        Ok(())
     }
 
     /// Field handles, for building block documents and queries.

@@ -87,6 +87,37 @@ pub fn json_text(attrs: &Attributes) -> String {
     serde_json::to_string(attrs).unwrap_or_else(|_| "{}".to_string())
 }
 
+/// A record's attributes as stored: JSON text without the attribute that holds the record's
+/// correlation id (the `correlation_id` column already has its value, ≈ 14 B a record), and
+/// the key it was taken from (the `correlation_key` column), so reading puts it back exactly.
+/// Only a string attribute equal to the correlation id is lifted; anything else stays.
+pub fn lifted_attributes(
+    attrs: &Attributes,
+    correlation_id: Option<&str>,
+) -> (String, Option<String>) {
+    let lifted = correlation_id.and_then(|id| {
+        attrs
+            .iter()
+            .find(|(_, v)| v.as_str() == Some(id))
+            .map(|(k, _)| k.clone())
+    });
+    match &lifted {
+        Some(key) => {
+            let mut rest = attrs.clone();
+            rest.remove(key);
+            (json_text(&rest), lifted)
+        }
+        None => (json_text(attrs), None),
+    }
+}
+
+/// Undoes [`lifted_attributes`] on a row read back.
+pub fn restore_lifted(attrs: &mut Attributes, key: Option<String>, correlation_id: Option<&str>) {
+    if let (Some(key), Some(id)) = (key, correlation_id) {
+        attrs.insert(key, serde_json::Value::String(id.to_string()));
+    }
+}
+
 /// Reads columns of a stored batch by name, with errors that name the missing column.
 pub struct Columns<'a> {
     batch: &'a RecordBatch,
@@ -109,6 +140,13 @@ impl<'a> Columns<'a> {
         self.column(name)?
             .as_string_opt::<i32>()
             .ok_or_else(|| StoreError::Schema(format!("column {name} is not utf8")))
+    }
+
+    /// A string column that files of earlier versions may lack (`None` then).
+    pub fn str_if_present(&self, name: &str) -> Option<&'a StringArray> {
+        self.batch
+            .column_by_name(name)
+            .and_then(|c| c.as_string_opt::<i32>())
     }
 
     /// A fixed-size binary column.
@@ -210,4 +248,32 @@ pub fn fixed_value<const N: usize>(col: &FixedSizeBinaryArray, i: usize) -> Opti
 /// The value of a nullable UTF-8 column at `i`.
 pub fn opt_str(col: &StringArray, i: usize) -> Option<String> {
     (!col.is_null(i)).then(|| col.value(i).to_string())
+}
+
+/// Like [`opt_str`], borrowed.
+pub fn opt_str_ref(col: &StringArray, i: usize) -> Option<&str> {
+    (!col.is_null(i)).then(|| col.value(i))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_lifted_correlation_attribute_comes_back_exactly() {
+        let attrs = json!({"request_id": "r-1", "http.route": "/pay", "n": 3})
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        let (text, key) = lifted_attributes(&attrs, Some("r-1"));
+        assert_eq!(key.as_deref(), Some("request_id"));
+        assert!(!text.contains("r-1"));
+        let mut back = parse_attributes(&text);
+        restore_lifted(&mut back, key, Some("r-1"));
+        assert_eq!(back, attrs);
+        // A correlation id that came from elsewhere (the resource) lifts nothing.
+        let (text, key) = lifted_attributes(&attrs, Some("from-resource"));
+        assert_eq!((parse_attributes(&text), key), (attrs.clone(), None));
+    }
 }

@@ -23,6 +23,8 @@ pub fn schema() -> SchemaRef {
         Field::new("trace_id", DataType::FixedSizeBinary(16), true),
         Field::new("span_id", DataType::FixedSizeBinary(8), true),
         utf8_null("correlation_id"),
+        // The attribute key the correlation id was lifted from (see `lifted_attributes`).
+        utf8_null("correlation_key"),
         Field::new("flags", DataType::UInt32, false),
         utf8("event_name"),
         utf8("attributes"),
@@ -34,6 +36,10 @@ pub fn schema() -> SchemaRef {
 
 /// Builds one batch from log records, in the order given.
 pub fn to_batch(rows: &[&LogRow]) -> Result<RecordBatch, StoreError> {
+    let lifted: Vec<(String, Option<String>)> = rows
+        .iter()
+        .map(|r| lifted_attributes(&r.attributes, r.correlation_id.as_deref()))
+        .collect();
     let mut columns: Vec<ArrayRef> = vec![
         timestamps(rows.iter().map(|r| r.time_unix_nano)),
         timestamps(rows.iter().map(|r| r.observed_time_unix_nano)),
@@ -45,9 +51,10 @@ pub fn to_batch(rows: &[&LogRow]) -> Result<RecordBatch, StoreError> {
         fixed_binary(rows.iter().map(|r| r.trace_id.map(|t| t.0)))?,
         fixed_binary(rows.iter().map(|r| r.span_id.map(|s| s.0)))?,
         opt_strings(rows.iter().map(|r| r.correlation_id.as_deref())),
+        opt_strings(lifted.iter().map(|(_, key)| key.as_deref())),
         Arc::new(UInt32Array::from_iter_values(rows.iter().map(|r| r.flags))),
         strings(rows.iter().map(|r| r.event_name.as_str())),
-        strings(rows.iter().map(|r| json_text(&r.attributes))),
+        strings(lifted.iter().map(|(text, _)| text.as_str())),
         strings(rows.iter().map(|r| r.scope_name.as_str())),
     ];
     columns.extend(resource_columns(rows.iter().map(|r| r.resource.as_ref())));
@@ -69,6 +76,7 @@ pub fn from_batch(
     let trace_id = cols.fixed("trace_id")?;
     let span_id = cols.fixed("span_id")?;
     let correlation = cols.str("correlation_id")?;
+    let correlation_key = cols.str_if_present("correlation_key");
     let flags = cols.primitive::<UInt32Type>("flags")?;
     let event_name = cols.str("event_name")?;
     let attributes = cols.str("attributes")?;
@@ -81,7 +89,12 @@ pub fn from_batch(
             severity_number: severity_number.value(i),
             severity_text: severity_text.value(i).to_string(),
             body: body.value(i).to_string(),
-            attributes: parse_attributes(attributes.value(i)),
+            attributes: {
+                let mut attrs = parse_attributes(attributes.value(i));
+                let key = correlation_key.and_then(|k| opt_str(k, i));
+                restore_lifted(&mut attrs, key, opt_str_ref(correlation, i));
+                attrs
+            },
             trace_id: fixed_value::<16>(trace_id, i).map(TraceId),
             span_id: fixed_value::<8>(span_id, i).map(SpanId),
             flags: flags.value(i),

@@ -25,6 +25,8 @@ pub fn schema() -> SchemaRef {
         utf8("status_code"),
         utf8("status_message"),
         utf8_null("correlation_id"),
+        // The attribute key the correlation id was lifted from (see `lifted_attributes`).
+        utf8_null("correlation_key"),
         utf8("attributes"),
         utf8("events"),
         utf8("links"),
@@ -37,6 +39,10 @@ pub fn schema() -> SchemaRef {
 
 /// Builds one batch from spans, in the order given.
 pub fn to_batch(rows: &[&SpanRow]) -> Result<RecordBatch, StoreError> {
+    let lifted: Vec<(String, Option<String>)> = rows
+        .iter()
+        .map(|r| lifted_attributes(&r.attributes, r.correlation_id.as_deref()))
+        .collect();
     let mut columns: Vec<ArrayRef> = vec![
         fixed_binary(rows.iter().map(|r| Some(r.trace_id.0)))?,
         fixed_binary(rows.iter().map(|r| Some(r.span_id.0)))?,
@@ -52,7 +58,8 @@ pub fn to_batch(rows: &[&SpanRow]) -> Result<RecordBatch, StoreError> {
         strings(rows.iter().map(|r| r.status_code.as_str())),
         strings(rows.iter().map(|r| r.status_message.as_str())),
         opt_strings(rows.iter().map(|r| r.correlation_id.as_deref())),
-        strings(rows.iter().map(|r| json_text(&r.attributes))),
+        opt_strings(lifted.iter().map(|(_, key)| key.as_deref())),
+        strings(lifted.iter().map(|(text, _)| text.as_str())),
         strings(rows.iter().map(|r| json_value(&r.events))),
         strings(rows.iter().map(|r| json_value(&r.links))),
         strings(rows.iter().map(|r| r.scope_name.as_str())),
@@ -81,6 +88,7 @@ pub fn from_batch(
     let status_code = cols.str("status_code")?;
     let status_message = cols.str("status_message")?;
     let correlation = cols.str("correlation_id")?;
+    let correlation_key = cols.str_if_present("correlation_key");
     let attributes = cols.str("attributes")?;
     let events = cols.str("events")?;
     let links = cols.str("links")?;
@@ -104,7 +112,12 @@ pub fn from_batch(
             duration_nano: duration.value(i),
             status_code: status_code.value(i).to_string(),
             status_message: status_message.value(i).to_string(),
-            attributes: parse_attributes(attributes.value(i)),
+            attributes: {
+                let mut attrs = parse_attributes(attributes.value(i));
+                let key = correlation_key.and_then(|k| opt_str(k, i));
+                restore_lifted(&mut attrs, key, opt_str_ref(correlation, i));
+                attrs
+            },
             events: serde_json::from_str(events.value(i))?,
             links: serde_json::from_str(links.value(i))?,
             resource: resources.get(i),

@@ -177,6 +177,36 @@ pub fn enc(s: &str) -> String {
         .collect()
 }
 
+/// Bytes of every file under `dir`, recursively.
+pub fn dir_bytes(dir: &Path) -> u64 {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            total += dir_bytes(&path);
+        } else if let Ok(m) = entry.metadata() {
+            total += m.len();
+        }
+    }
+    total
+}
+
+/// Runs `sightline compact` on a stopped server's data dir; asserts it succeeds and returns
+/// what it printed.
+pub fn compact(data: &Path) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_sightline"))
+        .args(["compact", "--data-dir"])
+        .arg(data)
+        .output()
+        .expect("run sightline compact");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
 /// Every Parquet file under `dir`, recursively.
 pub fn parquet_files(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
