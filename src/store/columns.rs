@@ -101,13 +101,24 @@ pub fn lifted_attributes(
             .find(|(_, v)| v.as_str() == Some(id))
             .map(|(k, _)| k.clone())
     });
-    match &lifted {
+    let text = match &lifted {
         Some(key) => {
-            let mut rest = attrs.clone();
-            rest.remove(key);
-            (json_text(&rest), lifted)
+            serde_json::to_string(&Without { attrs, key }).unwrap_or_else(|_| "{}".to_string())
         }
-        None => (json_text(attrs), None),
+        None => json_text(attrs),
+    };
+    (text, lifted)
+}
+
+/// Serializes attributes without one key, without copying the map.
+struct Without<'a> {
+    attrs: &'a Attributes,
+    key: &'a str,
+}
+
+impl serde::Serialize for Without<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.attrs.iter().filter(|(k, _)| k.as_str() != self.key))
     }
 }
 
