@@ -13,7 +13,7 @@ use tantivy::tokenizer::TokenStream;
 use serde::{Deserialize, Serialize};
 use tantivy::TantivyDocument;
 
-use super::filter::{self, BlockFilter, KeyKind};
+use super::filter::{self, BlockFilter, KeyKind, Width};
 use super::schema::Fields;
 use super::text;
 use crate::model::{value_text, Attributes, LogRow, MetricPoint, Resource, Signal, SpanRow};
@@ -57,8 +57,9 @@ struct BlockBuilder<'f> {
     attrs: HashMap<String, Option<HashSet<String>>>,
     /// Latest record time per resource (keyed by the shared resource's address).
     resources: HashMap<usize, (Arc<Resource>, i64)>,
-    /// Filter keys of ids and id-like tokens (see `filter.rs`).
-    keys: Vec<u64>,
+    /// Filter keys of id-like body tokens and of ids (see `filter.rs`).
+    token_keys: Vec<u64>,
+    id_keys: Vec<u64>,
 }
 
 impl<'f> BlockBuilder<'f> {
@@ -76,7 +77,8 @@ impl<'f> BlockBuilder<'f> {
             strings: HashMap::new(),
             attrs: HashMap::new(),
             resources: HashMap::new(),
-            keys: Vec::new(),
+            token_keys: Vec::new(),
+            id_keys: Vec::new(),
         }
     }
 
@@ -99,7 +101,11 @@ impl<'f> BlockBuilder<'f> {
     }
 
     fn key(&mut self, kind: KeyKind, value: &[u8]) {
-        self.keys.push(filter::key(kind, value));
+        let keys = match kind.width() {
+            Width::Narrow => &mut self.token_keys,
+            Width::Wide => &mut self.id_keys,
+        };
+        keys.push(filter::key(kind, value));
     }
 
     fn attributes(&mut self, attrs: &Attributes) {
@@ -161,8 +167,11 @@ impl<'f> BlockBuilder<'f> {
         self.doc.add_i64(self.fields.time_min, self.time_min);
         self.doc.add_i64(self.fields.time_max, self.time_max);
         self.doc.add_u64(self.fields.rows, self.rows);
-        if let Some(bytes) = BlockFilter::build(&mut self.keys).to_bytes() {
+        if let Some(bytes) = BlockFilter::build(&mut self.token_keys, Width::Narrow).to_bytes() {
             self.doc.add_bytes(self.fields.filter, &bytes);
+        }
+        if let Some(bytes) = BlockFilter::build(&mut self.id_keys, Width::Wide).to_bytes() {
+            self.doc.add_bytes(self.fields.id_filter, &bytes);
         }
         let instances: Vec<SeenInstance> = instances
             .into_iter()

@@ -15,13 +15,25 @@ use tantivy::query::doc_predicate_query::{DocPredicateQuery, FunctionPredicate};
 use tantivy::schema::Value;
 use tantivy::{DocId, Searcher, SegmentReader, TantivyDocument};
 
-use super::filter::BlockFilter;
+use super::filter::{BlockFilter, Width};
 use super::{BlockRef, Fields};
 
 /// One block document as queries need it.
 pub(super) struct CachedBlock {
     pub block: BlockRef,
-    pub filter: BlockFilter,
+    /// Id-like body tokens.
+    pub tokens: BlockFilter,
+    /// Trace, span, linked-trace and correlation ids.
+    pub ids: BlockFilter,
+}
+
+impl CachedBlock {
+    fn filter(&self, width: Width) -> &BlockFilter {
+        match width {
+            Width::Narrow => &self.tokens,
+            Width::Wide => &self.ids,
+        }
+    }
 }
 
 /// The blocks of one segment, by document id (`None`: a document that is not a block).
@@ -32,10 +44,13 @@ impl SegmentBlocks {
         self.0.get(doc as usize).and_then(Option::as_ref)
     }
 
-    /// Whether block `doc` may hold any of `keys`.
-    fn may_hold_any(&self, doc: DocId, keys: &[u64]) -> bool {
+    /// Whether block `doc` may hold any of `keys` (of filter `width`).
+    fn may_hold_any(&self, doc: DocId, width: Width, keys: &[u64]) -> bool {
         match self.get(doc) {
-            Some(b) => keys.iter().any(|k| b.filter.may_contain(*k)),
+            Some(b) => {
+                let filter = b.filter(width);
+                keys.iter().any(|k| filter.may_contain(*k))
+            }
             // Not a block we could read: keep it, the rows decide.
             None => true,
         }
@@ -45,7 +60,7 @@ impl SegmentBlocks {
         self.0
             .iter()
             .flatten()
-            .map(|b| b.filter.heap_bytes() + b.block.path.len())
+            .map(|b| b.tokens.heap_bytes() + b.ids.heap_bytes() + b.block.path.len())
             .sum()
     }
 }
@@ -95,14 +110,14 @@ impl BlockCache {
         self.lock().values().map(|s| s.heap_bytes()).sum()
     }
 
-    /// A query matching the blocks that may hold any of `keys`.
-    pub fn may_hold_any(self: &Arc<Self>, keys: Vec<u64>) -> DocPredicateQuery {
+    /// A query matching the blocks that may hold any of `keys` (of filter `width`).
+    pub fn may_hold_any(self: &Arc<Self>, width: Width, keys: Vec<u64>) -> DocPredicateQuery {
         let cache = self.clone();
         let keys: Arc<[u64]> = keys.into();
         FunctionPredicate::from(move |reader: &SegmentReader| {
             let blocks = cache.of(reader)?;
             let keys = keys.clone();
-            Ok(move |doc: DocId| blocks.may_hold_any(doc, &keys))
+            Ok(move |doc: DocId| blocks.may_hold_any(doc, width, &keys))
         })
         .into()
     }
@@ -127,18 +142,20 @@ impl BlockCache {
                 int(f.time_max),
             ) {
                 (Some(path), Some(row_group), Some(time_min), Some(time_max)) => {
-                    let filter = match doc.get_first(f.filter).and_then(|v| v.as_bytes()) {
-                        Some(bytes) => BlockFilter::from_bytes(bytes),
-                        None => BlockFilter::Unknown,
-                    };
+                    let filter =
+                        |field, width| match doc.get_first(field).and_then(|v| v.as_bytes()) {
+                            Some(bytes) => BlockFilter::from_bytes(bytes, width),
+                            None => BlockFilter::Unknown,
+                        };
                     Some(CachedBlock {
+                        tokens: filter(f.filter, Width::Narrow),
+                        ids: filter(f.id_filter, Width::Wide),
                         block: BlockRef {
                             path: path.to_string(),
                             row_group: row_group as usize,
                             time_min,
                             time_max,
                         },
-                        filter,
                     })
                 }
                 _ => None,

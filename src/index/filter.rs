@@ -1,10 +1,16 @@
 //! Per-block membership filters for the values that are unique per record: trace, span and
 //! correlation ids, linked trace ids and id-like body tokens (hex, uuids, long numbers).
 //!
+//! Two widths: trace, linked-trace and correlation ids get 16-bit fingerprints
+//! (`BinaryFuse16`, ≈ 18 bits a value, 1 in 65 536 false positives), because an id lookup
+//! has no time bound and probes every block — with 8 bits, fetching the spans of 40
+//! candidate traces over 60 blocks read ≈ 10 blocks for nothing. Body tokens and log span
+//! ids get 8-bit ones (`BinaryFuse8`, ≈ 9 bits, 0.4 %): they are many per record and
+//! searched within a time window, usually beside words.
+//!
 //! Listing such values as index terms made the index larger than the data (≈ 100 B/record)
 //! and its building the slowest ingest stage, while each term matched one block. A binary
-//! fuse filter (`xorf`, 8-bit fingerprints: ≈ 9 bits per distinct value, 0.4 % false
-//! positives) answers "may this block hold the value?" from memory at a fraction of the
+//! fuse filter answers "may this block hold the value?" from memory at a fraction of the
 //! bytes; a false positive only costs reading one block whose rows are then checked exactly.
 //!
 //! Keys are 64-bit xxHash values of the raw value, seeded by the value's kind, so a trace id
@@ -12,7 +18,7 @@
 //! changing it, or a kind's number, needs a reindex.
 
 use twox_hash::XxHash64;
-use xorf::{BinaryFuse8, Descriptor, DmaSerializable, Filter};
+use xorf::{BinaryFuse16, BinaryFuse8, Descriptor, DmaSerializable, Filter};
 
 /// What kind of value a filter key stands for (the hash seed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +30,27 @@ pub enum KeyKind {
     CorrelationId = 4,
     /// An id-like token of a log body (see [`super::text::is_indexed`]).
     BodyToken = 5,
+}
+
+/// Fingerprint width of a filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Width {
+    /// 8-bit fingerprints: body tokens.
+    Narrow,
+    /// 16-bit fingerprints: ids.
+    Wide,
+}
+
+impl KeyKind {
+    /// Which of a block's two filters holds keys of this kind.
+    pub fn width(self) -> Width {
+        match self {
+            // A log's span id is looked up rarely (and then mostly beside its trace id): it
+            // does not earn 16 bits a record.
+            KeyKind::BodyToken | KeyKind::SpanId => Width::Narrow,
+            KeyKind::TraceId | KeyKind::LinkedTraceId | KeyKind::CorrelationId => Width::Wide,
+        }
+    }
 }
 
 /// The filter key of one value.
@@ -42,6 +69,8 @@ pub enum BlockFilter {
     Empty,
     /// The block may hold the keys the fuse filter contains.
     Fuse(BinaryFuse8),
+    /// The same with 16-bit fingerprints.
+    Fuse16(BinaryFuse16),
     /// No usable filter (construction failed, or the bytes did not parse): any key may be in
     /// the block, so it is always read and checked.
     Unknown,
@@ -49,14 +78,18 @@ pub enum BlockFilter {
 
 impl BlockFilter {
     /// Builds the filter of a block from its keys (duplicates allowed; `keys` is reordered).
-    pub fn build(keys: &mut Vec<u64>) -> BlockFilter {
+    pub fn build(keys: &mut Vec<u64>, width: Width) -> BlockFilter {
         keys.sort_unstable();
         keys.dedup();
         if keys.is_empty() {
             return BlockFilter::Empty;
         }
-        match BinaryFuse8::try_from(keys.as_slice()) {
-            Ok(f) => BlockFilter::Fuse(f),
+        let built = match width {
+            Width::Narrow => BinaryFuse8::try_from(keys.as_slice()).map(BlockFilter::Fuse),
+            Width::Wide => BinaryFuse16::try_from(keys.as_slice()).map(BlockFilter::Fuse16),
+        };
+        match built {
+            Ok(f) => f,
             Err(e) => {
                 tracing::warn!("block filter not built ({e}); the block is read for every id");
                 BlockFilter::Unknown
@@ -69,12 +102,14 @@ impl BlockFilter {
         match self {
             BlockFilter::Empty => false,
             BlockFilter::Fuse(f) => f.contains(&key),
+            BlockFilter::Fuse16(f) => f.contains(&key),
             BlockFilter::Unknown => true,
         }
     }
 
     /// The stored form: empty for no keys, xorf's descriptor followed by the fingerprints
-    /// otherwise; `None` when there is nothing usable to store.
+    /// otherwise (16-bit ones little-endian, as xorf lays them out on the little-endian
+    /// machines Sightline runs on); `None` when there is nothing usable to store.
     pub fn to_bytes(&self) -> Option<Vec<u8>> {
         match self {
             BlockFilter::Empty => Some(Vec::new()),
@@ -84,6 +119,12 @@ impl BlockFilter {
                 out.extend_from_slice(f.dma_fingerprints());
                 Some(out)
             }
+            BlockFilter::Fuse16(f) => {
+                let mut out = vec![0u8; DESCRIPTOR_LEN];
+                f.dma_copy_descriptor_to(&mut out);
+                out.extend(f.fingerprints.iter().flat_map(|v| v.to_le_bytes()));
+                Some(out)
+            }
             BlockFilter::Unknown => None,
         }
     }
@@ -91,7 +132,7 @@ impl BlockFilter {
     /// Reads the stored form back. Bytes that do not describe a consistent filter give
     /// [`BlockFilter::Unknown`] (read every block) rather than a filter that could index out
     /// of its fingerprints.
-    pub fn from_bytes(bytes: &[u8]) -> BlockFilter {
+    pub fn from_bytes(bytes: &[u8], width: Width) -> BlockFilter {
         if bytes.is_empty() {
             return BlockFilter::Empty;
         }
@@ -115,24 +156,39 @@ impl BlockFilter {
             segment_length_mask: u32_at(12),
             segment_count_length: u32_at(16),
         };
+        let per_fingerprint = match width {
+            Width::Narrow => 1,
+            Width::Wide => 2,
+        };
         // Every probe lands below segment_count_length + 2 × segment_length.
         let consistent = descriptor.segment_length.is_power_of_two()
             && descriptor.segment_length_mask == descriptor.segment_length - 1
+            && fingerprints.len() % per_fingerprint == 0
             && descriptor.segment_count_length as usize + 2 * descriptor.segment_length as usize
-                <= fingerprints.len();
+                <= fingerprints.len() / per_fingerprint;
         if !consistent {
             return BlockFilter::Unknown;
         }
-        BlockFilter::Fuse(BinaryFuse8 {
-            descriptor,
-            fingerprints: fingerprints.into(),
-        })
+        match width {
+            Width::Narrow => BlockFilter::Fuse(BinaryFuse8 {
+                descriptor,
+                fingerprints: fingerprints.into(),
+            }),
+            Width::Wide => BlockFilter::Fuse16(BinaryFuse16 {
+                descriptor,
+                fingerprints: fingerprints
+                    .chunks_exact(2)
+                    .map(|c| u16::from_le_bytes([c[0], c[1]]))
+                    .collect(),
+            }),
+        }
     }
 
     /// Bytes held in memory.
     pub fn heap_bytes(&self) -> usize {
         match self {
             BlockFilter::Fuse(f) => f.fingerprints.len() + DESCRIPTOR_LEN,
+            BlockFilter::Fuse16(f) => 2 * f.fingerprints.len() + DESCRIPTOR_LEN,
             _ => 0,
         }
     }
@@ -142,27 +198,33 @@ impl BlockFilter {
 mod tests {
     use super::*;
 
-    #[test]
-    fn finds_every_key_it_was_built_from_and_survives_its_stored_form() {
+    /// Builds from 5000 keys (and their duplicates), stores, reads back: every key found;
+    /// returns the stored size and the false positives among 100 000 other keys.
+    fn round_trip(width: Width) -> (usize, usize) {
         let mut keys: Vec<u64> = (0..5000u32)
             .map(|i| key(KeyKind::TraceId, &i.to_le_bytes()))
             .collect();
         keys.extend(keys.clone()); // duplicates are fine
-        let built = BlockFilter::build(&mut keys);
+        let built = BlockFilter::build(&mut keys, width);
         let bytes = built.to_bytes().expect("a fuse filter");
-        assert!(
-            bytes.len() < 5000 * 2,
-            "{} bytes for 5000 keys",
-            bytes.len()
-        );
-        let read = BlockFilter::from_bytes(&bytes);
+        let read = BlockFilter::from_bytes(&bytes, width);
         for i in 0..5000u32 {
             assert!(read.may_contain(key(KeyKind::TraceId, &i.to_le_bytes())));
         }
         let false_positives = (5000..105_000u32)
             .filter(|i| read.may_contain(key(KeyKind::TraceId, &i.to_le_bytes())))
             .count();
+        (bytes.len(), false_positives)
+    }
+
+    #[test]
+    fn finds_every_key_it_was_built_from_and_survives_its_stored_form() {
+        let (bytes, false_positives) = round_trip(Width::Narrow);
+        assert!(bytes < 5000 * 2, "{bytes} bytes for 5000 keys");
         assert!(false_positives < 1000, "{false_positives} of 100 000");
+        let (bytes, false_positives) = round_trip(Width::Wide);
+        assert!(bytes < 5000 * 3, "{bytes} bytes for 5000 keys");
+        assert!(false_positives < 20, "{false_positives} of 100 000");
     }
 
     #[test]
@@ -171,25 +233,30 @@ mod tests {
             key(KeyKind::TraceId, b"x"),
             key(KeyKind::CorrelationId, b"x")
         );
-        let empty = BlockFilter::build(&mut Vec::new());
+        let empty = BlockFilter::build(&mut Vec::new(), Width::Wide);
         assert!(!empty.may_contain(key(KeyKind::SpanId, b"x")));
-        assert!(matches!(BlockFilter::from_bytes(&[]), BlockFilter::Empty));
+        assert!(matches!(
+            BlockFilter::from_bytes(&[], Width::Narrow),
+            BlockFilter::Empty
+        ));
     }
 
     #[test]
     fn damaged_bytes_read_as_unknown_never_panic() {
-        let mut keys = vec![1, 2, 3];
-        let bytes = BlockFilter::build(&mut keys).to_bytes().expect("filter");
-        for cut in 1..bytes.len() {
-            let f = BlockFilter::from_bytes(&bytes[..cut]);
-            assert!(matches!(f, BlockFilter::Unknown | BlockFilter::Fuse(_)));
-            let _ = f.may_contain(42);
+        for width in [Width::Narrow, Width::Wide] {
+            let mut keys = vec![1, 2, 3];
+            let bytes = BlockFilter::build(&mut keys, width)
+                .to_bytes()
+                .expect("filter");
+            for cut in 1..bytes.len() {
+                let _ = BlockFilter::from_bytes(&bytes[..cut], width).may_contain(42);
+            }
+            let mut garbage = bytes.clone();
+            garbage[8..12].copy_from_slice(&u32::MAX.to_le_bytes());
+            assert!(matches!(
+                BlockFilter::from_bytes(&garbage, width),
+                BlockFilter::Unknown
+            ));
         }
-        let mut garbage = bytes.clone();
-        garbage[8..12].copy_from_slice(&u32::MAX.to_le_bytes());
-        assert!(matches!(
-            BlockFilter::from_bytes(&garbage),
-            BlockFilter::Unknown
-        ));
     }
 }

@@ -264,7 +264,7 @@ impl BlockIndex {
     /// Blocks that may hold any of these ids or id-like tokens (their filters say so).
     pub fn may_hold(&self, kind: KeyKind, values: &[&[u8]]) -> Box<dyn Query> {
         let keys = values.iter().map(|v| filter::key(kind, v)).collect();
-        Box::new(self.blocks.may_hold_any(keys))
+        Box::new(self.blocks.may_hold_any(kind.width(), keys))
     }
 
     /// A point-in-time view for one query.

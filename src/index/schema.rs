@@ -23,9 +23,11 @@ pub struct Fields {
     pub rows: Field,
     pub service: Field,
     pub instance: Field,
-    /// The block's id filter (stored only; see `filter.rs`): trace, span, linked-trace and
-    /// correlation ids and id-like body tokens, which as terms would outweigh the data.
+    /// The block's token filter (stored only; see `filter.rs`): id-like body tokens, which as
+    /// terms would outweigh the data.
     pub filter: Field,
+    /// The block's id filter (stored only): trace, span, linked-trace and correlation ids.
+    pub id_filter: Field,
     /// Span names (traces) or metric names (metrics).
     pub name: Field,
     /// Span status codes present.
@@ -65,6 +67,7 @@ impl Fields {
             service: b.add_text_field("service", STRING),
             instance: b.add_text_field("instance", STRING),
             filter: b.add_bytes_field("filter", STORED),
+            id_filter: b.add_bytes_field("id_filter", STORED),
             name: b.add_text_field("name", STRING),
             status: b.add_text_field("status", STRING),
             severity: b.add_i64_field("severity", NumericOptions::default().set_indexed()),
