@@ -256,11 +256,6 @@ impl BlockIndex {
         Ok(())
     }
 
-    /// Bytes of block filters and paths held in memory.
-    pub fn cached_bytes(&self) -> usize {
-        self.blocks.heap_bytes()
-    }
-
     /// Blocks that may hold any of these ids or id-like tokens (their filters say so).
     pub fn may_hold(&self, kind: KeyKind, values: &[&[u8]]) -> Box<dyn Query> {
         let keys = values.iter().map(|v| filter::key(kind, v)).collect();
@@ -316,13 +311,23 @@ impl BlockIndex {
             let q = RangeQuery::new(std::ops::Bound::Unbounded, std::ops::Bound::Included(upper));
             clauses.push((Occur::Must, Box::new(q)));
         }
-        let docs = searcher.search(&BooleanQuery::new(clauses), &DocSetCollector)?;
+        self.matching_blocks(searcher, &BooleanQuery::new(clauses))
+    }
+
+    /// The blocks of every live document `query` matches, from the block cache (no document
+    /// store reads).
+    fn matching_blocks(
+        &self,
+        searcher: &Searcher,
+        query: &dyn Query,
+    ) -> Result<Vec<BlockRef>, IndexError> {
+        let docs = searcher.search(query, &DocSetCollector)?;
         let mut out = Vec::with_capacity(docs.len());
         let mut segments = std::collections::HashMap::new();
         for address in docs {
             let ord = address.segment_ord;
             let blocks = match segments.get(&ord) {
-                Some(b) => std::sync::Arc::clone(b),
+                Some(b) => Arc::clone(b),
                 None => {
                     let b = self.blocks.of(searcher.segment_reader(ord))?;
                     segments.insert(ord, b.clone());
@@ -338,16 +343,8 @@ impl BlockIndex {
 
     /// Every file path any block document points at.
     pub fn all_paths(&self) -> Result<HashSet<String>, IndexError> {
-        let searcher = self.searcher();
-        let docs = searcher.search(&AllQuery, &DocSetCollector)?;
-        let mut paths = HashSet::new();
-        for address in docs {
-            let doc: TantivyDocument = searcher.doc(address)?;
-            if let Some(p) = doc.get_first(self.fields.path).and_then(|v| v.as_str()) {
-                paths.insert(p.to_string());
-            }
-        }
-        Ok(paths)
+        let blocks = self.matching_blocks(&self.searcher(), &AllQuery)?;
+        Ok(blocks.into_iter().map(|b| b.path).collect())
     }
 
     /// Every instance any block saw, for rebuilding the service list on start.

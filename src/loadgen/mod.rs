@@ -259,6 +259,18 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+impl LoadSignal {
+    /// The signal batch `n` carries: `Mix` takes traces, logs and metrics in turn.
+    fn of_batch(self, n: u64) -> LoadSignal {
+        match self {
+            LoadSignal::Mix => {
+                [LoadSignal::Traces, LoadSignal::Logs, LoadSignal::Metrics][(n % 3) as usize]
+            }
+            s => s,
+        }
+    }
+}
+
 /// Most batches re-encoded for the zstd comparison (enough to fill zstd -3's window many
 /// times over; all of a run would cost the generator a core).
 const ZSTD_SAMPLE_BATCHES: u64 = 256;
@@ -277,12 +289,7 @@ fn zstd_of_stream(
     let mut raw = 0u64;
     for n in 0..batches {
         let variant = (n % p.traces.len() as u64) as usize;
-        let signal = match signal {
-            LoadSignal::Mix => {
-                [LoadSignal::Traces, LoadSignal::Logs, LoadSignal::Metrics][(n % 3) as usize]
-            }
-            s => s,
-        };
+        let signal = signal.of_batch(n);
         let bytes = match signal {
             LoadSignal::Traces | LoadSignal::Mix => {
                 let mut req = p.traces[variant].clone();
@@ -356,12 +363,7 @@ async fn worker(
             tokio::time::sleep_until(due.into()).await;
         }
         let n = batches.fetch_add(1, Ordering::Relaxed);
-        let signal = match args.signal {
-            LoadSignal::Mix => {
-                [LoadSignal::Traces, LoadSignal::Logs, LoadSignal::Metrics][(n % 3) as usize]
-            }
-            s => s,
-        };
+        let signal = args.signal.of_batch(n);
         let variant = ((n + id as u64) % payloads.traces.len() as u64) as usize;
         loop {
             let t = Instant::now();
