@@ -46,6 +46,9 @@ pub struct ServeArgs {
     /// Flush in-memory rows to Parquet when this many are buffered [default: 100000].
     #[arg(long, env = "SIGHTLINE_FLUSH_ROWS")]
     pub flush_rows: Option<usize>,
+    /// …or when they hold this many bytes of Arrow buffers [default: 67108864 (64 MiB)].
+    #[arg(long, env = "SIGHTLINE_FLUSH_BYTES")]
+    pub flush_bytes: Option<usize>,
     /// …or when the oldest buffered row is this many milliseconds old [default: 10000].
     #[arg(long, env = "SIGHTLINE_FLUSH_AGE_MS")]
     pub flush_age_ms: Option<u64>,
@@ -121,6 +124,7 @@ pub struct ServeConfig {
     pub correlation_keys: Vec<String>,
     pub wal_sync: SyncPolicy,
     pub flush_rows: usize,
+    pub flush_bytes: usize,
     pub flush_age: Duration,
     pub row_group_rows: usize,
     pub inflight_bytes: usize,
@@ -183,6 +187,11 @@ impl ServeArgs {
                 .flush_rows
                 .or(file.flush_rows)
                 .unwrap_or(100_000)
+                .max(1),
+            flush_bytes: self
+                .flush_bytes
+                .or(file.flush_bytes)
+                .unwrap_or(64 << 20)
                 .max(1),
             flush_age: Duration::from_millis(
                 self.flush_age_ms.or(file.flush_age_ms).unwrap_or(10_000),

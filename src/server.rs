@@ -10,7 +10,7 @@ use tokio::sync::watch;
 use crate::config::ServeConfig;
 use crate::index::BlockIndex;
 use crate::ingest::{self, CorrelationKeys, Receiver};
-use crate::pipeline::{LiveData, Pipeline, PipelineConfig};
+use crate::pipeline::{Chunk, LiveData, Pipeline, PipelineConfig};
 use crate::query::QueryEngine;
 use crate::store::Store;
 use crate::wal::Wal;
@@ -135,19 +135,27 @@ pub async fn run(
         .with_context(|| format!("could not open WAL in {}", wal_dir.display()))?;
     let replayed_count = replayed.len();
     for record in replayed {
-        match ingest::rows_from_payload(record.signal, &record.payload, &keys) {
-            Ok(rows) => live.write().insert(rows),
+        let converted = ingest::rows_from_payload(record.signal, &record.payload, &keys)
+            .map_err(|e| e.to_string())
+            .and_then(|rows| Ok((Chunk::of(&rows).map_err(|e| e.to_string())?, rows)));
+        match converted {
+            Ok((chunk, rows)) => live.write().insert(&rows, chunk),
             // The checksum matched, so these are bytes we wrote: only a bug gets here.
             Err(e) => tracing::error!("skipping undecodable WAL record: {e}"),
         }
     }
     if replayed_count > 0 {
         tracing::info!(records = replayed_count, "replayed the write-ahead log");
+        let t = crate::telemetry::get();
+        let live = live.read();
+        t.memtable_rows.set(live.active.rows() as i64);
+        t.memtable_bytes.set(live.active.bytes() as i64);
     }
 
     let (pipeline, threads) = Pipeline::start(
         PipelineConfig {
             flush_rows: config.flush_rows,
+            flush_bytes: config.flush_bytes,
             flush_age: config.flush_age,
             inflight_bytes: config.inflight_bytes,
             disk_budget_bytes: config.disk_budget_bytes,

@@ -29,6 +29,8 @@ pub struct Telemetry {
     pub exports_refused: Family<ReasonLabel, Counter>,
     pub wal_segment_bytes: Gauge,
     pub memtable_rows: Gauge,
+    /// Bytes of Arrow buffers the active memtable holds.
+    pub memtable_bytes: Gauge,
     pub frozen_memtables: Gauge,
     pub flush_seconds: Histogram,
     pub request_seconds: Histogram,
@@ -44,6 +46,7 @@ static TELEMETRY: LazyLock<Telemetry> = LazyLock::new(|| Telemetry {
     exports_refused: Family::default(),
     wal_segment_bytes: Gauge::default(),
     memtable_rows: Gauge::default(),
+    memtable_bytes: Gauge::default(),
     frozen_memtables: Gauge::default(),
     flush_seconds: Histogram::new(exponential_buckets(0.01, 2.0, 14)),
     request_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
@@ -101,6 +104,11 @@ pub fn render() -> String {
         "memtable_rows",
         "Rows in the active memtable",
         t.memtable_rows.clone(),
+    );
+    registry.register(
+        "memtable_bytes",
+        "Bytes of Arrow buffers in the active memtable",
+        t.memtable_bytes.clone(),
     );
     registry.register(
         "frozen_memtables",

@@ -132,16 +132,7 @@ fn span_request() -> ExportTraceServiceRequest {
 
 /// The server's count of Parquet row groups read by queries.
 async fn blocks_read(server: &Server) -> u64 {
-    let text = reqwest::get(format!("{}/metrics", server.api))
-        .await
-        .expect("metrics reachable")
-        .text()
-        .await
-        .expect("metrics text");
-    text.lines()
-        .find_map(|l| l.strip_prefix("sightline_blocks_read_total "))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no sightline_blocks_read_total in /metrics:\n{text}"))
+    server.metric("sightline_blocks_read_total").await as u64
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

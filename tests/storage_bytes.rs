@@ -9,8 +9,6 @@ mod common;
 use std::io::Write;
 
 use common::{dir_bytes, Server};
-use prost::Message;
-use sightline::loadgen::payload;
 
 const BATCHES: u64 = 200;
 const BATCH: usize = 1000;
@@ -25,21 +23,7 @@ async fn stored_and_archived(signal: &str) -> (u64, u64) {
     let server = Server::start(&data);
     let mut archive = zstd::stream::Encoder::new(Vec::new(), 3).unwrap();
     for n in 0..BATCHES {
-        // The load generator's 16 payload variants, fresh ids per batch, a second apart.
-        let seed = n % 16;
-        let shift = n * 1_000_000_000;
-        let body = match signal {
-            "traces" => {
-                let mut req = payload::traces(seed, BATCH, BASE_NS);
-                payload::refresh_trace_ids(&mut req, n, shift);
-                req.encode_to_vec()
-            }
-            _ => {
-                let mut req = payload::logs(seed, BATCH, BASE_NS);
-                payload::refresh_log_ids(&mut req, n, shift);
-                req.encode_to_vec()
-            }
-        };
+        let body = common::loadgen_export(signal, n, BATCH, BASE_NS);
         archive.write_all(&body).unwrap();
         let r = server.post_protobuf(&format!("/v1/{signal}"), body).await;
         assert_eq!(r.status(), 200, "batch {n}");

@@ -77,6 +77,7 @@ impl From<WriteError> for IngestError {
             WriteError::MemoryFull { .. } => "memory_full",
             WriteError::Closed => "shutting_down",
             WriteError::Wal(_) => "wal_error",
+            WriteError::Encode(_) => "encode_error",
         };
         let reason = crate::telemetry::ReasonLabel {
             reason: reason.to_string(),

@@ -9,11 +9,12 @@ use tantivy::TantivyDocument;
 use tokio::runtime::Handle;
 
 use super::live::{Frozen, LiveData};
+use super::memtable::Memtable;
 use crate::index::{block, BlockIndex};
-use crate::model::{MetricPoint, Rows, Signal};
-use crate::rollup::metric_minutes::{downsample, MinuteMetric};
+use crate::model::{LogRow, MetricPoint, Signal, SpanRow};
+use crate::rollup::metric_minutes::downsample;
 use crate::rollup::RollupRow;
-use crate::store::{FileBuilder, Store, StoreError, StoredRow, WrittenFile};
+use crate::store::{FileBuilder, PlannedFile, Store, StoreError, StoredRow, WrittenFile};
 use crate::wal::Wal;
 
 /// Pause before retrying a failed flush; the rows stay queryable in memory meanwhile.
@@ -47,9 +48,8 @@ fn flush(
 ) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let fields = index.fields();
-    let rows = &frozen.rows;
-    let minutes = downsample(&rows.metrics);
-    let docs = rt.block_on(write_blocks(store, fields, rows, &minutes, &frozen.rollups))?;
+    let table = &frozen.table;
+    let docs = rt.block_on(write_blocks(store, fields, table, &frozen.rollups))?;
     let blocks = docs.len();
     index.commit_blocks(docs, frozen.wal_seq)?;
     {
@@ -67,9 +67,9 @@ fn flush(
         .observe(started.elapsed().as_secs_f64());
     Wal::delete_through(wal_dir, frozen.wal_seq)?;
     tracing::debug!(
-        spans = rows.spans.len(),
-        logs = rows.logs.len(),
-        metrics = rows.metrics.len(),
+        spans = table.spans.rows(),
+        logs = table.logs.rows(),
+        metrics = table.metrics.rows(),
         blocks,
         elapsed_ms = started.elapsed().as_millis() as u64,
         "flushed"
@@ -77,60 +77,95 @@ fn flush(
     Ok(())
 }
 
-/// Writes rows of every kind as Parquet files and returns the index block of each row group,
-/// ready to commit. Shared by the flusher and by evidence snapshots.
+/// Writes a memtable (and the rollups of its minutes) as Parquet files and returns the
+/// index block of each row group, ready to commit. Shared by the flusher and by evidence
+/// snapshots.
 ///
-/// Parquet encoding and block building only read the rows, so they run side by side on two
-/// threads (`rayon::join`); the files are stored (written and fsynced) after both.
+/// The memtable's batches are sorted into files with Arrow's kernels; Parquet encoding and
+/// block building (which decodes each row group once, to read attributes and body tokens)
+/// run side by side on two threads (`rayon::join`); the files are stored (written and
+/// fsynced) after both. One-minute metric points are computed from the decoded points.
 pub async fn write_blocks(
     store: &Store,
     fields: &crate::index::Fields,
-    rows: &Rows,
-    minutes: &[MinuteMetric],
+    table: &Memtable,
     rollups: &[RollupRow],
 ) -> anyhow::Result<Vec<TantivyDocument>> {
-    let spans = store.plan(&rows.spans);
-    let logs = store.plan(&rows.logs);
-    let metrics = store.plan(&rows.metrics);
-    let minute_files = store.plan(minutes);
-    let rollup_files = store.plan(rollups);
-    let (encoded, docs) = rayon::join(
+    let spans = store.plan_batches::<SpanRow>(&table.spans.unpacked()?)?;
+    let logs = store.plan_batches::<LogRow>(&table.logs.unpacked()?)?;
+    let metrics = store.plan_batches::<MetricPoint>(&table.metrics.unpacked()?)?;
+    let (encoded, blocks) = rayon::join(
         || -> Result<_, StoreError> {
             Ok((
-                encode_all(store, &spans)?,
-                encode_all(store, &logs)?,
-                encode_all(store, &metrics)?,
-                encode_all(store, &minute_files)?,
-                encode_all(store, &rollup_files)?,
+                encode_planned::<SpanRow>(store, &spans)?,
+                encode_planned::<LogRow>(store, &logs)?,
+                encode_planned::<MetricPoint>(store, &metrics)?,
             ))
         },
-        || {
+        || -> Result<_, StoreError> {
             let mut docs = Vec::new();
-            docs.extend(blocks_of(&spans, |path, i, group| {
+            docs.extend(blocks_of_planned(&spans, |path, i, group: &[&SpanRow]| {
                 block::span_block(fields, path, i, group)
-            }));
-            docs.extend(blocks_of(&logs, |path, i, group| {
+            })?);
+            docs.extend(blocks_of_planned(&logs, |path, i, group: &[&LogRow]| {
                 block::log_block(fields, path, i, group)
-            }));
-            docs.extend(blocks_of(&metrics, |path, i, group| {
-                block::metric_block(fields, Signal::Metrics, path, i, group)
-            }));
-            docs.extend(blocks_of(&minute_files, |path, i, group| {
-                let points: Vec<&MetricPoint> = group.iter().map(|m| &m.0).collect();
-                block::metric_block(fields, Signal::MetricMinutes, path, i, &points)
-            }));
-            docs.extend(blocks_of(&rollup_files, |path, i, group| {
-                block::rollup_block(fields, path, i, group)
-            }));
-            docs
+            })?);
+            let mut points = Vec::new();
+            docs.extend(blocks_of_planned(
+                &metrics,
+                |path, i, group: &[&MetricPoint]| {
+                    points.extend(group.iter().map(|p| (*p).clone()));
+                    block::metric_block(fields, Signal::Metrics, path, i, group)
+                },
+            )?);
+            Ok((docs, points))
         },
     );
-    let (spans, logs, metrics, minute_files, rollup_files) = encoded?;
+    let (spans, logs, metrics) = encoded?;
+    let (mut docs, points) = blocks?;
+    let minutes = downsample(&points);
+    drop(points);
+    let minute_files = store.plan(&minutes);
+    let rollup_files = store.plan(rollups);
+    let minute_files_encoded = encode_all(store, &minute_files)?;
+    let rollup_files_encoded = encode_all(store, &rollup_files)?;
+    docs.extend(blocks_of(&minute_files, |path, i, group| {
+        let points: Vec<&MetricPoint> = group.iter().map(|m| &m.0).collect();
+        block::metric_block(fields, Signal::MetricMinutes, path, i, &points)
+    }));
+    docs.extend(blocks_of(&rollup_files, |path, i, group| {
+        block::rollup_block(fields, path, i, group)
+    }));
     finish_all(store, spans).await?;
     finish_all(store, logs).await?;
     finish_all(store, metrics).await?;
-    finish_all(store, minute_files).await?;
-    finish_all(store, rollup_files).await?;
+    finish_all(store, minute_files_encoded).await?;
+    finish_all(store, rollup_files_encoded).await?;
+    Ok(docs)
+}
+
+fn encode_planned<T: StoredRow>(
+    store: &Store,
+    files: &[PlannedFile],
+) -> Result<Vec<FileBuilder<T>>, StoreError> {
+    files.iter().map(|f| store.encode_planned(f)).collect()
+}
+
+/// The block document of every row group of planned `files`, each row group decoded once.
+fn blocks_of_planned<T: StoredRow>(
+    files: &[PlannedFile],
+    mut block: impl FnMut(&str, usize, &[&T]) -> TantivyDocument,
+) -> Result<Vec<TantivyDocument>, StoreError> {
+    let mut docs = Vec::new();
+    let mut rows = Vec::new();
+    for f in files {
+        for (i, group) in f.row_groups.iter().enumerate() {
+            rows.clear();
+            T::from_batch(group, &mut |_| true, &mut rows)?;
+            let refs: Vec<&T> = rows.iter().collect();
+            docs.push(block(&f.path, i, &refs));
+        }
+    }
     Ok(docs)
 }
 

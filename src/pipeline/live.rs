@@ -4,14 +4,17 @@
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Instant;
 
+use super::memtable::{Chunk, Memtable, Table};
 use super::services::ServiceRegistry;
 use crate::model::{LogRow, MetricPoint, Rows, SpanRow};
+use crate::rollup::metric_minutes::MinuteMetric;
 use crate::rollup::{RollupRow, Rollups};
+use crate::store::{Prefilter, StoreError, StoredRow};
 
 /// A memtable taken out of the write path and waiting to be flushed.
 #[derive(Debug)]
 pub struct Frozen {
-    pub rows: Rows,
+    pub table: Memtable,
     /// Rollups of these rows (and of calls completed while they were active).
     pub rollups: Vec<RollupRow>,
     /// WAL segments numbered `<=` this hold exactly these rows (and earlier flushed ones).
@@ -25,7 +28,7 @@ pub struct Frozen {
 /// so a reader holding the read lock sees each row exactly once.
 #[derive(Debug, Default)]
 pub struct LiveInner {
-    pub active: Rows,
+    pub active: Memtable,
     /// When the first row of `active` arrived, for age-based flushing.
     pub active_since: Option<Instant>,
     pub frozen: Vec<Arc<Frozen>>,
@@ -35,20 +38,9 @@ pub struct LiveInner {
 }
 
 impl LiveInner {
-    /// Every in-memory span.
-    pub fn spans(&self) -> impl Iterator<Item = &SpanRow> {
-        self.active
-            .spans
-            .iter()
-            .chain(self.frozen.iter().flat_map(|f| f.rows.spans.iter()))
-    }
-
-    /// Every in-memory log record.
-    pub fn logs(&self) -> impl Iterator<Item = &LogRow> {
-        self.active
-            .logs
-            .iter()
-            .chain(self.frozen.iter().flat_map(|f| f.rows.logs.iter()))
+    /// Every memtable, active first.
+    fn tables(&self) -> impl Iterator<Item = &Memtable> {
+        std::iter::once(&self.active).chain(self.frozen.iter().map(|f| &f.table))
     }
 
     /// Every in-memory rollup row.
@@ -58,16 +50,19 @@ impl LiveInner {
             .chain(self.frozen.iter().flat_map(|f| f.rollups.iter()))
     }
 
-    /// Every in-memory metric point.
-    pub fn metrics(&self) -> impl Iterator<Item = &MetricPoint> {
-        self.active
-            .metrics
-            .iter()
-            .chain(self.frozen.iter().flat_map(|f| f.rows.metrics.iter()))
+    /// Records in memory (active and frozen), all signals.
+    pub fn rows(&self) -> usize {
+        self.tables().map(Memtable::rows).sum()
     }
 
-    /// Adds acknowledged rows and notes their services.
-    pub fn insert(&mut self, mut rows: Rows) {
+    /// Bytes the in-memory records hold (active and frozen), all signals.
+    pub fn bytes(&self) -> usize {
+        self.tables().map(Memtable::bytes).sum()
+    }
+
+    /// Adds acknowledged records: `rows` (decoded, read here for rollups and the service
+    /// list, then dropped) and `chunk`, the same records as the batches the memtable keeps.
+    pub fn insert(&mut self, rows: &Rows, chunk: Chunk) {
         if rows.is_empty() {
             return;
         }
@@ -83,7 +78,89 @@ impl LiveInner {
             self.services.observe(&m.resource, m.time_unix_nano);
         }
         self.active_since.get_or_insert_with(Instant::now);
-        self.active.append(&mut rows);
+        self.active.append(chunk);
+    }
+}
+
+/// Row types a query can read from memory as well as from files: the records that pass
+/// `prefilter` and `keep`, from every memtable (or, for rollups, the in-memory rollups).
+pub trait LiveRows: StoredRow {
+    /// The in-memory records passing both checks.
+    fn scan_live(
+        live: &LiveInner,
+        prefilter: &Prefilter,
+        keep: &mut dyn FnMut(&Self) -> bool,
+    ) -> Result<Vec<Self>, StoreError>;
+}
+
+/// Scans one table of every memtable.
+fn scan_tables<'a, T: StoredRow>(
+    tables: impl Iterator<Item = &'a Table<T>>,
+    prefilter: &Prefilter,
+    keep: &mut dyn FnMut(&T) -> bool,
+) -> Result<Vec<T>, StoreError> {
+    let mut out = Vec::new();
+    for table in tables {
+        table.scan(prefilter, keep, &mut out)?;
+    }
+    Ok(out)
+}
+
+impl LiveRows for SpanRow {
+    fn scan_live(
+        live: &LiveInner,
+        prefilter: &Prefilter,
+        keep: &mut dyn FnMut(&Self) -> bool,
+    ) -> Result<Vec<Self>, StoreError> {
+        scan_tables(live.tables().map(|t| &t.spans), prefilter, keep)
+    }
+}
+
+impl LiveRows for LogRow {
+    fn scan_live(
+        live: &LiveInner,
+        prefilter: &Prefilter,
+        keep: &mut dyn FnMut(&Self) -> bool,
+    ) -> Result<Vec<Self>, StoreError> {
+        scan_tables(live.tables().map(|t| &t.logs), prefilter, keep)
+    }
+}
+
+impl LiveRows for MetricPoint {
+    fn scan_live(
+        live: &LiveInner,
+        prefilter: &Prefilter,
+        keep: &mut dyn FnMut(&Self) -> bool,
+    ) -> Result<Vec<Self>, StoreError> {
+        scan_tables(live.tables().map(|t| &t.metrics), prefilter, keep)
+    }
+}
+
+/// Raw points still in memory stand in for their one-minute points (not computed until
+/// the flush), as the metric queries expect.
+impl LiveRows for MinuteMetric {
+    fn scan_live(
+        live: &LiveInner,
+        prefilter: &Prefilter,
+        keep: &mut dyn FnMut(&Self) -> bool,
+    ) -> Result<Vec<Self>, StoreError> {
+        let points = MetricPoint::scan_live(live, prefilter, &mut |_| true)?;
+        Ok(points
+            .into_iter()
+            .map(MinuteMetric)
+            .filter(|m| keep(m))
+            .collect())
+    }
+}
+
+/// Rollups are kept as rows (a few per service and minute); the prefilter is for files.
+impl LiveRows for RollupRow {
+    fn scan_live(
+        live: &LiveInner,
+        _prefilter: &Prefilter,
+        keep: &mut dyn FnMut(&Self) -> bool,
+    ) -> Result<Vec<Self>, StoreError> {
+        Ok(live.rollups().filter(|r| keep(r)).cloned().collect())
     }
 }
 

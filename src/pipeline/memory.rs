@@ -34,10 +34,7 @@ pub async fn watch(live: Arc<LiveData>, full: Arc<AtomicU64>, limit: u64) {
     loop {
         let rss = resident_bytes().unwrap_or(0);
         let refusing = full.load(Ordering::Relaxed) > 0;
-        let in_memory = {
-            let l = live.read();
-            l.active.len() + l.frozen.iter().map(|f| f.rows.len()).sum::<usize>()
-        };
+        let in_memory = live.read().rows();
         if !refusing && rss >= high {
             tracing::warn!(
                 rss,

@@ -11,6 +11,8 @@
 mod flusher;
 mod live;
 mod memory;
+mod memtable;
+mod packed;
 mod services;
 mod writer;
 
@@ -22,7 +24,8 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 pub use flusher::write_blocks;
-pub use live::{Frozen, LiveData, LiveInner};
+pub use live::{Frozen, LiveData, LiveInner, LiveRows};
+pub use memtable::{Chunk, Memtable, Table};
 pub use services::{InstanceInfo, ServiceInfo, ServiceRegistry};
 
 use crate::index::BlockIndex;
@@ -33,8 +36,10 @@ use crate::wal::Wal;
 /// Tuning of the write path.
 #[derive(Debug, Clone)]
 pub struct PipelineConfig {
-    /// Freeze and flush the memtable when it holds this many rows.
+    /// Freeze and flush the memtable when it holds this many rows…
     pub flush_rows: usize,
+    /// …or this many bytes of Arrow buffers…
+    pub flush_bytes: usize,
     /// …or when its oldest row is this old.
     pub flush_age: Duration,
     /// Bytes of undecoded payload allowed in flight between the receivers and the WAL; past
@@ -63,6 +68,10 @@ pub enum WriteError {
     /// The server is shutting down.
     #[error("server is shutting down")]
     Closed,
+    /// The records could not be converted to the memtable's columns (a bug, not bad input:
+    /// every decoded record converts).
+    #[error("could not convert the export to columns: {0}")]
+    Encode(String),
     /// The WAL could not be written; nothing of this request was acknowledged.
     #[error("write-ahead log: {0}")]
     Wal(String),
@@ -72,7 +81,10 @@ pub enum WriteError {
 struct WriteRequest {
     signal: Signal,
     payload: Vec<u8>,
+    /// The decoded records, for rollups and the service list.
     rows: Rows,
+    /// The same records as the memtable keeps them (taken by the writer).
+    chunk: Option<Box<Chunk>>,
     done: oneshot::Sender<Result<(), WriteError>>,
     _permit: tokio::sync::OwnedSemaphorePermit,
 }
@@ -103,7 +115,7 @@ struct Pressure {
 }
 
 /// Memtables frozen and not yet flushed beyond which the writer stops freezing (and the
-/// active memtable grows toward its hard cap of twice `flush_rows`).
+/// active memtable grows toward its hard cap of twice `flush_rows` or `flush_bytes`).
 pub const MAX_FROZEN: usize = 3;
 
 /// The background threads; join them after every [`Pipeline`] clone is dropped to flush
@@ -233,11 +245,13 @@ impl Pipeline {
             .clone()
             .try_acquire_many_owned(permits_for(payload.len()))
             .map_err(|_| WriteError::Busy)?;
+        let chunk = Chunk::of(&rows).map_err(|e| WriteError::Encode(e.to_string()))?;
         let (done, wait) = oneshot::channel();
         let request = WriteRequest {
             signal,
             payload,
             rows,
+            chunk: Some(Box::new(chunk)),
             done,
             _permit: permit,
         };

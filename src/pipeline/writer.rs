@@ -10,7 +10,6 @@ use tokio::sync::mpsc;
 
 use super::live::{Frozen, LiveData};
 use super::{PipelineConfig, Pressure, WriteError, WriteRequest, MAX_FROZEN};
-use crate::model::Rows;
 use crate::wal::Wal;
 
 /// Most payload bytes gathered into one group commit.
@@ -49,29 +48,33 @@ pub(super) fn run(
             Waited::Idle => false,
             Waited::Closed => true,
         };
-        let (due, backlogged, rows) = {
+        let (due, backlogged, rows, bytes) = {
             let inner = live.read();
-            let rows = inner.active.len();
+            let (rows, bytes) = (inner.active.rows(), inner.active.bytes());
             // At the memory limit, flush what there is: that is what frees memory.
             let due = rows > 0
                 && (closed
                     || rows >= config.flush_rows
+                    || bytes >= config.flush_bytes
                     || pressure.memory_full.load(Ordering::Relaxed) > 0
                     || inner
                         .active_since
                         .is_some_and(|t| t.elapsed() >= config.flush_age));
-            (due, inner.frozen.len() >= MAX_FROZEN, rows)
+            (due, inner.frozen.len() >= MAX_FROZEN, rows, bytes)
         };
         // Never block the acknowledgements on a slow flusher: while it is behind, keep
         // filling the active memtable up to its hard cap, then refuse exports as retryable.
         if due && (closed || !backlogged) {
             freeze(&mut wal, &live, &flush_tx, closed);
         }
-        let over = backlogged && rows >= config.flush_rows.saturating_mul(2);
+        let over = backlogged
+            && (rows >= config.flush_rows.saturating_mul(2)
+                || bytes >= config.flush_bytes.saturating_mul(2));
         if pressure.overloaded.swap(over, Ordering::Relaxed) != over {
             if over {
                 tracing::warn!(
                     rows,
+                    bytes,
                     "flushing is behind: refusing exports until it catches up"
                 );
             } else {
@@ -110,15 +113,23 @@ fn commit_group(wal: &mut Wal, live: &LiveData, group: &mut Vec<WriteRequest>) {
         WriteError::Wal(e.to_string())
     });
     if result.is_ok() {
-        let mut rows = Rows::default();
-        for request in group.iter_mut() {
-            rows.append(&mut request.rows);
-        }
+        // The decoded rows are dropped after the lock is released: freeing their maps is
+        // work readers should not wait for.
+        let mut spent = Vec::with_capacity(group.len());
         let mut inner = live.write();
-        inner.insert(rows);
+        for request in group.iter_mut() {
+            let rows = std::mem::take(&mut request.rows);
+            if let Some(chunk) = request.chunk.take() {
+                inner.insert(&rows, *chunk);
+            }
+            spent.push(rows);
+        }
         let t = crate::telemetry::get();
-        t.memtable_rows.set(inner.active.len() as i64);
+        t.memtable_rows.set(inner.active.rows() as i64);
+        t.memtable_bytes.set(inner.active.bytes() as i64);
         t.wal_segment_bytes.set(wal.segment_bytes() as i64);
+        drop(inner);
+        drop(spent);
     }
     for request in group.drain(..) {
         let _ = request.done.send(result.clone());
@@ -136,11 +147,11 @@ fn freeze(wal: &mut Wal, live: &LiveData, flush_tx: &SyncSender<Arc<Frozen>>, la
     };
     let frozen = {
         let mut inner = live.write();
-        let rows = std::mem::take(&mut inner.active);
+        let table = std::mem::take(&mut inner.active);
         let rollups = inner.rollups.take(last);
         inner.active_since = None;
         let frozen = Arc::new(Frozen {
-            rows,
+            table,
             rollups,
             wal_seq,
         });
@@ -149,6 +160,7 @@ fn freeze(wal: &mut Wal, live: &LiveData, flush_tx: &SyncSender<Arc<Frozen>>, la
             .frozen_memtables
             .set(inner.frozen.len() as i64);
         crate::telemetry::get().memtable_rows.set(0);
+        crate::telemetry::get().memtable_bytes.set(0);
         frozen
     };
     if flush_tx.send(frozen).is_err() {

@@ -25,7 +25,7 @@ pub use trace_tree::TraceSummary;
 
 use crate::index::{BlockIndex, BlockRef, KeyKind};
 use crate::model::{LogRow, Signal, SpanId, SpanRow, TraceId};
-use crate::pipeline::{LiveData, LiveInner, ServiceInfo};
+use crate::pipeline::{LiveData, LiveRows, ServiceInfo};
 use crate::rollup::metric_minutes::MinuteMetric;
 use crate::store::{Prefilter, Store, StoredRow};
 
@@ -281,7 +281,6 @@ impl QueryEngine {
         use crate::rollup::{RollupRow, MINUTE};
         let in_window = move |r: &RollupRow| r.minute + MINUTE > start && r.minute < end;
         self.rows(
-            |live| live.rollups().filter(|r| in_window(r)).cloned().collect(),
             Box::new(tantivy::query::AllQuery),
             Some(start),
             Some(end),
@@ -393,10 +392,6 @@ impl QueryEngine {
                         .is_none_or(|i| p.resource.service_instance_id == *i)
             }
         };
-        let live_keep = keep.clone();
-        let live_rows = |live: &LiveInner| -> Vec<crate::model::MetricPoint> {
-            live.metrics().filter(|p| live_keep(p)).cloned().collect()
-        };
         let metric_prefilter = Prefilter::none()
             .text_is("name", &q.name)
             .at_least("time", Some(from))
@@ -407,7 +402,6 @@ impl QueryEngine {
             // Raw in-memory points travel wrapped, so both come from one snapshot.
             let minutes: Vec<MinuteMetric> = self
                 .rows(
-                    |live| live_rows(live).into_iter().map(MinuteMetric).collect(),
                     self.index.term(f.name, &q.name),
                     Some(from),
                     Some(q.end),
@@ -418,7 +412,6 @@ impl QueryEngine {
             minutes.into_iter().map(|m| m.0).collect()
         } else {
             self.rows(
-                live_rows,
                 self.index.term(f.name, &q.name),
                 Some(from),
                 Some(q.end),
@@ -446,12 +439,10 @@ impl QueryEngine {
         let keep = move |p: &crate::model::MetricPoint| {
             p.time_unix_nano >= start && p.time_unix_nano <= end && wanted.contains(&p.name)
         };
-        let live_keep = keep.clone();
         let block_query: Box<dyn Query> = Box::new(tantivy::query::BooleanQuery::union(
             names.iter().map(|n| self.index.term(f.name, n)).collect(),
         ));
         self.rows(
-            move |live: &LiveInner| live.metrics().filter(|p| live_keep(p)).cloned().collect(),
             block_query,
             Some(start),
             Some(end),
@@ -473,18 +464,20 @@ impl QueryEngine {
         };
         let svc = service.to_string();
         let mut names: BTreeMap<String, MetricName> = BTreeMap::new();
-        let (live, searcher) = {
-            let live = self.live.read();
-            let rows: Vec<MetricName> = live
-                .metrics()
-                .filter(|p| svc.is_empty() || p.resource.service_name == svc)
-                .map(MetricName::of)
-                .collect();
-            (rows, self.index.searcher())
+        let of_service = match service {
+            "" => Prefilter::none(),
+            s => Prefilter::none().text_is("service_name", s),
         };
-        for n in live {
-            names.entry(n.name.clone()).or_insert(n);
-        }
+        let searcher = {
+            let live = self.live.read();
+            crate::model::MetricPoint::scan_live(&live, &of_service, &mut |p| {
+                if !names.contains_key(&p.name) {
+                    names.insert(p.name.clone(), MetricName::of(p));
+                }
+                false
+            })?;
+            self.index.searcher()
+        };
         // Names are in the block documents; one row per block is enough for kind and unit.
         let blocks = self
             .index
@@ -529,12 +522,6 @@ impl QueryEngine {
         let id_bytes: Vec<&[u8]> = ids.iter().map(|id| id.0.as_slice()).collect();
         let rows: Vec<SpanRow> = self
             .rows(
-                |live| {
-                    live.spans()
-                        .filter(|s| wanted.contains(&s.trace_id))
-                        .cloned()
-                        .collect()
-                },
                 self.index.may_hold(KeyKind::TraceId, &id_bytes),
                 None,
                 None,
@@ -563,12 +550,6 @@ impl QueryEngine {
         }
         let mut logs: Vec<LogRow> = self
             .rows(
-                |live| {
-                    live.logs()
-                        .filter(|l| l.trace_id == Some(trace_id))
-                        .cloned()
-                        .collect()
-                },
                 self.index.may_hold(KeyKind::TraceId, &[&trace_id.0]),
                 None,
                 None,
@@ -604,12 +585,6 @@ impl QueryEngine {
         // Spans of other traces that link into this one (consumer → producer).
         let linking: Vec<SpanRow> = self
             .rows(
-                |live| {
-                    live.spans()
-                        .filter(|s| s.links.iter().any(|l| l.trace_id == trace_id))
-                        .cloned()
-                        .collect()
-                },
                 self.index.may_hold(KeyKind::LinkedTraceId, &[&trace_id.0]),
                 None,
                 None,
@@ -739,12 +714,19 @@ impl QueryEngine {
         // The span that matches the filters need not be the one that failed: intersect.
         let budget = if errors_only { max.max(5000) } else { max };
         let mut latest = self
-            .traces_with_spans(block_query, |s| search.span_matches(s), search, budget)
+            .traces_with_spans(
+                block_query,
+                search.span_prefilter(),
+                |s| search.span_matches(s),
+                search,
+                budget,
+            )
             .await?;
         if errors_only {
             let failed = self
                 .traces_with_spans(
                     self.index.term(f.status, "ERROR"),
+                    search.time_prefilter().text_is("status_code", "ERROR"),
                     |s| {
                         s.is_error()
                             && search.start.is_none_or(|t| s.end_time_unix_nano >= t)
@@ -761,11 +743,13 @@ impl QueryEngine {
         Ok(ids.into_iter().take(max).map(|(id, _)| id).collect())
     }
 
-    /// Traces (with their latest matching span start) that have a span passing `keep` in
-    /// blocks matching `block_query`; reads blocks newest first until `max` traces are found.
+    /// Traces (with their latest matching span start) that have a span passing `prefilter`
+    /// and `keep` in memory or in blocks matching `block_query`; reads blocks newest first
+    /// until `max` traces are found.
     async fn traces_with_spans(
         &self,
         block_query: Box<dyn Query>,
+        prefilter: Prefilter,
         keep: impl Fn(&SpanRow) -> bool + Send + Sync,
         search: &TraceSearch,
         max: usize,
@@ -776,18 +760,17 @@ impl QueryEngine {
             let e = latest.entry(id).or_insert(t);
             *e = (*e).max(t);
         };
-        let (live_spans, searcher) = {
+        let searcher = {
             let live = self.live.read();
-            let rows: Vec<(TraceId, i64)> = live
-                .spans()
-                .filter(|s| keep(s))
-                .map(|s| (s.trace_id, s.start_time_unix_nano))
-                .collect();
-            (rows, self.index.searcher())
+            // Only the id and start of a matching span are kept: nothing is collected.
+            SpanRow::scan_live(&live, &prefilter, &mut |s| {
+                if keep(s) {
+                    note(&mut latest, s.trace_id, s.start_time_unix_nano);
+                }
+                false
+            })?;
+            self.index.searcher()
         };
-        for (id, t) in live_spans {
-            note(&mut latest, id, t);
-        }
         let blocks = self.index.search(
             &searcher,
             Signal::Traces,
@@ -795,13 +778,6 @@ impl QueryEngine {
             search.start,
             search.end,
         )?;
-        let prefilter = Prefilter::none()
-            .at_least("end_time", search.start)
-            .at_most("start_time", search.end);
-        let prefilter = match &search.correlation_id {
-            Some(c) => prefilter.text_is("correlation_id", c),
-            None => prefilter,
-        };
         for read in newest_first_reads(blocks) {
             // Stop once `max` traces are newer than anything this and later reads may hold.
             if latest.len() >= max && kth_largest(latest.values().copied(), max) > read.newest {
@@ -923,13 +899,16 @@ impl QueryEngine {
         let in_range = move |t: i64| start.is_none_or(|s| t >= s) && end.is_none_or(|e| t <= e);
         let block_query = filter.block_query(&self.index);
         let mut matcher = RowMatcher::new(filter.clone());
+        let prefilter = filter.prefilter(
+            Prefilter::none()
+                .at_least("time", start)
+                .at_most("time", end),
+        );
         let (live_rows, searcher) = {
             let live = self.live.read();
-            let rows: Vec<LogRow> = live
-                .logs()
-                .filter(|l| in_range(l.time_unix_nano) && matcher.matches(l))
-                .cloned()
-                .collect();
+            let rows = LogRow::scan_live(&live, &prefilter, &mut |l| {
+                in_range(l.time_unix_nano) && matcher.matches(l)
+            })?;
             (rows, self.index.searcher())
         };
         let blocks = self
@@ -940,11 +919,6 @@ impl QueryEngine {
         if !visit(live_rows, newest_of(0)) {
             return Ok(());
         }
-        let prefilter = filter.prefilter(
-            Prefilter::none()
-                .at_least("time", start)
-                .at_most("time", end),
-        );
         for (i, read) in reads.iter().enumerate() {
             let mut keep = |l: &LogRow| in_range(l.time_unix_nano) && matcher.matches(l);
             let rows = self
@@ -960,16 +934,9 @@ impl QueryEngine {
     /// Every trace and log record carrying `correlation_id`, in time order.
     pub async fn correlation(&self, correlation_id: &str) -> Result<CorrelationResult, QueryError> {
         let id = correlation_id.to_string();
-        let matches = |c: &Option<String>| c.as_deref() == Some(correlation_id);
         let spans: Vec<SpanRow> = {
             let id = id.clone();
             self.rows(
-                |live| {
-                    live.spans()
-                        .filter(|s| matches(&s.correlation_id))
-                        .cloned()
-                        .collect()
-                },
                 self.index
                     .may_hold(KeyKind::CorrelationId, &[id.as_bytes()]),
                 None,
@@ -982,12 +949,6 @@ impl QueryEngine {
         let mut logs: Vec<LogRow> = {
             let id = id.clone();
             self.rows(
-                |live| {
-                    live.logs()
-                        .filter(|l| matches(&l.correlation_id))
-                        .cloned()
-                        .collect()
-                },
                 self.index
                     .may_hold(KeyKind::CorrelationId, &[id.as_bytes()]),
                 None,
@@ -1085,11 +1046,10 @@ impl QueryEngine {
         }
     }
 
-    /// In-memory rows chosen by `from_live` plus stored rows of the blocks matching
-    /// `block_query` that pass `keep`, read from one consistent snapshot.
-    async fn rows<T: StoredRow>(
+    /// In-memory and stored rows (of the blocks matching `block_query`) that pass
+    /// `prefilter` and `keep`, read from one consistent snapshot.
+    async fn rows<T: LiveRows>(
         &self,
-        from_live: impl FnOnce(&LiveInner) -> Vec<T>,
         block_query: Box<dyn Query>,
         start: Option<i64>,
         end: Option<i64>,
@@ -1099,7 +1059,10 @@ impl QueryEngine {
         self.check_range(start, end)?;
         let (mut rows, searcher) = {
             let live = self.live.read();
-            (from_live(&live), self.index.searcher())
+            (
+                T::scan_live(&live, &prefilter, &mut keep)?,
+                self.index.searcher(),
+            )
         };
         let blocks = self
             .index

@@ -13,7 +13,6 @@ use super::{QueryEngine, QueryError};
 use crate::index::BlockIndex;
 use crate::model::{LogRow, MetricPoint, Rows, SpanRow, TraceId};
 use crate::pipeline::LiveData;
-use crate::rollup::metric_minutes::downsample;
 use crate::rollup::{RollupRow, MINUTE};
 use crate::store::{Prefilter, Store};
 
@@ -53,12 +52,6 @@ impl QueryEngine {
         let mut budget = RowBudget(max_rows);
         let window_spans: Vec<SpanRow> = self
             .rows(
-                |live| {
-                    live.spans()
-                        .filter(|s| in_window(s.start_time_unix_nano))
-                        .cloned()
-                        .collect()
-                },
                 Box::new(tantivy::query::AllQuery),
                 Some(start),
                 Some(end),
@@ -85,12 +78,6 @@ impl QueryEngine {
         }
         let logs: Vec<LogRow> = self
             .rows(
-                |live| {
-                    live.logs()
-                        .filter(|l| in_window(l.time_unix_nano))
-                        .cloned()
-                        .collect()
-                },
                 Box::new(tantivy::query::AllQuery),
                 Some(start),
                 Some(end),
@@ -105,12 +92,6 @@ impl QueryEngine {
         let metric_from = start - 5 * MINUTE;
         let metrics: Vec<MetricPoint> = self
             .rows(
-                |live| {
-                    live.metrics()
-                        .filter(|p| p.time_unix_nano >= metric_from && p.time_unix_nano <= end)
-                        .cloned()
-                        .collect()
-                },
                 Box::new(tantivy::query::AllQuery),
                 Some(metric_from),
                 Some(end),
@@ -171,15 +152,9 @@ impl QueryEngine {
 pub async fn write_snapshot(dir: &Path, evidence: &Evidence) -> anyhow::Result<()> {
     let store = Store::open_local(&dir.join("store"), SNAPSHOT_ROW_GROUP_ROWS)?;
     let index = BlockIndex::open(&dir.join("index"))?;
-    let minutes = downsample(&evidence.rows.metrics);
-    let docs = crate::pipeline::write_blocks(
-        &store,
-        index.fields(),
-        &evidence.rows,
-        &minutes,
-        &evidence.rollups,
-    )
-    .await?;
+    let table = crate::pipeline::Memtable::of_rows(&evidence.rows)?;
+    let docs =
+        crate::pipeline::write_blocks(&store, index.fields(), &table, &evidence.rollups).await?;
     index.commit_blocks(docs, 0)?;
     Ok(())
 }

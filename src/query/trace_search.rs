@@ -52,6 +52,29 @@ pub struct TraceSearch {
 }
 
 impl TraceSearch {
+    /// Column checks implied by the time window, for reading spans.
+    pub fn time_prefilter(&self) -> crate::store::Prefilter {
+        crate::store::Prefilter::none()
+            .at_least("end_time", self.start)
+            .at_most("start_time", self.end)
+    }
+
+    /// Column checks implied by [`TraceSearch::span_matches`] (all but the attribute), so
+    /// that spans they rule out are never decoded.
+    pub fn span_prefilter(&self) -> crate::store::Prefilter {
+        let mut p = self.time_prefilter();
+        if let Some(s) = &self.service {
+            p = p.text_is("service_name", s);
+        }
+        if let Some(o) = &self.operation {
+            p = p.text_is("name", o);
+        }
+        if let Some(c) = &self.correlation_id {
+            p = p.text_is("correlation_id", c);
+        }
+        p
+    }
+
     /// Whether a single span meets the span-level filters.
     pub fn span_matches(&self, s: &crate::model::SpanRow) -> bool {
         self.service

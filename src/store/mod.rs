@@ -17,6 +17,7 @@ use std::cmp::Ordering;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use arrow::array::ArrayRef;
 use arrow::record_batch::RecordBatch;
 use futures::TryStreamExt;
 use object_store::local::LocalFileSystem;
@@ -60,6 +61,9 @@ pub trait StoredRow: Sized + Send + Sync + 'static {
     /// Columns whose values are (nearly) unique per record, stored without a dictionary: a
     /// dictionary of unique values only adds its indices (≈ 6 B/record on log ids).
     const UNIQUE_COLUMNS: &'static [&'static str] = &[];
+    /// Text columns that are large and read only once a row is chosen (attribute JSON,
+    /// events, bodies): the memtable keeps them compressed.
+    const BULKY_COLUMNS: &'static [&'static str] = &[];
     /// Builds one Arrow batch (one row group) from rows.
     fn to_batch(rows: &[&Self]) -> Result<RecordBatch, StoreError>;
     /// Decodes a batch read back from a file, keeping rows that pass `keep`.
@@ -70,10 +74,62 @@ pub trait StoredRow: Sized + Send + Sync + 'static {
     ) -> Result<(), StoreError>;
 }
 
+/// A row type the memtable holds as Arrow batches in arrival order; the store sorts them
+/// into files itself ([`Store::plan_batches`]) instead of sorting rows.
+pub trait SortedBatches: StoredRow {
+    /// The time column that decides the hour partition.
+    const TIME_COLUMN: &'static str;
+    /// The sort keys of [`StoredRow::order`], as columns computed from `batch`.
+    fn order_columns(batch: &RecordBatch) -> Result<Vec<ArrayRef>, StoreError>;
+}
+
+impl SortedBatches for SpanRow {
+    const TIME_COLUMN: &'static str = "start_time";
+    fn order_columns(batch: &RecordBatch) -> Result<Vec<ArrayRef>, StoreError> {
+        columns_named(batch, &["start_time", "trace_id"])
+    }
+}
+
+impl SortedBatches for LogRow {
+    const TIME_COLUMN: &'static str = "time";
+    fn order_columns(batch: &RecordBatch) -> Result<Vec<ArrayRef>, StoreError> {
+        let times = columns::Columns::new(batch)
+            .primitive::<arrow::datatypes::TimestampNanosecondType>("time")?;
+        let minutes: arrow::array::Int64Array = times.unary(minute_of);
+        let mut keys: Vec<ArrayRef> = vec![Arc::new(minutes)];
+        keys.extend(columns_named(batch, &["service_name", "time"])?);
+        Ok(keys)
+    }
+}
+
+impl SortedBatches for MetricPoint {
+    const TIME_COLUMN: &'static str = "time";
+    fn order_columns(batch: &RecordBatch) -> Result<Vec<ArrayRef>, StoreError> {
+        columns_named(
+            batch,
+            &["name", "service_name", "service_instance_id", "time"],
+        )
+    }
+}
+
+/// The columns of `batch` with these names, in this order.
+fn columns_named(batch: &RecordBatch, names: &[&str]) -> Result<Vec<ArrayRef>, StoreError> {
+    names
+        .iter()
+        .map(|name| {
+            batch
+                .column_by_name(name)
+                .cloned()
+                .ok_or_else(|| StoreError::Schema(format!("no column {name}")))
+        })
+        .collect()
+}
+
 impl StoredRow for SpanRow {
     const SIGNAL: Signal = Signal::Traces;
     // Trace ids, parent ids and correlation ids repeat across the spans of a trace.
     const UNIQUE_COLUMNS: &'static [&'static str] = &["span_id"];
+    const BULKY_COLUMNS: &'static [&'static str] = &["attributes", "events", "links"];
     fn time(&self) -> i64 {
         self.start_time_unix_nano
     }
@@ -99,6 +155,7 @@ impl StoredRow for SpanRow {
 impl StoredRow for LogRow {
     const SIGNAL: Signal = Signal::Logs;
     const UNIQUE_COLUMNS: &'static [&'static str] = &["trace_id", "span_id", "correlation_id"];
+    const BULKY_COLUMNS: &'static [&'static str] = &["body", "attributes"];
     fn time(&self) -> i64 {
         self.time_unix_nano
     }
@@ -216,6 +273,13 @@ pub struct WrittenFile<'a, T> {
     pub row_groups: Vec<Vec<&'a T>>,
 }
 
+/// One file of a [`Store::plan_batches`] plan: its path and the rows of each row group, as
+/// slices of one sorted batch.
+pub struct PlannedFile {
+    pub path: String,
+    pub row_groups: Vec<RecordBatch>,
+}
+
 /// The Parquet store.
 #[derive(Clone)]
 pub struct Store {
@@ -279,6 +343,72 @@ impl Store {
             planned.push(WrittenFile { path, row_groups });
         }
         planned
+    }
+
+    /// Like [`Store::plan`] for rows held as Arrow batches (the memtable): one sorted batch
+    /// cut into files per hour partition and row groups of `row_group_rows`, sorted by the
+    /// row type's order with Arrow's kernels instead of row by row.
+    pub fn plan_batches<T: SortedBatches>(
+        &self,
+        batches: &[RecordBatch],
+    ) -> Result<Vec<PlannedFile>, StoreError> {
+        use arrow::compute::{concat_batches, lexsort_to_indices, take_record_batch, SortColumn};
+        use arrow::datatypes::TimestampNanosecondType;
+        let Some(first) = batches.first() else {
+            return Ok(Vec::new());
+        };
+        let batch = concat_batches(&first.schema(), batches)?;
+        let times =
+            columns::Columns::new(&batch).primitive::<TimestampNanosecondType>(T::TIME_COLUMN)?;
+        let hours: arrow::array::Int64Array = times.unary(|t| t.div_euclid(HOUR_NANOS));
+        let mut keys = vec![SortColumn {
+            values: Arc::new(hours.clone()),
+            options: None,
+        }];
+        keys.extend(
+            T::order_columns(&batch)?
+                .into_iter()
+                .map(|values| SortColumn {
+                    values,
+                    options: None,
+                }),
+        );
+        let order = lexsort_to_indices(&keys, None)?;
+        let sorted = take_record_batch(&batch, &order)?;
+        let source = |i: usize| order.value(i) as usize;
+        let mut files = Vec::new();
+        let mut start = 0;
+        while start < sorted.num_rows() {
+            let hour = hours.value(source(start));
+            let end = (start..sorted.num_rows())
+                .find(|&i| hours.value(source(i)) != hour)
+                .unwrap_or(sorted.num_rows());
+            let path = format!(
+                "{}/{}/{}.parquet",
+                T::SIGNAL.as_str(),
+                partition_of(times.value(source(start))),
+                uuid::Uuid::new_v4()
+            );
+            let row_groups = (start..end)
+                .step_by(self.row_group_rows)
+                .map(|offset| sorted.slice(offset, self.row_group_rows.min(end - offset)))
+                .collect();
+            files.push(PlannedFile { path, row_groups });
+            start = end;
+        }
+        Ok(files)
+    }
+
+    /// Encodes a file of [`Store::plan_batches`] as Parquet in memory (CPU only).
+    pub fn encode_planned<T: StoredRow>(
+        &self,
+        file: &PlannedFile,
+    ) -> Result<FileBuilder<T>, StoreError> {
+        let mut builder = FileBuilder::<T>::new(file.path.clone())?;
+        for group in &file.row_groups {
+            builder.write_batch(group)?;
+        }
+        Ok(builder)
     }
 
     /// Encodes a planned file as Parquet in memory (CPU only); [`Store::finish_file`] stores it.
@@ -442,6 +572,9 @@ impl Store {
     }
 }
 
+/// Nanoseconds in an hour: the partition width.
+const HOUR_NANOS: i64 = 3_600_000_000_000;
+
 /// The minute a Unix-nanosecond time falls in: the leading sort key of log files. Without
 /// it, an hour file merged by compaction would be sorted by service alone, a row group would
 /// span much of the hour, and a five-minute search would read most of them.
@@ -497,13 +630,18 @@ impl<T: StoredRow> FileBuilder<T> {
         &self.path
     }
 
-    /// Appends `rows` as one row group; returns its index in the file.
-    pub fn write_row_group(&mut self, rows: &[&T]) -> Result<usize, StoreError> {
-        self.writer.write(&T::to_batch(rows)?)?;
-        // Close the row group so that it holds exactly `rows` (its block document says so).
+    /// Appends a batch of this file's schema as one row group; returns its index in the file.
+    pub fn write_batch(&mut self, batch: &RecordBatch) -> Result<usize, StoreError> {
+        self.writer.write(batch)?;
+        // Close the row group so that it holds exactly this batch (its block document says so).
         self.writer.flush()?;
         self.row_groups += 1;
         Ok(self.row_groups - 1)
+    }
+
+    /// Appends `rows` as one row group; returns its index in the file.
+    pub fn write_row_group(&mut self, rows: &[&T]) -> Result<usize, StoreError> {
+        self.write_batch(&T::to_batch(rows)?)
     }
 }
 

@@ -118,6 +118,28 @@ impl Prefilter {
             .collect();
         (!predicates.is_empty()).then(|| RowFilter::new(predicates))
     }
+    /// The columns the checks read, in check order (a column may repeat).
+    pub fn columns(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.checks.iter().map(Check::column)
+    }
+
+    /// The rows of a whole batch (every column present, as in the memtable) that pass every
+    /// check; `None` without checks. A check on a column the batch lacks keeps everything.
+    pub fn mask(&self, batch: &RecordBatch) -> Result<Option<BooleanArray>, ArrowError> {
+        let mut mask: Option<BooleanArray> = None;
+        for check in &self.checks {
+            let Ok(index) = batch.schema().index_of(check.column()) else {
+                continue;
+            };
+            let column = batch.project(&[index])?;
+            let passed = check.evaluate(&column)?;
+            mask = Some(match mask {
+                Some(m) => arrow::compute::and(&m, &passed)?,
+                None => passed,
+            });
+        }
+        Ok(mask)
+    }
 }
 
 impl Check {

@@ -232,6 +232,40 @@ impl Server {
             .await
             .expect("OTLP/HTTP reachable")
     }
+
+    /// A gauge or counter (without labels) of the server's `/metrics` page.
+    pub async fn metric(&self, name: &str) -> f64 {
+        let text = reqwest::get(format!("{}/metrics", self.api))
+            .await
+            .expect("metrics reachable")
+            .text()
+            .await
+            .expect("metrics text");
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in /metrics:\n{text}"))
+    }
+}
+
+/// Batch `n` of the load generator's `signal` ("traces" or "logs") as OTLP protobuf: its
+/// 16 payload variants with fresh ids per batch, stamped `base_ns` plus `n` seconds.
+pub fn loadgen_export(signal: &str, n: u64, batch: usize, base_ns: u64) -> Vec<u8> {
+    use prost::Message;
+    use sightline::loadgen::payload;
+    let (seed, shift) = (n % 16, n * 1_000_000_000);
+    match signal {
+        "traces" => {
+            let mut req = payload::traces(seed, batch, base_ns);
+            payload::refresh_trace_ids(&mut req, n, shift);
+            req.encode_to_vec()
+        }
+        _ => {
+            let mut req = payload::logs(seed, batch, base_ns);
+            payload::refresh_log_ids(&mut req, n, shift);
+            req.encode_to_vec()
+        }
+    }
 }
 
 /// Starts `sightline serve` on `data` with exactly `args`, waits until it says ready (or

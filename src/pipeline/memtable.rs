@@ -1,0 +1,176 @@
+//! The memtable: acknowledged records held as Arrow batches of the Parquet files' schema,
+//! packed (see `packed.rs`), bounded in bytes.
+//!
+//! Rows of an export (owned structs with `serde_json` attribute maps, ≈ 3 KB a span) live
+//! only between decoding and the WAL commit; the receiving task turns them into one packed
+//! Arrow batch per signal (≈ 200 B a span) before they queue for the WAL, so the memtable
+//! costs what its columns cost, and the flusher sorts and writes those batches as they are.
+//! Queries read the batches through the same column prefilter and row decoding as Parquet
+//! row groups (`Table::scan`).
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use arrow::compute::filter_record_batch;
+use arrow::record_batch::RecordBatch;
+
+use super::packed::PackedBatch;
+
+use crate::model::{LogRow, MetricPoint, Rows, SpanRow};
+use crate::store::{Prefilter, StoreError, StoredRow};
+
+/// The records of one signal in memory, as batches in arrival order.
+#[derive(Debug)]
+pub struct Table<T> {
+    batches: Vec<PackedBatch>,
+    rows: usize,
+    bytes: usize,
+    row: PhantomData<fn() -> T>,
+}
+
+impl<T> Default for Table<T> {
+    fn default() -> Self {
+        Self {
+            batches: Vec::new(),
+            rows: 0,
+            bytes: 0,
+            row: PhantomData,
+        }
+    }
+}
+
+impl<T: StoredRow> Table<T> {
+    /// Adds one batch built by [`Chunk::of`].
+    pub fn push(&mut self, batch: PackedBatch) {
+        if batch.rows() == 0 {
+            return;
+        }
+        self.rows += batch.rows();
+        self.bytes += batch.bytes();
+        self.batches.push(batch);
+    }
+
+    /// The batches unpacked into the file schema, oldest first.
+    pub fn unpacked(&self) -> Result<Vec<RecordBatch>, StoreError> {
+        self.batches.iter().map(PackedBatch::unpack).collect()
+    }
+
+    /// Records held.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Bytes the packed batches hold (their buffers' allocated capacity).
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Decodes the records that pass `prefilter` (evaluated on the columns first, so rows it
+    /// rejects are never decoded) and then `keep`, appending them to `out`.
+    pub fn scan(
+        &self,
+        prefilter: &Prefilter,
+        keep: &mut dyn FnMut(&T) -> bool,
+        out: &mut Vec<T>,
+    ) -> Result<(), StoreError> {
+        for packed in &self.batches {
+            let mask = packed.mask(prefilter)?;
+            if mask.as_ref().is_some_and(|m| m.true_count() == 0) {
+                continue;
+            }
+            let batch = packed.unpack()?;
+            let selected = match mask {
+                Some(mask) if mask.true_count() < mask.len() => filter_record_batch(&batch, &mask)?,
+                _ => batch,
+            };
+            T::from_batch(&selected, keep, out)?;
+        }
+        Ok(())
+    }
+}
+
+/// Every signal's table.
+#[derive(Debug, Default)]
+pub struct Memtable {
+    pub spans: Table<SpanRow>,
+    pub logs: Table<LogRow>,
+    pub metrics: Table<MetricPoint>,
+}
+
+impl Memtable {
+    /// Adds one export's batches.
+    pub fn append(&mut self, chunk: Chunk) {
+        let Chunk {
+            spans,
+            logs,
+            metrics,
+        } = chunk;
+        self.spans.push(spans);
+        self.logs.push(logs);
+        self.metrics.push(metrics);
+    }
+
+    /// Records held, all signals.
+    pub fn rows(&self) -> usize {
+        self.spans.rows() + self.logs.rows() + self.metrics.rows()
+    }
+
+    /// Bytes held, all signals.
+    pub fn bytes(&self) -> usize {
+        self.spans.bytes() + self.logs.bytes() + self.metrics.bytes()
+    }
+
+    /// True when no record is held.
+    pub fn is_empty(&self) -> bool {
+        self.rows() == 0
+    }
+
+    /// A memtable of `rows`, for writers that start from rows (evidence snapshots).
+    pub fn of_rows(rows: &Rows) -> Result<Memtable, StoreError> {
+        let mut table = Memtable::default();
+        table.append(Chunk::of(rows)?);
+        Ok(table)
+    }
+}
+
+/// One export's records as one batch per signal, built by the receiving task before the
+/// export queues for the WAL (so the conversion runs on every runtime worker, not on the
+/// writer thread).
+#[derive(Debug)]
+pub struct Chunk {
+    spans: PackedBatch,
+    logs: PackedBatch,
+    metrics: PackedBatch,
+}
+
+impl Chunk {
+    /// Converts decoded rows; buffers are trimmed to their contents so the memtable's
+    /// accounting is what it holds.
+    pub fn of(rows: &Rows) -> Result<Chunk, StoreError> {
+        fn batch<T: StoredRow>(rows: &[T]) -> Result<PackedBatch, StoreError> {
+            let refs: Vec<&T> = rows.iter().collect();
+            PackedBatch::pack::<T>(trimmed(T::to_batch(&refs)?)?)
+        }
+        Ok(Chunk {
+            spans: batch(&rows.spans)?,
+            logs: batch(&rows.logs)?,
+            metrics: batch(&rows.metrics)?,
+        })
+    }
+}
+
+/// `batch` with every buffer shrunk to its length: builders grow by doubling, which would
+/// otherwise leave up to half of each string column's allocation empty.
+fn trimmed(batch: RecordBatch) -> Result<RecordBatch, arrow::error::ArrowError> {
+    let (schema, columns, _) = batch.into_parts();
+    let columns = columns
+        .into_iter()
+        .map(|mut column| {
+            if let Some(owned) = Arc::get_mut(&mut column) {
+                owned.shrink_to_fit();
+            }
+            column
+        })
+        .collect();
+    RecordBatch::try_new(schema, columns)
+}
