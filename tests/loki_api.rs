@@ -256,3 +256,62 @@ async fn loki_clients_query_logs() {
     }
     server.stop();
 }
+
+/// `count_over_time` answered from the time and label columns (selector and line filters
+/// only) equals the same count answered record by record (a label-filter stage forces that
+/// path), over data split between Parquet blocks and the memtable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counts_from_columns_equal_counts_from_records() {
+    const BATCH: usize = 1000;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // Flushed at every 5 000 records, so some batches are in files and the last in memory.
+    let server = Server::start_with(&data, &["--flush-rows", "5000", "--flush-age-ms", "600000"]);
+    let base = common::otlp::now_ns() - 120 * SEC;
+    for n in 0..12 {
+        let r = server
+            .post_protobuf("/v1/logs", common::loadgen_export("logs", n, BATCH, base))
+            .await;
+        assert_eq!(r.status(), 200, "batch {n}");
+    }
+    let window = format!("start={}&end={}&step=5", base, base + 20 * SEC);
+    let series = |v: &Value| -> Vec<(Value, Value)> {
+        v["data"]["result"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no result: {v}"))
+            .iter()
+            .map(|s| (s["metric"].clone(), s["values"].clone()))
+            .collect()
+    };
+    for (columns, records) in [
+        (
+            r#"sum by (service_name) (count_over_time({service_name=~"service-1.*"} |= "timeout" [10s]))"#,
+            r#"sum by (service_name) (count_over_time({service_name=~"service-1.*"} |= "timeout" | level=~".+" [10s]))"#,
+        ),
+        (
+            r#"count_over_time({service_instance_id="service-3-0"} != "retry" |~ "pool|cache" [5s])"#,
+            r#"count_over_time({service_instance_id="service-3-0"} != "retry" |~ "pool|cache" | level!="x" [5s])"#,
+        ),
+        (
+            r#"sum by (level) (rate({level=~"error|warn", host_name=~"node-[0-3]"}[10s]))"#,
+            r#"sum by (level) (rate({level=~"error|warn", host_name=~"node-[0-3]"} | level!="x" [10s]))"#,
+        ),
+    ] {
+        let (status, fast) = loki(
+            &server,
+            &format!("query_range?query={}&{window}", enc(columns)),
+        )
+        .await;
+        assert_eq!(status, 200, "{columns}: {fast}");
+        let (status, slow) = loki(
+            &server,
+            &format!("query_range?query={}&{window}", enc(records)),
+        )
+        .await;
+        assert_eq!(status, 200, "{records}: {slow}");
+        let fast = series(&fast);
+        assert!(!fast.is_empty(), "{columns}: the data has matching records");
+        assert_eq!(fast, series(&slow), "{columns}");
+    }
+    server.stop();
+}

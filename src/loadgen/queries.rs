@@ -59,6 +59,21 @@ const KINDS: &[Kind] = &[
         url: |s, i| pick(&s.rare_words, i).map(|w| format!("/api/v1/logs?q={w}&limit=100")),
     },
     Kind {
+        name: "logs page (newest 100 + histogram), common word, last hour",
+        url: |_, _| Some("/logs?q=timeout".into()),
+    },
+    Kind {
+        name: "Loki count_over_time by service, last hour, 1-minute steps",
+        url: |_, _| {
+            let end = crate::query::time_range::now_nano();
+            let start = end - 3_600_000_000_000;
+            Some(format!(
+                "/loki/api/v1/query_range?query={}&start={start}&end={end}&step=60",
+                "sum%20by%20(service_name)%20(count_over_time(%7Bservice_name%3D~%22.%2B%22%7D%5B1m%5D))"
+            ))
+        },
+    },
+    Kind {
         name: "service map, last hour",
         url: |_, _| Some("/api/v1/service-map".into()),
     },

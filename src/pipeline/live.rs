@@ -60,6 +60,20 @@ impl LiveInner {
         self.tables().map(Memtable::bytes).sum()
     }
 
+    /// The named columns of in-memory log records passing `prefilter` (see
+    /// [`Table::scan_columns`]).
+    pub fn log_columns(
+        &self,
+        prefilter: &Prefilter,
+        columns: &[&str],
+    ) -> Result<Vec<arrow::record_batch::RecordBatch>, StoreError> {
+        let mut out = Vec::new();
+        for table in self.tables() {
+            out.extend(table.logs.scan_columns(prefilter, columns)?);
+        }
+        Ok(out)
+    }
+
     /// Adds acknowledged records: `rows` (decoded, read here for rollups and the service
     /// list, then dropped) and `chunk`, the same records as the batches the memtable keeps.
     pub fn insert(&mut self, rows: &Rows, chunk: Chunk) {

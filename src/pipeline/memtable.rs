@@ -89,6 +89,30 @@ impl<T: StoredRow> Table<T> {
     }
 }
 
+impl<T> Table<T> {
+    /// The named columns of the records that pass `prefilter`, one batch per stored batch
+    /// with any: for counting and grouping without decoding records.
+    pub fn scan_columns(
+        &self,
+        prefilter: &Prefilter,
+        columns: &[&str],
+    ) -> Result<Vec<RecordBatch>, StoreError> {
+        let mut out = Vec::new();
+        for packed in &self.batches {
+            let mask = packed.mask(prefilter)?;
+            if mask.as_ref().is_some_and(|m| m.true_count() == 0) {
+                continue;
+            }
+            let batch = packed.project(columns)?;
+            out.push(match mask {
+                Some(mask) if mask.true_count() < mask.len() => filter_record_batch(&batch, &mask)?,
+                _ => batch,
+            });
+        }
+        Ok(out)
+    }
+}
+
 /// Every signal's table.
 #[derive(Debug, Default)]
 pub struct Memtable {

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, StringArray};
 use arrow::buffer::{Buffer, NullBuffer, OffsetBuffer};
 use arrow::compute::cast;
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 
 use crate::store::{Prefilter, StoreError, StoredRow};
@@ -135,26 +135,33 @@ impl PackedBatch {
         Ok(RecordBatch::try_new(self.schema.clone(), columns)?)
     }
 
-    /// The rows passing `prefilter`, evaluated on the checked columns alone (unpacked one by
-    /// one); `None` when it checks nothing.
-    pub fn mask(&self, prefilter: &Prefilter) -> Result<Option<BooleanArray>, StoreError> {
+    /// The named columns (those the batch has), unpacked, in the order asked.
+    pub fn project(&self, names: &[&str]) -> Result<RecordBatch, StoreError> {
         let mut fields = Vec::new();
         let mut arrays = Vec::new();
-        for name in prefilter.columns() {
+        for name in names {
             let Ok(i) = self.schema.index_of(name) else {
                 continue;
             };
-            if fields.iter().any(|f: &Field| f.name() == name) {
-                continue;
-            }
             fields.push(self.schema.field(i).clone());
             arrays.push(self.columns[i].unpack()?);
         }
-        if fields.is_empty() {
-            return Ok(None);
-        }
-        let checked = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)?;
-        Ok(prefilter.mask(&checked)?)
+        let options =
+            arrow::record_batch::RecordBatchOptions::new().with_row_count(Some(self.rows));
+        Ok(RecordBatch::try_new_with_options(
+            Arc::new(Schema::new(fields)),
+            arrays,
+            &options,
+        )?)
+    }
+
+    /// The rows passing `prefilter`, evaluated on the checked columns alone (unpacked one by
+    /// one); `None` when it checks nothing.
+    pub fn mask(&self, prefilter: &Prefilter) -> Result<Option<BooleanArray>, StoreError> {
+        let mut names: Vec<&str> = prefilter.columns().collect();
+        names.sort_unstable();
+        names.dedup();
+        Ok(prefilter.mask(&self.project(&names)?)?)
     }
 }
 

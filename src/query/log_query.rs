@@ -334,6 +334,33 @@ impl LogFilter {
         }
     }
 
+    /// Column checks that a record passes exactly when it matches (so matching records can
+    /// be counted from the columns alone, without decoding them); `None` when some condition
+    /// has no exact column check (severity, span id, attributes, `OR`, `NOT`).
+    pub fn exact_prefilter(&self, base: Prefilter) -> Option<Prefilter> {
+        let exact = self.conjuncts().into_iter().all(|c| match c {
+            LogFilter::All
+            | LogFilter::Service(_)
+            | LogFilter::Instance(_)
+            | LogFilter::CorrelationId(_)
+            | LogFilter::Text { .. }
+            | LogFilter::Regex(_) => true,
+            // The row check compares lower-case hex.
+            LogFilter::TraceId(hex) => hex.parse::<TraceId>().is_ok_and(|id| id.to_hex() == *hex),
+            _ => false,
+        });
+        if !exact {
+            return None;
+        }
+        let mut p = self.prefilter(base);
+        for c in self.conjuncts() {
+            if let LogFilter::Instance(name) = c {
+                p = p.text_is("service_instance_id", name);
+            }
+        }
+        Some(p)
+    }
+
     /// The top-level `AND`ed conditions.
     fn conjuncts(&self) -> Vec<&LogFilter> {
         match self {

@@ -4,6 +4,7 @@
 //! consistent snapshot), then reads only the Parquet row groups whose block documents match,
 //! and checks every row of them exactly.
 
+mod log_columns;
 pub mod log_query;
 pub mod metrics;
 pub mod services;
@@ -867,15 +868,29 @@ impl QueryEngine {
         let buckets = buckets.clamp(1, 1000);
         let bucket_nano = ((end - start) / buckets as i64).max(1);
         let mut counts = vec![0u64; buckets];
-        self.visit_logs(&filter, Some(start), Some(end), |batch, _| {
-            for l in batch {
-                let i = ((l.time_unix_nano - start) / bucket_nano).clamp(0, buckets as i64 - 1)
-                    as usize;
-                counts[i] += 1;
-            }
-            true
-        })
-        .await?;
+        let bucket_of = |t: i64| ((t - start) / bucket_nano).clamp(0, buckets as i64 - 1) as usize;
+        // From the time column alone where the query allows, else record by record.
+        let counted = self
+            .visit_log_columns(&filter, Prefilter::none(), start, end, &["time"], |batch| {
+                use arrow::array::AsArray;
+                use arrow::datatypes::TimestampNanosecondType;
+                let times = batch
+                    .column_by_name("time")
+                    .and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>());
+                for &t in times.into_iter().flat_map(|a| a.values().iter()) {
+                    counts[bucket_of(t)] += 1;
+                }
+            })
+            .await?;
+        if !counted {
+            self.visit_logs(&filter, Some(start), Some(end), |batch, _| {
+                for l in batch {
+                    counts[bucket_of(l.time_unix_nano)] += 1;
+                }
+                true
+            })
+            .await?;
+        }
         let total = counts.iter().sum();
         Ok(LogHistogram {
             start_unix_nano: start,
@@ -1005,22 +1020,31 @@ impl QueryEngine {
         prefilter: &Prefilter,
         keep: &mut (dyn FnMut(&T) -> bool + Send),
     ) -> Result<Vec<T>, QueryError> {
-        use crate::store::StoreError;
-        crate::telemetry::get()
-            .blocks_read
-            .inc_by(row_groups.len() as u64);
-        match self
+        let blocks = row_groups.len();
+        let read = self
             .store
-            .read_filtered::<T>(path, row_groups, prefilter, keep)
-            .await
-        {
+            .read_filtered::<T>(path, row_groups, prefilter, keep);
+        self.read_or_quarantine(path, blocks, read).await
+    }
+
+    /// Awaits one read of `blocks` row groups of file `path`; a missing file reads as
+    /// nothing, a corrupt one is quarantined (see [`QueryEngine::read_file`]).
+    async fn read_or_quarantine<R: Default>(
+        &self,
+        path: &str,
+        blocks: usize,
+        read: impl std::future::Future<Output = Result<R, crate::store::StoreError>>,
+    ) -> Result<R, QueryError> {
+        use crate::store::StoreError;
+        crate::telemetry::get().blocks_read.inc_by(blocks as u64);
+        match read.await {
             Ok(rows) => Ok(rows),
             Err(StoreError::ObjectStore(object_store::Error::NotFound { .. })) => {
                 tracing::error!(
                     file = path,
                     "a file the index points at is missing; skipping it"
                 );
-                Ok(Vec::new())
+                Ok(R::default())
             }
             Err(
                 e @ (StoreError::Parquet(_)
@@ -1040,7 +1064,7 @@ impl QueryEngine {
                     tracing::error!(file = path, "could not drop its blocks from the index: {i}");
                 }
                 drop(live);
-                Ok(Vec::new())
+                Ok(R::default())
             }
             Err(e) => Err(e.into()),
         }

@@ -483,6 +483,30 @@ impl Store {
         Ok(out)
     }
 
+    /// Reads only `columns` of the rows of the given row groups that pass `prefilter`: for
+    /// counting and grouping records without decoding them (a column the file lacks is left
+    /// out of the batches).
+    pub async fn read_columns(
+        &self,
+        path: &str,
+        row_groups: Vec<usize>,
+        prefilter: &Prefilter,
+        columns: &[&str],
+    ) -> Result<Vec<RecordBatch>, StoreError> {
+        let (reader, footer) = self.open(path).await?;
+        let mut builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, footer)
+            .with_row_groups(row_groups);
+        let projection = parquet::arrow::ProjectionMask::columns(
+            builder.parquet_schema(),
+            columns.iter().copied(),
+        );
+        builder = builder.with_projection(projection);
+        if let Some(filter) = prefilter.row_filter(builder.parquet_schema()) {
+            builder = builder.with_row_filter(filter);
+        }
+        Ok(builder.build()?.try_collect().await?)
+    }
+
     /// Number of row groups in one file (reads only its footer).
     pub async fn row_group_count(&self, path: &str) -> Result<usize, StoreError> {
         let (_, footer) = self.open(path).await?;

@@ -11,7 +11,8 @@
 
 pub mod logql;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -22,6 +23,7 @@ use serde_json::{json, Value};
 
 use crate::model::LogRow;
 use crate::query::{time::parse_time, LogCursor, LogSearch, QueryEngine, QueryError};
+use crate::store::Prefilter;
 use logql::{LogQuery, MetricQuery, Op, RangeFunction, Stage};
 
 /// The routes.
@@ -126,24 +128,45 @@ fn now() -> i64 {
 /// A stream's labels from its record's resource and severity.
 fn stream_labels(row: &LogRow) -> Labels {
     let r = &row.resource;
+    labels_of([
+        &r.service_name,
+        &r.service_instance_id,
+        &r.host_name,
+        &r.service_version,
+        &row.severity_text,
+    ])
+}
+
+/// The columns stream labels come from, in the order [`labels_of`] takes them.
+const LABEL_COLUMNS: [&str; 5] = [
+    "service_name",
+    "service_instance_id",
+    "host_name",
+    "service_version",
+    "severity_text",
+];
+
+/// Stream labels from the values of [`LABEL_COLUMNS`]: empty resource values are left
+/// out; `level` is the severity text in lower case, `unknown` without one.
+fn labels_of(values: [&str; 5]) -> Labels {
     let mut labels = Labels::new();
-    for (k, v) in [
-        ("service_name", &r.service_name),
-        ("service_instance_id", &r.service_instance_id),
-        ("host_name", &r.host_name),
-        ("service_version", &r.service_version),
-    ] {
+    // The resource columns are named like their labels.
+    for (k, v) in LABEL_COLUMNS.iter().zip(&values[..4]) {
         if !v.is_empty() {
-            labels.insert(k.into(), v.clone());
+            labels.insert((*k).into(), (*v).to_string());
         }
     }
-    let level = if row.severity_text.is_empty() {
+    labels.insert("level".into(), level_of(values[4]));
+    labels
+}
+
+/// The `level` label of a severity text.
+fn level_of(severity_text: &str) -> String {
+    if severity_text.is_empty() {
         "unknown".to_string()
     } else {
-        row.severity_text.to_lowercase()
-    };
-    labels.insert("level".into(), level);
-    labels
+        severity_text.to_lowercase()
+    }
 }
 
 /// The record's labels after the query's selector and pipeline, or `None` when filtered out.
@@ -302,6 +325,106 @@ async fn streams(
     Ok(json!({"resultType": "streams", "result": result, "stats": {}}))
 }
 
+/// The query's selector and line filters as column checks; `None` when a stage needs the
+/// record itself (`| json`, label filters on parsed fields).
+fn column_checks(q: &LogQuery) -> Option<Prefilter> {
+    let mut checks = Prefilter::none();
+    for m in &q.matchers {
+        let m = m.clone();
+        checks = match m.label.as_str() {
+            "level" => checks.text_passes(
+                "severity_text",
+                Arc::new(move |s: &str| m.accepts(Some(&level_of(s)))),
+            ),
+            label => match LABEL_COLUMNS[..4].iter().find(|c| **c == label) {
+                Some(column) => {
+                    checks.text_passes(column, Arc::new(move |s: &str| m.accepts(Some(s))))
+                }
+                // A label no stream has: the matcher sees it empty, for every record.
+                None if m.accepts(None) => checks,
+                None => checks.text_passes("service_name", Arc::new(|_: &str| false)),
+            },
+        };
+    }
+    for stage in &q.pipeline {
+        checks = match stage.clone() {
+            Stage::Contains { text, negate } => checks.text_passes(
+                "body",
+                Arc::new(move |b: &str| b.contains(text.as_str()) != negate),
+            ),
+            Stage::Regex { regex, negate } => {
+                checks.text_passes("body", Arc::new(move |b: &str| regex.is_match(b) != negate))
+            }
+            Stage::Json | Stage::LabelFilter(_) => return None,
+        };
+    }
+    Some(checks)
+}
+
+/// The times of the records in `[start, end]` that pass `q`, by stream, read from the time
+/// and label columns alone; `None` when `q` needs whole records (see [`column_checks`]).
+async fn times_from_columns(
+    engine: &QueryEngine,
+    q: &LogQuery,
+    start: i64,
+    end: i64,
+) -> Result<Option<BTreeMap<Labels, Vec<i64>>>, LokiError> {
+    use arrow::array::{Array, AsArray, StringArray};
+    use arrow::datatypes::TimestampNanosecondType;
+    let Some(checks) = column_checks(q) else {
+        return Ok(None);
+    };
+    let filter =
+        crate::query::log_query::parse(&pushdown(q)).map_err(|e| LokiError::bad(e.to_string()))?;
+    let mut slots: HashMap<Vec<String>, usize> = HashMap::new();
+    let mut series: Vec<(Labels, Vec<i64>)> = Vec::new();
+    let mut columns = vec!["time"];
+    columns.extend(LABEL_COLUMNS);
+    let read = engine
+        .visit_log_columns(&filter, checks, start, end, &columns, |batch| {
+            let times = batch
+                .column_by_name("time")
+                .and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>());
+            let labels: Vec<&StringArray> = LABEL_COLUMNS
+                .iter()
+                .filter_map(|c| batch.column_by_name(c)?.as_string_opt::<i32>())
+                .collect();
+            let (Some(times), Ok(labels)) = (times, <[&StringArray; 5]>::try_from(labels)) else {
+                tracing::error!("log columns without time or labels: skipping a batch");
+                return;
+            };
+            // Records of a stream sit together in files (sorted by minute and service):
+            // look a stream up only when it changes.
+            let mut last: Option<([&str; 5], usize)> = None;
+            for (i, &t) in times.values().iter().enumerate() {
+                let key = labels.map(|a| if a.is_null(i) { "" } else { a.value(i) });
+                let slot = match last {
+                    Some((k, slot)) if k == key => slot,
+                    _ => {
+                        let owned: Vec<String> = key.iter().map(|v| v.to_string()).collect();
+                        let slot = *slots.entry(owned).or_insert_with(|| {
+                            series.push((labels_of(key), Vec::new()));
+                            series.len() - 1
+                        });
+                        last = Some((key, slot));
+                        slot
+                    }
+                };
+                series[slot].1.push(t);
+            }
+        })
+        .await?;
+    if !read {
+        return Ok(None);
+    }
+    // Two label sets can differ only in the case of the severity text: merge them.
+    let mut times: BTreeMap<Labels, Vec<i64>> = BTreeMap::new();
+    for (labels, mut ts) in series {
+        times.entry(labels).or_default().append(&mut ts);
+    }
+    Ok(Some(times))
+}
+
 /// Evaluates a metric query at `steps`: one value per series and step (or none).
 async fn metric(
     engine: &QueryEngine,
@@ -309,12 +432,19 @@ async fn metric(
     steps: &[i64],
 ) -> Result<Vec<(Labels, Vec<Option<f64>>)>, LokiError> {
     let (first, last) = (steps[0], steps[steps.len() - 1]);
-    let mut times: BTreeMap<Labels, Vec<i64>> = BTreeMap::new();
-    scan(engine, &q.log, first - q.range_nano, last, |labels, row| {
-        times.entry(labels).or_default().push(row.time_unix_nano);
-        true
-    })
-    .await?;
+    let from = first - q.range_nano;
+    let times = match times_from_columns(engine, &q.log, from, last).await? {
+        Some(times) => times,
+        None => {
+            let mut times: BTreeMap<Labels, Vec<i64>> = BTreeMap::new();
+            scan(engine, &q.log, from, last, |labels, row| {
+                times.entry(labels).or_default().push(row.time_unix_nano);
+                true
+            })
+            .await?;
+            times
+        }
+    };
     let range_secs = q.range_nano as f64 / 1e9;
     let mut series: Vec<(Labels, Vec<Option<f64>>)> = times
         .into_iter()

@@ -1,0 +1,74 @@
+//! Questions about log records answered from a few of their columns, without decoding the
+//! records: counts over time for the log histogram and Loki's `count_over_time`/`rate`.
+//!
+//! A record is decoded (body, attribute JSON, resource) only when a query must show it.
+//! Counting needs its time and, for Loki's series, its stream labels: the reader fetches
+//! just those columns of the candidate blocks (and of the memtable), with the query's
+//! column checks applied by the Parquet reader. Only queries whose every condition has an
+//! exact column check take this path (see `LogFilter::exact_prefilter`); the others keep
+//! the row-by-row path.
+
+use arrow::record_batch::RecordBatch;
+
+use super::log_query::LogFilter;
+use super::{group_by_file, QueryEngine, QueryError};
+use crate::model::Signal;
+use crate::store::Prefilter;
+
+/// Most blocks one count may read (≈ 400 M records at the default row group size): a
+/// count over more is refused before any is read.
+const MAX_COUNTED_BLOCKS: usize = 25_000;
+
+impl QueryEngine {
+    /// Feeds `visit` the named `columns` of every log record in `[start, end]` that matches
+    /// `filter` and passes `checks`, batch by batch (memory first, then stored blocks, in no
+    /// particular order). Returns `false` without reading anything when `filter` has a
+    /// condition without an exact column check: the caller then reads records.
+    pub async fn visit_log_columns(
+        &self,
+        filter: &LogFilter,
+        checks: Prefilter,
+        start: i64,
+        end: i64,
+        columns: &[&str],
+        mut visit: impl FnMut(&RecordBatch) + Send,
+    ) -> Result<bool, QueryError> {
+        self.check_range(Some(start), Some(end))?;
+        let base = checks
+            .at_least("time", Some(start))
+            .at_most("time", Some(end));
+        let Some(prefilter) = filter.exact_prefilter(base) else {
+            return Ok(false);
+        };
+        let block_query = filter.block_query(&self.index);
+        let searcher = {
+            let live = self.live.read();
+            for batch in live.log_columns(&prefilter, columns)? {
+                visit(&batch);
+            }
+            self.index.searcher()
+        };
+        let blocks =
+            self.index
+                .search(&searcher, Signal::Logs, block_query, Some(start), Some(end))?;
+        if blocks.len() > MAX_COUNTED_BLOCKS {
+            return Err(QueryError::TooLarge(format!(
+                "counting these logs would read {} blocks (at most {MAX_COUNTED_BLOCKS}); narrow the time range or the query",
+                blocks.len()
+            )));
+        }
+        for (path, groups) in group_by_file(&blocks) {
+            let row_groups: Vec<usize> = groups.iter().map(|(rg, _)| *rg).collect();
+            let read = self
+                .store
+                .read_columns(&path, row_groups.clone(), &prefilter, columns);
+            for batch in self
+                .read_or_quarantine(&path, row_groups.len(), read)
+                .await?
+            {
+                visit(&batch);
+            }
+        }
+        Ok(true)
+    }
+}
