@@ -59,8 +59,8 @@ const KINDS: &[Kind] = &[
         url: |s, i| pick(&s.rare_words, i).map(|w| format!("/api/v1/logs?q={w}&limit=100")),
     },
     Kind {
-        name: "logs page (newest 100 + histogram), common word, last hour",
-        url: |_, _| Some("/logs?q=timeout".into()),
+        name: "logs page (newest 100 + histogram), one service, last hour",
+        url: |_, i| Some(format!("/logs?q=service:service-{}", i % 20)),
     },
     Kind {
         name: "Loki count_over_time by service, last hour, 1-minute steps",

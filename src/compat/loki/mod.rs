@@ -149,16 +149,34 @@ const LABEL_COLUMNS: [&str; 5] = [
 /// Stream labels from the values of [`LABEL_COLUMNS`]: empty resource values are left
 /// out; `level` is the severity text in lower case, `unknown` without one.
 fn labels_of(values: [&str; 5]) -> Labels {
+    labels_kept(values, [true; 5])
+}
+
+/// Like [`labels_of`], keeping only the labels whose column is `kept`.
+fn labels_kept(values: [&str; 5], kept: [bool; 5]) -> Labels {
     let mut labels = Labels::new();
-    // The resource columns are named like their labels.
-    for (k, v) in LABEL_COLUMNS.iter().zip(&values[..4]) {
-        if !v.is_empty() {
-            labels.insert((*k).into(), (*v).to_string());
-        }
+    for (i, v) in values.iter().enumerate().filter(|(i, _)| kept[*i]) {
+        match i {
+            4 => labels.insert("level".into(), level_of(v)),
+            // The resource columns are named like their labels.
+            _ if !v.is_empty() => labels.insert(LABEL_COLUMNS[i].into(), (*v).to_string()),
+            _ => None,
+        };
     }
-    labels.insert("level".into(), level_of(values[4]));
     labels
 }
+
+/// Streams of a batch remembered by [`times_from_columns`] before it looks one up.
+const RECENT_STREAMS: usize = 8;
+
+/// The label each of [`LABEL_COLUMNS`] gives.
+const LABEL_NAMES: [&str; 5] = [
+    "service_name",
+    "service_instance_id",
+    "host_name",
+    "service_version",
+    "level",
+];
 
 /// The `level` label of a severity text.
 fn level_of(severity_text: &str) -> String {
@@ -363,11 +381,15 @@ fn column_checks(q: &LogQuery) -> Option<Prefilter> {
 
 /// The times of the records in `[start, end]` that pass `q`, by stream, read from the time
 /// and label columns alone; `None` when `q` needs whole records (see [`column_checks`]).
+///
+/// Series are told apart by the labels whose column is `kept` (all of them for streams; the
+/// `by` labels of a `sum`, which adds the streams up anyway), and only those columns are read.
 async fn times_from_columns(
     engine: &QueryEngine,
     q: &LogQuery,
     start: i64,
     end: i64,
+    kept: [bool; 5],
 ) -> Result<Option<BTreeMap<Labels, Vec<i64>>>, LokiError> {
     use arrow::array::{Array, AsArray, StringArray};
     use arrow::datatypes::TimestampNanosecondType;
@@ -379,34 +401,45 @@ async fn times_from_columns(
     let mut slots: HashMap<Vec<String>, usize> = HashMap::new();
     let mut series: Vec<(Labels, Vec<i64>)> = Vec::new();
     let mut columns = vec!["time"];
-    columns.extend(LABEL_COLUMNS);
+    columns.extend((0..5).filter(|i| kept[*i]).map(|i| LABEL_COLUMNS[i]));
     let read = engine
         .visit_log_columns(&filter, checks, start, end, &columns, |batch| {
             let times = batch
                 .column_by_name("time")
                 .and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>());
-            let labels: Vec<&StringArray> = LABEL_COLUMNS
-                .iter()
-                .filter_map(|c| batch.column_by_name(c)?.as_string_opt::<i32>())
-                .collect();
-            let (Some(times), Ok(labels)) = (times, <[&StringArray; 5]>::try_from(labels)) else {
-                tracing::error!("log columns without time or labels: skipping a batch");
+            let labels: [Option<&StringArray>; 5] = LABEL_COLUMNS.map(|c| {
+                batch
+                    .column_by_name(c)
+                    .and_then(|a| a.as_string_opt::<i32>())
+            });
+            let Some(times) = times else {
+                tracing::error!("log columns without time: skipping a batch");
                 return;
             };
             // Records of a stream sit together in files (sorted by minute and service):
             // look a stream up only when it changes.
-            let mut last: Option<([&str; 5], usize)> = None;
+            // A batch holds few streams, and levels interleave: the streams met last are
+            // looked for first, so the shared map is hashed only when a stream is new.
+            let mut recent: Vec<([&str; 5], usize)> = Vec::with_capacity(RECENT_STREAMS);
             for (i, &t) in times.values().iter().enumerate() {
-                let key = labels.map(|a| if a.is_null(i) { "" } else { a.value(i) });
-                let slot = match last {
-                    Some((k, slot)) if k == key => slot,
-                    _ => {
+                let key = labels.map(|a| match a {
+                    Some(a) if !a.is_null(i) => a.value(i),
+                    _ => "",
+                });
+                // Newest first: within a run of one stream the first comparison hits.
+                let same = |k: &[&str; 5]| (0..5).all(|c| !kept[c] || k[c] == key[c]);
+                let slot = match recent.iter().rev().find(|(k, _)| same(k)) {
+                    Some((_, slot)) => *slot,
+                    None => {
                         let owned: Vec<String> = key.iter().map(|v| v.to_string()).collect();
                         let slot = *slots.entry(owned).or_insert_with(|| {
-                            series.push((labels_of(key), Vec::new()));
+                            series.push((labels_kept(key, kept), Vec::new()));
                             series.len() - 1
                         });
-                        last = Some((key, slot));
+                        if recent.len() == RECENT_STREAMS {
+                            recent.remove(0);
+                        }
+                        recent.push((key, slot));
                         slot
                     }
                 };
@@ -433,7 +466,14 @@ async fn metric(
 ) -> Result<Vec<(Labels, Vec<Option<f64>>)>, LokiError> {
     let (first, last) = (steps[0], steps[steps.len() - 1]);
     let from = first - q.range_nano;
-    let times = match times_from_columns(engine, &q.log, from, last).await? {
+    // A sum adds streams up: count straight into its groups.
+    let kept = match &q.aggregation {
+        Some(agg) if agg.op == "sum" && !agg.without => {
+            LABEL_NAMES.map(|name| agg.labels.iter().any(|l| l == name))
+        }
+        _ => [true; 5],
+    };
+    let times = match times_from_columns(engine, &q.log, from, last, kept).await? {
         Some(times) => times,
         None => {
             let mut times: BTreeMap<Labels, Vec<i64>> = BTreeMap::new();
