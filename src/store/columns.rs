@@ -208,6 +208,8 @@ pub struct ResourceReader<'a> {
     version: &'a StringArray,
     attributes: &'a StringArray,
     cache: HashMap<[&'a str; 5], Arc<Resource>>,
+    /// The previous row's resource: rows of one export sit together, so most rows repeat it.
+    last: Option<([&'a str; 5], Arc<Resource>)>,
 }
 
 impl<'a> ResourceReader<'a> {
@@ -220,6 +222,7 @@ impl<'a> ResourceReader<'a> {
             version: cols.str("service_version")?,
             attributes: cols.str("resource_attributes")?,
             cache: HashMap::new(),
+            last: None,
         })
     }
 
@@ -232,7 +235,13 @@ impl<'a> ResourceReader<'a> {
             self.version.value(i),
             self.attributes.value(i),
         ];
-        self.cache
+        if let Some((last_key, resource)) = &self.last {
+            if *last_key == key {
+                return resource.clone();
+            }
+        }
+        let resource = self
+            .cache
             .entry(key)
             .or_insert_with(|| {
                 Arc::new(Resource {
@@ -243,7 +252,9 @@ impl<'a> ResourceReader<'a> {
                     attributes: parse_attributes(key[4]),
                 })
             })
-            .clone()
+            .clone();
+        self.last = Some((key, resource.clone()));
+        resource
     }
 }
 
