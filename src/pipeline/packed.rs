@@ -202,3 +202,64 @@ fn compress(text: &StringArray) -> Result<Column, StoreError> {
         values_len: values.len(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::{rows_from_payload, CorrelationKeys};
+    use crate::model::{LogRow, Rows, Signal, SpanRow};
+    use prost::Message;
+
+    const NOW: u64 = 1_796_032_800_000_000_000;
+
+    fn rows(signal: Signal) -> Rows {
+        let payload = match signal {
+            Signal::Traces => crate::loadgen::payload::traces(3, 500, NOW).encode_to_vec(),
+            _ => crate::loadgen::payload::logs(3, 500, NOW).encode_to_vec(),
+        };
+        let keys = CorrelationKeys::new(vec!["correlation_id".into()]);
+        rows_from_payload(signal, &payload, &keys).expect("loadgen payload decodes")
+    }
+
+    fn round_trip<T: StoredRow>(rows: &[T]) -> (RecordBatch, PackedBatch) {
+        let refs: Vec<&T> = rows.iter().collect();
+        let batch = T::to_batch(&refs).expect("batch");
+        let packed = PackedBatch::pack::<T>(batch.clone()).expect("packs");
+        (batch, packed)
+    }
+
+    #[test]
+    fn a_packed_batch_unpacks_to_the_same_columns_and_is_smaller() {
+        let spans = rows(Signal::Traces).spans;
+        let (batch, packed) = round_trip::<SpanRow>(&spans);
+        assert_eq!(packed.unpack().expect("unpacks"), batch);
+        assert!(packed.bytes() * 3 < batch.get_array_memory_size());
+        let logs = rows(Signal::Logs).logs;
+        let (batch, packed) = round_trip::<LogRow>(&logs);
+        assert_eq!(packed.unpack().expect("unpacks"), batch);
+        // Projection and the prefilter read the packed columns the same way.
+        let names = packed.project(&["body", "service_name"]).expect("projects");
+        assert_eq!(names.num_rows(), logs.len());
+        let service = logs[0].resource.service_name.clone();
+        let mask = packed
+            .mask(&Prefilter::none().text_is("service_name", &service))
+            .expect("mask")
+            .expect("a check");
+        assert_eq!(mask.true_count(), logs.len());
+        let none = packed
+            .mask(&Prefilter::none().text_is("service_name", "no such service"))
+            .expect("mask")
+            .expect("a check");
+        assert_eq!(none.true_count(), 0);
+    }
+
+    #[test]
+    fn one_record_and_unique_values_stay_plain_and_round_trip() {
+        let spans: Vec<SpanRow> = rows(Signal::Traces).spans.into_iter().take(1).collect();
+        let (batch, packed) = round_trip::<SpanRow>(&spans);
+        assert_eq!(packed.unpack().expect("unpacks"), batch);
+        let (batch, packed) = round_trip::<SpanRow>(&[]);
+        assert_eq!(packed.unpack().expect("unpacks"), batch);
+        assert_eq!(packed.rows(), 0);
+    }
+}
