@@ -9,7 +9,6 @@
 //! row groups (`Table::scan`).
 
 use std::marker::PhantomData;
-use std::sync::Arc;
 
 use arrow::compute::filter_record_batch;
 use arrow::record_batch::RecordBatch;
@@ -168,12 +167,11 @@ pub struct Chunk {
 }
 
 impl Chunk {
-    /// Converts decoded rows; buffers are trimmed to their contents so the memtable's
-    /// accounting is what it holds.
+    /// Converts decoded rows and packs them.
     pub fn of(rows: &Rows) -> Result<Chunk, StoreError> {
         fn batch<T: StoredRow>(rows: &[T]) -> Result<PackedBatch, StoreError> {
             let refs: Vec<&T> = rows.iter().collect();
-            PackedBatch::pack::<T>(trimmed(T::to_batch(&refs)?)?)
+            PackedBatch::pack::<T>(T::to_batch(&refs)?)
         }
         Ok(Chunk {
             spans: batch(&rows.spans)?,
@@ -181,20 +179,4 @@ impl Chunk {
             metrics: batch(&rows.metrics)?,
         })
     }
-}
-
-/// `batch` with every buffer shrunk to its length: builders grow by doubling, which would
-/// otherwise leave up to half of each string column's allocation empty.
-fn trimmed(batch: RecordBatch) -> Result<RecordBatch, arrow::error::ArrowError> {
-    let (schema, columns, _) = batch.into_parts();
-    let columns = columns
-        .into_iter()
-        .map(|mut column| {
-            if let Some(owned) = Arc::get_mut(&mut column) {
-                owned.shrink_to_fit();
-            }
-            column
-        })
-        .collect();
-    RecordBatch::try_new(schema, columns)
 }

@@ -102,7 +102,7 @@ impl PackedBatch {
             let column = match array.as_string_opt::<i32>() {
                 Some(text) if T::BULKY_COLUMNS.contains(&name) => compress(text)?,
                 Some(_) if !T::UNIQUE_COLUMNS.contains(&name) => coded(array)?,
-                _ => Column::Plain(array),
+                _ => Column::Plain(trimmed(array)),
             };
             columns.push(column);
         }
@@ -165,6 +165,15 @@ impl PackedBatch {
     }
 }
 
+/// `array` with its buffers shrunk to their length: builders grow by doubling, which would
+/// otherwise leave up to half of a column's allocation empty (and counted).
+fn trimmed(mut array: ArrayRef) -> ArrayRef {
+    if let Some(owned) = Arc::get_mut(&mut array) {
+        owned.shrink_to_fit();
+    }
+    array
+}
+
 /// A text column dictionary-coded, when its values repeat; as it is otherwise.
 fn coded(array: ArrayRef) -> Result<Column, StoreError> {
     for keys in [DataType::Int16, DataType::Int32] {
@@ -177,20 +186,16 @@ fn coded(array: ArrayRef) -> Result<Column, StoreError> {
         if distinct * 2 > array.len().max(1) {
             break;
         }
-        let mut coded = coded;
-        if let Some(owned) = Arc::get_mut(&mut coded) {
-            owned.shrink_to_fit();
-        }
-        return Ok(Column::Coded(coded));
+        return Ok(Column::Coded(trimmed(coded)));
     }
-    Ok(Column::Plain(array))
+    Ok(Column::Plain(trimmed(array)))
 }
 
 /// A text column with its values buffer in one zstd frame (as it is when small).
 fn compress(text: &StringArray) -> Result<Column, StoreError> {
     let values = text.values();
     if values.len() < MIN_PACKED_BYTES {
-        return Ok(Column::Plain(Arc::new(text.clone())));
+        return Ok(Column::Plain(trimmed(Arc::new(text.clone()))));
     }
     let mut frame = zstd::bulk::compress(values.as_slice(), ZSTD_LEVEL)?;
     // The frame was allocated at zstd's worst-case bound.
