@@ -11,8 +11,13 @@
 //! files' blocks for the new file's; then the old files are deleted. A crash before the commit
 //! leaves an unreferenced new file, after it unreferenced old files — the next start deletes
 //! either as leftovers, so no row is lost or doubled.
+//!
+//! The old files are deleted only after a grace period ([`Retired`]): a query that took its
+//! index snapshot just before the swap still reads them. Deleting them at once made such a
+//! query skip a whole file's rows (the crash harness saw it as acknowledged records lost).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::time::{Duration, Instant};
 
 use tantivy::TantivyDocument;
 
@@ -41,18 +46,69 @@ pub struct Compacted {
     pub files_out: usize,
 }
 
+/// Files a merge swapped out of the index, deleted once no query can still be reading them.
+#[derive(Debug, Default)]
+pub struct Retired {
+    /// How long a swapped-out file stays on disk (zero: deleted at the end of the pass).
+    grace: Duration,
+    files: Vec<(String, Instant)>,
+}
+
+impl Retired {
+    /// Keeps swapped-out files for `grace`: longer than any query may run (the request time
+    /// limit) on a server; zero offline, where nothing else reads.
+    pub fn with_grace(grace: Duration) -> Self {
+        Self {
+            grace,
+            files: Vec::new(),
+        }
+    }
+
+    /// Deletes the files retired at least `grace` ago (a file already gone is fine: the
+    /// next start removes unreferenced files too).
+    async fn sweep(&mut self, store: &Store) -> anyhow::Result<()> {
+        let grace = self.grace;
+        let (due, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.files)
+            .into_iter()
+            .partition(|(_, at)| at.elapsed() >= grace);
+        self.files = kept;
+        for (path, _) in due {
+            match store.delete(&path).await {
+                Ok(()) => {}
+                Err(crate::store::StoreError::ObjectStore(object_store::Error::NotFound {
+                    ..
+                })) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    fn paths(&self) -> HashSet<&str> {
+        self.files.iter().map(|(p, _)| p.as_str()).collect()
+    }
+}
+
 /// Merges the small files of every partition that has enough of them. A partition still
-/// being written may be compacted again later; that is harmless.
+/// being written may be compacted again later; that is harmless. Swapped-out files go to
+/// `retired` and are deleted once its grace period is over.
 pub async fn compact(
     store: &Store,
     index: &BlockIndex,
     live: Option<&LiveData>,
+    retired: &mut Retired,
 ) -> anyhow::Result<Compacted> {
+    retired.sweep(store).await?;
     let mut partitions: BTreeMap<String, Vec<(String, u64)>> = BTreeMap::new();
+    let waiting = retired.paths();
+    let mut listed = Vec::new();
     for (path, size) in store.list_files_with_sizes().await? {
-        if size >= SMALL_FILE_BYTES {
+        if size >= SMALL_FILE_BYTES || waiting.contains(path.as_str()) {
             continue;
         }
+        listed.push((path, size));
+    }
+    for (path, size) in listed {
         if let Some((partition, _)) = path.rsplit_once('/') {
             partitions
                 .entry(partition.to_string())
@@ -72,8 +128,11 @@ pub async fn compact(
             merge_group(store, index, live, &partition, &group).await?;
             done.files_in += group.len();
             done.files_out += 1;
+            let now = Instant::now();
+            retired.files.extend(group.into_iter().map(|p| (p, now)));
         }
     }
+    retired.sweep(store).await?;
     Ok(done)
 }
 
@@ -96,8 +155,8 @@ fn merge_groups(files: Vec<(String, u64)>) -> Vec<Vec<String>> {
     groups
 }
 
-/// Merges one group of files of `partition` into one file, swaps their blocks in the index,
-/// and deletes them.
+/// Merges one group of files of `partition` into one file and swaps their blocks in the
+/// index (the caller retires the old files).
 async fn merge_group(
     store: &Store,
     index: &BlockIndex,
@@ -144,9 +203,6 @@ async fn merge_group(
     {
         let _guard = live.map(|l| l.write());
         index.replace_files(group, docs)?;
-    }
-    for old in group {
-        store.delete(old).await?;
     }
     tracing::info!(partition = %partition, files_in = group.len(), "compacted");
     Ok(())

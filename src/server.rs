@@ -322,9 +322,12 @@ async fn compaction_loop(
     live: Arc<LiveData>,
     every: std::time::Duration,
 ) {
+    // Longer than the request time limit, so no query still reads a swapped-out file.
+    let mut retired = crate::compaction::Retired::with_grace(crate::hardening::REQUEST_TIMEOUT * 3);
     loop {
         tokio::time::sleep(every).await;
-        if let Err(e) = crate::compaction::compact(&store, &index, Some(&live)).await {
+        if let Err(e) = crate::compaction::compact(&store, &index, Some(&live), &mut retired).await
+        {
             tracing::error!("compaction failed: {e:#}");
         }
     }

@@ -251,7 +251,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Compact { data_dir } => {
             let index = crate::index::BlockIndex::open(&data_dir.join("index"))?;
             let store = crate::store::Store::open_local(&data_dir.join("store"), 16_384)?;
-            let done = crate::compaction::compact(&store, &index, None).await?;
+            // Offline: nothing else reads, so swapped-out files go at once.
+            let mut retired = crate::compaction::Retired::default();
+            let done = crate::compaction::compact(&store, &index, None, &mut retired).await?;
             index.close()?;
             println!(
                 "compacted {} partitions: {} files into {}",

@@ -1039,7 +1039,7 @@ impl QueryEngine {
         crate::telemetry::get().blocks_read.inc_by(blocks as u64);
         match read.await {
             Ok(rows) => Ok(rows),
-            Err(StoreError::ObjectStore(object_store::Error::NotFound { .. })) => {
+            Err(e) if is_missing(&e) => {
                 tracing::error!(
                     file = path,
                     "a file the index points at is missing; skipping it"
@@ -1099,6 +1099,20 @@ impl QueryEngine {
             );
         }
         Ok(rows)
+    }
+}
+
+/// Whether a read failed because the file is not there (the Parquet reader reports the
+/// object store's "not found" wrapped in its own error): that is not corruption.
+fn is_missing(e: &crate::store::StoreError) -> bool {
+    use crate::store::StoreError;
+    match e {
+        StoreError::ObjectStore(object_store::Error::NotFound { .. }) => true,
+        StoreError::Parquet(parquet::errors::ParquetError::External(inner)) => matches!(
+            inner.downcast_ref::<object_store::Error>(),
+            Some(object_store::Error::NotFound { .. })
+        ),
+        _ => false,
     }
 }
 
