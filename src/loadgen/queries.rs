@@ -59,6 +59,12 @@ const KINDS: &[Kind] = &[
         url: |s, i| pick(&s.rare_words, i).map(|w| format!("/api/v1/logs?q={w}&limit=100")),
     },
     Kind {
+        name: "full text, common word AND rare word, newest 100",
+        url: |s, i| {
+            pick(&s.rare_words, i).map(|w| format!("/api/v1/logs?q=timeout%20{w}&limit=100"))
+        },
+    },
+    Kind {
         name: "logs page (newest 100 + histogram), one service, last hour",
         url: |_, i| Some(format!("/logs?q=service:service-{}", i % 20)),
     },
