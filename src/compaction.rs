@@ -101,14 +101,10 @@ pub async fn compact(
     retired.sweep(store).await?;
     let mut partitions: BTreeMap<String, Vec<(String, u64)>> = BTreeMap::new();
     let waiting = retired.paths();
-    let mut listed = Vec::new();
     for (path, size) in store.list_files_with_sizes().await? {
         if size >= SMALL_FILE_BYTES || waiting.contains(path.as_str()) {
             continue;
         }
-        listed.push((path, size));
-    }
-    for (path, size) in listed {
         if let Some((partition, _)) = path.rsplit_once('/') {
             partitions
                 .entry(partition.to_string())

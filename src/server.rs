@@ -10,7 +10,7 @@ use tokio::sync::watch;
 use crate::config::ServeConfig;
 use crate::index::BlockIndex;
 use crate::ingest::{self, CorrelationKeys, Receiver};
-use crate::pipeline::{Chunk, LiveData, Pipeline, PipelineConfig};
+use crate::pipeline::{LiveData, Pipeline, PipelineConfig};
 use crate::query::QueryEngine;
 use crate::store::Store;
 use crate::wal::Wal;
@@ -135,13 +135,12 @@ pub async fn run(
         .with_context(|| format!("could not open WAL in {}", wal_dir.display()))?;
     let replayed_count = replayed.len();
     for record in replayed {
-        let converted = ingest::rows_from_payload(record.signal, &record.payload, &keys)
+        let inserted = ingest::rows_from_payload(record.signal, &record.payload, &keys)
             .map_err(|e| e.to_string())
-            .and_then(|rows| Ok((Chunk::of(&rows).map_err(|e| e.to_string())?, rows)));
-        match converted {
-            Ok((chunk, rows)) => live.write().insert(&rows, chunk),
-            // The checksum matched, so these are bytes we wrote: only a bug gets here.
-            Err(e) => tracing::error!("skipping undecodable WAL record: {e}"),
+            .and_then(|rows| live.write().insert_rows(&rows).map_err(|e| e.to_string()));
+        // The checksum matched, so these are bytes we wrote: only a bug gets here.
+        if let Err(e) = inserted {
+            tracing::error!("skipping undecodable WAL record: {e}");
         }
     }
     if replayed_count > 0 {

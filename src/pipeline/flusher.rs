@@ -104,20 +104,24 @@ pub async fn write_blocks(
         },
         || -> Result<_, StoreError> {
             let mut docs = Vec::new();
-            docs.extend(blocks_of_planned(&spans, |path, i, group: &[&SpanRow]| {
-                block::span_block(fields, path, i, group)
-            })?);
-            docs.extend(blocks_of_planned(&logs, |path, i, group: &[&LogRow]| {
-                block::log_block(fields, path, i, group)
-            })?);
-            let mut points = Vec::new();
-            docs.extend(blocks_of_planned(
-                &metrics,
-                |path, i, group: &[&MetricPoint]| {
-                    points.extend(group.iter().map(|p| (*p).clone()));
+            docs.extend(
+                blocks_of_planned(&spans, false, |path, i, group: &[&SpanRow]| {
+                    block::span_block(fields, path, i, group)
+                })?
+                .0,
+            );
+            docs.extend(
+                blocks_of_planned(&logs, false, |path, i, group: &[&LogRow]| {
+                    block::log_block(fields, path, i, group)
+                })?
+                .0,
+            );
+            // The decoded points are kept: the one-minute points are computed from them.
+            let (metric_docs, points) =
+                blocks_of_planned(&metrics, true, |path, i, group: &[&MetricPoint]| {
                     block::metric_block(fields, Signal::Metrics, path, i, group)
-                },
-            )?);
+                })?;
+            docs.extend(metric_docs);
             Ok((docs, points))
         },
     );
@@ -151,22 +155,30 @@ fn encode_planned<T: StoredRow>(
     files.iter().map(|f| store.encode_planned(f)).collect()
 }
 
-/// The block document of every row group of planned `files`, each row group decoded once.
+/// The block document of every row group of planned `files`, each row group decoded once;
+/// with `keep_rows`, also the decoded rows of every row group.
 fn blocks_of_planned<T: StoredRow>(
     files: &[PlannedFile],
-    mut block: impl FnMut(&str, usize, &[&T]) -> TantivyDocument,
-) -> Result<Vec<TantivyDocument>, StoreError> {
+    keep_rows: bool,
+    block: impl Fn(&str, usize, &[&T]) -> TantivyDocument,
+) -> Result<(Vec<TantivyDocument>, Vec<T>), StoreError> {
     let mut docs = Vec::new();
     let mut rows = Vec::new();
     for f in files {
         for (i, group) in f.row_groups.iter().enumerate() {
-            rows.clear();
+            if !keep_rows {
+                rows.clear();
+            }
+            let first = rows.len();
             T::from_batch(group, &mut |_| true, &mut rows)?;
-            let refs: Vec<&T> = rows.iter().collect();
+            let refs: Vec<&T> = rows[first..].iter().collect();
             docs.push(block(&f.path, i, &refs));
         }
     }
-    Ok(docs)
+    if !keep_rows {
+        rows.clear();
+    }
+    Ok((docs, rows))
 }
 
 fn encode_all<T: StoredRow>(

@@ -4,9 +4,9 @@
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Instant;
 
-use super::memtable::{Chunk, Memtable, Table};
+use super::memtable::{Chunk, InMemtable, Memtable};
 use super::services::ServiceRegistry;
-use crate::model::{LogRow, MetricPoint, Rows, SpanRow};
+use crate::model::{MetricPoint, Rows};
 use crate::rollup::metric_minutes::MinuteMetric;
 use crate::rollup::{RollupRow, Rollups};
 use crate::store::{Prefilter, StoreError, StoredRow};
@@ -74,6 +74,13 @@ impl LiveInner {
         Ok(out)
     }
 
+    /// Adds records that were decoded without a chunk (WAL replay): converts them first.
+    pub fn insert_rows(&mut self, rows: &Rows) -> Result<(), StoreError> {
+        let chunk = Chunk::of(rows)?;
+        self.insert(rows, chunk);
+        Ok(())
+    }
+
     /// Adds acknowledged records: `rows` (decoded, read here for rollups and the service
     /// list, then dropped) and `chunk`, the same records as the batches the memtable keeps.
     pub fn insert(&mut self, rows: &Rows, chunk: Chunk) {
@@ -107,46 +114,18 @@ pub trait LiveRows: StoredRow {
     ) -> Result<Vec<Self>, StoreError>;
 }
 
-/// Scans one table of every memtable.
-fn scan_tables<'a, T: StoredRow>(
-    tables: impl Iterator<Item = &'a Table<T>>,
-    prefilter: &Prefilter,
-    keep: &mut dyn FnMut(&T) -> bool,
-) -> Result<Vec<T>, StoreError> {
-    let mut out = Vec::new();
-    for table in tables {
-        table.scan(prefilter, keep, &mut out)?;
-    }
-    Ok(out)
-}
-
-impl LiveRows for SpanRow {
+/// Spans, logs and metric points: from their table of every memtable.
+impl<T: InMemtable> LiveRows for T {
     fn scan_live(
         live: &LiveInner,
         prefilter: &Prefilter,
         keep: &mut dyn FnMut(&Self) -> bool,
     ) -> Result<Vec<Self>, StoreError> {
-        scan_tables(live.tables().map(|t| &t.spans), prefilter, keep)
-    }
-}
-
-impl LiveRows for LogRow {
-    fn scan_live(
-        live: &LiveInner,
-        prefilter: &Prefilter,
-        keep: &mut dyn FnMut(&Self) -> bool,
-    ) -> Result<Vec<Self>, StoreError> {
-        scan_tables(live.tables().map(|t| &t.logs), prefilter, keep)
-    }
-}
-
-impl LiveRows for MetricPoint {
-    fn scan_live(
-        live: &LiveInner,
-        prefilter: &Prefilter,
-        keep: &mut dyn FnMut(&Self) -> bool,
-    ) -> Result<Vec<Self>, StoreError> {
-        scan_tables(live.tables().map(|t| &t.metrics), prefilter, keep)
+        let mut out = Vec::new();
+        for memtable in live.tables() {
+            T::table(memtable).scan(prefilter, keep, &mut out)?;
+        }
+        Ok(out)
     }
 }
 

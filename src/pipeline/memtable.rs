@@ -72,17 +72,8 @@ impl<T: StoredRow> Table<T> {
         keep: &mut dyn FnMut(&T) -> bool,
         out: &mut Vec<T>,
     ) -> Result<(), StoreError> {
-        for packed in &self.batches {
-            let mask = packed.mask(prefilter)?;
-            if mask.as_ref().is_some_and(|m| m.true_count() == 0) {
-                continue;
-            }
-            let batch = packed.unpack()?;
-            let selected = match mask {
-                Some(mask) if mask.true_count() < mask.len() => filter_record_batch(&batch, &mask)?,
-                _ => batch,
-            };
-            T::from_batch(&selected, keep, out)?;
+        for batch in self.select(prefilter, PackedBatch::unpack)? {
+            T::from_batch(&batch, keep, out)?;
         }
         Ok(())
     }
@@ -96,19 +87,54 @@ impl<T> Table<T> {
         prefilter: &Prefilter,
         columns: &[&str],
     ) -> Result<Vec<RecordBatch>, StoreError> {
+        self.select(prefilter, |packed| packed.project(columns))
+    }
+
+    /// The rows passing `prefilter` of every batch that has any, as `read` unpacks them:
+    /// the checks run on the checked columns alone, so a batch without a passing row is
+    /// never unpacked.
+    fn select(
+        &self,
+        prefilter: &Prefilter,
+        read: impl Fn(&PackedBatch) -> Result<RecordBatch, StoreError>,
+    ) -> Result<Vec<RecordBatch>, StoreError> {
         let mut out = Vec::new();
         for packed in &self.batches {
             let mask = packed.mask(prefilter)?;
             if mask.as_ref().is_some_and(|m| m.true_count() == 0) {
                 continue;
             }
-            let batch = packed.project(columns)?;
+            let batch = read(packed)?;
             out.push(match mask {
                 Some(mask) if mask.true_count() < mask.len() => filter_record_batch(&batch, &mask)?,
                 _ => batch,
             });
         }
         Ok(out)
+    }
+}
+
+/// Row types with a table of their own in the memtable.
+pub trait InMemtable: StoredRow {
+    /// This row type's table of `memtable`.
+    fn table(memtable: &Memtable) -> &Table<Self>;
+}
+
+impl InMemtable for SpanRow {
+    fn table(memtable: &Memtable) -> &Table<Self> {
+        &memtable.spans
+    }
+}
+
+impl InMemtable for LogRow {
+    fn table(memtable: &Memtable) -> &Table<Self> {
+        &memtable.logs
+    }
+}
+
+impl InMemtable for MetricPoint {
+    fn table(memtable: &Memtable) -> &Table<Self> {
+        &memtable.metrics
     }
 }
 
@@ -141,11 +167,6 @@ impl Memtable {
     /// Bytes held, all signals.
     pub fn bytes(&self) -> usize {
         self.spans.bytes() + self.logs.bytes() + self.metrics.bytes()
-    }
-
-    /// True when no record is held.
-    pub fn is_empty(&self) -> bool {
-        self.rows() == 0
     }
 
     /// A memtable of `rows`, for writers that start from rows (evidence snapshots).

@@ -25,7 +25,7 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 
 pub use flusher::write_blocks;
 pub use live::{Frozen, LiveData, LiveInner, LiveRows};
-pub use memtable::{Chunk, Memtable, Table};
+pub use memtable::{Chunk, Memtable};
 pub use services::{InstanceInfo, ServiceInfo, ServiceRegistry};
 
 use crate::index::BlockIndex;

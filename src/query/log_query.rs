@@ -313,13 +313,14 @@ impl LogFilter {
     /// Whether the filter reads body tokens (so rows need tokenizing).
     /// Adds to `base` the column checks every matching record must pass, so the reader
     /// decodes only those records in full: the top-level conditions on the body (words,
-    /// phrases, regex), the correlation id, the trace id and the service. Conditions under
+    /// phrases, regex), the correlation id, the trace id, the service and the instance. Conditions under
     /// `OR` or `NOT` are left to the exact row check.
     pub fn prefilter(&self, mut base: Prefilter) -> Prefilter {
         for c in self.conjuncts() {
             match c {
                 LogFilter::CorrelationId(id) => base = base.text_is("correlation_id", id),
                 LogFilter::Service(name) => base = base.text_is("service_name", name),
+                LogFilter::Instance(name) => base = base.text_is("service_instance_id", name),
                 LogFilter::TraceId(hex) => {
                     if let Ok(id) = hex.parse::<TraceId>() {
                         base = base.id_in("trace_id", [id.0.as_slice()]);
@@ -349,16 +350,7 @@ impl LogFilter {
             LogFilter::TraceId(hex) => hex.parse::<TraceId>().is_ok_and(|id| id.to_hex() == *hex),
             _ => false,
         });
-        if !exact {
-            return None;
-        }
-        let mut p = self.prefilter(base);
-        for c in self.conjuncts() {
-            if let LogFilter::Instance(name) = c {
-                p = p.text_is("service_instance_id", name);
-            }
-        }
-        Some(p)
+        exact.then(|| self.prefilter(base))
     }
 
     /// The top-level `AND`ed conditions.

@@ -330,12 +330,7 @@ impl Store {
         let mut planned = Vec::new();
         for (partition, mut part) in by_hour {
             part.sort_by(|a, b| T::order(a, b));
-            let path = format!(
-                "{}/{}/{}.parquet",
-                T::SIGNAL.as_str(),
-                partition,
-                uuid::Uuid::new_v4()
-            );
+            let path = new_file_path(&format!("{}/{partition}", T::SIGNAL.as_str()));
             let row_groups: Vec<Vec<&T>> = part
                 .chunks(self.row_group_rows)
                 .map(|c| c.to_vec())
@@ -383,12 +378,8 @@ impl Store {
             let end = (start..sorted.num_rows())
                 .find(|&i| hours.value(source(i)) != hour)
                 .unwrap_or(sorted.num_rows());
-            let path = format!(
-                "{}/{}/{}.parquet",
-                T::SIGNAL.as_str(),
-                partition_of(times.value(source(start))),
-                uuid::Uuid::new_v4()
-            );
+            let partition = partition_of(times.value(source(start)));
+            let path = new_file_path(&format!("{}/{partition}", T::SIGNAL.as_str()));
             let row_groups = (start..end)
                 .step_by(self.row_group_rows)
                 .map(|offset| sorted.slice(offset, self.row_group_rows.min(end - offset)))
@@ -426,7 +417,7 @@ impl Store {
     /// Starts a file in `folder` (`<signal>/date=…/hour=…`) that is written one row group at
     /// a time, for writers that never hold all rows at once (compaction).
     pub fn start_file<T: StoredRow>(&self, folder: &str) -> Result<FileBuilder<T>, StoreError> {
-        FileBuilder::new(format!("{folder}/{}.parquet", uuid::Uuid::new_v4()))
+        FileBuilder::new(new_file_path(folder))
     }
 
     /// Stores a file built with [`Store::start_file`]; durable when this returns. Returns its
@@ -594,6 +585,11 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// A fresh file name in `folder` (`<signal>/date=…/hour=…`): files are never overwritten.
+fn new_file_path(folder: &str) -> String {
+    format!("{folder}/{}.parquet", uuid::Uuid::new_v4())
 }
 
 /// Nanoseconds in an hour: the partition width.

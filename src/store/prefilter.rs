@@ -118,6 +118,7 @@ impl Prefilter {
             .collect();
         (!predicates.is_empty()).then(|| RowFilter::new(predicates))
     }
+
     /// The columns the checks read, in check order (a column may repeat).
     pub fn columns(&self) -> impl Iterator<Item = &'static str> + '_ {
         self.checks.iter().map(Check::column)

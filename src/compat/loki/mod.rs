@@ -137,16 +137,17 @@ fn stream_labels(row: &LogRow) -> Labels {
     ])
 }
 
-/// The columns stream labels come from, in the order [`labels_of`] takes them.
-const LABEL_COLUMNS: [&str; 5] = [
-    "service_name",
-    "service_instance_id",
-    "host_name",
-    "service_version",
-    "severity_text",
+/// Each stream label and the log column it comes from, in the order [`labels_of`] takes
+/// their values; the four resource labels are named like their columns.
+const STREAM_COLUMNS: [(&str, &str); 5] = [
+    ("service_name", "service_name"),
+    ("service_instance_id", "service_instance_id"),
+    ("host_name", "host_name"),
+    ("service_version", "service_version"),
+    ("level", "severity_text"),
 ];
 
-/// Stream labels from the values of [`LABEL_COLUMNS`]: empty resource values are left
+/// Stream labels from the values of [`STREAM_COLUMNS`]: empty resource values are left
 /// out; `level` is the severity text in lower case, `unknown` without one.
 fn labels_of(values: [&str; 5]) -> Labels {
     labels_kept(values, [true; 5])
@@ -158,8 +159,7 @@ fn labels_kept(values: [&str; 5], kept: [bool; 5]) -> Labels {
     for (i, v) in values.iter().enumerate().filter(|(i, _)| kept[*i]) {
         match i {
             4 => labels.insert("level".into(), level_of(v)),
-            // The resource columns are named like their labels.
-            _ if !v.is_empty() => labels.insert(LABEL_COLUMNS[i].into(), (*v).to_string()),
+            _ if !v.is_empty() => labels.insert(STREAM_COLUMNS[i].0.into(), (*v).to_string()),
             _ => None,
         };
     }
@@ -168,15 +168,6 @@ fn labels_kept(values: [&str; 5], kept: [bool; 5]) -> Labels {
 
 /// Streams of a batch remembered by [`times_from_columns`] before it looks one up.
 const RECENT_STREAMS: usize = 8;
-
-/// The label each of [`LABEL_COLUMNS`] gives.
-const LABEL_NAMES: [&str; 5] = [
-    "service_name",
-    "service_instance_id",
-    "host_name",
-    "service_version",
-    "level",
-];
 
 /// The `level` label of a severity text.
 fn level_of(severity_text: &str) -> String {
@@ -354,8 +345,8 @@ fn column_checks(q: &LogQuery) -> Option<Prefilter> {
                 "severity_text",
                 Arc::new(move |s: &str| m.accepts(Some(&level_of(s)))),
             ),
-            label => match LABEL_COLUMNS[..4].iter().find(|c| **c == label) {
-                Some(column) => {
+            label => match STREAM_COLUMNS[..4].iter().find(|(l, _)| *l == label) {
+                Some((_, column)) => {
                     checks.text_passes(column, Arc::new(move |s: &str| m.accepts(Some(s))))
                 }
                 // A label no stream has: the matcher sees it empty, for every record.
@@ -401,13 +392,13 @@ async fn times_from_columns(
     let mut slots: HashMap<Vec<String>, usize> = HashMap::new();
     let mut series: Vec<(Labels, Vec<i64>)> = Vec::new();
     let mut columns = vec!["time"];
-    columns.extend((0..5).filter(|i| kept[*i]).map(|i| LABEL_COLUMNS[i]));
+    columns.extend((0..5).filter(|i| kept[*i]).map(|i| STREAM_COLUMNS[i].1));
     let read = engine
         .visit_log_columns(&filter, checks, start, end, &columns, |batch| {
             let times = batch
                 .column_by_name("time")
                 .and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>());
-            let labels: [Option<&StringArray>; 5] = LABEL_COLUMNS.map(|c| {
+            let labels: [Option<&StringArray>; 5] = STREAM_COLUMNS.map(|(_, c)| {
                 batch
                     .column_by_name(c)
                     .and_then(|a| a.as_string_opt::<i32>())
@@ -416,8 +407,6 @@ async fn times_from_columns(
                 tracing::error!("log columns without time: skipping a batch");
                 return;
             };
-            // Records of a stream sit together in files (sorted by minute and service):
-            // look a stream up only when it changes.
             // A batch holds few streams, and levels interleave: the streams met last are
             // looked for first, so the shared map is hashed only when a stream is new.
             let mut recent: Vec<([&str; 5], usize)> = Vec::with_capacity(RECENT_STREAMS);
@@ -469,7 +458,7 @@ async fn metric(
     // A sum adds streams up: count straight into its groups.
     let kept = match &q.aggregation {
         Some(agg) if agg.op == "sum" && !agg.without => {
-            LABEL_NAMES.map(|name| agg.labels.iter().any(|l| l == name))
+            STREAM_COLUMNS.map(|(label, _)| agg.labels.iter().any(|l| l == label))
         }
         _ => [true; 5],
     };
@@ -735,4 +724,36 @@ async fn label_values(
     }
     .await
     .unwrap_or_else(|e| e.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn selector_of(query: &str) -> LogQuery {
+        match logql::parse(query) {
+            Ok(logql::Query::Metric(q)) => q.log,
+            Ok(logql::Query::Log(q)) => q,
+            Err(e) => panic!("{query}: {e:?}"),
+        }
+    }
+
+    /// Which queries are counted from columns: selectors and line filters are; `| json` and
+    /// label-filter stages need the records (so `tests/loki_api.rs` compares the two paths).
+    #[test]
+    fn only_selectors_and_line_filters_are_column_checks() {
+        for query in [
+            r#"sum by (service_name) (count_over_time({service_name=~"service-1.*"} |= "timeout" [10s]))"#,
+            r#"count_over_time({service_instance_id="a"} != "retry" |~ "pool|cache" [5s])"#,
+            r#"sum(rate({level=~"error|warn", host_name=~"node-[0-3]"}[10s]))"#,
+        ] {
+            assert!(column_checks(&selector_of(query)).is_some(), "{query}");
+        }
+        for query in [
+            r#"count_over_time({service_name="a"} |= "timeout" | level=~".+" [10s])"#,
+            r#"count_over_time({service_name="a"} | json [10s])"#,
+        ] {
+            assert!(column_checks(&selector_of(query)).is_none(), "{query}");
+        }
+    }
 }
