@@ -16,8 +16,8 @@ use prost::Message;
 use sightline::index::{block, BlockIndex};
 use sightline::ingest::{convert_logs, convert_metrics, convert_traces, CorrelationKeys};
 use sightline::loadgen::payload;
-use sightline::model::Signal;
-use sightline::store::Store;
+use sightline::model::{LogRow, Signal, SpanRow};
+use sightline::store::{Store, StoredRow};
 use sightline::wal::{SyncPolicy, Wal};
 
 const BATCH: usize = 1000;
@@ -113,12 +113,24 @@ fn stages(c: &mut Criterion) {
     let index_dir = tempfile::tempdir().unwrap();
     let index = Arc::new(BlockIndex::open(index_dir.path()).unwrap());
     let fields = index.fields().clone();
-    let span_refs: Vec<_> = spans.iter().collect();
-    let log_refs: Vec<_> = log_rows.iter().collect();
+    let span_batch = [SpanRow::to_batch(&spans.iter().collect::<Vec<_>>()).unwrap()];
+    let log_batch = [LogRow::to_batch(&log_rows.iter().collect::<Vec<_>>()).unwrap()];
+    let span_block = || {
+        block::block_of_batches(&fields, Signal::Traces, "traces/x.parquet", 0, &span_batch)
+            .unwrap()
+    };
+    let log_block =
+        || block::block_of_batches(&fields, Signal::Logs, "logs/x.parquet", 0, &log_batch).unwrap();
+    g.bench_function("build one 16 384-span block from columns", |b| {
+        b.iter(span_block)
+    });
+    g.bench_function("build one 16 384-log block from columns", |b| {
+        b.iter(log_block)
+    });
     let mut seq = 0;
     g.bench_function("index one 16 384-span block + commit", |b| {
         b.iter_batched(
-            || block::span_block(&fields, "traces/x.parquet", 0, &span_refs),
+            span_block,
             |doc| {
                 seq += 1;
                 index.commit_blocks(vec![doc], seq).unwrap()
@@ -128,7 +140,7 @@ fn stages(c: &mut Criterion) {
     });
     g.bench_function("index one 16 384-log block + commit", |b| {
         b.iter_batched(
-            || block::log_block(&fields, "logs/x.parquet", 0, &log_refs),
+            log_block,
             |doc| {
                 seq += 1;
                 index.commit_blocks(vec![doc], seq).unwrap()

@@ -164,35 +164,19 @@ async fn merge_group(
     let fields = index.fields().clone();
     let docs = match folder {
         f if f == Signal::Traces.as_str() => {
-            merge::<SpanRow>(store, partition, group, &fields, |f, p, i, r| {
-                block::span_block(f, p, i, r)
-            })
-            .await?
+            merge::<SpanRow>(store, partition, group, &fields).await?
         }
         f if f == Signal::Logs.as_str() => {
-            merge::<LogRow>(store, partition, group, &fields, |f, p, i, r| {
-                block::log_block(f, p, i, r)
-            })
-            .await?
+            merge::<LogRow>(store, partition, group, &fields).await?
         }
         f if f == Signal::Metrics.as_str() => {
-            merge::<MetricPoint>(store, partition, group, &fields, |f, p, i, r| {
-                block::metric_block(f, Signal::Metrics, p, i, r)
-            })
-            .await?
+            merge::<MetricPoint>(store, partition, group, &fields).await?
         }
         f if f == Signal::MetricMinutes.as_str() => {
-            merge::<MinuteMetric>(store, partition, group, &fields, |f, p, i, r| {
-                let points: Vec<&MetricPoint> = r.iter().map(|m| &m.0).collect();
-                block::metric_block(f, Signal::MetricMinutes, p, i, &points)
-            })
-            .await?
+            merge::<MinuteMetric>(store, partition, group, &fields).await?
         }
         f if f == Signal::Rollups.as_str() => {
-            merge::<RollupRow>(store, partition, group, &fields, |f, p, i, r| {
-                block::rollup_block(f, p, i, r)
-            })
-            .await?
+            merge::<RollupRow>(store, partition, group, &fields).await?
         }
         _ => return Ok(()),
     };
@@ -244,7 +228,6 @@ async fn merge<T: StoredRow>(
     partition: &str,
     files: &[String],
     fields: &Fields,
-    block_of: impl Fn(&Fields, &str, usize, &[&T]) -> TantivyDocument,
 ) -> anyhow::Result<Vec<TantivyDocument>> {
     let mut cursors = Vec::with_capacity(files.len());
     for path in files {
@@ -256,8 +239,15 @@ async fn merge<T: StoredRow>(
     let mut pending: Vec<T> = Vec::with_capacity(per_group);
     let mut write_pending = |file: &mut crate::store::FileBuilder<T>, pending: &mut Vec<T>| {
         let rows: Vec<&T> = pending.iter().collect();
-        let i = file.write_row_group(&rows)?;
-        docs.push(block_of(fields, file.path(), i, &rows));
+        let batch = T::to_batch(&rows)?;
+        let i = file.write_batch(&batch)?;
+        docs.push(block::block_of_batches(
+            fields,
+            T::SIGNAL,
+            file.path(),
+            i,
+            std::slice::from_ref(&batch),
+        )?);
         pending.clear();
         anyhow::Ok(())
     };

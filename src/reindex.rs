@@ -8,10 +8,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tantivy::TantivyDocument;
 
 use crate::index::{block, BlockIndex};
-use crate::model::{LogRow, MetricPoint, Signal, SpanRow};
-use crate::rollup::metric_minutes::MinuteMetric;
-use crate::rollup::RollupRow;
-use crate::store::{Store, StoredRow};
+use crate::model::Signal;
+use crate::store::Store;
 
 /// What a reindex did.
 #[derive(Debug, Clone, Copy)]
@@ -59,43 +57,18 @@ pub async fn reindex(data_dir: &Path, row_group_rows: usize) -> anyhow::Result<R
     for path in &files {
         let signal = path.split('/').next().unwrap_or("");
         let groups = store.row_group_count(path).await?;
+        let signal = Signal::from_folder(signal)
+            .ok_or_else(|| anyhow::anyhow!("unexpected folder {signal:?} in the store"))?;
         for rg in 0..groups {
-            let doc = match signal {
-                s if s == Signal::Traces.as_str() => {
-                    let rows = read::<SpanRow>(&store, path, rg).await?;
-                    block::span_block(&fields, path, rg, &rows.iter().collect::<Vec<_>>())
-                }
-                s if s == Signal::Logs.as_str() => {
-                    let rows = read::<LogRow>(&store, path, rg).await?;
-                    block::log_block(&fields, path, rg, &rows.iter().collect::<Vec<_>>())
-                }
-                s if s == Signal::Metrics.as_str() => {
-                    let rows = read::<MetricPoint>(&store, path, rg).await?;
-                    block::metric_block(
-                        &fields,
-                        Signal::Metrics,
-                        path,
-                        rg,
-                        &rows.iter().collect::<Vec<_>>(),
-                    )
-                }
-                s if s == Signal::MetricMinutes.as_str() => {
-                    let rows = read::<MinuteMetric>(&store, path, rg).await?;
-                    block::metric_block(
-                        &fields,
-                        Signal::MetricMinutes,
-                        path,
-                        rg,
-                        &rows.iter().map(|m| &m.0).collect::<Vec<_>>(),
-                    )
-                }
-                s if s == Signal::Rollups.as_str() => {
-                    let rows = read::<RollupRow>(&store, path, rg).await?;
-                    block::rollup_block(&fields, path, rg, &rows.iter().collect::<Vec<_>>())
-                }
-                other => anyhow::bail!("unexpected folder {other:?} in the store"),
-            };
-            docs.push(doc);
+            let batches = store
+                .read_row_groups(path, vec![rg])
+                .await
+                .with_context(|| {
+                    format!("could not read {path} (move it to store/quarantine/ and run again)")
+                })?;
+            docs.push(block::block_of_batches(
+                &fields, signal, path, rg, &batches,
+            )?);
         }
         bar.inc(1);
     }
@@ -132,13 +105,4 @@ pub async fn upgrade_if_needed(data_dir: &Path) -> anyhow::Result<bool> {
         "block index rebuilt"
     );
     Ok(true)
-}
-
-async fn read<T: StoredRow>(store: &Store, path: &str, row_group: usize) -> anyhow::Result<Vec<T>> {
-    store
-        .read::<T>(path, vec![row_group], &mut |_| true)
-        .await
-        .with_context(|| {
-            format!("could not read {path} (move it to store/quarantine/ and run again)")
-        })
 }

@@ -5,19 +5,20 @@
 //! block's distinct ids, services, names and body tokens, and a query reads only the blocks
 //! whose document matches, then checks each row.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
-use std::sync::Arc;
+use std::borrow::Cow;
 
-use tantivy::tokenizer::TokenStream;
-
+use arrow::record_batch::RecordBatch;
+use foldhash::{HashMap, HashSet};
 use serde::{Deserialize, Serialize};
 use tantivy::TantivyDocument;
 
+use super::block_columns;
 use super::filter::{self, BlockFilter, KeyKind, Width};
 use super::schema::Fields;
-use super::text;
-use crate::model::{value_text, Attributes, LogRow, MetricPoint, Resource, Signal, SpanRow};
+use crate::model::{value_text, Attributes, MetricPoint, Resource, Signal};
+use crate::rollup::metric_minutes::MinuteMetric;
 use crate::rollup::RollupRow;
+use crate::store::{StoreError, StoredRow};
 
 /// Attribute values longer than this are not indexed as `key=value` terms (rows still hold
 /// them, and a query on them falls back to scanning).
@@ -30,7 +31,7 @@ const MAX_VALUES_PER_KEY: usize = 32;
 
 /// One instance seen in a block, stored in the block document so the service list can be
 /// rebuilt from the index after a restart.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct SeenInstance {
     pub service: String,
     pub instance: String,
@@ -40,30 +41,36 @@ pub struct SeenInstance {
     pub last_seen: i64,
 }
 
+/// Service, instance, host and version of a record, borrowed from its row or its columns.
+pub(super) type InstanceKey<'a> = [&'a str; 4];
+
 /// Accumulates the distinct terms and filter keys of one block.
 ///
-/// Built once per row group on the flush path, so it avoids allocating per row: a value is
-/// copied only the first time the block sees it, and resources (shared by every record of
-/// one export) are looked at once per export.
-struct BlockBuilder<'f> {
+/// Built once per row group on the flush path, so it avoids allocating per row: values are
+/// borrowed from the rows or Arrow columns the block is built from (`'a`), a value is copied
+/// only when it had to be unescaped or formatted, and consecutive records of one instance
+/// (one export) update one pending entry instead of hashing their instance again.
+pub(super) struct BlockBuilder<'f, 'a> {
     fields: &'f Fields,
-    doc: TantivyDocument,
+    pub(super) doc: TantivyDocument,
     time_min: i64,
     time_max: i64,
     rows: u64,
-    strings: HashMap<tantivy::schema::Field, HashSet<String>>,
+    strings: HashMap<tantivy::schema::Field, HashSet<&'a str>>,
     /// Distinct values per attribute key; `None` once the key has too many (or too long)
     /// values to list.
-    attrs: HashMap<String, Option<HashSet<String>>>,
-    /// Latest record time per resource (keyed by the shared resource's address).
-    resources: HashMap<usize, (Arc<Resource>, i64)>,
+    attrs: HashMap<Cow<'a, str>, Option<HashSet<Cow<'a, str>>>>,
+    /// Latest record time per instance.
+    instances: HashMap<InstanceKey<'a>, i64>,
+    /// The instance of the previous record and its latest time, not yet in `instances`.
+    current: Option<(InstanceKey<'a>, i64)>,
     /// Filter keys of id-like body tokens and of ids (see `filter.rs`).
     token_keys: Vec<u64>,
     id_keys: Vec<u64>,
 }
 
-impl<'f> BlockBuilder<'f> {
-    fn new(fields: &'f Fields, signal: Signal, path: &str, row_group: usize) -> Self {
+impl<'f, 'a> BlockBuilder<'f, 'a> {
+    pub(super) fn new(fields: &'f Fields, signal: Signal, path: &str, row_group: usize) -> Self {
         let mut doc = TantivyDocument::default();
         doc.add_text(fields.signal, signal.as_str());
         doc.add_text(fields.path, path);
@@ -74,33 +81,41 @@ impl<'f> BlockBuilder<'f> {
             time_min: i64::MAX,
             time_max: i64::MIN,
             rows: 0,
-            strings: HashMap::new(),
-            attrs: HashMap::new(),
-            resources: HashMap::new(),
+            strings: HashMap::default(),
+            attrs: HashMap::default(),
+            instances: HashMap::default(),
+            current: None,
             token_keys: Vec::new(),
             id_keys: Vec::new(),
         }
     }
 
-    fn row(&mut self, start: i64, end: i64, resource: &Arc<Resource>) {
+    /// Counts a record from `start` to `end` sent by `instance`.
+    pub(super) fn row(&mut self, start: i64, end: i64, instance: InstanceKey<'a>) {
         self.rows += 1;
         self.time_min = self.time_min.min(start);
         self.time_max = self.time_max.max(end);
-        let seen = self
-            .resources
-            .entry(Arc::as_ptr(resource) as usize)
-            .or_insert_with(|| (resource.clone(), end));
-        seen.1 = seen.1.max(end);
-    }
-
-    fn term(&mut self, field: tantivy::schema::Field, value: &str) {
-        let values = self.strings.entry(field).or_default();
-        if !values.contains(value) {
-            values.insert(value.to_string());
+        match &mut self.current {
+            Some((key, last)) if *key == instance => *last = (*last).max(end),
+            _ => {
+                self.settle_instance();
+                self.current = Some((instance, end));
+            }
         }
     }
 
-    fn key(&mut self, kind: KeyKind, value: &[u8]) {
+    fn settle_instance(&mut self) {
+        if let Some((key, last)) = self.current.take() {
+            let seen = self.instances.entry(key).or_insert(last);
+            *seen = (*seen).max(last);
+        }
+    }
+
+    pub(super) fn term(&mut self, field: tantivy::schema::Field, value: &'a str) {
+        self.strings.entry(field).or_default().insert(value);
+    }
+
+    pub(super) fn key(&mut self, kind: KeyKind, value: &[u8]) {
         let keys = match kind.width() {
             Width::Narrow => &mut self.token_keys,
             Width::Wide => &mut self.id_keys,
@@ -108,32 +123,36 @@ impl<'f> BlockBuilder<'f> {
         keys.push(filter::key(kind, value));
     }
 
-    fn attributes(&mut self, attrs: &Attributes) {
-        for (key, value) in attrs {
-            if !self.attrs.contains_key(key.as_str()) {
-                self.attrs.insert(key.clone(), Some(HashSet::new()));
-            }
-            let Some(slot) = self.attrs.get_mut(key.as_str()) else {
-                continue;
-            };
-            let Some(values) = slot else { continue };
-            let known = match value {
-                serde_json::Value::String(s) => values.contains(s.as_str()),
-                _ => false,
-            };
-            if known {
-                continue;
-            }
-            let text = value_text(value);
-            if text.len() > MAX_INDEXED_ATTR || values.len() >= MAX_VALUES_PER_KEY {
-                *slot = None;
-            } else {
-                values.insert(text);
-            }
+    /// Notes one attribute: `text` is its value as queries compare it (a string unquoted,
+    /// anything else as compact JSON).
+    pub(super) fn attribute(&mut self, key: Cow<'a, str>, text: Cow<'a, str>) {
+        let slot = self
+            .attrs
+            .entry(key)
+            .or_insert_with(|| Some(HashSet::default()));
+        let Some(values) = slot else { return };
+        if values.contains(&text) {
+            return;
+        }
+        if text.len() > MAX_INDEXED_ATTR || values.len() >= MAX_VALUES_PER_KEY {
+            *slot = None;
+        } else {
+            values.insert(text);
         }
     }
 
-    fn finish(mut self) -> TantivyDocument {
+    /// Notes every attribute of a row.
+    fn attributes(&mut self, attrs: &'a Attributes) {
+        for (key, value) in attrs {
+            let text = match value {
+                serde_json::Value::String(s) => Cow::Borrowed(s.as_str()),
+                other => Cow::Owned(value_text(other)),
+            };
+            self.attribute(Cow::Borrowed(key.as_str()), text);
+        }
+    }
+
+    pub(super) fn finish(mut self) -> TantivyDocument {
         for (key, values) in std::mem::take(&mut self.attrs) {
             match values {
                 Some(values) => {
@@ -141,24 +160,25 @@ impl<'f> BlockBuilder<'f> {
                         self.doc.add_text(self.fields.attr, format!("{key}={v}"));
                     }
                 }
-                None => self.doc.add_text(self.fields.attr_overflow, &key),
+                None => self.doc.add_text(self.fields.attr_overflow, key.as_ref()),
             }
         }
-        let mut instances: HashMap<(String, String, String, String), i64> = HashMap::new();
-        for (resource, last_seen) in std::mem::take(&mut self.resources).into_values() {
-            self.term(self.fields.service, &resource.service_name);
-            if !resource.service_instance_id.is_empty() {
-                self.term(self.fields.instance, &resource.service_instance_id);
+        self.settle_instance();
+        let mut instances = Vec::with_capacity(self.instances.len());
+        for ([service, instance, host, version], last_seen) in std::mem::take(&mut self.instances) {
+            self.term(self.fields.service, service);
+            if !instance.is_empty() {
+                self.term(self.fields.instance, instance);
             }
-            let key = (
-                resource.service_name.clone(),
-                resource.service_instance_id.clone(),
-                resource.host_name.clone(),
-                resource.service_version.clone(),
-            );
-            let seen = instances.entry(key).or_insert(last_seen);
-            *seen = (*seen).max(last_seen);
+            instances.push(SeenInstance {
+                service: service.to_string(),
+                instance: instance.to_string(),
+                host: host.to_string(),
+                version: version.to_string(),
+                last_seen,
+            });
         }
+        instances.sort();
         for (field, values) in std::mem::take(&mut self.strings) {
             for value in values {
                 self.doc.add_text(field, value);
@@ -173,92 +193,20 @@ impl<'f> BlockBuilder<'f> {
         if let Some(bytes) = BlockFilter::build(&mut self.id_keys, Width::Wide).to_bytes() {
             self.doc.add_bytes(self.fields.id_filter, &bytes);
         }
-        let instances: Vec<SeenInstance> = instances
-            .into_iter()
-            .map(
-                |((service, instance, host, version), last_seen)| SeenInstance {
-                    service,
-                    instance,
-                    host,
-                    version,
-                    last_seen,
-                },
-            )
-            .collect();
         let json = serde_json::to_string(&instances).unwrap_or_else(|_| "[]".into());
         self.doc.add_text(self.fields.instances, json);
         self.doc
     }
 }
 
-/// The block document of span row group `row_group` of file `path`.
-pub fn span_block(
-    fields: &Fields,
-    path: &str,
-    row_group: usize,
-    rows: &[&SpanRow],
-) -> TantivyDocument {
-    let mut b = BlockBuilder::new(fields, Signal::Traces, path, row_group);
-    for r in rows {
-        b.row(r.start_time_unix_nano, r.end_time_unix_nano, &r.resource);
-        b.key(KeyKind::TraceId, &r.trace_id.0);
-        b.term(fields.name, &r.name);
-        b.term(fields.status, &r.status_code);
-        if let Some(c) = &r.correlation_id {
-            b.key(KeyKind::CorrelationId, c.as_bytes());
-        }
-        for link in &r.links {
-            b.key(KeyKind::LinkedTraceId, &link.trace_id.0);
-        }
-        b.attributes(&r.attributes);
-    }
-    b.finish()
-}
-
-/// The block document of log row group `row_group` of file `path`; bodies are indexed as
-/// tokens without positions (phrases are checked against the rows).
-pub fn log_block(
-    fields: &Fields,
-    path: &str,
-    row_group: usize,
-    rows: &[&LogRow],
-) -> TantivyDocument {
-    let mut b = BlockBuilder::new(fields, Signal::Logs, path, row_group);
-    let mut severities = BTreeSet::new();
-    for r in rows {
-        b.row(r.time_unix_nano, r.time_unix_nano, &r.resource);
-        if let Some(t) = r.trace_id {
-            b.key(KeyKind::TraceId, &t.0);
-        }
-        if let Some(s) = r.span_id {
-            b.key(KeyKind::SpanId, &s.0);
-        }
-        if let Some(c) = &r.correlation_id {
-            b.key(KeyKind::CorrelationId, c.as_bytes());
-        }
-        severities.insert(r.severity_number);
-        b.attributes(&r.attributes);
-    }
-    for s in severities {
-        b.doc.add_i64(fields.severity, i64::from(s));
-    }
-    // Distinct body tokens: words into the index (one text value, tokenized once more by
-    // tantivy), id-like tokens into the filter.
-    let mut analyzer = text::analyzer();
-    let mut words: HashSet<String> = HashSet::new();
-    for r in rows {
-        let mut stream = analyzer.token_stream(&r.body);
-        while let Some(token) = stream.next() {
-            if !text::is_indexed(&token.text) {
-                b.key(KeyKind::BodyToken, token.text.as_bytes());
-            } else if !words.contains(token.text.as_str()) {
-                words.insert(token.text.clone());
-            }
-        }
-    }
-    b.doc
-        .add_text(fields.body, words.into_iter().collect::<Vec<_>>().join(" "));
-    b.finish()
+/// The instance key of a row's resource.
+fn instance_of(resource: &Resource) -> InstanceKey<'_> {
+    [
+        &resource.service_name,
+        &resource.service_instance_id,
+        &resource.host_name,
+        &resource.service_version,
+    ]
 }
 
 /// The block document of metric row group `row_group` of file `path` (raw points, or
@@ -272,7 +220,7 @@ pub fn metric_block(
 ) -> TantivyDocument {
     let mut b = BlockBuilder::new(fields, signal, path, row_group);
     for r in rows {
-        b.row(r.time_unix_nano, r.time_unix_nano, &r.resource);
+        b.row(r.time_unix_nano, r.time_unix_nano, instance_of(&r.resource));
         b.term(fields.name, &r.name);
         b.attributes(&r.attributes);
     }
@@ -295,4 +243,47 @@ pub fn rollup_block(
         b.term(fields.name, r.kind.as_str());
     }
     b.finish()
+}
+
+/// The block document of row group `row_group` of the `signal` file `path`, from the row
+/// group's Arrow batches (as written, or as read back).
+///
+/// Spans and logs are summarised straight from their columns (`block_columns.rs`): no row
+/// structs, attribute JSON walked in place. Metric points and rollups, a small share of the
+/// records, are decoded to rows first.
+pub fn block_of_batches(
+    fields: &Fields,
+    signal: Signal,
+    path: &str,
+    row_group: usize,
+    batches: &[RecordBatch],
+) -> Result<TantivyDocument, StoreError> {
+    match signal {
+        Signal::Traces => block_columns::span_block(fields, path, row_group, batches),
+        Signal::Logs => block_columns::log_block(fields, path, row_group, batches),
+        Signal::Metrics => {
+            let points = decode::<MetricPoint>(batches)?;
+            let refs: Vec<&MetricPoint> = points.iter().collect();
+            Ok(metric_block(fields, signal, path, row_group, &refs))
+        }
+        Signal::MetricMinutes => {
+            let points = decode::<MinuteMetric>(batches)?;
+            let refs: Vec<&MetricPoint> = points.iter().map(|m| &m.0).collect();
+            Ok(metric_block(fields, signal, path, row_group, &refs))
+        }
+        Signal::Rollups => {
+            let rows = decode::<RollupRow>(batches)?;
+            let refs: Vec<&RollupRow> = rows.iter().collect();
+            Ok(rollup_block(fields, path, row_group, &refs))
+        }
+    }
+}
+
+/// Every row of `batches`.
+fn decode<T: StoredRow>(batches: &[RecordBatch]) -> Result<Vec<T>, StoreError> {
+    let mut rows = Vec::new();
+    for batch in batches {
+        T::from_batch(batch, &mut |_| true, &mut rows)?;
+    }
+    Ok(rows)
 }

@@ -6,6 +6,7 @@
 //! does not yet cover, and Parquet files no block document points at are removed.
 
 pub mod block;
+mod block_columns;
 mod cached;
 pub mod filter;
 mod schema;

@@ -44,6 +44,19 @@ impl Signal {
         }
     }
 
+    /// The signal whose files live in store folder `folder` (inverse of [`Signal::as_str`]).
+    pub fn from_folder(folder: &str) -> Option<Signal> {
+        [
+            Signal::Traces,
+            Signal::Logs,
+            Signal::Metrics,
+            Signal::Rollups,
+            Signal::MetricMinutes,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == folder)
+    }
+
     /// Inverse of the discriminant, for WAL replay: only the OTLP signals.
     pub fn from_u8(b: u8) -> Option<Signal> {
         Signal::ALL.into_iter().find(|s| *s as u8 == b)

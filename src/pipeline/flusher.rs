@@ -82,8 +82,8 @@ fn flush(
 /// snapshots.
 ///
 /// The memtable's batches are sorted into files with Arrow's kernels; Parquet encoding and
-/// block building (which decodes each row group once, to read attributes and body tokens)
-/// run side by side on two threads (`rayon::join`); the files are stored (written and
+/// block building (from the same batches' columns; metric points are decoded once) run side
+/// by side on two threads (`rayon::join`); the files are stored (written and
 /// fsynced) after both. One-minute metric points are computed from the decoded points.
 pub async fn write_blocks(
     store: &Store,
@@ -103,24 +103,10 @@ pub async fn write_blocks(
             ))
         },
         || -> Result<_, StoreError> {
-            let mut docs = Vec::new();
-            docs.extend(
-                blocks_of_planned(&spans, false, |path, i, group: &[&SpanRow]| {
-                    block::span_block(fields, path, i, group)
-                })?
-                .0,
-            );
-            docs.extend(
-                blocks_of_planned(&logs, false, |path, i, group: &[&LogRow]| {
-                    block::log_block(fields, path, i, group)
-                })?
-                .0,
-            );
+            let mut docs = blocks_of_batches(fields, Signal::Traces, &spans)?;
+            docs.extend(blocks_of_batches(fields, Signal::Logs, &logs)?);
             // The decoded points are kept: the one-minute points are computed from them.
-            let (metric_docs, points) =
-                blocks_of_planned(&metrics, true, |path, i, group: &[&MetricPoint]| {
-                    block::metric_block(fields, Signal::Metrics, path, i, group)
-                })?;
+            let (metric_docs, points) = metric_blocks(fields, &metrics)?;
             docs.extend(metric_docs);
             Ok((docs, points))
         },
@@ -155,30 +141,50 @@ fn encode_planned<T: StoredRow>(
     files.iter().map(|f| store.encode_planned(f)).collect()
 }
 
-/// The block document of every row group of planned `files`, each row group decoded once;
-/// with `keep_rows`, also the decoded rows of every row group.
-fn blocks_of_planned<T: StoredRow>(
+/// The block document of every row group of planned `files`, from its columns.
+fn blocks_of_batches(
+    fields: &crate::index::Fields,
+    signal: Signal,
     files: &[PlannedFile],
-    keep_rows: bool,
-    block: impl Fn(&str, usize, &[&T]) -> TantivyDocument,
-) -> Result<(Vec<TantivyDocument>, Vec<T>), StoreError> {
+) -> Result<Vec<TantivyDocument>, StoreError> {
     let mut docs = Vec::new();
-    let mut rows = Vec::new();
     for f in files {
         for (i, group) in f.row_groups.iter().enumerate() {
-            if !keep_rows {
-                rows.clear();
-            }
-            let first = rows.len();
-            T::from_batch(group, &mut |_| true, &mut rows)?;
-            let refs: Vec<&T> = rows[first..].iter().collect();
-            docs.push(block(&f.path, i, &refs));
+            docs.push(block::block_of_batches(
+                fields,
+                signal,
+                &f.path,
+                i,
+                std::slice::from_ref(group),
+            )?);
         }
     }
-    if !keep_rows {
-        rows.clear();
+    Ok(docs)
+}
+
+/// The block document of every row group of planned metric `files`, and every point decoded
+/// on the way.
+fn metric_blocks(
+    fields: &crate::index::Fields,
+    files: &[PlannedFile],
+) -> Result<(Vec<TantivyDocument>, Vec<MetricPoint>), StoreError> {
+    let mut docs = Vec::new();
+    let mut points = Vec::new();
+    for f in files {
+        for (i, group) in f.row_groups.iter().enumerate() {
+            let first = points.len();
+            MetricPoint::from_batch(group, &mut |_| true, &mut points)?;
+            let refs: Vec<&MetricPoint> = points[first..].iter().collect();
+            docs.push(block::metric_block(
+                fields,
+                Signal::Metrics,
+                &f.path,
+                i,
+                &refs,
+            ));
+        }
     }
-    Ok((docs, rows))
+    Ok((docs, points))
 }
 
 fn encode_all<T: StoredRow>(

@@ -5,7 +5,7 @@
 //! `crate::index`); files the index does not know are leftovers of a crash and are removed on
 //! start. The layout is documented in ARCHITECTURE.md.
 
-mod columns;
+pub mod columns;
 mod footer_cache;
 pub mod logs;
 pub mod metrics;
@@ -472,6 +472,18 @@ impl Store {
             T::from_batch(batch, keep, &mut out)?;
         }
         Ok(out)
+    }
+
+    /// Reads the given row groups of one file as they are stored, every column.
+    pub async fn read_row_groups(
+        &self,
+        path: &str,
+        row_groups: Vec<usize>,
+    ) -> Result<Vec<RecordBatch>, StoreError> {
+        let (reader, footer) = self.open(path).await?;
+        let builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, footer)
+            .with_row_groups(row_groups);
+        Ok(builder.build()?.try_collect().await?)
     }
 
     /// Reads only `columns` of the rows of the given row groups that pass `prefilter`: for

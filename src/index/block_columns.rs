@@ -1,0 +1,456 @@
+//! Block documents of span and log row groups, read straight from their Arrow columns.
+//!
+//! The flusher, compaction and reindexing all hold a row group as Arrow batches already (the
+//! batches they encode to Parquet, or read back from it). Summarising those columns in place
+//! — names, statuses and services borrowed from the string buffers, attribute JSON walked
+//! without building maps, ids hashed from the fixed-size binary columns — costs a fraction
+//! of decoding every record into rows first (the flusher spent most of its time building
+//! and dropping rows' attribute maps).
+
+use std::borrow::Cow;
+
+use arrow::array::{Array, StringArray};
+use arrow::datatypes::{Int32Type, TimestampNanosecondType};
+use arrow::record_batch::RecordBatch;
+use serde::de::{Deserializer, MapAccess, Visitor};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use tantivy::tokenizer::TokenStream;
+use tantivy::TantivyDocument;
+
+use super::block::{BlockBuilder, InstanceKey};
+use super::filter::KeyKind;
+use super::schema::Fields;
+use super::text;
+use crate::model::{Signal, TraceId};
+use crate::store::columns::{opt_str_ref, Columns};
+use crate::store::StoreError;
+
+/// The columns every record's instance is read from.
+struct InstanceColumns<'a> {
+    service: &'a StringArray,
+    instance: &'a StringArray,
+    host: &'a StringArray,
+    version: &'a StringArray,
+}
+
+impl<'a> InstanceColumns<'a> {
+    fn new(cols: &Columns<'a>) -> Result<Self, StoreError> {
+        Ok(Self {
+            service: cols.str("service_name")?,
+            instance: cols.str("service_instance_id")?,
+            host: cols.str("host_name")?,
+            version: cols.str("service_version")?,
+        })
+    }
+
+    fn get(&self, i: usize) -> InstanceKey<'a> {
+        [
+            self.service.value(i),
+            self.instance.value(i),
+            self.host.value(i),
+            self.version.value(i),
+        ]
+    }
+}
+
+/// A record's attributes as stored (JSON text without the lifted correlation attribute) and
+/// the columns that put the lifted one back.
+struct AttributeColumns<'a> {
+    attributes: &'a StringArray,
+    correlation_id: &'a StringArray,
+    correlation_key: Option<&'a StringArray>,
+}
+
+impl<'a> AttributeColumns<'a> {
+    fn new(cols: &Columns<'a>) -> Result<Self, StoreError> {
+        Ok(Self {
+            attributes: cols.str("attributes")?,
+            correlation_id: cols.str("correlation_id")?,
+            correlation_key: cols.str_if_present("correlation_key"),
+        })
+    }
+
+    /// Notes every attribute of record `i` in `b`, the lifted correlation one included.
+    fn note(&self, i: usize, b: &mut BlockBuilder<'_, 'a>) -> Result<(), StoreError> {
+        for_each_attribute(self.attributes.value(i), |key, text| b.attribute(key, text))?;
+        let key = self.correlation_key.and_then(|k| opt_str_ref(k, i));
+        if let (Some(key), Some(id)) = (key, opt_str_ref(self.correlation_id, i)) {
+            b.attribute(Cow::Borrowed(key), Cow::Borrowed(id));
+        }
+        Ok(())
+    }
+}
+
+/// The block document of span row group `row_group` of file `path`.
+pub fn span_block(
+    fields: &Fields,
+    path: &str,
+    row_group: usize,
+    batches: &[RecordBatch],
+) -> Result<TantivyDocument, StoreError> {
+    let mut b = BlockBuilder::new(fields, Signal::Traces, path, row_group);
+    for batch in batches {
+        let cols = Columns::new(batch);
+        let trace_id = cols.fixed("trace_id")?;
+        let name = cols.str("name")?;
+        let status = cols.str("status_code")?;
+        let start = cols.primitive::<TimestampNanosecondType>("start_time")?;
+        let end = cols.primitive::<TimestampNanosecondType>("end_time")?;
+        let links = cols.str("links")?;
+        let instances = InstanceColumns::new(&cols)?;
+        let attributes = AttributeColumns::new(&cols)?;
+        for i in 0..batch.num_rows() {
+            b.row(start.value(i), end.value(i), instances.get(i));
+            b.key(KeyKind::TraceId, trace_id.value(i));
+            b.term(fields.name, name.value(i));
+            b.term(fields.status, status.value(i));
+            if let Some(c) = opt_str_ref(attributes.correlation_id, i) {
+                b.key(KeyKind::CorrelationId, c.as_bytes());
+            }
+            let links = links.value(i);
+            if links != "[]" {
+                for link in serde_json::from_str::<Vec<LinkedTrace>>(links)? {
+                    b.key(KeyKind::LinkedTraceId, &link.trace_id.0);
+                }
+            }
+            attributes.note(i, &mut b)?;
+        }
+    }
+    Ok(b.finish())
+}
+
+/// The one field of a stored span link the block needs.
+#[derive(Deserialize)]
+struct LinkedTrace {
+    trace_id: TraceId,
+}
+
+/// The block document of log row group `row_group` of file `path`; bodies are indexed as
+/// tokens without positions (phrases are checked against the rows).
+pub fn log_block(
+    fields: &Fields,
+    path: &str,
+    row_group: usize,
+    batches: &[RecordBatch],
+) -> Result<TantivyDocument, StoreError> {
+    let mut b = BlockBuilder::new(fields, Signal::Logs, path, row_group);
+    let mut severities = std::collections::BTreeSet::new();
+    // Distinct body tokens: words into the index (one text value, tokenized once more by
+    // tantivy), id-like tokens into the filter.
+    let mut analyzer = text::analyzer();
+    let mut words: foldhash::HashSet<String> = foldhash::HashSet::default();
+    for batch in batches {
+        let cols = Columns::new(batch);
+        let time = cols.primitive::<TimestampNanosecondType>("time")?;
+        let severity = cols.primitive::<Int32Type>("severity_number")?;
+        let body = cols.str("body")?;
+        let trace_id = cols.fixed("trace_id")?;
+        let span_id = cols.fixed("span_id")?;
+        let instances = InstanceColumns::new(&cols)?;
+        let attributes = AttributeColumns::new(&cols)?;
+        for i in 0..batch.num_rows() {
+            let t = time.value(i);
+            b.row(t, t, instances.get(i));
+            if trace_id.is_valid(i) {
+                b.key(KeyKind::TraceId, trace_id.value(i));
+            }
+            if span_id.is_valid(i) {
+                b.key(KeyKind::SpanId, span_id.value(i));
+            }
+            if let Some(c) = opt_str_ref(attributes.correlation_id, i) {
+                b.key(KeyKind::CorrelationId, c.as_bytes());
+            }
+            severities.insert(severity.value(i));
+            attributes.note(i, &mut b)?;
+            let mut stream = analyzer.token_stream(body.value(i));
+            while let Some(token) = stream.next() {
+                if !text::is_indexed(&token.text) {
+                    b.key(KeyKind::BodyToken, token.text.as_bytes());
+                } else if !words.contains(token.text.as_str()) {
+                    words.insert(token.text.clone());
+                }
+            }
+        }
+    }
+    for s in severities {
+        b.doc.add_i64(fields.severity, i64::from(s));
+    }
+    b.doc
+        .add_text(fields.body, words.into_iter().collect::<Vec<_>>().join(" "));
+    Ok(b.finish())
+}
+
+/// Calls `f(key, value text)` for each entry of a stored attribute object, borrowing from
+/// `json` wherever no unescaping is needed. A value's text is what attribute queries compare:
+/// a string's content, or any other value's compact JSON (as stored). Text that is not an
+/// object has no attributes (as [`crate::store::columns::parse_attributes`] reads it).
+fn for_each_attribute<'a>(
+    json: &'a str,
+    f: impl FnMut(Cow<'a, str>, Cow<'a, str>),
+) -> Result<(), StoreError> {
+    if !json.starts_with('{') {
+        return Ok(());
+    }
+    let mut de = serde_json::Deserializer::from_str(json);
+    de.deserialize_map(Entries(f))?;
+    Ok(())
+}
+
+/// Walks a JSON object's entries for [`for_each_attribute`].
+struct Entries<F>(F);
+
+impl<'de, F: FnMut(Cow<'de, str>, Cow<'de, str>)> Visitor<'de> for Entries<F> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an attribute object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
+        while let Some(Text(key)) = map.next_key::<Text<'de>>()? {
+            let raw: &'de RawValue = map.next_value()?;
+            let value = raw.get();
+            let text = if value.starts_with('"') {
+                serde_json::from_str::<Text<'de>>(value)
+                    .map_err(serde::de::Error::custom)?
+                    .0
+            } else {
+                Cow::Borrowed(value)
+            };
+            (self.0)(key, text);
+        }
+        Ok(())
+    }
+}
+
+/// A JSON string, borrowed when it holds no escapes.
+struct Text<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Text<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct TextVisitor;
+        impl<'de> Visitor<'de> for TextVisitor {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(v.to_string())))
+            }
+        }
+        d.deserialize_str(TextVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::value_text;
+    use crate::store::columns::parse_attributes;
+
+    #[test]
+    fn attribute_walk_gives_what_parsing_gives() {
+        let json = r#"{"a":"plain","b\"q":"esc\"aped \u00e9","n":3,"f":1.5,"t":true,"z":null,"o":{"k":[1,"x"]},"e":""}"#;
+        let mut walked = Vec::new();
+        for_each_attribute(json, |k, v| walked.push((k.into_owned(), v.into_owned())))
+            .expect("valid JSON");
+        let mut parsed: Vec<(String, String)> = parse_attributes(json)
+            .iter()
+            .map(|(k, v)| (k.clone(), value_text(v)))
+            .collect();
+        walked.sort();
+        parsed.sort();
+        assert_eq!(walked, parsed);
+        let mut none = 0;
+        for_each_attribute("[1,2]", |_, _| none += 1).expect("not an object is fine");
+        for_each_attribute("", |_, _| none += 1).expect("empty is fine");
+        assert_eq!(none, 0);
+        assert!(for_each_attribute("{\"a\":", |_, _| {}).is_err());
+    }
+
+    use std::collections::BTreeSet;
+    use std::sync::Arc;
+
+    use tantivy::schema::Value;
+
+    use super::super::filter::{key, BlockFilter, Width};
+    use super::super::schema::Fields;
+    use super::super::SeenInstance;
+    use crate::model::{LogRow, Resource, SpanId, SpanLink, SpanRow};
+    use crate::store::StoredRow;
+
+    fn resource(service: &str, instance: &str) -> Arc<Resource> {
+        Arc::new(Resource {
+            service_name: service.into(),
+            service_instance_id: instance.into(),
+            host_name: "h".into(),
+            service_version: "1.0".into(),
+            attributes: Default::default(),
+        })
+    }
+
+    fn attrs(json: serde_json::Value) -> crate::model::Attributes {
+        json.as_object().cloned().unwrap_or_default()
+    }
+
+    fn span(n: u8, service: &Arc<Resource>, name: &str, status: &str) -> SpanRow {
+        SpanRow {
+            trace_id: TraceId([n; 16]),
+            span_id: SpanId([n; 8]),
+            parent_span_id: None,
+            trace_state: String::new(),
+            name: name.into(),
+            kind: "SERVER".into(),
+            start_time_unix_nano: 1_000 * i64::from(n),
+            end_time_unix_nano: 1_000 * i64::from(n) + 500,
+            duration_nano: 500,
+            status_code: status.into(),
+            status_message: String::new(),
+            attributes: attrs(
+                serde_json::json!({"http.route": format!("/r{}", n % 2), "n": n, "req": format!("r-{n}")}),
+            ),
+            events: Vec::new(),
+            links: Vec::new(),
+            resource: service.clone(),
+            scope_name: String::new(),
+            scope_version: String::new(),
+            correlation_id: Some(format!("r-{n}")),
+        }
+    }
+
+    fn texts(doc: &TantivyDocument, field: tantivy::schema::Field) -> BTreeSet<String> {
+        doc.get_all(field)
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect()
+    }
+
+    fn set(values: &[&str]) -> BTreeSet<String> {
+        values.iter().map(|v| v.to_string()).collect()
+    }
+
+    fn filter(doc: &TantivyDocument, field: tantivy::schema::Field, width: Width) -> BlockFilter {
+        let bytes = doc
+            .get_first(field)
+            .and_then(|v| v.as_bytes())
+            .unwrap_or(&[]);
+        BlockFilter::from_bytes(bytes, width)
+    }
+
+    /// A span block built from the columns holds every service, instance, name, status,
+    /// attribute value (the lifted correlation attribute included), id and linked trace id of
+    /// its rows, split over two batches as a row group read back from Parquet is.
+    #[test]
+    fn span_block_from_columns_holds_every_term_and_id() {
+        let (_, fields) = Fields::schema();
+        let (a, b) = (resource("checkout", "c-1"), resource("payments", "p-1"));
+        let mut rows = [
+            span(1, &a, "GET /cart", "OK"),
+            span(2, &a, "GET /cart", "ERROR"),
+            span(3, &b, "charge", "UNSET"),
+        ];
+        rows[2].links.push(SpanLink {
+            trace_id: TraceId([9; 16]),
+            span_id: SpanId([9; 8]),
+            trace_state: String::new(),
+            attributes: Default::default(),
+        });
+        let batches = [
+            SpanRow::to_batch(&[&rows[0], &rows[1]]).expect("batch"),
+            SpanRow::to_batch(&[&rows[2]]).expect("batch"),
+        ];
+        let doc = span_block(&fields, "traces/x.parquet", 4, &batches).expect("block");
+        assert_eq!(texts(&doc, fields.service), set(&["checkout", "payments"]));
+        assert_eq!(texts(&doc, fields.instance), set(&["c-1", "p-1"]));
+        assert_eq!(texts(&doc, fields.name), set(&["GET /cart", "charge"]));
+        assert_eq!(texts(&doc, fields.status), set(&["OK", "ERROR", "UNSET"]));
+        assert_eq!(
+            texts(&doc, fields.attr),
+            set(&[
+                "http.route=/r0",
+                "http.route=/r1",
+                "n=1",
+                "n=2",
+                "n=3",
+                "req=r-1",
+                "req=r-2",
+                "req=r-3"
+            ])
+        );
+        assert_eq!(doc.get_first(fields.rows).and_then(|v| v.as_u64()), Some(3));
+        assert_eq!(
+            doc.get_first(fields.time_min).and_then(|v| v.as_i64()),
+            Some(1_000)
+        );
+        assert_eq!(
+            doc.get_first(fields.time_max).and_then(|v| v.as_i64()),
+            Some(3_500)
+        );
+        let ids = filter(&doc, fields.id_filter, Width::Wide);
+        for n in 1..=3u8 {
+            assert!(ids.may_contain(key(KeyKind::TraceId, &[n; 16])));
+            assert!(ids.may_contain(key(KeyKind::CorrelationId, format!("r-{n}").as_bytes())));
+        }
+        assert!(ids.may_contain(key(KeyKind::LinkedTraceId, &[9; 16])));
+        let instances: Vec<SeenInstance> = serde_json::from_str(
+            doc.get_first(fields.instances)
+                .and_then(|v| v.as_str())
+                .unwrap_or("[]"),
+        )
+        .expect("instances JSON");
+        let seen: Vec<(&str, i64)> = instances
+            .iter()
+            .map(|i| (i.service.as_str(), i.last_seen))
+            .collect();
+        assert_eq!(seen, [("checkout", 2_500), ("payments", 3_500)]);
+    }
+
+    /// A log block built from the columns holds body words as terms and id-like body tokens,
+    /// trace, span and correlation ids in its filters.
+    #[test]
+    fn log_block_from_columns_holds_words_and_tokens() {
+        let (_, fields) = Fields::schema();
+        let r = resource("checkout", "c-1");
+        let log = |n: u8, body: &str, severity: i32| LogRow {
+            time_unix_nano: i64::from(n),
+            observed_time_unix_nano: i64::from(n),
+            severity_number: severity,
+            severity_text: String::new(),
+            body: body.into(),
+            attributes: attrs(serde_json::json!({"order": "o-1", "code": 402})),
+            trace_id: (n == 1).then_some(TraceId([7; 16])),
+            span_id: (n == 1).then_some(SpanId([7; 8])),
+            flags: 0,
+            event_name: String::new(),
+            resource: r.clone(),
+            scope_name: String::new(),
+            correlation_id: (n == 2).then(|| "corr-2".to_string()),
+        };
+        let rows = [
+            log(1, "Payment FAILED for order-12345", 17),
+            log(2, "payment ok", 9),
+        ];
+        let batch = LogRow::to_batch(&[&rows[0], &rows[1]]).expect("batch");
+        let doc = log_block(&fields, "logs/x.parquet", 0, &[batch]).expect("block");
+        let words: BTreeSet<String> = texts(&doc, fields.body)
+            .iter()
+            .flat_map(|t| t.split(' ').map(str::to_string).collect::<Vec<_>>())
+            .collect();
+        assert_eq!(words, set(&["payment", "failed", "for", "order", "ok"]));
+        assert_eq!(texts(&doc, fields.attr), set(&["order=o-1", "code=402"]));
+        let severities: Vec<i64> = doc
+            .get_all(fields.severity)
+            .filter_map(|v| v.as_i64())
+            .collect();
+        assert_eq!(severities, [9, 17]);
+        let tokens = filter(&doc, fields.filter, Width::Narrow);
+        assert!(tokens.may_contain(key(KeyKind::BodyToken, b"12345")));
+        assert!(tokens.may_contain(key(KeyKind::SpanId, &[7; 8])));
+        let ids = filter(&doc, fields.id_filter, Width::Wide);
+        assert!(ids.may_contain(key(KeyKind::TraceId, &[7; 16])));
+        assert!(ids.may_contain(key(KeyKind::CorrelationId, b"corr-2")));
+    }
+}
