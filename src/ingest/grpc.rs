@@ -1,29 +1,28 @@
 //! OTLP/gRPC receiver: the Trace, Logs and Metrics `Export` services, gzip accepted.
 
-use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
-    LogsService, LogsServiceServer,
-};
+use std::convert::Infallible;
+use std::marker::PhantomData;
+
+use bytes::Buf;
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsServiceRequest, ExportLogsServiceResponse,
-};
-use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
-    MetricsService, MetricsServiceServer,
 };
 use opentelemetry_proto::tonic::collector::metrics::v1::{
     ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
-    TraceService, TraceServiceServer,
-};
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
+use prost::Message;
 use tokio::net::TcpListener;
-use tonic::codec::CompressionEncoding;
+use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::codegen::{BoxFuture, EnabledCompressionEncodings, Service, StdError};
+use tonic::server::{Grpc, NamedService, UnaryService};
 use tonic::transport::server::TcpIncoming;
-use tonic::{Request, Response, Status};
+use tonic::Status;
 use tonic_types::{ErrorDetails, StatusExt};
 
+use super::Sender;
 use super::{IngestError, Receiver};
 
 /// How long a refused exporter is told to wait before retrying.
@@ -57,80 +56,210 @@ impl From<IngestError> for Status {
     }
 }
 
-/// The gRPC request's API key metadata, then the receiver.
-macro_rules! from_grpc {
-    ($name:ident, $request:ty, $response:ty, $method:ident) => {
-        impl Receiver {
-            async fn $name(&self, request: Request<$request>) -> Result<$response, IngestError> {
-                let value = request
-                    .metadata()
-                    .get(self.key_header())
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_string);
-                self.$method(
-                    request.into_inner(),
-                    None,
-                    crate::ingest::Sender::Client(value.as_deref()),
-                )
-                .await
+/// One OTLP `Export` method served with the request's bytes kept: the WAL stores what the
+/// exporter sent instead of a re-encoding of the decoded request (which cost more CPU than
+/// the decoding). The generated OTLP servers decode with `ProstCodec` and hand over only the
+/// decoded message, so the three services are served here with [`RawCodec`].
+trait ExportMethod: Send + Sync + 'static {
+    /// The gRPC service name (`package.Service`).
+    const SERVICE: &'static str;
+    /// The request path of its `Export` method.
+    const PATH: &'static str;
+    type Request: Message + Default + Send + 'static;
+    type Response: Message + Send + 'static;
+    /// Stores one export through the receiver.
+    fn export(
+        receiver: Receiver,
+        request: Self::Request,
+        raw: Vec<u8>,
+        key: Option<String>,
+    ) -> BoxFuture<Self::Response, IngestError>;
+}
+
+macro_rules! export_method {
+    ($kind:ident, $service:literal, $request:ty, $response:ty, $method:ident) => {
+        /// The `Export` method of one OTLP collector service.
+        struct $kind;
+
+        impl ExportMethod for $kind {
+            const SERVICE: &'static str = $service;
+            const PATH: &'static str = concat!("/", $service, "/Export");
+            type Request = $request;
+            type Response = $response;
+            fn export(
+                receiver: Receiver,
+                request: $request,
+                raw: Vec<u8>,
+                key: Option<String>,
+            ) -> BoxFuture<$response, IngestError> {
+                Box::pin(async move {
+                    receiver
+                        .$method(request, Some(raw), Sender::Client(key.as_deref()))
+                        .await
+                })
             }
         }
     };
 }
 
-from_grpc!(
-    traces_from,
+export_method!(
+    TraceExport,
+    "opentelemetry.proto.collector.trace.v1.TraceService",
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
     traces
 );
-from_grpc!(
-    logs_from,
+export_method!(
+    LogsExport,
+    "opentelemetry.proto.collector.logs.v1.LogsService",
     ExportLogsServiceRequest,
     ExportLogsServiceResponse,
     logs
 );
-from_grpc!(
-    metrics_from,
+export_method!(
+    MetricsExport,
+    "opentelemetry.proto.collector.metrics.v1.MetricsService",
     ExportMetricsServiceRequest,
     ExportMetricsServiceResponse,
     metrics
 );
 
-#[tonic::async_trait]
-impl TraceService for Receiver {
-    async fn export(
-        &self,
-        request: Request<ExportTraceServiceRequest>,
-    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        Ok(Response::new(self.traces_from(request).await?))
+/// Decodes a request into its message and keeps its (decompressed) bytes; encodes responses
+/// as protobuf.
+struct RawCodec<M>(PhantomData<fn() -> M>);
+
+impl<M: ExportMethod> Codec for RawCodec<M> {
+    type Encode = M::Response;
+    type Decode = (M::Request, Vec<u8>);
+    type Encoder = RawCodec<M>;
+    type Decoder = RawCodec<M>;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        RawCodec(PhantomData)
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        RawCodec(PhantomData)
     }
 }
 
-#[tonic::async_trait]
-impl LogsService for Receiver {
-    async fn export(
-        &self,
-        request: Request<ExportLogsServiceRequest>,
-    ) -> Result<Response<ExportLogsServiceResponse>, Status> {
-        Ok(Response::new(self.logs_from(request).await?))
+impl<M: ExportMethod> Encoder for RawCodec<M> {
+    type Item = M::Response;
+    type Error = Status;
+
+    fn encode(&mut self, item: M::Response, buf: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        item.encode(buf)
+            .map_err(|e| Status::internal(format!("could not encode the response: {e}")))
     }
 }
 
-#[tonic::async_trait]
-impl MetricsService for Receiver {
-    async fn export(
-        &self,
-        request: Request<ExportMetricsServiceRequest>,
-    ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
-        Ok(Response::new(self.metrics_from(request).await?))
+impl<M: ExportMethod> Decoder for RawCodec<M> {
+    type Item = (M::Request, Vec<u8>);
+    type Error = Status;
+
+    fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<Self::Item>, Status> {
+        let raw = buf.copy_to_bytes(buf.remaining()).to_vec();
+        let request = M::Request::decode(raw.as_slice()).map_err(|e| {
+            Status::invalid_argument(format!("failed to decode Protobuf message: {e}"))
+        })?;
+        Ok(Some((request, raw)))
     }
 }
 
-/// tonic answers two kinds of bad input with codes OTLP exporters misread: an over-limit
-/// message gets OUT_OF_RANGE (which OTLP clients *retry*) and undecodable protobuf gets
-/// INTERNAL. OTLP wants RESOURCE_EXHAUSTED and INVALID_ARGUMENT, so the status header of
-/// those trailers-only answers is rewritten here, at the one place both pass through.
+/// The unary handler: the API key from the metadata, then the receiver.
+struct Handler<M> {
+    receiver: Receiver,
+    method: PhantomData<fn() -> M>,
+}
+
+impl<M: ExportMethod> UnaryService<(M::Request, Vec<u8>)> for Handler<M> {
+    type Response = M::Response;
+    type Future = BoxFuture<tonic::Response<M::Response>, Status>;
+
+    fn call(&mut self, request: tonic::Request<(M::Request, Vec<u8>)>) -> Self::Future {
+        let key = request
+            .metadata()
+            .get(self.receiver.key_header())
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let (message, raw) = request.into_inner();
+        let export = M::export(self.receiver.clone(), message, raw, key);
+        Box::pin(async move { Ok(tonic::Response::new(export.await?)) })
+    }
+}
+
+/// One OTLP collector service (gzip in and out, a decoded-size limit) as a tower service
+/// for tonic's router.
+struct ExportService<M> {
+    receiver: Receiver,
+    max_message_bytes: usize,
+    method: PhantomData<fn() -> M>,
+}
+
+impl<M> ExportService<M> {
+    fn new(receiver: &Receiver, max_message_bytes: usize) -> Self {
+        Self {
+            receiver: receiver.clone(),
+            max_message_bytes,
+            method: PhantomData,
+        }
+    }
+}
+
+impl<M> Clone for ExportService<M> {
+    fn clone(&self) -> Self {
+        Self::new(&self.receiver, self.max_message_bytes)
+    }
+}
+
+impl<M: ExportMethod> NamedService for ExportService<M> {
+    const NAME: &'static str = M::SERVICE;
+}
+
+impl<M: ExportMethod, B> Service<http::Request<B>> for ExportService<M>
+where
+    B: tonic::codegen::Body + Send + 'static,
+    B::Error: Into<StdError> + Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Self::Response, Infallible>;
+
+    fn poll_ready(
+        &mut self,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Infallible>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        if request.uri().path() != M::PATH {
+            let status = Status::unimplemented(format!(
+                "{} has no method {}",
+                M::SERVICE,
+                request.uri().path()
+            ));
+            return Box::pin(async move { Ok(status.into_http()) });
+        }
+        let handler = Handler::<M> {
+            receiver: self.receiver.clone(),
+            method: PhantomData,
+        };
+        let max = self.max_message_bytes;
+        Box::pin(async move {
+            let mut gzip = EnabledCompressionEncodings::default();
+            gzip.enable(CompressionEncoding::Gzip);
+            let mut grpc = Grpc::new(RawCodec::<M>(PhantomData))
+                .apply_compression_config(gzip, gzip)
+                .apply_max_message_size_config(Some(max), None);
+            Ok(grpc.unary(handler, request).await)
+        })
+    }
+}
+
+/// tonic answers an over-limit message with OUT_OF_RANGE, which OTLP clients *retry*; OTLP
+/// wants RESOURCE_EXHAUSTED, so the status header of that trailers-only answer is rewritten
+/// here. (Undecodable protobuf is answered INVALID_ARGUMENT by [`RawCodec`] itself.)
 fn otlp_status_codes<B>(mut response: http::Response<B>) -> http::Response<B> {
     let headers = response.headers_mut();
     let message = headers
@@ -144,9 +273,6 @@ fn otlp_status_codes<B>(mut response: http::Response<B>) -> http::Response<B> {
         .unwrap_or("");
     let replacement = match code {
         "11" if message.contains("too large") => Some(tonic::Code::ResourceExhausted),
-        "13" if message.contains("failed to decode Protobuf message") => {
-            Some(tonic::Code::InvalidArgument)
-        }
         _ => None,
     };
     if let Some(code) = replacement {
@@ -163,18 +289,9 @@ pub async fn serve(
     tls: Option<tonic::transport::ServerTlsConfig>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
-    let traces = TraceServiceServer::new(receiver.clone())
-        .accept_compressed(CompressionEncoding::Gzip)
-        .send_compressed(CompressionEncoding::Gzip)
-        .max_decoding_message_size(max_message_bytes);
-    let logs = LogsServiceServer::new(receiver.clone())
-        .accept_compressed(CompressionEncoding::Gzip)
-        .send_compressed(CompressionEncoding::Gzip)
-        .max_decoding_message_size(max_message_bytes);
-    let metrics = MetricsServiceServer::new(receiver)
-        .accept_compressed(CompressionEncoding::Gzip)
-        .send_compressed(CompressionEncoding::Gzip)
-        .max_decoding_message_size(max_message_bytes);
+    let traces = ExportService::<TraceExport>::new(&receiver, max_message_bytes);
+    let logs = ExportService::<LogsExport>::new(&receiver, max_message_bytes);
+    let metrics = ExportService::<MetricsExport>::new(&receiver, max_message_bytes);
     let mut builder = tonic::transport::Server::builder();
     if let Some(tls) = tls {
         builder = builder.tls_config(tls)?;

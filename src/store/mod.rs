@@ -649,6 +649,12 @@ impl<T: StoredRow> FileBuilder<T> {
         for name in T::UNIQUE_COLUMNS {
             props = props.set_column_dictionary_enabled(ColumnPath::from(*name), false);
         }
+        // Min/max of attribute JSON, events and bodies prune nothing (no reader of ours or
+        // DuckDB's can use them) and comparing every value cost half of the span encoding.
+        for name in T::UNIQUE_COLUMNS.iter().chain(T::BULKY_COLUMNS) {
+            props = props
+                .set_column_statistics_enabled(ColumnPath::from(*name), EnabledStatistics::None);
+        }
         Ok(Self {
             path,
             writer: ArrowWriter::try_new(Vec::new(), schema, Some(props.build()))?,
