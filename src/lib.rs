@@ -22,6 +22,7 @@ pub mod model;
 pub mod notebook;
 pub mod pipeline;
 pub mod postmortem;
+pub mod quarantine;
 pub mod query;
 pub mod reindex;
 pub mod retention;

@@ -168,6 +168,13 @@ pub async fn run(
         index.clone(),
     )?;
     let receiver = Receiver::new(pipeline, keys, ingest_auth);
+    let (corrupt_files, reports) = crate::query::CorruptFileReports::channel();
+    tokio::spawn(crate::quarantine::run(
+        reports,
+        store.clone(),
+        index.clone(),
+        live.clone(),
+    ));
     if config.retention.is_active() {
         tokio::spawn(retention_loop(
             store.clone(),
@@ -199,7 +206,8 @@ pub async fn run(
     }
     let engine = QueryEngine::new(live, index, store)
         .with_down_after(config.instance_down_after.as_nanos() as i64)
-        .with_max_range(config.max_query_range);
+        .with_max_range(config.max_query_range)
+        .with_corrupt_file_reports(corrupt_files);
 
     let bind = |addr: SocketAddr, what: &'static str| async move {
         TcpListener::bind(addr)

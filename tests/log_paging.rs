@@ -8,6 +8,7 @@ mod common;
 use std::collections::HashMap;
 
 use common::otlp::{kv, now_ns};
+use common::search::ids;
 use common::Server;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue};
@@ -15,8 +16,6 @@ use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
 use serde_json::Value;
-use sightline::api::grpc::proto::query_service_client::QueryServiceClient;
-use sightline::api::grpc::proto::SearchLogsRequest;
 
 const MS: u64 = 1_000_000;
 /// Records per export.
@@ -57,16 +56,6 @@ fn export(n: u64, t0: u64) -> Vec<u8> {
         }],
     }
     .encode_to_vec()
-}
-
-/// The correlation ids of one page of results.
-fn ids(page: &Value) -> Vec<String> {
-    page["logs"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no logs: {page}"))
-        .iter()
-        .map(|l| l["correlation_id"].as_str().unwrap_or_default().to_string())
-        .collect()
 }
 
 /// Every page of `q` in `[start, end]`, following `next_cursor`; between pages `between` runs.
@@ -152,59 +141,7 @@ async fn older_pages_return_each_record_once_and_answers_survive_compaction_and_
 
     // A token one record holds finds that record, through every front end.
     let token = format!("tok{:08x}", 3 * 100_000 + 123);
-    let (_, found) = server
-        .get(&format!("/api/v1/logs?q={token}&{window}"))
-        .await;
-    assert_eq!(ids(&found), ["rec-3-123"]);
-    let mut grpc = QueryServiceClient::connect(server.api.clone())
-        .await
-        .expect("gRPC query API");
-    let by_grpc = grpc
-        .search_logs(SearchLogsRequest {
-            query: token.clone(),
-            ..Default::default()
-        })
-        .await
-        .expect("gRPC search")
-        .into_inner();
-    let grpc_ids: Vec<&str> = by_grpc
-        .logs
-        .iter()
-        .map(|l| l.correlation_id.as_str())
-        .collect();
-    assert_eq!(grpc_ids, ["rec-3-123"]);
-    let loki_query = common::enc(&format!("{{service_name=\"pager\"}} |= \"{token}\""));
-    let (status, by_loki) = server
-        .get(&format!(
-            "/loki/api/v1/query_range?query={loki_query}&{window}&limit=10"
-        ))
-        .await;
-    assert_eq!(status, 200, "{by_loki}");
-    let lines: Vec<&str> = by_loki["data"]["result"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .flat_map(|s| s["values"].as_array().into_iter().flatten())
-        .filter_map(|v| v[1].as_str())
-        .collect();
-    assert_eq!(lines.len(), 1, "{by_loki}");
-    assert!(lines[0].contains("rec-3-123"), "{by_loki}");
-    let page = reqwest::get(format!("{}/logs?q={token}", server.api))
-        .await
-        .expect("logs page")
-        .text()
-        .await
-        .expect("page text");
-    assert!(page.contains("rec-3-123"), "the logs page shows the record");
-    let cli = std::process::Command::new(env!("CARGO_BIN_EXE_sightline"))
-        .args(["logs", &token, "--api", &server.api])
-        .output()
-        .expect("sightline logs");
-    let cli_out = String::from_utf8_lossy(&cli.stdout);
-    assert!(
-        cli.status.success() && cli_out.contains("rec-3-123"),
-        "{cli_out}"
-    );
+    common::search::found_everywhere(&server, "pager", &token, &window, "rec-3-123").await;
 
     let before = answers(&server, &window).await;
     assert_eq!(ids(&before[1]), ["rec-2-7"]);

@@ -11,7 +11,8 @@
 use arrow::record_batch::RecordBatch;
 
 use super::log_query::LogFilter;
-use super::{group_by_file, QueryEngine, QueryError};
+use super::scan::group_by_file;
+use super::{QueryEngine, QueryError};
 use crate::model::Signal;
 use crate::store::Prefilter;
 
@@ -62,10 +63,7 @@ impl QueryEngine {
             let read = self
                 .store
                 .read_columns(&path, row_groups.clone(), &prefilter, columns);
-            for batch in self
-                .read_or_quarantine(&path, row_groups.len(), read)
-                .await?
-            {
+            for batch in self.read_or_report(&path, row_groups.len(), read).await? {
                 visit(&batch);
             }
         }

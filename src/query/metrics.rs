@@ -9,7 +9,14 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use super::scan::group_by_file;
+use super::{QueryEngine, QueryError, DOWNSAMPLED_STEP_NANO};
+use crate::model::Signal;
 use crate::model::{value_text, MetricKind, MetricPoint};
+use crate::pipeline::LiveRows;
+use crate::rollup::metric_minutes::MinuteMetric;
+use crate::store::Prefilter;
+use tantivy::query::Query;
 
 /// How to reduce gauge samples within a step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -296,6 +303,159 @@ pub fn bucket_quantile(counts: &[f64], bounds: &[f64], q: f64) -> Option<f64> {
         seen += c;
     }
     bounds.last().copied()
+}
+
+/// A metric's name with its type and unit.
+#[derive(Debug, Clone, Serialize)]
+pub struct MetricName {
+    pub name: String,
+    pub kind: &'static str,
+    pub unit: String,
+    pub monotonic: bool,
+}
+
+impl MetricName {
+    fn of(p: &crate::model::MetricPoint) -> Self {
+        MetricName {
+            name: p.name.clone(),
+            kind: p.kind.as_str(),
+            unit: p.unit.clone(),
+            monotonic: p.is_monotonic,
+        }
+    }
+}
+
+impl QueryEngine {
+    /// A metric range query.
+    pub async fn metric_query(&self, q: &MetricQuery) -> Result<Vec<Series>, QueryError> {
+        let f = self.index.fields();
+        // One step before the window: the baseline of the first cumulative delta.
+        let from = q.start - q.step.max(1_000_000_000);
+        let keep = {
+            let q = q.clone();
+            move |p: &crate::model::MetricPoint| {
+                p.name == q.name
+                    && p.time_unix_nano >= from
+                    && p.time_unix_nano <= q.end
+                    && q.service
+                        .as_ref()
+                        .is_none_or(|s| p.resource.service_name == *s)
+                    && q.instance
+                        .as_ref()
+                        .is_none_or(|i| p.resource.service_instance_id == *i)
+            }
+        };
+        let metric_prefilter = Prefilter::none()
+            .text_is("name", &q.name)
+            .at_least("time", Some(from))
+            .at_most("time", Some(q.end));
+        let points = if q.step >= DOWNSAMPLED_STEP_NANO {
+            // Coarse steps read the one-minute points of flushed data (plus the raw points
+            // still in memory): one point per series and minute instead of every sample.
+            // Raw in-memory points travel wrapped, so both come from one snapshot.
+            let minutes: Vec<MinuteMetric> = self
+                .rows(
+                    self.index.term(f.name, &q.name),
+                    Some(from),
+                    Some(q.end),
+                    metric_prefilter.clone(),
+                    move |m: &MinuteMetric| keep(&m.0),
+                )
+                .await?;
+            minutes.into_iter().map(|m| m.0).collect()
+        } else {
+            self.rows(
+                self.index.term(f.name, &q.name),
+                Some(from),
+                Some(q.end),
+                metric_prefilter,
+                keep,
+            )
+            .await?
+        };
+        Ok(evaluate(q, points))
+    }
+
+    /// Every raw point of the metrics named in `names` in `[start, end]`, unordered: for
+    /// query languages that evaluate points themselves (the Prometheus API).
+    pub async fn metric_points(
+        &self,
+        names: &[String],
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<crate::model::MetricPoint>, QueryError> {
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        let f = self.index.fields();
+        let wanted: std::collections::HashSet<String> = names.iter().cloned().collect();
+        let keep = move |p: &crate::model::MetricPoint| {
+            p.time_unix_nano >= start && p.time_unix_nano <= end && wanted.contains(&p.name)
+        };
+        let block_query: Box<dyn Query> = Box::new(tantivy::query::BooleanQuery::union(
+            names.iter().map(|n| self.index.term(f.name, n)).collect(),
+        ));
+        self.rows(
+            block_query,
+            Some(start),
+            Some(end),
+            Prefilter::none()
+                .at_least("time", Some(start))
+                .at_most("time", Some(end)),
+            keep,
+        )
+        .await
+    }
+
+    /// Metric names, with kind and unit, that `service` (or anyone, when empty) sends.
+    pub async fn metric_names_of(&self, service: &str) -> Result<Vec<MetricName>, QueryError> {
+        let f = self.index.fields();
+        let query: Box<dyn Query> = if service.is_empty() {
+            Box::new(tantivy::query::AllQuery)
+        } else {
+            self.index.term(f.service, service)
+        };
+        let svc = service.to_string();
+        let mut names: BTreeMap<String, MetricName> = BTreeMap::new();
+        let of_service = match service {
+            "" => Prefilter::none(),
+            s => Prefilter::none().text_is("service_name", s),
+        };
+        let searcher = {
+            let live = self.live.read();
+            crate::model::MetricPoint::scan_live(&live, &of_service, &mut |p| {
+                if !names.contains_key(&p.name) {
+                    names.insert(p.name.clone(), MetricName::of(p));
+                }
+                false
+            })?;
+            self.index.searcher()
+        };
+        // Names are in the block documents; one row per block is enough for kind and unit.
+        let blocks = self
+            .index
+            .search(&searcher, Signal::Metrics, query, None, None)?;
+        for (path, groups) in group_by_file(&blocks) {
+            let row_groups = groups.iter().map(|(rg, _)| *rg).collect();
+            let mut keep = |p: &crate::model::MetricPoint| {
+                (svc.is_empty() || p.resource.service_name == svc) && !names.contains_key(&p.name)
+            };
+            for p in self
+                .read_file::<crate::model::MetricPoint>(
+                    &path,
+                    row_groups,
+                    &Prefilter::none(),
+                    &mut keep,
+                )
+                .await?
+            {
+                names
+                    .entry(p.name.clone())
+                    .or_insert_with(|| MetricName::of(&p));
+            }
+        }
+        Ok(names.into_values().collect())
+    }
 }
 
 #[cfg(test)]

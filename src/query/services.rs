@@ -5,8 +5,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
+use super::metrics::MetricName;
+use super::{QueryEngine, QueryError};
 use crate::pipeline::{InstanceInfo, ServiceInfo};
 use crate::rollup::{ErrorGroupDetail, LatencyHistogram, RollupKind, RollupRow, MINUTE};
+use crate::store::Prefilter;
 
 /// Requests, errors and latency of some set of spans over a window.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -427,6 +430,117 @@ pub fn bursts(per_minute: &[u64]) -> Vec<usize> {
         in_burst = high || (in_burst && per_minute[i] > baseline);
     }
     out
+}
+
+/// Everything the service page shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceDetail {
+    pub overview: ServiceOverview,
+    pub operations: Vec<Breakdown>,
+    pub instances: Vec<Breakdown>,
+    pub versions: Vec<Breakdown>,
+    pub errors: ErrorsView,
+    pub metric_names: Vec<MetricName>,
+}
+
+impl QueryEngine {
+    /// Every rollup row of minutes overlapping `[start, end)`.
+    pub async fn rollups(
+        &self,
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<crate::rollup::RollupRow>, QueryError> {
+        use crate::rollup::{RollupRow, MINUTE};
+        let in_window = move |r: &RollupRow| r.minute + MINUTE > start && r.minute < end;
+        self.rows(
+            Box::new(tantivy::query::AllQuery),
+            Some(start),
+            Some(end),
+            Prefilter::none()
+                .at_least("minute", Some(start - MINUTE + 1))
+                .at_most("minute", Some(end - 1)),
+            in_window,
+        )
+        .await
+    }
+
+    /// RED per service with instance health and per-minute sparklines.
+    pub async fn overview(
+        &self,
+        start: i64,
+        end: i64,
+        now: i64,
+    ) -> Result<Vec<ServiceOverview>, QueryError> {
+        let rollups = self.rollups(start, end).await?;
+        Ok(overview(
+            &rollups,
+            &self.services(),
+            start,
+            end,
+            now,
+            self.down_after_nano,
+        ))
+    }
+
+    /// The service map of a window.
+    pub async fn service_map(
+        &self,
+        start: i64,
+        end: i64,
+        now: i64,
+    ) -> Result<ServiceMap, QueryError> {
+        let rollups = self.rollups(start, end).await?;
+        let overview = overview(
+            &rollups,
+            &self.services(),
+            start,
+            end,
+            now,
+            self.down_after_nano,
+        );
+        Ok(service_map(&rollups, &overview, start, end))
+    }
+
+    /// One service: overview row, RED per operation, instance and version, and its errors.
+    pub async fn service(
+        &self,
+        name: &str,
+        start: i64,
+        end: i64,
+        now: i64,
+    ) -> Result<Option<ServiceDetail>, QueryError> {
+        let rollups = self.rollups(start, end).await?;
+        let all = self.services();
+        let Some(info) = all.iter().find(|s| s.name == name) else {
+            return Ok(None);
+        };
+        let overview = overview(
+            &rollups,
+            std::slice::from_ref(info),
+            start,
+            end,
+            now,
+            self.down_after_nano,
+        )
+        .pop();
+        let Some(overview) = overview else {
+            return Ok(None);
+        };
+        Ok(Some(ServiceDetail {
+            operations: breakdown(&rollups, name, start, end, |r| r.operation.clone()),
+            instances: breakdown(&rollups, name, start, end, |r| r.instance.clone()),
+            versions: breakdown(&rollups, name, start, end, |r| r.version.clone()),
+            errors: errors(&rollups, start, end, Some(name)),
+            metric_names: self.metric_names_of(name).await?,
+            overview,
+        }))
+    }
+
+    /// Error timeline and groups of a window.
+    pub async fn errors(&self, start: i64, end: i64) -> Result<ErrorsView, QueryError> {
+        let rollups = self.rollups(start, end).await?;
+        Ok(errors(&rollups, start, end, None))
+    }
 }
 
 #[cfg(test)]

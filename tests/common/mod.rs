@@ -5,6 +5,7 @@
 pub mod demo;
 pub mod notebook;
 pub mod otlp;
+pub mod search;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

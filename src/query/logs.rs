@@ -1,0 +1,240 @@
+//! Log search newest first with page cursors, and the log histogram.
+
+use serde::Serialize;
+
+use super::scan::newest_first_reads;
+use super::{log_query, LogFilter, QueryEngine, QueryError, RowMatcher, MAX_LOG_LIMIT};
+use crate::model::{LogRow, Signal};
+use crate::pipeline::LiveRows;
+use crate::store::Prefilter;
+
+/// Where the next page of a log search starts: records at or before `time`, skipping the
+/// first `skip` records stamped exactly `time` (they were on earlier pages). Stays correct
+/// while new (newer) records arrive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogCursor {
+    pub time: i64,
+    pub skip: usize,
+}
+
+impl LogCursor {
+    /// `time.skip`, as it travels in URLs.
+    pub fn encode(&self) -> String {
+        format!("{}.{}", self.time, self.skip)
+    }
+
+    /// Inverse of [`LogCursor::encode`].
+    pub fn parse(text: &str) -> Result<LogCursor, QueryError> {
+        let (t, s) = text.split_once('.').unwrap_or((text, "0"));
+        match (t.parse(), s.parse()) {
+            (Ok(time), Ok(skip)) => Ok(LogCursor { time, skip }),
+            _ => Err(QueryError::BadRequest(format!(
+                "invalid page cursor {text:?}"
+            ))),
+        }
+    }
+}
+
+/// Matching log records per time bucket.
+#[derive(Debug, Clone, Serialize)]
+pub struct LogHistogram {
+    pub start_unix_nano: i64,
+    pub bucket_nano: i64,
+    pub counts: Vec<u64>,
+    pub total: u64,
+}
+
+/// Parameters of a log search.
+#[derive(Debug, Clone, Default)]
+pub struct LogSearch {
+    pub query: String,
+    pub start: Option<i64>,
+    pub end: Option<i64>,
+    pub limit: usize,
+    /// Continue after an earlier page.
+    pub before: Option<LogCursor>,
+}
+
+/// Matching log records, newest first.
+#[derive(Debug, Clone, Serialize)]
+pub struct LogSearchResult {
+    pub logs: Vec<LogRow>,
+    /// True when more records matched than `limit`.
+    pub truncated: bool,
+    /// Cursor of the next page (`before=`), when `truncated`.
+    pub next_cursor: Option<String>,
+    /// Body words of the query, for highlighting.
+    pub highlight: Vec<String>,
+}
+
+impl QueryEngine {
+    /// Log records matching a query, newest first, one page at a time.
+    pub async fn search_logs(&self, search: &LogSearch) -> Result<LogSearchResult, QueryError> {
+        let filter = log_query::parse(&search.query)?;
+        let highlight = filter.highlight_tokens();
+        let limit = search.limit.clamp(1, MAX_LOG_LIMIT);
+        let skip = search.before.map_or(0, |c| c.skip);
+        let end = match (search.end, search.before) {
+            (Some(e), Some(c)) => Some(e.min(c.time)),
+            (e, c) => e.or(c.map(|c| c.time)),
+        };
+        let wanted = limit + skip;
+        let mut logs = Vec::new();
+        self.visit_logs(&filter, search.start, end, |batch, next_block_newest| {
+            logs.extend(batch);
+            // Blocks come newest first: once `wanted` rows are newer than everything left,
+            // nothing older can enter the page.
+            !(logs.len() > wanted && kth_newest(&mut logs, wanted) > next_block_newest)
+        })
+        .await?;
+        sort_newest_first(&mut logs);
+        if let Some(c) = search.before {
+            let mut skipped = 0;
+            logs.retain(|l| {
+                if l.time_unix_nano == c.time && skipped < c.skip {
+                    skipped += 1;
+                    false
+                } else {
+                    true
+                }
+            });
+        }
+        let truncated = logs.len() > limit;
+        logs.truncate(limit);
+        let next_cursor = match logs.last() {
+            Some(last) if truncated => {
+                let same = logs
+                    .iter()
+                    .filter(|l| l.time_unix_nano == last.time_unix_nano)
+                    .count();
+                let carried = search
+                    .before
+                    .filter(|c| c.time == last.time_unix_nano)
+                    .map_or(0, |c| c.skip);
+                Some(
+                    LogCursor {
+                        time: last.time_unix_nano,
+                        skip: same + carried,
+                    }
+                    .encode(),
+                )
+            }
+            _ => None,
+        };
+        Ok(LogSearchResult {
+            logs,
+            truncated,
+            next_cursor,
+            highlight,
+        })
+    }
+
+    /// Counts of records matching a query in `buckets` equal slices of `[start, end]`.
+    pub async fn log_histogram(
+        &self,
+        query: &str,
+        start: i64,
+        end: i64,
+        buckets: usize,
+    ) -> Result<LogHistogram, QueryError> {
+        let filter = log_query::parse(query)?;
+        let buckets = buckets.clamp(1, 1000);
+        let bucket_nano = ((end - start) / buckets as i64).max(1);
+        let mut counts = vec![0u64; buckets];
+        let bucket_of = |t: i64| ((t - start) / bucket_nano).clamp(0, buckets as i64 - 1) as usize;
+        // From the time column alone where the query allows, else record by record.
+        let counted = self
+            .visit_log_columns(&filter, Prefilter::none(), start, end, &["time"], |batch| {
+                use arrow::array::AsArray;
+                use arrow::datatypes::TimestampNanosecondType;
+                let times = batch
+                    .column_by_name("time")
+                    .and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>());
+                for &t in times.into_iter().flat_map(|a| a.values().iter()) {
+                    counts[bucket_of(t)] += 1;
+                }
+            })
+            .await?;
+        if !counted {
+            self.visit_logs(&filter, Some(start), Some(end), |batch, _| {
+                for l in batch {
+                    counts[bucket_of(l.time_unix_nano)] += 1;
+                }
+                true
+            })
+            .await?;
+        }
+        let total = counts.iter().sum();
+        Ok(LogHistogram {
+            start_unix_nano: start,
+            bucket_nano,
+            counts,
+            total,
+        })
+    }
+
+    /// Feeds every log record matching `filter` in `[start, end]` to `visit`: first the
+    /// in-memory ones, then block by block, newest block first. `visit` gets the time of
+    /// the newest record any later block may hold, and returns false to stop.
+    pub(super) async fn visit_logs(
+        &self,
+        filter: &LogFilter,
+        start: Option<i64>,
+        end: Option<i64>,
+        mut visit: impl FnMut(Vec<LogRow>, i64) -> bool + Send,
+    ) -> Result<(), QueryError> {
+        self.check_range(start, end)?;
+        let in_range = move |t: i64| start.is_none_or(|s| t >= s) && end.is_none_or(|e| t <= e);
+        let block_query = filter.block_query(&self.index);
+        let mut matcher = RowMatcher::new(filter.clone());
+        let prefilter = filter.prefilter(
+            Prefilter::none()
+                .at_least("time", start)
+                .at_most("time", end),
+        );
+        let (live_rows, searcher) = {
+            let live = self.live.read();
+            let rows = LogRow::scan_live(&live, &prefilter, &mut |l| {
+                in_range(l.time_unix_nano) && matcher.matches(l)
+            })?;
+            (rows, self.index.searcher())
+        };
+        let blocks = self
+            .index
+            .search(&searcher, Signal::Logs, block_query, start, end)?;
+        let reads = newest_first_reads(blocks);
+        let newest_of = |i: usize| reads.get(i).map_or(i64::MIN, |r| r.newest);
+        if !visit(live_rows, newest_of(0)) {
+            return Ok(());
+        }
+        for (i, read) in reads.iter().enumerate() {
+            let mut keep = |l: &LogRow| in_range(l.time_unix_nano) && matcher.matches(l);
+            let rows = self
+                .read_file::<LogRow>(&read.path, read.row_groups.clone(), &prefilter, &mut keep)
+                .await?;
+            if !visit(rows, newest_of(i + 1)) {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Newest first; records with the same time in a fixed order (service, then body), so that
+/// page cursors count them the same way every time.
+pub(super) fn sort_newest_first(logs: &mut [LogRow]) {
+    logs.sort_by(|a, b| {
+        b.time_unix_nano
+            .cmp(&a.time_unix_nano)
+            .then_with(|| a.resource.service_name.cmp(&b.resource.service_name))
+            .then_with(|| a.body.cmp(&b.body))
+    });
+}
+
+/// The time of the `k`-th newest record (1-based), reordering `logs` newest first.
+pub(super) fn kth_newest(logs: &mut [LogRow], k: usize) -> i64 {
+    sort_newest_first(logs);
+    logs.get(k.saturating_sub(1))
+        .map(|l| l.time_unix_nano)
+        .unwrap_or(i64::MIN)
+}

@@ -1,0 +1,69 @@
+//! A needle in a million log records: a token that one record of 1 000 000 holds (an id-like
+//! token through the block filters, a word through the block index) is found through every
+//! front end, and tokens nobody sent answer nothing without reading a single block.
+
+mod common;
+
+use common::otlp::{self, now_ns};
+use common::search::{found_by_api, found_everywhere};
+use common::Server;
+use prost::Message;
+
+/// Load-generator exports of 1 000 log records each: 1 000 of them is a million records.
+const EXPORTS: u64 = 1_000;
+const BATCH: usize = 1_000;
+const SECOND: u64 = 1_000_000_000;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_in_one_record_of_a_million_is_found_everywhere() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let flags = ["--flush-age-ms", "600000"];
+    let server = Server::start_with(&data, &flags);
+
+    // The load generator's logs (bodies of words, numbers and hex ids), one export a second
+    // of event time over the last 20 minutes, four exports in flight.
+    let base = now_ns() - 20 * 60 * SECOND;
+    let client = reqwest::Client::new();
+    let mut pending = Vec::new();
+    for n in 0..EXPORTS {
+        let body = common::loadgen_export("logs", n, BATCH, base);
+        let request = client
+            .post(format!("{}/v1/logs", server.otlp_http))
+            .header("content-type", "application/x-protobuf")
+            .body(body)
+            .send();
+        pending.push(tokio::spawn(request));
+        if pending.len() == 4 || n + 1 == EXPORTS {
+            for p in pending.drain(..) {
+                let response = p.await.expect("task").expect("OTLP/HTTP reachable");
+                assert_eq!(response.status(), 200, "export {n}");
+            }
+        }
+    }
+    // The needle: one record among them, with a rare word and an id-like token.
+    let needle = otlp::logs(
+        "needle-service",
+        "the-needle",
+        &["ledger the-needle reconciled by xylophonist tok5e1f00d5".to_string()],
+    );
+    let r = server
+        .post_protobuf("/v1/logs", needle.encode_to_vec())
+        .await;
+    assert_eq!(r.status(), 200);
+    let window = format!("start={}&end={}", base, now_ns() + 60 * SECOND);
+
+    for token in ["tok5e1f00d5", "xylophonist"] {
+        found_everywhere(&server, "needle-service", token, &window, "the-needle").await;
+    }
+
+    // Absent tokens: nothing found, no block read (the id-like token is refused by every
+    // block's filter, the word by the index).
+    for absent in ["tok0badc0de", "zyzzyvas"] {
+        let before = server.metric("sightline_blocks_read_total").await;
+        assert!(found_by_api(&server, absent, &window).await.is_empty());
+        let after = server.metric("sightline_blocks_read_total").await;
+        assert_eq!(after, before, "{absent}: blocks read");
+    }
+    server.stop();
+}
