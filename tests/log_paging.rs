@@ -98,7 +98,7 @@ async fn answers(server: &Server, window: &str) -> Vec<Value> {
     ] {
         let (status, answer) = server.get(&path).await;
         assert_eq!(status, 200, "{path}: {answer}");
-        out.push(answer);
+        out.push(common::search::found_part(answer));
     }
     out
 }

@@ -158,7 +158,8 @@ impl<M: ExportMethod> Decoder for RawCodec<M> {
     type Error = Status;
 
     fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<Self::Item>, Status> {
-        let raw = buf.copy_to_bytes(buf.remaining()).to_vec();
+        let mut raw = vec![0; buf.remaining()];
+        buf.copy_to_slice(&mut raw);
         let request = M::Request::decode(raw.as_slice()).map_err(|e| {
             Status::invalid_argument(format!("failed to decode Protobuf message: {e}"))
         })?;

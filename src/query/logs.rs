@@ -65,6 +65,19 @@ pub struct LogSearchResult {
     pub next_cursor: Option<String>,
     /// Body words of the query, for highlighting.
     pub highlight: Vec<String>,
+    /// How much the search read to answer: a query the index cannot narrow (a regular
+    /// expression or `NOT` alone) reads every block of its window, and says so here.
+    pub scanned: ScanReport,
+}
+
+/// What one log search read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ScanReport {
+    /// Stored row groups read (each a block of the index).
+    pub blocks_read: usize,
+    /// Records checked against the whole query, from memory and from those blocks (the
+    /// query's column checks — service, words, ids, a regex — skip the others undecoded).
+    pub records_examined: u64,
 }
 
 impl QueryEngine {
@@ -80,13 +93,14 @@ impl QueryEngine {
         };
         let wanted = limit + skip;
         let mut logs = Vec::new();
-        self.visit_logs(&filter, search.start, end, |batch, next_block_newest| {
-            logs.extend(batch);
-            // Blocks come newest first: once `wanted` rows are newer than everything left,
-            // nothing older can enter the page.
-            !(logs.len() > wanted && kth_newest(&mut logs, wanted) > next_block_newest)
-        })
-        .await?;
+        let scanned = self
+            .visit_logs(&filter, search.start, end, |batch, next_block_newest| {
+                logs.extend(batch);
+                // Blocks come newest first: once `wanted` rows are newer than everything left,
+                // nothing older can enter the page.
+                !(logs.len() > wanted && kth_newest(&mut logs, wanted) > next_block_newest)
+            })
+            .await?;
         sort_newest_first(&mut logs);
         if let Some(c) = search.before {
             let mut skipped = 0;
@@ -126,6 +140,7 @@ impl QueryEngine {
             truncated,
             next_cursor,
             highlight,
+            scanned,
         })
     }
 
@@ -175,14 +190,15 @@ impl QueryEngine {
 
     /// Feeds every log record matching `filter` in `[start, end]` to `visit`: first the
     /// in-memory ones, then block by block, newest block first. `visit` gets the time of
-    /// the newest record any later block may hold, and returns false to stop.
+    /// the newest record any later block may hold, and returns false to stop. Returns how
+    /// much was read.
     pub(super) async fn visit_logs(
         &self,
         filter: &LogFilter,
         start: Option<i64>,
         end: Option<i64>,
         mut visit: impl FnMut(Vec<LogRow>, i64) -> bool + Send,
-    ) -> Result<(), QueryError> {
+    ) -> Result<ScanReport, QueryError> {
         self.check_range(start, end)?;
         let in_range = move |t: i64| start.is_none_or(|s| t >= s) && end.is_none_or(|e| t <= e);
         let block_query = filter.block_query(&self.index);
@@ -192,9 +208,11 @@ impl QueryEngine {
                 .at_least("time", start)
                 .at_most("time", end),
         );
+        let mut report = ScanReport::default();
         let (live_rows, searcher) = {
             let live = self.live.read();
             let rows = LogRow::scan_live(&live, &prefilter, &mut |l| {
+                report.records_examined += 1;
                 in_range(l.time_unix_nano) && matcher.matches(l)
             })?;
             (rows, self.index.searcher())
@@ -205,18 +223,24 @@ impl QueryEngine {
         let reads = newest_first_reads(blocks);
         let newest_of = |i: usize| reads.get(i).map_or(i64::MIN, |r| r.newest);
         if !visit(live_rows, newest_of(0)) {
-            return Ok(());
+            return Ok(report);
         }
         for (i, read) in reads.iter().enumerate() {
-            let mut keep = |l: &LogRow| in_range(l.time_unix_nano) && matcher.matches(l);
+            let mut examined = 0;
+            let mut keep = |l: &LogRow| {
+                examined += 1;
+                in_range(l.time_unix_nano) && matcher.matches(l)
+            };
             let rows = self
                 .read_file::<LogRow>(&read.path, read.row_groups.clone(), &prefilter, &mut keep)
                 .await?;
+            report.blocks_read += read.row_groups.len();
+            report.records_examined += examined;
             if !visit(rows, newest_of(i + 1)) {
                 break;
             }
         }
-        Ok(())
+        Ok(report)
     }
 }
 

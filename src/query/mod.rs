@@ -26,7 +26,7 @@ pub use trace_search::{parse_attribute, StatusFilter, TraceSearch};
 pub use trace_tree::TraceSummary;
 
 pub use correlation::{CorrelatedTrace, CorrelationResult};
-pub use logs::{LogCursor, LogHistogram, LogSearch, LogSearchResult};
+pub use logs::{LogCursor, LogHistogram, LogSearch, LogSearchResult, ScanReport};
 pub use metrics::MetricName;
 pub use services::ServiceDetail;
 pub use traces::{LinkedTrace, Relation, StitchedTrace, TraceDetail, MAX_LINKED_TRACES};

@@ -84,3 +84,12 @@ pub fn ids(page: &serde_json::Value) -> Vec<String> {
         .map(|l| l["correlation_id"].as_str().unwrap_or_default().to_string())
         .collect()
 }
+
+/// A log search answer without its `scanned` report: what was found, which must not change
+/// when the data moves between memory, files and compacted files (how much was read does).
+pub fn found_part(mut answer: serde_json::Value) -> serde_json::Value {
+    if let Some(fields) = answer.as_object_mut() {
+        fields.remove("scanned");
+    }
+    answer
+}
