@@ -8,6 +8,8 @@ use common::otlp::{self, now_ns};
 use common::search::{found_by_api, found_everywhere};
 use common::Server;
 use prost::Message;
+use sightline::api::grpc::proto::query_service_client::QueryServiceClient;
+use sightline::api::grpc::proto::SearchLogsRequest;
 
 /// Load-generator exports of 1 000 log records each: 1 000 of them is a million records.
 const EXPORTS: u64 = 1_000;
@@ -72,6 +74,20 @@ async fn a_token_in_one_record_of_a_million_is_found_everywhere() {
         }
     };
     let by_regex = scanned("/xylophon.st/").await;
+    let mut grpc = QueryServiceClient::connect(server.api.clone())
+        .await
+        .expect("gRPC query API");
+    let by_grpc = grpc
+        .search_logs(SearchLogsRequest {
+            query: "/xylophon.st/".to_string(),
+            start_unix_nano: base as i64,
+            ..Default::default()
+        })
+        .await
+        .expect("gRPC search")
+        .into_inner();
+    assert_eq!(by_grpc.logs.len(), 1);
+    assert!(by_grpc.blocks_read >= 10, "gRPC reports the scan too");
     let by_word = scanned("xylophonist").await;
     assert!(by_regex >= 10 && by_word <= 1, "{by_regex} vs {by_word}");
 

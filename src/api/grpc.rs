@@ -273,6 +273,8 @@ impl QueryService for GrpcQueryApi {
             logs: found.logs.iter().map(log).collect(),
             truncated: found.truncated,
             next_cursor: found.next_cursor.unwrap_or_default(),
+            blocks_read: found.scanned.blocks_read as u64,
+            records_examined: found.scanned.records_examined,
         }))
     }
 
