@@ -72,13 +72,12 @@ impl<'a> AttributeColumns<'a> {
     }
 
     /// Notes every attribute of record `i` in `b`, the lifted correlation one included.
-    fn note(&self, i: usize, b: &mut BlockBuilder<'_, 'a>) -> Result<(), StoreError> {
-        for_each_attribute(self.attributes.value(i), |key, text| b.attribute(key, text))?;
+    fn note(&self, i: usize, b: &mut BlockBuilder<'_, 'a>) {
+        for_each_attribute(self.attributes.value(i), |key, text| b.attribute(key, text));
         let key = self.correlation_key.and_then(|k| opt_str_ref(k, i));
         if let (Some(key), Some(id)) = (key, opt_str_ref(self.correlation_id, i)) {
             b.attribute(Cow::Borrowed(key), Cow::Borrowed(id));
         }
-        Ok(())
     }
 }
 
@@ -114,7 +113,7 @@ pub fn span_block(
                     b.key(KeyKind::LinkedTraceId, &link.trace_id.0);
                 }
             }
-            attributes.note(i, &mut b)?;
+            attributes.note(i, &mut b);
         }
     }
     Ok(b.finish())
@@ -162,7 +161,7 @@ pub fn log_block(
                 b.key(KeyKind::CorrelationId, c.as_bytes());
             }
             severities.insert(severity.value(i));
-            attributes.note(i, &mut b)?;
+            attributes.note(i, &mut b);
             let mut stream = analyzer.token_stream(body.value(i));
             while let Some(token) = stream.next() {
                 if !text::is_indexed(&token.text) {
@@ -184,17 +183,18 @@ pub fn log_block(
 /// Calls `f(key, value text)` for each entry of a stored attribute object, borrowing from
 /// `json` wherever no unescaping is needed. A value's text is what attribute queries compare:
 /// a string's content, or any other value's compact JSON (as stored). Text that is not an
-/// object has no attributes (as [`crate::store::columns::parse_attributes`] reads it).
-fn for_each_attribute<'a>(
-    json: &'a str,
-    f: impl FnMut(Cow<'a, str>, Cow<'a, str>),
-) -> Result<(), StoreError> {
+/// object has no attributes (as [`crate::store::columns::parse_attributes`] reads it); text
+/// that breaks off mid-object (not something this version writes) keeps the entries before
+/// the break — a block may list more than its rows hold, never less, so building the block
+/// of such a file (reindex, compaction) goes on instead of failing.
+fn for_each_attribute<'a>(json: &'a str, f: impl FnMut(Cow<'a, str>, Cow<'a, str>)) {
     if !json.starts_with('{') {
-        return Ok(());
+        return;
     }
     let mut de = serde_json::Deserializer::from_str(json);
-    de.deserialize_map(Entries(f))?;
-    Ok(())
+    if let Err(e) = de.deserialize_map(Entries(f)) {
+        tracing::debug!("attribute JSON breaks off: {e}");
+    }
 }
 
 /// Walks a JSON object's entries for [`for_each_attribute`].
@@ -256,8 +256,7 @@ mod tests {
     fn attribute_walk_gives_what_parsing_gives() {
         let json = r#"{"a":"plain","b\"q":"esc\"aped \u00e9","n":3,"f":1.5,"t":true,"z":null,"o":{"k":[1,"x"]},"e":""}"#;
         let mut walked = Vec::new();
-        for_each_attribute(json, |k, v| walked.push((k.into_owned(), v.into_owned())))
-            .expect("valid JSON");
+        for_each_attribute(json, |k, v| walked.push((k.into_owned(), v.into_owned())));
         let mut parsed: Vec<(String, String)> = parse_attributes(json)
             .iter()
             .map(|(k, v)| (k.clone(), value_text(v)))
@@ -266,10 +265,12 @@ mod tests {
         parsed.sort();
         assert_eq!(walked, parsed);
         let mut none = 0;
-        for_each_attribute("[1,2]", |_, _| none += 1).expect("not an object is fine");
-        for_each_attribute("", |_, _| none += 1).expect("empty is fine");
+        for_each_attribute("[1,2]", |_, _| none += 1);
+        for_each_attribute("", |_, _| none += 1);
         assert_eq!(none, 0);
-        assert!(for_each_attribute("{\"a\":", |_, _| {}).is_err());
+        let mut kept = Vec::new();
+        for_each_attribute("{\"a\":1,\"b\":", |k, _| kept.push(k.into_owned()));
+        assert_eq!(kept, ["a"], "entries before a break are kept");
     }
 
     use std::collections::BTreeSet;
