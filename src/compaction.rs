@@ -162,23 +162,15 @@ async fn merge_group(
 ) -> anyhow::Result<()> {
     let folder = partition.split('/').next().unwrap_or("");
     let fields = index.fields().clone();
-    let docs = match folder {
-        f if f == Signal::Traces.as_str() => {
-            merge::<SpanRow>(store, partition, group, &fields).await?
-        }
-        f if f == Signal::Logs.as_str() => {
-            merge::<LogRow>(store, partition, group, &fields).await?
-        }
-        f if f == Signal::Metrics.as_str() => {
-            merge::<MetricPoint>(store, partition, group, &fields).await?
-        }
-        f if f == Signal::MetricMinutes.as_str() => {
-            merge::<MinuteMetric>(store, partition, group, &fields).await?
-        }
-        f if f == Signal::Rollups.as_str() => {
-            merge::<RollupRow>(store, partition, group, &fields).await?
-        }
-        _ => return Ok(()),
+    let Some(signal) = Signal::from_folder(folder) else {
+        return Ok(());
+    };
+    let docs = match signal {
+        Signal::Traces => merge::<SpanRow>(store, partition, group, &fields).await?,
+        Signal::Logs => merge::<LogRow>(store, partition, group, &fields).await?,
+        Signal::Metrics => merge::<MetricPoint>(store, partition, group, &fields).await?,
+        Signal::MetricMinutes => merge::<MinuteMetric>(store, partition, group, &fields).await?,
+        Signal::Rollups => merge::<RollupRow>(store, partition, group, &fields).await?,
     };
     {
         let _guard = live.map(|l| l.write());

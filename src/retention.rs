@@ -38,17 +38,14 @@ impl RetentionPolicy {
     /// The retention of a store folder. Rollups follow the longer of traces and logs (they
     /// are derived from both); one-minute metric points follow metrics.
     fn of_folder(&self, folder: &str) -> Option<Duration> {
-        match folder {
-            f if f == Signal::Traces.as_str() => self.traces,
-            f if f == Signal::Logs.as_str() => self.logs,
-            f if f == Signal::Metrics.as_str() || f == Signal::MetricMinutes.as_str() => {
-                self.metrics
-            }
-            f if f == Signal::Rollups.as_str() => match (self.traces, self.logs) {
+        match Signal::from_folder(folder)? {
+            Signal::Traces => self.traces,
+            Signal::Logs => self.logs,
+            Signal::Metrics | Signal::MetricMinutes => self.metrics,
+            Signal::Rollups => match (self.traces, self.logs) {
                 (Some(a), Some(b)) => Some(a.max(b)),
                 _ => None,
             },
-            _ => None,
         }
     }
 }
