@@ -1,6 +1,6 @@
 //! A needle in a million log records: a token that one record of 1 000 000 holds (an id-like
 //! token through the block filters, a word through the block index) is found through every
-//! front end, and tokens nobody sent answer nothing without reading a single block.
+//! front end, and tokens nobody sent answer nothing (a word without reading any block).
 
 mod common;
 
@@ -91,13 +91,15 @@ async fn a_token_in_one_record_of_a_million_is_found_everywhere() {
     let by_word = scanned("xylophonist").await;
     assert!(by_regex >= 10 && by_word <= 1, "{by_regex} vs {by_word}");
 
-    // Absent tokens: nothing found, no block read (the id-like token is refused by every
-    // block's filter, the word by the index).
-    for absent in ["tok0badc0de", "zyzzyvas"] {
+    // Absent tokens: nothing found. A word nobody sent reads no block (the index has no such
+    // term). An id-like one is refused by each block's 8-bit filter with a 1-in-256 false
+    // positive, and where the row groups are cut depends on flush timing, so with ≈ 60
+    // blocks a run may read one of them — never more than a few.
+    for (absent, most_blocks) in [("zyzzyvas", 0.0), ("tok0badc0de", 3.0)] {
         let before = server.metric("sightline_blocks_read_total").await;
         assert!(found_by_api(&server, absent, &window).await.is_empty());
-        let after = server.metric("sightline_blocks_read_total").await;
-        assert_eq!(after, before, "{absent}: blocks read");
+        let read = server.metric("sightline_blocks_read_total").await - before;
+        assert!(read <= most_blocks, "{absent}: {read} blocks read");
     }
     server.stop();
 }
