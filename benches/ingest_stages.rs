@@ -14,7 +14,7 @@ use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequ
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 use sightline::index::{block, BlockIndex};
-use sightline::ingest::{convert_logs, convert_metrics, convert_traces, CorrelationKeys};
+use sightline::ingest::{convert_metrics, decode_logs, decode_traces, CorrelationKeys};
 use sightline::loadgen::payload;
 use sightline::model::{LogRow, Signal, SpanRow};
 use sightline::store::{Store, StoredRow};
@@ -46,12 +46,13 @@ fn stages(c: &mut Criterion) {
     g.bench_function("decode traces (1000 spans)", |b| {
         b.iter(|| ExportTraceServiceRequest::decode(trace_bytes.as_slice()).unwrap())
     });
-    g.bench_function("decode+convert traces", |b| {
+    g.bench_function("decode traces into columns", |b| {
         b.iter(|| {
-            convert_traces(
-                ExportTraceServiceRequest::decode(trace_bytes.as_slice()).unwrap(),
+            decode_traces(
+                &ExportTraceServiceRequest::decode(trace_bytes.as_slice()).unwrap(),
                 &keys,
             )
+            .unwrap()
         })
     });
     let metric_bytes = payload::metrics(5, BATCH, NOW).encode_to_vec();
@@ -60,12 +61,13 @@ fn stages(c: &mut Criterion) {
             convert_metrics(ExportMetricsServiceRequest::decode(metric_bytes.as_slice()).unwrap())
         })
     });
-    g.bench_function("decode+convert logs (1000 records)", |b| {
+    g.bench_function("decode logs into columns (1000 records)", |b| {
         b.iter(|| {
-            convert_logs(
-                ExportLogsServiceRequest::decode(log_bytes.as_slice()).unwrap(),
+            decode_logs(
+                &ExportLogsServiceRequest::decode(log_bytes.as_slice()).unwrap(),
                 &keys,
             )
+            .unwrap()
         })
     });
 
@@ -88,7 +90,10 @@ fn stages(c: &mut Criterion) {
         .flat_map(|n| {
             let mut request = traces(n);
             payload::refresh_trace_ids(&mut request, n, n * 1_000_000_000);
-            convert_traces(request, &keys).0
+            let batch = decode_traces(&request, &keys).unwrap().batch;
+            let mut rows = Vec::new();
+            SpanRow::from_batch(&batch, &mut |_| true, &mut rows).unwrap();
+            rows
         })
         .take(BLOCK)
         .collect();
@@ -96,7 +101,10 @@ fn stages(c: &mut Criterion) {
         .flat_map(|n| {
             let mut request = logs(n);
             payload::refresh_log_ids(&mut request, n, n * 1_000_000_000);
-            convert_logs(request, &keys).0
+            let batch = decode_logs(&request, &keys).unwrap().batch;
+            let mut rows = Vec::new();
+            LogRow::from_batch(&batch, &mut |_| true, &mut rows).unwrap();
+            rows
         })
         .take(BLOCK)
         .collect();

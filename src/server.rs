@@ -135,9 +135,8 @@ pub async fn run(
         .with_context(|| format!("could not open WAL in {}", wal_dir.display()))?;
     let replayed_count = replayed.len();
     for record in replayed {
-        let inserted = ingest::rows_from_payload(record.signal, &record.payload, &keys)
-            .map_err(|e| e.to_string())
-            .and_then(|rows| live.write().insert_rows(&rows).map_err(|e| e.to_string()));
+        let inserted = ingest::export_from_payload(record.signal, &record.payload, &keys)
+            .map(|export| live.write().insert(export));
         // The checksum matched, so these are bytes we wrote: only a bug gets here.
         if let Err(e) = inserted {
             tracing::error!("skipping undecodable WAL record: {e}");

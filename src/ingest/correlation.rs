@@ -1,7 +1,11 @@
 //! Finding a record's business correlation id among its attributes.
 
+use std::borrow::Cow;
+
+use opentelemetry_proto::tonic::common::v1::KeyValue;
 use serde_json::Value;
 
+use super::attribute_text::{is_null, lookup, text};
 use crate::model::{value_text, Attributes};
 
 /// Attribute keys searched, in order, for a correlation id when none are configured.
@@ -35,41 +39,52 @@ impl CorrelationKeys {
         Self(keys)
     }
 
-    /// The first key present wins; the record's own attributes are searched before its
-    /// resource's, so a per-request id beats a process-wide one.
-    pub fn find(&self, record: &Attributes, resource: &Attributes) -> Option<String> {
-        for attrs in [record, resource] {
-            for key in &self.0 {
-                match attrs.get(key) {
-                    None | Some(Value::Null) => continue,
-                    Some(v) => {
-                        let text = value_text(v);
-                        if !text.is_empty() {
-                            return Some(text);
-                        }
-                    }
-                }
-            }
-        }
-        None
+    /// The correlation id of a record with OTLP key-values `record` (as received) from a
+    /// resource with `resource`: the first key present wins; the record's own attributes are
+    /// searched before its resource's, so a per-request id beats a process-wide one.
+    pub fn find_in<'a>(
+        &self,
+        record: &'a [KeyValue],
+        resource: &'a Attributes,
+    ) -> Option<Cow<'a, str>> {
+        let in_record = self.0.iter().find_map(|key| {
+            let value = lookup(record, key).filter(|v| !is_null(*v))?;
+            Some(text(value)).filter(|t| !t.is_empty())
+        });
+        in_record.or_else(|| self.find_in_map(resource).map(Cow::Owned))
+    }
+
+    /// The first configured key with a non-empty value in `attrs`.
+    fn find_in_map(&self, attrs: &Attributes) -> Option<String> {
+        self.0.iter().find_map(|key| match attrs.get(key) {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(value_text(v)).filter(|t| !t.is_empty()),
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue};
     use serde_json::json;
 
     #[test]
     fn record_attributes_win_over_resource() {
         let keys = CorrelationKeys::default();
-        let rec = json!({"request_id": "r-1"}).as_object().unwrap().clone();
+        let rec = vec![KeyValue {
+            key: "request_id".into(),
+            value: Some(AnyValue {
+                value: Some(any_value::Value::StringValue("r-1".into())),
+            }),
+            ..Default::default()
+        }];
         let res = json!({"correlation_id": "c-9"})
             .as_object()
             .unwrap()
             .clone();
-        assert_eq!(keys.find(&rec, &res).as_deref(), Some("r-1"));
-        assert_eq!(keys.find(&Attributes::new(), &res).as_deref(), Some("c-9"));
-        assert_eq!(keys.find(&Attributes::new(), &Attributes::new()), None);
+        assert_eq!(keys.find_in(&rec, &res).as_deref(), Some("r-1"));
+        assert_eq!(keys.find_in(&[], &res).as_deref(), Some("c-9"));
+        assert_eq!(keys.find_in(&[], &Attributes::new()), None);
     }
 }

@@ -1,98 +1,220 @@
-//! OTLP logs export request → [`LogRow`]s.
+//! OTLP logs export request → one Arrow batch in the log files' schema, and what the rollups
+//! need of it — in one pass over the decoded request, with no per-record structs or maps.
 
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, FixedSizeBinaryBuilder, Int32Builder, StringBuilder, TimestampNanosecondBuilder,
+    UInt32Builder,
+};
+use arrow::record_batch::RecordBatch;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue};
+use opentelemetry_proto::tonic::logs::v1::LogRecord;
 
+use super::attribute_text::{text_of, AnyJson};
 use super::correlation::CorrelationKeys;
+use super::record_columns::{text_builder, RecordColumns, ResourceText};
 use super::rejects::Rejects;
-use super::resource::{convert_resource, scope_name_version};
+use super::resource::convert_resource;
 use super::traces::clamp_ns;
-use crate::model::{any_to_json, from_key_values, severity_name, LogRow, SpanId, TraceId};
+use crate::model::{severity_name, SpanId, TraceId};
+use crate::rollup::error_group::signature;
+use crate::rollup::{DeltaBuilder, RollupDelta};
+use crate::store::StoreError;
 
-/// Converts every log record; one with an invalid trace or span id (a wrong length; OTLP
-/// allows both to be absent) is dropped on its own and counted in [`Rejects`].
-pub fn convert_logs(
-    request: ExportLogsServiceRequest,
+/// Severity numbers from here up are ERROR or FATAL: counted and grouped as errors.
+const ERROR_SEVERITY: i32 = 17;
+
+/// One decoded logs export.
+pub struct DecodedLogs {
+    /// The accepted records in the log files' schema, in request order.
+    pub batch: RecordBatch,
+    /// What they add to the rollups and the service list.
+    pub rollups: RollupDelta,
+    /// Records dropped for invalid ids.
+    pub rejects: Rejects,
+}
+
+/// Decodes every log record; one with an invalid trace or span id (a wrong length; OTLP
+/// allows both to be absent) is dropped on its own and counted in [`DecodedLogs::rejects`].
+pub fn decode_logs(
+    request: &ExportLogsServiceRequest,
     keys: &CorrelationKeys,
-) -> (Vec<LogRow>, Rejects) {
-    let mut rows = Vec::new();
+) -> Result<DecodedLogs, StoreError> {
+    let rows = request
+        .resource_logs
+        .iter()
+        .flat_map(|r| &r.scope_logs)
+        .map(|s| s.log_records.len())
+        .sum();
+    let mut columns = LogColumns::with_capacity(rows);
+    let mut rollups = DeltaBuilder::default();
     let mut rejects = Rejects::default();
-    for resource_logs in request.resource_logs {
-        let resource = convert_resource(resource_logs.resource);
-        for scope_logs in resource_logs.scope_logs {
-            let (scope_name, _) = scope_name_version(scope_logs.scope);
-            for record in scope_logs.log_records {
-                let trace_id = match optional_trace_id(&record.trace_id) {
-                    Ok(id) => id,
+    for resource_logs in &request.resource_logs {
+        let resource = ResourceText::new(convert_resource(resource_logs.resource.clone()));
+        let seen = rollups.resource(resource.resource.clone());
+        for scope_logs in &resource_logs.scope_logs {
+            let scope_name = scope_logs.scope.as_ref().map_or("", |s| s.name.as_str());
+            for record in &scope_logs.log_records {
+                let ids = TraceId::from_context_bytes(&record.trace_id)
+                    .map_err(|e| format!("log record: invalid trace_id: {e}"))
+                    .and_then(|t| {
+                        SpanId::from_context_bytes(&record.span_id)
+                            .map(|s| (t, s))
+                            .map_err(|e| format!("log record: invalid span_id: {e}"))
+                    });
+                let (trace_id, span_id) = match ids {
+                    Ok(ids) => ids,
                     Err(message) => {
-                        rejects.reject(|| format!("log record: invalid trace_id: {message}"));
+                        rejects.reject(|| message);
                         continue;
                     }
                 };
-                let span_id = match optional_span_id(&record.span_id) {
-                    Ok(id) => id,
-                    Err(message) => {
-                        rejects.reject(|| format!("log record: invalid span_id: {message}"));
-                        continue;
-                    }
-                };
-                let attributes = from_key_values(record.attributes);
-                let correlation_id = keys.find(&attributes, &resource.attributes);
-                let observed = clamp_ns(record.observed_time_unix_nano);
-                let time = match clamp_ns(record.time_unix_nano) {
-                    0 => observed,
-                    t => t,
-                };
-                let severity_text = if record.severity_text.is_empty() {
-                    severity_name(record.severity_number).to_string()
-                } else {
-                    record.severity_text
-                };
-                rows.push(LogRow {
-                    time_unix_nano: time,
-                    observed_time_unix_nano: observed,
-                    severity_number: record.severity_number,
-                    severity_text,
-                    body: body_text(record.body),
-                    attributes,
-                    trace_id,
-                    span_id,
-                    flags: record.flags,
-                    event_name: record.event_name,
-                    resource: resource.clone(),
-                    scope_name: scope_name.clone(),
-                    correlation_id,
-                });
+                let time = record_time(record);
+                let body = body_text(record.body.as_ref());
+                columns.append(
+                    record,
+                    time,
+                    &body,
+                    (trace_id, span_id),
+                    &resource,
+                    scope_name,
+                    keys,
+                );
+                rollups.seen(seen, time);
+                if record.severity_number >= ERROR_SEVERITY {
+                    rollups.error_log(seen, time);
+                    let attrs = &record.attributes;
+                    let types = [
+                        text_of(attrs, "exception.type"),
+                        text_of(attrs, "error.type"),
+                    ];
+                    let stack = text_of(attrs, "exception.stacktrace").unwrap_or_default();
+                    let sig = signature(types, "log", &body, &stack);
+                    let example = trace_id.map(|t| (t, span_id));
+                    rollups.error_group(seen, sig, time, example);
+                }
             }
         }
     }
-    (rows, rejects)
+    Ok(DecodedLogs {
+        batch: columns.finish()?,
+        rollups: rollups.finish(),
+        rejects,
+    })
 }
 
-/// An all-zero id is how some SDKs say "no trace context": treat it as absent, not invalid.
-fn optional_trace_id(bytes: &[u8]) -> Result<Option<TraceId>, String> {
-    if bytes.iter().all(|b| *b == 0) && (bytes.is_empty() || bytes.len() == TraceId::LEN) {
-        return Ok(None);
+/// The record's own time, or its observed time when the sender left the event time unset.
+fn record_time(record: &LogRecord) -> i64 {
+    match clamp_ns(record.time_unix_nano) {
+        0 => clamp_ns(record.observed_time_unix_nano),
+        t => t,
     }
-    TraceId::from_bytes(bytes)
-        .map(Some)
-        .map_err(|e| e.to_string())
-}
-
-fn optional_span_id(bytes: &[u8]) -> Result<Option<SpanId>, String> {
-    if bytes.iter().all(|b| *b == 0) && (bytes.is_empty() || bytes.len() == SpanId::LEN) {
-        return Ok(None);
-    }
-    SpanId::from_bytes(bytes)
-        .map(Some)
-        .map_err(|e| e.to_string())
 }
 
 /// String bodies stay verbatim; any other body is kept as compact JSON text.
-fn body_text(body: Option<AnyValue>) -> String {
-    match body.and_then(|b| b.value) {
-        Some(any_value::Value::StringValue(s)) => s,
-        None => String::new(),
-        other => any_to_json(Some(AnyValue { value: other })).to_string(),
+fn body_text(body: Option<&AnyValue>) -> Cow<'_, str> {
+    match body.and_then(|b| b.value.as_ref()) {
+        Some(any_value::Value::StringValue(s)) => Cow::Borrowed(s),
+        None => Cow::Borrowed(""),
+        Some(_) => Cow::Owned(serde_json::to_string(&AnyJson(body)).unwrap_or_default()),
+    }
+}
+
+/// Builders of the log files' columns.
+struct LogColumns {
+    time: TimestampNanosecondBuilder,
+    observed_time: TimestampNanosecondBuilder,
+    severity_number: Int32Builder,
+    severity_text: StringBuilder,
+    body: StringBuilder,
+    trace_id: FixedSizeBinaryBuilder,
+    span_id: FixedSizeBinaryBuilder,
+    flags: UInt32Builder,
+    event_name: StringBuilder,
+    record: RecordColumns,
+    scope_name: StringBuilder,
+}
+
+impl LogColumns {
+    fn with_capacity(rows: usize) -> Self {
+        Self {
+            time: TimestampNanosecondBuilder::with_capacity(rows),
+            observed_time: TimestampNanosecondBuilder::with_capacity(rows),
+            severity_number: Int32Builder::with_capacity(rows),
+            severity_text: text_builder(rows, 5),
+            body: text_builder(rows, 96),
+            trace_id: FixedSizeBinaryBuilder::with_capacity(rows, TraceId::LEN as i32),
+            span_id: FixedSizeBinaryBuilder::with_capacity(rows, SpanId::LEN as i32),
+            flags: UInt32Builder::with_capacity(rows),
+            event_name: text_builder(rows, 0),
+            record: RecordColumns::with_capacity(rows),
+            scope_name: text_builder(rows, 16),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn append(
+        &mut self,
+        record: &LogRecord,
+        time: i64,
+        body: &str,
+        (trace_id, span_id): (Option<TraceId>, Option<SpanId>),
+        resource: &ResourceText,
+        scope_name: &str,
+        keys: &CorrelationKeys,
+    ) {
+        self.time.append_value(time);
+        self.observed_time
+            .append_value(clamp_ns(record.observed_time_unix_nano));
+        self.severity_number.append_value(record.severity_number);
+        self.severity_text
+            .append_value(if record.severity_text.is_empty() {
+                severity_name(record.severity_number)
+            } else {
+                &record.severity_text
+            });
+        self.body.append_value(body);
+        // The lengths were checked by the id parsers; these appends cannot fail.
+        match trace_id {
+            Some(t) => {
+                let _ = self.trace_id.append_value(t.0);
+            }
+            None => self.trace_id.append_null(),
+        }
+        match span_id {
+            Some(s) => {
+                let _ = self.span_id.append_value(s.0);
+            }
+            None => self.span_id.append_null(),
+        }
+        self.flags.append_value(record.flags);
+        self.event_name.append_value(&record.event_name);
+        self.record.append(&record.attributes, resource, keys);
+        self.scope_name.append_value(scope_name);
+    }
+
+    /// The batch, columns in [`crate::store::logs::schema`] order.
+    fn finish(mut self) -> Result<RecordBatch, StoreError> {
+        let [correlation_id, correlation_key, attributes] = self.record.finish_record();
+        let mut columns: Vec<ArrayRef> = vec![
+            Arc::new(self.time.finish().with_timezone("UTC")),
+            Arc::new(self.observed_time.finish().with_timezone("UTC")),
+            Arc::new(self.severity_number.finish()),
+            Arc::new(self.severity_text.finish()),
+            Arc::new(self.body.finish()),
+            Arc::new(self.trace_id.finish()),
+            Arc::new(self.span_id.finish()),
+            correlation_id,
+            correlation_key,
+            Arc::new(self.flags.finish()),
+            Arc::new(self.event_name.finish()),
+            attributes,
+            Arc::new(self.scope_name.finish()),
+        ];
+        columns.extend(self.record.finish_resource());
+        Ok(RecordBatch::try_new(crate::store::logs::schema(), columns)?)
     }
 }

@@ -1,9 +1,10 @@
-//! The OTLP receivers: gRPC and HTTP transports, decoding, conversion to rows, replies.
+//! The OTLP receivers: gRPC and HTTP transports, decoding into columns, replies.
 //!
-//! Both transports end in [`Receiver`], which converts a request into rows (dropping invalid
-//! records one by one), hands it to the write path, and answers with OTLP partial success
-//! once the WAL holds it.
+//! Both transports end in [`Receiver`], which decodes a request straight into Arrow columns
+//! and rollup sums (dropping invalid records one by one), hands it to the write path, and
+//! answers with OTLP partial success once the WAL holds it.
 
+mod attribute_text;
 pub mod auth;
 pub mod correlation;
 pub mod decode;
@@ -11,8 +12,13 @@ pub mod grpc;
 pub mod http;
 mod logs;
 mod metrics;
+mod record_columns;
 mod rejects;
 mod resource;
+#[cfg(test)]
+mod row_oracle_logs;
+#[cfg(test)]
+mod row_oracle_traces;
 mod traces;
 
 use opentelemetry_proto::tonic::collector::logs::v1::{
@@ -27,13 +33,14 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 use prost::Message;
 
 pub use correlation::CorrelationKeys;
-pub use logs::convert_logs;
+pub use logs::{decode_logs, DecodedLogs};
 pub use metrics::convert_metrics;
 pub use rejects::Rejects;
-pub use traces::convert_traces;
+pub use traces::{decode_traces, DecodedSpans};
 
-use crate::model::{Rows, Signal};
-use crate::pipeline::{Pipeline, WriteError};
+use crate::model::Signal;
+use crate::pipeline::{Export, Pipeline, WriteError};
+use crate::store::StoreError;
 
 /// Why an export was refused; each maps to an OTLP gRPC code and HTTP status.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -104,27 +111,42 @@ fn count(signal: Signal, accepted: usize, rejects: &Rejects) {
     }
 }
 
-/// Decodes a WAL payload (an OTLP protobuf export request) back into rows.
-pub fn rows_from_payload(
+/// Why a WAL payload could not be turned back into an export.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error("not an OTLP export request: {0}")]
+    Decode(#[from] prost::DecodeError),
+    #[error("could not build its columns: {0}")]
+    Columns(#[from] StoreError),
+}
+
+/// Decodes a WAL payload (an OTLP protobuf export request) through the same decoders as a
+/// live export.
+pub fn export_from_payload(
     signal: Signal,
     payload: &[u8],
     keys: &CorrelationKeys,
-) -> Result<Rows, prost::DecodeError> {
-    let mut rows = Rows::default();
-    match signal {
+) -> Result<Export, ReplayError> {
+    Ok(match signal {
         Signal::Traces => {
-            rows.spans = convert_traces(ExportTraceServiceRequest::decode(payload)?, keys).0
+            let decoded = decode_traces(&ExportTraceServiceRequest::decode(payload)?, keys)?;
+            Export::spans(decoded.batch, decoded.rollups)?
         }
         Signal::Logs => {
-            rows.logs = convert_logs(ExportLogsServiceRequest::decode(payload)?, keys).0
+            let decoded = decode_logs(&ExportLogsServiceRequest::decode(payload)?, keys)?;
+            Export::logs(decoded.batch, decoded.rollups)?
         }
         Signal::Metrics => {
-            rows.metrics = convert_metrics(ExportMetricsServiceRequest::decode(payload)?).0
+            Export::metrics(convert_metrics(ExportMetricsServiceRequest::decode(payload)?).0)?
         }
         // Derived data is never written to the WAL; nothing to decode.
-        Signal::Rollups | Signal::MetricMinutes => {}
-    }
-    Ok(rows)
+        Signal::Rollups | Signal::MetricMinutes => Export::default(),
+    })
+}
+
+/// A decoded export's columns could not be built: a bug, not the sender's fault; retryable.
+fn encode_error(e: StoreError) -> IngestError {
+    IngestError::from(WriteError::Encode(e.to_string()))
 }
 
 /// The transport-independent receiver shared by the gRPC and HTTP servers.
@@ -177,15 +199,14 @@ impl Receiver {
     ) -> Result<ExportTraceServiceResponse, IngestError> {
         let admitted = self.admit(sender)?;
         self.pipeline.accepting()?;
-        let payload = raw.unwrap_or_else(|| request.encode_to_vec());
-        let (spans, rejects) = convert_traces(request, &self.keys);
-        let accepted = spans.len();
+        let decoded = decode_traces(&request, &self.keys).map_err(encode_error)?;
+        let rejects = decoded.rejects;
+        let accepted = decoded.batch.num_rows();
         self.auth.charge(&admitted, accepted)?;
-        let rows = Rows {
-            spans,
-            ..Rows::default()
-        };
-        self.pipeline.write(Signal::Traces, payload, rows).await?;
+        let export = Export::spans(decoded.batch, decoded.rollups).map_err(encode_error)?;
+        let payload = raw.unwrap_or_else(|| request.encode_to_vec());
+        drop(request);
+        self.pipeline.write(Signal::Traces, payload, export).await?;
         count(Signal::Traces, accepted, &rejects);
         Ok(ExportTraceServiceResponse {
             partial_success: (rejects.count > 0).then(|| ExportTracePartialSuccess {
@@ -204,15 +225,14 @@ impl Receiver {
     ) -> Result<ExportLogsServiceResponse, IngestError> {
         let admitted = self.admit(sender)?;
         self.pipeline.accepting()?;
-        let payload = raw.unwrap_or_else(|| request.encode_to_vec());
-        let (logs, rejects) = convert_logs(request, &self.keys);
-        let accepted = logs.len();
+        let decoded = decode_logs(&request, &self.keys).map_err(encode_error)?;
+        let rejects = decoded.rejects;
+        let accepted = decoded.batch.num_rows();
         self.auth.charge(&admitted, accepted)?;
-        let rows = Rows {
-            logs,
-            ..Rows::default()
-        };
-        self.pipeline.write(Signal::Logs, payload, rows).await?;
+        let export = Export::logs(decoded.batch, decoded.rollups).map_err(encode_error)?;
+        let payload = raw.unwrap_or_else(|| request.encode_to_vec());
+        drop(request);
+        self.pipeline.write(Signal::Logs, payload, export).await?;
         count(Signal::Logs, accepted, &rejects);
         Ok(ExportLogsServiceResponse {
             partial_success: (rejects.count > 0).then(|| ExportLogsPartialSuccess {
@@ -235,11 +255,10 @@ impl Receiver {
         let (metrics, rejects) = convert_metrics(request);
         let accepted = metrics.len();
         self.auth.charge(&admitted, accepted)?;
-        let rows = Rows {
-            metrics,
-            ..Rows::default()
-        };
-        self.pipeline.write(Signal::Metrics, payload, rows).await?;
+        let export = Export::metrics(metrics).map_err(encode_error)?;
+        self.pipeline
+            .write(Signal::Metrics, payload, export)
+            .await?;
         count(Signal::Metrics, accepted, &rejects);
         Ok(ExportMetricsServiceResponse {
             partial_success: (rejects.count > 0).then(|| ExportMetricsPartialSuccess {

@@ -1,96 +1,136 @@
-//! OTLP trace export request → [`SpanRow`]s.
+//! OTLP trace export request → one Arrow batch in the span files' schema, and what the
+//! rollups need of it — in one pass over the decoded request, with no per-span structs or
+//! attribute maps (attribute, event and link JSON is written straight into the column).
 
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, FixedSizeBinaryBuilder, Int64Builder, StringBuilder, TimestampNanosecondBuilder,
+};
+use arrow::record_batch::RecordBatch;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::trace::v1::{span::SpanKind, status::StatusCode};
+use opentelemetry_proto::tonic::trace::v1::span::{Event, Link};
+use opentelemetry_proto::tonic::trace::v1::{span::SpanKind, status::StatusCode, Span};
+use serde::ser::{SerializeSeq, SerializeStruct};
+use serde::{Serialize, Serializer};
 
+use super::attribute_text::{text_of, KeyValuesJson};
 use super::correlation::CorrelationKeys;
+use super::record_columns::{append_json, text_builder, RecordColumns, ResourceText};
 use super::rejects::Rejects;
-use super::resource::{convert_resource, scope_name_version};
-use crate::model::{from_key_values, SpanEvent, SpanId, SpanLink, SpanRow, TraceId};
+use super::resource::convert_resource;
+use crate::model::{SpanId, TraceId};
+use crate::rollup::error_group::signature;
+use crate::rollup::{DeltaBuilder, RollupDelta, SpanFacts};
+use crate::store::StoreError;
 
-/// Converts every span; a span with an invalid trace, span or parent id is dropped on its own
-/// and counted in the returned [`Rejects`], the others are kept.
-pub fn convert_traces(
-    request: ExportTraceServiceRequest,
+/// One decoded trace export.
+pub struct DecodedSpans {
+    /// The accepted spans in the span files' schema, in request order.
+    pub batch: RecordBatch,
+    /// What they add to the rollups and the service list.
+    pub rollups: RollupDelta,
+    /// Spans dropped for invalid ids.
+    pub rejects: Rejects,
+}
+
+/// Decodes every span; a span with an invalid trace, span or parent id is dropped on its own
+/// and counted in [`DecodedSpans::rejects`], the others are kept.
+pub fn decode_traces(
+    request: &ExportTraceServiceRequest,
     keys: &CorrelationKeys,
-) -> (Vec<SpanRow>, Rejects) {
-    let mut rows = Vec::new();
+) -> Result<DecodedSpans, StoreError> {
+    let rows = request
+        .resource_spans
+        .iter()
+        .flat_map(|r| &r.scope_spans)
+        .map(|s| s.spans.len())
+        .sum();
+    let mut columns = SpanColumns::with_capacity(rows);
+    let mut rollups = DeltaBuilder::default();
     let mut rejects = Rejects::default();
-    for resource_spans in request.resource_spans {
-        let resource = convert_resource(resource_spans.resource);
-        for scope_spans in resource_spans.scope_spans {
-            let (scope_name, scope_version) = scope_name_version(scope_spans.scope);
-            for span in scope_spans.spans {
-                let ids = TraceId::from_bytes(&span.trace_id)
-                    .map_err(|e| format!("span {:?}: invalid trace_id: {e}", span.name))
-                    .and_then(|t| {
-                        SpanId::from_bytes(&span.span_id)
-                            .map(|s| (t, s))
-                            .map_err(|e| format!("span {:?}: invalid span_id: {e}", span.name))
-                    })
-                    .and_then(|(t, s)| {
-                        SpanId::from_optional_bytes(&span.parent_span_id)
-                            .map(|p| (t, s, p))
-                            .map_err(|e| {
-                                format!("span {:?}: invalid parent_span_id: {e}", span.name)
-                            })
-                    });
-                let (trace_id, span_id, parent_span_id) = match ids {
-                    Ok(ids) => ids,
+    for resource_spans in &request.resource_spans {
+        let resource = ResourceText::new(convert_resource(resource_spans.resource.clone()));
+        let seen = rollups.resource(resource.resource.clone());
+        for scope_spans in &resource_spans.scope_spans {
+            let (scope_name, scope_version) = scope_spans
+                .scope
+                .as_ref()
+                .map_or(("", ""), |s| (s.name.as_str(), s.version.as_str()));
+            for span in &scope_spans.spans {
+                let facts = match span_facts(span) {
+                    Ok(facts) => facts,
                     Err(message) => {
                         rejects.reject(|| message);
                         continue;
                     }
                 };
-                let attributes = from_key_values(span.attributes);
-                let correlation_id = keys.find(&attributes, &resource.attributes);
-                let start = clamp_ns(span.start_time_unix_nano);
-                let end = clamp_ns(span.end_time_unix_nano).max(start);
-                let status = span.status.unwrap_or_default();
-                rows.push(SpanRow {
-                    trace_id,
-                    span_id,
-                    parent_span_id,
-                    trace_state: span.trace_state,
-                    name: span.name,
-                    kind: span_kind_name(span.kind).to_string(),
-                    start_time_unix_nano: start,
-                    end_time_unix_nano: end,
-                    duration_nano: end - start,
-                    status_code: status_code_name(status.code).to_string(),
-                    status_message: status.message,
-                    attributes,
-                    events: span
-                        .events
-                        .into_iter()
-                        .map(|e| SpanEvent {
-                            time_unix_nano: clamp_ns(e.time_unix_nano),
-                            name: e.name,
-                            attributes: from_key_values(e.attributes),
-                        })
-                        .collect(),
-                    links: span
-                        .links
-                        .into_iter()
-                        .filter_map(|l| {
-                            // A link with a bad id points nowhere; drop the link, keep the span.
-                            Some(SpanLink {
-                                trace_id: TraceId::from_bytes(&l.trace_id).ok()?,
-                                span_id: SpanId::from_bytes(&l.span_id).ok()?,
-                                trace_state: l.trace_state,
-                                attributes: from_key_values(l.attributes),
-                            })
-                        })
-                        .collect(),
-                    resource: resource.clone(),
-                    scope_name: scope_name.clone(),
-                    scope_version: scope_version.clone(),
-                    correlation_id,
-                });
+                columns.append(span, &facts, &resource, (scope_name, scope_version), keys);
+                rollups.seen(seen, facts.start + facts.duration);
+                let attrs = &span.attributes;
+                rollups.span(
+                    seen,
+                    &facts,
+                    valid_links(&span.links).map(|(t, s, _)| (t, s)),
+                    text_of(attrs, "db.system"),
+                    text_of(attrs, "peer.service"),
+                    || text_of(attrs, "server.address"),
+                );
+                if facts.error {
+                    let exception = span.events.iter().find(|e| e.name == "exception");
+                    let get = |k| exception.and_then(|e| text_of(&e.attributes, k));
+                    let status_message = span.status.as_ref().map_or("", |s| s.message.as_str());
+                    let message = get("exception.message").unwrap_or(Cow::Borrowed(status_message));
+                    let stack = get("exception.stacktrace").unwrap_or_default();
+                    let sig = signature([get("exception.type")], "error", &message, &stack);
+                    let example = Some((facts.trace_id, Some(facts.span_id)));
+                    rollups.error_group(seen, sig, facts.start, example);
+                }
             }
         }
     }
-    (rows, rejects)
+    Ok(DecodedSpans {
+        batch: columns.finish()?,
+        rollups: rollups.finish(),
+        rejects,
+    })
+}
+
+/// The ids, times, kind and status of a span, or why its ids are invalid.
+fn span_facts(span: &Span) -> Result<SpanFacts<'_>, String> {
+    let name = &span.name;
+    let trace_id = TraceId::from_bytes(&span.trace_id)
+        .map_err(|e| format!("span {name:?}: invalid trace_id: {e}"))?;
+    let span_id = SpanId::from_bytes(&span.span_id)
+        .map_err(|e| format!("span {name:?}: invalid span_id: {e}"))?;
+    let parent_span_id = SpanId::from_optional_bytes(&span.parent_span_id)
+        .map_err(|e| format!("span {name:?}: invalid parent_span_id: {e}"))?;
+    let start = clamp_ns(span.start_time_unix_nano);
+    let end = clamp_ns(span.end_time_unix_nano).max(start);
+    let code = span.status.as_ref().map_or(0, |s| s.code);
+    Ok(SpanFacts {
+        trace_id,
+        span_id,
+        parent_span_id,
+        name,
+        kind: span_kind_name(span.kind),
+        start,
+        duration: end - start,
+        error: code == StatusCode::Error as i32,
+    })
+}
+
+/// The links whose ids are valid: a link with a bad id points nowhere, so it is dropped and
+/// the span kept.
+fn valid_links(links: &[Link]) -> impl Iterator<Item = (TraceId, SpanId, &Link)> {
+    links.iter().filter_map(|l| {
+        Some((
+            TraceId::from_bytes(&l.trace_id).ok()?,
+            SpanId::from_bytes(&l.span_id).ok()?,
+            l,
+        ))
+    })
 }
 
 /// Unix nanoseconds as `i64` (Parquet's timestamp type); values past year 2262 saturate.
@@ -99,7 +139,7 @@ pub fn clamp_ns(ns: u64) -> i64 {
 }
 
 /// `SPAN_KIND_SERVER` → `SERVER`; unknown numbers → `UNSPECIFIED`.
-fn span_kind_name(kind: i32) -> &'static str {
+pub(super) fn span_kind_name(kind: i32) -> &'static str {
     let name = SpanKind::try_from(kind)
         .unwrap_or(SpanKind::Unspecified)
         .as_str_name();
@@ -107,9 +147,182 @@ fn span_kind_name(kind: i32) -> &'static str {
 }
 
 /// `STATUS_CODE_ERROR` → `ERROR`; unknown numbers → `UNSET`.
-fn status_code_name(code: i32) -> &'static str {
+pub(super) fn status_code_name(code: i32) -> &'static str {
     let name = StatusCode::try_from(code)
         .unwrap_or(StatusCode::Unset)
         .as_str_name();
     name.strip_prefix("STATUS_CODE_").unwrap_or(name)
+}
+
+/// Builders of the span files' columns.
+struct SpanColumns {
+    trace_id: FixedSizeBinaryBuilder,
+    span_id: FixedSizeBinaryBuilder,
+    parent_span_id: FixedSizeBinaryBuilder,
+    trace_state: StringBuilder,
+    name: StringBuilder,
+    kind: StringBuilder,
+    start: TimestampNanosecondBuilder,
+    end: TimestampNanosecondBuilder,
+    duration: Int64Builder,
+    status_code: StringBuilder,
+    status_message: StringBuilder,
+    record: RecordColumns,
+    events: StringBuilder,
+    links: StringBuilder,
+    scope_name: StringBuilder,
+    scope_version: StringBuilder,
+    scratch: Vec<u8>,
+}
+
+impl SpanColumns {
+    fn with_capacity(rows: usize) -> Self {
+        Self {
+            trace_id: FixedSizeBinaryBuilder::with_capacity(rows, TraceId::LEN as i32),
+            span_id: FixedSizeBinaryBuilder::with_capacity(rows, SpanId::LEN as i32),
+            parent_span_id: FixedSizeBinaryBuilder::with_capacity(rows, SpanId::LEN as i32),
+            trace_state: text_builder(rows, 0),
+            name: text_builder(rows, 16),
+            kind: text_builder(rows, 6),
+            start: TimestampNanosecondBuilder::with_capacity(rows),
+            end: TimestampNanosecondBuilder::with_capacity(rows),
+            duration: Int64Builder::with_capacity(rows),
+            status_code: text_builder(rows, 5),
+            status_message: text_builder(rows, 0),
+            record: RecordColumns::with_capacity(rows),
+            events: text_builder(rows, 2),
+            links: text_builder(rows, 2),
+            scope_name: text_builder(rows, 16),
+            scope_version: text_builder(rows, 4),
+            scratch: Vec::with_capacity(1024),
+        }
+    }
+
+    fn append(
+        &mut self,
+        span: &Span,
+        facts: &SpanFacts<'_>,
+        resource: &ResourceText,
+        (scope_name, scope_version): (&str, &str),
+        keys: &CorrelationKeys,
+    ) {
+        // The lengths were checked by `span_facts`; these appends cannot fail.
+        let _ = self.trace_id.append_value(facts.trace_id.0);
+        let _ = self.span_id.append_value(facts.span_id.0);
+        match facts.parent_span_id {
+            Some(p) => {
+                let _ = self.parent_span_id.append_value(p.0);
+            }
+            None => self.parent_span_id.append_null(),
+        }
+        self.trace_state.append_value(&span.trace_state);
+        self.name.append_value(facts.name);
+        self.kind.append_value(facts.kind);
+        self.start.append_value(facts.start);
+        self.end.append_value(facts.start + facts.duration);
+        self.duration.append_value(facts.duration);
+        let status = span.status.as_ref();
+        self.status_code
+            .append_value(status_code_name(status.map_or(0, |s| s.code)));
+        self.status_message
+            .append_value(status.map_or("", |s| s.message.as_str()));
+        self.record.append(&span.attributes, resource, keys);
+        append_json(&mut self.events, &mut self.scratch, |out| {
+            let _ = serde_json::to_writer(out, &EventsJson(&span.events));
+        });
+        append_json(&mut self.links, &mut self.scratch, |out| {
+            let _ = serde_json::to_writer(out, &LinksJson(&span.links));
+        });
+        self.scope_name.append_value(scope_name);
+        self.scope_version.append_value(scope_version);
+    }
+
+    /// The batch, columns in [`crate::store::spans::schema`] order.
+    fn finish(mut self) -> Result<RecordBatch, StoreError> {
+        let [correlation_id, correlation_key, attributes] = self.record.finish_record();
+        let mut columns: Vec<ArrayRef> = vec![
+            Arc::new(self.trace_id.finish()),
+            Arc::new(self.span_id.finish()),
+            Arc::new(self.parent_span_id.finish()),
+            Arc::new(self.trace_state.finish()),
+            Arc::new(self.name.finish()),
+            Arc::new(self.kind.finish()),
+            Arc::new(self.start.finish().with_timezone("UTC")),
+            Arc::new(self.end.finish().with_timezone("UTC")),
+            Arc::new(self.duration.finish()),
+            Arc::new(self.status_code.finish()),
+            Arc::new(self.status_message.finish()),
+            correlation_id,
+            correlation_key,
+            attributes,
+            Arc::new(self.events.finish()),
+            Arc::new(self.links.finish()),
+            Arc::new(self.scope_name.finish()),
+            Arc::new(self.scope_version.finish()),
+        ];
+        columns.extend(self.record.finish_resource());
+        Ok(RecordBatch::try_new(
+            crate::store::spans::schema(),
+            columns,
+        )?)
+    }
+}
+
+/// A span's events as the `events` column stores them (the JSON of `model::SpanEvent`s).
+struct EventsJson<'a>(&'a [Event]);
+
+impl Serialize for EventsJson<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut seq = serializer.serialize_seq(Some(self.0.len()))?;
+        for e in self.0 {
+            seq.serialize_element(&EventJson(e))?;
+        }
+        seq.end()
+    }
+}
+
+struct EventJson<'a>(&'a Event);
+
+impl Serialize for EventJson<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut s = serializer.serialize_struct("SpanEvent", 3)?;
+        s.serialize_field("time_unix_nano", &clamp_ns(self.0.time_unix_nano))?;
+        s.serialize_field("name", &self.0.name)?;
+        s.serialize_field("attributes", &KeyValuesJson::new(&self.0.attributes))?;
+        s.end()
+    }
+}
+
+/// A span's valid links as the `links` column stores them (the JSON of `model::SpanLink`s).
+struct LinksJson<'a>(&'a [Link]);
+
+impl Serialize for LinksJson<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut seq = serializer.serialize_seq(None)?;
+        for (trace_id, span_id, link) in valid_links(self.0) {
+            seq.serialize_element(&LinkJson {
+                trace_id,
+                span_id,
+                link,
+            })?;
+        }
+        seq.end()
+    }
+}
+
+struct LinkJson<'a> {
+    trace_id: TraceId,
+    span_id: SpanId,
+    link: &'a Link,
+}
+
+impl Serialize for LinkJson<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut s = serializer.serialize_struct("SpanLink", 4)?;
+        s.serialize_field("trace_id", &self.trace_id)?;
+        s.serialize_field("span_id", &self.span_id)?;
+        s.serialize_field("trace_state", &self.link.trace_state)?;
+        s.serialize_field("attributes", &KeyValuesJson::new(&self.link.attributes))?;
+        s.end()
+    }
 }

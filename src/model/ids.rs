@@ -51,6 +51,16 @@ macro_rules! fixed_id {
                 }
             }
 
+            /// Like `from_optional_bytes`, but an all-zero id of the right length is absent
+            /// too: how some SDKs say "no trace context" on a log record.
+            pub fn from_context_bytes(bytes: &[u8]) -> Result<Option<Self>, IdError> {
+                if bytes.len() == $len && bytes.iter().all(|b| *b == 0) {
+                    Ok(None)
+                } else {
+                    Self::from_optional_bytes(bytes)
+                }
+            }
+
             /// Lower-case hex, the form used in URLs, JSON and the index.
             pub fn to_hex(&self) -> String {
                 hex::encode(self.0)

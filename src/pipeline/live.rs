@@ -4,9 +4,10 @@
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Instant;
 
-use super::memtable::{Chunk, InMemtable, Memtable};
+use super::export::Export;
+use super::memtable::{InMemtable, Memtable};
 use super::services::ServiceRegistry;
-use crate::model::{MetricPoint, Rows};
+use crate::model::MetricPoint;
 use crate::rollup::metric_minutes::MinuteMetric;
 use crate::rollup::{RollupRow, Rollups};
 use crate::store::{Prefilter, StoreError, StoredRow};
@@ -74,30 +75,17 @@ impl LiveInner {
         Ok(out)
     }
 
-    /// Adds records that were decoded without a chunk (WAL replay): converts them first.
-    pub fn insert_rows(&mut self, rows: &Rows) -> Result<(), StoreError> {
-        let chunk = Chunk::of(rows)?;
-        self.insert(rows, chunk);
-        Ok(())
-    }
-
-    /// Adds acknowledged records: `rows` (decoded, read here for rollups and the service
-    /// list, then dropped) and `chunk`, the same records as the batches the memtable keeps.
-    pub fn insert(&mut self, rows: &Rows, chunk: Chunk) {
-        if rows.is_empty() {
+    /// Adds an acknowledged export: its batches to the active memtable, its rollups and
+    /// resources to the rollups and the service list.
+    pub fn insert(&mut self, export: Export) {
+        let Export { chunk, rollups } = export;
+        if chunk.rows() == 0 {
             return;
         }
-        self.rollups.observe_spans(&rows.spans);
-        self.rollups.observe_logs(&rows.logs);
-        for s in &rows.spans {
-            self.services.observe(&s.resource, s.end_time_unix_nano);
+        for (resource, time) in &rollups.seen {
+            self.services.observe(resource, *time);
         }
-        for l in &rows.logs {
-            self.services.observe(&l.resource, l.time_unix_nano);
-        }
-        for m in &rows.metrics {
-            self.services.observe(&m.resource, m.time_unix_nano);
-        }
+        self.rollups.absorb(rollups);
         self.active_since.get_or_insert_with(Instant::now);
         self.active.append(chunk);
     }

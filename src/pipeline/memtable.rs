@@ -1,10 +1,10 @@
 //! The memtable: acknowledged records held as Arrow batches of the Parquet files' schema,
 //! packed (see `packed.rs`), bounded in bytes.
 //!
-//! Rows of an export (owned structs with `serde_json` attribute maps, ≈ 3 KB a span) live
-//! only between decoding and the WAL commit; the receiving task turns them into one packed
-//! Arrow batch per signal (≈ 200 B a span) before they queue for the WAL, so the memtable
-//! costs what its columns cost, and the flusher sorts and writes those batches as they are.
+//! The receiving task decodes an export straight into one Arrow batch per signal
+//! (`ingest/traces.rs`, `ingest/logs.rs`; no per-record structs) and packs it (≈ 200 B a
+//! span) before it queues for the WAL, so the memtable costs what its columns cost, and the
+//! flusher sorts and writes those batches as they are.
 //! Queries read the batches through the same column prefilter and row decoding as Parquet
 //! row groups (`Table::scan`).
 
@@ -154,9 +154,15 @@ impl Memtable {
             logs,
             metrics,
         } = chunk;
-        self.spans.push(spans);
-        self.logs.push(logs);
-        self.metrics.push(metrics);
+        if let Some(spans) = spans {
+            self.spans.push(spans);
+        }
+        if let Some(logs) = logs {
+            self.logs.push(logs);
+        }
+        if let Some(metrics) = metrics {
+            self.metrics.push(metrics);
+        }
     }
 
     /// Records held, all signals.
@@ -177,27 +183,55 @@ impl Memtable {
     }
 }
 
-/// One export's records as one batch per signal, built by the receiving task before the
-/// export queues for the WAL (so the conversion runs on every runtime worker, not on the
-/// writer thread).
-#[derive(Debug)]
+/// One export's records as one packed batch per signal present, built by the receiving task
+/// before the export queues for the WAL (so the conversion runs on every runtime worker, not
+/// on the writer thread).
+#[derive(Debug, Default)]
 pub struct Chunk {
-    spans: PackedBatch,
-    logs: PackedBatch,
-    metrics: PackedBatch,
+    spans: Option<PackedBatch>,
+    logs: Option<PackedBatch>,
+    metrics: Option<PackedBatch>,
 }
 
 impl Chunk {
-    /// Converts decoded rows and packs them.
+    /// Converts rows and packs them (evidence snapshots, metric exports).
     pub fn of(rows: &Rows) -> Result<Chunk, StoreError> {
-        fn batch<T: StoredRow>(rows: &[T]) -> Result<PackedBatch, StoreError> {
+        fn batch<T: StoredRow>(rows: &[T]) -> Result<Option<PackedBatch>, StoreError> {
+            if rows.is_empty() {
+                return Ok(None);
+            }
             let refs: Vec<&T> = rows.iter().collect();
-            PackedBatch::pack::<T>(T::to_batch(&refs)?)
+            PackedBatch::pack::<T>(T::to_batch(&refs)?).map(Some)
         }
         Ok(Chunk {
             spans: batch(&rows.spans)?,
             logs: batch(&rows.logs)?,
             metrics: batch(&rows.metrics)?,
         })
+    }
+
+    /// Packs a batch of the span files' schema, decoded straight from OTLP.
+    pub fn of_spans(batch: RecordBatch) -> Result<Chunk, StoreError> {
+        Ok(Chunk {
+            spans: Some(PackedBatch::pack::<SpanRow>(batch)?),
+            ..Chunk::default()
+        })
+    }
+
+    /// Packs a batch of the log files' schema, decoded straight from OTLP.
+    pub fn of_logs(batch: RecordBatch) -> Result<Chunk, StoreError> {
+        Ok(Chunk {
+            logs: Some(PackedBatch::pack::<LogRow>(batch)?),
+            ..Chunk::default()
+        })
+    }
+
+    /// Records of all signals.
+    pub fn rows(&self) -> usize {
+        [&self.spans, &self.logs, &self.metrics]
+            .into_iter()
+            .flatten()
+            .map(PackedBatch::rows)
+            .sum()
     }
 }

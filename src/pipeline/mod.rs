@@ -8,6 +8,7 @@
 //!                                                        Parquet ─> index commit ─> drop WAL
 //! ```
 
+mod export;
 mod flusher;
 mod live;
 mod memory;
@@ -23,13 +24,14 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
+pub use export::Export;
 pub use flusher::write_blocks;
 pub use live::{Frozen, LiveData, LiveInner, LiveRows};
 pub use memtable::{Chunk, Memtable};
 pub use services::{InstanceInfo, ServiceInfo, ServiceRegistry};
 
 use crate::index::BlockIndex;
-use crate::model::{Rows, Signal};
+use crate::model::Signal;
 use crate::store::Store;
 use crate::wal::Wal;
 
@@ -81,10 +83,8 @@ pub enum WriteError {
 struct WriteRequest {
     signal: Signal,
     payload: Vec<u8>,
-    /// The decoded records, for rollups and the service list.
-    rows: Rows,
-    /// The same records as the memtable keeps them (taken by the writer).
-    chunk: Option<Box<Chunk>>,
+    /// The records as the memtable keeps them and their rollups (taken by the writer).
+    export: Option<Box<Export>>,
     done: oneshot::Sender<Result<(), WriteError>>,
     _permit: tokio::sync::OwnedSemaphorePermit,
 }
@@ -237,7 +237,7 @@ impl Pipeline {
         &self,
         signal: Signal,
         payload: Vec<u8>,
-        rows: Rows,
+        export: Export,
     ) -> Result<(), WriteError> {
         self.accepting()?;
         let permit = self
@@ -245,13 +245,11 @@ impl Pipeline {
             .clone()
             .try_acquire_many_owned(permits_for(payload.len()))
             .map_err(|_| WriteError::Busy)?;
-        let chunk = Chunk::of(&rows).map_err(|e| WriteError::Encode(e.to_string()))?;
         let (done, wait) = oneshot::channel();
         let request = WriteRequest {
             signal,
             payload,
-            rows,
-            chunk: Some(Box::new(chunk)),
+            export: Some(Box::new(export)),
             done,
             _permit: permit,
         };

@@ -211,19 +211,31 @@ fn compress(text: &StringArray) -> Result<Column, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ingest::{rows_from_payload, CorrelationKeys};
+    use crate::ingest::{decode_logs, decode_traces, CorrelationKeys};
+    use crate::loadgen::payload;
     use crate::model::{LogRow, Rows, Signal, SpanRow};
-    use prost::Message;
 
     const NOW: u64 = 1_796_032_800_000_000_000;
 
     fn rows(signal: Signal) -> Rows {
-        let payload = match signal {
-            Signal::Traces => crate::loadgen::payload::traces(3, 500, NOW).encode_to_vec(),
-            _ => crate::loadgen::payload::logs(3, 500, NOW).encode_to_vec(),
-        };
         let keys = CorrelationKeys::new(vec!["correlation_id".into()]);
-        rows_from_payload(signal, &payload, &keys).expect("loadgen payload decodes")
+        let mut rows = Rows::default();
+        match signal {
+            Signal::Traces => {
+                let batch = decode_traces(&payload::traces(3, 500, NOW), &keys)
+                    .expect("loadgen payload decodes")
+                    .batch;
+                SpanRow::from_batch(&batch, &mut |_: &_| true, &mut rows.spans)
+                    .expect("reads back");
+            }
+            _ => {
+                let batch = decode_logs(&payload::logs(3, 500, NOW), &keys)
+                    .expect("loadgen payload decodes")
+                    .batch;
+                LogRow::from_batch(&batch, &mut |_: &_| true, &mut rows.logs).expect("reads back");
+            }
+        }
+        rows
     }
 
     fn round_trip<T: StoredRow>(rows: &[T]) -> (RecordBatch, PackedBatch) {

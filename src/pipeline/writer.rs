@@ -1,4 +1,4 @@
-//! The WAL writer thread: group commit, then publish rows, then acknowledge.
+//! The WAL writer thread: group commit, then publish the records, then acknowledge.
 
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::SyncSender;
@@ -113,23 +113,17 @@ fn commit_group(wal: &mut Wal, live: &LiveData, group: &mut Vec<WriteRequest>) {
         WriteError::Wal(e.to_string())
     });
     if result.is_ok() {
-        // The decoded rows are dropped after the lock is released: freeing their maps is
-        // work readers should not wait for.
-        let mut spent = Vec::with_capacity(group.len());
         let mut inner = live.write();
         for request in group.iter_mut() {
-            let rows = std::mem::take(&mut request.rows);
-            if let Some(chunk) = request.chunk.take() {
-                inner.insert(&rows, *chunk);
+            if let Some(export) = request.export.take() {
+                inner.insert(*export);
             }
-            spent.push(rows);
         }
         let t = crate::telemetry::get();
         t.memtable_rows.set(inner.active.rows() as i64);
         t.memtable_bytes.set(inner.active.bytes() as i64);
         t.wal_segment_bytes.set(wal.segment_bytes() as i64);
         drop(inner);
-        drop(spent);
     }
     for request in group.drain(..) {
         let _ = request.done.send(result.clone());

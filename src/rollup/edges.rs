@@ -3,9 +3,10 @@
 //! child (or that links to it), whichever arrives first waits for the other.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::model::{value_text, SpanId, SpanRow, TraceId};
+use crate::model::{SpanId, TraceId};
 
 /// How long an unmatched span waits for its other half (ingest time).
 const WAIT: Duration = Duration::from_secs(120);
@@ -45,11 +46,38 @@ pub struct EdgeCall {
     pub error: bool,
 }
 
+/// What the matcher needs of one CLIENT/PRODUCER or SERVER/CONSUMER span, worked out by the
+/// receiving task (see [`super::delta`]) so the writer thread only matches.
+#[derive(Debug, Clone)]
+pub struct EdgeHalf {
+    pub side: Side,
+    /// The span's service, shared by every span of its resource.
+    pub service: Arc<str>,
+    pub time: i64,
+    pub duration: i64,
+    pub error: bool,
+}
+
+/// Which half of a call a span is.
+#[derive(Debug, Clone)]
+pub enum Side {
+    /// A CLIENT or PRODUCER span (not a database call, those are leaf edges at once) waiting
+    /// for the span its id is the parent or link of; `peer` is its named peer
+    /// (`peer.service`, `server.address`) for a leaf edge if no instrumented callee shows up.
+    Caller {
+        id: (TraceId, SpanId),
+        peer: Option<String>,
+    },
+    /// A SERVER or CONSUMER span and the caller ids it may answer: its parent (RPC, or
+    /// messaging for a consumer) and, for a consumer, its links.
+    Callee {
+        parents: Vec<((TraceId, SpanId), EdgeKind)>,
+    },
+}
+
 /// The caller side waiting for its callee.
 struct Waiting {
-    service: String,
-    /// Named peer of a client span (`peer.service`, `server.address`), for a leaf edge if no
-    /// instrumented callee shows up.
+    service: Arc<str>,
     peer: Option<String>,
     time: i64,
     duration: i64,
@@ -59,7 +87,7 @@ struct Waiting {
 
 /// The callee side waiting for its caller.
 struct Orphan {
-    service: String,
+    service: Arc<str>,
     kind: EdgeKind,
     time: i64,
     duration: i64,
@@ -79,31 +107,23 @@ pub struct EdgeMatcher {
     last_expiry: Option<Instant>,
 }
 
-fn attr(span: &SpanRow, key: &str) -> Option<String> {
-    span.attributes
-        .get(key)
-        .map(value_text)
-        .filter(|v| !v.is_empty())
-}
-
 impl EdgeMatcher {
-    /// Feeds one span received at `now`; returns the calls it completes.
-    pub fn observe(&mut self, span: &SpanRow, now: Instant, out: &mut Vec<EdgeCall>) {
-        let service = &span.resource.service_name;
-        match span.kind.as_str() {
-            "CLIENT" | "PRODUCER" => {
-                // A database call never has an instrumented callee: a leaf right away.
-                if let Some(db) = attr(span, "db.system") {
-                    let callee = attr(span, "peer.service").unwrap_or(db);
-                    out.push(call(service, &callee, EdgeKind::Uninstrumented, span));
-                    return;
-                }
-                let key = (span.trace_id, span.span_id);
-                if let Some(orphans) = self.callees.remove(&key) {
+    /// Feeds one half received at `now`; appends the calls it completes.
+    pub fn observe(&mut self, half: EdgeHalf, now: Instant, out: &mut Vec<EdgeCall>) {
+        let EdgeHalf {
+            side,
+            service,
+            time,
+            duration,
+            error,
+        } = half;
+        match side {
+            Side::Caller { id, peer } => {
+                if let Some(orphans) = self.callees.remove(&id) {
                     for o in orphans {
                         out.push(EdgeCall {
-                            caller: service.clone(),
-                            callee: o.service,
+                            caller: service.to_string(),
+                            callee: o.service.to_string(),
                             kind: o.kind,
                             time: o.time,
                             duration: o.duration,
@@ -113,57 +133,40 @@ impl EdgeMatcher {
                     return;
                 }
                 self.callers.insert(
-                    key,
+                    id,
                     Waiting {
-                        service: service.clone(),
-                        peer: attr(span, "peer.service").or_else(|| attr(span, "server.address")),
-                        time: span.start_time_unix_nano,
-                        duration: span.duration_nano,
-                        error: span.is_error(),
+                        service,
+                        peer,
+                        time,
+                        duration,
+                        error,
                         since: now,
                     },
                 );
             }
-            "SERVER" | "CONSUMER" => {
-                let mut parents: Vec<((TraceId, SpanId), EdgeKind)> = Vec::new();
-                if let Some(p) = span.parent_span_id {
-                    let kind = if span.kind == "CONSUMER" {
-                        EdgeKind::Messaging
-                    } else {
-                        EdgeKind::Rpc
-                    };
-                    parents.push(((span.trace_id, p), kind));
-                }
-                if span.kind == "CONSUMER" {
-                    parents.extend(
-                        span.links
-                            .iter()
-                            .map(|l| ((l.trace_id, l.span_id), EdgeKind::Messaging)),
-                    );
-                }
+            Side::Callee { parents } => {
                 for (key, kind) in parents {
                     match self.callers.remove(&key) {
-                        Some(w) if w.service != *service => out.push(EdgeCall {
-                            caller: w.service,
-                            callee: service.clone(),
+                        Some(w) if w.service != service => out.push(EdgeCall {
+                            caller: w.service.to_string(),
+                            callee: service.to_string(),
                             kind,
-                            time: span.start_time_unix_nano,
-                            duration: span.duration_nano,
-                            error: span.is_error(),
+                            time,
+                            duration,
+                            error,
                         }),
                         Some(_) => {}
                         None => self.callees.entry(key).or_default().push(Orphan {
                             service: service.clone(),
                             kind,
-                            time: span.start_time_unix_nano,
-                            duration: span.duration_nano,
-                            error: span.is_error(),
+                            time,
+                            duration,
+                            error,
                             since: now,
                         }),
                     }
                 }
             }
-            _ => {}
         }
     }
 
@@ -181,7 +184,7 @@ impl EdgeMatcher {
         self.callers.retain(|_, w| {
             if expired(w.since) {
                 done.push((
-                    w.service.clone(),
+                    w.service.to_string(),
                     w.peer.clone(),
                     w.time,
                     w.duration,
@@ -208,16 +211,5 @@ impl EdgeMatcher {
             v.retain(|o| !expired(o.since));
             !v.is_empty()
         });
-    }
-}
-
-fn call(caller: &str, callee: &str, kind: EdgeKind, span: &SpanRow) -> EdgeCall {
-    EdgeCall {
-        caller: caller.to_string(),
-        callee: callee.to_string(),
-        kind,
-        time: span.start_time_unix_nano,
-        duration: span.duration_nano,
-        error: span.is_error(),
     }
 }

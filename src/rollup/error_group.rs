@@ -5,8 +5,6 @@ use std::sync::OnceLock;
 
 use regex::Regex;
 
-use crate::model::{value_text, LogRow, SpanRow};
-
 /// What identifies an error group.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct ErrorSignature {
@@ -60,46 +58,26 @@ fn top_frame(stack: &str) -> String {
         .to_string()
 }
 
-/// The signature of an error span: its exception event if any, else its status message.
-pub fn of_span(span: &SpanRow) -> Option<ErrorSignature> {
-    if !span.is_error() {
-        return None;
-    }
-    let exception = span.events.iter().find(|e| e.name == "exception");
-    let get = |k: &str| {
-        exception
-            .and_then(|e| e.attributes.get(k))
-            .map(value_text)
-            .unwrap_or_default()
-    };
-    let error_type = Some(get("exception.type"))
-        .filter(|t| !t.is_empty())
-        .unwrap_or_else(|| "error".into());
-    let message = Some(get("exception.message"))
-        .filter(|m| !m.is_empty())
-        .unwrap_or_else(|| span.status_message.clone());
-    Some(ErrorSignature {
-        error_type,
-        message: normalize(&message),
-        top_frame: top_frame(&get("exception.stacktrace")),
-    })
-}
-
-/// The signature of an ERROR or FATAL log record.
-pub fn of_log(log: &LogRow) -> Option<ErrorSignature> {
-    if log.severity_number < 17 {
-        return None;
-    }
-    let attr = |k: &str| log.attributes.get(k).map(value_text).unwrap_or_default();
-    let error_type = [attr("exception.type"), attr("error.type")]
+/// The signature of an error: the first non-empty type among `types` (else `fallback`), the
+/// message normalized, and the top frame of the stack trace. Error spans pass their exception
+/// event's `exception.type`, its message or else the status message, and its stack trace;
+/// ERROR and FATAL log records pass `exception.type` / `error.type` and their body.
+pub fn signature<'a>(
+    types: impl IntoIterator<Item = Option<std::borrow::Cow<'a, str>>>,
+    fallback: &str,
+    message: &str,
+    stack: &str,
+) -> ErrorSignature {
+    let error_type = types
         .into_iter()
+        .flatten()
         .find(|t| !t.is_empty())
-        .unwrap_or_else(|| "log".into());
-    Some(ErrorSignature {
+        .map_or_else(|| fallback.to_string(), |t| t.into_owned());
+    ErrorSignature {
         error_type,
-        message: normalize(&log.body),
-        top_frame: top_frame(&attr("exception.stacktrace")),
-    })
+        message: normalize(message),
+        top_frame: top_frame(stack),
+    }
 }
 
 #[cfg(test)]

@@ -2,24 +2,27 @@
 //! map and the error pages never scan raw spans: RED per service/operation/instance/version,
 //! calls per edge, error log counts, and error groups.
 //!
-//! Rollups accumulate in memory beside the memtable, are frozen with it, and are written by
-//! the flusher as Parquet rows of their own (`rollups/…`) in the same index commit. A WAL
-//! replay recomputes them from the replayed rows, so they are exactly as durable as the data.
+//! Each export's contribution is summed by the receiving task while it decodes the request
+//! ([`delta`]); the writer merges the sums into [`Rollups`], which accumulate in memory beside
+//! the memtable, are frozen with it, and are written by the flusher as Parquet rows of their
+//! own (`rollups/…`) in the same index commit. A WAL replay decodes the same requests again,
+//! so rollups are exactly as durable as the data.
 
+pub mod delta;
 pub mod edges;
 pub mod error_group;
 pub mod latency;
 pub mod metric_minutes;
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-pub use edges::{EdgeCall, EdgeKind, EdgeMatcher};
+pub use delta::{DeltaBuilder, ResourceRef, RollupDelta, SpanFacts};
+pub use edges::{EdgeCall, EdgeHalf, EdgeKind, EdgeMatcher};
 pub use error_group::ErrorSignature;
 pub use latency::LatencyHistogram;
-
-use crate::model::{LogRow, Resource, SpanRow};
 
 /// Nanoseconds per rollup bucket.
 pub const MINUTE: i64 = 60_000_000_000;
@@ -92,16 +95,6 @@ pub struct ErrorGroupDetail {
     pub example_span_id: Option<String>,
 }
 
-/// The dimensions of a rollup cell besides its kind and minute.
-#[derive(Clone, Copy)]
-struct Dims<'a> {
-    service: &'a str,
-    operation: &'a str,
-    instance: &'a str,
-    version: &'a str,
-    detail: &'a str,
-}
-
 /// Rollups being accumulated for the active memtable, plus the edge matcher.
 #[derive(Default)]
 pub struct Rollups {
@@ -120,131 +113,68 @@ fn minute_of(t: i64) -> i64 {
 }
 
 impl Rollups {
-    fn cell(&mut self, kind: RollupKind, time: i64, d: Dims<'_>) -> &mut RollupRow {
-        let minute = minute_of(time);
+    /// Adds `row` to its cell (the first error-group example stays).
+    fn merge(&mut self, row: RollupRow) {
         // Error groups keep their first example in `detail`; it is not part of the key.
-        let detail_key = if kind == RollupKind::ErrorGroup {
-            ""
+        let detail_key = if row.kind == RollupKind::ErrorGroup {
+            String::new()
         } else {
-            d.detail
+            row.detail.clone()
         };
         let key = (
-            kind,
-            minute,
-            d.service.to_string(),
-            d.operation.to_string(),
-            d.instance.to_string(),
-            d.version.to_string(),
-            detail_key.to_string(),
+            row.kind,
+            row.minute,
+            row.service.clone(),
+            row.operation.clone(),
+            row.instance.clone(),
+            row.version.clone(),
+            detail_key,
         );
-        self.cells.entry(key).or_insert_with(|| RollupRow {
-            kind,
-            minute,
-            service: d.service.to_string(),
-            operation: d.operation.to_string(),
-            instance: d.instance.to_string(),
-            version: d.version.to_string(),
-            detail: d.detail.to_string(),
-            count: 0,
-            errors: 0,
-            latency: LatencyHistogram::default(),
-        })
+        match self.cells.entry(key) {
+            Entry::Occupied(mut cell) => {
+                let cell = cell.get_mut();
+                cell.count += row.count;
+                cell.errors += row.errors;
+                cell.latency.merge(&row.latency);
+            }
+            Entry::Vacant(cell) => {
+                cell.insert(row);
+            }
+        }
     }
 
-    /// Accounts for newly acknowledged spans.
-    pub fn observe_spans(&mut self, spans: &[SpanRow]) {
+    /// Accounts for a newly acknowledged export: its summed cells, and its edge halves
+    /// matched against the halves still waiting.
+    pub fn absorb(&mut self, delta: RollupDelta) {
+        let RollupDelta { cells, halves, .. } = delta;
+        for row in cells {
+            self.merge(row);
+        }
         let mut calls = Vec::new();
         let now = std::time::Instant::now();
-        for s in spans {
-            let r = &s.resource;
-            if s.kind == "SERVER" || s.kind == "CONSUMER" {
-                let dims = Dims {
-                    service: &r.service_name,
-                    operation: &s.name,
-                    instance: &r.service_instance_id,
-                    version: &r.service_version,
-                    detail: &s.kind,
-                };
-                let cell = self.cell(RollupKind::Red, s.start_time_unix_nano, dims);
-                cell.count += 1;
-                cell.errors += u64::from(s.is_error());
-                cell.latency.add(s.duration_nano);
-            }
-            if let Some(sig) = error_group::of_span(s) {
-                let example = (s.trace_id.to_hex(), Some(s.span_id.to_hex()));
-                self.error_group(sig, s.start_time_unix_nano, r, Some(example));
-            }
-            self.matcher.observe(s, now, &mut calls);
+        for half in halves {
+            self.matcher.observe(half, now, &mut calls);
         }
         self.matcher.expire(&mut calls, false);
         self.add_calls(calls);
     }
 
-    /// Accounts for newly acknowledged log records.
-    pub fn observe_logs(&mut self, logs: &[LogRow]) {
-        for l in logs.iter().filter(|l| l.severity_number >= 17) {
-            let r = &l.resource;
-            let dims = Dims {
-                service: &r.service_name,
-                operation: "",
-                instance: &r.service_instance_id,
-                version: &r.service_version,
-                detail: "",
-            };
-            self.cell(RollupKind::LogErrors, l.time_unix_nano, dims)
-                .count += 1;
-            if let Some(sig) = error_group::of_log(l) {
-                let example = l
-                    .trace_id
-                    .map(|t| (t.to_hex(), l.span_id.map(|s| s.to_hex())));
-                self.error_group(sig, l.time_unix_nano, r, example);
-            }
-        }
-    }
-
-    fn error_group(
-        &mut self,
-        sig: ErrorSignature,
-        time: i64,
-        resource: &Resource,
-        example: Option<(String, Option<String>)>,
-    ) {
-        let key = sig.key();
-        let (example_trace_id, example_span_id) = match example {
-            Some((t, s)) => (Some(t), s),
-            None => (None, None),
-        };
-        let detail = serde_json::to_string(&ErrorGroupDetail {
-            signature: sig,
-            example_trace_id,
-            example_span_id,
-        })
-        .unwrap_or_default();
-        let dims = Dims {
-            service: &resource.service_name,
-            operation: &key,
-            instance: &resource.service_instance_id,
-            version: &resource.service_version,
-            detail: &detail,
-        };
-        let cell = self.cell(RollupKind::ErrorGroup, time, dims);
-        cell.count += 1;
-        cell.errors += 1;
-    }
-
     fn add_calls(&mut self, calls: Vec<EdgeCall>) {
         for c in calls {
-            let dims = Dims {
-                service: &c.caller,
-                operation: &c.callee,
-                instance: "",
-                version: "",
-                detail: c.kind.as_str(),
-            };
-            let cell = self.cell(RollupKind::Edge, c.time, dims);
-            cell.count += 1;
-            cell.errors += u64::from(c.error);
-            cell.latency.add(c.duration);
+            let mut latency = LatencyHistogram::default();
+            latency.add(c.duration);
+            self.merge(RollupRow {
+                kind: RollupKind::Edge,
+                minute: minute_of(c.time),
+                service: c.caller,
+                operation: c.callee,
+                instance: String::new(),
+                version: String::new(),
+                detail: c.kind.as_str().to_string(),
+                count: 1,
+                errors: u64::from(c.error),
+                latency,
+            });
         }
     }
 

@@ -1,0 +1,124 @@
+//! The columns every span and log record has — its attributes (correlation id lifted out)
+//! and its resource — appended straight from the OTLP request, shared by both decoders.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, StringBuilder};
+use opentelemetry_proto::tonic::common::v1::KeyValue;
+
+use super::attribute_text::{key_holding, write_object};
+use super::correlation::CorrelationKeys;
+use crate::model::Resource;
+use crate::store::columns::json_text;
+
+/// A resource block as its records repeat it in their columns.
+pub struct ResourceText {
+    pub resource: Arc<Resource>,
+    /// `resource_attributes`, written once per block.
+    attributes: String,
+}
+
+impl ResourceText {
+    /// Writes the attribute text of `resource` once.
+    pub fn new(resource: Arc<Resource>) -> Self {
+        let attributes = json_text(&resource.attributes);
+        Self {
+            resource,
+            attributes,
+        }
+    }
+}
+
+/// Builders of the correlation, attribute and resource columns.
+pub struct RecordColumns {
+    correlation_id: StringBuilder,
+    correlation_key: StringBuilder,
+    attributes: StringBuilder,
+    service_name: StringBuilder,
+    service_instance_id: StringBuilder,
+    host_name: StringBuilder,
+    service_version: StringBuilder,
+    resource_attributes: StringBuilder,
+    /// Reused for each record's JSON.
+    scratch: Vec<u8>,
+}
+
+/// A text column builder sized for `rows` values of about `bytes` each.
+pub fn text_builder(rows: usize, bytes: usize) -> StringBuilder {
+    StringBuilder::with_capacity(rows, rows * bytes)
+}
+
+/// Appends JSON written by `write` (valid UTF-8 by construction) as one value.
+pub fn append_json(
+    column: &mut StringBuilder,
+    scratch: &mut Vec<u8>,
+    write: impl FnOnce(&mut Vec<u8>),
+) {
+    scratch.clear();
+    write(scratch);
+    column.append_value(std::str::from_utf8(scratch).unwrap_or("null"));
+}
+
+impl RecordColumns {
+    /// Builders for about `rows` records.
+    pub fn with_capacity(rows: usize) -> Self {
+        Self {
+            correlation_id: text_builder(rows, 16),
+            correlation_key: text_builder(rows, 8),
+            attributes: text_builder(rows, 128),
+            service_name: text_builder(rows, 16),
+            service_instance_id: text_builder(rows, 16),
+            host_name: text_builder(rows, 16),
+            service_version: text_builder(rows, 8),
+            resource_attributes: text_builder(rows, 64),
+            scratch: Vec::with_capacity(1024),
+        }
+    }
+
+    /// Appends one record's attributes and resource; returns its correlation id.
+    pub fn append<'a>(
+        &mut self,
+        attributes: &'a [KeyValue],
+        resource: &'a ResourceText,
+        keys: &CorrelationKeys,
+    ) -> Option<Cow<'a, str>> {
+        let correlation_id = keys.find_in(attributes, &resource.resource.attributes);
+        let lifted = correlation_id
+            .as_deref()
+            .and_then(|id| key_holding(attributes, id));
+        self.correlation_id.append_option(correlation_id.as_deref());
+        self.correlation_key.append_option(lifted);
+        append_json(&mut self.attributes, &mut self.scratch, |out| {
+            write_object(out, attributes, lifted)
+        });
+        let r = &resource.resource;
+        self.service_name.append_value(&r.service_name);
+        self.service_instance_id
+            .append_value(&r.service_instance_id);
+        self.host_name.append_value(&r.host_name);
+        self.service_version.append_value(&r.service_version);
+        self.resource_attributes.append_value(&resource.attributes);
+        correlation_id
+    }
+
+    /// `correlation_id`, `correlation_key` and `attributes`, in that order.
+    pub fn finish_record(&mut self) -> [ArrayRef; 3] {
+        [
+            Arc::new(self.correlation_id.finish()),
+            Arc::new(self.correlation_key.finish()),
+            Arc::new(self.attributes.finish()),
+        ]
+    }
+
+    /// The resource columns every file ends with, in schema order.
+    pub fn finish_resource(&mut self) -> [ArrayRef; 5] {
+        [
+            Arc::new(self.service_name.finish()),
+            Arc::new(self.service_instance_id.finish()),
+            Arc::new(self.host_name.finish()),
+            Arc::new(self.service_version.finish()),
+            Arc::new(self.resource_attributes.finish()),
+        ]
+    }
+}

@@ -1,0 +1,262 @@
+//! What one export adds to the rollups, worked out by the receiving task while it decodes the
+//! request, so the single writer thread only merges a few cells per export and matches edge
+//! halves instead of walking every span.
+//!
+//! The builder borrows names from the request being decoded and sums per cell (one RED cell
+//! per service/operation/minute instead of one key per span); [`DeltaBuilder::finish`] turns
+//! the sums into owned [`RollupRow`]s.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::edges::{EdgeHalf, EdgeKind, Side};
+use super::{minute_of, ErrorGroupDetail, ErrorSignature, LatencyHistogram, RollupKind, RollupRow};
+use crate::model::{Resource, SpanId, TraceId};
+
+/// One export's contribution: summed cells, edge halves to match, and when each resource was
+/// last seen (for the service list).
+#[derive(Debug, Default)]
+pub struct RollupDelta {
+    pub cells: Vec<RollupRow>,
+    pub halves: Vec<EdgeHalf>,
+    pub seen: Vec<(Arc<Resource>, i64)>,
+}
+
+/// A cell's key while building: kind, minute, resource (by position), operation, detail.
+type CellKey<'a> = (RollupKind, i64, usize, Cow<'a, str>, Cow<'a, str>);
+
+/// A cell's sums while building.
+struct CellSum {
+    /// The detail stored (an error group keeps its first example here; it is not in the key).
+    detail: String,
+    count: u64,
+    errors: u64,
+    latency: LatencyHistogram,
+}
+
+/// One resource of the request: the resource, its service name shared with edge halves, and
+/// the latest record time seen from it.
+struct SeenResource {
+    resource: Arc<Resource>,
+    service: Arc<str>,
+    last_seen: Option<i64>,
+}
+
+/// Builds a [`RollupDelta`] while an export is decoded; borrows names from the request.
+#[derive(Default)]
+pub struct DeltaBuilder<'a> {
+    resources: Vec<SeenResource>,
+    cells: HashMap<CellKey<'a>, CellSum, foldhash::fast::RandomState>,
+    halves: Vec<EdgeHalf>,
+}
+
+/// A resource of the request being decoded, as [`DeltaBuilder::resource`] numbers it.
+#[derive(Debug, Clone, Copy)]
+pub struct ResourceRef(usize);
+
+/// What the rollups need of one span.
+pub struct SpanFacts<'a> {
+    pub trace_id: TraceId,
+    pub span_id: SpanId,
+    pub parent_span_id: Option<SpanId>,
+    pub name: &'a str,
+    /// Kind name (`SERVER`, `CLIENT`, …).
+    pub kind: &'static str,
+    pub start: i64,
+    pub duration: i64,
+    pub error: bool,
+}
+
+impl<'a> DeltaBuilder<'a> {
+    /// Numbers a resource of the request; call once per resource block.
+    pub fn resource(&mut self, resource: Arc<Resource>) -> ResourceRef {
+        let service = Arc::from(resource.service_name.as_str());
+        self.resources.push(SeenResource {
+            resource,
+            service,
+            last_seen: None,
+        });
+        ResourceRef(self.resources.len() - 1)
+    }
+
+    /// A record of `resource` stamped `time` (the service list keeps the latest).
+    pub fn seen(&mut self, resource: ResourceRef, time: i64) {
+        let seen = &mut self.resources[resource.0].last_seen;
+        *seen = Some(seen.map_or(time, |t| t.max(time)));
+    }
+
+    fn cell(
+        &mut self,
+        kind: RollupKind,
+        time: i64,
+        resource: ResourceRef,
+        operation: Cow<'a, str>,
+        detail: Cow<'a, str>,
+    ) -> &mut CellSum {
+        // Error groups keep their first example in `detail`; it is not part of the key.
+        let (key_detail, stored) = match kind {
+            RollupKind::ErrorGroup => (Cow::Borrowed(""), detail),
+            _ => (detail.clone(), detail),
+        };
+        let key = (kind, minute_of(time), resource.0, operation, key_detail);
+        self.cells.entry(key).or_insert_with(|| CellSum {
+            detail: stored.into_owned(),
+            count: 0,
+            errors: 0,
+            latency: LatencyHistogram::default(),
+        })
+    }
+
+    /// A span of `resource`: SERVER and CONSUMER spans count as requests (RED), and every
+    /// CLIENT/PRODUCER/SERVER/CONSUMER span is half of a call between services. `db_system`
+    /// and `peer` (`peer.service`, else `server.address`) are the span's attributes: a client
+    /// span with `db_system` is a call to an uninstrumented database at once.
+    pub fn span(
+        &mut self,
+        resource: ResourceRef,
+        span: &SpanFacts<'a>,
+        links: impl Iterator<Item = (TraceId, SpanId)>,
+        db_system: Option<Cow<'a, str>>,
+        peer_service: Option<Cow<'a, str>>,
+        server_address: impl FnOnce() -> Option<Cow<'a, str>>,
+    ) {
+        let service = self.resources[resource.0].service.clone();
+        let half = |side| EdgeHalf {
+            side,
+            service,
+            time: span.start,
+            duration: span.duration,
+            error: span.error,
+        };
+        match span.kind {
+            "SERVER" | "CONSUMER" => {
+                let cell = self.cell(
+                    RollupKind::Red,
+                    span.start,
+                    resource,
+                    Cow::Borrowed(span.name),
+                    Cow::Borrowed(span.kind),
+                );
+                cell.count += 1;
+                cell.errors += u64::from(span.error);
+                cell.latency.add(span.duration);
+                let consumer = span.kind == "CONSUMER";
+                let mut parents = Vec::new();
+                if let Some(p) = span.parent_span_id {
+                    let kind = if consumer {
+                        EdgeKind::Messaging
+                    } else {
+                        EdgeKind::Rpc
+                    };
+                    parents.push(((span.trace_id, p), kind));
+                }
+                if consumer {
+                    parents.extend(links.map(|id| (id, EdgeKind::Messaging)));
+                }
+                self.halves.push(half(Side::Callee { parents }));
+            }
+            "CLIENT" | "PRODUCER" => match db_system {
+                // A database call never has an instrumented callee: a leaf right away.
+                Some(db) => {
+                    let callee = peer_service.unwrap_or(db);
+                    let cell = self.cell(
+                        RollupKind::Edge,
+                        span.start,
+                        resource,
+                        callee,
+                        Cow::Borrowed(EdgeKind::Uninstrumented.as_str()),
+                    );
+                    cell.count += 1;
+                    cell.errors += u64::from(span.error);
+                    cell.latency.add(span.duration);
+                }
+                None => {
+                    let peer = peer_service.or_else(server_address).map(Cow::into_owned);
+                    let id = (span.trace_id, span.span_id);
+                    self.halves.push(half(Side::Caller { id, peer }));
+                }
+            },
+            _ => {}
+        }
+    }
+
+    /// An ERROR or FATAL log record of `resource`.
+    pub fn error_log(&mut self, resource: ResourceRef, time: i64) {
+        self.cell(
+            RollupKind::LogErrors,
+            time,
+            resource,
+            Cow::Borrowed(""),
+            Cow::Borrowed(""),
+        )
+        .count += 1;
+    }
+
+    /// One occurrence of an error group, with the trace (and span) it happened in if known.
+    pub fn error_group(
+        &mut self,
+        resource: ResourceRef,
+        signature: ErrorSignature,
+        time: i64,
+        example: Option<(TraceId, Option<SpanId>)>,
+    ) {
+        let key = signature.key();
+        let detail = serde_json::to_string(&ErrorGroupDetail {
+            signature,
+            example_trace_id: example.map(|(t, _)| t.to_hex()),
+            example_span_id: example.and_then(|(_, s)| s).map(|s| s.to_hex()),
+        })
+        .unwrap_or_default();
+        let cell = self.cell(
+            RollupKind::ErrorGroup,
+            time,
+            resource,
+            Cow::Owned(key),
+            Cow::Owned(detail),
+        );
+        cell.count += 1;
+        cell.errors += 1;
+    }
+
+    /// The owned delta.
+    pub fn finish(self) -> RollupDelta {
+        let resources = self.resources;
+        let cells = self
+            .cells
+            .into_iter()
+            .map(|((kind, minute, r, operation, _), sum)| {
+                let resource = &resources[r].resource;
+                // Edges are per caller service only (the callee is the operation).
+                let (instance, version) = match kind {
+                    RollupKind::Edge => (String::new(), String::new()),
+                    _ => (
+                        resource.service_instance_id.clone(),
+                        resource.service_version.clone(),
+                    ),
+                };
+                RollupRow {
+                    kind,
+                    minute,
+                    service: resource.service_name.clone(),
+                    operation: operation.into_owned(),
+                    instance,
+                    version,
+                    detail: sum.detail,
+                    count: sum.count,
+                    errors: sum.errors,
+                    latency: sum.latency,
+                }
+            })
+            .collect();
+        let seen = resources
+            .into_iter()
+            .filter_map(|r| Some((r.resource, r.last_seen?)))
+            .collect();
+        RollupDelta {
+            cells,
+            halves: self.halves,
+            seen,
+        }
+    }
+}
