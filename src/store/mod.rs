@@ -650,8 +650,11 @@ impl<T: StoredRow> FileBuilder<T> {
             props = props.set_column_dictionary_enabled(ColumnPath::from(*name), false);
         }
         // Min/max of attribute JSON, events and bodies prune nothing (no reader of ours or
-        // DuckDB's can use them) and comparing every value cost half of the span encoding.
-        for name in T::UNIQUE_COLUMNS.iter().chain(T::BULKY_COLUMNS) {
+        // DuckDB's can use them) and comparing every value cost half of the span encoding;
+        // the resource's attribute JSON repeats on every record, so each comparison runs the
+        // whole length of two equal strings (a tenth of the flusher's time).
+        let free_text = ["resource_attributes", "status_message"];
+        for name in T::UNIQUE_COLUMNS.iter().chain(T::BULKY_COLUMNS).chain(&free_text) {
             props = props
                 .set_column_statistics_enabled(ColumnPath::from(*name), EnabledStatistics::None);
         }
