@@ -654,7 +654,11 @@ impl<T: StoredRow> FileBuilder<T> {
         // the resource's attribute JSON repeats on every record, so each comparison runs the
         // whole length of two equal strings (a tenth of the flusher's time).
         let free_text = ["resource_attributes", "status_message"];
-        for name in T::UNIQUE_COLUMNS.iter().chain(T::BULKY_COLUMNS).chain(&free_text) {
+        for name in T::UNIQUE_COLUMNS
+            .iter()
+            .chain(T::BULKY_COLUMNS)
+            .chain(&free_text)
+        {
             props = props
                 .set_column_statistics_enabled(ColumnPath::from(*name), EnabledStatistics::None);
         }
