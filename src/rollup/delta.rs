@@ -260,3 +260,132 @@ impl<'a> DeltaBuilder<'a> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rollup::Rollups;
+
+    fn resource(service: &str) -> Arc<Resource> {
+        Arc::new(Resource {
+            service_name: service.into(),
+            service_instance_id: format!("{service}-1"),
+            service_version: "1.0".into(),
+            ..Resource::default()
+        })
+    }
+
+    fn span(kind: &'static str, id: u8, parent: Option<u8>, error: bool) -> SpanFacts<'static> {
+        SpanFacts {
+            trace_id: TraceId([7; 16]),
+            span_id: SpanId([id; 8]),
+            parent_span_id: parent.map(|p| SpanId([p; 8])),
+            name: "GET /cart",
+            kind,
+            start: 90 * 1_000_000_000,
+            duration: 5_000_000,
+            error,
+        }
+    }
+
+    #[test]
+    fn one_cell_per_operation_and_minute_and_calls_matched_across_exports() {
+        // Export 1: the cart service handles two requests (one failing) and calls a
+        // database and the payment service.
+        let mut cart = DeltaBuilder::default();
+        let r = cart.resource(resource("cart"));
+        for (id, error) in [(1, false), (2, true)] {
+            cart.span(
+                r,
+                &span("SERVER", id, None, error),
+                std::iter::empty(),
+                None,
+                None,
+                || None,
+            );
+            cart.seen(r, 100);
+        }
+        let db = Some(Cow::Borrowed("postgresql"));
+        cart.span(
+            r,
+            &span("CLIENT", 3, Some(1), false),
+            std::iter::empty(),
+            db,
+            None,
+            || None,
+        );
+        cart.span(
+            r,
+            &span("CLIENT", 4, Some(1), false),
+            std::iter::empty(),
+            None,
+            None,
+            || None,
+        );
+        let cart = cart.finish();
+        let red: Vec<_> = cart
+            .cells
+            .iter()
+            .filter(|c| c.kind == RollupKind::Red)
+            .collect();
+        assert_eq!(red.len(), 1, "two requests of one operation, one cell");
+        assert_eq!((red[0].count, red[0].errors), (2, 1));
+        assert_eq!(red[0].instance, "cart-1");
+        let leaf = cart.cells.iter().find(|c| c.kind == RollupKind::Edge);
+        assert_eq!(leaf.map(|c| c.operation.as_str()), Some("postgresql"));
+        assert_eq!(cart.halves.len(), 3, "two callee halves, one caller half");
+        assert_eq!(cart.seen.len(), 1);
+        assert_eq!(cart.seen[0].1, 100);
+
+        // Export 2: the payment service's server span, child of the cart's client span 4.
+        let mut payment = DeltaBuilder::default();
+        let r = payment.resource(resource("payment"));
+        payment.span(
+            r,
+            &span("SERVER", 5, Some(4), false),
+            std::iter::empty(),
+            None,
+            None,
+            || None,
+        );
+        let mut rollups = Rollups::default();
+        rollups.absorb(cart);
+        rollups.absorb(payment.finish());
+        let edges: Vec<_> = rollups
+            .rows()
+            .filter(|c| c.kind == RollupKind::Edge && c.detail == "rpc")
+            .collect();
+        assert_eq!(edges.len(), 1);
+        assert_eq!(
+            (edges[0].service.as_str(), edges[0].operation.as_str()),
+            ("cart", "payment")
+        );
+    }
+
+    #[test]
+    fn an_error_group_keeps_its_first_example() {
+        let mut b = DeltaBuilder::default();
+        let r = b.resource(resource("payment"));
+        for n in [1u8, 2] {
+            let sig = super::super::error_group::signature(
+                [Some(Cow::Borrowed("Timeout"))],
+                "error",
+                &format!("charge {n} timed out after 2500 ms"),
+                "",
+            );
+            b.error_group(r, sig, 0, Some((TraceId([n; 16]), None)));
+        }
+        b.error_log(r, 0);
+        let delta = b.finish();
+        let groups: Vec<_> = delta
+            .cells
+            .iter()
+            .filter(|c| c.kind == RollupKind::ErrorGroup)
+            .collect();
+        assert_eq!(groups.len(), 1, "same message up to numbers: one group");
+        assert_eq!(groups[0].count, 2);
+        assert!(groups[0].detail.contains(&TraceId([1; 16]).to_hex()));
+        let logs = delta.cells.iter().find(|c| c.kind == RollupKind::LogErrors);
+        assert_eq!(logs.map(|c| c.count), Some(1));
+    }
+}
