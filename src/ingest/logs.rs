@@ -15,34 +15,25 @@ use opentelemetry_proto::tonic::logs::v1::LogRecord;
 
 use super::attribute_text::{text_of, AnyJson};
 use super::correlation::CorrelationKeys;
+use super::record_columns::Decoded;
 use super::record_columns::{text_builder, RecordColumns, ResourceText};
 use super::rejects::Rejects;
 use super::resource::convert_resource;
 use super::traces::clamp_ns;
 use crate::model::{severity_name, SpanId, TraceId};
 use crate::rollup::error_group::signature;
-use crate::rollup::{DeltaBuilder, RollupDelta};
+use crate::rollup::DeltaBuilder;
 use crate::store::StoreError;
 
 /// Severity numbers from here up are ERROR or FATAL: counted and grouped as errors.
 const ERROR_SEVERITY: i32 = 17;
 
-/// One decoded logs export.
-pub struct DecodedLogs {
-    /// The accepted records in the log files' schema, in request order.
-    pub batch: RecordBatch,
-    /// What they add to the rollups and the service list.
-    pub rollups: RollupDelta,
-    /// Records dropped for invalid ids.
-    pub rejects: Rejects,
-}
-
 /// Decodes every log record; one with an invalid trace or span id (a wrong length; OTLP
-/// allows both to be absent) is dropped on its own and counted in [`DecodedLogs::rejects`].
+/// allows both to be absent) is dropped on its own and counted in [`Decoded::rejects`].
 pub fn decode_logs(
     request: &ExportLogsServiceRequest,
     keys: &CorrelationKeys,
-) -> Result<DecodedLogs, StoreError> {
+) -> Result<Decoded, StoreError> {
     let rows = request
         .resource_logs
         .iter()
@@ -99,7 +90,7 @@ pub fn decode_logs(
             }
         }
     }
-    Ok(DecodedLogs {
+    Ok(Decoded {
         batch: columns.finish()?,
         rollups: rollups.finish(),
         rejects,

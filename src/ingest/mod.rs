@@ -33,10 +33,11 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 use prost::Message;
 
 pub use correlation::CorrelationKeys;
-pub use logs::{decode_logs, DecodedLogs};
+pub use logs::decode_logs;
 pub use metrics::convert_metrics;
+pub use record_columns::Decoded;
 pub use rejects::Rejects;
-pub use traces::{decode_traces, DecodedSpans};
+pub use traces::decode_traces;
 
 use crate::model::Signal;
 use crate::pipeline::{Export, Pipeline, WriteError};

@@ -9,8 +9,22 @@ use opentelemetry_proto::tonic::common::v1::KeyValue;
 
 use super::attribute_text::{key_holding, write_object};
 use super::correlation::CorrelationKeys;
+use arrow::record_batch::RecordBatch;
+
+use super::rejects::Rejects;
 use crate::model::Resource;
+use crate::rollup::RollupDelta;
 use crate::store::columns::json_text;
+
+/// One decoded span or logs export.
+pub struct Decoded {
+    /// The accepted records in the files' schema, in request order.
+    pub batch: RecordBatch,
+    /// What they add to the rollups and the service list.
+    pub rollups: RollupDelta,
+    /// Records dropped for invalid ids.
+    pub rejects: Rejects,
+}
 
 /// A resource block as its records repeat it in their columns.
 pub struct ResourceText {

@@ -17,30 +17,21 @@ use serde::{Serialize, Serializer};
 
 use super::attribute_text::{text_of, KeyValuesJson};
 use super::correlation::CorrelationKeys;
+use super::record_columns::Decoded;
 use super::record_columns::{append_json, text_builder, RecordColumns, ResourceText};
 use super::rejects::Rejects;
 use super::resource::convert_resource;
 use crate::model::{SpanId, TraceId};
 use crate::rollup::error_group::signature;
-use crate::rollup::{DeltaBuilder, RollupDelta, SpanFacts};
+use crate::rollup::{DeltaBuilder, SpanFacts};
 use crate::store::StoreError;
 
-/// One decoded trace export.
-pub struct DecodedSpans {
-    /// The accepted spans in the span files' schema, in request order.
-    pub batch: RecordBatch,
-    /// What they add to the rollups and the service list.
-    pub rollups: RollupDelta,
-    /// Spans dropped for invalid ids.
-    pub rejects: Rejects,
-}
-
 /// Decodes every span; a span with an invalid trace, span or parent id is dropped on its own
-/// and counted in [`DecodedSpans::rejects`], the others are kept.
+/// and counted in [`Decoded::rejects`], the others are kept.
 pub fn decode_traces(
     request: &ExportTraceServiceRequest,
     keys: &CorrelationKeys,
-) -> Result<DecodedSpans, StoreError> {
+) -> Result<Decoded, StoreError> {
     let rows = request
         .resource_spans
         .iter()
@@ -90,7 +81,7 @@ pub fn decode_traces(
             }
         }
     }
-    Ok(DecodedSpans {
+    Ok(Decoded {
         batch: columns.finish()?,
         rollups: rollups.finish(),
         rejects,

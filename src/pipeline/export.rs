@@ -57,9 +57,4 @@ impl Export {
             },
         })
     }
-
-    /// Records of the export.
-    pub fn records(&self) -> usize {
-        self.chunk.rows()
-    }
 }
