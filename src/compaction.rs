@@ -23,7 +23,6 @@ use tantivy::TantivyDocument;
 
 use crate::index::{block, BlockIndex, Fields};
 use crate::model::{LogRow, MetricPoint, Signal, SpanRow};
-use crate::pipeline::LiveData;
 use crate::rollup::metric_minutes::MinuteMetric;
 use crate::rollup::RollupRow;
 use crate::store::{Store, StoredRow};
@@ -36,6 +35,35 @@ const SMALL_FILE_BYTES: u64 = 64 << 20;
 const MAX_MERGE_BYTES: u64 = 256 << 20;
 /// …and at most this many files (each holds one decoded row group in memory during the merge).
 pub const MAX_MERGE_FILES: usize = 8;
+/// Rollup files are a few hundred rows each, so one merge takes many more of them.
+const MAX_ROLLUP_MERGE_FILES: usize = 64;
+/// How often the server merges rollup files, apart from the other signals' (slower) passes.
+/// Every flush writes the rollups of the minutes it saw into a file of their own, so a busy
+/// hour collects hundreds of them, and the overview and the service map read them all; merged,
+/// the rows of one cell are summed into one ([`StoredRow::fold`]).
+pub const ROLLUP_EVERY: Duration = Duration::from_secs(30);
+
+/// Which signals' files a pass merges. The server runs two passes on their own cadences;
+/// they must never take the same files (a file merged twice would count twice).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Every signal: `sightline compact`, offline.
+    All,
+    /// Rollup files only.
+    Rollups,
+    /// Everything but rollup files.
+    Records,
+}
+
+impl Scope {
+    fn covers(self, signal: Signal) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Rollups => signal == Signal::Rollups,
+            Scope::Records => signal != Signal::Rollups,
+        }
+    }
+}
 
 /// What one pass merged.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -89,14 +117,14 @@ impl Retired {
     }
 }
 
-/// Merges the small files of every partition that has enough of them. A partition still
-/// being written may be compacted again later; that is harmless. Swapped-out files go to
-/// `retired` and are deleted once its grace period is over.
+/// Merges the small files of every partition in `scope` that has enough of them. A partition
+/// still being written may be compacted again later; that is harmless. Swapped-out files go
+/// to `retired` and are deleted once its grace period is over.
 pub async fn compact(
     store: &Store,
     index: &BlockIndex,
-    live: Option<&LiveData>,
     retired: &mut Retired,
+    scope: Scope,
 ) -> anyhow::Result<Compacted> {
     retired.sweep(store).await?;
     let mut partitions: BTreeMap<String, Vec<(String, u64)>> = BTreeMap::new();
@@ -105,7 +133,11 @@ pub async fn compact(
         if size >= SMALL_FILE_BYTES || waiting.contains(path.as_str()) {
             continue;
         }
-        if let Some((partition, _)) = path.rsplit_once('/') {
+        let Some((partition, _)) = path.rsplit_once('/') else {
+            continue;
+        };
+        let folder = partition.split('/').next().unwrap_or("");
+        if Signal::from_folder(folder).is_some_and(|signal| scope.covers(signal)) {
             partitions
                 .entry(partition.to_string())
                 .or_default()
@@ -118,10 +150,16 @@ pub async fn compact(
             continue;
         }
         files.sort();
-        let groups = merge_groups(files);
+        let folder = partition.split('/').next().unwrap_or("");
+        let max_files = if Signal::from_folder(folder) == Some(Signal::Rollups) {
+            MAX_ROLLUP_MERGE_FILES
+        } else {
+            MAX_MERGE_FILES
+        };
+        let groups = merge_groups(files, max_files);
         done.partitions += usize::from(!groups.is_empty());
         for group in groups {
-            merge_group(store, index, live, &partition, &group).await?;
+            merge_group(store, index, &partition, &group).await?;
             done.files_in += group.len();
             done.files_out += 1;
             let now = Instant::now();
@@ -133,13 +171,13 @@ pub async fn compact(
 }
 
 /// Cuts a partition's small files (sorted by name) into merges of at least two files, at most
-/// [`MAX_MERGE_FILES`] and about [`MAX_MERGE_BYTES`] each.
-fn merge_groups(files: Vec<(String, u64)>) -> Vec<Vec<String>> {
+/// `max_files` and about [`MAX_MERGE_BYTES`] each.
+fn merge_groups(files: Vec<(String, u64)>, max_files: usize) -> Vec<Vec<String>> {
     let mut groups: Vec<Vec<String>> = Vec::new();
     let mut group = Vec::new();
     let mut bytes = 0;
     for (path, size) in files {
-        if !group.is_empty() && (bytes + size > MAX_MERGE_BYTES || group.len() >= MAX_MERGE_FILES) {
+        if !group.is_empty() && (bytes + size > MAX_MERGE_BYTES || group.len() >= max_files) {
             groups.push(std::mem::take(&mut group));
             bytes = 0;
         }
@@ -156,7 +194,6 @@ fn merge_groups(files: Vec<(String, u64)>) -> Vec<Vec<String>> {
 async fn merge_group(
     store: &Store,
     index: &BlockIndex,
-    live: Option<&LiveData>,
     partition: &str,
     group: &[String],
 ) -> anyhow::Result<()> {
@@ -172,10 +209,9 @@ async fn merge_group(
         Signal::MetricMinutes => merge::<MinuteMetric>(store, partition, group, &fields).await?,
         Signal::Rollups => merge::<RollupRow>(store, partition, group, &fields).await?,
     };
-    {
-        let _guard = live.map(|l| l.write());
-        index.replace_files(group, docs)?;
-    }
+    // No live-data lock: a query sees the old files or the new one, both whole, and
+    // acknowledgements never wait on this commit.
+    index.replace_files(group, docs)?;
     tracing::info!(partition = %partition, files_in = group.len(), "compacted");
     Ok(())
 }
@@ -252,7 +288,12 @@ async fn merge<T: StoredRow>(
             .map(|(i, _)| i);
         let Some(i) = smallest else { break };
         let cursor = &mut cursors[i];
-        pending.extend(cursor.rows.pop_front());
+        if let Some(row) = cursor.rows.pop_front() {
+            let folded = pending.last_mut().is_some_and(|last| T::fold(last, &row));
+            if !folded {
+                pending.push(row);
+            }
+        }
         cursor.refill(store).await?;
         if pending.len() >= per_group {
             write_pending(&mut file, &mut pending)?;
@@ -273,8 +314,13 @@ mod tests {
     fn merges_are_bounded_in_files_and_bytes() {
         let mb = 1 << 20;
         let files: Vec<(String, u64)> = (0..20).map(|i| (format!("f{i:02}"), mb)).collect();
-        let sizes: Vec<usize> = merge_groups(files).iter().map(Vec::len).collect();
+        let sizes: Vec<usize> = merge_groups(files, MAX_MERGE_FILES)
+            .iter()
+            .map(Vec::len)
+            .collect();
         assert_eq!(sizes, [8, 8, 4]);
+        let files: Vec<(String, u64)> = (0..20).map(|i| (format!("f{i:02}"), mb)).collect();
+        assert_eq!(merge_groups(files, MAX_ROLLUP_MERGE_FILES).len(), 1);
 
         let files = vec![
             ("a".to_string(), 200 * mb),
@@ -284,7 +330,7 @@ mod tests {
         ];
         // A file alone in its merge stays as it is.
         assert_eq!(
-            merge_groups(files),
+            merge_groups(files, MAX_MERGE_FILES),
             [vec!["b".to_string(), "c".to_string()]]
         );
     }

@@ -72,7 +72,8 @@ pub struct ServeArgs {
     /// [default: 0].
     #[arg(long, env = "SIGHTLINE_MAX_STORE_BYTES")]
     pub max_store_bytes: Option<u64>,
-    /// Seconds between compaction passes [default: 300].
+    /// Seconds between compaction passes over span, log and metric files [default: 300].
+    /// Rollup files are merged every 30 s (or at this interval if it is shorter).
     #[arg(long, env = "SIGHTLINE_COMPACTION_INTERVAL_SECS")]
     pub compaction_interval_secs: Option<u64>,
     /// Largest size of the data dir in bytes; beyond it exports are refused as retryable

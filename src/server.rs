@@ -187,8 +187,19 @@ pub async fn run(
         compaction_loop(
             store.clone(),
             index.clone(),
-            live.clone(),
             config.compaction_interval,
+            crate::compaction::Scope::Records,
+        ),
+    )?;
+    spawn_low_priority(
+        "rollup-compact",
+        compaction_loop(
+            store.clone(),
+            index.clone(),
+            config
+                .compaction_interval
+                .min(crate::compaction::ROLLUP_EVERY),
+            crate::compaction::Scope::Rollups,
         ),
     )?;
     if config.demo {
@@ -321,19 +332,18 @@ async fn retention_loop(
     }
 }
 
-/// Merges small files every `every` (the first pass one interval after start).
+/// Merges the small files of `scope` every `every` (the first pass one interval after start).
 async fn compaction_loop(
     store: Store,
     index: Arc<BlockIndex>,
-    live: Arc<LiveData>,
     every: std::time::Duration,
+    scope: crate::compaction::Scope,
 ) {
     // Longer than the request time limit, so no query still reads a swapped-out file.
     let mut retired = crate::compaction::Retired::with_grace(crate::hardening::REQUEST_TIMEOUT * 3);
     loop {
         tokio::time::sleep(every).await;
-        if let Err(e) = crate::compaction::compact(&store, &index, Some(&live), &mut retired).await
-        {
+        if let Err(e) = crate::compaction::compact(&store, &index, &mut retired, scope).await {
             tracing::error!("compaction failed: {e:#}");
         }
     }

@@ -95,3 +95,68 @@ async fn small_files_merge_and_queries_answer_the_same() {
     assert_eq!(before, after);
     server.stop();
 }
+
+/// Every flush writes the rollups of the minutes it saw into a file of its own; compaction
+/// sums the rows of one cell into one, and the overview reads the same numbers from it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollup_rows_of_one_cell_are_summed_into_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // The middle of a minute ten minutes ago: every run's span falls in the same cell.
+    let minute = 60_000_000_000u64;
+    let t = (common::otlp::now_ns() - 10 * minute) / minute * minute + minute / 2;
+    let durations_ms = [3u64, 5, 8, 13, 400];
+    for (round, ms) in durations_ms.iter().enumerate() {
+        let server = Server::start(&data);
+        let mut s = span(vec![7; 16], vec![round as u8 + 1; 8], "GET /fold");
+        s.start_time_unix_nano = t + round as u64;
+        s.end_time_unix_nano = s.start_time_unix_nano + ms * 1_000_000;
+        let r = server
+            .post_protobuf("/v1/traces", traces("folder", vec![s]).encode_to_vec())
+            .await;
+        assert_eq!(r.status(), 200);
+        server.stop();
+    }
+    let rollup_rows = || {
+        parquet_files(&data.join("store/rollups"))
+            .iter()
+            .map(|f| {
+                SerializedFileReader::new(std::fs::File::open(f).unwrap())
+                    .unwrap()
+                    .metadata()
+                    .file_metadata()
+                    .num_rows()
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(rollup_rows(), [1; 5], "one RED row per run");
+    let window = format!("start={}&end={}", t - 5 * minute, t + 5 * minute);
+    let red = |body: serde_json::Value| {
+        let service = body["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == "folder")
+            .cloned()
+            .unwrap_or_default();
+        (
+            service["red"].clone(),
+            service["requests_per_minute"].clone(),
+        )
+    };
+    let server = Server::start(&data);
+    let before = red(server.get(&format!("/api/v1/overview?{window}")).await.1);
+    server.stop();
+    assert_eq!(before.0["requests"], 5, "{before:?}");
+
+    common::compact(&data);
+    assert_eq!(
+        rollup_rows(),
+        [1],
+        "the five rows of one cell summed into one"
+    );
+    let server = Server::start(&data);
+    let after = red(server.get(&format!("/api/v1/overview?{window}")).await.1);
+    server.stop();
+    assert_eq!(before, after);
+}

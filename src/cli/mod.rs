@@ -253,7 +253,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let store = crate::store::Store::open_local(&data_dir.join("store"), 16_384)?;
             // Offline: nothing else reads, so swapped-out files go at once.
             let mut retired = crate::compaction::Retired::default();
-            let done = crate::compaction::compact(&store, &index, None, &mut retired).await?;
+            let done = crate::compaction::compact(
+                &store,
+                &index,
+                &mut retired,
+                crate::compaction::Scope::All,
+            )
+            .await?;
             index.close()?;
             println!(
                 "compacted {} partitions: {} files into {}",

@@ -86,6 +86,34 @@ pub struct RollupRow {
 /// The key of a rollup cell.
 type Key = (RollupKind, i64, String, String, String, String, String);
 
+impl RollupRow {
+    /// The parts of the cell key beyond kind, minute and service. An error group's `detail`
+    /// holds its first example, which is not part of the key.
+    pub fn cell_key(&self) -> (&str, &str, &str, &str) {
+        let detail = if self.kind == RollupKind::ErrorGroup {
+            ""
+        } else {
+            self.detail.as_str()
+        };
+        (&self.operation, &self.instance, &self.version, detail)
+    }
+
+    /// Adds `other` into this row if both are the same cell (the first error-group example
+    /// stays); returns whether it did.
+    pub fn add(&mut self, other: &RollupRow) -> bool {
+        let same = self.kind == other.kind
+            && self.minute == other.minute
+            && self.service == other.service
+            && self.cell_key() == other.cell_key();
+        if same {
+            self.count += other.count;
+            self.errors += other.errors;
+            self.latency.merge(&other.latency);
+        }
+        same
+    }
+}
+
 /// Example and signature of an error group, kept in `detail`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ErrorGroupDetail {

@@ -72,6 +72,12 @@ pub trait StoredRow: Sized + Send + Sync + 'static {
         keep: &mut dyn FnMut(&Self) -> bool,
         out: &mut Vec<Self>,
     ) -> Result<(), StoreError>;
+    /// Adds `next` into `into` when both count the same thing (rows that are sums), so
+    /// compaction writes one row where flushes wrote many; records are never folded.
+    /// Returns whether it did.
+    fn fold(_into: &mut Self, _next: &Self) -> bool {
+        false
+    }
 }
 
 /// A row type the memtable holds as Arrow batches in arrival order; the store sorts them
@@ -222,9 +228,15 @@ impl StoredRow for crate::rollup::RollupRow {
     fn time(&self) -> i64 {
         self.minute
     }
-    /// By kind, service and minute: what the overview and the map read.
+    /// By kind, service and minute (what the overview and the map read), then the rest of
+    /// the cell's key, so the rows of one cell sit next to each other for [`Self::fold`].
     fn order(a: &Self, b: &Self) -> Ordering {
-        (a.kind, &a.service, a.minute).cmp(&(b.kind, &b.service, b.minute))
+        (a.kind, &a.service, a.minute)
+            .cmp(&(b.kind, &b.service, b.minute))
+            .then_with(|| a.cell_key().cmp(&b.cell_key()))
+    }
+    fn fold(into: &mut Self, next: &Self) -> bool {
+        into.add(next)
     }
     fn to_batch(rows: &[&Self]) -> Result<RecordBatch, StoreError> {
         rollups::to_batch(rows)
