@@ -12,6 +12,7 @@ const ROUTES: &[(&str, &[&str])] = &[
     ("/api/v1/traces", &["get"]),
     ("/api/v1/traces/{trace_id}", &["get"]),
     ("/api/v1/logs", &["get"]),
+    ("/api/v1/logs/histogram", &["get"]),
     ("/api/v1/correlations/{id}", &["get"]),
     ("/api/v1/services", &["get"]),
     ("/api/v1/overview", &["get"]),

@@ -125,6 +125,7 @@ pub fn router(engine: QueryEngine, notebook: Notebook) -> Router {
         .route("/api/v1/traces", get(search_traces))
         .route("/api/v1/traces/{trace_id}", get(trace))
         .route("/api/v1/logs", get(logs))
+        .route("/api/v1/logs/histogram", get(log_histogram))
         .route("/api/v1/correlations/{id}", get(correlation))
         .route("/api/v1/services", get(services))
         .route("/api/v1/overview", get(overview))
@@ -262,6 +263,40 @@ async fn logs(
         before: p.before.as_deref().map(LogCursor::parse).transpose()?,
     };
     Ok(Json(engine.search_logs(&search).await?).into_response())
+}
+
+/// Query string of `GET /api/v1/logs/histogram`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct HistogramParams {
+    q: Option<String>,
+    start: Option<String>,
+    end: Option<String>,
+    /// About how many buckets (1–1000; default 60): the width is the smallest round one
+    /// (1 s, 10 s, 1 min, 5 min, …) that covers the window in that many.
+    buckets: Option<usize>,
+}
+
+#[utoipa::path(get, path = "/api/v1/logs/histogram", tag = "logs", params(HistogramParams),
+    responses((status = 200, description = "`{start_unix_nano, bucket_nano, counts[], total}`: records matching `q` per bucket; buckets start on whole multiples of their width", body = Object), (status = 400, description = "Bad input: `{\"error\": \"…\"}`")))]
+async fn log_histogram(
+    State(engine): State<QueryEngine>,
+    Query(p): Query<HistogramParams>,
+) -> Result<Response, ApiError> {
+    let (start, end, _) = Window {
+        start: p.start,
+        end: p.end,
+    }
+    .resolve()?;
+    let histogram = engine
+        .log_histogram(
+            p.q.as_deref().unwrap_or_default(),
+            start,
+            end,
+            p.buckets.unwrap_or(60),
+        )
+        .await?;
+    Ok(Json(histogram).into_response())
 }
 
 #[utoipa::path(get, path = "/api/v1/correlations/{id}", tag = "logs",

@@ -23,7 +23,7 @@ Times are RFC 3339 or Unix timestamps (s, ms, µs or ns, told apart by size). Er
 `{\"error\": \"…\"}`. With logins configured, send a session cookie or HTTP Basic credentials."
     ),
     paths(
-        super::search_traces, super::trace, super::logs, super::correlation, super::services,
+        super::search_traces, super::trace, super::logs, super::log_histogram, super::correlation, super::services,
         super::overview, super::service_map, super::service, super::errors,
         super::metric_names, super::metric_query,
         views::create, views::list, views::one, views::edit, views::remove, views::pin,

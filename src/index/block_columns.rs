@@ -135,10 +135,11 @@ pub fn log_block(
 ) -> Result<TantivyDocument, StoreError> {
     let mut b = BlockBuilder::new(fields, Signal::Logs, path, row_group);
     let mut severities = std::collections::BTreeSet::new();
-    // Distinct body tokens: words into the index (one text value, tokenized once more by
-    // tantivy), id-like tokens into the filter.
+    // Distinct body words into the index, each with the number of records that hold it
+    // (`text::CountedWords`); id-like tokens into the filter.
     let mut analyzer = text::analyzer();
-    let mut words: foldhash::HashSet<String> = foldhash::HashSet::default();
+    let mut words: foldhash::HashMap<String, WordCount> = foldhash::HashMap::default();
+    let mut record = 0u32;
     for batch in batches {
         let cols = Columns::new(batch);
         let time = cols.primitive::<TimestampNanosecondType>("time")?;
@@ -162,12 +163,15 @@ pub fn log_block(
             }
             severities.insert(severity.value(i));
             attributes.note(i, &mut b);
+            record += 1;
             let mut stream = analyzer.token_stream(body.value(i));
             while let Some(token) = stream.next() {
                 if !text::is_indexed(&token.text) {
                     b.key(KeyKind::BodyToken, token.text.as_bytes());
-                } else if !words.contains(token.text.as_str()) {
-                    words.insert(token.text.clone());
+                } else if let Some(word) = words.get_mut(token.text.as_str()) {
+                    word.seen_in(record);
+                } else {
+                    words.insert(token.text.clone(), WordCount::first(record));
                 }
             }
         }
@@ -175,9 +179,37 @@ pub fn log_block(
     for s in severities {
         b.doc.add_i64(fields.severity, i64::from(s));
     }
-    b.doc
-        .add_text(fields.body, words.into_iter().collect::<Vec<_>>().join(" "));
+    let mut counted = String::new();
+    for (word, count) in &words {
+        use std::fmt::Write;
+        let _ = write!(counted, "{word} {} ", count.records);
+    }
+    b.doc.add_text(fields.body, counted);
     Ok(b.finish())
+}
+
+/// How many records of a block hold a word.
+struct WordCount {
+    records: u32,
+    /// The last record counted (records are numbered from 1).
+    last: u32,
+}
+
+impl WordCount {
+    fn first(record: u32) -> Self {
+        Self {
+            records: 1,
+            last: record,
+        }
+    }
+
+    /// Counts `record` unless it already was (a word twice in one body counts once).
+    fn seen_in(&mut self, record: u32) {
+        if self.last != record {
+            self.records += 1;
+            self.last = record;
+        }
+    }
 }
 
 /// Calls `f(key, value text)` for each entry of a stored attribute object, borrowing from
@@ -431,16 +463,24 @@ mod tests {
             correlation_id: (n == 2).then(|| "corr-2".to_string()),
         };
         let rows = [
-            log(1, "Payment FAILED for order-12345", 17),
+            log(1, "Payment FAILED for order-12345, payment", 17),
             log(2, "payment ok", 9),
         ];
         let batch = LogRow::to_batch(&[&rows[0], &rows[1]]).expect("batch");
         let doc = log_block(&fields, "logs/x.parquet", 0, &[batch]).expect("block");
+        // Each word with the number of records holding it ("payment" twice in one body
+        // counts once).
         let words: BTreeSet<String> = texts(&doc, fields.body)
             .iter()
-            .flat_map(|t| t.split(' ').map(str::to_string).collect::<Vec<_>>())
+            .flat_map(|t| {
+                let parts: Vec<&str> = t.split_whitespace().collect();
+                parts.chunks(2).map(|p| p.join(" ")).collect::<Vec<_>>()
+            })
             .collect();
-        assert_eq!(words, set(&["payment", "failed", "for", "order", "ok"]));
+        assert_eq!(
+            words,
+            set(&["payment 2", "failed 1", "for 1", "order 1", "ok 1"])
+        );
         assert_eq!(texts(&doc, fields.attr), set(&["order=o-1", "code=402"]));
         let severities: Vec<i64> = doc
             .get_all(fields.severity)

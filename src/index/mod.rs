@@ -108,6 +108,9 @@ impl BlockIndex {
         index
             .tokenizers()
             .register(text::TOKENIZER, text::analyzer());
+        index
+            .tokenizers()
+            .register(text::COUNTED_TOKENIZER, text::CountedWords::default());
         // One indexing thread: indexing a block is cheap, and the other core serves ingest.
         let writer = if writable {
             let writer: IndexWriter = index.writer_with_num_threads(1, 64 << 20)?;
@@ -313,6 +316,43 @@ impl BlockIndex {
             clauses.push((Occur::Must, Box::new(q)));
         }
         self.matching_blocks(searcher, &BooleanQuery::new(clauses))
+    }
+
+    /// Every log block overlapping `[start, end]` whose bodies hold `word` (an indexed word,
+    /// see `text::is_indexed`), with the number of its records that do: the word's term
+    /// frequency in the block document (`text::CountedWords`). Reads postings only.
+    pub fn body_word_counts(
+        &self,
+        searcher: &Searcher,
+        word: &str,
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<(BlockRef, u32)>, IndexError> {
+        use tantivy::postings::Postings;
+        use tantivy::{DocSet, TERMINATED};
+        let term = Term::from_field_text(self.fields.body, word);
+        let mut out = Vec::new();
+        for reader in searcher.segment_readers() {
+            let inverted = reader.inverted_index(self.fields.body)?;
+            let Some(mut postings) = inverted.read_postings(&term, IndexRecordOption::WithFreqs)?
+            else {
+                continue;
+            };
+            let blocks = self.blocks.of(reader)?;
+            let alive = reader.alive_bitset();
+            let mut doc = postings.doc();
+            while doc != TERMINATED {
+                let live = alive.is_none_or(|a| a.is_alive(doc));
+                if let Some(cached) = blocks.get(doc).filter(|_| live) {
+                    let block = &cached.block;
+                    if block.time_max >= start && block.time_min <= end {
+                        out.push((block.clone(), postings.term_freq()));
+                    }
+                }
+                doc = postings.advance();
+            }
+        }
+        Ok(out)
     }
 
     /// The blocks of every live document `query` matches, from the block cache (no document

@@ -5,7 +5,7 @@ use tantivy::schema::{
     STRING,
 };
 
-use super::text::TOKENIZER;
+use super::text::COUNTED_TOKENIZER;
 
 /// Handles to every field of the block schema.
 #[derive(Debug, Clone)]
@@ -38,7 +38,8 @@ pub struct Fields {
     pub attr: Field,
     /// Keys with too many distinct values in the block to list (ids, urls).
     pub attr_overflow: Field,
-    /// Log body tokens, without positions.
+    /// Log body words, without positions; a word's term frequency is the number of the
+    /// block's records that hold it (see `text::CountedWords`).
     pub body: Field,
     /// JSON list of the instances seen in the block (stored only).
     pub instances: Field,
@@ -54,8 +55,8 @@ impl Fields {
             .set_stored();
         let body = TextOptions::default().set_indexing_options(
             TextFieldIndexing::default()
-                .set_tokenizer(TOKENIZER)
-                .set_index_option(IndexRecordOption::Basic),
+                .set_tokenizer(COUNTED_TOKENIZER)
+                .set_index_option(IndexRecordOption::WithFreqs),
         );
         let fields = Fields {
             signal: b.add_text_field("signal", STRING),

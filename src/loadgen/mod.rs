@@ -63,6 +63,11 @@ pub struct LoadgenArgs {
     /// Stop after this many records are acknowledged instead (data-set builder).
     #[arg(long)]
     pub fill: Option<u64>,
+    /// Logs: a new body for every record (5–30 words of a small vocabulary, a random 32-bit
+    /// number and a uuid), so every id-like token is rare, as in real logs. Without it, the
+    /// bodies of a few prebuilt requests repeat.
+    #[arg(long)]
+    pub unique_bodies: bool,
     /// Build and encode payloads but send nothing: the generator's own ceiling.
     #[arg(long)]
     pub null_sink: bool,
@@ -238,7 +243,7 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
     );
     let sample = batches.load(Ordering::Relaxed).min(ZSTD_SAMPLE_BATCHES);
     if sample > 0 {
-        let (raw, packed, records) = zstd_of_stream(&payloads, args.signal, sample, args.batch)?;
+        let (raw, packed, records) = zstd_of_stream(&payloads, &args, sample)?;
         println!(
             "zstd -3 of that stream {:.0} B/record ({:.1}x smaller than protobuf; first {sample} batches re-encoded as one stream)",
             packed as f64 / records.max(1) as f64,
@@ -280,16 +285,15 @@ const ZSTD_SAMPLE_BATCHES: u64 = 256;
 /// count: the archive size stored bytes per record are held against.
 fn zstd_of_stream(
     p: &Payloads,
-    signal: LoadSignal,
+    args: &LoadgenArgs,
     batches: u64,
-    batch: usize,
 ) -> anyhow::Result<(u64, u64, u64)> {
     use std::io::Write;
     let mut encoder = zstd::stream::Encoder::new(Vec::new(), 3)?;
     let mut raw = 0u64;
     for n in 0..batches {
         let variant = (n % p.traces.len() as u64) as usize;
-        let signal = signal.of_batch(n);
+        let signal = args.signal.of_batch(n);
         let bytes = match signal {
             LoadSignal::Traces | LoadSignal::Mix => {
                 let mut req = p.traces[variant].clone();
@@ -299,6 +303,9 @@ fn zstd_of_stream(
             LoadSignal::Logs => {
                 let mut req = p.logs[variant].clone();
                 payload::refresh_log_ids(&mut req, n, 0);
+                if args.unique_bodies {
+                    payload::unique_log_bodies(&mut req, n);
+                }
                 req.encode_to_vec()
             }
             LoadSignal::Metrics => p.metrics[variant].encode_to_vec(),
@@ -307,7 +314,7 @@ fn zstd_of_stream(
         encoder.write_all(&bytes)?;
     }
     let packed = encoder.finish()?.len() as u64;
-    Ok((raw, packed, batches * batch as u64))
+    Ok((raw, packed, batches * args.batch as u64))
 }
 
 async fn connect(args: &LoadgenArgs, endpoint: &str) -> anyhow::Result<Client> {
@@ -367,8 +374,7 @@ async fn worker(
         let variant = ((n + id as u64) % payloads.traces.len() as u64) as usize;
         loop {
             let t = Instant::now();
-            let (outcome, bytes) =
-                send(&mut client, signal, &payloads, variant, n, args.protocol).await;
+            let (outcome, bytes) = send(&mut client, signal, &payloads, variant, n, &args).await;
             let elapsed = t.elapsed().as_nanos() as u64;
             match outcome {
                 Sent::Ok { rejected } => {
@@ -400,8 +406,9 @@ async fn send(
     p: &Payloads,
     variant: usize,
     batch: u64,
-    protocol: LoadProtocol,
+    args: &LoadgenArgs,
 ) -> (Sent, u64) {
+    let protocol = args.protocol;
     let shift = now_ns().saturating_sub(p.built_at);
     let grpc_outcome = |r: Result<u64, tonic::Status>| match r {
         Ok(rejected) => Sent::Ok { rejected },
@@ -445,6 +452,9 @@ async fn send(
         LoadSignal::Logs => {
             let mut req = p.logs[variant].clone();
             payload::refresh_log_ids(&mut req, batch, shift);
+            if args.unique_bodies {
+                payload::unique_log_bodies(&mut req, batch);
+            }
             let bytes = req.encoded_len() as u64;
             let outcome = match client {
                 Client::Null => {

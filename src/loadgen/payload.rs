@@ -100,25 +100,28 @@ pub fn traces(seed: u64, n: usize, now: u64) -> ExportTraceServiceRequest {
     }
 }
 
+/// The words log bodies are made of.
+const WORDS: [&str; 14] = [
+    "payment",
+    "order",
+    "declined",
+    "timeout",
+    "retry",
+    "cache",
+    "user",
+    "session",
+    "upstream",
+    "connection",
+    "pool",
+    "latency",
+    "checkout",
+    "inventory",
+];
+
 /// A logs export of `n` records from one instance, stamped at `now`.
 pub fn logs(seed: u64, n: usize, now: u64) -> ExportLogsServiceRequest {
     let mut rng = fastrand::Rng::with_seed(seed);
-    let words = [
-        "payment",
-        "order",
-        "declined",
-        "timeout",
-        "retry",
-        "cache",
-        "user",
-        "session",
-        "upstream",
-        "connection",
-        "pool",
-        "latency",
-        "checkout",
-        "inventory",
-    ];
+    let words = WORDS;
     let records = (0..n)
         .map(|i| {
             let len = rng.usize(8..40);
@@ -221,6 +224,28 @@ pub fn refresh_log_ids(request: &mut ExportLogsServiceRequest, batch: u64, shift
         stamp(&mut record.span_id, batch);
         record.time_unix_nano += shift_nano;
         stamp_correlation_id(&mut record.attributes, batch);
+    }
+}
+
+/// Gives every record of `request` a body of its own, drawn from `batch`: 5–30 words of
+/// the vocabulary, a random 32-bit number and a uuid, in random places — the shape of the
+/// peer comparison in issue 19, where every id-like token is rare.
+pub fn unique_log_bodies(request: &mut ExportLogsServiceRequest, batch: u64) {
+    let mut rng = fastrand::Rng::with_seed(batch.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    for record in request
+        .resource_logs
+        .iter_mut()
+        .flat_map(|r| r.scope_logs.iter_mut())
+        .flat_map(|s| s.log_records.iter_mut())
+    {
+        let mut parts: Vec<String> = (0..rng.usize(5..=30))
+            .map(|_| WORDS[rng.usize(..WORDS.len())].to_string())
+            .collect();
+        parts.insert(rng.usize(..=parts.len()), rng.u32(..).to_string());
+        parts.insert(rng.usize(..=parts.len()), uuid(&mut rng));
+        record.body = Some(AnyValue {
+            value: Some(any_value::Value::StringValue(parts.join(" "))),
+        });
     }
 }
 

@@ -65,6 +65,14 @@ const KINDS: &[Kind] = &[
         },
     },
     Kind {
+        name: "histogram of a common word, last hour, 1-minute buckets",
+        url: |_, _| Some("/api/v1/logs/histogram?q=timeout".into()),
+    },
+    Kind {
+        name: "logs page (newest 100 + histogram), common word, last hour",
+        url: |_, _| Some("/logs?q=timeout".into()),
+    },
+    Kind {
         name: "logs page (newest 100 + histogram), one service, last hour",
         url: |_, i| Some(format!("/logs?q=service:service-{}", i % 20)),
     },
@@ -180,6 +188,19 @@ pub async fn run(base: &str, runs: usize, cold_trace_id: Option<&str>) -> anyhow
 
 /// Takes ids from twenty short windows spread over the last hour, so lookups hit old
 /// (flushed, compacted) data as well as the newest.
+/// A token of `body` that few other records hold: the first 8 hex digits of a uuid
+/// (`--unique-bodies`), else a 5-digit number.
+fn rare_token(body: &str) -> Option<&str> {
+    let words = || body.split_whitespace();
+    let hex8 = |w: &str| {
+        w.len() == 36 && w.as_bytes()[8] == b'-' && w[..8].bytes().all(|b| b.is_ascii_hexdigit())
+    };
+    words()
+        .find(|w| hex8(w))
+        .map(|w| &w[..8])
+        .or_else(|| words().find(|w| w.len() == 5 && w.bytes().all(|b| b.is_ascii_digit())))
+}
+
 async fn sample(http: &reqwest::Client, base: &str) -> anyhow::Result<Samples> {
     let now = chrono::Utc::now();
     let mut samples = Samples::default();
@@ -217,12 +238,8 @@ async fn sample(http: &reqwest::Client, base: &str) -> anyhow::Result<Samples> {
             if let Some(id) = log["correlation_id"].as_str() {
                 samples.correlation_ids.push(id.to_string());
             }
-            let body = log["body"].as_str().unwrap_or_default();
-            if let Some(number) = body
-                .split_whitespace()
-                .find(|w| w.len() == 5 && w.bytes().all(|b| b.is_ascii_digit()))
-            {
-                samples.rare_words.push(number.to_string());
+            if let Some(token) = rare_token(log["body"].as_str().unwrap_or_default()) {
+                samples.rare_words.push(token.to_string());
             }
         }
     }

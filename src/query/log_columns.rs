@@ -8,6 +8,8 @@
 //! exact column check take this path (see `LogFilter::exact_prefilter`); the others keep
 //! the row-by-row path.
 
+use arrow::array::AsArray;
+use arrow::datatypes::TimestampNanosecondType;
 use arrow::record_batch::RecordBatch;
 
 use super::log_query::LogFilter;
@@ -69,4 +71,73 @@ impl QueryEngine {
         }
         Ok(true)
     }
+
+    /// Counts the records in `[start, end]` whose bodies hold `word` (an indexed word; the
+    /// query `filter` is that word alone), calling `count(time, n)` for `n` records at about
+    /// `time`. A block wholly inside the window whose first and last record fall in one
+    /// bucket (`same_bucket`) is counted from the index (the word's record count per block)
+    /// without being read; only the blocks that straddle a bucket boundary or the window's
+    /// edge, and the memtable, are read (their time and body columns). Returns how many
+    /// blocks were counted from the index and how many were read.
+    pub async fn count_word(
+        &self,
+        filter: &LogFilter,
+        word: &str,
+        start: i64,
+        end: i64,
+        same_bucket: impl Fn(i64, i64) -> bool,
+        mut count: impl FnMut(i64, u64) + Send,
+    ) -> Result<WordCountReport, QueryError> {
+        self.check_range(Some(start), Some(end))?;
+        let base = Prefilter::none()
+            .at_least("time", Some(start))
+            .at_most("time", Some(end));
+        let prefilter = filter.prefilter(base);
+        let each_time = |batch: &RecordBatch, count: &mut dyn FnMut(i64, u64)| {
+            let times = batch
+                .column_by_name("time")
+                .and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>());
+            for &t in times.into_iter().flat_map(|a| a.values().iter()) {
+                count(t, 1);
+            }
+        };
+        let searcher = {
+            let live = self.live.read();
+            for batch in live.log_columns(&prefilter, &["time"])? {
+                each_time(&batch, &mut count);
+            }
+            self.index.searcher()
+        };
+        let mut report = WordCountReport::default();
+        let mut straddling = Vec::new();
+        for (block, records) in self.index.body_word_counts(&searcher, word, start, end)? {
+            let inside = block.time_min >= start && block.time_max <= end;
+            if inside && same_bucket(block.time_min, block.time_max) {
+                report.blocks_counted += 1;
+                count(block.time_min, u64::from(records));
+            } else {
+                straddling.push(block);
+            }
+        }
+        for (path, groups) in group_by_file(&straddling) {
+            let row_groups: Vec<usize> = groups.iter().map(|(rg, _)| *rg).collect();
+            report.blocks_read += row_groups.len();
+            let read = self
+                .store
+                .read_columns(&path, row_groups.clone(), &prefilter, &["time"]);
+            for batch in self.read_or_report(&path, row_groups.len(), read).await? {
+                each_time(&batch, &mut count);
+            }
+        }
+        Ok(report)
+    }
+}
+
+/// How [`QueryEngine::count_word`] counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WordCountReport {
+    /// Blocks counted from the index alone.
+    pub blocks_counted: usize,
+    /// Blocks read because they straddle a bucket boundary or the window's edge.
+    pub blocks_read: usize,
 }

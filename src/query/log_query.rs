@@ -353,6 +353,18 @@ impl LogFilter {
         exact.then(|| self.prefilter(base))
     }
 
+    /// The word, when the whole query is one word that the block index holds as a term (not
+    /// an id-like token): such a query is counted from the index's per-block word counts.
+    pub fn single_indexed_word(&self) -> Option<&str> {
+        match self.conjuncts().as_slice() {
+            [LogFilter::Text { tokens, .. }] => match tokens.as_slice() {
+                [word] if text::is_indexed(word) => Some(word),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
     /// The top-level `AND`ed conditions.
     fn conjuncts(&self) -> Vec<&LogFilter> {
         match self {

@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use super::buckets::Buckets;
 use super::scan::newest_first_reads;
 use super::{log_query, LogFilter, QueryEngine, QueryError, RowMatcher, MAX_LOG_LIMIT};
 use crate::model::{LogRow, Signal};
@@ -144,7 +145,8 @@ impl QueryEngine {
         })
     }
 
-    /// Counts of records matching a query in `buckets` equal slices of `[start, end]`.
+    /// Counts of records matching a query in `[start, end]`, in at most about `buckets`
+    /// round-width buckets aligned to multiples of their width ([`Buckets`]).
     pub async fn log_histogram(
         &self,
         query: &str,
@@ -153,36 +155,43 @@ impl QueryEngine {
         buckets: usize,
     ) -> Result<LogHistogram, QueryError> {
         let filter = log_query::parse(query)?;
-        let buckets = buckets.clamp(1, 1000);
-        let bucket_nano = ((end - start) / buckets as i64).max(1);
-        let mut counts = vec![0u64; buckets];
-        let bucket_of = |t: i64| ((t - start) / bucket_nano).clamp(0, buckets as i64 - 1) as usize;
-        // From the time column alone where the query allows, else record by record.
-        let counted = self
-            .visit_log_columns(&filter, Prefilter::none(), start, end, &["time"], |batch| {
-                use arrow::array::AsArray;
-                use arrow::datatypes::TimestampNanosecondType;
-                let times = batch
-                    .column_by_name("time")
-                    .and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>());
-                for &t in times.into_iter().flat_map(|a| a.values().iter()) {
-                    counts[bucket_of(t)] += 1;
-                }
+        let slots = Buckets::covering(start, end, buckets.clamp(1, 1000));
+        let mut counts = vec![0u64; slots.count];
+        if let Some(word) = filter.single_indexed_word() {
+            // One word: from the index's per-block word counts.
+            let same_bucket = |a: i64, b: i64| slots.of(a) == slots.of(b);
+            self.count_word(&filter, word, start, end, same_bucket, |t, n| {
+                counts[slots.of(t)] += n;
             })
             .await?;
-        if !counted {
-            self.visit_logs(&filter, Some(start), Some(end), |batch, _| {
-                for l in batch {
-                    counts[bucket_of(l.time_unix_nano)] += 1;
-                }
-                true
-            })
-            .await?;
+        } else {
+            // From the time column alone where the query allows, else record by record.
+            let counted = self
+                .visit_log_columns(&filter, Prefilter::none(), start, end, &["time"], |batch| {
+                    use arrow::array::AsArray;
+                    use arrow::datatypes::TimestampNanosecondType;
+                    let times = batch
+                        .column_by_name("time")
+                        .and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>());
+                    for &t in times.into_iter().flat_map(|a| a.values().iter()) {
+                        counts[slots.of(t)] += 1;
+                    }
+                })
+                .await?;
+            if !counted {
+                self.visit_logs(&filter, Some(start), Some(end), |batch, _| {
+                    for l in batch {
+                        counts[slots.of(l.time_unix_nano)] += 1;
+                    }
+                    true
+                })
+                .await?;
+            }
         }
         let total = counts.iter().sum();
         Ok(LogHistogram {
-            start_unix_nano: start,
-            bucket_nano,
+            start_unix_nano: slots.first,
+            bucket_nano: slots.width,
             counts,
             total,
         })

@@ -4,6 +4,7 @@
 //! consistent snapshot), then reads only the Parquet row groups whose block documents match,
 //! and checks every row of them exactly.
 
+pub mod buckets;
 mod correlation;
 mod log_columns;
 pub mod log_query;

@@ -19,7 +19,8 @@ pub fn kv(key: &str, value: &str) -> KeyValue {
     }
 }
 
-fn resource(service: &str) -> Option<Resource> {
+/// The resource of `service`.
+pub fn resource(service: &str) -> Option<Resource> {
     Some(Resource {
         attributes: vec![kv("service.name", service)],
         ..Default::default()
