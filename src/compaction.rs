@@ -291,6 +291,12 @@ async fn merge<T: StoredRow>(
         if let Some(row) = cursor.rows.pop_front() {
             let folded = pending.last_mut().is_some_and(|last| T::fold(last, &row));
             if !folded {
+                if pending
+                    .last()
+                    .is_some_and(|last| !T::may_share_row_group(last, &row))
+                {
+                    write_pending(&mut file, &mut pending)?;
+                }
                 pending.push(row);
             }
         }

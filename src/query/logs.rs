@@ -145,8 +145,11 @@ impl QueryEngine {
         })
     }
 
-    /// Counts of records matching a query in `[start, end]`, in at most about `buckets`
-    /// round-width buckets aligned to multiples of their width ([`Buckets`]).
+    /// Counts of records matching a query around `[start, end]`, in about `buckets`
+    /// round-width buckets aligned to multiples of their width ([`Buckets`]). Every bucket is
+    /// counted whole, the first from its boundary at or before `start` (as Grafana aligns a
+    /// range query to its step): a bucket then holds whole blocks, whose counts the index
+    /// keeps, and reads nothing.
     pub async fn log_histogram(
         &self,
         query: &str,
@@ -156,6 +159,10 @@ impl QueryEngine {
     ) -> Result<LogHistogram, QueryError> {
         let filter = log_query::parse(query)?;
         let slots = Buckets::covering(start, end, buckets.clamp(1, 1000));
+        let (start, end) = (
+            slots.first,
+            slots.first + slots.count as i64 * slots.width - 1,
+        );
         let mut counts = vec![0u64; slots.count];
         if let Some(word) = filter.single_indexed_word() {
             // One word: from the index's per-block word counts.
