@@ -385,9 +385,13 @@ impl LogFilter {
         if on_body.is_empty() {
             return None;
         }
+        let needles = RequiredText::of(&on_body);
         let on_body = LogFilter::And(on_body);
         let needs_tokens = on_body.uses_text();
         Some(Arc::new(move |body: &str| {
+            if needles.missing_from(body) {
+                return false;
+            }
             let tokens = if needs_tokens {
                 BODY_ANALYZER.with(|a| text::tokens(&mut a.borrow_mut(), body))
             } else {
@@ -495,6 +499,44 @@ fn eval_body(f: &LogFilter, body: &str, tokens: &[String]) -> bool {
 thread_local! {
     /// The body tokenizer of the prefilter, one per reader thread.
     static BODY_ANALYZER: std::cell::RefCell<TextAnalyzer> = std::cell::RefCell::new(text::analyzer());
+    /// A lower-cased copy of the body being checked, one per reader thread.
+    static LOWERED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The ASCII words every matching body must hold as text: the tokens of the query's
+/// top-level words and phrases. A body is tokenized only once it holds all of them, so a
+/// rare token scans a block's bodies with `memmem` instead of splitting every one into words
+/// (most bodies of a block a filter false positive sent us lack the token).
+struct RequiredText(Vec<memchr::memmem::Finder<'static>>);
+
+impl RequiredText {
+    fn of(conjuncts: &[LogFilter]) -> Self {
+        let tokens = conjuncts.iter().flat_map(|c| match c {
+            LogFilter::Text { tokens, .. } => tokens.as_slice(),
+            _ => &[],
+        });
+        Self(
+            tokens
+                .filter(|t| t.is_ascii() && !t.is_empty())
+                .map(|t| memchr::memmem::Finder::new(t.as_bytes()).into_owned())
+                .collect(),
+        )
+    }
+
+    /// Whether `body` surely lacks a required word. Only ASCII bodies are judged: there a
+    /// token is a substring of the lower-cased body; elsewhere Unicode lower-casing may turn
+    /// other characters into ASCII letters (the Kelvin sign into `k`), so the words decide.
+    fn missing_from(&self, body: &str) -> bool {
+        if self.0.is_empty() || !body.is_ascii() {
+            return false;
+        }
+        LOWERED.with(|lowered| {
+            let mut lowered = lowered.borrow_mut();
+            lowered.clear();
+            lowered.extend(body.bytes().map(|b| b.to_ascii_lowercase()));
+            self.0.iter().any(|f| f.find(&lowered).is_none())
+        })
+    }
 }
 
 #[cfg(test)]
@@ -554,8 +596,15 @@ mod tests {
             "payment DECLINED: timeout after 30s",
             "Zahlung abgelehnt: Überweisung fehlgeschlagen",
             "",
+            // A token only as part of a longer one, and a non-ASCII letter that lower-cases
+            // to an ASCII one (the Kelvin sign): the words decide, not the substring.
+            "order X1B2C3D4E and tok 0a1b2c3d-4e5f",
+            "\u{212A}ey rotated for ORDER-1216",
         ];
         let queries = [
+            "x1b2c3d4",
+            "0A1B2C3D",
+            "key order-1216",
             "declined",
             "declined card",
             "\"payment declined\"",
@@ -579,10 +628,17 @@ mod tests {
                 prefilter_kept_something_out |= !passes;
             }
             // Queries with top-level words do prune (the test is not `|_| true`).
-            if matches!(q, "declined card" | "überweisung") {
+            if matches!(q, "declined card" | "überweisung" | "x1b2c3d4") {
                 assert!(prefilter_kept_something_out, "{q:?} prunes nothing");
             }
         }
+        let passes = |q: &str, body: &str| parse(q).unwrap().body_test().is_some_and(|t| t(body));
+        assert!(passes("0A1B2C3D", bodies[4]));
+        assert!(!passes("x1b2c3d4", bodies[4]), "a part of a longer token");
+        assert!(
+            passes("key order-1216", bodies[5]),
+            "the Kelvin sign is a k"
+        );
     }
 
     #[test]
