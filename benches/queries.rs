@@ -1,6 +1,7 @@
 //! The main queries on their own, in process, over flushed data (Parquet + block index):
-//! trace by id, logs by correlation id, full-text search, service map, RED overview and a
-//! metric range query (figures in BENCHMARKS.md).
+//! trace by id, logs by correlation id, full-text search (a common word, a rare token, both),
+//! the histogram of a common word, service map, RED overview and a metric range query
+//! (figures in BENCHMARKS.md).
 //!
 //! The data: with `SIGHTLINE_BENCH_DATA=<dir>`, the data dir of a *stopped* server (for
 //! example one filled with `sightline loadgen --fill N`); otherwise the bench starts the real
@@ -89,6 +90,7 @@ fn queries(c: &mut Criterion) {
     // Ids to look up, spread over the data: a few records of each of twenty windows.
     let mut trace_ids: Vec<TraceId> = Vec::new();
     let mut correlation_ids: Vec<String> = Vec::new();
+    let mut rare_tokens: Vec<String> = Vec::new();
     for k in 0..20 {
         let (s, e) = (start + k * HOUR / 20, start + (k + 1) * HOUR / 20);
         let traces = rt
@@ -110,9 +112,14 @@ fn queries(c: &mut Criterion) {
             }))
             .expect("log search");
         correlation_ids.extend(logs.logs.iter().filter_map(|l| l.correlation_id.clone()));
+        rare_tokens.extend(
+            logs.logs
+                .iter()
+                .filter_map(|l| sightline::loadgen::rare_token(&l.body).map(str::to_string)),
+        );
     }
     assert!(
-        !trace_ids.is_empty() && !correlation_ids.is_empty(),
+        !trace_ids.is_empty() && !correlation_ids.is_empty() && !rare_tokens.is_empty(),
         "no data in the last hour of {}",
         dir.display()
     );
@@ -154,6 +161,33 @@ fn queries(c: &mut Criterion) {
             before: None,
         };
         b.iter(|| rt.block_on(engine.search_logs(&search)).expect("logs"))
+    });
+    let newest_100 = |query: String| LogSearch {
+        query,
+        start: None,
+        end: None,
+        limit: 100,
+        before: None,
+    };
+    g.bench_function("full text, rare token, newest 100", |b| {
+        b.iter(|| {
+            i += 1;
+            let search = newest_100(rare_tokens[i % rare_tokens.len()].clone());
+            rt.block_on(engine.search_logs(&search)).expect("logs")
+        })
+    });
+    g.bench_function("full text, common word AND rare token, newest 100", |b| {
+        b.iter(|| {
+            i += 1;
+            let search = newest_100(format!("timeout {}", rare_tokens[i % rare_tokens.len()]));
+            rt.block_on(engine.search_logs(&search)).expect("logs")
+        })
+    });
+    g.bench_function("histogram of a common word, last hour", |b| {
+        b.iter(|| {
+            rt.block_on(engine.log_histogram("timeout", start, end, 60))
+                .expect("histogram")
+        })
     });
     g.bench_function("service map, last hour", |b| {
         b.iter(|| {

@@ -5,6 +5,8 @@
 pub mod payload;
 mod queries;
 
+pub use queries::rare_token;
+
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};

@@ -190,7 +190,7 @@ pub async fn run(base: &str, runs: usize, cold_trace_id: Option<&str>) -> anyhow
 /// (flushed, compacted) data as well as the newest.
 /// A token of `body` that few other records hold: the first 8 hex digits of a uuid
 /// (`--unique-bodies`), else a 5-digit number.
-fn rare_token(body: &str) -> Option<&str> {
+pub fn rare_token(body: &str) -> Option<&str> {
     let words = || body.split_whitespace();
     let hex8 = |w: &str| {
         w.len() == 36 && w.as_bytes()[8] == b'-' && w[..8].bytes().all(|b| b.is_ascii_hexdigit())
