@@ -166,8 +166,10 @@ pub fn log_block(
             record += 1;
             let mut stream = analyzer.token_stream(body.value(i));
             while let Some(token) = stream.next() {
-                if !text::is_indexed(&token.text) {
+                if text::is_filter_key(&token.text) {
                     b.key(KeyKind::BodyToken, token.text.as_bytes());
+                } else if !text::is_indexed(&token.text) {
+                    // A whole uuid: its first group, the next token, stands for it.
                 } else if let Some(word) = words.get_mut(token.text.as_str()) {
                     word.seen_in(record);
                 } else {

@@ -260,19 +260,22 @@ impl LogFilter {
         match self {
             LogFilter::All | LogFilter::Not(_) | LogFilter::Regex(_) => None,
             LogFilter::Text { tokens, .. } => {
-                // Words are index terms, id-like tokens are in the blocks' filters.
+                // Words are index terms, id-like tokens are in the blocks' filters; a whole
+                // uuid is in neither (its first group, the token after it, stands for it).
                 let terms: Vec<(TOccur, Box<dyn Query>)> = tokens
                     .iter()
-                    .map(|t| {
+                    .filter_map(|t| {
                         let q: Box<dyn Query> = if text::is_indexed(t) {
                             Box::new(TermQuery::new(
                                 Term::from_field_text(f.body, t),
                                 IndexRecordOption::Basic,
                             ))
-                        } else {
+                        } else if text::is_filter_key(t) {
                             index.may_hold(KeyKind::BodyToken, &[t.as_bytes()])
+                        } else {
+                            return None;
                         };
-                        (TOccur::Must, q)
+                        Some((TOccur::Must, q))
                     })
                     .collect();
                 (!terms.is_empty()).then(|| Box::new(BooleanQuery::new(terms)) as Box<dyn Query>)
