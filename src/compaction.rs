@@ -127,7 +127,7 @@ pub async fn compact(
     scope: Scope,
 ) -> anyhow::Result<Compacted> {
     retired.sweep(store).await?;
-    let mut partitions: BTreeMap<String, Vec<(String, u64)>> = BTreeMap::new();
+    let mut partitions: BTreeMap<String, (Signal, Vec<(String, u64)>)> = BTreeMap::new();
     let waiting = retired.paths();
     for (path, size) in store.list_files_with_sizes().await? {
         if size >= SMALL_FILE_BYTES || waiting.contains(path.as_str()) {
@@ -137,21 +137,21 @@ pub async fn compact(
             continue;
         };
         let folder = partition.split('/').next().unwrap_or("");
-        if Signal::from_folder(folder).is_some_and(|signal| scope.covers(signal)) {
+        if let Some(signal) = Signal::from_folder(folder).filter(|s| scope.covers(*s)) {
             partitions
                 .entry(partition.to_string())
-                .or_default()
+                .or_insert_with(|| (signal, Vec::new()))
+                .1
                 .push((path, size));
         }
     }
     let mut done = Compacted::default();
-    for (partition, mut files) in partitions {
+    for (partition, (signal, mut files)) in partitions {
         if files.len() < MIN_FILES {
             continue;
         }
         files.sort();
-        let folder = partition.split('/').next().unwrap_or("");
-        let max_files = if Signal::from_folder(folder) == Some(Signal::Rollups) {
+        let max_files = if signal == Signal::Rollups {
             MAX_ROLLUP_MERGE_FILES
         } else {
             MAX_MERGE_FILES
@@ -159,7 +159,7 @@ pub async fn compact(
         let groups = merge_groups(files, max_files);
         done.partitions += usize::from(!groups.is_empty());
         for group in groups {
-            merge_group(store, index, &partition, &group).await?;
+            merge_group(store, index, signal, &partition, &group).await?;
             done.files_in += group.len();
             done.files_out += 1;
             let now = Instant::now();
@@ -189,19 +189,16 @@ fn merge_groups(files: Vec<(String, u64)>, max_files: usize) -> Vec<Vec<String>>
     groups
 }
 
-/// Merges one group of files of `partition` into one file and swaps their blocks in the
-/// index (the caller retires the old files).
+/// Merges one group of files of `partition` (of `signal`) into one file and swaps their
+/// blocks in the index (the caller retires the old files).
 async fn merge_group(
     store: &Store,
     index: &BlockIndex,
+    signal: Signal,
     partition: &str,
     group: &[String],
 ) -> anyhow::Result<()> {
-    let folder = partition.split('/').next().unwrap_or("");
     let fields = index.fields().clone();
-    let Some(signal) = Signal::from_folder(folder) else {
-        return Ok(());
-    };
     let docs = match signal {
         Signal::Traces => merge::<SpanRow>(store, partition, group, &fields).await?,
         Signal::Logs => merge::<LogRow>(store, partition, group, &fields).await?,
@@ -291,10 +288,9 @@ async fn merge<T: StoredRow>(
         if let Some(row) = cursor.rows.pop_front() {
             let folded = pending.last_mut().is_some_and(|last| T::fold(last, &row));
             if !folded {
-                if pending
-                    .last()
-                    .is_some_and(|last| !T::may_share_row_group(last, &row))
-                {
+                let new_slice =
+                    |last: &T| T::row_group_slice(last.time()) != T::row_group_slice(row.time());
+                if pending.last().is_some_and(new_slice) {
                     write_pending(&mut file, &mut pending)?;
                 }
                 pending.push(row);

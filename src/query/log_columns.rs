@@ -77,8 +77,7 @@ impl QueryEngine {
     /// `time`. A block wholly inside the window whose first and last record fall in one
     /// bucket (`same_bucket`) is counted from the index (the word's record count per block)
     /// without being read; only the blocks that straddle a bucket boundary or the window's
-    /// edge, and the memtable, are read (their time and body columns). Returns how many
-    /// blocks were counted from the index and how many were read.
+    /// edge, and the memtable, are read (their time and body columns).
     pub async fn count_word(
         &self,
         filter: &LogFilter,
@@ -87,33 +86,23 @@ impl QueryEngine {
         end: i64,
         same_bucket: impl Fn(i64, i64) -> bool,
         mut count: impl FnMut(i64, u64) + Send,
-    ) -> Result<WordCountReport, QueryError> {
+    ) -> Result<(), QueryError> {
         self.check_range(Some(start), Some(end))?;
         let base = Prefilter::none()
             .at_least("time", Some(start))
             .at_most("time", Some(end));
         let prefilter = filter.prefilter(base);
-        let each_time = |batch: &RecordBatch, count: &mut dyn FnMut(i64, u64)| {
-            let times = batch
-                .column_by_name("time")
-                .and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>());
-            for &t in times.into_iter().flat_map(|a| a.values().iter()) {
-                count(t, 1);
-            }
-        };
         let searcher = {
             let live = self.live.read();
             for batch in live.log_columns(&prefilter, &["time"])? {
-                each_time(&batch, &mut count);
+                for_each_time(&batch, |t| count(t, 1));
             }
             self.index.searcher()
         };
-        let mut report = WordCountReport::default();
         let mut straddling = Vec::new();
         for (block, records) in self.index.body_word_counts(&searcher, word, start, end)? {
             let inside = block.time_min >= start && block.time_max <= end;
             if inside && same_bucket(block.time_min, block.time_max) {
-                report.blocks_counted += 1;
                 count(block.time_min, u64::from(records));
             } else {
                 straddling.push(block);
@@ -121,23 +110,23 @@ impl QueryEngine {
         }
         for (path, groups) in group_by_file(&straddling) {
             let row_groups: Vec<usize> = groups.iter().map(|(rg, _)| *rg).collect();
-            report.blocks_read += row_groups.len();
             let read = self
                 .store
                 .read_columns(&path, row_groups.clone(), &prefilter, &["time"]);
             for batch in self.read_or_report(&path, row_groups.len(), read).await? {
-                each_time(&batch, &mut count);
+                for_each_time(&batch, |t| count(t, 1));
             }
         }
-        Ok(report)
+        Ok(())
     }
 }
 
-/// How [`QueryEngine::count_word`] counted.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct WordCountReport {
-    /// Blocks counted from the index alone.
-    pub blocks_counted: usize,
-    /// Blocks read because they straddle a bucket boundary or the window's edge.
-    pub blocks_read: usize,
+/// Calls `f` with each value of `batch`'s `time` column (none if it has no such column).
+pub(super) fn for_each_time(batch: &RecordBatch, mut f: impl FnMut(i64)) {
+    let times = batch
+        .column_by_name("time")
+        .and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>());
+    for &t in times.into_iter().flat_map(|a| a.values().iter()) {
+        f(t);
+    }
 }

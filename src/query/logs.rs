@@ -3,6 +3,7 @@
 use serde::Serialize;
 
 use super::buckets::Buckets;
+use super::log_columns::for_each_time;
 use super::scan::newest_first_reads;
 use super::{log_query, LogFilter, QueryEngine, QueryError, RowMatcher, MAX_LOG_LIMIT};
 use crate::model::{LogRow, Signal};
@@ -175,14 +176,7 @@ impl QueryEngine {
             // From the time column alone where the query allows, else record by record.
             let counted = self
                 .visit_log_columns(&filter, Prefilter::none(), start, end, &["time"], |batch| {
-                    use arrow::array::AsArray;
-                    use arrow::datatypes::TimestampNanosecondType;
-                    let times = batch
-                        .column_by_name("time")
-                        .and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>());
-                    for &t in times.into_iter().flat_map(|a| a.values().iter()) {
-                        counts[slots.of(t)] += 1;
-                    }
+                    for_each_time(batch, |t| counts[slots.of(t)] += 1)
                 })
                 .await?;
             if !counted {

@@ -213,20 +213,15 @@ impl Rollups {
             row.operation = OVERFLOW_GROUP.to_string();
             row.detail = overflow_detail();
         }
-        // Error groups keep their first example in `detail`; it is not part of the key.
-        let detail_key = if row.kind == RollupKind::ErrorGroup {
-            String::new()
-        } else {
-            row.detail.clone()
-        };
+        let (operation, instance, version, detail) = row.cell_key();
         let key = (
             row.kind,
             row.minute,
             row.service.clone(),
-            row.operation.clone(),
-            row.instance.clone(),
-            row.version.clone(),
-            detail_key,
+            operation.to_string(),
+            instance.to_string(),
+            version.to_string(),
+            detail.to_string(),
         );
         match self.cells.entry(key) {
             Entry::Occupied(mut cell) => {

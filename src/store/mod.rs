@@ -78,16 +78,12 @@ pub trait StoredRow: Sized + Send + Sync + 'static {
     fn fold(_into: &mut Self, _next: &Self) -> bool {
         false
     }
-    /// Row groups are cut where this is nonzero and a row's time falls in another slice of
-    /// this many nanoseconds than the row before (the rows are sorted by it). Log row groups
-    /// never span two minutes, so a histogram of minute-multiple buckets adds each block's
-    /// counts from the index without reading it.
-    const ROW_GROUP_SLICE_NANOS: i64 = 0;
-    /// Whether `a` and the next row `b` may share a row group (see
-    /// [`Self::ROW_GROUP_SLICE_NANOS`]).
-    fn may_share_row_group(a: &Self, b: &Self) -> bool {
-        let slice = Self::ROW_GROUP_SLICE_NANOS;
-        slice == 0 || a.time().div_euclid(slice) == b.time().div_euclid(slice)
+    /// The slice of time a row with time `time` belongs to, where row groups are cut: two
+    /// rows of different slices never share a row group (the rows are sorted by it). Log row
+    /// groups never span two minutes, so a histogram of minute-multiple buckets adds each
+    /// block's counts from the index without reading it. `None`: cut by size only.
+    fn row_group_slice(_time: i64) -> Option<i64> {
+        None
     }
 }
 
@@ -171,11 +167,13 @@ impl StoredRow for SpanRow {
 
 impl StoredRow for LogRow {
     const SIGNAL: Signal = Signal::Logs;
-    const ROW_GROUP_SLICE_NANOS: i64 = MINUTE_NANOS;
     const UNIQUE_COLUMNS: &'static [&'static str] = &["trace_id", "span_id", "correlation_id"];
     const BULKY_COLUMNS: &'static [&'static str] = &["body", "attributes"];
     fn time(&self) -> i64 {
         self.time_unix_nano
+    }
+    fn row_group_slice(time: i64) -> Option<i64> {
+        Some(minute_of(time))
     }
     /// By minute, service and time: a service's lines compress together and come out in
     /// order, and a compacted hour file's row groups each cover about a minute.
@@ -404,10 +402,7 @@ impl Store {
                 .unwrap_or(sorted.num_rows());
             let partition = partition_of(times.value(source(start)));
             let path = new_file_path(&format!("{}/{partition}", T::SIGNAL.as_str()));
-            let slice_of = |i: usize| {
-                let slice = T::ROW_GROUP_SLICE_NANOS;
-                (slice > 0).then(|| times.value(source(i)).div_euclid(slice))
-            };
+            let slice_of = |i: usize| T::row_group_slice(times.value(source(i)));
             let mut row_groups = Vec::new();
             let mut offset = start;
             while offset < end {
@@ -641,7 +636,6 @@ fn new_file_path(folder: &str) -> String {
 
 /// Nanoseconds in an hour: the partition width.
 const HOUR_NANOS: i64 = 3_600_000_000_000;
-const MINUTE_NANOS: i64 = 60_000_000_000;
 
 /// The minute a Unix-nanosecond time falls in: the leading sort key of log files. Without
 /// it, an hour file merged by compaction would be sorted by service alone, a row group would
