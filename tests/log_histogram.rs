@@ -1,5 +1,6 @@
-//! The log histogram of one word is counted from the block index (each block keeps how many
-//! of its records hold each word) without reading a block; its counts equal those of the
+//! Log counts over time come from the block index without reading a block: the histogram of
+//! one word from each block's records per word, the histogram of a service and Loki's
+//! `count_over_time` from each block's records per stream. Their counts equal those of the
 //! record-by-record path and of the records a search returns, in buckets aligned to whole
 //! minutes.
 
@@ -178,5 +179,157 @@ async fn one_word_is_counted_from_the_index_in_minute_buckets() {
     assert_eq!(counts(&word), expected(&word, &times));
     let both = histogram(&server, "timeout service:histo", start, end).await;
     assert_eq!(counts(&both), counts(&word));
+    server.stop();
+}
+
+/// `n` records of `service`, `step` apart from `start`; every third one at level ERROR, the
+/// others INFO. Returns the request and each record's (time, level).
+fn leveled_export(
+    service: &str,
+    n: u64,
+    start: u64,
+    step: u64,
+) -> (ExportLogsServiceRequest, Vec<(u64, &'static str)>) {
+    let mut seen = Vec::new();
+    let records = (0..n)
+        .map(|i| {
+            let t = start + i * step;
+            let level = if i % 3 == 0 { "ERROR" } else { "INFO" };
+            seen.push((t, level));
+            LogRecord {
+                time_unix_nano: t,
+                severity_number: if i % 3 == 0 { 17 } else { 9 },
+                severity_text: level.into(),
+                body: Some(AnyValue {
+                    value: Some(any_value::Value::StringValue(body(i))),
+                }),
+                ..Default::default()
+            }
+        })
+        .collect();
+    let request = ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            resource: resource(service),
+            scope_logs: vec![ScopeLogs {
+                log_records: records,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+    (request, seen)
+}
+
+/// A Loki metric query's series as level → (step time in s → value).
+async fn loki_by_level(
+    server: &Server,
+    query: &str,
+    start: u64,
+    end: u64,
+) -> std::collections::BTreeMap<String, Vec<(u64, u64)>> {
+    let (status, body) = server
+        .get(&format!(
+            "/loki/api/v1/query_range?query={}&start={start}&end={end}&step=60",
+            common::enc(query)
+        ))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body["data"]["result"]
+        .as_array()
+        .expect("a matrix")
+        .iter()
+        .map(|s| {
+            let level = s["metric"]["level"].as_str().unwrap_or("").to_string();
+            let values = s["values"]
+                .as_array()
+                .expect("values")
+                .iter()
+                .map(|v| {
+                    let t = v[0].as_f64().expect("a time") as u64;
+                    let n: u64 = v[1].as_str().expect("a count").parse().expect("a number");
+                    (t, n)
+                })
+                .collect();
+            (level, values)
+        })
+        .collect()
+}
+
+/// What Loki answers for `seen`: per level, the records in (t - 60 s, t] of each step `t`
+/// from `start` to `end` that has any.
+fn loki_expected(
+    seen: &[(u64, &str)],
+    start: u64,
+    end: u64,
+) -> std::collections::BTreeMap<String, Vec<(u64, u64)>> {
+    let mut out = std::collections::BTreeMap::new();
+    for level in ["ERROR", "INFO"] {
+        let values: Vec<(u64, u64)> = (0..=(end - start) / MINUTE)
+            .map(|i| start + i * MINUTE)
+            .filter_map(|t| {
+                let n = seen
+                    .iter()
+                    .filter(|(x, l)| *l == level && *x + MINUTE > t && *x <= t)
+                    .count() as u64;
+                (n > 0).then_some((t / SECOND, n))
+            })
+            .collect();
+        out.insert(level.to_lowercase(), values);
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_and_loki_counts_are_added_up_from_the_blocks_records_per_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"));
+    // Two services in turn, 20 exports each of 20 records 600 ms apart, flushed one by one,
+    // 7 s past a minute 30 minutes ago (no record on a whole minute).
+    let base = now_ns() / MINUTE * MINUTE - 30 * MINUTE + 7 * SECOND;
+    let mut histo = Vec::new();
+    for e in 0..40u64 {
+        let service = if e % 2 == 0 { "histo" } else { "other" };
+        let (request, seen) = leveled_export(service, 20, base + e * 12 * SECOND, 600_000_000);
+        if service == "histo" {
+            histo.extend(seen);
+        }
+        let r = server
+            .post_protobuf("/v1/logs", request.encode_to_vec())
+            .await;
+        assert_eq!(r.status(), 200);
+        flushed(&server).await;
+    }
+    let (start, end) = (now_ns() - 60 * MINUTE, now_ns());
+
+    // The histogram of one service reads no block.
+    let times: Vec<u64> = histo.iter().map(|(t, _)| *t).collect();
+    let read_before = server.metric("sightline_blocks_read_total").await;
+    let service = histogram(&server, "service:histo", start, end).await;
+    let read = server.metric("sightline_blocks_read_total").await - read_before;
+    assert_eq!(counts(&service), expected(&service, &times));
+    assert_eq!(read, 0.0, "every block lies within one minute");
+
+    // Loki's count by level over minute steps, from the blocks' counts alone…
+    let (from, to) = (start / MINUTE * MINUTE, end / MINUTE * MINUTE);
+    let plain = r#"sum by (level) (count_over_time({service_name="histo"}[1m]))"#;
+    let read_before = server.metric("sightline_blocks_read_total").await;
+    let by_blocks = loki_by_level(&server, plain, from, to).await;
+    let read = server.metric("sightline_blocks_read_total").await - read_before;
+    assert_eq!(by_blocks, loki_expected(&histo, from, to));
+    assert_eq!(read, 0.0, "no block straddles a whole minute");
+
+    // …equals the count from records read one by one (a line filter every record passes),
+    let filtered = r#"sum by (level) (count_over_time({service_name="histo"} |= "request" [1m]))"#;
+    let read_before = server.metric("sightline_blocks_read_total").await;
+    assert_eq!(loki_by_level(&server, filtered, from, to).await, by_blocks);
+    let read = server.metric("sightline_blocks_read_total").await - read_before;
+    assert!(read >= 20.0, "{read} blocks read");
+
+    // …and steps off the minute, which most blocks straddle, count right too.
+    let (from, to) = (from + 13 * SECOND, to + 13 * SECOND);
+    assert_eq!(
+        loki_by_level(&server, plain, from, to).await,
+        loki_expected(&histo, from, to)
+    );
     server.stop();
 }

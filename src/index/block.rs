@@ -188,10 +188,10 @@ impl<'f, 'a> BlockBuilder<'f, 'a> {
         self.doc.add_i64(self.fields.time_max, self.time_max);
         self.doc.add_u64(self.fields.rows, self.rows);
         if let Some(bytes) = BlockFilter::build(&mut self.token_keys, Width::Narrow).to_bytes() {
-            self.doc.add_bytes(self.fields.filter, &bytes);
+            self.doc.add_bytes(self.fields.narrow_filter, &bytes);
         }
         if let Some(bytes) = BlockFilter::build(&mut self.id_keys, Width::Wide).to_bytes() {
-            self.doc.add_bytes(self.fields.id_filter, &bytes);
+            self.doc.add_bytes(self.fields.wide_filter, &bytes);
         }
         let json = serde_json::to_string(&instances).unwrap_or_else(|_| "[]".into());
         self.doc.add_text(self.fields.instances, json);

@@ -21,6 +21,7 @@ use tantivy::TantivyDocument;
 use super::block::{BlockBuilder, InstanceKey};
 use super::filter::KeyKind;
 use super::schema::Fields;
+use super::streams::StreamCounter;
 use super::text;
 use crate::model::{Signal, TraceId};
 use crate::store::columns::{opt_str_ref, Columns};
@@ -140,6 +141,7 @@ pub fn log_block(
     let mut analyzer = text::analyzer();
     let mut words: foldhash::HashMap<String, WordCount> = foldhash::HashMap::default();
     let mut record = 0u32;
+    let mut streams = StreamCounter::default();
     for batch in batches {
         let cols = Columns::new(batch);
         let time = cols.primitive::<TimestampNanosecondType>("time")?;
@@ -147,11 +149,15 @@ pub fn log_block(
         let body = cols.str("body")?;
         let trace_id = cols.fixed("trace_id")?;
         let span_id = cols.fixed("span_id")?;
+        let severity_text = cols.str("severity_text")?;
         let instances = InstanceColumns::new(&cols)?;
         let attributes = AttributeColumns::new(&cols)?;
         for i in 0..batch.num_rows() {
             let t = time.value(i);
-            b.row(t, t, instances.get(i));
+            let instance = instances.get(i);
+            b.row(t, t, instance);
+            let [service, instance, host, version] = instance;
+            streams.add([service, instance, host, version, severity_text.value(i)]);
             if trace_id.is_valid(i) {
                 b.key(KeyKind::TraceId, trace_id.value(i));
             }
@@ -167,7 +173,7 @@ pub fn log_block(
             let mut stream = analyzer.token_stream(body.value(i));
             while let Some(token) = stream.next() {
                 if text::is_filter_key(&token.text) {
-                    b.key(KeyKind::BodyToken, token.text.as_bytes());
+                    b.key(KeyKind::of_body_token(&token.text), token.text.as_bytes());
                 } else if !text::is_indexed(&token.text) {
                     // A whole uuid: its first group, the next token, stands for it.
                 } else if let Some(word) = words.get_mut(token.text.as_str()) {
@@ -187,6 +193,7 @@ pub fn log_block(
         let _ = write!(counted, "{word} {} ", count.records);
     }
     b.doc.add_text(fields.body, counted);
+    b.doc.add_text(fields.streams, streams.into_stored());
     Ok(b.finish())
 }
 
@@ -424,7 +431,7 @@ mod tests {
             doc.get_first(fields.time_max).and_then(|v| v.as_i64()),
             Some(3_500)
         );
-        let ids = filter(&doc, fields.id_filter, Width::Wide);
+        let ids = filter(&doc, fields.wide_filter, Width::Wide);
         for n in 1..=3u8 {
             assert!(ids.may_contain(key(KeyKind::TraceId, &[n; 16])));
             assert!(ids.may_contain(key(KeyKind::CorrelationId, format!("r-{n}").as_bytes())));
@@ -444,7 +451,7 @@ mod tests {
     }
 
     /// A log block built from the columns holds body words as terms and id-like body tokens,
-    /// trace, span and correlation ids in its filters.
+    /// trace, span and correlation ids in its filters (eight hex digits in the wide one).
     #[test]
     fn log_block_from_columns_holds_words_and_tokens() {
         let (_, fields) = Fields::schema();
@@ -466,7 +473,7 @@ mod tests {
         };
         let rows = [
             log(1, "Payment FAILED for order-12345, payment", 17),
-            log(2, "payment ok", 9),
+            log(2, "payment ok ref 3f2a9c1e", 9),
         ];
         let batch = LogRow::to_batch(&[&rows[0], &rows[1]]).expect("batch");
         let doc = log_block(&fields, "logs/x.parquet", 0, &[batch]).expect("block");
@@ -481,7 +488,7 @@ mod tests {
             .collect();
         assert_eq!(
             words,
-            set(&["payment 2", "failed 1", "for 1", "order 1", "ok 1"])
+            set(&["payment 2", "failed 1", "for 1", "order 1", "ok 1", "ref 1"])
         );
         assert_eq!(texts(&doc, fields.attr), set(&["order=o-1", "code=402"]));
         let severities: Vec<i64> = doc
@@ -489,11 +496,14 @@ mod tests {
             .filter_map(|v| v.as_i64())
             .collect();
         assert_eq!(severities, [9, 17]);
-        let tokens = filter(&doc, fields.filter, Width::Narrow);
+        let tokens = filter(&doc, fields.narrow_filter, Width::Narrow);
         assert!(tokens.may_contain(key(KeyKind::BodyToken, b"12345")));
         assert!(tokens.may_contain(key(KeyKind::SpanId, &[7; 8])));
-        let ids = filter(&doc, fields.id_filter, Width::Wide);
+        let ids = filter(&doc, fields.wide_filter, Width::Wide);
         assert!(ids.may_contain(key(KeyKind::TraceId, &[7; 16])));
         assert!(ids.may_contain(key(KeyKind::CorrelationId, b"corr-2")));
+        // Eight hex digits are a 16-bit key, and only there.
+        assert!(ids.may_contain(key(KeyKind::BodyHexWord, b"3f2a9c1e")));
+        assert!(!tokens.may_contain(key(KeyKind::BodyHexWord, b"3f2a9c1e")));
     }
 }

@@ -1,5 +1,5 @@
 //! What every block document says, held in memory per tantivy segment: where the block is
-//! (file, row group, time range) and its id filter.
+//! (file, row group, time range), its filters and, for log blocks, its records per stream.
 //!
 //! Segments never change once written (deletes only mark documents), so a segment's blocks
 //! are read from its document store once, the first time a query or a reload meets the
@@ -16,15 +16,23 @@ use tantivy::schema::Value;
 use tantivy::{DocId, Searcher, SegmentReader, TantivyDocument};
 
 use super::filter::{BlockFilter, Width};
+use super::streams::{BlockStreams, StreamCount, StreamInterner};
 use super::{BlockRef, Fields};
+
+/// Bytes a block's entry for one stream holds (the values are shared across the segment).
+const STREAM_COUNT_BYTES: usize = std::mem::size_of::<StreamCount>();
 
 /// One block document as queries need it.
 pub(super) struct CachedBlock {
     pub block: BlockRef,
-    /// Id-like body tokens.
+    /// Id-like body tokens and span ids (the 8-bit filter).
     pub tokens: BlockFilter,
-    /// Trace, span, linked-trace and correlation ids.
+    /// Trace, linked-trace and correlation ids and eight-hex-digit body tokens (the 16-bit
+    /// filter).
     pub ids: BlockFilter,
+    /// Log blocks: records per stream (`None` for other blocks, or stored text that did not
+    /// parse).
+    pub streams: Option<BlockStreams>,
 }
 
 impl CachedBlock {
@@ -60,7 +68,10 @@ impl SegmentBlocks {
         self.0
             .iter()
             .flatten()
-            .map(|b| b.tokens.heap_bytes() + b.ids.heap_bytes() + b.block.path.len())
+            .map(|b| {
+                let streams = b.streams.as_ref().map_or(0, |s| s.len()) * STREAM_COUNT_BYTES;
+                b.tokens.heap_bytes() + b.ids.heap_bytes() + b.block.path.len() + streams
+            })
             .sum()
     }
 }
@@ -130,6 +141,7 @@ impl BlockCache {
         let f = &self.fields;
         let store = reader.get_store_reader(0)?;
         let mut blocks = Vec::with_capacity(reader.max_doc() as usize);
+        let mut streams = StreamInterner::default();
         // Without an alive bitset the iterator yields every document in id order.
         for doc in store.iter::<TantivyDocument>(None) {
             let doc = doc?;
@@ -148,8 +160,9 @@ impl BlockCache {
                             None => BlockFilter::Unknown,
                         };
                     Some(CachedBlock {
-                        tokens: filter(f.filter, Width::Narrow),
-                        ids: filter(f.id_filter, Width::Wide),
+                        tokens: filter(f.narrow_filter, Width::Narrow),
+                        ids: filter(f.wide_filter, Width::Wide),
+                        streams: text(f.streams).and_then(|s| streams.parse(s)),
                         block: BlockRef {
                             path: path.to_string(),
                             row_group: row_group as usize,

@@ -10,6 +10,7 @@ mod block_columns;
 mod cached;
 pub mod filter;
 mod schema;
+pub mod streams;
 pub mod text;
 
 use std::collections::HashSet;
@@ -26,6 +27,7 @@ use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, TantivyDo
 pub use block::SeenInstance;
 pub use filter::KeyKind;
 pub use schema::Fields;
+pub use streams::{BlockStreams, StreamCount, LOG_STREAM_COLUMNS};
 
 use cached::BlockCache;
 
@@ -300,6 +302,18 @@ impl BlockIndex {
         start: Option<i64>,
         end: Option<i64>,
     ) -> Result<Vec<BlockRef>, IndexError> {
+        let query = self.window_query(signal, query, start, end);
+        self.matching_blocks(searcher, &query)
+    }
+
+    /// `query` restricted to the blocks of `signal` that overlap `[start, end]`.
+    fn window_query(
+        &self,
+        signal: Signal,
+        query: Box<dyn Query>,
+        start: Option<i64>,
+        end: Option<i64>,
+    ) -> BooleanQuery {
         let f = &self.fields;
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![
             (Occur::Must, self.term(f.signal, signal.as_str())),
@@ -315,7 +329,7 @@ impl BlockIndex {
             let q = RangeQuery::new(std::ops::Bound::Unbounded, std::ops::Bound::Included(upper));
             clauses.push((Occur::Must, Box::new(q)));
         }
-        self.matching_blocks(searcher, &BooleanQuery::new(clauses))
+        BooleanQuery::new(clauses)
     }
 
     /// Every log block overlapping `[start, end]` whose bodies hold `word` (an indexed word,
@@ -355,6 +369,23 @@ impl BlockIndex {
         Ok(out)
     }
 
+    /// Like [`BlockIndex::search`] for log blocks, with each block's records per stream
+    /// (`None` for a block whose counts the index does not hold).
+    pub fn search_with_streams(
+        &self,
+        searcher: &Searcher,
+        query: Box<dyn Query>,
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<(BlockRef, Option<BlockStreams>)>, IndexError> {
+        let query = self.window_query(Signal::Logs, query, Some(start), Some(end));
+        let mut out = Vec::new();
+        self.for_each_match(searcher, &query, |cached| {
+            out.push((cached.block.clone(), cached.streams.clone()));
+        })?;
+        Ok(out)
+    }
+
     /// The blocks of every live document `query` matches, from the block cache (no document
     /// store reads).
     fn matching_blocks(
@@ -362,8 +393,19 @@ impl BlockIndex {
         searcher: &Searcher,
         query: &dyn Query,
     ) -> Result<Vec<BlockRef>, IndexError> {
+        let mut out = Vec::new();
+        self.for_each_match(searcher, query, |cached| out.push(cached.block.clone()))?;
+        Ok(out)
+    }
+
+    /// Calls `f` with the cached block of every live document `query` matches.
+    fn for_each_match(
+        &self,
+        searcher: &Searcher,
+        query: &dyn Query,
+        mut f: impl FnMut(&cached::CachedBlock),
+    ) -> Result<(), IndexError> {
         let docs = searcher.search(query, &DocSetCollector)?;
-        let mut out = Vec::with_capacity(docs.len());
         let mut segments = std::collections::HashMap::new();
         for address in docs {
             let ord = address.segment_ord;
@@ -376,10 +418,10 @@ impl BlockIndex {
                 }
             };
             if let Some(cached) = blocks.get(address.doc_id) {
-                out.push(cached.block.clone());
+                f(cached);
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Every file path any block document points at.

@@ -23,11 +23,12 @@ pub struct Fields {
     pub rows: Field,
     pub service: Field,
     pub instance: Field,
-    /// The block's token filter (stored only; see `filter.rs`): id-like body tokens, which as
-    /// terms would outweigh the data.
-    pub filter: Field,
-    /// The block's id filter (stored only): trace, span, linked-trace and correlation ids.
-    pub id_filter: Field,
+    /// The block's 8-bit filter (stored only; see `filter.rs`): id-like body tokens, which as
+    /// terms would outweigh the data, and log span ids.
+    pub narrow_filter: Field,
+    /// The block's 16-bit filter (stored only): trace, span, linked-trace and correlation ids
+    /// and eight-hex-digit body tokens.
+    pub wide_filter: Field,
     /// Span names (traces) or metric names (metrics).
     pub name: Field,
     /// Span status codes present.
@@ -43,6 +44,8 @@ pub struct Fields {
     pub body: Field,
     /// JSON list of the instances seen in the block (stored only).
     pub instances: Field,
+    /// Log blocks: records per stream (stored only; see `streams.rs`).
+    pub streams: Field,
 }
 
 impl Fields {
@@ -67,8 +70,8 @@ impl Fields {
             rows: b.add_u64_field("rows", STORED),
             service: b.add_text_field("service", STRING),
             instance: b.add_text_field("instance", STRING),
-            filter: b.add_bytes_field("filter", STORED),
-            id_filter: b.add_bytes_field("id_filter", STORED),
+            narrow_filter: b.add_bytes_field("narrow_filter", STORED),
+            wide_filter: b.add_bytes_field("wide_filter", STORED),
             name: b.add_text_field("name", STRING),
             status: b.add_text_field("status", STRING),
             severity: b.add_i64_field("severity", NumericOptions::default().set_indexed()),
@@ -76,6 +79,7 @@ impl Fields {
             attr_overflow: b.add_text_field("attr_overflow", STRING),
             body: b.add_text_field("body", body),
             instances: b.add_text_field("instances", STORED),
+            streams: b.add_text_field("streams", STORED),
         };
         (b.build(), fields)
     }

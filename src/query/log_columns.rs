@@ -1,12 +1,14 @@
 //! Questions about log records answered from a few of their columns, without decoding the
 //! records: counts over time for the log histogram and Loki's `count_over_time`/`rate`.
 //!
-//! A record is decoded (body, attribute JSON, resource) only when a query must show it.
-//! Counting needs its time and, for Loki's series, its stream labels: the reader fetches
-//! just those columns of the candidate blocks (and of the memtable), with the query's
-//! column checks applied by the Parquet reader. Only queries whose every condition has an
-//! exact column check take this path (see `LogFilter::exact_prefilter`); the others keep
-//! the row-by-row path.
+//! A record is decoded (body, attribute JSON, resource) only when a query must show it, and
+//! a block only when the index cannot count it: a word's records per block (the word's term
+//! frequency) and a block's records per stream are in the index, so a block that lies within
+//! one bucket of the count adds up without being read. Only the blocks that straddle a
+//! bucket boundary, and the memtable, are read — just the time and stream columns, with the
+//! query's column checks applied by the Parquet reader. Only queries whose every condition
+//! has an exact column check take these paths (see `LogFilter::exact_prefilter`); the others
+//! keep the row-by-row path.
 
 use arrow::array::AsArray;
 use arrow::datatypes::TimestampNanosecondType;
@@ -15,7 +17,7 @@ use arrow::record_batch::RecordBatch;
 use super::log_query::LogFilter;
 use super::scan::group_by_file;
 use super::{QueryEngine, QueryError};
-use crate::model::Signal;
+use crate::index::StreamCount;
 use crate::store::Prefilter;
 
 /// Most blocks one count may read (≈ 400 M records at the default row group size): a
@@ -23,50 +25,86 @@ use crate::store::Prefilter;
 const MAX_COUNTED_BLOCKS: usize = 25_000;
 
 impl QueryEngine {
-    /// Feeds `visit` the named `columns` of every log record in `[start, end]` that matches
-    /// `filter` and passes `checks`, batch by batch (memory first, then stored blocks, in no
-    /// particular order). Returns `false` without reading anything when `filter` has a
-    /// condition without an exact column check: the caller then reads records.
-    pub async fn visit_log_columns(
+    /// Counts the log records in `[start, end]` that match `filter` and pass `checks`, feeding
+    /// `counted` whole blocks by stream and the rest as batches of the named `columns`.
+    ///
+    /// A block wholly inside the window whose first and last record fall in one bucket
+    /// (`same_bucket`), and whose every check is on a stream column, is counted from the
+    /// index's records per stream ([`Counted::Block`], one call per passing stream) without
+    /// being read. The memtable and every other block are read ([`Counted::Rows`]: the
+    /// records that pass, memory first, then stored blocks, in no particular order).
+    ///
+    /// Returns `false` without counting anything when `filter` has a condition without an
+    /// exact column check: the caller then reads records.
+    pub async fn count_log_streams(
         &self,
         filter: &LogFilter,
         checks: Prefilter,
-        start: i64,
-        end: i64,
+        window: (i64, i64),
         columns: &[&str],
-        mut visit: impl FnMut(&RecordBatch) + Send,
+        same_bucket: impl Fn(i64, i64) -> bool,
+        mut counted: impl FnMut(Counted<'_>) + Send,
     ) -> Result<bool, QueryError> {
+        let (start, end) = window;
         self.check_range(Some(start), Some(end))?;
-        let base = checks
+        let timed = checks
+            .clone()
             .at_least("time", Some(start))
             .at_most("time", Some(end));
-        let Some(prefilter) = filter.exact_prefilter(base) else {
+        let (Some(prefilter), Some(per_stream)) = (
+            filter.exact_prefilter(timed),
+            filter.exact_prefilter(checks),
+        ) else {
             return Ok(false);
         };
         let block_query = filter.block_query(&self.index);
         let searcher = {
             let live = self.live.read();
             for batch in live.log_columns(&prefilter, columns)? {
-                visit(&batch);
+                counted(Counted::Rows(&batch));
             }
             self.index.searcher()
         };
-        let blocks =
+        let mut straddling = Vec::new();
+        for (block, streams) in
             self.index
-                .search(&searcher, Signal::Logs, block_query, Some(start), Some(end))?;
-        if blocks.len() > MAX_COUNTED_BLOCKS {
+                .search_with_streams(&searcher, block_query, start, end)?
+        {
+            let inside = block.time_min >= start && block.time_max <= end;
+            let verdicts: Option<Vec<bool>> = streams
+                .as_deref()
+                .filter(|_| inside && same_bucket(block.time_min, block.time_max))
+                .and_then(|streams| {
+                    streams
+                        .iter()
+                        .map(|s| per_stream.verdict(|c| s.value_of(c)))
+                        .collect()
+                });
+            match (verdicts, streams) {
+                (Some(verdicts), Some(streams)) => {
+                    for (stream, _) in streams.iter().zip(verdicts).filter(|(_, v)| *v) {
+                        counted(Counted::Block {
+                            stream,
+                            time: block.time_min,
+                        });
+                    }
+                }
+                _ => straddling.push(block),
+            }
+        }
+        if straddling.len() > MAX_COUNTED_BLOCKS {
             return Err(QueryError::TooLarge(format!(
                 "counting these logs would read {} blocks (at most {MAX_COUNTED_BLOCKS}); narrow the time range or the query",
-                blocks.len()
+                straddling.len()
             )));
         }
-        for (path, groups) in group_by_file(&blocks) {
+        for (path, groups) in group_by_file(&straddling) {
             let row_groups: Vec<usize> = groups.iter().map(|(rg, _)| *rg).collect();
             let read = self
                 .store
                 .read_columns(&path, row_groups.clone(), &prefilter, columns);
             for batch in self.read_or_report(&path, row_groups.len(), read).await? {
-                visit(&batch);
+                counted(Counted::Rows(&batch));
             }
         }
         Ok(true)
@@ -119,6 +157,15 @@ impl QueryEngine {
         }
         Ok(())
     }
+}
+
+/// Records counted by [`QueryEngine::count_log_streams`].
+pub enum Counted<'a> {
+    /// `stream.records` records of one stream of a block, all at about `time` (within one
+    /// bucket of the caller's).
+    Block { stream: &'a StreamCount, time: i64 },
+    /// Records read from the memtable or a block, one per row, in the columns asked for.
+    Rows(&'a RecordBatch),
 }
 
 /// Calls `f` with each value of `batch`'s `time` column (none if it has no such column).

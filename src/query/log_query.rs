@@ -16,6 +16,7 @@ use tantivy::tokenizer::TextAnalyzer;
 use tantivy::Term;
 use tantivy_query_grammar::{Delimiter, Occur, UserInputAst, UserInputBound, UserInputLeaf};
 
+use super::body_words::BodyWords;
 use crate::index::{text, BlockIndex, KeyKind};
 use std::sync::Arc;
 
@@ -271,7 +272,7 @@ impl LogFilter {
                                 IndexRecordOption::Basic,
                             ))
                         } else if text::is_filter_key(t) {
-                            index.may_hold(KeyKind::BodyToken, &[t.as_bytes()])
+                            index.may_hold(KeyKind::of_body_token(t), &[t.as_bytes()])
                         } else {
                             return None;
                         };
@@ -313,7 +314,6 @@ impl LogFilter {
         }
     }
 
-    /// Whether the filter reads body tokens (so rows need tokenizing).
     /// Adds to `base` the column checks every matching record must pass, so the reader
     /// decodes only those records in full: the top-level conditions on the body (words,
     /// phrases, regex), the correlation id, the trace id, the service and the instance. Conditions under
@@ -390,27 +390,15 @@ impl LogFilter {
         }
         let needles = RequiredText::of(&on_body);
         let on_body = LogFilter::And(on_body);
-        let needs_tokens = on_body.uses_text();
         Some(Arc::new(move |body: &str| {
-            if needles.missing_from(body) {
-                return false;
-            }
-            let tokens = if needs_tokens {
-                BODY_ANALYZER.with(|a| text::tokens(&mut a.borrow_mut(), body))
-            } else {
-                Vec::new()
-            };
-            eval_body(&on_body, body, &tokens)
+            BODY_ANALYZER.with(|analyzer| {
+                LOWERED.with(|scratch| {
+                    let (mut analyzer, mut scratch) = (analyzer.borrow_mut(), scratch.borrow_mut());
+                    let mut words = BodyWords::new(body, &mut analyzer, &mut scratch);
+                    !needles.missing_from(&mut words) && eval_body(&on_body, &mut words)
+                })
+            })
         }))
-    }
-
-    fn uses_text(&self) -> bool {
-        match self {
-            LogFilter::Text { .. } => true,
-            LogFilter::And(p) | LogFilter::Or(p) => p.iter().any(LogFilter::uses_text),
-            LogFilter::Not(p) => p.uses_text(),
-            _ => false,
-        }
     }
 
     /// The body words to highlight in results.
@@ -425,42 +413,37 @@ impl LogFilter {
     }
 }
 
-/// Decides the filter on single rows, reusing one analyzer.
+/// Decides the filter on single rows, reusing one analyzer and one lower-casing buffer.
 pub struct RowMatcher {
     filter: LogFilter,
     analyzer: TextAnalyzer,
-    needs_tokens: bool,
+    scratch: Vec<u8>,
 }
 
 impl RowMatcher {
     /// A matcher for `filter`.
     pub fn new(filter: LogFilter) -> Self {
-        let needs_tokens = filter.uses_text();
         Self {
             filter,
             analyzer: text::analyzer(),
-            needs_tokens,
+            scratch: Vec::new(),
         }
     }
 
     /// Whether `row` matches.
     pub fn matches(&mut self, row: &LogRow) -> bool {
-        let tokens = if self.needs_tokens {
-            text::tokens(&mut self.analyzer, &row.body)
-        } else {
-            Vec::new()
-        };
-        eval(&self.filter, row, &tokens)
+        let mut words = BodyWords::new(&row.body, &mut self.analyzer, &mut self.scratch);
+        eval(&self.filter, row, &mut words)
     }
 }
 
-fn eval(f: &LogFilter, row: &LogRow, tokens: &[String]) -> bool {
+fn eval(f: &LogFilter, row: &LogRow, words: &mut BodyWords<'_>) -> bool {
     match f {
         LogFilter::All => true,
-        LogFilter::And(p) => p.iter().all(|x| eval(x, row, tokens)),
-        LogFilter::Or(p) => p.iter().any(|x| eval(x, row, tokens)),
-        LogFilter::Not(p) => !eval(p, row, tokens),
-        LogFilter::Text { .. } | LogFilter::Regex(_) => eval_body(f, &row.body, tokens),
+        LogFilter::And(p) => p.iter().all(|x| eval(x, row, words)),
+        LogFilter::Or(p) => p.iter().any(|x| eval(x, row, words)),
+        LogFilter::Not(p) => !eval(p, row, words),
+        LogFilter::Text { .. } | LogFilter::Regex(_) => eval_body(f, words),
         LogFilter::Service(s) => row.resource.service_name == *s,
         LogFilter::Instance(s) => row.resource.service_instance_id == *s,
         LogFilter::Severity { min, max } => (*min..=*max).contains(&row.severity_number),
@@ -481,20 +464,24 @@ fn eval(f: &LogFilter, row: &LogRow, tokens: &[String]) -> bool {
 
 /// The conditions on the body alone (words, phrases, regex, and `AND`s of them); anything
 /// else passes, as the prefilter only ever sees such conditions.
-fn eval_body(f: &LogFilter, body: &str, tokens: &[String]) -> bool {
+fn eval_body(f: &LogFilter, words: &mut BodyWords<'_>) -> bool {
     match f {
-        LogFilter::And(p) => p.iter().all(|x| eval_body(x, body, tokens)),
+        LogFilter::And(p) => p.iter().all(|x| eval_body(x, words)),
         LogFilter::Text {
             tokens: want,
             phrase,
         } => {
             if *phrase {
-                want.is_empty() || tokens.windows(want.len()).any(|w| w == want.as_slice())
+                want.is_empty()
+                    || words
+                        .tokens()
+                        .windows(want.len())
+                        .any(|w| w == want.as_slice())
             } else {
-                want.iter().all(|t| tokens.contains(t))
+                want.iter().all(|t| words.has(t))
             }
         }
-        LogFilter::Regex(re) => re.is_match(body),
+        LogFilter::Regex(re) => re.is_match(words.body()),
         _ => true,
     }
 }
@@ -526,19 +513,17 @@ impl RequiredText {
         )
     }
 
-    /// Whether `body` surely lacks a required word. Only ASCII bodies are judged: there a
+    /// Whether the body surely lacks a required word. Only ASCII bodies are judged: there a
     /// token is a substring of the lower-cased body; elsewhere Unicode lower-casing may turn
     /// other characters into ASCII letters (the Kelvin sign into `k`), so the words decide.
-    fn missing_from(&self, body: &str) -> bool {
-        if self.0.is_empty() || !body.is_ascii() {
+    fn missing_from(&self, words: &mut BodyWords<'_>) -> bool {
+        if self.0.is_empty() {
             return false;
         }
-        LOWERED.with(|lowered| {
-            let mut lowered = lowered.borrow_mut();
-            lowered.clear();
-            lowered.extend(body.bytes().map(|b| b.to_ascii_lowercase()));
-            self.0.iter().any(|f| f.find(&lowered).is_none())
-        })
+        match words.lowered_ascii() {
+            Some(lowered) => self.0.iter().any(|f| f.find(lowered).is_none()),
+            None => false,
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use super::buckets::Buckets;
-use super::log_columns::for_each_time;
+use super::log_columns::{for_each_time, Counted};
 use super::scan::newest_first_reads;
 use super::{log_query, LogFilter, QueryEngine, QueryError, RowMatcher, MAX_LOG_LIMIT};
 use crate::model::{LogRow, Signal};
@@ -165,19 +165,30 @@ impl QueryEngine {
             slots.first + slots.count as i64 * slots.width - 1,
         );
         let mut counts = vec![0u64; slots.count];
+        let same_bucket = |a: i64, b: i64| slots.of(a) == slots.of(b);
         if let Some(word) = filter.single_indexed_word() {
             // One word: from the index's per-block word counts.
-            let same_bucket = |a: i64, b: i64| slots.of(a) == slots.of(b);
             self.count_word(&filter, word, start, end, same_bucket, |t, n| {
                 counts[slots.of(t)] += n;
             })
             .await?;
         } else {
-            // From the time column alone where the query allows, else record by record.
+            // From the per-block stream counts and the time column where the query allows,
+            // else record by record.
             let counted = self
-                .visit_log_columns(&filter, Prefilter::none(), start, end, &["time"], |batch| {
-                    for_each_time(batch, |t| counts[slots.of(t)] += 1)
-                })
+                .count_log_streams(
+                    &filter,
+                    Prefilter::none(),
+                    (start, end),
+                    &["time"],
+                    same_bucket,
+                    |counted| match counted {
+                        Counted::Block { stream, time } => {
+                            counts[slots.of(time)] += u64::from(stream.records)
+                        }
+                        Counted::Rows(batch) => for_each_time(batch, |t| counts[slots.of(t)] += 1),
+                    },
+                )
                 .await?;
             if !counted {
                 self.visit_logs(&filter, Some(start), Some(end), |batch, _| {

@@ -4,6 +4,7 @@
 //! consistent snapshot), then reads only the Parquet row groups whose block documents match,
 //! and checks every row of them exactly.
 
+mod body_words;
 pub mod buckets;
 mod correlation;
 mod log_columns;
@@ -27,6 +28,7 @@ pub use trace_search::{parse_attribute, StatusFilter, TraceSearch};
 pub use trace_tree::TraceSummary;
 
 pub use correlation::{CorrelatedTrace, CorrelationResult};
+pub use log_columns::Counted;
 pub use logs::{LogCursor, LogHistogram, LogSearch, LogSearchResult, ScanReport};
 pub use metrics::MetricName;
 pub use services::ServiceDetail;

@@ -124,6 +124,22 @@ impl Prefilter {
         self.checks.iter().map(Check::column)
     }
 
+    /// Whether every record whose text columns hold what `value_of` says passes every check:
+    /// `None` when a check is on a column `value_of` does not know (`None` from it) or is not
+    /// a text check, so that only the record itself can tell.
+    pub fn verdict<'v>(&self, value_of: impl Fn(&str) -> Option<&'v str>) -> Option<bool> {
+        let mut passed = true;
+        for check in &self.checks {
+            let ok = match check {
+                Check::TextIs(c, v) => value_of(c)? == v.as_ref(),
+                Check::TextPasses(c, test) => test(value_of(c)?),
+                Check::AtLeast(..) | Check::AtMost(..) | Check::IdIn(..) => return None,
+            };
+            passed &= ok;
+        }
+        Some(passed)
+    }
+
     /// The rows of a whole batch (every column present, as in the memtable) that pass every
     /// check; `None` without checks. A check on a column the batch lacks keeps everything.
     pub fn mask(&self, batch: &RecordBatch) -> Result<Option<BooleanArray>, ArrowError> {
@@ -225,6 +241,27 @@ mod tests {
 
     fn one_column(field: Field, array: Arc<dyn Array>) -> RecordBatch {
         RecordBatch::try_new(Arc::new(Schema::new(vec![field])), vec![array]).unwrap()
+    }
+
+    #[test]
+    fn a_verdict_needs_every_checked_column_and_text_checks_only() {
+        let checks = Prefilter::none()
+            .text_is("service_name", "pay")
+            .text_passes("severity_text", Arc::new(|s: &str| s.starts_with('E')));
+        let known = |c: &str| match c {
+            "service_name" => Some("pay"),
+            "severity_text" => Some("ERROR"),
+            _ => None,
+        };
+        assert_eq!(checks.verdict(known), Some(true));
+        assert_eq!(checks.verdict(|c| known(c).map(|_| "INFO")), Some(false));
+        assert_eq!(
+            checks.verdict(|c| (c == "service_name").then_some("pay")),
+            None
+        );
+        let timed = Prefilter::none().at_least("time", Some(1));
+        assert_eq!(timed.verdict(known), None);
+        assert_eq!(Prefilter::none().verdict(|_| None), Some(true));
     }
 
     #[test]

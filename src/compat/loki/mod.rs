@@ -21,8 +21,9 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
+use crate::index::LOG_STREAM_COLUMNS;
 use crate::model::LogRow;
-use crate::query::{time::parse_time, LogCursor, LogSearch, QueryEngine, QueryError};
+use crate::query::{time::parse_time, Counted, LogCursor, LogSearch, QueryEngine, QueryError};
 use crate::store::Prefilter;
 use logql::{LogQuery, MetricQuery, Op, RangeFunction, Stage};
 
@@ -137,17 +138,18 @@ fn stream_labels(row: &LogRow) -> Labels {
     ])
 }
 
-/// Each stream label and the log column it comes from, in the order [`labels_of`] takes
-/// their values; the four resource labels are named like their columns.
-const STREAM_COLUMNS: [(&str, &str); 5] = [
-    ("service_name", "service_name"),
-    ("service_instance_id", "service_instance_id"),
-    ("host_name", "host_name"),
-    ("service_version", "service_version"),
-    ("level", "severity_text"),
+/// Each stream label, in the order of the log columns it comes from
+/// ([`LOG_STREAM_COLUMNS`]) and that [`labels_of`] takes their values in; the four resource
+/// labels are named like their columns.
+const COLUMN_LABELS: [&str; 5] = [
+    "service_name",
+    "service_instance_id",
+    "host_name",
+    "service_version",
+    "level",
 ];
 
-/// Stream labels from the values of [`STREAM_COLUMNS`]: empty resource values are left
+/// Stream labels from the values of [`LOG_STREAM_COLUMNS`]: empty resource values are left
 /// out; `level` is the severity text in lower case, `unknown` without one.
 fn labels_of(values: [&str; 5]) -> Labels {
     labels_kept(values, [true; 5])
@@ -159,14 +161,14 @@ fn labels_kept(values: [&str; 5], kept: [bool; 5]) -> Labels {
     for (i, v) in values.iter().enumerate().filter(|(i, _)| kept[*i]) {
         match i {
             4 => labels.insert("level".into(), level_of(v)),
-            _ if !v.is_empty() => labels.insert(STREAM_COLUMNS[i].0.into(), (*v).to_string()),
+            _ if !v.is_empty() => labels.insert(COLUMN_LABELS[i].into(), (*v).to_string()),
             _ => None,
         };
     }
     labels
 }
 
-/// Streams of a batch remembered by [`times_from_columns`] before it looks one up.
+/// Streams of a batch remembered by [`counts_from_columns`] before it looks one up.
 const RECENT_STREAMS: usize = 8;
 
 /// The `level` label of a severity text.
@@ -345,8 +347,9 @@ fn column_checks(q: &LogQuery) -> Option<Prefilter> {
                 "severity_text",
                 Arc::new(move |s: &str| m.accepts(Some(&level_of(s)))),
             ),
-            label => match STREAM_COLUMNS[..4].iter().find(|(l, _)| *l == label) {
-                Some((_, column)) => {
+            label => match COLUMN_LABELS[..4].iter().position(|l| *l == label) {
+                Some(i) => {
+                    let column = LOG_STREAM_COLUMNS[i];
                     checks.text_passes(column, Arc::new(move |s: &str| m.accepts(Some(s))))
                 }
                 // A label no stream has: the matcher sees it empty, for every record.
@@ -370,18 +373,19 @@ fn column_checks(q: &LogQuery) -> Option<Prefilter> {
     Some(checks)
 }
 
-/// The times of the records in `[start, end]` that pass `q`, by stream, read from the time
-/// and label columns alone; `None` when `q` needs whole records (see [`column_checks`]).
+/// The records that pass `q` in each step's window, by stream: whole blocks counted by the
+/// index (a block on one side of every window edge adds all its records to the same steps)
+/// and single records read from the time and label columns alone; `None` when `q` needs
+/// whole records (see [`column_checks`]).
 ///
 /// Series are told apart by the labels whose column is `kept` (all of them for streams; the
 /// `by` labels of a `sum`, which adds the streams up anyway), and only those columns are read.
-async fn times_from_columns(
+async fn counts_from_columns(
     engine: &QueryEngine,
     q: &LogQuery,
-    start: i64,
-    end: i64,
+    windows: &StepWindows<'_>,
     kept: [bool; 5],
-) -> Result<Option<BTreeMap<Labels, Vec<i64>>>, LokiError> {
+) -> Result<Option<BTreeMap<Labels, Vec<u64>>>, LokiError> {
     use arrow::array::{Array, AsArray, StringArray};
     use arrow::datatypes::TimestampNanosecondType;
     let Some(checks) = column_checks(q) else {
@@ -389,62 +393,178 @@ async fn times_from_columns(
     };
     let filter =
         crate::query::log_query::parse(&pushdown(q)).map_err(|e| LokiError::bad(e.to_string()))?;
-    let mut slots: HashMap<Vec<String>, usize> = HashMap::new();
-    let mut series: Vec<(Labels, Vec<i64>)> = Vec::new();
+    let mut series = SeriesCounts {
+        kept,
+        slots: HashMap::new(),
+        series: Vec::new(),
+        steps: windows.steps.len(),
+    };
+    let boundaries = windows.edges();
     let mut columns = vec!["time"];
-    columns.extend((0..5).filter(|i| kept[*i]).map(|i| STREAM_COLUMNS[i].1));
+    columns.extend((0..5).filter(|i| kept[*i]).map(|i| LOG_STREAM_COLUMNS[i]));
+    // A block counts whole when no step's window starts or ends inside it.
+    let one_side = |first: i64, last: i64| {
+        let i = boundaries.partition_point(|b| *b < first);
+        boundaries.get(i).is_none_or(|b| *b >= last)
+    };
     let read = engine
-        .visit_log_columns(&filter, checks, start, end, &columns, |batch| {
-            let times = batch
-                .column_by_name("time")
-                .and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>());
-            let labels: [Option<&StringArray>; 5] = STREAM_COLUMNS.map(|(_, c)| {
-                batch
-                    .column_by_name(c)
-                    .and_then(|a| a.as_string_opt::<i32>())
-            });
-            let Some(times) = times else {
-                tracing::error!("log columns without time: skipping a batch");
-                return;
-            };
-            // A batch holds few streams, and levels interleave: the streams met last are
-            // looked for first, so the shared map is hashed only when a stream is new.
-            let mut recent: Vec<([&str; 5], usize)> = Vec::with_capacity(RECENT_STREAMS);
-            for (i, &t) in times.values().iter().enumerate() {
-                let key = labels.map(|a| match a {
-                    Some(a) if !a.is_null(i) => a.value(i),
-                    _ => "",
-                });
-                // Newest first: within a run of one stream the first comparison hits.
-                let same = |k: &[&str; 5]| (0..5).all(|c| !kept[c] || k[c] == key[c]);
-                let slot = match recent.iter().rev().find(|(k, _)| same(k)) {
-                    Some((_, slot)) => *slot,
-                    None => {
-                        let owned: Vec<String> = key.iter().map(|v| v.to_string()).collect();
-                        let slot = *slots.entry(owned).or_insert_with(|| {
-                            series.push((labels_kept(key, kept), Vec::new()));
-                            series.len() - 1
+        .count_log_streams(
+            &filter,
+            checks,
+            windows.span(),
+            &columns,
+            one_side,
+            |c| match c {
+                Counted::Block { stream, time } => {
+                    let slot = series.slot(std::array::from_fn(|i| &*stream.values[i]));
+                    windows.add(&mut series.series[slot].1, time, u64::from(stream.records));
+                }
+                Counted::Rows(batch) => {
+                    let times = batch
+                        .column_by_name("time")
+                        .and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>());
+                    let labels: [Option<&StringArray>; 5] = LOG_STREAM_COLUMNS.map(|c| {
+                        batch
+                            .column_by_name(c)
+                            .and_then(|a| a.as_string_opt::<i32>())
+                    });
+                    let Some(times) = times else {
+                        tracing::error!("log columns without time: skipping a batch");
+                        return;
+                    };
+                    // A batch holds few streams, and levels interleave: the streams met last
+                    // are looked for first, so the shared map is hashed only when a stream is
+                    // new.
+                    let mut recent: Vec<([&str; 5], usize)> = Vec::with_capacity(RECENT_STREAMS);
+                    for (i, &t) in times.values().iter().enumerate() {
+                        let key = labels.map(|a| match a {
+                            Some(a) if !a.is_null(i) => a.value(i),
+                            _ => "",
                         });
-                        if recent.len() == RECENT_STREAMS {
-                            recent.remove(0);
-                        }
-                        recent.push((key, slot));
-                        slot
+                        // Newest first: within a run of one stream the first comparison hits.
+                        let same = |k: &[&str; 5]| (0..5).all(|c| !kept[c] || k[c] == key[c]);
+                        let slot = match recent.iter().rev().find(|(k, _)| same(k)) {
+                            Some((_, slot)) => *slot,
+                            None => {
+                                let slot = series.slot(key);
+                                if recent.len() == RECENT_STREAMS {
+                                    recent.remove(0);
+                                }
+                                recent.push((key, slot));
+                                slot
+                            }
+                        };
+                        windows.add(&mut series.series[slot].1, t, 1);
                     }
-                };
-                series[slot].1.push(t);
-            }
-        })
+                }
+            },
+        )
         .await?;
     if !read {
         return Ok(None);
     }
     // Two label sets can differ only in the case of the severity text: merge them.
-    let mut times: BTreeMap<Labels, Vec<i64>> = BTreeMap::new();
-    for (labels, mut ts) in series {
-        times.entry(labels).or_default().append(&mut ts);
+    let mut counts: BTreeMap<Labels, Vec<i64>> = BTreeMap::new();
+    for (labels, changes) in series.series {
+        let merged = counts.entry(labels).or_insert_with(|| windows.no_changes());
+        for (m, c) in merged.iter_mut().zip(changes) {
+            *m += c;
+        }
     }
-    Ok(Some(times))
+    Ok(Some(
+        counts
+            .into_iter()
+            .map(|(labels, changes)| (labels, windows.counts(&changes)))
+            .collect(),
+    ))
+}
+
+/// The windows `(t - range, t]` of a metric query's steps, and records counted into them
+/// as changes at window starts and ends (a record adds to every window from the first step
+/// at or after it to the last before it leaves the range), so counting a record costs two
+/// binary searches whatever the range, and a series holds one number per step.
+struct StepWindows<'a> {
+    steps: &'a [i64],
+    range: i64,
+}
+
+impl StepWindows<'_> {
+    /// From the start of the first window to the end of the last.
+    fn span(&self) -> (i64, i64) {
+        let first = self.steps.first().copied().unwrap_or(0);
+        let last = self.steps.last().copied().unwrap_or(0);
+        (first.saturating_sub(self.range), last)
+    }
+
+    /// Every window's edges, sorted: a block whose records all lie on one side of each
+    /// adds to the same windows whichever record is asked.
+    fn edges(&self) -> Vec<i64> {
+        let mut edges: Vec<i64> = self
+            .steps
+            .iter()
+            .flat_map(|t| [*t, t.saturating_sub(self.range)])
+            .collect();
+        edges.sort_unstable();
+        edges.dedup();
+        edges
+    }
+
+    /// A series with nothing counted yet.
+    fn no_changes(&self) -> Vec<i64> {
+        vec![0; self.steps.len() + 1]
+    }
+
+    /// Counts `n` records at `time` into `changes` (of [`StepWindows::no_changes`]'s length).
+    fn add(&self, changes: &mut [i64], time: i64, n: u64) {
+        let first = self.steps.partition_point(|t| *t < time);
+        let past = self
+            .steps
+            .partition_point(|t| t.saturating_sub(self.range) < time);
+        if first < past {
+            let n = i64::try_from(n).unwrap_or(i64::MAX);
+            changes[first] += n;
+            changes[past] -= n;
+        }
+    }
+
+    /// The count of each window.
+    fn counts(&self, changes: &[i64]) -> Vec<u64> {
+        let mut running = 0i64;
+        changes[..self.steps.len()]
+            .iter()
+            .map(|c| {
+                running += c;
+                u64::try_from(running).unwrap_or(0)
+            })
+            .collect()
+    }
+}
+
+/// The series of [`counts_from_columns`] as they fill: (time, records) pairs per label set.
+struct SeriesCounts {
+    /// Which stream columns tell series apart.
+    kept: [bool; 5],
+    slots: HashMap<Vec<String>, usize>,
+    /// Each series' labels and its changes (see [`StepWindows`]).
+    series: Vec<(Labels, Vec<i64>)>,
+    /// Length of a new series' changes.
+    steps: usize,
+}
+
+impl SeriesCounts {
+    /// The index in `series` of stream `key`'s series, added if new.
+    fn slot(&mut self, key: [&str; 5]) -> usize {
+        let kept = self.kept;
+        let owned: Vec<String> = (0..5)
+            .filter(|c| kept[*c])
+            .map(|c| key[c].to_string())
+            .collect();
+        let (series, steps) = (&mut self.series, self.steps);
+        *self.slots.entry(owned).or_insert_with(|| {
+            series.push((labels_kept(key, kept), vec![0; steps + 1]));
+            series.len() - 1
+        })
+    }
 }
 
 /// Evaluates a metric query at `steps`: one value per series and step (or none).
@@ -453,37 +573,43 @@ async fn metric(
     q: &MetricQuery,
     steps: &[i64],
 ) -> Result<Vec<(Labels, Vec<Option<f64>>)>, LokiError> {
-    let (first, last) = (steps[0], steps[steps.len() - 1]);
-    let from = first - q.range_nano;
     // A sum adds streams up: count straight into its groups.
     let kept = match &q.aggregation {
         Some(agg) if agg.op == "sum" && !agg.without => {
-            STREAM_COLUMNS.map(|(label, _)| agg.labels.iter().any(|l| l == label))
+            COLUMN_LABELS.map(|label| agg.labels.iter().any(|l| l == label))
         }
         _ => [true; 5],
     };
-    let times = match times_from_columns(engine, &q.log, from, last, kept).await? {
-        Some(times) => times,
+    let windows = StepWindows {
+        steps,
+        range: q.range_nano,
+    };
+    let counts = match counts_from_columns(engine, &q.log, &windows, kept).await? {
+        Some(counts) => counts,
         None => {
-            let mut times: BTreeMap<Labels, Vec<i64>> = BTreeMap::new();
+            let mut changes: BTreeMap<Labels, Vec<i64>> = BTreeMap::new();
+            let (from, last) = windows.span();
             scan(engine, &q.log, from, last, |labels, row| {
-                times.entry(labels).or_default().push(row.time_unix_nano);
+                let series = changes
+                    .entry(labels)
+                    .or_insert_with(|| windows.no_changes());
+                windows.add(series, row.time_unix_nano, 1);
                 true
             })
             .await?;
-            times
+            changes
+                .into_iter()
+                .map(|(labels, c)| (labels, windows.counts(&c)))
+                .collect()
         }
     };
     let range_secs = q.range_nano as f64 / 1e9;
-    let mut series: Vec<(Labels, Vec<Option<f64>>)> = times
+    let mut series: Vec<(Labels, Vec<Option<f64>>)> = counts
         .into_iter()
-        .map(|(labels, mut ts)| {
-            ts.sort_unstable();
-            let values = steps
-                .iter()
-                .map(|&t| {
-                    let n = ts.partition_point(|x| *x <= t)
-                        - ts.partition_point(|x| *x <= t - q.range_nano);
+        .map(|(labels, counts)| {
+            let values = counts
+                .into_iter()
+                .map(|n| {
                     (n > 0).then(|| match q.function {
                         RangeFunction::CountOverTime => n as f64,
                         RangeFunction::Rate => n as f64 / range_secs,
