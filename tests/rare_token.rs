@@ -91,6 +91,28 @@ async fn a_token_in_one_record_of_a_million_is_found_everywhere() {
     let by_word = scanned("xylophonist").await;
     assert!(by_regex >= 10 && by_word <= 1, "{by_regex} vs {by_word}");
 
+    // Through Loki, a line filter narrows by the words it holds whole, reading at most the
+    // block that holds the line where the regex above read them all. (A line filter matches
+    // any substring, so a bare `|= "xylophonist"` may sit inside a longer word: it is checked
+    // line by line over every block, which at a million records outlasts a debug build's
+    // request budget.)
+    let loki_blocks = |q: &'static str| {
+        let (server, window) = (&server, &window);
+        async move {
+            let before = server.metric("sightline_blocks_read_total").await;
+            let path = format!("/loki/api/v1/query_range?query={}&{window}", common::enc(q));
+            let (status, body) = server.get(&path).await;
+            assert_eq!(status, 200, "{body}");
+            let lines = body["data"]["result"][0]["values"]
+                .as_array()
+                .map_or(0, Vec::len);
+            assert_eq!(lines, 1, "{q}: {body}");
+            server.metric("sightline_blocks_read_total").await - before
+        }
+    };
+    let by_whole_word = loki_blocks(r#"{service_name=~".+"} |= " xylophonist ""#).await;
+    assert!(by_whole_word <= 1.0, "{by_whole_word} vs {by_regex}");
+
     // Absent tokens: nothing found. A word nobody sent reads no block (the index has no such
     // term). An id-like one is refused by each block's 8-bit filter with a 1-in-256 false
     // positive, and where the row groups are cut depends on flush timing, so with ≈ 60

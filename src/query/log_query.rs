@@ -14,7 +14,7 @@ use tantivy::query::{
 use tantivy::schema::IndexRecordOption;
 use tantivy::tokenizer::TextAnalyzer;
 use tantivy::Term;
-use tantivy_query_grammar::{Delimiter, Occur, UserInputAst, UserInputBound, UserInputLeaf};
+use tantivy_query_grammar::{Occur, UserInputAst, UserInputBound, UserInputLeaf};
 
 use super::body_words::BodyWords;
 use crate::index::{text, BlockIndex, KeyKind};
@@ -133,13 +133,12 @@ fn convert_leaf(
     match leaf {
         UserInputLeaf::All => Ok(LogFilter::All),
         UserInputLeaf::Literal(lit) => {
-            let quoted = lit.delimiter != Delimiter::None;
-            field_filter(lit.field_name.as_deref(), &lit.phrase, quoted, analyzer)
+            field_filter(lit.field_name.as_deref(), &lit.phrase, analyzer)
         }
         UserInputLeaf::Set { field, elements } => Ok(LogFilter::Or(
             elements
                 .iter()
-                .map(|e| field_filter(field.as_deref(), e, true, analyzer))
+                .map(|e| field_filter(field.as_deref(), e, analyzer))
                 .collect::<Result<_, _>>()?,
         )),
         UserInputLeaf::Range {
@@ -172,7 +171,6 @@ fn convert_leaf(
 fn field_filter(
     field: Option<&str>,
     value: &str,
-    quoted: bool,
     analyzer: &mut TextAnalyzer,
 ) -> Result<LogFilter, QuerySyntaxError> {
     Ok(match field {
@@ -181,7 +179,8 @@ fn field_filter(
             if tokens.is_empty() {
                 LogFilter::All
             } else {
-                let phrase = quoted || tokens.len() > 1;
+                // Quoted or not, one word is just that word; more are a phrase.
+                let phrase = tokens.len() > 1;
                 LogFilter::Text { tokens, phrase }
             }
         }

@@ -241,7 +241,8 @@ fn flatten(prefix: &str, value: &Value, out: &mut Labels) {
     }
 }
 
-/// What the index can narrow: service and instance equality, as log query text.
+/// What the index can narrow, as log query text: service and instance equality, and the
+/// whole words of each line filter (see [`whole_words`]).
 fn pushdown(q: &LogQuery) -> String {
     let safe = |v: &str| {
         !v.is_empty()
@@ -249,16 +250,60 @@ fn pushdown(q: &LogQuery) -> String {
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | ':'))
             && !v.starts_with('-')
     };
-    q.matchers
+    let selectors = q
+        .matchers
         .iter()
         .filter(|m| m.op == Op::Eq && safe(&m.value))
         .filter_map(|m| match m.label.as_str() {
             "service_name" => Some(format!("service:\"{}\"", m.value)),
             "service_instance_id" => Some(format!("instance:\"{}\"", m.value)),
             _ => None,
-        })
+        });
+    let words = q.pipeline.iter().flat_map(|stage| match stage {
+        Stage::Contains {
+            text,
+            negate: false,
+        } => whole_words(text),
+        _ => Vec::new(),
+    });
+    selectors
+        .chain(words.map(|w| format!("\"{w}\"")))
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// The words of a line filter's text that every line holding the text holds as words of
+/// the block index: runs of letters and digits with a character on both sides inside the
+/// text that is neither a letter, a digit nor `-` (a line filter matches any substring, so
+/// `|= "time"` finds "timeout" and its edge runs say nothing; a run beside a `-` may be
+/// the inside of a uuid, which is no word), shorter than 64 bytes (longer ones are not
+/// indexed).
+/// A line filter with no such word (`|= "3f2a9c1e"`) is checked line by line.
+fn whole_words(text: &str) -> Vec<String> {
+    let chars: Vec<(usize, char)> = text.char_indices().collect();
+    let mut words = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        if !chars[i].1.is_alphanumeric() {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < chars.len() && chars[i].1.is_alphanumeric() {
+            i += 1;
+        }
+        let bounded = |c: Option<&(usize, char)>| c.is_some_and(|(_, c)| *c != '-');
+        let before = start.checked_sub(1).and_then(|b| chars.get(b));
+        if bounded(before) && bounded(chars.get(i)) {
+            let from = chars[start].0;
+            let to = chars.get(i).map_or(text.len(), |(at, _)| *at);
+            let word = &text[from..to];
+            if word.len() < 64 {
+                words.push(word.to_lowercase());
+            }
+        }
+    }
+    words
 }
 
 /// Reads records of `[start, end]` newest first and calls `each` with those that pass,
@@ -862,6 +907,25 @@ mod tests {
             Ok(logql::Query::Log(q)) => q,
             Err(e) => panic!("{query}: {e:?}"),
         }
+    }
+
+    #[test]
+    fn line_filters_narrow_by_the_words_they_hold_whole() {
+        assert_eq!(
+            whole_words("payment Failed for order-1216 (3f2a9c1e)"),
+            ["failed", "for", "3f2a9c1e"]
+        );
+        assert!(whole_words("3f2a9c1e").is_empty());
+        assert!(whole_words("a-4000-b").is_empty());
+        assert_eq!(whole_words(" caf\u{e9} "), ["caf\u{e9}"]);
+        let long = format!(" {} {} ", "a".repeat(63), "b".repeat(64));
+        assert_eq!(whole_words(&long), ["a".repeat(63)]);
+        assert_eq!(
+            pushdown(&selector_of(
+                r#"{service_name="a"} |= " timeout " != " ok " |= "x""#
+            )),
+            r#"service:"a" "timeout""#
+        );
     }
 
     /// Which queries are counted from columns: selectors and line filters are; `| json` and
