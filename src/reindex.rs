@@ -73,7 +73,9 @@ pub async fn reindex(data_dir: &Path, row_group_rows: usize) -> anyhow::Result<R
         bar.inc(1);
     }
     let blocks = docs.len();
-    index.commit_blocks(docs, old_position.unwrap_or(0))?;
+    index
+        .commit_blocks(docs, old_position.unwrap_or(0))?
+        .publish()?;
     bar.finish_with_message(format!("{blocks} blocks indexed"));
     if aside.exists() {
         std::fs::remove_dir_all(&aside)?;

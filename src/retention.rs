@@ -12,7 +12,6 @@ use chrono::NaiveDateTime;
 
 use crate::index::BlockIndex;
 use crate::model::Signal;
-use crate::pipeline::LiveData;
 use crate::store::Store;
 
 /// How long each signal is kept, and the size cap of the whole store.
@@ -85,7 +84,6 @@ fn partition_of(path: &str) -> Option<(String, i64)> {
 pub async fn sweep(
     store: &Store,
     index: &BlockIndex,
-    live: Option<&LiveData>,
     policy: &RetentionPolicy,
     now: i64,
 ) -> anyhow::Result<Swept> {
@@ -133,11 +131,9 @@ pub async fn sweep(
     if files.is_empty() {
         return Ok(swept);
     }
-    {
-        // Out of the index first, under the live lock so readers switch over at once.
-        let _guard = live.map(|l| l.write());
-        index.forget_files(&files)?;
-    }
+    // Out of the index first (one commit: a searcher sees all these files or none; one that
+    // still holds them reads files deleted below and reports them missing, never wrong rows).
+    index.forget_files(&files)?;
     for key in &doomed {
         let p = &partitions[key];
         for f in &p.files {

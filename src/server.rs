@@ -172,13 +172,11 @@ pub async fn run(
         reports,
         store.clone(),
         index.clone(),
-        live.clone(),
     ));
     if config.retention.is_active() {
         tokio::spawn(retention_loop(
             store.clone(),
             index.clone(),
-            live.clone(),
             config.retention,
         ));
     }
@@ -320,12 +318,11 @@ const RETENTION_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 async fn retention_loop(
     store: Store,
     index: Arc<BlockIndex>,
-    live: Arc<LiveData>,
     policy: crate::retention::RetentionPolicy,
 ) {
     loop {
         let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0);
-        if let Err(e) = crate::retention::sweep(&store, &index, Some(&live), &policy, now).await {
+        if let Err(e) = crate::retention::sweep(&store, &index, &policy, now).await {
             tracing::error!("retention pass failed: {e:#}");
         }
         tokio::time::sleep(RETENTION_EVERY).await;

@@ -275,8 +275,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 config.row_group_rows,
             )?;
             let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0);
-            let swept =
-                crate::retention::sweep(&store, &index, None, &config.retention, now).await?;
+            let swept = crate::retention::sweep(&store, &index, &config.retention, now).await?;
             println!(
                 "retention deleted {} partitions ({} files, {} bytes)",
                 swept.partitions, swept.files, swept.bytes

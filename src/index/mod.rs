@@ -53,6 +53,21 @@ pub enum IndexError {
 /// Share of deleted block documents in a segment that makes tantivy merge it.
 const DELETED_RATIO_BEFORE_MERGE: f32 = 0.3;
 
+/// A commit of [`BlockIndex::commit_blocks`] that searchers do not see yet. It holds the
+/// index writer, so no other commit (compaction, retention) can publish it early.
+#[must_use = "a commit nobody publishes stays invisible until the next one"]
+pub struct Unpublished<'a> {
+    index: &'a BlockIndex,
+    _writer: std::sync::MutexGuard<'a, Option<IndexWriter>>,
+}
+
+impl Unpublished<'_> {
+    /// Makes the commit visible to new searchers.
+    pub fn publish(self) -> Result<(), IndexError> {
+        self.index.reload()
+    }
+}
+
 /// One block that a search matched.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlockRef {
@@ -179,12 +194,15 @@ impl BlockIndex {
         Ok(payload_of(&self.index)?.wal_flushed_through)
     }
 
-    /// Adds block documents and commits them together with the WAL position they cover.
+    /// Adds block documents and commits them together with the WAL position they cover. The
+    /// commit is not visible until the caller publishes it ([`Unpublished::publish`]), and no
+    /// other commit can make it visible before: the flusher publishes it in the same moment
+    /// as it drops the memtable those blocks came from, so a query sees those rows once.
     pub fn commit_blocks(
         &self,
         docs: Vec<TantivyDocument>,
         wal_flushed_through: u64,
-    ) -> Result<(), IndexError> {
+    ) -> Result<Unpublished<'_>, IndexError> {
         let mut guard = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         let writer = guard.as_mut().ok_or(IndexError::ReadOnly)?;
         for doc in docs {
@@ -196,7 +214,10 @@ impl BlockIndex {
         let mut prepared = writer.prepare_commit()?;
         prepared.set_payload(&serde_json::to_string(&payload).unwrap_or_default());
         prepared.commit()?;
-        Ok(())
+        Ok(Unpublished {
+            index: self,
+            _writer: guard,
+        })
     }
 
     /// Drops every block of one file (a quarantined one) and makes that visible, keeping the
@@ -216,8 +237,9 @@ impl BlockIndex {
         let mut prepared = writer.prepare_commit()?;
         prepared.set_payload(&payload);
         prepared.commit()?;
-        drop(guard);
+        // Visible before the writer is free: no other commit is between the two.
         self.reload()?;
+        drop(guard);
         self.warm()
     }
 
@@ -240,8 +262,9 @@ impl BlockIndex {
         let mut prepared = writer.prepare_commit()?;
         prepared.set_payload(&payload);
         prepared.commit()?;
-        drop(guard);
+        // Visible before the writer is free: no other commit is between the two.
         self.reload()?;
+        drop(guard);
         self.warm()
     }
 
@@ -445,5 +468,44 @@ impl BlockIndex {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block_doc(index: &BlockIndex, path: &str) -> TantivyDocument {
+        let f = index.fields();
+        let mut doc = TantivyDocument::default();
+        doc.add_text(f.signal, "logs");
+        doc.add_text(f.path, path);
+        doc.add_u64(f.row_group, 0);
+        doc.add_i64(f.time_min, 1);
+        doc.add_i64(f.time_max, 2);
+        doc
+    }
+
+    /// A flush's commit stays invisible until the flusher publishes it, and no other commit
+    /// can publish it meanwhile: it holds the writer, which compaction and retention need.
+    #[test]
+    fn a_commit_is_seen_only_once_published() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let index = BlockIndex::open(dir.path()).expect("index");
+        let committed = index
+            .commit_blocks(vec![block_doc(&index, "logs/a.parquet")], 7)
+            .expect("commit");
+        assert!(index.all_paths().expect("paths").is_empty());
+        assert!(
+            index.writer.try_lock().is_err(),
+            "no other commit can slip in"
+        );
+        committed.publish().expect("publish");
+        assert!(index.all_paths().expect("paths").contains("logs/a.parquet"));
+        assert_eq!(index.wal_flushed_through().expect("payload"), Some(7));
+        index
+            .forget_files(&["logs/a.parquet".to_string()])
+            .expect("forget");
+        assert!(index.all_paths().expect("paths").is_empty());
     }
 }

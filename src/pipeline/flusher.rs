@@ -51,11 +51,11 @@ fn flush(
     let table = &frozen.table;
     let docs = rt.block_on(write_blocks(store, fields, table, &frozen.rollups))?;
     let blocks = docs.len();
-    index.commit_blocks(docs, frozen.wal_seq)?;
+    let committed = index.commit_blocks(docs, frozen.wal_seq)?;
     {
         // Swap memory for index under the write lock: readers see the rows exactly once.
         let mut inner = live.write();
-        index.reload()?;
+        committed.publish()?;
         inner.frozen.retain(|f| !Arc::ptr_eq(f, frozen));
         crate::telemetry::get()
             .frozen_memtables

@@ -155,7 +155,7 @@ pub async fn write_snapshot(dir: &Path, evidence: &Evidence) -> anyhow::Result<(
     let table = crate::pipeline::Memtable::of_rows(&evidence.rows)?;
     let docs =
         crate::pipeline::write_blocks(&store, index.fields(), &table, &evidence.rollups).await?;
-    index.commit_blocks(docs, 0)?;
+    index.commit_blocks(docs, 0)?.publish()?;
     Ok(())
 }
 
