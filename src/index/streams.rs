@@ -32,7 +32,9 @@ pub type BlockStreams = Arc<[StreamCount]>;
 /// One stream of a block and how many of the block's records it has.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamCount {
+    /// The stream's values, shared by every block of the segment that has the stream.
     pub values: Arc<StreamValues>,
+    /// How many of the block's records belong to the stream.
     pub records: u32,
 }
 
