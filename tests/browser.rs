@@ -297,6 +297,10 @@ async fn browse_the_demo_incident() {
         let live = web.find_all(By::Css("tr.live")).await.unwrap();
         if let Some(row) = live.first() {
             assert!(row.text().await.unwrap().contains("tailme arrived live"));
+            // Styled like the rows the page rendered: an ERROR level, one unbroken word.
+            let level = row.find(By::Css("td.level.sev-error")).await.unwrap();
+            let white_space = level.css_value("white-space").await.unwrap();
+            assert_eq!(white_space, "nowrap");
             break;
         }
         assert!(

@@ -48,7 +48,7 @@ document.addEventListener("click", (event) => {
       const log = JSON.parse(message.data);
       const tr = document.createElement("tr");
       tr.className = "log-row live";
-      tr.append(cell(log.time, "time"), cell(log.service), cell(log.instance), cell(log.severity), cell(log.body, "body"));
+      tr.append(cell(log.time, "time"), cell(log.service), cell(log.instance), cell(log.severity, "level " + (log.severity_class || "")), cell(log.body, "body"));
       const link = document.createElement("td");
       if (log.trace_href) {
         const a = document.createElement("a");

@@ -81,6 +81,17 @@ pub fn bytes(n: u64) -> String {
     format!("{v:.1} {}", UNITS[unit])
 }
 
+/// The CSS class that colours a log record's level, from its severity number (the text is
+/// free-form; the number is OTLP's scale): the same on the logs page, the trace page and
+/// the live tail.
+pub fn severity_class(number: i32) -> &'static str {
+    match number {
+        17.. => "sev-error",
+        13..=16 => "sev-warn",
+        _ => "sev-info",
+    }
+}
+
 /// `2026-11-23 10:15:00.123` (UTC).
 pub fn time(ns: i64) -> String {
     chrono::DateTime::from_timestamp_nanos(ns)

@@ -78,11 +78,7 @@ fn line(l: &LogRow, highlight: &[String]) -> LogLine {
         service: l.resource.service_name.clone(),
         instance: l.resource.service_instance_id.clone(),
         severity: l.severity_text.clone(),
-        severity_class: match l.severity_number {
-            17.. => "sev-error",
-            13..=16 => "sev-warn",
-            _ => "sev-info",
-        },
+        severity_class: format::severity_class(l.severity_number),
         body: format::highlight(&shown.short, highlight),
         full_body: shown.full,
         trace_href: l.trace_id.map(|t| match l.span_id {
@@ -246,6 +242,7 @@ pub async fn tail(State(engine): State<QueryEngine>, Query(params): Query<TailPa
                                     "service": l.resource.service_name,
                                     "instance": l.resource.service_instance_id,
                                     "severity": l.severity_text,
+                                    "severity_class": format::severity_class(l.severity_number),
                                     "body": l.body,
                                     "trace_href": l.trace_id.map(|t| format!("/traces/{t}")),
                                 }))

@@ -103,19 +103,11 @@ struct TracePage {
     logs_href: String,
 }
 
-fn severity_class(number: i32) -> &'static str {
-    match number {
-        17.. => "sev-error",
-        13..=16 => "sev-warn",
-        _ => "sev-info",
-    }
-}
-
 fn log_view(l: &LogRow) -> LogLineView {
     LogLineView {
         time: format::time(l.time_unix_nano),
         severity: l.severity_text.clone(),
-        severity_class: severity_class(l.severity_number),
+        severity_class: format::severity_class(l.severity_number),
         service: l.resource.service_name.clone(),
         body: format::shown(&l.body),
     }
