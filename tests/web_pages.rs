@@ -90,6 +90,18 @@ async fn pages_render_the_demo_incident_and_escape_hostile_text() {
     assert!(html.contains("role=\"alert\"") && html.contains("invalid query"));
     let (_, html) = page(&server, "/logs?q=zzznomatchzzz").await;
     assert!(html.contains("No log record matches"));
+    assert!(!html.contains("field-hint"));
+    // `field=value` finds nothing and offers `field:value`, in the same window.
+    let (_, html) = page(
+        &server,
+        &format!("/logs?q={}&range=1h", enc("service=zzznone")),
+    )
+    .await;
+    assert!(html.contains("No log record matches"), "{html}");
+    assert!(
+        html.contains("href=\"/logs?q=service%3Azzznone&#38;range=1h\""),
+        "{html}"
+    );
 
     // Pages: the next page continues where the first stopped, without overlap.
     let (_, first) = page(&server, "/logs?range=1h").await;

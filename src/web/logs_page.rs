@@ -68,6 +68,34 @@ struct LogsPage {
     correlation: Option<String>,
     stitched_href: Option<String>,
     tail_href: String,
+    /// When nothing matched a query written `field=value`: the query with `field:value`, and
+    /// its address in the same window.
+    hint: Option<(String, String)>,
+}
+
+/// The query with each `name=value` part written `name:value`, when it has any: `=` is no
+/// field match in the query language (`service=payment` asks for bodies holding the words
+/// "service" and "payment"), and a search that finds nothing is where people paste it.
+fn field_syntax_hint(query: &str) -> Option<String> {
+    let mut changed = false;
+    let parts: Vec<String> = query
+        .split(' ')
+        .map(|part| match part.split_once('=') {
+            Some((name, value))
+                if !name.is_empty()
+                    && !value.is_empty()
+                    && !value.starts_with('=')
+                    && name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.')) =>
+            {
+                changed = true;
+                format!("{name}:{value}")
+            }
+            _ => part.to_string(),
+        })
+        .collect();
+    changed.then(|| parts.join(" "))
 }
 
 fn line(l: &LogRow, highlight: &[String]) -> LogLine {
@@ -127,6 +155,7 @@ pub async fn handler(
         first_href: None,
         correlation: None,
         stitched_href: None,
+        hint: None,
         window,
     };
     if error.is_none() {
@@ -197,6 +226,13 @@ async fn fill(engine: &QueryEngine, form: &LogForm, page: &mut LogsPage) -> Resu
     if form.before.is_some() {
         page.first_href = Some(url("/logs", &base));
     }
+    if page.lines.is_empty() {
+        page.hint = field_syntax_hint(&form.q).map(|suggested| {
+            let mut pairs = vec![("q", suggested.clone())];
+            pairs.extend(page.window.query_pairs());
+            (suggested, url("/logs", &pairs))
+        });
+    }
     Ok(())
 }
 
@@ -263,4 +299,25 @@ pub async fn tail(State(engine): State<QueryEngine>, Query(params): Query<TailPa
     Sse::new(stream.flatten())
         .keep_alive(KeepAlive::default())
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::field_syntax_hint;
+
+    #[test]
+    fn a_field_written_with_an_equals_sign_gets_the_colon_form() {
+        assert_eq!(
+            field_syntax_hint("service=payment timeout").as_deref(),
+            Some("service:payment timeout")
+        );
+        assert_eq!(
+            field_syntax_hint("http.status_code=500").as_deref(),
+            Some("http.status_code:500")
+        );
+        assert_eq!(field_syntax_hint("service:payment"), None);
+        assert_eq!(field_syntax_hint("a == b"), None);
+        assert_eq!(field_syntax_hint("x==y"), None);
+        assert_eq!(field_syntax_hint("=5 \"a=\""), None);
+    }
 }
