@@ -17,7 +17,7 @@ use arrow::record_batch::RecordBatch;
 use super::log_query::LogFilter;
 use super::scan::group_by_file;
 use super::{QueryEngine, QueryError};
-use crate::index::StreamCount;
+use crate::index::{BlockRef, StreamCount};
 use crate::store::Prefilter;
 
 /// Most blocks one count may read (≈ 400 M records at the default row group size): a
@@ -98,15 +98,10 @@ impl QueryEngine {
                 straddling.len()
             )));
         }
-        for (path, groups) in group_by_file(&straddling) {
-            let row_groups: Vec<usize> = groups.iter().map(|(rg, _)| *rg).collect();
-            let read = self
-                .store
-                .read_columns(&path, row_groups.clone(), &prefilter, columns);
-            for batch in self.read_or_report(&path, row_groups.len(), read).await? {
-                counted(Counted::Rows(&batch));
-            }
-        }
+        self.read_block_columns(&straddling, &prefilter, columns, |batch| {
+            counted(Counted::Rows(batch))
+        })
+        .await?;
         Ok(true)
     }
 
@@ -146,13 +141,28 @@ impl QueryEngine {
                 straddling.push(block);
             }
         }
-        for (path, groups) in group_by_file(&straddling) {
+        self.read_block_columns(&straddling, &prefilter, &["time"], |batch| {
+            for_each_time(batch, |t| count(t, 1))
+        })
+        .await
+    }
+
+    /// Feeds `visit` the named `columns` of the records of `blocks` that pass `prefilter`,
+    /// file by file: the blocks a count could not take from the index.
+    async fn read_block_columns(
+        &self,
+        blocks: &[BlockRef],
+        prefilter: &Prefilter,
+        columns: &[&str],
+        mut visit: impl FnMut(&RecordBatch) + Send,
+    ) -> Result<(), QueryError> {
+        for (path, groups) in group_by_file(blocks) {
             let row_groups: Vec<usize> = groups.iter().map(|(rg, _)| *rg).collect();
             let read = self
                 .store
-                .read_columns(&path, row_groups.clone(), &prefilter, &["time"]);
+                .read_columns(&path, row_groups.clone(), prefilter, columns);
             for batch in self.read_or_report(&path, row_groups.len(), read).await? {
-                for_each_time(&batch, |t| count(t, 1));
+                visit(&batch);
             }
         }
         Ok(())

@@ -21,7 +21,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
-use crate::index::LOG_STREAM_COLUMNS;
+use crate::index::{StreamCount, LOG_STREAM_COLUMNS};
 use crate::model::LogRow;
 use crate::query::{time::parse_time, Counted, LogCursor, LogSearch, QueryEngine, QueryError};
 use crate::store::Prefilter;
@@ -37,14 +37,6 @@ pub fn router(engine: QueryEngine) -> Router {
         .with_state(engine)
 }
 
-/// Labels every stream has (when the sender set them).
-const STREAM_LABELS: [&str; 5] = [
-    "host_name",
-    "level",
-    "service_instance_id",
-    "service_name",
-    "service_version",
-];
 /// Records read per page of the underlying search.
 const PAGE: usize = 5_000;
 /// Most records one query may read, so one broad query cannot take the server.
@@ -141,7 +133,7 @@ fn stream_labels(row: &LogRow) -> Labels {
 /// Each stream label, in the order of the log columns it comes from
 /// ([`LOG_STREAM_COLUMNS`]) and that [`labels_of`] takes their values in; the four resource
 /// labels are named like their columns.
-const COLUMN_LABELS: [&str; 5] = [
+const STREAM_LABELS: [&str; 5] = [
     "service_name",
     "service_instance_id",
     "host_name",
@@ -161,7 +153,7 @@ fn labels_kept(values: [&str; 5], kept: [bool; 5]) -> Labels {
     for (i, v) in values.iter().enumerate().filter(|(i, _)| kept[*i]) {
         match i {
             4 => labels.insert("level".into(), level_of(v)),
-            _ if !v.is_empty() => labels.insert(COLUMN_LABELS[i].into(), (*v).to_string()),
+            _ if !v.is_empty() => labels.insert(STREAM_LABELS[i].into(), (*v).to_string()),
             _ => None,
         };
     }
@@ -392,7 +384,7 @@ fn column_checks(q: &LogQuery) -> Option<Prefilter> {
                 "severity_text",
                 Arc::new(move |s: &str| m.accepts(Some(&level_of(s)))),
             ),
-            label => match COLUMN_LABELS[..4].iter().position(|l| *l == label) {
+            label => match STREAM_LABELS[..4].iter().position(|l| *l == label) {
                 Some(i) => {
                     let column = LOG_STREAM_COLUMNS[i];
                     checks.text_passes(column, Arc::new(move |s: &str| m.accepts(Some(s))))
@@ -431,8 +423,6 @@ async fn counts_from_columns(
     windows: &StepWindows<'_>,
     kept: [bool; 5],
 ) -> Result<Option<BTreeMap<Labels, Vec<u64>>>, LokiError> {
-    use arrow::array::{Array, AsArray, StringArray};
-    use arrow::datatypes::TimestampNanosecondType;
     let Some(checks) = column_checks(q) else {
         return Ok(None);
     };
@@ -442,66 +432,19 @@ async fn counts_from_columns(
         kept,
         slots: HashMap::new(),
         series: Vec::new(),
-        steps: windows.steps.len(),
     };
-    let boundaries = windows.edges();
     let mut columns = vec!["time"];
     columns.extend((0..5).filter(|i| kept[*i]).map(|i| LOG_STREAM_COLUMNS[i]));
-    // A block counts whole when no step's window starts or ends inside it.
-    let one_side = |first: i64, last: i64| {
-        let i = boundaries.partition_point(|b| *b < first);
-        boundaries.get(i).is_none_or(|b| *b >= last)
-    };
     let read = engine
         .count_log_streams(
             &filter,
             checks,
             windows.span(),
             &columns,
-            one_side,
-            |c| match c {
-                Counted::Block { stream, time } => {
-                    let slot = series.slot(std::array::from_fn(|i| &*stream.values[i]));
-                    windows.add(&mut series.series[slot].1, time, u64::from(stream.records));
-                }
-                Counted::Rows(batch) => {
-                    let times = batch
-                        .column_by_name("time")
-                        .and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>());
-                    let labels: [Option<&StringArray>; 5] = LOG_STREAM_COLUMNS.map(|c| {
-                        batch
-                            .column_by_name(c)
-                            .and_then(|a| a.as_string_opt::<i32>())
-                    });
-                    let Some(times) = times else {
-                        tracing::error!("log columns without time: skipping a batch");
-                        return;
-                    };
-                    // A batch holds few streams, and levels interleave: the streams met last
-                    // are looked for first, so the shared map is hashed only when a stream is
-                    // new.
-                    let mut recent: Vec<([&str; 5], usize)> = Vec::with_capacity(RECENT_STREAMS);
-                    for (i, &t) in times.values().iter().enumerate() {
-                        let key = labels.map(|a| match a {
-                            Some(a) if !a.is_null(i) => a.value(i),
-                            _ => "",
-                        });
-                        // Newest first: within a run of one stream the first comparison hits.
-                        let same = |k: &[&str; 5]| (0..5).all(|c| !kept[c] || k[c] == key[c]);
-                        let slot = match recent.iter().rev().find(|(k, _)| same(k)) {
-                            Some((_, slot)) => *slot,
-                            None => {
-                                let slot = series.slot(key);
-                                if recent.len() == RECENT_STREAMS {
-                                    recent.remove(0);
-                                }
-                                recent.push((key, slot));
-                                slot
-                            }
-                        };
-                        windows.add(&mut series.series[slot].1, t, 1);
-                    }
-                }
+            |first, last| windows.one_side(first, last),
+            |counted| match counted {
+                Counted::Block { stream, time } => series.add_stream(windows, stream, time),
+                Counted::Rows(batch) => series.add_rows(windows, batch),
             },
         )
         .await?;
@@ -531,9 +474,26 @@ async fn counts_from_columns(
 struct StepWindows<'a> {
     steps: &'a [i64],
     range: i64,
+    /// Every window's start and end, sorted.
+    edges: Vec<i64>,
 }
 
-impl StepWindows<'_> {
+impl<'a> StepWindows<'a> {
+    /// The windows of `steps` over `range`.
+    fn new(steps: &'a [i64], range: i64) -> Self {
+        let mut edges: Vec<i64> = steps
+            .iter()
+            .flat_map(|t| [*t, t.saturating_sub(range)])
+            .collect();
+        edges.sort_unstable();
+        edges.dedup();
+        Self {
+            steps,
+            range,
+            edges,
+        }
+    }
+
     /// From the start of the first window to the end of the last.
     fn span(&self) -> (i64, i64) {
         let first = self.steps.first().copied().unwrap_or(0);
@@ -541,17 +501,11 @@ impl StepWindows<'_> {
         (first.saturating_sub(self.range), last)
     }
 
-    /// Every window's edges, sorted: a block whose records all lie on one side of each
-    /// adds to the same windows whichever record is asked.
-    fn edges(&self) -> Vec<i64> {
-        let mut edges: Vec<i64> = self
-            .steps
-            .iter()
-            .flat_map(|t| [*t, t.saturating_sub(self.range)])
-            .collect();
-        edges.sort_unstable();
-        edges.dedup();
-        edges
+    /// Whether records from `first` to `last` lie on one side of every window's start and
+    /// end: then they add to the same windows, whichever of them is counted.
+    fn one_side(&self, first: i64, last: i64) -> bool {
+        let i = self.edges.partition_point(|e| *e < first);
+        self.edges.get(i).is_none_or(|e| *e >= last)
     }
 
     /// A series with nothing counted yet.
@@ -592,23 +546,70 @@ struct SeriesCounts {
     slots: HashMap<Vec<String>, usize>,
     /// Each series' labels and its changes (see [`StepWindows`]).
     series: Vec<(Labels, Vec<i64>)>,
-    /// Length of a new series' changes.
-    steps: usize,
 }
 
 impl SeriesCounts {
     /// The index in `series` of stream `key`'s series, added if new.
-    fn slot(&mut self, key: [&str; 5]) -> usize {
+    fn slot(&mut self, windows: &StepWindows<'_>, key: [&str; 5]) -> usize {
         let kept = self.kept;
         let owned: Vec<String> = (0..5)
             .filter(|c| kept[*c])
             .map(|c| key[c].to_string())
             .collect();
-        let (series, steps) = (&mut self.series, self.steps);
+        let series = &mut self.series;
         *self.slots.entry(owned).or_insert_with(|| {
-            series.push((labels_kept(key, kept), vec![0; steps + 1]));
+            series.push((labels_kept(key, kept), windows.no_changes()));
             series.len() - 1
         })
+    }
+
+    /// Counts the records of one stream of a block, all on the same side of every window
+    /// edge as `time`.
+    fn add_stream(&mut self, windows: &StepWindows<'_>, stream: &StreamCount, time: i64) {
+        let slot = self.slot(windows, std::array::from_fn(|i| &*stream.values[i]));
+        windows.add(&mut self.series[slot].1, time, u64::from(stream.records));
+    }
+
+    /// Counts each record of a batch of time and stream columns.
+    fn add_rows(&mut self, windows: &StepWindows<'_>, batch: &arrow::record_batch::RecordBatch) {
+        use arrow::array::{Array, AsArray, StringArray};
+        use arrow::datatypes::TimestampNanosecondType;
+        let times = batch
+            .column_by_name("time")
+            .and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>());
+        let labels: [Option<&StringArray>; 5] = LOG_STREAM_COLUMNS.map(|c| {
+            batch
+                .column_by_name(c)
+                .and_then(|a| a.as_string_opt::<i32>())
+        });
+        let Some(times) = times else {
+            tracing::error!("log columns without time: skipping a batch");
+            return;
+        };
+        let kept = self.kept;
+        // A batch holds few streams, and levels interleave: the streams met last are looked
+        // for first, so the shared map is hashed only when a stream is new.
+        let mut recent: Vec<([&str; 5], usize)> = Vec::with_capacity(RECENT_STREAMS);
+        for (i, &t) in times.values().iter().enumerate() {
+            let key = labels.map(|a| match a {
+                Some(a) if !a.is_null(i) => a.value(i),
+                _ => "",
+            });
+            // Newest first: within a run of one stream the first comparison hits.
+            let same = |k: &[&str; 5]| (0..5).all(|c| !kept[c] || k[c] == key[c]);
+            let slot = match recent.iter().rev().find(|(k, _)| same(k)) {
+                Some((_, slot)) => *slot,
+                None => {
+                    let slot = self.slot(windows, key);
+                    if recent.len() == RECENT_STREAMS {
+                        recent.remove(0);
+                    }
+                    recent.push((key, slot));
+                    slot
+                }
+            };
+            windows.add(&mut self.series[slot].1, t, 1);
+        }
     }
 }
 
@@ -621,14 +622,11 @@ async fn metric(
     // A sum adds streams up: count straight into its groups.
     let kept = match &q.aggregation {
         Some(agg) if agg.op == "sum" && !agg.without => {
-            COLUMN_LABELS.map(|label| agg.labels.iter().any(|l| l == label))
+            STREAM_LABELS.map(|label| agg.labels.iter().any(|l| l == label))
         }
         _ => [true; 5],
     };
-    let windows = StepWindows {
-        steps,
-        range: q.range_nano,
-    };
+    let windows = StepWindows::new(steps, q.range_nano);
     let counts = match counts_from_columns(engine, &q.log, &windows, kept).await? {
         Some(counts) => counts,
         None => {
@@ -873,7 +871,9 @@ async fn labels(State(engine): State<QueryEngine>, Query(p): Query<QueryParams>)
     async {
         let (start, end) = label_window(&p)?;
         let mut names = Vec::new();
-        for name in STREAM_LABELS {
+        let mut sorted = STREAM_LABELS;
+        sorted.sort_unstable();
+        for name in sorted {
             if !values_of(&engine, name, start, end).await?.is_empty() {
                 names.push(name);
             }
