@@ -17,7 +17,7 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, Criterion};
 use sightline::model::TraceId;
 use sightline::query::metrics::{GaugeAgg, MetricQuery};
-use sightline::query::{LogSearch, QueryEngine, TraceSearch};
+use sightline::query::{LogSearch, TraceSearch};
 
 const BIN: &str = env!("CARGO_BIN_EXE_sightline");
 const HOUR: i64 = 3_600_000_000_000;
@@ -83,7 +83,7 @@ fn now() -> i64 {
 fn queries(c: &mut Criterion) {
     let (dir, _keep) = data_dir();
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
-    let engine = QueryEngine::open_snapshot(&dir).expect("open the data dir");
+    let engine = sightline::evidence::open_snapshot(&dir).expect("open the data dir");
     let end = now();
     let start = end - HOUR;
 

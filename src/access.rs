@@ -7,20 +7,27 @@
 //!
 //! Sessions are `HttpOnly`, `SameSite=Strict` cookies; every HTML form carries the session's
 //! own token ([`FormToken`]), checked by `web::forms`.
+//!
+//! This room is middleware: it knows requests, sessions and roles, and no page. The login and
+//! logout pages live in `web::login_page` and act through [`Access::log_in`] and
+//! [`Access::log_out`].
 
+use std::net::{IpAddr, Ipv4Addr};
+use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use askama::Template;
-use axum::extract::{Form, Query, Request, State};
+use axum::extract::ConnectInfo;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use moka::sync::Cache;
+use sha2::{Digest, Sha256};
+
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
-use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::routing::get;
-use axum::Router;
+use axum::response::{IntoResponse, Redirect, Response};
 use base64::Engine;
-use serde::Deserialize;
 
 use crate::meta::users::{Role, SessionUser, SESSION_LENGTH};
 use crate::meta::MetaStore;
@@ -36,6 +43,38 @@ const COOKIE: &str = "sightline_session";
 /// How often the "are there users?" answer is refreshed.
 const REFRESH_EVERY: Duration = Duration::from_secs(2);
 
+/// Password checks one client address may make per minute (HTTP Basic credentials not
+/// checked recently, and login forms), with as many at once. Each check is an argon2 hash of
+/// 19 MiB and tens of milliseconds: unlimited, they are a way to exhaust the server and to
+/// guess passwords; past this the client is answered 429 before anything is hashed.
+pub const PASSWORD_CHECKS_PER_MINUTE: u32 = 10;
+
+/// How long HTTP Basic credentials that were checked stay trusted without hashing again, so
+/// a script calling the API with them costs one hash per this long, not one per call. A
+/// changed password or a removed user stops HTTP Basic within this time (sessions at once).
+const BASIC_TRUSTED_FOR: Duration = Duration::from_secs(30);
+
+/// The address a request came from: the server's listeners record it per connection
+/// (`ConnectInfo<ClientAddr>`), and [`guard`] puts it on every request for the login page's
+/// password limit (unspecified when a router is served without connection info).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub IpAddr);
+
+/// A login refused before the password was checked: the address used up its checks.
+#[derive(Debug)]
+pub struct TooManyPasswordChecks(pub IpAddr);
+
+impl std::fmt::Display for TooManyPasswordChecks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "too many password checks from {}: at most {PASSWORD_CHECKS_PER_MINUTE} a minute; \
+             wait a minute and try again",
+            self.0
+        )
+    }
+}
+
 /// Login state shared by the middleware and the login pages.
 #[derive(Clone)]
 pub struct Access {
@@ -44,6 +83,10 @@ pub struct Access {
     users_exist: Arc<AtomicBool>,
     /// The UI is served over TLS: session cookies get `Secure`.
     secure: bool,
+    /// Password checks left per client address.
+    password_checks: Arc<DefaultKeyedRateLimiter<IpAddr>>,
+    /// HTTP Basic credentials checked lately, by the SHA-256 of `name:password`.
+    basic_trusted: Cache<[u8; 32], SessionUser>,
 }
 
 impl Access {
@@ -54,11 +97,17 @@ impl Access {
         secure: bool,
     ) -> anyhow::Result<Access> {
         let users_exist = Arc::new(AtomicBool::new(meta.has_users().await?));
+        let per_minute = NonZeroU32::new(PASSWORD_CHECKS_PER_MINUTE).unwrap_or(NonZeroU32::MIN);
         let access = Access {
             meta: meta.clone(),
             open_token,
             users_exist: users_exist.clone(),
             secure,
+            password_checks: Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute))),
+            basic_trusted: Cache::builder()
+                .max_capacity(1_000)
+                .time_to_live(BASIC_TRUSTED_FOR)
+                .build(),
         };
         let weak = Arc::downgrade(&users_exist);
         tokio::spawn(async move {
@@ -78,41 +127,97 @@ impl Access {
         self.users_exist.load(Ordering::Relaxed)
     }
 
-    /// The login and logout pages.
-    pub fn router(&self) -> Router {
-        Router::new()
-            .route("/login", get(login_page).post(login))
-            .route("/logout", get(logout_page).post(logout))
-            .with_state(self.clone())
+    /// Checks a name and password from `client` and opens a session: the `Set-Cookie` value
+    /// that carries it, or `None` for a wrong name or password.
+    pub async fn log_in(
+        &self,
+        client: ClientAddr,
+        name: &str,
+        password: &str,
+    ) -> anyhow::Result<Result<Option<HeaderValue>, TooManyPasswordChecks>> {
+        if self.password_checks.check_key(&client.0).is_err() {
+            return Ok(Err(TooManyPasswordChecks(client.0)));
+        }
+        let Some(user) = self.meta.verify_password(name, password).await? else {
+            return Ok(Ok(None));
+        };
+        let token = self.meta.create_session(&user.name).await?;
+        let cookie = format!(
+            "{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
+            SESSION_LENGTH.as_secs(),
+            if self.secure { "; Secure" } else { "" }
+        );
+        Ok(Ok(Some(HeaderValue::from_str(&cookie)?)))
     }
 
-    async fn user_of(&self, headers: &HeaderMap, api: bool) -> Option<SessionUser> {
+    /// Ends the session the request's cookie names, if any: the `Set-Cookie` value that clears
+    /// the cookie in the browser.
+    pub async fn log_out(&self, headers: &HeaderMap) -> HeaderValue {
+        if let Some(token) = cookie(headers) {
+            // A session that cannot be deleted expires on its own; the cookie goes regardless.
+            let _ = self.meta.end_session(&token).await;
+        }
+        HeaderValue::from_static("sightline_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0")
+    }
+
+    /// The user a request acts as: its session cookie's, or (API calls only) its HTTP Basic
+    /// credentials', checked at most [`PASSWORD_CHECKS_PER_MINUTE`] times a minute per client.
+    async fn user_of(
+        &self,
+        headers: &HeaderMap,
+        api: bool,
+        client: ClientAddr,
+    ) -> Result<Option<SessionUser>, TooManyPasswordChecks> {
         if let Some(token) = cookie(headers) {
             if let Ok(Some(user)) = self.meta.session(&token).await {
-                return Some(user);
+                return Ok(Some(user));
             }
         }
         if !api {
-            return None;
+            return Ok(None);
         }
-        let basic = headers
-            .get(header::AUTHORIZATION)?
-            .to_str()
-            .ok()?
-            .strip_prefix("Basic ")?;
-        let decoded = base64::engine::general_purpose::STANDARD
-            .decode(basic.trim())
-            .ok()?;
-        let text = String::from_utf8(decoded).ok()?;
-        let (name, password) = text.split_once(':')?;
-        let user = self.meta.verify_password(name, password).await.ok()??;
-        Some(SessionUser {
+        let Some((name, password)) = basic_credentials(headers) else {
+            return Ok(None);
+        };
+        let key: [u8; 32] = Sha256::digest(format!("{name}:{password}")).into();
+        if let Some(user) = self.basic_trusted.get(&key) {
+            return Ok(Some(user));
+        }
+        if self.password_checks.check_key(&client.0).is_err() {
+            return Err(TooManyPasswordChecks(client.0));
+        }
+        let Ok(Some(user)) = self.meta.verify_password(&name, &password).await else {
+            return Ok(None);
+        };
+        let user = SessionUser {
             name: user.name,
             role: user.role,
             // Basic-auth calls post JSON, never forms.
             csrf: String::new(),
-        })
+        };
+        self.basic_trusted.insert(key, user.clone());
+        Ok(Some(user))
     }
+}
+
+/// The name and password of an `Authorization: Basic …` header.
+fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+    let basic = headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Basic ")?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(basic.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (name, password) = text.split_once(':')?;
+    Some((name.to_string(), password.to_string()))
+}
+
+/// gRPC query and reflection calls: reads, answered with gRPC statuses rather than pages.
+pub fn is_grpc_read(path: &str) -> bool {
+    path.starts_with("/sightline.v1.QueryService/") || path.starts_with("/grpc.reflection.")
 }
 
 /// Paths anyone may reach: probes, self-metrics, static files and the login itself.
@@ -138,6 +243,11 @@ fn cookie(headers: &HeaderMap) -> Option<String> {
 
 /// The middleware in front of the UI and API.
 pub async fn guard(State(access): State<Access>, mut request: Request, next: Next) -> Response {
+    let client = request
+        .extensions()
+        .get::<ConnectInfo<ClientAddr>>()
+        .map_or(ClientAddr(IpAddr::V4(Ipv4Addr::UNSPECIFIED)), |c| c.0);
+    request.extensions_mut().insert(client);
     let path = request.uri().path().to_string();
     if !access.enforced() || public(&path) {
         request
@@ -145,12 +255,29 @@ pub async fn guard(State(access): State<Access>, mut request: Request, next: Nex
             .insert(FormToken(access.open_token.to_string()));
         return next.run(request).await;
     }
-    let grpc = crate::api::grpc::is_grpc_read(&path);
+    let grpc = is_grpc_read(&path);
     let api = path.starts_with("/api/")
         || path.starts_with("/prometheus/")
         || path.starts_with("/loki/")
         || grpc;
-    let Some(user) = access.user_of(request.headers(), api).await else {
+    let user = match access.user_of(request.headers(), api, client).await {
+        Ok(user) => user,
+        Err(throttled) => {
+            return if grpc {
+                tonic::Status::resource_exhausted(throttled.to_string())
+                    .into_http::<axum::body::Body>()
+                    .into_response()
+            } else {
+                (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    [(header::RETRY_AFTER, "60")],
+                    axum::Json(serde_json::json!({ "error": throttled.to_string() })),
+                )
+                    .into_response()
+            };
+        }
+    };
+    let Some(user) = user else {
         if grpc {
             // gRPC clients read the status from trailers-only responses, not HTTP codes.
             return tonic::Status::unauthenticated(
@@ -203,112 +330,4 @@ pub async fn guard(State(access): State<Access>, mut request: Request, next: Nex
         .insert(FormToken(user.csrf.clone()));
     request.extensions_mut().insert(user);
     next.run(request).await
-}
-
-#[derive(Template)]
-#[template(path = "login.html")]
-struct LoginPage {
-    title: String,
-    active: &'static str,
-    save: Option<crate::web::SaveForm>,
-    next: String,
-    error: Option<String>,
-    enforced: bool,
-}
-
-#[derive(Deserialize, Default)]
-struct NextParam {
-    #[serde(default)]
-    next: String,
-}
-
-/// Only local paths, so a login link cannot send people elsewhere.
-fn safe_next(next: &str) -> String {
-    if next.starts_with('/') && !next.starts_with("//") && !next.starts_with("/\\") {
-        next.to_string()
-    } else {
-        "/".into()
-    }
-}
-
-fn login_html(status: StatusCode, next: &str, error: Option<String>, enforced: bool) -> Response {
-    let page = LoginPage {
-        title: "Log in".into(),
-        active: "",
-        save: None,
-        next: safe_next(next),
-        error,
-        enforced,
-    };
-    match page.render() {
-        Ok(html) => (status, Html(html)).into_response(),
-        Err(_) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "page could not be rendered",
-        )
-            .into_response(),
-    }
-}
-
-async fn login_page(State(access): State<Access>, Query(p): Query<NextParam>) -> Response {
-    login_html(StatusCode::OK, &p.next, None, access.enforced())
-}
-
-#[derive(Deserialize)]
-struct LoginForm {
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    password: String,
-    #[serde(default)]
-    next: String,
-}
-
-async fn login(State(access): State<Access>, Form(form): Form<LoginForm>) -> Response {
-    match access
-        .meta
-        .verify_password(&form.name, &form.password)
-        .await
-    {
-        Ok(Some(user)) => match access.meta.create_session(&user.name).await {
-            Ok(token) => {
-                let cookie = format!(
-                    "{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
-                    SESSION_LENGTH.as_secs(),
-                    if access.secure { "; Secure" } else { "" }
-                );
-                let mut response = Redirect::to(&safe_next(&form.next)).into_response();
-                if let Ok(v) = HeaderValue::from_str(&cookie) {
-                    response.headers_mut().insert(header::SET_COOKIE, v);
-                }
-                response
-            }
-            Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
-        },
-        Ok(None) => login_html(
-            StatusCode::UNAUTHORIZED,
-            &form.next,
-            Some("Wrong name or password.".into()),
-            access.enforced(),
-        ),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
-    }
-}
-
-async fn logout_page(State(access): State<Access>) -> Response {
-    login_html(StatusCode::OK, "/", None, access.enforced())
-}
-
-async fn logout(State(access): State<Access>, headers: HeaderMap) -> Response {
-    if let Some(token) = cookie(&headers) {
-        let _ = access.meta.end_session(&token).await;
-    }
-    let mut response = Redirect::to("/login").into_response();
-    response.headers_mut().insert(
-        header::SET_COOKIE,
-        HeaderValue::from_static(
-            "sightline_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0",
-        ),
-    );
-    response
 }

@@ -87,6 +87,10 @@ pub struct ServeArgs {
     /// Longest time range one query may cover, in days (0 = no limit) [default: 31].
     #[arg(long, env = "SIGHTLINE_MAX_QUERY_DAYS")]
     pub max_query_days: Option<u64>,
+    /// Most records one query may gather in memory before it is refused (HTTP 413, gRPC
+    /// `RESOURCE_EXHAUSTED`, the limit named) [default: 1000000].
+    #[arg(long, env = "SIGHTLINE_MAX_QUERY_ROWS")]
+    pub max_query_rows: Option<usize>,
     /// PEM certificate chain: with `--tls-key`, every listener speaks TLS.
     #[arg(long, env = "SIGHTLINE_TLS_CERT")]
     pub tls_cert: Option<PathBuf>,
@@ -133,6 +137,7 @@ pub struct ServeConfig {
     pub max_rss_bytes: u64,
     /// `None` = no limit.
     pub max_query_range: Option<Duration>,
+    pub max_query_rows: usize,
     pub insecure: bool,
     pub api_key_header: String,
     pub tls: Option<crate::tls::TlsFiles>,
@@ -214,6 +219,11 @@ impl ServeArgs {
             max_query_range: Some(self.max_query_days.or(file.max_query_days).unwrap_or(31))
                 .filter(|d| *d > 0)
                 .map(|d| Duration::from_secs(d * 24 * 3600)),
+            max_query_rows: self
+                .max_query_rows
+                .or(file.max_query_rows)
+                .unwrap_or(crate::query::DEFAULT_MAX_QUERY_ROWS)
+                .max(1),
             insecure: self.insecure || file.insecure,
             tls: match (
                 self.tls_cert.or(file.tls_cert),

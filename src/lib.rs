@@ -1,9 +1,9 @@
 //! Sightline: a single-binary OpenTelemetry collector, store and dashboard.
 //!
-//! Data flows one way through the modules: [`ingest`] (OTLP receivers) → [`wal`] (durability)
-//! → [`pipeline`] (memtables and flushing) → [`store`] (Parquet) and [`index`] (tantivy block
-//! index) → [`query`] → [`api`]. A lower layer never imports a higher one. ARCHITECTURE.md
-//! explains each layer.
+//! Data flows one way through the modules: [`ingest`] (OTLP receivers) → [`pipeline`]
+//! (memtables, the WAL writer, flushing) → [`store`] (Parquet) and [`index`] (tantivy block
+//! index) → [`query`] → [`api`], [`web`] and [`compat`]. A room never imports one above it:
+//! ARCHITECTURE.md lists the layers and `tests/layers.rs` checks every `crate::` path.
 
 pub mod access;
 pub mod api;

@@ -6,30 +6,11 @@ mod common;
 
 use base64::Engine;
 
-use std::io::Write;
 use std::process::{Command, Stdio};
 
 use common::notebook::{client, form_fields};
-use common::Server;
+use common::{add_user, Server};
 use serde_json::json;
-
-fn add_user(data: &std::path::Path, name: &str, role: &str, password: &str) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sightline"))
-        .args(["user", "add", name, "--role", role, "--data-dir"])
-        .arg(data)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// Logs in; returns the session cookie (`name=value`).
 async fn login(server: &Server, name: &str, password: &str) -> reqwest::Response {

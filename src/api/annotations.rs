@@ -8,7 +8,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 
 use super::{bad_request, ApiError, JsonBody, NotebookState, TimeValue};
-use crate::query::time::parse_time;
+use crate::model::time::{parse_time, NANOS_PER_SECOND};
 
 /// The routes.
 pub(super) fn router(state: NotebookState) -> Router {
@@ -35,11 +35,10 @@ async fn create(
 ) -> Result<Response, ApiError> {
     let time = match &body.time {
         Some(t) => t.resolve()?,
-        None => crate::meta::now_ns(),
+        None => crate::model::time::now_ns(),
     };
     let a = s
         .notebook
-        .meta
         .create_annotation(time, body.service, body.text)
         .await?;
     Ok((StatusCode::CREATED, Json(a)).into_response())
@@ -60,16 +59,19 @@ async fn list(
     State(s): State<NotebookState>,
     Query(p): Query<ListParams>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let now = crate::meta::now_ns();
+    let now = crate::model::time::now_ns();
     let time = |t: Option<String>, default: i64| {
         t.map(|t| parse_time(&t).map_err(bad_request))
             .transpose()
             .map(|t| t.unwrap_or(default))
     };
     let end = time(p.end, now)?;
-    let start = time(p.start, end - 7 * 24 * 3600 * 1_000_000_000)?;
+    let start = time(
+        p.start,
+        end.saturating_sub(7 * 24 * 3600 * NANOS_PER_SECOND),
+    )?;
     let service = p.service.filter(|s| !s.is_empty());
-    let all = s.notebook.meta.annotations(start, end, service).await?;
+    let all = s.notebook.annotations(start, end, service).await?;
     Ok(Json(serde_json::json!({ "annotations": all })))
 }
 
@@ -79,6 +81,6 @@ async fn remove(
     State(s): State<NotebookState>,
     Path(id): Path<i64>,
 ) -> Result<StatusCode, ApiError> {
-    s.notebook.meta.delete_annotation(id).await?;
+    s.notebook.delete_annotation(id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

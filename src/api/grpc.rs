@@ -63,12 +63,6 @@ pub fn router(engine: QueryEngine) -> anyhow::Result<axum::Router> {
         ))
 }
 
-/// Whether a request path is a gRPC query or reflection call (read-only, whatever its
-/// POST method says).
-pub fn is_grpc_read(path: &str) -> bool {
-    path.starts_with("/sightline.v1.QueryService/") || path.starts_with("/grpc.reflection.")
-}
-
 impl From<QueryError> for Status {
     fn from(e: QueryError) -> Self {
         match e {
@@ -170,14 +164,14 @@ fn trace(t: &TraceDetail) -> proto::Trace {
 }
 
 fn now() -> i64 {
-    crate::query::time_range::now_nano()
+    crate::model::time::now_ns()
 }
 
 /// A window from optional bounds: the last hour before `end` (default now) when no start.
 fn window(start: i64, end: i64) -> (i64, i64) {
     const HOUR: i64 = 3_600_000_000_000;
     let end = given(end).unwrap_or_else(now);
-    (given(start).unwrap_or(end - HOUR), end)
+    (given(start).unwrap_or(end.saturating_sub(HOUR)), end)
 }
 
 #[tonic::async_trait]
@@ -382,9 +376,7 @@ impl QueryService for GrpcQueryApi {
             name: r.name,
             start,
             end,
-            step: given(r.step_nano)
-                .unwrap_or((end - start) / 60)
-                .max(1_000_000_000),
+            step: MetricQuery::step_for(start, end, given(r.step_nano)),
             service: text(&r.service),
             instance: text(&r.instance),
             group_by: r.group_by,

@@ -16,12 +16,12 @@ mod views;
 
 use crate::evidence::PinError;
 use crate::meta::MetaError;
+use crate::model::time::parse_time;
 use crate::model::TraceId;
 use crate::notebook::Notebook;
 use crate::query::metrics::{GaugeAgg, MetricQuery};
 use crate::query::{
-    parse_attribute, time::parse_time, LogCursor, LogSearch, QueryEngine, QueryError, StatusFilter,
-    TraceSearch,
+    parse_attribute, LogCursor, LogSearch, QueryEngine, QueryError, StatusFilter, TraceSearch,
 };
 
 /// Default number of log records a search returns.
@@ -325,7 +325,7 @@ struct Window {
 
 impl Window {
     fn resolve(&self) -> Result<(i64, i64, i64), ApiError> {
-        let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0);
+        let now = crate::model::time::now_ns();
         let time = |t: &Option<String>| {
             t.as_deref()
                 .map(parse_time)
@@ -443,9 +443,14 @@ async fn metric_query(
     let gauge_agg = GaugeAgg::parse(p.agg.as_deref().unwrap_or("")).map_err(bad_request)?;
     let step = p
         .step
-        .map(|s| s as i64 * 1_000_000_000)
-        .unwrap_or((end - start) / 60)
-        .max(1_000_000_000);
+        .map(|s| {
+            i64::try_from(s)
+                .ok()
+                .and_then(|s| s.checked_mul(crate::model::time::NANOS_PER_SECOND))
+                .ok_or_else(|| bad_request(format!("step {s} s is too large")))
+        })
+        .transpose()?;
+    let step = MetricQuery::step_for(start, end, step);
     let q = MetricQuery {
         name: p
             .name

@@ -110,11 +110,10 @@ async fn create(
     State(s): State<NotebookState>,
     JsonBody(body): JsonBody<EditBody>,
 ) -> Result<Response, ApiError> {
-    let mut pm = s.notebook.meta.create_postmortem(to_edit(&body)?).await?;
+    let mut pm = s.notebook.create_postmortem(to_edit(&body)?).await?;
     for v in body.views {
         pm = s
             .notebook
-            .meta
             .add_postmortem_view(pm.id, v.view_id, v.note)
             .await?;
     }
@@ -124,7 +123,7 @@ async fn create(
 #[utoipa::path(get, path = "/api/v1/postmortems", tag = "postmortems",
     responses((status = 200, description = "`{postmortems[]}`", body = Object)))]
 async fn list(State(s): State<NotebookState>) -> Result<Json<serde_json::Value>, ApiError> {
-    let all = s.notebook.meta.postmortems().await?;
+    let all = s.notebook.postmortems().await?;
     Ok(Json(serde_json::json!({ "postmortems": all })))
 }
 
@@ -134,7 +133,7 @@ async fn one(
     State(s): State<NotebookState>,
     Path(id): Path<i64>,
 ) -> Result<Json<PostMortem>, ApiError> {
-    Ok(Json(s.notebook.meta.postmortem(id).await?))
+    Ok(Json(s.notebook.postmortem(id).await?))
 }
 
 #[utoipa::path(put, path = "/api/v1/postmortems/{id}", tag = "postmortems", params(("id" = i64, Path, description = "Numeric id")), request_body = EditBody,
@@ -144,9 +143,7 @@ async fn edit(
     Path(id): Path<i64>,
     JsonBody(body): JsonBody<EditBody>,
 ) -> Result<Json<PostMortem>, ApiError> {
-    Ok(Json(
-        s.notebook.meta.edit_postmortem(id, to_edit(&body)?).await?,
-    ))
+    Ok(Json(s.notebook.edit_postmortem(id, to_edit(&body)?).await?))
 }
 
 #[utoipa::path(delete, path = "/api/v1/postmortems/{id}", tag = "postmortems", params(("id" = i64, Path, description = "Numeric id")),
@@ -155,7 +152,7 @@ async fn remove(
     State(s): State<NotebookState>,
     Path(id): Path<i64>,
 ) -> Result<StatusCode, ApiError> {
-    s.notebook.meta.delete_postmortem(id).await?;
+    s.notebook.delete_postmortem(id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -168,7 +165,6 @@ async fn add_view(
 ) -> Result<Json<PostMortem>, ApiError> {
     Ok(Json(
         s.notebook
-            .meta
             .add_postmortem_view(id, v.view_id, v.note)
             .await?,
     ))
@@ -183,7 +179,6 @@ async fn remove_view(
 ) -> Result<Json<PostMortem>, ApiError> {
     Ok(Json(
         s.notebook
-            .meta
             .change_postmortem_view(id, entry, ViewChange::Remove)
             .await?,
     ))
@@ -208,7 +203,6 @@ async fn move_view(
 ) -> Result<Json<PostMortem>, ApiError> {
     Ok(Json(
         s.notebook
-            .meta
             .change_postmortem_view(id, entry, body.direction)
             .await?,
     ))
@@ -231,7 +225,6 @@ async fn add_entry(
 ) -> Result<Response, ApiError> {
     let pm = s
         .notebook
-        .meta
         .add_timeline_entry(id, body.time.resolve()?, body.text, "manual".into(), None)
         .await?;
     Ok((StatusCode::CREATED, Json(pm)).into_response())
@@ -244,9 +237,7 @@ async fn remove_entry(
     State(s): State<NotebookState>,
     Path((id, entry)): Path<(i64, i64)>,
 ) -> Result<Json<PostMortem>, ApiError> {
-    Ok(Json(
-        s.notebook.meta.delete_timeline_entry(id, entry).await?,
-    ))
+    Ok(Json(s.notebook.delete_timeline_entry(id, entry).await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/postmortems/{id}/suggestions", tag = "postmortems", params(("id" = i64, Path, description = "Numeric id")),
@@ -255,7 +246,7 @@ async fn suggestions(
     State(s): State<NotebookState>,
     Path(id): Path<i64>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let pm = s.notebook.meta.postmortem(id).await?;
+    let pm = s.notebook.postmortem(id).await?;
     let pending = postmortem::pending_suggestions(&s.notebook, &s.engine, &pm).await?;
     Ok(Json(serde_json::json!({ "suggestions": pending })))
 }
@@ -273,8 +264,8 @@ async fn settle(
         )
         .into_response()),
         "dismiss" => {
-            s.notebook.meta.dismiss_suggestion(id, key).await?;
-            Ok(Json(s.notebook.meta.postmortem(id).await?).into_response())
+            s.notebook.dismiss_suggestion(id, key).await?;
+            Ok(Json(s.notebook.postmortem(id).await?).into_response())
         }
         other => Err(ApiError(
             StatusCode::NOT_FOUND,

@@ -84,7 +84,6 @@ async fn list(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let views: Vec<ViewOut> = s
         .notebook
-        .meta
         .views(filter)
         .await?
         .into_iter()
@@ -99,7 +98,7 @@ async fn one(
     State(s): State<NotebookState>,
     Path(id): Path<i64>,
 ) -> Result<Json<ViewOut>, ApiError> {
-    Ok(Json(s.notebook.meta.view(id).await?.into()))
+    Ok(Json(s.notebook.view(id).await?.into()))
 }
 
 #[utoipa::path(put, path = "/api/v1/views/{id}", tag = "views", params(("id" = i64, Path, description = "Numeric id")),
@@ -110,7 +109,7 @@ async fn edit(
     Path(id): Path<i64>,
     JsonBody(edit): JsonBody<ViewEdit>,
 ) -> Result<Json<ViewOut>, ApiError> {
-    Ok(Json(s.notebook.meta.edit_view(id, edit).await?.into()))
+    Ok(Json(s.notebook.edit_view(id, edit).await?.into()))
 }
 
 #[utoipa::path(delete, path = "/api/v1/views/{id}", tag = "views", params(("id" = i64, Path, description = "Numeric id")),
@@ -129,14 +128,7 @@ async fn pin(
     State(s): State<NotebookState>,
     Path(id): Path<i64>,
 ) -> Result<Json<ViewOut>, ApiError> {
-    let view = s.notebook.meta.view(id).await?;
-    Ok(Json(
-        s.notebook
-            .pins
-            .pin(&s.notebook.meta, &s.engine, &view)
-            .await?
-            .into(),
-    ))
+    Ok(Json(s.notebook.pin_view(&s.engine, id).await?.into()))
 }
 
 #[utoipa::path(delete, path = "/api/v1/views/{id}/pin", tag = "views", params(("id" = i64, Path, description = "Numeric id")),

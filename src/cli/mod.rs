@@ -274,7 +274,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 &config.data_dir.join("store"),
                 config.row_group_rows,
             )?;
-            let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0);
+            let now = crate::model::time::now_ns();
             let swept = crate::retention::sweep(&store, &index, &config.retention, now).await?;
             println!(
                 "retention deleted {} partitions ({} files, {} bytes)",

@@ -17,6 +17,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::model::time::now_ns;
 use crate::model::{SpanRow, TraceId};
 use crate::query::{QueryEngine, QueryError, TraceSearch};
 use crate::rollup::RollupKind;
@@ -37,10 +38,6 @@ pub fn router(engine: QueryEngine) -> Router {
 }
 
 const WEEK_NANO: i64 = 7 * 24 * 3600 * 1_000_000_000;
-
-fn now_nano() -> i64 {
-    chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
-}
 
 /// Jaeger's envelope.
 fn envelope(data: Value, total: usize) -> Json<Value> {
@@ -77,7 +74,7 @@ async fn operations_of(
     engine: &QueryEngine,
     service: &str,
 ) -> Result<BTreeSet<(String, String)>, QueryError> {
-    let end = now_nano();
+    let end = now_ns();
     let rollups = engine.rollups(end - WEEK_NANO, end).await?;
     let mut ops = BTreeSet::new();
     for r in rollups.iter().filter(|r| r.service == service) {
@@ -390,7 +387,7 @@ async fn dependencies(
     State(engine): State<QueryEngine>,
     Query(p): Query<DependencyParams>,
 ) -> Response {
-    let now = now_nano();
+    let now = now_ns();
     let end = p
         .end_ts
         .map(|ms| ms.saturating_mul(1_000_000))

@@ -2,6 +2,7 @@
 //! generator's own ceiling) and reports acknowledged records per second, bytes per second and
 //! export latency. `--fill N` loads N records as fast as the server takes them.
 
+mod latency;
 pub mod payload;
 mod queries;
 
@@ -20,7 +21,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::Trac
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 
-use crate::rollup::LatencyHistogram;
+use latency::Latencies;
 
 /// What to send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -95,7 +96,7 @@ struct Stats {
     bytes: AtomicU64,
     rejected: AtomicU64,
     retried: AtomicU64,
-    latency: Mutex<LatencyHistogram>,
+    latency: Mutex<Latencies>,
     max_latency_ns: AtomicU64,
 }
 
@@ -191,18 +192,13 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
             while !stop.load(Ordering::Relaxed) {
                 tick.tick().await;
                 let acked = stats.acked.load(Ordering::Relaxed);
-                let p99 = stats
-                    .latency
-                    .lock()
-                    .map(|h| h.quantile(0.99))
-                    .unwrap_or(None)
-                    .unwrap_or(0);
+                let p99_ms = stats.latency.lock().map(|h| h.ms(0.99)).unwrap_or(0.0);
                 println!(
                     "{:>4}s  {:>10} records/s  {:>12} acked  p99 {:>7.1} ms  retried {}",
                     started.elapsed().as_secs(),
                     acked - last,
                     acked,
-                    p99 as f64 / 1e6,
+                    p99_ms,
                     stats.retried.load(Ordering::Relaxed)
                 );
                 last = acked;
@@ -219,7 +215,7 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
     let secs = started.elapsed().as_secs_f64();
     let acked = stats.acked.load(Ordering::Relaxed);
     let latency = stats.latency.lock().map(|h| h.clone()).unwrap_or_default();
-    let ms = |q: f64| latency.quantile(q).unwrap_or(0) as f64 / 1e6;
+    let ms = |q: f64| latency.ms(q);
     println!("--- loadgen report ---");
     println!(
         "signal {:?}, protocol {:?}, {} connections, batch {}{}",
@@ -386,7 +382,7 @@ async fn worker(
                     stats.rejected.fetch_add(rejected, Ordering::Relaxed);
                     stats.bytes.fetch_add(bytes, Ordering::Relaxed);
                     if let Ok(mut h) = stats.latency.lock() {
-                        h.add(elapsed as i64);
+                        h.record(elapsed);
                     }
                     stats.max_latency_ns.fetch_max(elapsed, Ordering::Relaxed);
                     break;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use serde_json::Value;
 
-use crate::rollup::LatencyHistogram;
+use super::latency::Latencies;
 
 /// The ids and words the timed queries look up, taken from the server's own data.
 #[derive(Default)]
@@ -79,7 +79,7 @@ const KINDS: &[Kind] = &[
     Kind {
         name: "Loki count_over_time by service, last hour, 1-minute steps",
         url: |_, _| {
-            let end = crate::query::time_range::now_nano();
+            let end = crate::model::time::now_ns();
             let start = end - 3_600_000_000_000;
             Some(format!(
                 "/loki/api/v1/query_range?query={}&start={start}&end={end}&step=60",
@@ -147,7 +147,7 @@ pub async fn run(base: &str, runs: usize, cold_trace_id: Option<&str>) -> anyhow
         "query", "first ms", "p50 ms", "p99 ms", "max ms", "runs"
     );
     for kind in KINDS {
-        let mut latency = LatencyHistogram::default();
+        let mut latency = Latencies::default();
         let mut first = None;
         let mut max = 0u64;
         let mut done = 0;
@@ -168,11 +168,11 @@ pub async fn run(base: &str, runs: usize, cold_trace_id: Option<&str>) -> anyhow
                 anyhow::bail!("GET {path} answered {status}");
             }
             first.get_or_insert(ns);
-            latency.add(ns as i64);
+            latency.record(ns);
             max = max.max(ns);
             done += 1;
         }
-        let ms = |q: f64| latency.quantile(q).unwrap_or(0) as f64 / 1e6;
+        let ms = |q: f64| latency.ms(q);
         println!(
             "{:<42} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>6}",
             kind.name,

@@ -14,6 +14,8 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OptionalExtension};
 
+use crate::model::time::now_ns;
+
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
 /// Never edit a released migration: add the next one.
 const MIGRATIONS: &[&str] = &[
@@ -152,11 +154,6 @@ pub fn check_text(what: &str, text: &str) -> Result<String, MetaError> {
         )));
     }
     Ok(text.to_string())
-}
-
-/// Now, Unix nanoseconds.
-pub fn now_ns() -> i64 {
-    chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
 }
 
 #[cfg(test)]

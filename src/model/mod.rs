@@ -7,6 +7,8 @@ mod log;
 mod metric;
 mod resource;
 mod span;
+pub mod time;
+pub mod window;
 
 pub use attributes::{any_to_json, from_key_values, take_string, value_text, Attributes};
 pub use ids::{IdError, SpanId, TraceId};

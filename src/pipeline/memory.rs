@@ -16,12 +16,10 @@ use super::LiveData;
 /// How often resident memory is measured.
 const CHECK_EVERY: Duration = Duration::from_millis(100);
 
-/// Resident set size of this process in bytes (Linux `/proc/self/status`), if known.
+/// Resident set size of this process in bytes (`memory-stats`: `/proc/self/statm` on Linux,
+/// the platform's call elsewhere), if known.
 pub fn resident_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
+    memory_stats::memory_stats().map(|m| m.physical_mem as u64)
 }
 
 /// Runs forever; `full` holds the resident bytes while exports are refused, else 0.

@@ -270,7 +270,7 @@ async fn watch_disk(dir: PathBuf, used: Arc<AtomicU64>, budget: u64) {
     let mut full = false;
     loop {
         let d = dir.clone();
-        let size = tokio::task::spawn_blocking(move || dir_size(&d))
+        let size = tokio::task::spawn_blocking(move || crate::store::dir_size(&d))
             .await
             .unwrap_or(0);
         used.store(size, Ordering::Relaxed);
@@ -290,19 +290,4 @@ async fn watch_disk(dir: PathBuf, used: Arc<AtomicU64>, budget: u64) {
         full = size >= budget;
         tokio::time::sleep(DISK_CHECK_EVERY).await;
     }
-}
-
-/// Total size of the files under `dir`.
-pub fn dir_size(dir: &std::path::Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|e| match e.metadata() {
-            Ok(m) if m.is_dir() => dir_size(&e.path()),
-            Ok(m) => m.len(),
-            Err(_) => 0,
-        })
-        .sum()
 }

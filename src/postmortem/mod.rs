@@ -31,7 +31,7 @@ pub async fn pending_suggestions(
         return Ok(Vec::new());
     };
     let rollups = engine.rollups(start - suggest::LOOKBACK, end).await?;
-    let settled = notebook.meta.settled_suggestions(pm.id).await?;
+    let settled = notebook.settled_suggestions(pm.id).await?;
     Ok(suggest::suggest(&rollups, start, end)
         .into_iter()
         .filter(|s| !settled.contains(&s.key))
@@ -45,7 +45,7 @@ pub async fn accept_suggestion(
     id: i64,
     key: &str,
 ) -> Result<PostMortem, SuggestError> {
-    let pm = notebook.meta.postmortem(id).await?;
+    let pm = notebook.postmortem(id).await?;
     let suggestion = pending_suggestions(notebook, engine, &pm)
         .await?
         .into_iter()
@@ -57,7 +57,6 @@ pub async fn accept_suggestion(
             ))
         })?;
     Ok(notebook
-        .meta
         .add_timeline_entry(
             id,
             suggestion.time,

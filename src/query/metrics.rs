@@ -56,6 +56,16 @@ pub struct MetricQuery {
     pub gauge_agg: GaugeAgg,
 }
 
+impl MetricQuery {
+    /// The step a range query over `[start, end)` uses: the one given (nanoseconds), or the
+    /// window / 60; never under a second. The HTTP and gRPC APIs both ask this.
+    pub fn step_for(start: i64, end: i64, given: Option<i64>) -> i64 {
+        given
+            .unwrap_or_else(|| end.saturating_sub(start) / 60)
+            .max(crate::model::time::NANOS_PER_SECOND)
+    }
+}
+
 /// One output series.
 #[derive(Debug, Clone, Serialize)]
 pub struct Series {

@@ -14,8 +14,6 @@ pub mod metrics;
 mod scan;
 pub mod services;
 pub mod snapshot;
-pub mod time;
-pub mod time_range;
 mod trace_search;
 pub mod trace_tree;
 mod traces;
@@ -72,12 +70,17 @@ pub struct QueryEngine {
     down_after_nano: i64,
     /// Longest time range one query may read (`None`: no limit).
     max_range_nano: Option<i64>,
+    /// Most records one question may gather in memory before it is refused.
+    max_rows: usize,
     /// Where corrupt files met by a query go (`None`: logged only, e.g. evidence snapshots).
     corrupt_files: Option<CorruptFileReports>,
 }
 
 /// Metric queries with steps at least this long read one-minute points.
 pub const DOWNSAMPLED_STEP_NANO: i64 = 300_000_000_000;
+
+/// Default of the most records one question may gather (`--max-query-rows`).
+pub const DEFAULT_MAX_QUERY_ROWS: usize = 1_000_000;
 
 /// Default time without data after which an instance is down.
 pub const DEFAULT_DOWN_AFTER_NANO: i64 = 120_000_000_000;
@@ -91,6 +94,7 @@ impl QueryEngine {
             store,
             down_after_nano: DEFAULT_DOWN_AFTER_NANO,
             max_range_nano: None,
+            max_rows: DEFAULT_MAX_QUERY_ROWS,
             corrupt_files: None,
         }
     }
@@ -109,12 +113,32 @@ impl QueryEngine {
         self
     }
 
+    /// Limits the records one question may gather in memory (a correlation id on every
+    /// record, a trace of millions of spans, a pin of a busy hour): past it the question is
+    /// answered `TooLarge` with the limit named, instead of holding the memory.
+    pub fn with_max_rows(mut self, rows: usize) -> Self {
+        self.max_rows = rows.max(1);
+        self
+    }
+
+    /// Refuses a question that gathered more than the configured most records.
+    fn check_rows(&self, gathered: usize) -> Result<(), QueryError> {
+        if gathered > self.max_rows {
+            return Err(QueryError::TooLarge(format!(
+                "the query matched more than {} records, the most one query may gather \
+                 (--max-query-rows): narrow its time range or add a condition",
+                self.max_rows
+            )));
+        }
+        Ok(())
+    }
+
     /// Refuses a window longer than the configured maximum.
     fn check_range(&self, start: Option<i64>, end: Option<i64>) -> Result<(), QueryError> {
         let (Some(max), Some(start)) = (self.max_range_nano, start) else {
             return Ok(());
         };
-        let end = end.unwrap_or_else(|| chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0));
+        let end = end.unwrap_or_else(crate::model::time::now_ns);
         if end.saturating_sub(start) > max {
             const DAY: i64 = 24 * 3600 * 1_000_000_000;
             return Err(QueryError::BadRequest(format!(

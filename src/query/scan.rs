@@ -67,7 +67,8 @@ impl QueryEngine {
     }
 
     /// In-memory and stored rows (of the blocks matching `block_query`) that pass
-    /// `prefilter` and `keep`, read from one consistent snapshot.
+    /// `prefilter` and `keep`, read from one consistent snapshot; refused once they pass the
+    /// engine's row budget (checked after the memtables and after each file).
     pub(super) async fn rows<T: LiveRows>(
         &self,
         block_query: Box<dyn Query>,
@@ -84,6 +85,7 @@ impl QueryEngine {
                 self.index.searcher(),
             )
         };
+        self.check_rows(rows.len())?;
         let blocks = self
             .index
             .search(&searcher, T::SIGNAL, block_query, start, end)?;
@@ -93,6 +95,7 @@ impl QueryEngine {
                 self.read_file::<T>(&path, row_groups, &prefilter, &mut keep)
                     .await?,
             );
+            self.check_rows(rows.len())?;
         }
         Ok(rows)
     }

@@ -1,20 +1,13 @@
-//! The rows behind a page, copied out so that a pinned view keeps rendering after retention
-//! deleted the raw data, and a query engine over such a copy.
-//!
-//! A snapshot is a small data dir of its own (`store/` Parquet + `index/` block index) written
-//! with the same code as the server's flusher, so every page and API answers from it exactly
-//! as it answered from the live data.
+//! The rows behind a page, collected so that a pinned view keeps rendering after retention
+//! deleted the raw data. Collecting only reads: `evidence::snapshot` writes them out as a
+//! small data dir of its own and opens query engines over it.
 
 use std::collections::HashSet;
-use std::path::Path;
-use std::sync::Arc;
 
 use super::{QueryEngine, QueryError};
-use crate::index::BlockIndex;
 use crate::model::{LogRow, MetricPoint, Rows, SpanRow, TraceId};
-use crate::pipeline::LiveData;
 use crate::rollup::{RollupRow, MINUTE};
-use crate::store::{Prefilter, Store};
+use crate::store::Prefilter;
 
 /// Rows behind one view.
 #[derive(Debug, Default)]
@@ -34,9 +27,6 @@ impl Evidence {
         self.len() == 0
     }
 }
-
-/// Row group size of snapshot files: they are read whole, so fewer, larger groups.
-const SNAPSHOT_ROW_GROUP_ROWS: usize = 8192;
 
 impl QueryEngine {
     /// Everything a page over `[start, end)` reads: spans of every trace with a span in the
@@ -135,28 +125,6 @@ impl QueryEngine {
             rollups: Vec::new(),
         }))
     }
-
-    /// A query engine over a snapshot written by [`write_snapshot`]; nothing in memory.
-    pub fn open_snapshot(dir: &Path) -> Result<QueryEngine, QueryError> {
-        let index = BlockIndex::open_read_only(&dir.join("index"))?;
-        let store = Store::open_local(&dir.join("store"), SNAPSHOT_ROW_GROUP_ROWS)?;
-        let live = Arc::new(LiveData::default());
-        for seen in index.all_instances()? {
-            live.write().services.observe_seen(&seen);
-        }
-        Ok(QueryEngine::new(live, Arc::new(index), store))
-    }
-}
-
-/// Writes `evidence` as a snapshot data dir in `dir` (which must not exist yet).
-pub async fn write_snapshot(dir: &Path, evidence: &Evidence) -> anyhow::Result<()> {
-    let store = Store::open_local(&dir.join("store"), SNAPSHOT_ROW_GROUP_ROWS)?;
-    let index = BlockIndex::open(&dir.join("index"))?;
-    let table = crate::pipeline::Memtable::of_rows(&evidence.rows)?;
-    let docs =
-        crate::pipeline::write_blocks(&store, index.fields(), &table, &evidence.rollups).await?;
-    index.commit_blocks(docs, 0)?.publish()?;
-    Ok(())
 }
 
 /// Counts rows against the most a snapshot may hold.

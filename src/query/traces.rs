@@ -64,6 +64,10 @@ pub struct StitchedTrace {
 /// Most traces stitched into one view.
 pub const MAX_LINKED_TRACES: usize = 10;
 
+/// Correlation ids of one trace looked up for stitching: a trace whose spans carry many ids
+/// (a batch job) would otherwise cost a lookup per id.
+const MAX_STITCHED_CORRELATION_IDS: usize = 8;
+
 impl QueryEngine {
     /// Every span of one trace, each once, in start order.
     pub(super) async fn trace_spans(&self, trace_id: TraceId) -> Result<Vec<SpanRow>, QueryError> {
@@ -167,13 +171,16 @@ impl QueryEngine {
                 wanted.push((l.trace_id, Relation::LinksTo, Some(s.span_id)));
             }
         }
-        // Other traces of the same request by correlation id.
+        // Other traces of the same request by correlation id, for the first few ids.
         let correlation_ids: BTreeSet<&String> = trace
             .spans
             .iter()
             .filter_map(|s| s.correlation_id.as_ref())
             .collect();
-        for id in correlation_ids {
+        for id in correlation_ids
+            .into_iter()
+            .take(MAX_STITCHED_CORRELATION_IDS)
+        {
             for t in self.correlation(id).await?.traces {
                 wanted.push((t.trace_id, Relation::SameCorrelationId, None));
             }

@@ -35,10 +35,9 @@ struct AnnotationsPage {
 const WEEK: i64 = 7 * 24 * 3600 * 1_000_000_000;
 
 async fn list(State(state): State<WebState>, PageToken(token): PageToken) -> Response {
-    let now = crate::meta::now_ns();
+    let now = crate::model::time::now_ns();
     match state
         .notebook
-        .meta
         .annotations(now - WEEK, now + WEEK, None)
         .await
     {
@@ -74,22 +73,15 @@ async fn create(State(state): State<WebState>, form: FormFields) -> Response {
         return *refused;
     }
     let time = match form.get("time").trim() {
-        "" => crate::meta::now_ns(),
-        text => match chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S")
-            .or_else(|_| chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M"))
-        {
-            Ok(t) => t.and_utc().timestamp_nanos_opt().unwrap_or(0),
-            Err(_) => {
-                return meta_error(MetaError::Invalid(format!(
-                    "{text:?} is not a time (YYYY-MM-DDTHH:MM, UTC)"
-                )))
-            }
+        "" => crate::model::time::now_ns(),
+        text => match crate::model::time::parse_time(text) {
+            Ok(t) => t,
+            Err(e) => return meta_error(MetaError::Invalid(e)),
         },
     };
     let service = Some(form.get("service").to_string()).filter(|s| !s.is_empty());
     match state
         .notebook
-        .meta
         .create_annotation(time, service, form.get("text").to_string())
         .await
     {
@@ -102,7 +94,7 @@ async fn remove(State(state): State<WebState>, Path(id): Path<i64>, form: FormFi
     if let Err(refused) = form.check_token(&state.notebook) {
         return *refused;
     }
-    match state.notebook.meta.delete_annotation(id).await {
+    match state.notebook.delete_annotation(id).await {
         Ok(()) => see_other("/annotations"),
         Err(MetaError::NotFound(m)) => message(StatusCode::NOT_FOUND, "Not found", m),
         Err(e) => meta_error(e),

@@ -100,7 +100,6 @@ impl PageChrome {
     ) -> Vec<Annotation> {
         match self
             .notebook
-            .meta
             .annotations(start, end, service.map(str::to_string))
             .await
         {

@@ -8,8 +8,9 @@ use axum::response::Response;
 use super::charts::{self, Chart};
 use super::chrome::PageChrome;
 use super::format;
-use super::time_range::{now_nano, TimeParams, TimeWindow, RANGES};
 use super::{message, render};
+use crate::model::time::now_ns;
+use crate::model::window::{TimeParams, TimeWindow, RANGES};
 use crate::query::services::ErrorsView;
 use crate::query::QueryEngine;
 use crate::rollup::MINUTE;
@@ -98,7 +99,7 @@ pub async fn handler(
     chrome: super::chrome::PageChrome,
     Query(params): Query<TimeParams>,
 ) -> Response {
-    let window = match super::window_or_error(&params, now_nano()) {
+    let window = match super::window_or_error(&params, now_ns()) {
         Ok(w) => w,
         Err(page) => return *page,
     };

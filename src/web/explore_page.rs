@@ -13,8 +13,9 @@ use serde::Deserialize;
 use super::charts::{self, LineSeries, SERIES_COLORS};
 use super::chrome::PageChrome;
 use super::service_page::TitledChart;
-use super::time_range::{now_nano, TimeParams, TimeWindow, RANGES};
 use super::{format, render, SaveForm};
+use crate::model::time::now_ns;
+use crate::model::window::{TimeParams, TimeWindow, RANGES};
 use crate::query::metrics::{GaugeAgg, MetricQuery};
 use crate::query::{MetricName, QueryEngine};
 
@@ -73,7 +74,7 @@ pub async fn handler(
         from: form.from.clone(),
         to: form.to.clone(),
     };
-    let now = now_nano();
+    let now = now_ns();
     let (window, mut error) = params.resolve_or_default(now);
     let metrics = engine.metric_names_of("").await.unwrap_or_default();
     let services = engine.services().into_iter().map(|s| s.name).collect();

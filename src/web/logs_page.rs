@@ -1,6 +1,7 @@
 //! `/logs`: log search with a histogram, pages, correlation view and live tail.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use askama::Template;
@@ -9,11 +10,13 @@ use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
+use tokio::sync::Semaphore;
 
 use super::charts::{self, Chart};
 use super::format::{self, Segment};
-use super::time_range::{now_nano, TimeParams, TimeWindow, RANGES};
 use super::{render, url};
+use crate::model::time::now_ns;
+use crate::model::window::{TimeParams, TimeWindow, RANGES};
 use crate::model::LogRow;
 use crate::query::{LogCursor, LogSearch, QueryEngine, QueryError};
 
@@ -133,7 +136,7 @@ pub async fn handler(
         from: form.from.clone(),
         to: form.to.clone(),
     };
-    let now = now_nano();
+    let now = now_ns();
     let (window, mut error) = params.resolve_or_default(now);
     let mut page = LogsPage {
         title: "Logs".into(),
@@ -244,13 +247,49 @@ pub struct TailParams {
 }
 
 /// Server-sent events: every second, the records that matched since the last look.
-pub async fn tail(State(engine): State<QueryEngine>, Query(params): Query<TailParams>) -> Response {
+/// Most live-tail streams open at once. Each one searches the newest logs every second for as
+/// long as its tab stays open, so a thousand forgotten tabs would be a thousand searches a
+/// second; past this a new tail is answered 429 with the limit named.
+pub const MAX_LIVE_TAILS: usize = 64;
+
+/// The live tail's state: the live data and the permits of the streams open now.
+#[derive(Clone)]
+pub struct LiveTails {
+    engine: QueryEngine,
+    open: Arc<Semaphore>,
+}
+
+impl LiveTails {
+    /// Tails of `engine`'s live data, at most [`MAX_LIVE_TAILS`] at once.
+    pub fn new(engine: QueryEngine) -> LiveTails {
+        LiveTails {
+            engine,
+            open: Arc::new(Semaphore::new(MAX_LIVE_TAILS)),
+        }
+    }
+}
+
+/// `/logs/tail`: server-sent events of the records newer than the last one sent.
+pub async fn tail(State(tails): State<LiveTails>, Query(params): Query<TailParams>) -> Response {
     if let Err(e) = crate::query::log_query::parse(&params.q) {
         return (StatusCode::BAD_REQUEST, e.to_string()).into_response();
     }
+    let Ok(permit) = tails.open.clone().try_acquire_owned() else {
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "{MAX_LIVE_TAILS} live tails are open, the most this server keeps at once; \
+                 close one (or its browser tab) and try again"
+            ),
+        )
+            .into_response();
+    };
+    let engine = tails.engine;
+    // The permit lives in the stream's state: it is given back when the client goes away
+    // and the stream is dropped.
     let stream = futures::stream::unfold(
-        (engine, params.q, now_nano()),
-        |(engine, q, since)| async move {
+        (engine, params.q, now_ns(), permit),
+        |(engine, q, since, permit)| async move {
             tokio::time::sleep(Duration::from_secs(1)).await;
             let search = LogSearch {
                 query: q.clone(),
@@ -291,7 +330,7 @@ pub async fn tail(State(engine): State<QueryEngine>, Query(params): Query<TailPa
             };
             Some((
                 futures::stream::iter(events.into_iter().map(Ok::<_, Infallible>)),
-                (engine, q, next),
+                (engine, q, next, permit),
             ))
         },
     );

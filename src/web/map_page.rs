@@ -9,8 +9,9 @@ use axum::response::Response;
 
 use super::format;
 use super::map_layout::{layout, NODE_H, NODE_W};
-use super::time_range::{now_nano, TimeParams, TimeWindow, RANGES};
 use super::{message, render};
+use crate::model::time::now_ns;
+use crate::model::window::{TimeParams, TimeWindow, RANGES};
 use crate::query::QueryEngine;
 
 /// A node as drawn.
@@ -58,7 +59,7 @@ pub async fn handler(
     chrome: super::chrome::PageChrome,
     Query(params): Query<TimeParams>,
 ) -> Response {
-    let now = now_nano();
+    let now = now_ns();
     let window = match super::window_or_error(&params, now) {
         Ok(w) => w,
         Err(page) => return *page,

@@ -3,6 +3,7 @@
 //! JavaScript and keeps its whole state in the URL.
 
 mod annotations_page;
+mod api_docs_page;
 mod assets;
 mod charts;
 mod chrome;
@@ -10,6 +11,7 @@ mod errors_page;
 mod explore_page;
 mod format;
 mod forms;
+mod login_page;
 mod logs_page;
 mod map_layout;
 mod map_page;
@@ -29,11 +31,12 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
+use crate::model::window;
 use crate::notebook::Notebook;
-use crate::query::time_range;
 use crate::query::QueryEngine;
 
 pub use chrome::SaveForm;
+pub use login_page::router as login_router;
 
 /// What the pages render from.
 #[derive(Clone)]
@@ -53,20 +56,23 @@ impl FromRef<WebState> for QueryEngine {
 
 /// The UI: the data pages plus saved views and post-mortems.
 pub fn router(engine: QueryEngine, notebook: Notebook) -> Router {
+    let tails = logs_page::LiveTails::new(engine.clone());
     let state = WebState {
         engine,
         notebook,
         live: true,
     };
     pages(state.clone())
+        .route("/logs/tail", get(logs_page::tail).with_state(tails))
         .merge(views_page::router(state.clone()))
         .merge(postmortem_page::router(state.clone()))
         .merge(annotations_page::router(state))
+        .route("/api/docs", get(api_docs_page::handler))
         .route("/static/{file}", get(assets::handler))
         .fallback(not_found_handler)
 }
 
-/// The data pages (overview, map, service, errors, traces, trace, logs, live tail, metrics) over
+/// The data pages (overview, map, service, errors, traces, trace, logs, metrics) over
 /// `state`'s engine; also used to render a pinned view from its evidence.
 pub fn pages(state: WebState) -> Router {
     Router::new()
@@ -78,7 +84,6 @@ pub fn pages(state: WebState) -> Router {
         .route("/traces/{id}", get(trace_page::handler))
         .route("/logs", get(logs_page::handler))
         .route("/explore", get(explore_page::handler))
-        .route("/logs/tail", get(logs_page::tail))
         .with_state(state)
 }
 
@@ -136,9 +141,9 @@ fn message(status: StatusCode, heading: impl Into<String>, message: impl Into<St
 
 /// The time window of a page's URL, or the page saying what is wrong with it.
 fn window_or_error(
-    params: &time_range::TimeParams,
+    params: &window::TimeParams,
     now: i64,
-) -> Result<time_range::TimeWindow, Box<Response>> {
+) -> Result<window::TimeWindow, Box<Response>> {
     params
         .resolve(now)
         .map_err(|e| Box::new(message(StatusCode::BAD_REQUEST, "Bad time range", e)))

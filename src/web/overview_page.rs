@@ -7,8 +7,9 @@ use axum::response::Response;
 
 use super::charts;
 use super::format;
-use super::time_range::{now_nano, TimeParams, TimeWindow, RANGES};
 use super::{message, render};
+use crate::model::time::now_ns;
+use crate::model::window::{TimeParams, TimeWindow, RANGES};
 use crate::query::services::ServiceOverview;
 use crate::query::QueryEngine;
 
@@ -78,7 +79,7 @@ pub async fn handler(
     chrome: super::chrome::PageChrome,
     Query(params): Query<TimeParams>,
 ) -> Response {
-    let now = now_nano();
+    let now = now_ns();
     let window = match super::window_or_error(&params, now) {
         Ok(w) => w,
         Err(page) => return *page,

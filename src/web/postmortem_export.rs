@@ -24,7 +24,7 @@ pub async fn export(
     base: &str,
     file_prefix: &str,
 ) -> Result<Export, MetaError> {
-    let meta = &state.notebook.meta;
+    let meta = &state.notebook;
     let pm = meta.postmortem(id).await?;
     let mut files = Vec::new();
     let mut views = Vec::new();
@@ -153,7 +153,7 @@ const MAX_WATERFALL_SPANS: usize = 300;
 /// The waterfall of a trace view, from its evidence when pinned.
 async fn trace_waterfall(state: &WebState, view: &SavedView) -> Option<String> {
     let engine = if view.pin.is_some() {
-        state.notebook.pins.engine(view.id).ok()?
+        state.notebook.pinned_engine(view.id).ok()?
     } else {
         state.engine.clone()
     };

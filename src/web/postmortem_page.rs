@@ -16,8 +16,8 @@ use crate::meta::postmortems::{
     ActionItem, PostMortem, PostMortemEdit, PostMortemSummary, Status, ViewChange,
 };
 use crate::meta::MetaError;
+use crate::model::time::parse_time;
 use crate::postmortem::{self, Suggestion};
-use crate::query::time::parse_time;
 
 /// The routes.
 pub fn router(state: WebState) -> Router {
@@ -41,7 +41,7 @@ struct ListPage {
 }
 
 async fn list(State(state): State<WebState>, PageToken(token): PageToken) -> Response {
-    match state.notebook.meta.postmortems().await {
+    match state.notebook.postmortems().await {
         Ok(all) => render(
             &ListPage {
                 title: "Post-mortems".into(),
@@ -76,11 +76,6 @@ fn form_time(text: &str) -> Result<Option<i64>, MetaError> {
     if text.is_empty() {
         return Ok(None);
     }
-    for f in ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M"] {
-        if let Ok(t) = chrono::NaiveDateTime::parse_from_str(text, f) {
-            return Ok(t.and_utc().timestamp_nanos_opt());
-        }
-    }
     parse_time(text).map(Some).map_err(MetaError::Invalid)
 }
 
@@ -109,7 +104,7 @@ async fn create(State(state): State<WebState>, form: FormFields) -> Response {
         },
         (Err(e), _) | (_, Err(e)) => return meta_error(e),
     };
-    match state.notebook.meta.create_postmortem(edit).await {
+    match state.notebook.create_postmortem(edit).await {
         Ok(pm) => see_other(&format!("/postmortems/{}", pm.id)),
         Err(e) => meta_error(e),
     }
@@ -214,7 +209,7 @@ async fn document(
     let Ok(id) = file.parse::<i64>() else {
         return message(StatusCode::NOT_FOUND, "Not found", "No such post-mortem.");
     };
-    match state.notebook.meta.postmortem(id).await {
+    match state.notebook.postmortem(id).await {
         Ok(pm) => {
             let editor = editor_of(&pm);
             document_page(&state, token, pm, editor, None, StatusCode::OK).await
@@ -248,7 +243,7 @@ async fn document_page(
     let mut views = Vec::new();
     for entry in &pm.views {
         let view = match entry.view_id {
-            Some(id) => nb.meta.view(id).await.ok(),
+            Some(id) => nb.view(id).await.ok(),
             None => None,
         };
         let (content, failed) = match &view {
@@ -323,7 +318,6 @@ pub async fn timeline_rows(state: &WebState, pm: &PostMortem) -> Vec<TimelineRow
     if let (Some(s), Some(e)) = (pm.incident_start, pm.incident_end) {
         for a in state
             .notebook
-            .meta
             .annotations(s, e, None)
             .await
             .unwrap_or_default()
@@ -417,12 +411,12 @@ async fn act(
                 Ok(x) => x,
                 Err(e) => return meta_error(e),
             };
-            match nb.meta.edit_postmortem(id, edit).await {
+            match nb.edit_postmortem(id, edit).await {
                 Ok(_) => see_other(&back),
                 Err(MetaError::Conflict(m)) => {
                     // Show what is stored now, keep the user's text in the editor, and let a
                     // second submit (from the current version) overwrite on purpose.
-                    match nb.meta.postmortem(id).await {
+                    match nb.postmortem(id).await {
                         Ok(current) => {
                             editor.version = current.version;
                             editor.items.extend((0..3).map(|_| ActionItem {
@@ -454,15 +448,14 @@ async fn act(
                     "Tick “yes, delete it” to delete a post-mortem.",
                 );
             }
-            match nb.meta.delete_postmortem(id).await {
+            match nb.delete_postmortem(id).await {
                 Ok(()) => see_other("/postmortems"),
                 Err(e) => meta_error(e),
             }
         }
         "timeline" => match form_time(form.get("time")) {
             Ok(Some(t)) => done(
-                nb.meta
-                    .add_timeline_entry(id, t, form.get("text").to_string(), "manual".into(), None)
+                nb.add_timeline_entry(id, t, form.get("text").to_string(), "manual".into(), None)
                     .await,
             ),
             Ok(None) => message(
@@ -472,7 +465,7 @@ async fn act(
             ),
             Err(e) => meta_error(e),
         },
-        "timeline-delete" => done(nb.meta.delete_timeline_entry(id, entry()).await),
+        "timeline-delete" => done(nb.delete_timeline_entry(id, entry()).await),
         "accept" => {
             match postmortem::accept_suggestion(nb, &state.engine, id, form.get("key")).await {
                 Ok(_) => see_other(&back),
@@ -484,27 +477,17 @@ async fn act(
                 ),
             }
         }
-        "dismiss" => match nb
-            .meta
-            .dismiss_suggestion(id, form.get("key").to_string())
-            .await
-        {
+        "dismiss" => match nb.dismiss_suggestion(id, form.get("key").to_string()).await {
             Ok(()) => see_other(&back),
             Err(e) => meta_error(e),
         },
         "view-remove" => done(
-            nb.meta
-                .change_postmortem_view(id, entry(), ViewChange::Remove)
+            nb.change_postmortem_view(id, entry(), ViewChange::Remove)
                 .await,
         ),
-        "view-up" => done(
-            nb.meta
-                .change_postmortem_view(id, entry(), ViewChange::Up)
-                .await,
-        ),
+        "view-up" => done(nb.change_postmortem_view(id, entry(), ViewChange::Up).await),
         "view-down" => done(
-            nb.meta
-                .change_postmortem_view(id, entry(), ViewChange::Down)
+            nb.change_postmortem_view(id, entry(), ViewChange::Down)
                 .await,
         ),
         other => message(

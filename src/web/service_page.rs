@@ -12,8 +12,9 @@ use super::charts::{self, Chart, LineSeries, SERIES_COLORS};
 use super::errors_page::{panel, ErrorPanel};
 use super::format;
 use super::overview_page::{row, ServiceRow};
-use super::time_range::{now_nano, TimeParams, TimeWindow, RANGES};
 use super::{message, render, url};
+use crate::model::time::now_ns;
+use crate::model::window::{TimeParams, TimeWindow, RANGES};
 use crate::query::metrics::{GaugeAgg, MetricQuery};
 use crate::query::services::Breakdown;
 use crate::query::QueryEngine;
@@ -114,7 +115,7 @@ pub async fn handler(
     Path(name): Path<String>,
     Query(params): Query<TimeParams>,
 ) -> Response {
-    let now = now_nano();
+    let now = now_ns();
     let window = match super::window_or_error(&params, now) {
         Ok(w) => w,
         Err(page) => return *page,

@@ -7,8 +7,9 @@ use axum::response::Response;
 use serde::Deserialize;
 
 use super::charts::{self, Chart};
-use super::time_range::{now_nano, TimeParams, TimeWindow, RANGES};
 use super::{format, render};
+use crate::model::time::now_ns;
+use crate::model::window::{TimeParams, TimeWindow, RANGES};
 use crate::query::{parse_attribute, QueryEngine, StatusFilter, TraceSearch, TraceSummary};
 
 /// Rows in the result table.
@@ -137,7 +138,7 @@ pub async fn handler(
         to: form.to.clone(),
     };
     let services = engine.services().into_iter().map(|s| s.name).collect();
-    let (window, mut error) = params.resolve_or_default(now_nano());
+    let (window, mut error) = params.resolve_or_default(now_ns());
     let mut results = Vec::new();
     if error.is_none() {
         match to_search(&form, &window) {

@@ -41,7 +41,7 @@ impl RenderedView {
 /// Renders `view`'s page: from its evidence when pinned, else from the live data.
 pub async fn render(state: &WebState, view: &SavedView) -> RenderedView {
     let engine = if view.pin.is_some() {
-        match state.notebook.pins.engine(view.id) {
+        match state.notebook.pinned_engine(view.id) {
             Ok(engine) => engine,
             Err(e) => {
                 return failed(

@@ -81,7 +81,7 @@ struct ViewsPage {
 async fn list(State(state): State<WebState>, Query(filter): Query<ViewFilter>) -> Response {
     let q = filter.q.clone().unwrap_or_default();
     let tag = filter.tag.clone().unwrap_or_default();
-    match state.notebook.meta.views(filter).await {
+    match state.notebook.views(filter).await {
         Ok(views) => render(
             &ViewsPage {
                 title: "Saved views".into(),
@@ -140,7 +140,7 @@ async fn detail(
     PageToken(token): PageToken,
     Path(id): Path<i64>,
 ) -> Response {
-    let meta = &state.notebook.meta;
+    let meta = &state.notebook;
     let view = match meta.view(id).await {
         Ok(v) => v,
         Err(e) => return meta_error(e),
@@ -174,7 +174,7 @@ struct PinnedBanner {
 
 /// Opens a view: its pinned evidence when it has some, else the live page.
 async fn open(State(state): State<WebState>, Path(id): Path<i64>) -> Response {
-    let view = match state.notebook.meta.view(id).await {
+    let view = match state.notebook.view(id).await {
         Ok(v) => v,
         Err(e) => return meta_error(e),
     };
@@ -217,23 +217,19 @@ async fn act(
     };
     match action.as_str() {
         "edit" => done(
-            nb.meta
-                .edit_view(
-                    id,
-                    ViewEdit {
-                        name: Some(form.get("name").to_string()),
-                        note: Some(form.get("note").to_string()),
-                        tags: Some(form.get("tags").split(',').map(str::to_string).collect()),
-                    },
-                )
-                .await,
+            nb.edit_view(
+                id,
+                ViewEdit {
+                    name: Some(form.get("name").to_string()),
+                    note: Some(form.get("note").to_string()),
+                    tags: Some(form.get("tags").split(',').map(str::to_string).collect()),
+                },
+            )
+            .await,
         ),
-        "pin" => match nb.meta.view(id).await {
-            Ok(view) => match nb.pins.pin(&nb.meta, &state.engine, &view).await {
-                Ok(_) => see_other(&back),
-                Err(e) => pin_error(e),
-            },
-            Err(e) => meta_error(e),
+        "pin" => match nb.pin_view(&state.engine, id).await {
+            Ok(_) => see_other(&back),
+            Err(e) => pin_error(e),
         },
         "unpin" => done(nb.unpin_view(id).await),
         "delete" => {
@@ -257,7 +253,6 @@ async fn act(
                         t => t.to_string(),
                     };
                     match nb
-                        .meta
                         .create_postmortem(PostMortemEdit {
                             title: Some(title),
                             ..Default::default()
@@ -276,7 +271,6 @@ async fn act(
                 },
             };
             match nb
-                .meta
                 .add_postmortem_view(target, id, form.get("note").to_string())
                 .await
             {

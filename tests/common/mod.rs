@@ -288,3 +288,23 @@ pub fn starts_with_args(data: &Path, args: &[&str]) -> bool {
     let _ = child.wait();
     ready
 }
+
+/// Adds a user with `sightline user add`, the password typed on stdin.
+pub fn add_user(data: &std::path::Path, name: &str, role: &str, password: &str) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sightline"))
+        .args(["user", "add", name, "--role", role, "--data-dir"])
+        .arg(data)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

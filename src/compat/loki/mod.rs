@@ -22,8 +22,9 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 
 use crate::index::{StreamCount, LOG_STREAM_COLUMNS};
+use crate::model::time::parse_time;
 use crate::model::LogRow;
-use crate::query::{time::parse_time, Counted, LogCursor, LogSearch, QueryEngine, QueryError};
+use crate::query::{Counted, LogCursor, LogSearch, QueryEngine, QueryError};
 use crate::store::Prefilter;
 use logql::{LogQuery, MetricQuery, Op, RangeFunction, Stage};
 
@@ -115,7 +116,7 @@ fn time(value: &Option<String>, name: &str) -> Result<Option<i64>, LokiError> {
 }
 
 fn now() -> i64 {
-    crate::query::time_range::now_nano()
+    crate::model::time::now_ns()
 }
 
 /// A stream's labels from its record's resource and severity.

@@ -20,7 +20,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value as JsonValue};
 
-use crate::query::{time::parse_time, QueryEngine, QueryError};
+use crate::model::time::parse_time;
+use crate::query::{QueryEngine, QueryError};
 use eval::{StepSeries, Value};
 use series::{format_value, Catalog, RawSeries};
 
@@ -151,9 +152,7 @@ impl Params {
 
     /// `start`/`end` with a default window ending now.
     fn window(&self) -> Result<(i64, i64), PromError> {
-        let end = self
-            .time("end")?
-            .unwrap_or_else(crate::query::time_range::now_nano);
+        let end = self.time("end")?.unwrap_or_else(crate::model::time::now_ns);
         let start = self.time("start")?.unwrap_or(end - DEFAULT_WINDOW_NANO);
         if end < start {
             return Err(PromError::bad_data(
@@ -242,7 +241,7 @@ async fn run_query(engine: QueryEngine, request: Request) -> Result<Response, Pr
     let expr = parse_query(&params)?;
     let t = params
         .time("time")?
-        .unwrap_or_else(crate::query::time_range::now_nano);
+        .unwrap_or_else(crate::model::time::now_ns);
     let data = match evaluate(&engine, &expr, &[t]).await? {
         Value::Scalar(v) => json!({
             "resultType": "scalar",

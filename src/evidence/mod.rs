@@ -1,16 +1,19 @@
 //! Pinned evidence: the rows behind a saved view, copied into `<data>/evidence/view-ID/` (a
-//! snapshot data dir of its own, see [`crate::query::snapshot`]) so the view opens the same
+//! snapshot data dir of its own, see [`snapshot`]) so the view opens the same
 //! after retention deleted the raw data. Retention and compaction never look in there.
 
-use std::collections::HashMap;
+mod snapshot;
+
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+
+use moka::sync::Cache;
 
 use crate::meta::views::{Pin, SavedView, ViewKind};
 use crate::meta::{MetaError, MetaStore};
 use crate::model::TraceId;
-use crate::query::snapshot::write_snapshot;
 use crate::query::{QueryEngine, QueryError};
+pub use snapshot::open_snapshot;
+use snapshot::write_snapshot;
 
 /// Most records one pin keeps (spans + logs + metric points + rollup rows).
 pub const MAX_PIN_ROWS: usize = 2_000_000;
@@ -28,11 +31,16 @@ pub enum PinError {
     Write(anyhow::Error),
 }
 
+/// Pinned views whose query engines stay open at once.
+const OPEN_PINS: u64 = 32;
+
 /// The evidence snapshots of pinned views, with their query engines opened on demand.
 #[derive(Clone)]
 pub struct Pins {
     dir: PathBuf,
-    engines: Arc<Mutex<HashMap<i64, QueryEngine>>>,
+    /// Query engines of the pins opened lately (each holds an index reader), the least used
+    /// closed first.
+    engines: Cache<i64, QueryEngine>,
 }
 
 impl Pins {
@@ -42,7 +50,7 @@ impl Pins {
         std::fs::create_dir_all(&dir)?;
         Ok(Pins {
             dir,
-            engines: Default::default(),
+            engines: Cache::new(OPEN_PINS),
         })
     }
 
@@ -85,9 +93,9 @@ impl Pins {
             std::fs::remove_dir_all(&final_dir).map_err(|e| PinError::Write(e.into()))?;
         }
         std::fs::rename(&staging, &final_dir).map_err(|e| PinError::Write(e.into()))?;
-        let bytes = crate::pipeline::dir_size(&final_dir);
+        let bytes = crate::store::dir_size(&final_dir);
         let pin = Pin {
-            pinned_at: crate::meta::now_ns(),
+            pinned_at: crate::model::time::now_ns(),
             rows,
             bytes,
         };
@@ -126,20 +134,16 @@ impl Pins {
 
     /// A query engine over a pinned view's evidence.
     pub fn engine(&self, id: i64) -> Result<QueryEngine, PinError> {
-        let mut engines = self.engines.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(engine) = engines.get(&id) {
-            return Ok(engine.clone());
+        if let Some(engine) = self.engines.get(&id) {
+            return Ok(engine);
         }
-        let engine = QueryEngine::open_snapshot(&self.view_dir(id))?;
-        engines.insert(id, engine.clone());
+        let engine = open_snapshot(&self.view_dir(id))?;
+        self.engines.insert(id, engine.clone());
         Ok(engine)
     }
 
     fn forget_engine(&self, id: i64) {
-        self.engines
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&id);
+        self.engines.invalidate(&id);
     }
 }
 

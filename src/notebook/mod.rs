@@ -1,6 +1,10 @@
 //! The notebook: saved views, post-mortems and annotations ([`crate::meta`]) together with
 //! pinned evidence ([`crate::evidence`]), the one handle the API and the UI act through.
 
+mod annotations;
+mod postmortems;
+mod views;
+
 use std::path::Path;
 use std::sync::Arc;
 
@@ -9,22 +13,23 @@ use anyhow::Context;
 use crate::evidence::{PinError, Pins};
 use crate::meta::views::{parse_page_url, NewView, SavedView, ViewKind};
 use crate::meta::{MetaError, MetaStore};
-use crate::query::time_range::TimeParams;
+use crate::model::window::TimeParams;
 use crate::query::{QueryEngine, QueryError};
 
 /// Saved views, post-mortems, annotations and evidence of one data dir.
 #[derive(Clone)]
 pub struct Notebook {
-    pub meta: MetaStore,
-    pub pins: Pins,
+    /// The metadata database; pages and handlers act through the notebook's methods.
+    meta: MetaStore,
+    pins: Pins,
     /// The token HTML forms carry so another site cannot post them (see `web::forms`).
     pub form_token: Arc<str>,
 }
 
 impl Notebook {
-    /// Opens the notebook of `data_dir`, dropping evidence no pinned view refers to.
-    pub async fn open(data_dir: &Path) -> anyhow::Result<Notebook> {
-        let meta = MetaStore::open(data_dir).context("could not open meta.sqlite")?;
+    /// Opens the notebook of `data_dir` over its metadata database, dropping evidence no
+    /// pinned view refers to.
+    pub async fn open(data_dir: &Path, meta: MetaStore) -> anyhow::Result<Notebook> {
         let pins = Pins::open(data_dir).context("could not create the evidence folder")?;
         pins.remove_unreferenced(&meta.pinned_view_ids().await?);
         let form_token = meta.form_token().await?.into();
@@ -62,7 +67,7 @@ impl Notebook {
             _ => {
                 let params: TimeParams = time_params_of(query);
                 let w = params
-                    .resolve(crate::meta::now_ns())
+                    .resolve(crate::model::time::now_ns())
                     .map_err(|e| QueryError::BadRequest(format!("the url's time range: {e}")))?;
                 (w.start, w.end)
             }

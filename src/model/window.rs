@@ -1,8 +1,10 @@
-//! The time range picker's state: a relative range (`range=1h`) or absolute `from`/`to`.
+//! A page's or a query's time window: the picker's relative range (`range=1h`) or absolute
+//! `from`/`to`, resolved against now. Shared by the UI, the API and saved views, so it lives
+//! with the other time types.
 
 use serde::Deserialize;
 
-use crate::query::time::parse_time;
+use super::time::{parse_time, picker_text, NANOS_PER_SECOND};
 
 /// Relative ranges offered by the picker, with their length in seconds.
 pub const RANGES: &[(&str, i64)] = &[
@@ -20,7 +22,7 @@ pub const DEFAULT_RANGE: &str = "1h";
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct TimeParams {
     pub range: Option<String>,
-    /// Absolute start: RFC 3339, `YYYY-MM-DDTHH:MM` (UTC, as `datetime-local` sends) or Unix time.
+    /// Absolute start, in any form [`parse_time`] reads.
     pub from: Option<String>,
     pub to: Option<String>,
 }
@@ -37,24 +39,6 @@ pub struct TimeWindow {
     pub to_text: String,
 }
 
-fn parse_picker_time(text: &str) -> Result<i64, String> {
-    let text = text.trim();
-    if let Ok(t) = chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M") {
-        return t
-            .and_utc()
-            .timestamp_nanos_opt()
-            .ok_or_else(|| "time out of range".to_string());
-    }
-    parse_time(text)
-}
-
-/// `YYYY-MM-DDTHH:MM` of a Unix-nanosecond time, for `datetime-local` inputs (UTC).
-pub fn picker_text(ns: i64) -> String {
-    chrono::DateTime::from_timestamp_nanos(ns)
-        .format("%Y-%m-%dT%H:%M")
-        .to_string()
-}
-
 impl TimeParams {
     /// Resolves the window at `now` (Unix ns). Absolute bounds win over a relative range.
     pub fn resolve(&self, now: i64) -> Result<TimeWindow, String> {
@@ -65,16 +49,12 @@ impl TimeParams {
         };
         let (from, to) = (nonempty(&self.from), nonempty(&self.to));
         if from.is_some() || to.is_some() {
-            let end = to
-                .as_deref()
-                .map(parse_picker_time)
-                .transpose()?
-                .unwrap_or(now);
+            let end = to.as_deref().map(parse_time).transpose()?.unwrap_or(now);
             let start = from
                 .as_deref()
-                .map(parse_picker_time)
+                .map(parse_time)
                 .transpose()?
-                .unwrap_or(end - 3600 * 1_000_000_000);
+                .unwrap_or(end.saturating_sub(3600 * NANOS_PER_SECOND));
             if start >= end {
                 return Err("the start of the time range must be before its end".into());
             }
@@ -92,7 +72,7 @@ impl TimeParams {
             .find(|(name, _)| *name == range)
             .map(|(_, s)| *s)
             .ok_or_else(|| format!("unknown range {range:?}: use 15m, 1h, 6h, 24h or 7d"))?;
-        let start = now - seconds * 1_000_000_000;
+        let start = now.saturating_sub(seconds * NANOS_PER_SECOND);
         Ok(TimeWindow {
             start,
             end: now,
@@ -117,7 +97,7 @@ impl TimeParams {
 impl TimeWindow {
     /// The default relative window ending at `now`, used when the URL's window is invalid.
     pub fn default_at(now: i64) -> TimeWindow {
-        let start = now - 3600 * 1_000_000_000;
+        let start = now.saturating_sub(3600 * NANOS_PER_SECOND);
         TimeWindow {
             start,
             end: now,
@@ -149,11 +129,6 @@ impl TimeWindow {
     }
 }
 
-/// Now, Unix nanoseconds.
-pub fn now_nano() -> i64 {
-    chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,7 +137,7 @@ mod tests {
     fn relative_and_absolute() {
         let now = 1_795_428_900_000_000_000;
         let w = TimeParams::default().resolve(now).unwrap();
-        assert_eq!(w.end - w.start, 3600 * 1_000_000_000);
+        assert_eq!(w.end - w.start, 3600 * NANOS_PER_SECOND);
         let p = TimeParams {
             from: Some("2026-11-23T09:00".into()),
             to: Some("2026-11-23T10:00".into()),

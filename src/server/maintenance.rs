@@ -1,0 +1,191 @@
+//! What runs beside the front ends: retention, compaction of records and of rollups, and the
+//! quarantine of corrupt files queries report. Every loop listens to the server's stop token,
+//! so shutdown ends them between passes instead of abandoning them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::ServeConfig;
+use crate::index::BlockIndex;
+use crate::query::CorruptFileReports;
+use crate::store::Store;
+
+/// How often retention runs in the background.
+const RETENTION_EVERY: Duration = Duration::from_secs(60);
+
+/// Longest a shutdown waits for a compaction pass under way to finish (it is crash-safe if
+/// cut off: new file, one index commit, old files deleted later).
+const STOP_LIMIT: Duration = Duration::from_secs(5);
+
+/// The running maintenance tasks.
+pub struct Maintenance {
+    /// Where queries report corrupt files.
+    pub corrupt_files: CorruptFileReports,
+    retention: Option<tokio::task::JoinHandle<()>>,
+    compaction: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Maintenance {
+    /// Starts every maintenance loop over `store` and `index`; they stop once `stop` is
+    /// cancelled.
+    pub fn start(
+        config: &ServeConfig,
+        store: &Store,
+        index: &Arc<BlockIndex>,
+        stop: &CancellationToken,
+    ) -> anyhow::Result<Maintenance> {
+        let (corrupt_files, reports) = CorruptFileReports::channel();
+        // Ends once the last query engine (the last reporting handle) is gone.
+        tokio::spawn(crate::quarantine::run(
+            reports,
+            store.clone(),
+            index.clone(),
+        ));
+        let retention = config.retention.is_active().then(|| {
+            tokio::spawn(retention_loop(
+                store.clone(),
+                index.clone(),
+                config.retention,
+                stop.clone(),
+            ))
+        });
+        let compaction = vec![
+            spawn_low_priority(
+                "compaction",
+                compaction_loop(
+                    store.clone(),
+                    index.clone(),
+                    config.compaction_interval,
+                    crate::compaction::Scope::Records,
+                    stop.clone(),
+                ),
+            )?,
+            spawn_low_priority(
+                "rollup-compact",
+                compaction_loop(
+                    store.clone(),
+                    index.clone(),
+                    config
+                        .compaction_interval
+                        .min(crate::compaction::ROLLUP_EVERY),
+                    crate::compaction::Scope::Rollups,
+                    stop.clone(),
+                ),
+            )?,
+        ];
+        Ok(Maintenance {
+            corrupt_files,
+            retention,
+            compaction,
+        })
+    }
+
+    /// Waits (up to a limit) for the loops to see the cancelled stop token and end.
+    pub async fn stopped(self) {
+        let Maintenance {
+            retention,
+            compaction,
+            ..
+        } = self;
+        let all = async move {
+            if let Some(task) = retention {
+                let _ = task.await;
+            }
+            let _ = tokio::task::spawn_blocking(move || {
+                for thread in compaction {
+                    let _ = thread.join();
+                }
+            })
+            .await;
+        };
+        if tokio::time::timeout(STOP_LIMIT, all).await.is_err() {
+            tracing::warn!("a maintenance pass is still running at shutdown; leaving it");
+        }
+    }
+}
+
+/// Applies the retention policy at start and then every minute, until `stop`.
+async fn retention_loop(
+    store: Store,
+    index: Arc<BlockIndex>,
+    policy: crate::retention::RetentionPolicy,
+    stop: CancellationToken,
+) {
+    loop {
+        let now = crate::model::time::now_ns();
+        if let Err(e) = crate::retention::sweep(&store, &index, &policy, now).await {
+            tracing::error!("retention pass failed: {e:#}");
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(RETENTION_EVERY) => {}
+        }
+    }
+}
+
+/// Merges the small files of `scope` every `every` (the first pass one interval after start),
+/// until `stop`.
+async fn compaction_loop(
+    store: Store,
+    index: Arc<BlockIndex>,
+    every: Duration,
+    scope: crate::compaction::Scope,
+    stop: CancellationToken,
+) {
+    // Longer than the request time limit, so no query still reads a swapped-out file.
+    let mut retired = crate::compaction::Retired::with_grace(crate::hardening::REQUEST_TIMEOUT * 3);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        if let Err(e) = crate::compaction::compact(&store, &index, &mut retired, scope).await {
+            tracing::error!("compaction failed: {e:#}");
+        }
+    }
+}
+
+/// Runs background maintenance on its own thread at a lower CPU priority (nice 10), with its
+/// own small runtime. Compaction decodes and re-encodes whole files: on the shared runtime
+/// it held a worker thread for hundreds of milliseconds at a time, and on two busy cores it
+/// took CPU from ingest and queries (a RED overview took 9 s at p99 while the server merged
+/// files beside a 10 M-record fill). Work that can wait now waits.
+fn spawn_low_priority(
+    name: &str,
+    task: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<std::thread::JoinHandle<()>> {
+    let thread_name = name.to_string();
+    std::thread::Builder::new()
+        .name(thread_name.clone())
+        .spawn(move || {
+            lower_this_thread_priority();
+            match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime.block_on(task),
+                Err(e) => tracing::error!("could not start {thread_name}: {e}"),
+            }
+        })
+        .with_context(|| format!("starting the {name} thread"))
+}
+
+/// Nice 10 for the calling thread (Linux nice values are per thread, and threads it starts
+/// inherit them). Elsewhere, and if the call fails, the thread keeps normal priority.
+fn lower_this_thread_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: `gettid` and `setpriority` take and return plain integers and touch no
+        // memory of ours; `setpriority(PRIO_PROCESS, tid, …)` changes only this thread.
+        let failed = unsafe {
+            let tid = libc::gettid();
+            libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 10) != 0
+        };
+        if failed {
+            tracing::warn!("could not lower the priority of a background thread");
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! Starting and stopping a server, in named parts: refusing unsafe exposure
+//! (`exposure.rs`), crash recovery (`recovery.rs`), the write path, maintenance beside it
+//! (`maintenance.rs`), the web port's routes (`routes.rs`), the listeners (`listeners.rs`)
+//! and an orderly stop (`shutdown.rs`). `run` only says in which order.
+
+mod exposure;
+mod listeners;
+mod maintenance;
+mod recovery;
+mod routes;
+mod shutdown;
+
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+
+pub use listeners::BoundAddrs;
+pub use shutdown::shutdown_signal;
+
+use crate::config::ServeConfig;
+use crate::ingest::{CorrelationKeys, Receiver};
+use crate::pipeline::{Pipeline, PipelineConfig};
+use crate::query::QueryEngine;
+use listeners::{ListenerTls, Listeners};
+use maintenance::Maintenance;
+
+/// Runs the server until `shutdown` resolves, then stops accepting, flushes every
+/// acknowledged row to Parquet and returns. `on_ready` is called once all listeners are up.
+pub async fn run(
+    config: ServeConfig,
+    on_ready: impl FnOnce(BoundAddrs),
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let data = &config.data_dir;
+    std::fs::create_dir_all(data)
+        .with_context(|| format!("could not create data dir {}", data.display()))?;
+    let meta = crate::meta::MetaStore::open(data).context("could not open meta.sqlite")?;
+    let notebook = crate::notebook::Notebook::open(data, meta.clone()).await?;
+    let ingest_auth =
+        crate::ingest::auth::IngestAuth::start(meta.clone(), &config.api_key_header).await?;
+    let access =
+        crate::access::Access::start(meta, notebook.form_token.clone(), config.tls.is_some())
+            .await?;
+    let tls = ListenerTls::of(&config)?;
+    exposure::check_exposure(&config, ingest_auth.enforced(), access.enforced())?;
+
+    let keys = CorrelationKeys::new(config.correlation_keys.clone());
+    let recovered = recovery::recover(&config, &keys).await?;
+    let (pipeline, threads) = Pipeline::start(
+        PipelineConfig {
+            flush_rows: config.flush_rows,
+            flush_bytes: config.flush_bytes,
+            flush_age: config.flush_age,
+            inflight_bytes: config.inflight_bytes,
+            disk_budget_bytes: config.disk_budget_bytes,
+            max_rss_bytes: config.max_rss_bytes,
+        },
+        recovered.wal,
+        data.join("wal"),
+        data.clone(),
+        recovered.live.clone(),
+        recovered.store.clone(),
+        recovered.index.clone(),
+    )?;
+    let receiver = Receiver::new(pipeline, keys, ingest_auth);
+    let stop = CancellationToken::new();
+    let maintenance = Maintenance::start(&config, &recovered.store, &recovered.index, &stop)?;
+    if config.demo {
+        load_demo(&receiver, data).await?;
+    }
+    let engine = QueryEngine::new(recovered.live, recovered.index, recovered.store)
+        .with_down_after(config.instance_down_after.as_nanos() as i64)
+        .with_max_range(config.max_query_range)
+        .with_max_rows(config.max_query_rows)
+        .with_corrupt_file_reports(maintenance.corrupt_files.clone());
+
+    let listeners = Listeners::bind(&config).await?;
+    let addrs = listeners.addrs;
+    let app = routes::app(engine, notebook, access, data.clone())?;
+    let servers = listeners.serve(tls, app, receiver, config.max_body_bytes, &stop)?;
+    on_ready(addrs);
+
+    shutdown.await;
+    shutdown::stop_all(stop, servers, maintenance, threads).await
+}
+
+/// Loads the demo scenario, shifted so that it ends now (once per data dir).
+async fn load_demo(receiver: &Receiver, data: &std::path::Path) -> anyhow::Result<()> {
+    let now = u64::try_from(crate::model::time::now_ns()).unwrap_or(0);
+    match crate::demo::load(receiver, data, now).await? {
+        crate::demo::Loaded::Now { .. } => tracing::info!("loaded the demo scenario"),
+        crate::demo::Loaded::Already => tracing::info!("demo scenario already in this data dir"),
+    }
+    Ok(())
+}

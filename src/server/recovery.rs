@@ -1,0 +1,114 @@
+//! Crash recovery at start: indexes of an older layout rebuilt, Parquet files a crash left
+//! uncommitted removed, and the write-ahead log replayed into the live data, so everything
+//! acknowledged before the crash is queryable again before a listener opens.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use crate::config::ServeConfig;
+use crate::index::BlockIndex;
+use crate::ingest::{self, CorrelationKeys};
+use crate::pipeline::LiveData;
+use crate::store::Store;
+use crate::wal::Wal;
+
+/// The storage of a data dir, opened and brought back to what was acknowledged.
+pub struct Recovered {
+    pub index: Arc<BlockIndex>,
+    pub store: Store,
+    /// The memtables, holding what the WAL still had.
+    pub live: Arc<LiveData>,
+    /// The WAL, ready to append after what was replayed.
+    pub wal: Wal,
+}
+
+/// Opens the index, the store and the WAL of `config.data_dir` and replays the WAL.
+pub async fn recover(config: &ServeConfig, keys: &CorrelationKeys) -> anyhow::Result<Recovered> {
+    let data = &config.data_dir;
+    upgrade_indexes(data).await?;
+    let index = Arc::new(
+        BlockIndex::open(&data.join("index"))
+            .with_context(|| format!("could not open index in {}", data.display()))?,
+    );
+    let store = Store::open_local(&data.join("store"), config.row_group_rows)
+        .with_context(|| format!("could not open store in {}", data.display()))?;
+    remove_uncommitted_files(&store, &index, &data.join("wal")).await?;
+
+    let live = Arc::new(LiveData::default());
+    for seen in index.all_instances()? {
+        live.write().services.observe_seen(&seen);
+    }
+    let wal_dir = data.join("wal");
+    let (wal, replayed) = Wal::open(&wal_dir, config.wal_sync, index.wal_flushed_through()?)
+        .with_context(|| format!("could not open WAL in {}", wal_dir.display()))?;
+    let replayed_count = replayed.len();
+    for record in replayed {
+        let inserted = ingest::export_from_payload(record.signal, &record.payload, keys)
+            .map(|export| live.write().insert(export));
+        // The checksum matched, so these are bytes we wrote: only a bug gets here.
+        if let Err(e) = inserted {
+            tracing::error!("skipping undecodable WAL record: {e}");
+        }
+    }
+    if replayed_count > 0 {
+        tracing::info!(records = replayed_count, "replayed the write-ahead log");
+        let t = crate::telemetry::get();
+        let live = live.read();
+        t.memtable_rows.set(live.active.rows() as i64);
+        t.memtable_bytes.set(live.active.bytes() as i64);
+    }
+    Ok(Recovered {
+        index,
+        store,
+        live,
+        wal,
+    })
+}
+
+/// Parquet files the index never committed are leftovers of a crash mid-flush: their rows
+/// are still in the WAL and are flushed again, so the files would only duplicate them.
+async fn remove_uncommitted_files(
+    store: &Store,
+    index: &BlockIndex,
+    wal_dir: &Path,
+) -> anyhow::Result<()> {
+    let committed = index.all_paths()?;
+    let files = store.list_files().await?;
+    // Leftovers of a crashed flush always have their rows still in the WAL (segments are
+    // deleted only after the index commit). Files with an empty index and an empty WAL mean
+    // the index was lost: never delete data for that.
+    let wal_has_data = std::fs::read_dir(wal_dir)
+        .map(|d| d.flatten().any(|e| e.metadata().is_ok_and(|m| m.len() > 0)))
+        .unwrap_or(false);
+    if committed.is_empty() && !files.is_empty() && !wal_has_data {
+        anyhow::bail!(
+            "the index is empty but the store holds {} Parquet files; run `sightline reindex --data-dir …` first",
+            files.len()
+        );
+    }
+    for path in files {
+        if !committed.contains(&path) {
+            tracing::warn!(file = %path, "removing Parquet file not committed to the index (crash leftover)");
+            store.delete(&path).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Rebuilds, from their Parquet files, the block indexes an earlier version wrote with other
+/// fields: the data dir's own and those of pinned evidence.
+async fn upgrade_indexes(data: &Path) -> anyhow::Result<()> {
+    crate::reindex::upgrade_if_needed(data)
+        .await
+        .with_context(|| format!("could not rebuild the index in {}", data.display()))?;
+    if let Ok(entries) = std::fs::read_dir(data.join("evidence")) {
+        for entry in entries.flatten() {
+            crate::reindex::upgrade_if_needed(&entry.path())
+                .await
+                .with_context(|| format!("could not rebuild {}", entry.path().display()))?;
+        }
+    }
+    Ok(())
+}
