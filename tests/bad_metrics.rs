@@ -147,11 +147,14 @@ async fn nan_inf_bad_buckets_and_resets_do_not_break_anything() {
 
     // After the flush, the same coarse queries read the one-minute points and agree.
     let before = [gauge, counter, hist];
-    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
-    assert!(
-        dir.path().join("data/store/metrics_1m").exists(),
-        "one-minute points written"
-    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while !dir.path().join("data/store/metrics_1m").exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "one-minute points were never written"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     let mut after = Vec::new();
     for name in ["temperature", "requests_total", "latency"] {
         after.push(

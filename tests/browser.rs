@@ -290,10 +290,11 @@ async fn browse_the_demo_incident() {
         .click()
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    send_log(&server, "tail", "tailme arrived live", ("k", "v")).await;
+    // The tail shows what arrives after it connected: send until a record shows (polling, no
+    // guess at how long the browser takes to open the stream).
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
+        send_log(&server, "tail", "tailme arrived live", ("k", "v")).await;
         let live = web.find_all(By::Css("tr.live")).await.unwrap();
         if let Some(row) = live.first() {
             assert!(row.text().await.unwrap().contains("tailme arrived live"));

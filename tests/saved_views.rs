@@ -4,7 +4,6 @@
 mod common;
 
 use std::process::Command;
-use std::time::Duration;
 
 use common::demo::ids;
 use common::notebook::{assert_same, form_fields, page, post_form, send_json, visible_content};
@@ -318,7 +317,6 @@ async fn pinned_views_outlive_retention_and_everything_outlives_a_restart() {
     assert_eq!(status, 200);
     assert!(html.contains("settlement batch 7 failed"));
     assert!(html.contains("ledger 3.1 rollout"));
-    tokio::time::sleep(Duration::from_millis(10)).await;
     server.stop();
 }
 

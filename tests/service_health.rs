@@ -305,12 +305,12 @@ async fn map_red_metrics_and_health_from_real_exporters() {
             .unwrap()
     };
     assert_eq!(down(&server.get("/api/v1/overview").await.1, "worker"), 0);
-    tokio::time::sleep(Duration::from_secs(6)).await;
-    assert_eq!(
-        down(&server.get("/api/v1/overview").await.1, "worker"),
-        1,
-        "worker went silent"
-    );
+    // Polled: the worker turns down once it has been silent for 5 s.
+    server
+        .wait_for_within("/api/v1/overview", Duration::from_secs(15), |o| {
+            down(o, "worker") == 1
+        })
+        .await;
     let worker = tracer_provider("worker", &server, false);
     let tracer = worker.tracer("t");
     tracer

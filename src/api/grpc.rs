@@ -105,11 +105,11 @@ fn span(s: &SpanRow) -> proto::Span {
         span_id: s.span_id.to_string(),
         parent_span_id: s.parent_span_id.map(|p| p.to_string()).unwrap_or_default(),
         name: s.name.clone(),
-        kind: s.kind.clone(),
+        kind: s.kind.as_str().to_string(),
         start_time_unix_nano: s.start_time_unix_nano,
         end_time_unix_nano: s.end_time_unix_nano,
         duration_nano: s.duration_nano,
-        status_code: s.status_code.clone(),
+        status_code: s.status_code.as_str().to_string(),
         status_message: s.status_message.clone(),
         attributes: attributes(&s.attributes),
         events: s

@@ -341,7 +341,7 @@ fn jaeger_trace(trace_id: TraceId, spans: &[SpanRow]) -> Value {
         }));
         let mut tags: Vec<Value> = s.attributes.iter().map(|(k, v)| tag(k, v)).collect();
         tags.push(
-            json!({"key": "span.kind", "type": "string", "value": s.kind.to_ascii_lowercase()}),
+            json!({"key": "span.kind", "type": "string", "value": s.kind.as_str().to_ascii_lowercase()}),
         );
         if s.is_error() {
             tags.push(json!({"key": "error", "type": "bool", "value": true}));

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use moka::sync::Cache;
 
-use crate::meta::views::{Pin, SavedView, ViewKind};
+use crate::meta::views::{PageAddress, Pin, SavedView, ViewKind};
 use crate::meta::{MetaError, MetaStore};
 use crate::model::TraceId;
 use crate::query::{QueryEngine, QueryError};
@@ -147,13 +147,14 @@ impl Pins {
     }
 }
 
-/// The trace id in a trace page's URL.
+/// The trace id in a trace view's URL.
 fn trace_id_of(url: &str) -> Result<TraceId, PinError> {
-    let path = url.split('?').next().unwrap_or_default();
-    let id = path.rsplit('/').next().unwrap_or_default();
-    id.parse().map_err(|e| {
-        PinError::Query(QueryError::BadRequest(format!(
-            "the view's trace id {id:?} is invalid: {e}"
-        )))
-    })
+    PageAddress::parse(url)?
+        .trace_id()
+        .ok_or_else(|| {
+            PinError::Query(QueryError::BadRequest(format!(
+                "the view's url {url:?} is not a trace page"
+            )))
+        })?
+        .map_err(PinError::from)
 }

@@ -346,11 +346,11 @@ mod tests {
             parent_span_id: None,
             trace_state: String::new(),
             name: name.into(),
-            kind: "SERVER".into(),
+            kind: crate::model::SpanKind::Server,
             start_time_unix_nano: 1_000 * i64::from(n),
             end_time_unix_nano: 1_000 * i64::from(n) + 500,
             duration_nano: 500,
-            status_code: status.into(),
+            status_code: crate::model::SpanStatus::of_name(status),
             status_message: String::new(),
             attributes: attrs(
                 serde_json::json!({"http.route": format!("/r{}", n % 2), "n": n, "req": format!("r-{n}")}),

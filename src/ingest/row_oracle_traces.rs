@@ -7,7 +7,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use super::correlation::CorrelationKeys;
 use super::rejects::Rejects;
 use super::resource::{convert_resource, scope_name_version};
-use super::traces::{clamp_ns, span_kind_name, status_code_name};
+use super::traces::clamp_ns;
 use crate::model::{from_key_values, SpanEvent, SpanId, SpanLink, SpanRow, TraceId};
 use crate::store::StoredRow;
 
@@ -58,11 +58,11 @@ pub fn convert_traces(
                     parent_span_id,
                     trace_state: span.trace_state,
                     name: span.name,
-                    kind: span_kind_name(span.kind).to_string(),
+                    kind: crate::model::SpanKind::of_otlp(span.kind),
                     start_time_unix_nano: start,
                     end_time_unix_nano: end,
                     duration_nano: end - start,
-                    status_code: status_code_name(status.code).to_string(),
+                    status_code: crate::model::SpanStatus::of_otlp(status.code),
                     status_message: status.message,
                     attributes,
                     events: span

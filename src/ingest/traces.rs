@@ -11,7 +11,7 @@ use arrow::array::{
 use arrow::record_batch::RecordBatch;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::trace::v1::span::{Event, Link};
-use opentelemetry_proto::tonic::trace::v1::{span::SpanKind, status::StatusCode, Span};
+use opentelemetry_proto::tonic::trace::v1::Span;
 use serde::ser::{SerializeSeq, SerializeStruct};
 use serde::{Serialize, Serializer};
 
@@ -21,7 +21,7 @@ use super::record_columns::Decoded;
 use super::record_columns::{append_json, text_builder, RecordColumns, ResourceText};
 use super::rejects::Rejects;
 use super::resource::convert_resource;
-use crate::model::{SpanId, TraceId};
+use crate::model::{SpanId, SpanKind, SpanStatus, TraceId};
 use crate::rollup::error_group::signature;
 use crate::rollup::{DeltaBuilder, SpanFacts};
 use crate::store::StoreError;
@@ -105,10 +105,10 @@ fn span_facts(span: &Span) -> Result<SpanFacts<'_>, String> {
         span_id,
         parent_span_id,
         name,
-        kind: span_kind_name(span.kind),
+        kind: SpanKind::of_otlp(span.kind),
         start,
         duration: end - start,
-        error: code == StatusCode::Error as i32,
+        error: SpanStatus::of_otlp(code) == SpanStatus::Error,
     })
 }
 
@@ -127,22 +127,6 @@ fn valid_links(links: &[Link]) -> impl Iterator<Item = (TraceId, SpanId, &Link)>
 /// Unix nanoseconds as `i64` (Parquet's timestamp type); values past year 2262 saturate.
 pub fn clamp_ns(ns: u64) -> i64 {
     i64::try_from(ns).unwrap_or(i64::MAX)
-}
-
-/// `SPAN_KIND_SERVER` → `SERVER`; unknown numbers → `UNSPECIFIED`.
-pub(super) fn span_kind_name(kind: i32) -> &'static str {
-    let name = SpanKind::try_from(kind)
-        .unwrap_or(SpanKind::Unspecified)
-        .as_str_name();
-    name.strip_prefix("SPAN_KIND_").unwrap_or(name)
-}
-
-/// `STATUS_CODE_ERROR` → `ERROR`; unknown numbers → `UNSET`.
-pub(super) fn status_code_name(code: i32) -> &'static str {
-    let name = StatusCode::try_from(code)
-        .unwrap_or(StatusCode::Unset)
-        .as_str_name();
-    name.strip_prefix("STATUS_CODE_").unwrap_or(name)
 }
 
 /// Builders of the span files' columns.
@@ -208,13 +192,13 @@ impl SpanColumns {
         }
         self.trace_state.append_value(&span.trace_state);
         self.name.append_value(facts.name);
-        self.kind.append_value(facts.kind);
+        self.kind.append_value(facts.kind.as_str());
         self.start.append_value(facts.start);
         self.end.append_value(facts.start + facts.duration);
         self.duration.append_value(facts.duration);
         let status = span.status.as_ref();
         self.status_code
-            .append_value(status_code_name(status.map_or(0, |s| s.code)));
+            .append_value(SpanStatus::of_otlp(status.map_or(0, |s| s.code)).as_str());
         self.status_message
             .append_value(status.map_or("", |s| s.message.as_str()));
         self.record.append(&span.attributes, resource, keys);

@@ -5,6 +5,7 @@ use rusqlite::{params, OptionalExtension, Row, Transaction};
 use serde::{Deserialize, Serialize};
 
 use super::{check_name, check_text, now_ns, MetaError, MetaStore};
+use crate::model::TraceId;
 
 /// The page a view opens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -176,22 +177,50 @@ fn check_tags(tags: &[String]) -> Result<Vec<String>, MetaError> {
     Ok(out)
 }
 
-/// Splits a page URL into path and query, checking it names a savable page.
-pub fn parse_page_url(url: &str) -> Result<(ViewKind, &str, &str), MetaError> {
-    let url = url.trim();
-    if !url.starts_with('/') || url.starts_with("//") {
-        return Err(MetaError::Invalid(
-            "a view's url must be a page path such as /logs?q=error".into(),
-        ));
+/// A saved view's address, parsed once: which page it names, its path and its query string.
+/// Everything that needs a part of a view's URL (the trace id of a trace view, its window)
+/// asks this instead of splitting the text again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageAddress<'a> {
+    pub kind: ViewKind,
+    /// `/traces/ID`, `/logs`, …
+    pub path: &'a str,
+    /// The query string without `?` (may be empty).
+    pub query: &'a str,
+}
+
+impl<'a> PageAddress<'a> {
+    /// Reads `url`, checking it is a local path that names a savable page.
+    pub fn parse(url: &'a str) -> Result<PageAddress<'a>, MetaError> {
+        let url = url.trim();
+        if !url.starts_with('/') || url.starts_with("//") {
+            return Err(MetaError::Invalid(
+                "a view's url must be a page path such as /logs?q=error".into(),
+            ));
+        }
+        let (path, query) = url.split_once('?').unwrap_or((url, ""));
+        let kind = ViewKind::of_path(path).ok_or_else(|| {
+            MetaError::Invalid(format!(
+                "{path:?} is not a page that can be saved (/, /map, /services/NAME, /errors, \
+                 /traces, /traces/ID, /logs, /explore)"
+            ))
+        })?;
+        Ok(PageAddress { kind, path, query })
     }
-    let (path, query) = url.split_once('?').unwrap_or((url, ""));
-    let kind = ViewKind::of_path(path).ok_or_else(|| {
-        MetaError::Invalid(format!(
-            "{path:?} is not a page that can be saved (/, /map, /services/NAME, /errors, \
-             /traces, /traces/ID, /logs, /explore)"
-        ))
-    })?;
-    Ok((kind, path, query))
+
+    /// The trace a trace page shows (`None` for other pages); an invalid id is an error
+    /// naming it.
+    pub fn trace_id(&self) -> Option<Result<TraceId, MetaError>> {
+        if self.kind != ViewKind::Trace {
+            return None;
+        }
+        let id = self.path.trim_start_matches("/traces/");
+        Some(
+            id.parse().map_err(|e| {
+                MetaError::Invalid(format!("invalid trace id {id:?} in the url: {e}"))
+            }),
+        )
+    }
 }
 
 /// The URL with its time range replaced by the absolute window `[start, end]` (RFC 3339 to the
@@ -275,16 +304,17 @@ impl MetaStore {
         let name = check_name("a view's name", &new.name)?;
         let note = check_text("a view's note", &new.note)?;
         let tags = check_tags(&new.tags)?;
-        let (kind, path, query) = parse_page_url(&new.url)?;
+        let address = PageAddress::parse(&new.url)?;
         if start >= end {
             return Err(MetaError::Invalid(
                 "a view's start must be before its end".into(),
             ));
         }
+        let kind = address.kind;
         let url = if new.relative || !kind.has_time_range() {
             new.url.trim().to_string()
         } else {
-            absolute_url(path, query, start, end)
+            absolute_url(address.path, address.query, start, end)
         };
         let now = now_ns();
         let tags_json = serde_json::to_string(&tags).unwrap_or_else(|_| "[]".into());
@@ -448,8 +478,23 @@ mod tests {
             Some(ViewKind::Service)
         );
         assert_eq!(ViewKind::of_path("/static/app.js"), None);
-        assert!(parse_page_url("https://evil.example/").is_err());
-        assert!(parse_page_url("//evil.example/logs").is_err());
+        assert!(PageAddress::parse("https://evil.example/").is_err());
+        assert!(PageAddress::parse("//evil.example/logs").is_err());
+        let trace = PageAddress::parse("/traces/0af7651916cd43dd8448eb211c80319c?x=1").unwrap();
+        assert_eq!(trace.query, "x=1");
+        assert_eq!(
+            trace.trace_id().unwrap().unwrap().to_string(),
+            "0af7651916cd43dd8448eb211c80319c"
+        );
+        assert!(PageAddress::parse("/traces/zz")
+            .unwrap()
+            .trace_id()
+            .unwrap()
+            .is_err());
+        assert!(PageAddress::parse("/logs?q=a")
+            .unwrap()
+            .trace_id()
+            .is_none());
     }
 
     #[test]

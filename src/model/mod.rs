@@ -15,7 +15,7 @@ pub use ids::{IdError, SpanId, TraceId};
 pub use log::{severity_floor, severity_name, LogRow};
 pub use metric::{MetricKind, MetricPoint};
 pub use resource::{Resource, UNKNOWN_SERVICE};
-pub use span::{SpanEvent, SpanLink, SpanRow};
+pub use span::{SpanEvent, SpanKind, SpanLink, SpanRow, SpanStatus};
 
 /// The three OTLP signals. The discriminant is what the WAL writes on disk: never reorder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use anyhow::Context;
 
 use crate::evidence::{PinError, Pins};
-use crate::meta::views::{parse_page_url, NewView, SavedView, ViewKind};
+use crate::meta::views::{NewView, PageAddress, SavedView};
 use crate::meta::{MetaError, MetaStore};
 use crate::model::window::TimeParams;
 use crate::query::{QueryEngine, QueryError};
@@ -48,14 +48,11 @@ impl Notebook {
         new: NewView,
         pin: bool,
     ) -> Result<SavedView, PinError> {
-        let (kind, path, query) = parse_page_url(&new.url)?;
-        let (start, end) = match (new.start, new.end) {
-            (Some(s), Some(e)) => (s, e),
-            _ if kind == ViewKind::Trace => {
-                let id = path.rsplit('/').next().unwrap_or_default();
-                let trace_id = id.parse().map_err(|e| {
-                    MetaError::Invalid(format!("invalid trace id {id:?} in the url: {e}"))
-                })?;
+        let address = PageAddress::parse(&new.url)?;
+        let (start, end) = match (new.start, new.end, address.trace_id()) {
+            (Some(s), Some(e), _) => (s, e),
+            (_, _, Some(trace_id)) => {
+                let trace_id = trace_id?;
                 let trace = engine.trace(trace_id).await?.ok_or_else(|| {
                     MetaError::NotFound(format!("trace {trace_id} is not stored"))
                 })?;
@@ -65,7 +62,7 @@ impl Notebook {
                 )
             }
             _ => {
-                let params: TimeParams = time_params_of(query);
+                let params: TimeParams = time_params_of(address.query);
                 let w = params
                     .resolve(crate::model::time::now_ns())
                     .map_err(|e| QueryError::BadRequest(format!("the url's time range: {e}")))?;

@@ -9,7 +9,7 @@ use tantivy::query::Query;
 use super::scan::{kth_largest, newest_first_reads};
 use super::{trace_tree, QueryEngine, QueryError, StatusFilter, TraceSearch, TraceSummary};
 use crate::index::KeyKind;
-use crate::model::{LogRow, Signal, SpanId, SpanRow, TraceId};
+use crate::model::{LogRow, Signal, SpanId, SpanRow, SpanStatus, TraceId};
 use crate::pipeline::LiveRows;
 use crate::store::Prefilter;
 
@@ -293,8 +293,10 @@ impl QueryEngine {
         if errors_only {
             let failed = self
                 .traces_with_spans(
-                    self.index.term(f.status, "ERROR"),
-                    search.time_prefilter().text_is("status_code", "ERROR"),
+                    self.index.term(f.status, SpanStatus::Error.as_str()),
+                    search
+                        .time_prefilter()
+                        .text_is("status_code", SpanStatus::Error.as_str()),
                     |s| {
                         s.is_error()
                             && search.start.is_none_or(|t| s.end_time_unix_nano >= t)

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use super::edges::{EdgeHalf, EdgeKind, Side};
 use super::{minute_of, ErrorGroupDetail, ErrorSignature, LatencyHistogram, RollupKind, RollupRow};
-use crate::model::{Resource, SpanId, TraceId};
+use crate::model::{Resource, SpanId, SpanKind, TraceId};
 
 /// One export's contribution: summed cells, edge halves to match, and when each resource was
 /// last seen (for the service list).
@@ -62,7 +62,7 @@ pub struct SpanFacts<'a> {
     pub parent_span_id: Option<SpanId>,
     pub name: &'a str,
     /// Kind name (`SERVER`, `CLIENT`, …).
-    pub kind: &'static str,
+    pub kind: SpanKind,
     pub start: i64,
     pub duration: i64,
     pub error: bool,
@@ -130,18 +130,18 @@ impl<'a> DeltaBuilder<'a> {
             error: span.error,
         };
         match span.kind {
-            "SERVER" | "CONSUMER" => {
+            SpanKind::Server | SpanKind::Consumer => {
                 let cell = self.cell(
                     RollupKind::Red,
                     span.start,
                     resource,
                     Cow::Borrowed(span.name),
-                    Cow::Borrowed(span.kind),
+                    Cow::Borrowed(span.kind.as_str()),
                 );
                 cell.count += 1;
                 cell.errors += u64::from(span.error);
                 cell.latency.add(span.duration);
-                let consumer = span.kind == "CONSUMER";
+                let consumer = span.kind == SpanKind::Consumer;
                 let mut parents = Vec::new();
                 if let Some(p) = span.parent_span_id {
                     let kind = if consumer {
@@ -156,7 +156,7 @@ impl<'a> DeltaBuilder<'a> {
                 }
                 self.halves.push(half(Side::Callee { parents }));
             }
-            "CLIENT" | "PRODUCER" => match db_system {
+            SpanKind::Client | SpanKind::Producer => match db_system {
                 // A database call never has an instrumented callee: a leaf right away.
                 Some(db) => {
                     let callee = peer_service.unwrap_or(db);
@@ -177,7 +177,7 @@ impl<'a> DeltaBuilder<'a> {
                     self.halves.push(half(Side::Caller { id, peer }));
                 }
             },
-            _ => {}
+            SpanKind::Internal | SpanKind::Unspecified => {}
         }
     }
 
@@ -275,13 +275,13 @@ mod tests {
         })
     }
 
-    fn span(kind: &'static str, id: u8, parent: Option<u8>, error: bool) -> SpanFacts<'static> {
+    fn span(kind: &str, id: u8, parent: Option<u8>, error: bool) -> SpanFacts<'static> {
         SpanFacts {
             trace_id: TraceId([7; 16]),
             span_id: SpanId([id; 8]),
             parent_span_id: parent.map(|p| SpanId([p; 8])),
             name: "GET /cart",
-            kind,
+            kind: SpanKind::of_name(kind),
             start: 90 * 1_000_000_000,
             duration: 5_000_000,
             error,

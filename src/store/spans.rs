@@ -8,7 +8,7 @@ use arrow::record_batch::RecordBatch;
 
 use super::columns::*;
 use super::StoreError;
-use crate::model::{SpanId, SpanRow, TraceId};
+use crate::model::{SpanId, SpanKind, SpanRow, SpanStatus, TraceId};
 
 /// The span file schema, documented in ARCHITECTURE.md.
 pub fn schema() -> SchemaRef {
@@ -106,11 +106,11 @@ pub fn from_batch(
             parent_span_id: fixed_value::<8>(parent, i).map(SpanId),
             trace_state: trace_state.value(i).to_string(),
             name: name.value(i).to_string(),
-            kind: kind.value(i).to_string(),
+            kind: SpanKind::of_name(kind.value(i)),
             start_time_unix_nano: start.value(i),
             end_time_unix_nano: end.value(i),
             duration_nano: duration.value(i),
-            status_code: status_code.value(i).to_string(),
+            status_code: SpanStatus::of_name(status_code.value(i)),
             status_message: status_message.value(i).to_string(),
             attributes: {
                 let mut attrs = parse_attributes(attributes.value(i));

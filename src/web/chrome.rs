@@ -7,7 +7,7 @@ use axum::http::request::Parts;
 use super::charts::Chart;
 use super::WebState;
 use crate::meta::annotations::Annotation;
-use crate::meta::views::ViewKind;
+use crate::meta::views::PageAddress;
 use crate::notebook::Notebook;
 
 /// The "Save view" form of a page.
@@ -73,8 +73,8 @@ impl PageChrome {
         if !self.live {
             return None;
         }
-        let (path, query) = self.url.split_once('?').unwrap_or((&self.url, ""));
-        let kind = ViewKind::of_path(path)?;
+        let address = PageAddress::parse(&self.url).ok()?;
+        let (kind, query) = (address.kind, address.query);
         let has_range = kind.has_time_range();
         // Absolute bounds win over a relative range, as in `TimeParams::resolve`.
         let absolute = form_urlencoded::parse(query.as_bytes())

@@ -5,7 +5,7 @@ use askama::Template;
 
 use super::views_page::ViewRow;
 use super::{view_render, WebState};
-use crate::meta::views::{SavedView, ViewKind};
+use crate::meta::views::{PageAddress, SavedView, ViewKind};
 use crate::meta::MetaError;
 use crate::postmortem::markdown::{self, ExportedView, TimelineLine};
 use crate::query::StitchedTrace;
@@ -157,8 +157,7 @@ async fn trace_waterfall(state: &WebState, view: &SavedView) -> Option<String> {
     } else {
         state.engine.clone()
     };
-    let path = view.url.split('?').next()?;
-    let id = path.rsplit('/').next()?.parse().ok()?;
+    let id = PageAddress::parse(&view.url).ok()?.trace_id()?.ok()?;
     let stitched = engine.stitched_trace(id).await.ok()??;
     Some(waterfall_svg(&stitched))
 }

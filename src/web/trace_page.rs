@@ -263,7 +263,7 @@ fn span_view(
         instance: s.resource.service_instance_id.clone(),
         color: format::service_color(&s.resource.service_name),
         name: s.name.clone(),
-        kind: s.kind.clone(),
+        kind: s.kind.as_str().to_string(),
         offset_pct: axis.pct(s.start_time_unix_nano),
         width_pct: (s.duration_nano as f64 / axis.len * 100.0).max(0.3),
         duration: format::duration(s.duration_nano),

@@ -142,7 +142,18 @@ impl Server {
         path: &str,
         done: impl Fn(&serde_json::Value) -> bool,
     ) -> serde_json::Value {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        self.wait_for_within(path, Duration::from_secs(10), done)
+            .await
+    }
+
+    /// Polls `path` until `done` holds, for at most `limit`.
+    pub async fn wait_for_within(
+        &self,
+        path: &str,
+        limit: Duration,
+        done: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + limit;
         loop {
             let (_, body) = self.get(path).await;
             if done(&body) {
