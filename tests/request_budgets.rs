@@ -163,3 +163,71 @@ async fn a_query_gathering_more_records_than_allowed_is_refused_naming_the_limit
         "{error}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_query_texts_get_clear_errors_and_the_server_stays_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"));
+    send_log(&server, "checkout", "payment declined", ("k", "v")).await;
+    let deep = |open: &str, inner: &str, close: &str| {
+        format!("{}{inner}{}", open.repeat(5000), close.repeat(5000))
+    };
+    let many_terms: Vec<String> = (0..1500).map(|i| format!("w{i}")).collect();
+    let cases = [
+        // Nested five thousand deep: once enough to overflow a worker's stack.
+        (
+            format!("/api/v1/logs?q={}", common::enc(&deep("(", "a", ")"))),
+            400,
+            "nests brackets 5000 deep",
+        ),
+        (
+            format!(
+                "/prometheus/api/v1/query?query={}",
+                common::enc(&deep("(", "up", ")"))
+            ),
+            400,
+            "nests brackets 5000 deep",
+        ),
+        (
+            format!(
+                "/loki/api/v1/query_range?query={}",
+                common::enc(&deep("(", "{service_name=\"x\"}", ")"))
+            ),
+            400,
+            "nests brackets 5001 deep; at most 64",
+        ),
+        // 1 500 alternatives.
+        (
+            format!("/api/v1/logs?q={}", common::enc(&many_terms.join(" OR "))),
+            400,
+            "combines 1500 terms",
+        ),
+        // A ten-year window.
+        (
+            "/api/v1/logs/histogram?q=payment&start=2016-01-01T00:00:00Z&end=2026-01-01T00:00:00Z"
+                .to_string(),
+            400,
+            "--max-query-days",
+        ),
+        // A time past what nanoseconds hold.
+        (
+            "/api/v1/logs?q=payment&start=99999999999.5".to_string(),
+            400,
+            "out of range",
+        ),
+    ];
+    for (path, status, message) in cases {
+        let (got, body) = server.get(&path).await;
+        let text = body.to_string();
+        assert_eq!(got, status, "{}: {text}", &path[..path.len().min(80)]);
+        assert!(
+            text.contains(message),
+            "{}: wanted {message:?} in {text}",
+            &path[..path.len().min(80)]
+        );
+    }
+    // Still up, and the record is still there.
+    let (status, body) = server.get("/api/v1/logs?q=payment").await;
+    assert_eq!(status, 200);
+    assert_eq!(body["logs"].as_array().map(Vec::len), Some(1), "{body}");
+}

@@ -17,6 +17,7 @@ use tantivy::Term;
 use tantivy_query_grammar::{Occur, UserInputAst, UserInputBound, UserInputLeaf};
 
 use super::body_words::BodyWords;
+use super::query_size::MAX_TERMS;
 use crate::index::{text, BlockIndex, KeyKind};
 use std::sync::Arc;
 
@@ -66,6 +67,7 @@ pub struct QuerySyntaxError(pub String);
 
 /// Parses a query string. An empty query matches everything.
 pub fn parse(query: &str) -> Result<LogFilter, QuerySyntaxError> {
+    super::query_size::check_query_text(query).map_err(QuerySyntaxError)?;
     let query = rewrite_comparisons(query.trim());
     if query.is_empty() {
         return Ok(LogFilter::All);
@@ -82,7 +84,27 @@ pub fn parse(query: &str) -> Result<LogFilter, QuerySyntaxError> {
         }
     };
     let mut analyzer = text::analyzer();
-    convert(ast, &mut analyzer)
+    let filter = convert(ast, &mut analyzer)?;
+    let terms = filter.terms();
+    if terms > MAX_TERMS {
+        return Err(QuerySyntaxError(format!(
+            "the query combines {terms} terms; at most {MAX_TERMS} are accepted"
+        )));
+    }
+    Ok(filter)
+}
+
+impl LogFilter {
+    /// How many words, fields and values the filter combines.
+    fn terms(&self) -> usize {
+        match self {
+            LogFilter::All => 0,
+            LogFilter::And(parts) | LogFilter::Or(parts) => parts.iter().map(Self::terms).sum(),
+            LogFilter::Not(inner) => inner.terms(),
+            LogFilter::Text { tokens, .. } => tokens.len().max(1),
+            _ => 1,
+        }
+    }
 }
 
 /// `severity>=WARN` is written without the colon the grammar wants (`severity:>=WARN`).

@@ -11,6 +11,7 @@ mod log_columns;
 pub mod log_query;
 mod logs;
 pub mod metrics;
+pub mod query_size;
 mod scan;
 pub mod services;
 pub mod snapshot;

@@ -114,6 +114,7 @@ pub struct LogqlError(pub String);
 
 /// Parses `text`.
 pub fn parse(text: &str) -> Result<Query, LogqlError> {
+    crate::query::query_size::check_query_text(text).map_err(LogqlError)?;
     let mut p = Parser {
         tokens: lex(text)?,
         pos: 0,

@@ -21,6 +21,7 @@ use axum::{Json, Router};
 use serde_json::{json, Value as JsonValue};
 
 use crate::model::time::parse_time;
+use crate::query::query_size::check_query_text;
 use crate::query::{QueryEngine, QueryError};
 use eval::{StepSeries, Value};
 use series::{format_value, Catalog, RawSeries};
@@ -167,6 +168,8 @@ fn parse_query(params: &Params) -> Result<promql_parser::parser::Expr, PromError
     let text = params
         .get("query")
         .ok_or_else(|| PromError::bad_data("missing parameter \"query\""))?;
+    check_query_text(text)
+        .map_err(|e| PromError::bad_data(format!("invalid parameter \"query\": {e}")))?;
     promql_parser::parser::parse(text)
         .map_err(|e| PromError::bad_data(format!("invalid parameter \"query\": {e}")))
 }
@@ -334,15 +337,17 @@ async fn matched_series(
     } else {
         matchers
             .iter()
-            .map(|m| match promql_parser::parser::parse(m) {
-                Ok(promql_parser::parser::Expr::VectorSelector(vs)) => Ok(vs),
-                Ok(_) => Err(PromError::bad_data(format!(
-                    "invalid parameter \"match[]\": {m:?} is not a series selector"
-                ))),
-                Err(e) => Err(PromError::bad_data(format!(
-                    "invalid parameter \"match[]\": {e}"
-                ))),
-            })
+            .map(
+                |m| match check_query_text(m).and_then(|()| promql_parser::parser::parse(m)) {
+                    Ok(promql_parser::parser::Expr::VectorSelector(vs)) => Ok(vs),
+                    Ok(_) => Err(PromError::bad_data(format!(
+                        "invalid parameter \"match[]\": {m:?} is not a series selector"
+                    ))),
+                    Err(e) => Err(PromError::bad_data(format!(
+                        "invalid parameter \"match[]\": {e}"
+                    ))),
+                },
+            )
             .collect::<Result<_, _>>()?
     };
     let catalog = catalog(engine).await?;
