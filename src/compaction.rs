@@ -25,7 +25,7 @@ use crate::index::{block, BlockIndex, Fields};
 use crate::model::{LogRow, MetricPoint, Signal, SpanRow};
 use crate::rollup::metric_minutes::MinuteMetric;
 use crate::rollup::RollupRow;
-use crate::store::{Store, StoredRow};
+use crate::store::{Partition, Store, StoredRow};
 
 /// A partition is compacted once it has at least this many files…
 pub const MIN_FILES: usize = 4;
@@ -127,19 +127,18 @@ pub async fn compact(
     scope: Scope,
 ) -> anyhow::Result<Compacted> {
     retired.sweep(store).await?;
-    let mut partitions: BTreeMap<String, (Signal, Vec<(String, u64)>)> = BTreeMap::new();
+    let mut partitions: BTreeMap<Partition, (Signal, Vec<(String, u64)>)> = BTreeMap::new();
     let waiting = retired.paths();
     for (path, size) in store.list_files_with_sizes().await? {
         if size >= SMALL_FILE_BYTES || waiting.contains(path.as_str()) {
             continue;
         }
-        let Some((partition, _)) = path.rsplit_once('/') else {
+        let Some(partition) = Partition::of_path(&path) else {
             continue;
         };
-        let folder = partition.split('/').next().unwrap_or("");
-        if let Some(signal) = Signal::from_folder(folder).filter(|s| scope.covers(*s)) {
+        if let Some(signal) = Signal::from_folder(&partition.folder).filter(|s| scope.covers(*s)) {
             partitions
-                .entry(partition.to_string())
+                .entry(partition)
                 .or_insert_with(|| (signal, Vec::new()))
                 .1
                 .push((path, size));
@@ -195,7 +194,7 @@ async fn merge_group(
     store: &Store,
     index: &BlockIndex,
     signal: Signal,
-    partition: &str,
+    partition: &Partition,
     group: &[String],
 ) -> anyhow::Result<()> {
     let fields = index.fields().clone();
@@ -250,7 +249,7 @@ impl<T: StoredRow> Cursor<T> {
 /// `partition`, and returns the block documents of its row groups.
 async fn merge<T: StoredRow>(
     store: &Store,
-    partition: &str,
+    partition: &Partition,
     files: &[String],
     fields: &Fields,
 ) -> anyhow::Result<Vec<TantivyDocument>> {

@@ -8,8 +8,6 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use chrono::NaiveDateTime;
-
 use crate::index::BlockIndex;
 use crate::model::Signal;
 use crate::store::Store;
@@ -57,27 +55,13 @@ pub struct Swept {
     pub bytes: u64,
 }
 
-/// One hour partition: `{folder}/date=YYYY-MM-DD/hour=HH`.
+/// What one hour partition (`store::Partition`) holds.
 #[derive(Debug, Default)]
 struct Partition {
     /// End of the hour, Unix ns.
     end: i64,
     files: Vec<String>,
     bytes: u64,
-}
-
-fn partition_of(path: &str) -> Option<(String, i64)> {
-    let mut parts = path.split('/');
-    let (folder, date, hour) = (parts.next()?, parts.next()?, parts.next()?);
-    let text = format!(
-        "{} {}",
-        date.strip_prefix("date=")?,
-        hour.strip_prefix("hour=")?
-    );
-    let start =
-        NaiveDateTime::parse_from_str(&format!("{text}:00:00"), "%Y-%m-%d %H:%M:%S").ok()?;
-    let end = start.and_utc().timestamp_nanos_opt()? + 3_600_000_000_000;
-    Some((format!("{folder}/{date}/{hour}"), end))
 }
 
 /// Deletes what the policy says is expired at `now` (Unix ns).
@@ -89,10 +73,11 @@ pub async fn sweep(
 ) -> anyhow::Result<Swept> {
     let mut partitions: BTreeMap<String, Partition> = BTreeMap::new();
     for (path, size) in store.list_files_with_sizes().await? {
-        let Some((key, end)) = partition_of(&path) else {
+        let Some(partition) = crate::store::Partition::of_path(&path) else {
             continue;
         };
-        let p = partitions.entry(key).or_default();
+        let end = partition.end();
+        let p = partitions.entry(partition.to_string()).or_default();
         p.end = end;
         p.files.push(path);
         p.bytes += size;
@@ -145,17 +130,4 @@ pub async fn sweep(
         tracing::info!(partition = %key, files = p.files.len(), bytes = p.bytes, "retention deleted a partition");
     }
     Ok(swept)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn partition_paths() {
-        let (key, end) = partition_of("logs/date=2026-11-23/hour=10/x.parquet").unwrap();
-        assert_eq!(key, "logs/date=2026-11-23/hour=10");
-        assert_eq!(end, 1_795_431_600_000_000_000);
-        assert!(partition_of("quarantine/x.parquet").is_none());
-    }
 }

@@ -209,6 +209,21 @@ async fn hostile_query_texts_get_clear_errors_and_the_server_stays_up() {
             400,
             "--max-query-days",
         ),
+        // Times 580 years apart: their difference overflowed nanoseconds in an i64.
+        (
+            "/prometheus/api/v1/query_range?query=up&start=-9000000000&end=9000000000&step=1"
+                .to_string(),
+            400,
+            "maximum resolution",
+        ),
+        (
+            format!(
+                "/loki/api/v1/query_range?query={}&start=-9000000000&end=9000000000&step=1",
+                common::enc("count_over_time({service_name=\"checkout\"}[1m])")
+            ),
+            400,
+            "maximum resolution",
+        ),
         // A time past what nanoseconds hold.
         (
             "/api/v1/logs?q=payment&start=99999999999.5".to_string(),

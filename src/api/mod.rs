@@ -333,7 +333,7 @@ impl Window {
                 .map_err(bad_request)
         };
         let end = time(&self.end)?.unwrap_or(now);
-        let start = time(&self.start)?.unwrap_or(end - 3_600_000_000_000);
+        let start = time(&self.start)?.unwrap_or(end.saturating_sub(3_600_000_000_000));
         if start >= end {
             return Err(bad_request("start must be before end"));
         }

@@ -396,7 +396,10 @@ async fn dependencies(
         .lookback
         .map(|ms| ms.saturating_mul(1_000_000))
         .unwrap_or(WEEK_NANO);
-    match engine.service_map(end - lookback, end, now).await {
+    match engine
+        .service_map(end.saturating_sub(lookback), end, now)
+        .await
+    {
         Ok(map) => {
             let links: Vec<Value> = map
                 .edges

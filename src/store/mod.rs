@@ -9,6 +9,7 @@ pub mod columns;
 mod footer_cache;
 pub mod logs;
 pub mod metrics;
+mod partition;
 pub mod prefilter;
 pub mod rollups;
 pub mod spans;
@@ -31,6 +32,7 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
 use crate::model::{LogRow, MetricPoint, Signal, SpanRow};
+pub use partition::{Partition, HOUR_NANOS};
 pub use prefilter::Prefilter;
 
 /// Why a store operation failed.
@@ -342,17 +344,17 @@ impl Store {
     /// [`Store::write`] would store, without encoding anything: the flusher encodes the files
     /// and builds their index blocks from this plan at the same time.
     pub fn plan<'a, T: StoredRow>(&self, rows: &'a [T]) -> Vec<WrittenFile<'a, T>> {
-        let mut by_hour: std::collections::BTreeMap<String, Vec<&T>> = Default::default();
+        let mut by_hour: std::collections::BTreeMap<Partition, Vec<&T>> = Default::default();
         for row in rows {
             by_hour
-                .entry(partition_of(row.time()))
+                .entry(Partition::of(T::SIGNAL.as_str(), row.time()))
                 .or_default()
                 .push(row);
         }
         let mut planned = Vec::new();
         for (partition, mut part) in by_hour {
             part.sort_by(|a, b| T::order(a, b));
-            let path = new_file_path(&format!("{}/{partition}", T::SIGNAL.as_str()));
+            let path = partition.new_file_path();
             let row_groups: Vec<Vec<&T>> = part
                 .chunks(self.row_group_rows)
                 .map(|c| c.to_vec())
@@ -400,8 +402,8 @@ impl Store {
             let end = (start..sorted.num_rows())
                 .find(|&i| hours.value(source(i)) != hour)
                 .unwrap_or(sorted.num_rows());
-            let partition = partition_of(times.value(source(start)));
-            let path = new_file_path(&format!("{}/{partition}", T::SIGNAL.as_str()));
+            let path =
+                Partition::of(T::SIGNAL.as_str(), times.value(source(start))).new_file_path();
             let slice_of = |i: usize| T::row_group_slice(times.value(source(i)));
             let mut row_groups = Vec::new();
             let mut offset = start;
@@ -444,10 +446,13 @@ impl Store {
         Ok(builder)
     }
 
-    /// Starts a file in `folder` (`<signal>/date=…/hour=…`) that is written one row group at
-    /// a time, for writers that never hold all rows at once (compaction).
-    pub fn start_file<T: StoredRow>(&self, folder: &str) -> Result<FileBuilder<T>, StoreError> {
-        FileBuilder::new(new_file_path(folder))
+    /// Starts a file in `partition` that is written one row group at a time, for writers that
+    /// never hold all rows at once (compaction).
+    pub fn start_file<T: StoredRow>(
+        &self,
+        partition: &Partition,
+    ) -> Result<FileBuilder<T>, StoreError> {
+        FileBuilder::new(partition.new_file_path())
     }
 
     /// Stores a file built with [`Store::start_file`]; durable when this returns. Returns its
@@ -629,25 +634,11 @@ impl Store {
     }
 }
 
-/// A fresh file name in `folder` (`<signal>/date=…/hour=…`): files are never overwritten.
-fn new_file_path(folder: &str) -> String {
-    format!("{folder}/{}.parquet", uuid::Uuid::new_v4())
-}
-
-/// Nanoseconds in an hour: the partition width.
-const HOUR_NANOS: i64 = 3_600_000_000_000;
-
 /// The minute a Unix-nanosecond time falls in: the leading sort key of log files. Without
 /// it, an hour file merged by compaction would be sorted by service alone, a row group would
 /// span much of the hour, and a five-minute search would read most of them.
 fn minute_of(time_ns: i64) -> i64 {
     time_ns.div_euclid(60_000_000_000)
-}
-
-/// `date=YYYY-MM-DD/hour=HH` of a Unix-nanosecond time (UTC).
-fn partition_of(time_ns: i64) -> String {
-    let t = chrono::DateTime::from_timestamp_nanos(time_ns);
-    t.format("date=%Y-%m-%d/hour=%H").to_string()
 }
 
 /// A Parquet file being written row group by row group (zstd, page statistics), not yet
@@ -833,14 +824,5 @@ mod tests {
             let width = group[group.len() - 1].start_time_unix_nano - group[0].start_time_unix_nano;
             assert!(width < minute, "a row group of 10 spans covers {width} ns");
         }
-    }
-
-    #[test]
-    fn partition_is_utc_hour() {
-        // 2026-11-23T10:15:00Z
-        assert_eq!(
-            partition_of(1_795_428_900_000_000_000),
-            "date=2026-11-23/hour=10"
-        );
     }
 }

@@ -706,7 +706,7 @@ fn sample(t: i64, v: f64) -> Value {
 
 /// Loki's default step: the window in about 250 points, at least a second.
 fn default_step(start: i64, end: i64) -> i64 {
-    ((end - start) / 250).max(1_000_000_000)
+    (end.saturating_sub(start) / 250).max(1_000_000_000)
 }
 
 async fn query_range(State(engine): State<QueryEngine>, Query(p): Query<QueryParams>) -> Response {
@@ -721,7 +721,7 @@ async fn run_range(engine: QueryEngine, p: QueryParams) -> Result<Response, Loki
         .as_deref()
         .ok_or_else(|| LokiError::bad("missing query parameter"))?;
     let end = time(&p.end, "end")?.unwrap_or_else(now);
-    let start = time(&p.start, "start")?.unwrap_or(end - HOUR_NANO);
+    let start = time(&p.start, "start")?.unwrap_or(end.saturating_sub(HOUR_NANO));
     if end < start {
         return Err(LokiError::bad(
             "the query time range is invalid: end is before start",
@@ -748,12 +748,12 @@ async fn run_range(engine: QueryEngine, p: QueryParams) -> Result<Response, Loki
                 Some(s) => super::parse_step(s).map_err(LokiError::bad)?,
                 None => default_step(start, end),
             };
-            if (end - start) / step >= 11_000 {
+            if end.saturating_sub(start) / step >= 11_000 {
                 return Err(LokiError::bad(
                     "exceeded maximum resolution of 11,000 points per timeseries. Try increasing the value of the step parameter",
                 ));
             }
-            let steps: Vec<i64> = (0..=(end - start) / step)
+            let steps: Vec<i64> = (0..=end.saturating_sub(start) / step)
                 .map(|i| start + i * step)
                 .collect();
             let series = metric(&engine, &q, &steps).await?;
@@ -812,7 +812,10 @@ async fn query(State(engine): State<QueryEngine>, Query(p): Query<QueryParams>) 
 /// The window of a labels request: `start`/`end`, default the last hour.
 fn label_window(p: &QueryParams) -> Result<(i64, i64), LokiError> {
     let end = time(&p.end, "end")?.unwrap_or_else(now);
-    Ok((time(&p.start, "start")?.unwrap_or(end - HOUR_NANO), end))
+    Ok((
+        time(&p.start, "start")?.unwrap_or(end.saturating_sub(HOUR_NANO)),
+        end,
+    ))
 }
 
 /// Label values of a window: resource labels from the instances seen in it (the service

@@ -154,7 +154,9 @@ impl Params {
     /// `start`/`end` with a default window ending now.
     fn window(&self) -> Result<(i64, i64), PromError> {
         let end = self.time("end")?.unwrap_or_else(crate::model::time::now_ns);
-        let start = self.time("start")?.unwrap_or(end - DEFAULT_WINDOW_NANO);
+        let start = self
+            .time("start")?
+            .unwrap_or(end.saturating_sub(DEFAULT_WINDOW_NANO));
         if end < start {
             return Err(PromError::bad_data(
                 "end timestamp must not be before start time",
@@ -194,8 +196,8 @@ async fn fetch(
             continue;
         }
         let sources = catalog.sources(|n| eval::name_matches(&need.selector, n));
-        let from = start - need.reach_nano;
-        let to = end - need.offset_nano.min(0);
+        let from = start.saturating_sub(need.reach_nano);
+        let to = end.saturating_sub(need.offset_nano.min(0));
         let points = engine.metric_points(&sources, from, to).await?;
         let series: Vec<RawSeries> = series::expand(points)
             .into_iter()
@@ -290,12 +292,12 @@ async fn run_query_range(engine: QueryEngine, request: Request) -> Result<Respon
             "end timestamp must not be before start time",
         ));
     }
-    if (end - start) / step >= MAX_POINTS {
+    if end.saturating_sub(start) / step >= MAX_POINTS {
         return Err(PromError::bad_data(
             "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
         ));
     }
-    let steps: Vec<i64> = (0..=(end - start) / step)
+    let steps: Vec<i64> = (0..=end.saturating_sub(start) / step)
         .map(|i| start + i * step)
         .collect();
     let series = match evaluate(&engine, &expr, &steps).await? {
