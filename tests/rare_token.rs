@@ -26,35 +26,7 @@ async fn a_token_in_one_record_of_a_million_is_found_everywhere() {
     // The load generator's logs (bodies of words, numbers and hex ids), one export a second
     // of event time over the last 20 minutes, four exports in flight.
     let base = now_ns() - 20 * 60 * SECOND;
-    let client = reqwest::Client::new();
-    let mut pending = Vec::new();
-    for n in 0..EXPORTS {
-        let body = common::loadgen_export("logs", n, BATCH, base);
-        let (client, url) = (client.clone(), format!("{}/v1/logs", server.otlp_http));
-        // As an OTLP exporter does: a 503 (the server shedding load while a debug build's
-        // flusher catches up) is retried after its Retry-After; anything else is final.
-        pending.push(tokio::spawn(async move {
-            for _ in 0..60 {
-                let response = client
-                    .post(&url)
-                    .header("content-type", "application/x-protobuf")
-                    .body(body.clone())
-                    .send()
-                    .await
-                    .expect("OTLP/HTTP reachable");
-                if response.status() != 503 {
-                    return response.status();
-                }
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-            }
-            reqwest::StatusCode::SERVICE_UNAVAILABLE
-        }));
-        if pending.len() == 4 || n + 1 == EXPORTS {
-            for p in pending.drain(..) {
-                assert_eq!(p.await.expect("task"), 200, "export {n}");
-            }
-        }
-    }
+    common::fill_logs(&server, EXPORTS, BATCH, base).await;
     // The needle: one record among them, with a rare word and an id-like token.
     let needle = otlp::logs(
         "needle-service",

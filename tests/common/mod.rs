@@ -319,3 +319,37 @@ pub fn add_user(data: &std::path::Path, name: &str, role: &str, password: &str) 
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Sends `exports` load-generator log exports of `batch` records (event times from
+/// `base_ns`, one second apart) over OTLP/HTTP, four in flight. As an OTLP exporter does, a
+/// 503 (the server shedding load while a debug build's flusher catches up) is retried after
+/// its `Retry-After`; anything but 200 after that fails the test.
+pub async fn fill_logs(server: &Server, exports: u64, batch: usize, base_ns: u64) {
+    let client = reqwest::Client::new();
+    let mut pending = Vec::new();
+    for n in 0..exports {
+        let body = loadgen_export("logs", n, batch, base_ns);
+        let (client, url) = (client.clone(), format!("{}/v1/logs", server.otlp_http));
+        pending.push(tokio::spawn(async move {
+            for _ in 0..60 {
+                let response = client
+                    .post(&url)
+                    .header("content-type", "application/x-protobuf")
+                    .body(body.clone())
+                    .send()
+                    .await
+                    .expect("OTLP/HTTP reachable");
+                if response.status() != 503 {
+                    return response.status();
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            reqwest::StatusCode::SERVICE_UNAVAILABLE
+        }));
+        if pending.len() == 4 || n + 1 == exports {
+            for p in pending.drain(..) {
+                assert_eq!(p.await.expect("task"), 200, "export {n}");
+            }
+        }
+    }
+}
