@@ -1,5 +1,6 @@
 //! The web port's one router: the JSON and gRPC query APIs, other tools' APIs, the UI, the
-//! login pages, probes and self-metrics, behind the login guard and the security headers.
+//! login pages, probes and self-metrics, behind the login guard, the time limit and the
+//! security headers.
 
 use std::path::PathBuf;
 
@@ -18,7 +19,7 @@ pub fn app(
     access: Access,
     data_dir: PathBuf,
 ) -> anyhow::Result<Router> {
-    Ok(crate::api::router(engine.clone(), notebook.clone())
+    let app = crate::api::router(engine.clone(), notebook.clone())
         .merge(crate::compat::jaeger::router(engine.clone()))
         .merge(crate::compat::prometheus::router(engine.clone()))
         .merge(crate::compat::loki::router(engine.clone()))
@@ -30,8 +31,8 @@ pub fn app(
         .layer(axum::middleware::from_fn_with_state(
             access,
             crate::access::guard,
-        ))
-        .layer(axum::middleware::from_fn(crate::hardening::guard)))
+        ));
+    Ok(crate::hardening::harden(app))
 }
 
 /// Ready when the WAL is replayed (it is, once the listeners answer) and the data dir takes
