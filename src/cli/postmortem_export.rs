@@ -4,36 +4,64 @@
 use std::path::Path;
 
 use anyhow::{bail, Context};
-use serde_json::Value;
+use serde::Deserialize;
+
+/// The server's export of a post-mortem (`/postmortems/ID/export.json`).
+#[derive(Deserialize)]
+struct Export {
+    markdown: String,
+    #[serde(default)]
+    files: Vec<ExportFile>,
+}
+
+/// One chart file of an export.
+#[derive(Deserialize)]
+struct ExportFile {
+    name: String,
+    content: String,
+}
+
+/// An error answer: `{"error": "…"}`.
+#[derive(Deserialize)]
+struct ErrorAnswer {
+    error: String,
+}
+
+/// Fetches the export of post-mortem `id` from the server at `api`.
+async fn fetch(api: &str, id: i64) -> anyhow::Result<Export> {
+    let url = format!("{}/postmortems/{id}/export.json", api.trim_end_matches('/'));
+    let response = reqwest::get(&url)
+        .await
+        .with_context(|| format!("could not reach {url}"))?;
+    let status = response.status();
+    let body = response
+        .bytes()
+        .await
+        .context("reading the server's answer")?;
+    if !status.is_success() {
+        let message = serde_json::from_slice::<ErrorAnswer>(&body)
+            .map_or_else(|_| "request failed".to_string(), |e| e.error);
+        bail!("{status}: {message}");
+    }
+    serde_json::from_slice(&body).context("the server's export is not the expected JSON")
+}
 
 /// Writes `DIR/postmortem-ID.md` and its chart files; prints what it wrote.
 pub async fn run(api: &str, id: i64, out: &Path) -> anyhow::Result<()> {
-    let export = super::remote::get(&format!(
-        "{}/postmortems/{id}/export.json",
-        api.trim_end_matches('/')
-    ))
-    .await?;
-    let markdown = export
-        .get("markdown")
-        .and_then(Value::as_str)
-        .context("the server's export has no markdown")?;
+    let export = fetch(api, id).await?;
+    let markdown = &export.markdown;
     std::fs::create_dir_all(out).with_context(|| format!("could not create {}", out.display()))?;
     let md_path = out.join(format!("postmortem-{id}.md"));
     std::fs::write(&md_path, markdown)
         .with_context(|| format!("could not write {}", md_path.display()))?;
-    let files = export
-        .get("files")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    for f in &files {
-        let name = f.get("name").and_then(Value::as_str).unwrap_or_default();
+    let files = &export.files;
+    for f in files {
+        let name = f.name.as_str();
         // Names come from the server; never let one climb out of the folder.
         if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
             bail!("the server sent a file with an unsafe name: {name:?}");
         }
-        let content = f.get("content").and_then(Value::as_str).unwrap_or_default();
-        std::fs::write(out.join(name), content)
+        std::fs::write(out.join(name), &f.content)
             .with_context(|| format!("could not write {name}"))?;
     }
     println!(
