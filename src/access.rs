@@ -18,16 +18,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ConnectInfo;
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use moka::sync::Cache;
-use sha2::{Digest, Sha256};
-
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
-use base64::Engine;
+use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
+use axum_extra::headers::authorization::Basic;
+use axum_extra::headers::{Authorization, HeaderMapExt};
+use cookie::time;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use moka::sync::Cache;
+use sha2::{Digest, Sha256};
 
 use crate::meta::users::{Role, SessionUser, SESSION_LENGTH};
 use crate::meta::MetaStore;
@@ -142,12 +143,9 @@ impl Access {
             return Ok(Ok(None));
         };
         let token = self.meta.create_session(&user.name).await?;
-        let cookie = format!(
-            "{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
-            SESSION_LENGTH.as_secs(),
-            if self.secure { "; Secure" } else { "" }
-        );
-        Ok(Ok(Some(HeaderValue::from_str(&cookie)?)))
+        let max_age = time::Duration::seconds(SESSION_LENGTH.as_secs() as i64);
+        let cookie = session_cookie(token, max_age, self.secure);
+        Ok(Ok(Some(HeaderValue::from_str(&cookie.to_string())?)))
     }
 
     /// Ends the session the request's cookie names, if any: the `Set-Cookie` value that clears
@@ -157,7 +155,9 @@ impl Access {
             // A session that cannot be deleted expires on its own; the cookie goes regardless.
             let _ = self.meta.end_session(&token).await;
         }
-        HeaderValue::from_static("sightline_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0")
+        let cleared = session_cookie(String::new(), time::Duration::ZERO, self.secure);
+        HeaderValue::from_str(&cleared.to_string())
+            .unwrap_or_else(|_| HeaderValue::from_static("sightline_session=; Path=/; Max-Age=0"))
     }
 
     /// The user a request acts as: its session cookie's, or (API calls only) its HTTP Basic
@@ -202,17 +202,8 @@ impl Access {
 
 /// The name and password of an `Authorization: Basic …` header.
 fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
-    let basic = headers
-        .get(header::AUTHORIZATION)?
-        .to_str()
-        .ok()?
-        .strip_prefix("Basic ")?;
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(basic.trim())
-        .ok()?;
-    let text = String::from_utf8(decoded).ok()?;
-    let (name, password) = text.split_once(':')?;
-    Some((name.to_string(), password.to_string()))
+    let Authorization(basic) = headers.typed_get::<Authorization<Basic>>()?;
+    Some((basic.username().to_string(), basic.password().to_string()))
 }
 
 /// gRPC query and reflection calls: reads, answered with gRPC statuses rather than pages.
@@ -228,17 +219,22 @@ fn public(path: &str) -> bool {
     ) || path.starts_with("/static/")
 }
 
+/// The session token of the request's cookie, if any.
 fn cookie(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .find_map(|kv| {
-            kv.trim()
-                .strip_prefix(&format!("{COOKIE}="))
-                .map(str::to_string)
-        })
+    CookieJar::from_headers(headers)
+        .get(COOKIE)
+        .map(|c| c.value().to_string())
+}
+
+/// The session cookie carrying `token` (empty and expired to clear it).
+fn session_cookie(token: String, max_age: time::Duration, secure: bool) -> Cookie<'static> {
+    Cookie::build((COOKIE, token))
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .max_age(max_age)
+        .secure(secure)
+        .build()
 }
 
 /// The middleware in front of the UI and API.
