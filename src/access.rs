@@ -327,3 +327,90 @@ pub async fn guard(State(access): State<Access>, mut request: Request, next: Nex
     request.extensions_mut().insert(user);
     next.run(request).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn the_session_cookie_is_found_among_others_and_written_locked_down() {
+        let h = headers(&[("cookie", "theme=dark; sightline_session=abc123; x=1")]);
+        assert_eq!(cookie(&h).as_deref(), Some("abc123"));
+        assert_eq!(
+            cookie(&headers(&[("cookie", "sightline_sessionx=no")])),
+            None
+        );
+        let written = session_cookie("t0k".into(), time::Duration::seconds(60), true).to_string();
+        for part in [
+            "sightline_session=t0k",
+            "HttpOnly",
+            "SameSite=Strict",
+            "Path=/",
+            "Max-Age=60",
+            "Secure",
+        ] {
+            assert!(written.contains(part), "{written} lacks {part}");
+        }
+        let plain = session_cookie("t".into(), time::Duration::ZERO, false).to_string();
+        assert!(
+            plain.contains("Max-Age=0") && !plain.contains("Secure"),
+            "{plain}"
+        );
+    }
+
+    #[test]
+    fn basic_credentials_are_read_and_malformed_ones_ignored() {
+        // "ops:pa:ss" — a password may hold colons.
+        let h = headers(&[("authorization", "Basic b3BzOnBhOnNz")]);
+        assert_eq!(
+            basic_credentials(&h),
+            Some(("ops".to_string(), "pa:ss".to_string()))
+        );
+        for bad in ["Basic !!!", "Bearer abc", "Basic bm9jb2xvbg=="] {
+            assert_eq!(
+                basic_credentials(&headers(&[("authorization", bad)])),
+                None,
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_probes_static_files_and_the_login_are_public() {
+        for path in [
+            "/healthz",
+            "/readyz",
+            "/metrics",
+            "/login",
+            "/logout",
+            "/static/app.js",
+        ] {
+            assert!(public(path), "{path}");
+        }
+        for path in ["/", "/logs", "/api/v1/services", "/loginx", "/static"] {
+            assert!(!public(path), "{path}");
+        }
+        assert!(is_grpc_read("/sightline.v1.QueryService/SearchLogs"));
+        assert!(is_grpc_read(
+            "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"
+        ));
+        assert!(!is_grpc_read("/api/v1/logs"));
+    }
+
+    #[test]
+    fn a_refusal_names_the_address_and_the_limit() {
+        let text = TooManyPasswordChecks(IpAddr::V4(Ipv4Addr::LOCALHOST)).to_string();
+        assert!(
+            text.contains("127.0.0.1") && text.contains("10 a minute"),
+            "{text}"
+        );
+    }
+}

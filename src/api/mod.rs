@@ -487,3 +487,67 @@ async fn metric_query(
     }
     Ok(Json(json!({ "series": series, "step": step })).into_response())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn answer(e: ApiError) -> (StatusCode, serde_json::Value) {
+        let response = e.into_response();
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .expect("body");
+        (status, serde_json::from_slice(&body).expect("JSON"))
+    }
+
+    #[tokio::test]
+    async fn every_layer_error_maps_to_its_status_with_the_message_as_json() {
+        let cases: Vec<(ApiError, StatusCode)> = vec![
+            (
+                QueryError::BadRequest("bad q".into()).into(),
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                QueryError::TooLarge("too many".into()).into(),
+                StatusCode::PAYLOAD_TOO_LARGE,
+            ),
+            (
+                MetaError::Invalid("bad name".into()).into(),
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                MetaError::NotFound("no view 7".into()).into(),
+                StatusCode::NOT_FOUND,
+            ),
+            (
+                MetaError::Conflict("taken".into()).into(),
+                StatusCode::CONFLICT,
+            ),
+            (
+                PinError::NothingToPin("gone".into()).into(),
+                StatusCode::NOT_FOUND,
+            ),
+        ];
+        for (error, status) in cases {
+            let message = error.1.clone();
+            let (got, body) = answer(error).await;
+            assert_eq!(got, status, "{message}");
+            assert_eq!(body["error"], message.as_str());
+        }
+    }
+
+    #[test]
+    fn a_time_is_nanoseconds_or_any_text_form() {
+        assert_eq!(TimeValue::Nanos(5).resolve().ok(), Some(5));
+        assert_eq!(
+            TimeValue::Text("2026-11-23T10:15:00Z".into())
+                .resolve()
+                .ok(),
+            Some(1_795_428_900_000_000_000)
+        );
+        assert!(TimeValue::Text("9999-01-01T00:00:00Z".into())
+            .resolve()
+            .is_err());
+    }
+}

@@ -34,3 +34,38 @@ pub fn check_exposure(config: &ServeConfig, ingest_keys: bool, users: bool) -> a
     );
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::check_exposure;
+    use crate::config::ServeArgs;
+
+    fn config(http: &str, otlp: &str, insecure: bool) -> crate::config::ServeConfig {
+        ServeArgs {
+            http_addr: Some(http.parse().unwrap()),
+            otlp_grpc_addr: Some(otlp.parse().unwrap()),
+            otlp_http_addr: Some("127.0.0.1:0".parse().unwrap()),
+            insecure,
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap()
+    }
+
+    #[test]
+    fn public_ports_need_their_authentication_or_insecure() {
+        assert!(check_exposure(&config("127.0.0.1:0", "127.0.0.1:0", false), false, false).is_ok());
+        let refused = check_exposure(&config("0.0.0.0:0", "127.0.0.1:0", false), false, false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            refused.contains("UI/API on 0.0.0.0:0") && refused.contains("--insecure"),
+            "{refused}"
+        );
+        // Logins protect the UI/API; API keys protect the OTLP ports.
+        assert!(check_exposure(&config("0.0.0.0:0", "127.0.0.1:0", false), false, true).is_ok());
+        assert!(check_exposure(&config("127.0.0.1:0", "0.0.0.0:0", false), false, true).is_err());
+        assert!(check_exposure(&config("127.0.0.1:0", "0.0.0.0:0", false), true, false).is_ok());
+        assert!(check_exposure(&config("0.0.0.0:0", "0.0.0.0:0", true), false, false).is_ok());
+    }
+}
