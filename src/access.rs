@@ -62,18 +62,22 @@ const BASIC_TRUSTED_FOR: Duration = Duration::from_secs(30);
 pub struct ClientAddr(pub IpAddr);
 
 /// A login refused before the password was checked: the address used up its checks.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "too many password checks from {0}: at most {PASSWORD_CHECKS_PER_MINUTE} a minute; \
+     wait a minute and try again"
+)]
 pub struct TooManyPasswordChecks(pub IpAddr);
 
-impl std::fmt::Display for TooManyPasswordChecks {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "too many password checks from {}: at most {PASSWORD_CHECKS_PER_MINUTE} a minute; \
-             wait a minute and try again",
-            self.0
-        )
-    }
+/// How a login form ended.
+#[derive(Debug)]
+pub enum LogIn {
+    /// A session was opened: the `Set-Cookie` value that carries it.
+    Session(HeaderValue),
+    /// No such user, or the wrong password.
+    Refused,
+    /// Not checked: the address used up its password checks.
+    Throttled(TooManyPasswordChecks),
 }
 
 /// Login state shared by the middleware and the login pages.
@@ -128,24 +132,23 @@ impl Access {
         self.users_exist.load(Ordering::Relaxed)
     }
 
-    /// Checks a name and password from `client` and opens a session: the `Set-Cookie` value
-    /// that carries it, or `None` for a wrong name or password.
+    /// Checks a name and password from `client` and, if they are right, opens a session.
     pub async fn log_in(
         &self,
         client: ClientAddr,
         name: &str,
         password: &str,
-    ) -> anyhow::Result<Result<Option<HeaderValue>, TooManyPasswordChecks>> {
+    ) -> anyhow::Result<LogIn> {
         if self.password_checks.check_key(&client.0).is_err() {
-            return Ok(Err(TooManyPasswordChecks(client.0)));
+            return Ok(LogIn::Throttled(TooManyPasswordChecks(client.0)));
         }
         let Some(user) = self.meta.verify_password(name, password).await? else {
-            return Ok(Ok(None));
+            return Ok(LogIn::Refused);
         };
         let token = self.meta.create_session(&user.name).await?;
         let max_age = time::Duration::seconds(SESSION_LENGTH.as_secs() as i64);
         let cookie = session_cookie(token, max_age, self.secure);
-        Ok(Ok(Some(HeaderValue::from_str(&cookie.to_string())?)))
+        Ok(LogIn::Session(HeaderValue::from_str(&cookie.to_string())?))
     }
 
     /// Ends the session the request's cookie names, if any: the `Set-Cookie` value that clears

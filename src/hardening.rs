@@ -23,13 +23,13 @@ img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none
 /// Puts the security headers on every response of `app` and the time limit and latency
 /// metric around every request.
 pub fn harden(app: Router) -> Router {
-    let header =
+    let set =
         |name, value| SetResponseHeaderLayer::overriding(name, HeaderValue::from_static(value));
     app.layer(axum::middleware::from_fn(time_limit))
-        .layer(header(header::CONTENT_SECURITY_POLICY, CSP))
-        .layer(header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-        .layer(header(header::X_FRAME_OPTIONS, "DENY"))
-        .layer(header(header::REFERRER_POLICY, "no-referrer"))
+        .layer(set(header::CONTENT_SECURITY_POLICY, CSP))
+        .layer(set(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .layer(set(header::X_FRAME_OPTIONS, "DENY"))
+        .layer(set(header::REFERRER_POLICY, "no-referrer"))
 }
 
 /// Enforces [`REQUEST_TIMEOUT`] and records the request's latency.

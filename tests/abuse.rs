@@ -27,16 +27,6 @@ const SECOND: u64 = 1_000_000_000;
 const MAX_RSS: u64 = 3 << 30;
 const USER: (&str, &str) = ("ops", "ops-password-1");
 
-/// Peak resident memory of a process, in bytes (`VmHWM`).
-fn peak_rss(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-        .map_or(0, |kib| kib * 1024)
-}
-
 /// GETs `path` with the user's HTTP Basic credentials: status and body text.
 async fn get(http: &reqwest::Client, server: &Server, path: &str) -> (u16, String) {
     let response = http
@@ -222,7 +212,7 @@ async fn hostile_requests_are_answered_within_their_limits_while_ingest_goes_on(
     assert!(failures.is_empty(), "exports failed: {failures:?}");
 
     // Memory stayed under the limit.
-    let peak = peak_rss(server.pid());
+    let peak = common::rss_of(server.pid(), "VmHWM:");
     assert!(
         peak > 0 && peak < MAX_RSS,
         "peak RSS {peak} B, limit {MAX_RSS} B"

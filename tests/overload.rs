@@ -10,25 +10,12 @@ use std::time::{Duration, Instant};
 
 use common::demo::page;
 use common::otlp::logs;
-use common::Server;
+use common::{rss_of, Server};
 use prost::Message;
 use regex::Regex;
 
 const LIMIT: u64 = 384 << 20;
 const BATCH: usize = 200;
-
-fn rss_of(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|k| k.parse::<u64>().ok())
-        })
-        .unwrap_or(0)
-        * 1024
-}
 
 #[derive(Default)]
 struct Counts {

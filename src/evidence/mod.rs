@@ -8,9 +8,8 @@ use std::path::{Path, PathBuf};
 
 use moka::sync::Cache;
 
-use crate::meta::views::{PageAddress, Pin, SavedView, ViewKind};
+use crate::meta::views::{PageAddress, Pin, SavedView};
 use crate::meta::{MetaError, MetaStore};
-use crate::model::TraceId;
 use crate::query::{QueryEngine, QueryError};
 pub use snapshot::open_snapshot;
 use snapshot::write_snapshot;
@@ -66,14 +65,14 @@ impl Pins {
         engine: &QueryEngine,
         view: &SavedView,
     ) -> Result<SavedView, PinError> {
-        let evidence = match view.kind {
-            ViewKind::Trace => {
-                let id = trace_id_of(&view.url)?;
+        let evidence = match PageAddress::parse(&view.url)?.trace_id() {
+            Some(id) => {
+                let id = id?;
                 engine.evidence_of_trace(id).await?.ok_or_else(|| {
                     PinError::NothingToPin(format!("trace {id} is not stored (any more)"))
                 })?
             }
-            _ => {
+            None => {
                 engine
                     .evidence_of_window(view.start, view.end, MAX_PIN_ROWS)
                     .await?
@@ -145,16 +144,4 @@ impl Pins {
     fn forget_engine(&self, id: i64) {
         self.engines.invalidate(&id);
     }
-}
-
-/// The trace id in a trace view's URL.
-fn trace_id_of(url: &str) -> Result<TraceId, PinError> {
-    PageAddress::parse(url)?
-        .trace_id()
-        .ok_or_else(|| {
-            PinError::Query(QueryError::BadRequest(format!(
-                "the view's url {url:?} is not a trace page"
-            )))
-        })?
-        .map_err(PinError::from)
 }

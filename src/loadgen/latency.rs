@@ -23,7 +23,8 @@ impl Latencies {
         self.0.saturating_record(nanos);
     }
 
-    /// The latency at quantile `q` (0–1), in milliseconds; 0 before anything was recorded.
+    /// The latency at quantile `q` (0–1; 1 is the maximum), in milliseconds; 0 before
+    /// anything was recorded.
     pub fn ms(&self, q: f64) -> f64 {
         if self.0.is_empty() {
             return 0.0;

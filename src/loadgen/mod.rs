@@ -97,7 +97,6 @@ struct Stats {
     rejected: AtomicU64,
     retried: AtomicU64,
     latency: Mutex<Latencies>,
-    max_latency_ns: AtomicU64,
 }
 
 /// One connection's client.
@@ -252,7 +251,7 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
         "export latency        p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms",
         ms(0.5),
         ms(0.99),
-        stats.max_latency_ns.load(Ordering::Relaxed) as f64 / 1e6
+        ms(1.0)
     );
     println!(
         "rejected records      {}   retried exports {}",
@@ -384,7 +383,6 @@ async fn worker(
                     if let Ok(mut h) = stats.latency.lock() {
                         h.record(elapsed);
                     }
-                    stats.max_latency_ns.fetch_max(elapsed, Ordering::Relaxed);
                     break;
                 }
                 Sent::Retry => {

@@ -11,7 +11,7 @@ use axum::Router;
 use serde::Deserialize;
 
 use super::SaveForm;
-use crate::access::{Access, ClientAddr};
+use crate::access::{Access, ClientAddr, LogIn};
 
 /// `/login` and `/logout`, over the server's login state.
 pub fn router(access: Access) -> Router {
@@ -86,18 +86,18 @@ async fn login(
     Form(form): Form<LoginForm>,
 ) -> Response {
     match access.log_in(client, &form.name, &form.password).await {
-        Ok(Err(throttled)) => login_html(
+        Ok(LogIn::Throttled(throttled)) => login_html(
             StatusCode::TOO_MANY_REQUESTS,
             &form.next,
             Some(throttled.to_string()),
             access.enforced(),
         ),
-        Ok(Ok(Some(cookie))) => {
+        Ok(LogIn::Session(cookie)) => {
             let mut response = Redirect::to(&safe_next(&form.next)).into_response();
             response.headers_mut().insert(header::SET_COOKIE, cookie);
             response
         }
-        Ok(Ok(None)) => login_html(
+        Ok(LogIn::Refused) => login_html(
             StatusCode::UNAUTHORIZED,
             &form.next,
             Some("Wrong name or password.".into()),

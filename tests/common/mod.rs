@@ -353,3 +353,18 @@ pub async fn fill_logs(server: &Server, exports: u64, batch: usize, base_ns: u64
         }
     }
 }
+
+/// A memory figure of a process from `/proc/PID/status` (`"VmRSS:"`, `"VmHWM:"`), in bytes;
+/// 0 when it cannot be read.
+pub fn rss_of(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|k| k.parse::<u64>().ok())
+        })
+        .unwrap_or(0)
+        * 1024
+}
