@@ -16,7 +16,8 @@ mod views;
 
 use crate::evidence::PinError;
 use crate::meta::MetaError;
-use crate::model::time::parse_time;
+use crate::model::time::{parse_time, UnixNanos, NANOS_PER_HOUR};
+use crate::model::window;
 use crate::model::TraceId;
 use crate::notebook::Notebook;
 use crate::query::metrics::{GaugeAgg, MetricQuery};
@@ -55,6 +56,10 @@ impl From<MetaError> for ApiError {
             MetaError::Invalid(m) => ApiError(StatusCode::BAD_REQUEST, m),
             MetaError::NotFound(m) => ApiError(StatusCode::NOT_FOUND, m),
             MetaError::Conflict(m) => ApiError(StatusCode::CONFLICT, m),
+            busy @ MetaError::Busy(_) => ApiError(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("{busy}; try again in a moment"),
+            ),
             other => {
                 tracing::error!("metadata store failed: {other}");
                 ApiError(StatusCode::INTERNAL_SERVER_ERROR, other.to_string())
@@ -324,20 +329,21 @@ struct Window {
 }
 
 impl Window {
+    /// `(start, end, now)`: the bounds read by the one time parser, the last hour by default;
+    /// an empty or reversed window is refused.
     fn resolve(&self) -> Result<(i64, i64, i64), ApiError> {
-        let now = crate::model::time::now_ns();
-        let time = |t: &Option<String>| {
-            t.as_deref()
-                .map(parse_time)
-                .transpose()
-                .map_err(bad_request)
-        };
-        let end = time(&self.end)?.unwrap_or(now);
-        let start = time(&self.start)?.unwrap_or(end.saturating_sub(3_600_000_000_000));
-        if start >= end {
+        let now = UnixNanos::now();
+        let w = window::Window::from_params(
+            self.start.as_deref(),
+            self.end.as_deref(),
+            NANOS_PER_HOUR,
+            now,
+        )
+        .map_err(|e| bad_request(e.to_string()))?;
+        if w.is_empty() {
             return Err(bad_request("start must be before end"));
         }
-        Ok((start, end, now))
+        Ok((w.start(), w.end(), now.nanos()))
     }
 }
 

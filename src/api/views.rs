@@ -8,7 +8,9 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use super::{ApiError, JsonBody, NotebookState, TimeValue};
+use crate::evidence::PinProgress;
 use crate::meta::views::{NewView, SavedView, ViewEdit, ViewFilter};
+use crate::notebook::Notebook;
 
 /// The routes.
 pub(super) fn router(state: NotebookState) -> Router {
@@ -19,20 +21,33 @@ pub(super) fn router(state: NotebookState) -> Router {
         .with_state(state)
 }
 
-/// A view as the API shows it: the stored view plus where it opens.
+/// A view as the API shows it: the stored view, where it opens, and its pin job's progress.
 #[derive(Serialize)]
 pub(super) struct ViewOut {
     #[serde(flatten)]
     view: SavedView,
     /// The UI address that opens it (from its evidence when pinned).
     open_url: String,
+    /// While its rows are being pinned (or after that failed): `{state, since|at, …}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pinning: Option<PinProgress>,
 }
 
-impl From<SavedView> for ViewOut {
-    fn from(view: SavedView) -> Self {
+impl ViewOut {
+    /// `view` with its pin job's progress from `notebook`.
+    fn of(view: SavedView, notebook: &Notebook) -> ViewOut {
         ViewOut {
             open_url: format!("/views/{}/open", view.id),
+            pinning: notebook.pin_progress(view.id),
             view,
+        }
+    }
+
+    /// 202 while the pin job still runs, else `done`.
+    fn status(&self, done: StatusCode) -> StatusCode {
+        match &self.pinning {
+            Some(p) if p.is_running() => StatusCode::ACCEPTED,
+            _ => done,
         }
     }
 }
@@ -72,7 +87,8 @@ async fn create(
         relative: body.relative,
     };
     let view = s.notebook.save_view(&s.engine, new, body.pin).await?;
-    Ok((StatusCode::CREATED, Json(ViewOut::from(view))).into_response())
+    let out = ViewOut::of(view, &s.notebook);
+    Ok((out.status(StatusCode::CREATED), Json(out)).into_response())
 }
 
 #[utoipa::path(get, path = "/api/v1/views", tag = "views",
@@ -87,7 +103,7 @@ async fn list(
         .views(filter)
         .await?
         .into_iter()
-        .map(ViewOut::from)
+        .map(|v| ViewOut::of(v, &s.notebook))
         .collect();
     Ok(Json(serde_json::json!({ "views": views })))
 }
@@ -98,7 +114,7 @@ async fn one(
     State(s): State<NotebookState>,
     Path(id): Path<i64>,
 ) -> Result<Json<ViewOut>, ApiError> {
-    Ok(Json(s.notebook.view(id).await?.into()))
+    Ok(Json(ViewOut::of(s.notebook.view(id).await?, &s.notebook)))
 }
 
 #[utoipa::path(put, path = "/api/v1/views/{id}", tag = "views", params(("id" = i64, Path, description = "Numeric id")),
@@ -109,7 +125,10 @@ async fn edit(
     Path(id): Path<i64>,
     JsonBody(edit): JsonBody<ViewEdit>,
 ) -> Result<Json<ViewOut>, ApiError> {
-    Ok(Json(s.notebook.edit_view(id, edit).await?.into()))
+    Ok(Json(ViewOut::of(
+        s.notebook.edit_view(id, edit).await?,
+        &s.notebook,
+    )))
 }
 
 #[utoipa::path(delete, path = "/api/v1/views/{id}", tag = "views", params(("id" = i64, Path, description = "Numeric id")),
@@ -123,12 +142,10 @@ async fn remove(
 }
 
 #[utoipa::path(post, path = "/api/v1/views/{id}/pin", tag = "views", params(("id" = i64, Path, description = "Numeric id")),
-    responses((status = 200, description = "The view, pinned (again)", body = Object), (status = 413, description = "Too much to pin")))]
-async fn pin(
-    State(s): State<NotebookState>,
-    Path(id): Path<i64>,
-) -> Result<Json<ViewOut>, ApiError> {
-    Ok(Json(s.notebook.pin_view(&s.engine, id).await?.into()))
+    responses((status = 200, description = "The view, pinned (again)", body = Object), (status = 202, description = "Still pinning after 10 s: the view with `pinning` progress; poll it"), (status = 409, description = "Being pinned already"), (status = 413, description = "Too much to pin")))]
+async fn pin(State(s): State<NotebookState>, Path(id): Path<i64>) -> Result<Response, ApiError> {
+    let out = ViewOut::of(s.notebook.pin_view(&s.engine, id).await?, &s.notebook);
+    Ok((out.status(StatusCode::OK), Json(out)).into_response())
 }
 
 #[utoipa::path(delete, path = "/api/v1/views/{id}/pin", tag = "views", params(("id" = i64, Path, description = "Numeric id")),
@@ -137,5 +154,8 @@ async fn unpin(
     State(s): State<NotebookState>,
     Path(id): Path<i64>,
 ) -> Result<Json<ViewOut>, ApiError> {
-    Ok(Json(s.notebook.unpin_view(id).await?.into()))
+    Ok(Json(ViewOut::of(
+        s.notebook.unpin_view(id).await?,
+        &s.notebook,
+    )))
 }

@@ -2,6 +2,7 @@
 //! snapshot data dir of its own, see [`snapshot`]) so the view opens the same
 //! after retention deleted the raw data. Retention and compaction never look in there.
 
+mod jobs;
 mod snapshot;
 
 use std::path::{Path, PathBuf};
@@ -10,7 +11,10 @@ use moka::sync::Cache;
 
 use crate::meta::views::{PageAddress, Pin, SavedView};
 use crate::meta::{MetaError, MetaStore};
+use crate::query::snapshot::Evidence;
 use crate::query::{QueryEngine, QueryError};
+use jobs::PinJobs;
+pub use jobs::{PinOutcome, PinProgress, PinTicket, PIN_JOBS_AT_ONCE, PIN_WAIT};
 pub use snapshot::open_snapshot;
 use snapshot::write_snapshot;
 
@@ -40,6 +44,8 @@ pub struct Pins {
     /// Query engines of the pins opened lately (each holds an index reader), the least used
     /// closed first.
     engines: Cache<i64, QueryEngine>,
+    /// The pins being copied, and the failures not yet seen through.
+    jobs: PinJobs,
 }
 
 impl Pins {
@@ -50,6 +56,7 @@ impl Pins {
         Ok(Pins {
             dir,
             engines: Cache::new(OPEN_PINS),
+            jobs: PinJobs::default(),
         })
     }
 
@@ -57,15 +64,27 @@ impl Pins {
         self.dir.join(format!("view-{id}"))
     }
 
-    /// Copies the rows behind `view` out of `engine` and records the pin. Pinning again
-    /// replaces the earlier copy.
-    pub async fn pin(
+    /// Starts copying the rows behind `view` out of `engine` as a background job (see
+    /// [`jobs`]), which records the pin when done. Pinning again replaces the earlier copy;
+    /// refused while the view is being pinned already.
+    pub fn start_pin(
         &self,
         meta: &MetaStore,
         engine: &QueryEngine,
         view: &SavedView,
-    ) -> Result<SavedView, PinError> {
-        let evidence = match PageAddress::parse(&view.url)?.trace_id() {
+    ) -> Result<PinTicket, PinError> {
+        self.jobs
+            .start(self.clone(), meta.clone(), engine.clone(), view.clone())
+    }
+
+    /// Where view `id`'s pin job is: running, or failed and not yet retried.
+    pub fn progress(&self, id: i64) -> Option<PinProgress> {
+        self.jobs.progress(id)
+    }
+
+    /// The rows behind `view`: its trace stitched, or everything in its window.
+    async fn collect(&self, engine: &QueryEngine, view: &SavedView) -> Result<Evidence, PinError> {
+        Ok(match PageAddress::parse(&view.url)?.trace_id() {
             Some(id) => {
                 let id = id?;
                 engine.evidence_of_trace(id).await?.ok_or_else(|| {
@@ -77,7 +96,16 @@ impl Pins {
                     .evidence_of_window(view.start, view.end, MAX_PIN_ROWS)
                     .await?
             }
-        };
+        })
+    }
+
+    /// Writes `evidence` as `view`'s pin and records it.
+    async fn write(
+        &self,
+        meta: &MetaStore,
+        view: &SavedView,
+        evidence: Evidence,
+    ) -> Result<SavedView, PinError> {
         let rows = evidence.len() as u64;
         // Written beside, then renamed: a crash leaves the old pin or the new one, never half.
         let final_dir = self.view_dir(view.id);
@@ -104,6 +132,7 @@ impl Pins {
     /// Drops a view's evidence (after the view was deleted or unpinned).
     pub fn remove(&self, id: i64) {
         self.forget_engine(id);
+        self.jobs.forget_failure(id);
         let dir = self.view_dir(id);
         if dir.exists() {
             if let Err(e) = std::fs::remove_dir_all(&dir) {

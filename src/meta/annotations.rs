@@ -63,7 +63,7 @@ impl MetaStore {
         end: i64,
         service: Option<String>,
     ) -> Result<Vec<Annotation>, MetaError> {
-        self.tx(move |tx| {
+        self.read(move |tx| {
             let mut stmt = tx.prepare(
                 "SELECT id, time_ns, service, text, created_ns FROM annotations \
                  WHERE time_ns >= ?1 AND time_ns <= ?2 \

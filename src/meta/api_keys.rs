@@ -77,7 +77,7 @@ impl MetaStore {
 
     /// Every key, oldest first.
     pub async fn api_keys(&self) -> Result<Vec<ApiKey>, MetaError> {
-        self.tx(|tx| {
+        self.read(|tx| {
             let mut stmt = tx.prepare(
                 "SELECT name, records_per_second, created_ns, revoked_ns FROM api_keys ORDER BY id",
             )?;
@@ -114,7 +114,7 @@ impl MetaStore {
 
     /// The keys the ingest path checks against.
     pub async fn key_table(&self) -> Result<KeyTable, MetaError> {
-        self.tx(|tx| {
+        self.read(|tx| {
             let total: i64 = tx.query_row("SELECT COUNT(*) FROM api_keys", [], |r| r.get(0))?;
             let mut stmt = tx.prepare(
                 "SELECT key_hash, name, records_per_second FROM api_keys WHERE revoked_ns IS NULL",

@@ -10,9 +10,9 @@ pub mod users;
 pub mod views;
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 
-use rusqlite::{Connection, OptionalExtension};
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
 use crate::model::time::now_ns;
 
@@ -45,38 +45,74 @@ pub enum MetaError {
     Sqlite(#[from] rusqlite::Error),
     #[error("metadata task failed: {0}")]
     Task(String),
+    /// No connection came free in time (503).
+    #[error("metadata database busy: {0}")]
+    Busy(#[from] r2d2::Error),
 }
 
-/// Handle to the metadata database. Cheap to clone; calls run on the blocking pool.
+/// Connections in the pool. Under the WAL journal any number read side by side while one
+/// writes, so a burst of session lookups no longer queues behind one connection; SQLite
+/// itself serializes the writers (each waits up to [`BUSY_TIMEOUT`]).
+const POOL_CONNECTIONS: u32 = 8;
+
+/// How long a writer waits for another writer's transaction before failing.
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Handle to the metadata database. Cheap to clone; calls run on the blocking pool, each on
+/// a connection of its own from an `r2d2` pool.
 #[derive(Clone)]
 pub struct MetaStore {
-    conn: Arc<Mutex<Connection>>,
+    pool: r2d2::Pool<SqliteConnectionManager>,
 }
 
 impl MetaStore {
     /// Opens (creating and migrating) `<data_dir>/meta.sqlite`.
     pub fn open(data_dir: &Path) -> Result<MetaStore, MetaError> {
-        let mut conn = Connection::open(data_dir.join("meta.sqlite"))?;
-        // WAL journal + FULL sync: a committed change survives kill -9 and power loss.
+        let path = data_dir.join("meta.sqlite");
+        let mut conn = Connection::open(&path)?;
+        // WAL journal: a setting of the file, made once; readers do not block the writer.
         conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.pragma_update(None, "foreign_keys", true)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        configure(&mut conn)?;
         migrate(&mut conn)?;
-        Ok(MetaStore {
-            conn: Arc::new(Mutex::new(conn)),
-        })
+        drop(conn);
+        let manager = SqliteConnectionManager::file(&path).with_init(configure);
+        let pool = r2d2::Pool::builder()
+            .max_size(POOL_CONNECTIONS)
+            .min_idle(Some(1))
+            .connection_timeout(BUSY_TIMEOUT)
+            .build(manager)?;
+        Ok(MetaStore { pool })
     }
 
-    /// Runs `f` in one transaction on the blocking pool; it commits only if `f` succeeds.
+    /// Runs `f` in one write transaction on the blocking pool; it commits only if `f`
+    /// succeeds. It takes SQLite's write lock when it begins (waiting up to
+    /// [`BUSY_TIMEOUT`] for another writer), so a read-then-write never meets a newer commit
+    /// halfway.
     pub async fn tx<T: Send + 'static>(
         &self,
         f: impl FnOnce(&rusqlite::Transaction) -> Result<T, MetaError> + Send + 'static,
     ) -> Result<T, MetaError> {
-        let conn = self.conn.clone();
+        self.run(TransactionBehavior::Immediate, f).await
+    }
+
+    /// Runs the lookups of `f` in one read transaction (one consistent snapshot) on the
+    /// blocking pool; any number of these run side by side with each other and a writer.
+    pub async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction) -> Result<T, MetaError> + Send + 'static,
+    ) -> Result<T, MetaError> {
+        self.run(TransactionBehavior::Deferred, f).await
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        behavior: TransactionBehavior,
+        f: impl FnOnce(&rusqlite::Transaction) -> Result<T, MetaError> + Send + 'static,
+    ) -> Result<T, MetaError> {
+        let pool = self.pool.clone();
         tokio::task::spawn_blocking(move || {
-            let mut conn = conn.lock().unwrap_or_else(|e| e.into_inner());
-            let tx = conn.transaction()?;
+            let mut conn = pool.get()?;
+            let tx = conn.transaction_with_behavior(behavior)?;
             let out = f(&tx)?;
             tx.commit()?;
             Ok(out)
@@ -107,6 +143,14 @@ impl MetaStore {
         })
         .await
     }
+}
+
+/// What every connection sets when it opens: FULL sync (a committed change survives kill -9
+/// and power loss), foreign keys, and the time a writer waits for another.
+fn configure(conn: &mut Connection) -> Result<(), rusqlite::Error> {
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", true)?;
+    conn.busy_timeout(BUSY_TIMEOUT)
 }
 
 fn migrate(conn: &mut Connection) -> Result<(), MetaError> {
@@ -165,11 +209,55 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         drop(MetaStore::open(dir.path()).unwrap());
         let again = MetaStore::open(dir.path()).unwrap();
-        let conn = again.conn.lock().unwrap();
+        let conn = again.pool.get().unwrap();
         let version: i64 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
         assert_eq!(version, MIGRATIONS.len() as i64);
+    }
+
+    /// With one shared connection a lookup waited for any open write; with the pool it reads
+    /// the last committed state while the write is still open.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn lookups_run_while_a_write_is_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = MetaStore::open(dir.path()).unwrap();
+        let (opened, wait_opened) = tokio::sync::oneshot::channel();
+        let (release, wait_release) = std::sync::mpsc::channel::<()>();
+        let writer = tokio::spawn({
+            let store = store.clone();
+            async move {
+                store
+                    .tx(move |tx| {
+                        tx.execute("INSERT INTO settings (key, value) VALUES ('k', 'v')", [])?;
+                        let _ = opened.send(());
+                        let _ = wait_release.recv();
+                        Ok(())
+                    })
+                    .await
+            }
+        });
+        wait_opened.await.unwrap();
+        let count = |store: MetaStore| async move {
+            store
+                .read(|tx| {
+                    Ok(
+                        tx.query_row("SELECT count(*) FROM settings WHERE key = 'k'", [], |r| {
+                            r.get::<_, i64>(0)
+                        })?,
+                    )
+                })
+                .await
+                .unwrap()
+        };
+        assert_eq!(
+            count(store.clone()).await,
+            0,
+            "the write is not committed yet"
+        );
+        release.send(()).unwrap();
+        writer.await.unwrap().unwrap();
+        assert_eq!(count(store.clone()).await, 1);
     }
 
     #[test]

@@ -301,12 +301,12 @@ impl MetaStore {
 
     /// One post-mortem with its views, action items and timeline.
     pub async fn postmortem(&self, id: i64) -> Result<PostMortem, MetaError> {
-        self.tx(move |tx| get_in(tx, id)).await
+        self.read(move |tx| get_in(tx, id)).await
     }
 
     /// Every post-mortem, most recently changed first.
     pub async fn postmortems(&self) -> Result<Vec<PostMortemSummary>, MetaError> {
-        self.tx(|tx| {
+        self.read(|tx| {
             let mut stmt = tx.prepare(
                 "SELECT p.id, p.title, p.status, p.incident_start_ns, p.incident_end_ns, \
                  (SELECT COUNT(*) FROM postmortem_views v WHERE v.postmortem_id = p.id), \
@@ -476,7 +476,7 @@ impl MetaStore {
 
     /// Keys of the suggestions dismissed or accepted in a post-mortem.
     pub async fn settled_suggestions(&self, id: i64) -> Result<Vec<String>, MetaError> {
-        self.tx(move |tx| {
+        self.read(move |tx| {
             let mut stmt = tx.prepare(
                 "SELECT suggestion_key FROM dismissed_suggestions WHERE postmortem_id = ?1 \
                  UNION SELECT suggestion_key FROM timeline_entries \

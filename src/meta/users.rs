@@ -135,7 +135,7 @@ impl MetaStore {
 
     /// Every user.
     pub async fn users(&self) -> Result<Vec<User>, MetaError> {
-        self.tx(|tx| {
+        self.read(|tx| {
             let mut stmt = tx.prepare("SELECT name, role, created_ns FROM users ORDER BY name")?;
             let users = stmt
                 .query_map([], |r| {
@@ -166,7 +166,7 @@ impl MetaStore {
 
     /// Whether any user exists (then the UI and API need a login).
     pub async fn has_users(&self) -> Result<bool, MetaError> {
-        self.tx(|tx| {
+        self.read(|tx| {
             let n: i64 = tx.query_row("SELECT COUNT(*) FROM users", [], |r| r.get(0))?;
             Ok(n > 0)
         })
@@ -252,7 +252,7 @@ impl MetaStore {
     /// The user of a live session.
     pub async fn session(&self, token: &str) -> Result<Option<SessionUser>, MetaError> {
         let hash = digest(token);
-        self.tx(move |tx| {
+        self.read(move |tx| {
             Ok(tx
                 .query_row(
                     "SELECT u.name, u.role, s.csrf FROM sessions s JOIN users u ON u.id = s.user_id \

@@ -22,20 +22,53 @@ pub enum ViewKind {
 }
 
 impl ViewKind {
-    /// The kind of page at `path`, or `None` for a path that is not a savable page.
-    pub fn of_path(path: &str) -> Option<ViewKind> {
-        let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-        match segments.as_slice() {
-            [""] => Some(ViewKind::Overview),
-            ["map"] => Some(ViewKind::Map),
-            ["errors"] => Some(ViewKind::Errors),
-            ["traces"] => Some(ViewKind::TraceSearch),
-            ["traces", id] if !id.is_empty() => Some(ViewKind::Trace),
-            ["logs"] => Some(ViewKind::Logs),
-            ["explore"] => Some(ViewKind::Metrics),
-            ["services", name] if !name.is_empty() => Some(ViewKind::Service),
-            _ => None,
+    /// Every kind, in the order the UI lists pages.
+    pub const ALL: [ViewKind; 8] = [
+        ViewKind::Overview,
+        ViewKind::Map,
+        ViewKind::Service,
+        ViewKind::Errors,
+        ViewKind::TraceSearch,
+        ViewKind::Trace,
+        ViewKind::Logs,
+        ViewKind::Metrics,
+    ];
+
+    /// The page's route, as the web router registers it (`{…}` is one path segment): the
+    /// one table both the router and [`ViewKind::of_path`] read.
+    pub fn route(self) -> &'static str {
+        match self {
+            ViewKind::Overview => "/",
+            ViewKind::Map => "/map",
+            ViewKind::Service => "/services/{name}",
+            ViewKind::Errors => "/errors",
+            ViewKind::TraceSearch => "/traces",
+            ViewKind::Trace => "/traces/{id}",
+            ViewKind::Logs => "/logs",
+            ViewKind::Metrics => "/explore",
         }
+    }
+
+    /// The kind of page at `path` (matched against each kind's [`ViewKind::route`]), or
+    /// `None` for a path that is not a savable page.
+    pub fn of_path(path: &str) -> Option<ViewKind> {
+        let segments = |p: &'static str| p.trim_start_matches('/').split('/');
+        Self::ALL.into_iter().find(|kind| {
+            let mut wanted = segments(kind.route());
+            let mut given = path.trim_start_matches('/').split('/');
+            loop {
+                match (wanted.next(), given.next()) {
+                    (None, None) => return true,
+                    (Some(w), Some(g)) if w.starts_with('{') => {
+                        if g.is_empty() {
+                            return false;
+                        }
+                    }
+                    (Some(w), Some(g)) if w == g => {}
+                    _ => return false,
+                }
+            }
+        })
     }
 
     /// Stable name, as stored and as the API shows it.
@@ -67,19 +100,10 @@ impl ViewKind {
     }
 
     fn parse(s: &str) -> ViewKind {
-        [
-            ViewKind::Overview,
-            ViewKind::Map,
-            ViewKind::Service,
-            ViewKind::Errors,
-            ViewKind::TraceSearch,
-            ViewKind::Trace,
-            ViewKind::Logs,
-            ViewKind::Metrics,
-        ]
-        .into_iter()
-        .find(|k| k.as_str() == s)
-        .unwrap_or(ViewKind::Overview)
+        Self::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .unwrap_or(ViewKind::Overview)
     }
 
     /// Whether the page has a time range picker (a trace page shows one trace, whenever).
@@ -342,12 +366,12 @@ impl MetaStore {
 
     /// One view.
     pub async fn view(&self, id: i64) -> Result<SavedView, MetaError> {
-        self.tx(move |tx| get_in(tx, id)).await
+        self.read(move |tx| get_in(tx, id)).await
     }
 
     /// Views matching `filter`, newest first.
     pub async fn views(&self, filter: ViewFilter) -> Result<Vec<SavedView>, MetaError> {
-        self.tx(move |tx| {
+        self.read(move |tx| {
             let mut stmt = tx.prepare(&format!(
                 "SELECT {COLUMNS} FROM views ORDER BY created_ns DESC, id DESC"
             ))?;
@@ -439,7 +463,7 @@ impl MetaStore {
 
     /// Titles of the post-mortems that use a view, for the delete confirmation.
     pub async fn postmortems_using(&self, view_id: i64) -> Result<Vec<(i64, String)>, MetaError> {
-        self.tx(move |tx| {
+        self.read(move |tx| {
             let mut stmt = tx.prepare(
                 "SELECT DISTINCT p.id, p.title FROM postmortems p \
                  JOIN postmortem_views pv ON pv.postmortem_id = p.id WHERE pv.view_id = ?1",
@@ -454,7 +478,7 @@ impl MetaStore {
 
     /// Ids of every pinned view (to clean up snapshots nobody references).
     pub async fn pinned_view_ids(&self) -> Result<Vec<i64>, MetaError> {
-        self.tx(|tx| {
+        self.read(|tx| {
             let mut stmt = tx.prepare("SELECT id FROM views WHERE pinned_at_ns IS NOT NULL")?;
             let ids = stmt
                 .query_map([], |r| r.get(0))?
@@ -478,6 +502,11 @@ mod tests {
             Some(ViewKind::Service)
         );
         assert_eq!(ViewKind::of_path("/static/app.js"), None);
+        assert_eq!(ViewKind::of_path("/traces"), Some(ViewKind::TraceSearch));
+        assert_eq!(ViewKind::of_path("/explore"), Some(ViewKind::Metrics));
+        assert_eq!(ViewKind::of_path("/traces/"), None, "an empty id");
+        assert_eq!(ViewKind::of_path("/services"), None);
+        assert_eq!(ViewKind::of_path("/services/a/b"), None);
         assert!(PageAddress::parse("https://evil.example/").is_err());
         assert!(PageAddress::parse("//evil.example/logs").is_err());
         let trace = PageAddress::parse("/traces/0af7651916cd43dd8448eb211c80319c?x=1").unwrap();

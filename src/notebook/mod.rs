@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
-use crate::evidence::{PinError, Pins};
+use crate::evidence::{PinError, PinOutcome, PinProgress, Pins, PIN_WAIT};
 use crate::meta::views::{NewView, PageAddress, SavedView};
 use crate::meta::{MetaError, MetaStore};
 use crate::model::window::TimeParams;
@@ -73,14 +73,34 @@ impl Notebook {
         if !pin {
             return Ok(view);
         }
-        match self.pins.pin(&self.meta, engine, &view).await {
-            Ok(pinned) => Ok(pinned),
-            Err(e) => {
+        let ticket = self.pins.start_pin(&self.meta, engine, &view)?;
+        match ticket.wait(PIN_WAIT).await {
+            PinOutcome::Done(Ok(pinned)) => Ok(pinned),
+            PinOutcome::Done(Err(e)) => {
                 // A view that could not keep its evidence is not saved half-way.
-                let _ = self.meta.delete_view(view.id).await;
+                let _ = self.delete_view(view.id).await;
                 Err(e)
             }
+            // Still copying: the view is saved, and its page shows the pin's progress (or
+            // why it failed, leaving the view on live data).
+            PinOutcome::Running => Ok(view),
         }
+    }
+
+    /// Pins a saved view's rows out of `engine` again (replacing an older pin), waiting for
+    /// the job at most [`PIN_WAIT`]: the view as it is then (pinned, or still pinning).
+    pub async fn pin_view(&self, engine: &QueryEngine, id: i64) -> Result<SavedView, PinError> {
+        let view = self.meta.view(id).await?;
+        let ticket = self.pins.start_pin(&self.meta, engine, &view)?;
+        match ticket.wait(PIN_WAIT).await {
+            PinOutcome::Done(outcome) => outcome,
+            PinOutcome::Running => Ok(view),
+        }
+    }
+
+    /// Where view `id`'s pin job is, while one runs or after one failed.
+    pub fn pin_progress(&self, id: i64) -> Option<PinProgress> {
+        self.pins.progress(id)
     }
 
     /// Deletes a view and its evidence.
@@ -92,6 +112,11 @@ impl Notebook {
 
     /// Drops a view's evidence; it then opens on whatever live data is left.
     pub async fn unpin_view(&self, id: i64) -> Result<SavedView, MetaError> {
+        if self.pin_progress(id).is_some_and(|p| p.is_running()) {
+            return Err(MetaError::Conflict(format!(
+                "view {id} is being pinned; unpin it once that is done"
+            )));
+        }
         let view = self.meta.set_pin(id, None).await?;
         self.pins.remove(id);
         Ok(view)

@@ -28,12 +28,6 @@ impl Notebook {
         self.meta.postmortems_using(view_id).await
     }
 
-    /// Copies a saved view's rows out of `engine` again (replacing an older pin).
-    pub async fn pin_view(&self, engine: &QueryEngine, id: i64) -> Result<SavedView, PinError> {
-        let view = self.meta.view(id).await?;
-        self.pins.pin(&self.meta, engine, &view).await
-    }
-
     /// A query engine over a pinned view's evidence.
     pub fn pinned_engine(&self, id: i64) -> Result<QueryEngine, PinError> {
         self.pins.engine(id)

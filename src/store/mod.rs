@@ -9,6 +9,7 @@ pub mod columns;
 mod footer_cache;
 pub mod logs;
 pub mod metrics;
+mod off_workers;
 mod partition;
 pub mod prefilter;
 pub mod rollups;
@@ -32,6 +33,7 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
 use crate::model::{LogRow, MetricPoint, Signal, SpanRow};
+use off_workers::decode_row_groups;
 pub use partition::{Partition, HOUR_NANOS};
 pub use prefilter::Prefilter;
 
@@ -243,8 +245,8 @@ impl StoredRow for crate::rollup::RollupRow {
     /// By kind, service and minute (what the overview and the map read), then the rest of
     /// the cell's key, so the rows of one cell sit next to each other for [`Self::fold`].
     fn order(a: &Self, b: &Self) -> Ordering {
-        (a.kind, &a.service, a.minute)
-            .cmp(&(b.kind, &b.service, b.minute))
+        (a.kind(), &a.service, a.minute)
+            .cmp(&(b.kind(), &b.service, b.minute))
             .then_with(|| a.cell_key().cmp(&b.cell_key()))
     }
     fn fold(into: &mut Self, next: &Self) -> bool {
@@ -501,7 +503,7 @@ impl Store {
         if let Some(filter) = prefilter.row_filter(builder.parquet_schema()) {
             builder = builder.with_row_filter(filter);
         }
-        let batches: Vec<RecordBatch> = builder.build()?.try_collect().await?;
+        let batches = decode_row_groups(builder.build()?).await?;
         let mut out = Vec::new();
         for batch in &batches {
             T::from_batch(batch, keep, &mut out)?;
@@ -518,7 +520,7 @@ impl Store {
         let (reader, footer) = self.open(path).await?;
         let builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, footer)
             .with_row_groups(row_groups);
-        Ok(builder.build()?.try_collect().await?)
+        decode_row_groups(builder.build()?).await
     }
 
     /// Reads only `columns` of the rows of the given row groups that pass `prefilter`: for
@@ -542,7 +544,7 @@ impl Store {
         if let Some(filter) = prefilter.row_filter(builder.parquet_schema()) {
             builder = builder.with_row_filter(filter);
         }
-        Ok(builder.build()?.try_collect().await?)
+        decode_row_groups(builder.build()?).await
     }
 
     /// Number of row groups in one file (reads only its footer).

@@ -20,7 +20,9 @@ pub use record::{decode, encode, Decoded, HEADER_LEN};
 use crate::model::Signal;
 
 /// When appended records reach the disk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum SyncPolicy {
     /// `fdatasync` before every acknowledgement (default): nothing acknowledged is lost even

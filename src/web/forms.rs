@@ -108,6 +108,11 @@ pub fn meta_error(e: MetaError) -> Response {
         MetaError::Invalid(m) => message(StatusCode::BAD_REQUEST, "Not saved", m),
         MetaError::NotFound(m) => message(StatusCode::NOT_FOUND, "Not found", m),
         MetaError::Conflict(m) => message(StatusCode::CONFLICT, "Not saved", m),
+        busy @ MetaError::Busy(_) => message(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Not saved",
+            format!("{busy}; try again in a moment"),
+        ),
         other => {
             tracing::error!("metadata store failed: {other}");
             message(
@@ -141,4 +146,46 @@ pub fn pin_error(e: PinError) -> Response {
 /// After a successful post: go to `to` (303, so a reload does not post again).
 pub fn see_other(to: &str) -> Response {
     Redirect::to(to).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_refusal_has_its_status() {
+        let status = |e: MetaError| meta_error(e).status();
+        assert_eq!(
+            status(MetaError::Invalid("x".into())),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            status(MetaError::NotFound("x".into())),
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            status(MetaError::Conflict("x".into())),
+            StatusCode::CONFLICT
+        );
+        assert_eq!(
+            status(MetaError::Task("x".into())),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+        let pin_status = |e: PinError| pin_error(e).status();
+        assert_eq!(
+            pin_status(PinError::NothingToPin("gone".into())),
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            pin_status(PinError::Query(crate::query::QueryError::TooLarge(
+                "2 000 001 rows".into()
+            ))),
+            StatusCode::PAYLOAD_TOO_LARGE
+        );
+        assert_eq!(
+            pin_status(PinError::Meta(MetaError::Conflict("pinning".into()))),
+            StatusCode::CONFLICT
+        );
+        assert_eq!(see_other("/views/1").status(), StatusCode::SEE_OTHER);
+    }
 }

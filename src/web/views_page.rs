@@ -11,6 +11,7 @@ use axum::Router;
 use super::forms::{meta_error, pin_error, see_other, FormFields, PageToken};
 use super::view_render::{self, CONTENT_START};
 use super::{format, message, render, SaveForm, WebState};
+use crate::evidence::{PinProgress, PIN_JOBS_AT_ONCE};
 use crate::meta::postmortems::{PostMortemEdit, PostMortemSummary};
 use crate::meta::views::{NewView, SavedView, ViewEdit, ViewFilter};
 
@@ -133,6 +134,32 @@ struct ViewDetailPage {
     token: String,
     used_by: Vec<(i64, String)>,
     postmortems: Vec<PostMortemSummary>,
+    /// What the view's pin job is doing ("Pinning: reading the rows… since 12:00:01"), or
+    /// why it failed.
+    pinning: Option<String>,
+    /// Whether the job still runs (the page then reloads itself every 2 s).
+    pinning_running: bool,
+}
+
+/// The view page's line about a pin job.
+fn pinning_text(progress: &PinProgress) -> String {
+    match progress {
+        PinProgress::Queued { since } => format!(
+            "Pinning: waiting for one of {PIN_JOBS_AT_ONCE} pin slots since {}…",
+            format::time(*since)
+        ),
+        PinProgress::Collecting { since } => {
+            format!("Pinning: reading the rows behind the view since {}…", format::time(*since))
+        }
+        PinProgress::Writing { since, rows } => format!(
+            "Pinning: writing {rows} records as this view's evidence since {}…",
+            format::time(*since)
+        ),
+        PinProgress::Failed { at, message } => format!(
+            "Pinning failed at {}: {message}. The view opens on the live data; pin it again to retry.",
+            format::time(*at)
+        ),
+    }
 }
 
 async fn detail(
@@ -147,6 +174,7 @@ async fn detail(
     };
     let used_by = meta.postmortems_using(id).await.unwrap_or_default();
     let postmortems = meta.postmortems().await.unwrap_or_default();
+    let progress = meta.pin_progress(id);
     render(
         &ViewDetailPage {
             title: view.name.clone(),
@@ -157,6 +185,8 @@ async fn detail(
             token,
             used_by,
             postmortems,
+            pinning: progress.as_ref().map(pinning_text),
+            pinning_running: progress.is_some_and(|p| p.is_running()),
         },
         StatusCode::OK,
     )
@@ -283,5 +313,72 @@ async fn act(
             "Page not found",
             format!("There is no view action {other:?}."),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::meta::views::{Pin, ViewKind};
+
+    fn view(pin: Option<Pin>, relative: bool) -> SavedView {
+        SavedView {
+            id: 7,
+            name: "checkout <b>down</b>".into(),
+            note: String::new(),
+            tags: vec!["payment".into()],
+            kind: ViewKind::Logs,
+            url: "/logs?q=error".into(),
+            relative,
+            start: 0,
+            end: 60_000_000_000,
+            pin,
+            created: 0,
+            updated: 0,
+        }
+    }
+
+    #[test]
+    fn a_row_says_where_its_evidence_is_and_which_window_it_shows() {
+        let live = ViewRow::of(&view(None, false));
+        assert!(!live.pinned);
+        assert_eq!(live.evidence, "live data (not pinned)");
+        assert_eq!(
+            live.window,
+            "1970-01-01 00:00:00.000 – 1970-01-01 00:01:00.000"
+        );
+        assert_eq!(live.kind, "Logs");
+        let pinned = ViewRow::of(&view(
+            Some(Pin {
+                pinned_at: 0,
+                rows: 12_034,
+                bytes: 1_200_000,
+            }),
+            true,
+        ));
+        assert!(pinned.pinned);
+        assert_eq!(
+            pinned.evidence,
+            "pinned 1970-01-01 00:00:00.000: 12034 records, 1.2 MB"
+        );
+        assert_eq!(pinned.window, "relative (opens as “last …”)");
+        // The name is kept as typed: the template escapes it.
+        assert_eq!(pinned.name, "checkout <b>down</b>");
+    }
+
+    #[test]
+    fn pin_progress_reads_as_a_sentence() {
+        assert_eq!(
+            pinning_text(&PinProgress::Writing { since: 0, rows: 5 }),
+            "Pinning: writing 5 records as this view's evidence since 1970-01-01 00:00:00.000…"
+        );
+        assert!(pinning_text(&PinProgress::Queued { since: 0 })
+            .contains(&format!("one of {PIN_JOBS_AT_ONCE} pin slots")));
+        let failed = pinning_text(&PinProgress::Failed {
+            at: 0,
+            message: "disk full".into(),
+        });
+        assert!(failed.starts_with("Pinning failed at "), "{failed}");
+        assert!(failed.contains("disk full") && failed.contains("pin it again"));
     }
 }
