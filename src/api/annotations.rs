@@ -8,7 +8,8 @@ use axum::{Json, Router};
 use serde::Deserialize;
 
 use super::{bad_request, ApiError, JsonBody, NotebookState, TimeValue};
-use crate::model::time::{parse_time, NANOS_PER_SECOND};
+use crate::model::time::{UnixNanos, NANOS_PER_HOUR};
+use crate::model::window::Window;
 
 /// The routes.
 pub(super) fn router(state: NotebookState) -> Router {
@@ -59,17 +60,14 @@ async fn list(
     State(s): State<NotebookState>,
     Query(p): Query<ListParams>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let now = crate::model::time::now_ns();
-    let time = |t: Option<String>, default: i64| {
-        t.map(|t| parse_time(&t).map_err(bad_request))
-            .transpose()
-            .map(|t| t.unwrap_or(default))
-    };
-    let end = time(p.end, now)?;
-    let start = time(
-        p.start,
-        end.saturating_sub(7 * 24 * 3600 * NANOS_PER_SECOND),
-    )?;
+    let window = Window::from_params(
+        p.start.as_deref(),
+        p.end.as_deref(),
+        7 * 24 * NANOS_PER_HOUR,
+        UnixNanos::now(),
+    )
+    .map_err(|e| bad_request(e.to_string()))?;
+    let (start, end) = (window.start(), window.end());
     let service = p.service.filter(|s| !s.is_empty());
     let all = s.notebook.annotations(start, end, service).await?;
     Ok(Json(serde_json::json!({ "annotations": all })))

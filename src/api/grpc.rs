@@ -7,6 +7,8 @@ use std::collections::HashMap;
 
 use tonic::{Request, Response, Status};
 
+use crate::model::time::{UnixNanos, NANOS_PER_HOUR};
+use crate::model::window::Window;
 use crate::model::{value_text, Attributes, LogRow, Resource, SpanRow, TraceId};
 use crate::query::metrics::{GaugeAgg, MetricQuery};
 use crate::query::{
@@ -167,11 +169,16 @@ fn now() -> i64 {
     crate::model::time::now_ns()
 }
 
-/// A window from optional bounds: the last hour before `end` (default now) when no start.
-fn window(start: i64, end: i64) -> (i64, i64) {
-    const HOUR: i64 = 3_600_000_000_000;
-    let end = given(end).unwrap_or_else(now);
-    (given(start).unwrap_or(end.saturating_sub(HOUR)), end)
+/// A window from optional bounds: the last hour before `end` (default now) when no start;
+/// refused when reversed.
+fn window(start: i64, end: i64) -> Result<Window, Status> {
+    let end = given(end)
+        .map(UnixNanos::from_nanos)
+        .unwrap_or_else(UnixNanos::now);
+    let start = given(start)
+        .map(UnixNanos::from_nanos)
+        .unwrap_or(end.minus(NANOS_PER_HOUR));
+    Window::new(start, end).map_err(|e| Status::invalid_argument(e.to_string()))
 }
 
 #[tonic::async_trait]
@@ -328,7 +335,8 @@ impl QueryService for GrpcQueryApi {
         request: Request<proto::GetServiceMapRequest>,
     ) -> Result<Response<proto::GetServiceMapResponse>, Status> {
         let r = request.into_inner();
-        let (start, end) = window(r.start_unix_nano, r.end_unix_nano);
+        let w = window(r.start_unix_nano, r.end_unix_nano)?;
+        let (start, end) = (w.start(), w.end());
         let map = self.engine.service_map(start, end, end.min(now())).await?;
         Ok(Response::new(proto::GetServiceMapResponse {
             nodes: map
@@ -367,10 +375,11 @@ impl QueryService for GrpcQueryApi {
         if r.name.is_empty() {
             return Err(Status::invalid_argument("name is empty"));
         }
-        let (start, end) = window(r.start_unix_nano, r.end_unix_nano);
-        if end <= start {
+        let w = window(r.start_unix_nano, r.end_unix_nano)?;
+        if w.is_empty() {
             return Err(Status::invalid_argument("end must be after start"));
         }
+        let (start, end) = (w.start(), w.end());
         let gauge_agg = GaugeAgg::parse(&r.gauge_agg).map_err(Status::invalid_argument)?;
         let q = MetricQuery {
             name: r.name,
@@ -388,7 +397,7 @@ impl QueryService for GrpcQueryApi {
                 .into_iter()
                 .map(|s| proto::Series {
                     labels: s.labels.into_iter().collect(),
-                    value: s.value,
+                    value: s.value.name(),
                     unit: s.unit,
                     points: s
                         .points

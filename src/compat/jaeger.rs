@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 use crate::model::time::now_ns;
 use crate::model::{SpanRow, TraceId};
 use crate::query::{QueryEngine, QueryError, TraceSearch};
-use crate::rollup::RollupKind;
+use crate::rollup::RollupCell;
 
 /// The routes.
 pub fn router(engine: QueryEngine) -> Router {
@@ -78,12 +78,16 @@ async fn operations_of(
     let rollups = engine.rollups(end - WEEK_NANO, end).await?;
     let mut ops = BTreeSet::new();
     for r in rollups.iter().filter(|r| r.service == service) {
-        match r.kind {
-            RollupKind::Red => {
-                ops.insert((r.operation.clone(), r.detail.to_ascii_lowercase()));
+        match &r.cell {
+            RollupCell::Red {
+                operation,
+                span_kind,
+                ..
+            } => {
+                ops.insert((operation.clone(), span_kind.as_str().to_ascii_lowercase()));
             }
-            RollupKind::Edge => {
-                ops.insert((format!("{} {}", r.detail, r.operation), "client".into()));
+            RollupCell::Edge { callee, kind } => {
+                ops.insert((format!("{} {callee}", kind.as_str()), "client".into()));
             }
             _ => {}
         }

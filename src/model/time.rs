@@ -6,6 +6,44 @@
 /// Nanoseconds in a second.
 pub const NANOS_PER_SECOND: i64 = 1_000_000_000;
 
+/// Nanoseconds in an hour.
+pub const NANOS_PER_HOUR: i64 = 3600 * NANOS_PER_SECOND;
+
+/// A moment as the edges of the server read it: nanoseconds since the Unix epoch, from
+/// [`parse_time`] or the clock. Arithmetic on it saturates at the ends of the `i64` range
+/// instead of wrapping; the query layers below take the plain number ([`UnixNanos::nanos`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct UnixNanos(i64);
+
+impl UnixNanos {
+    /// Now.
+    pub fn now() -> UnixNanos {
+        UnixNanos(now_ns())
+    }
+
+    /// A moment given as nanoseconds (as gRPC and JSON numbers carry it).
+    pub const fn from_nanos(nanos: i64) -> UnixNanos {
+        UnixNanos(nanos)
+    }
+
+    /// Reads parameter `name` in any form [`parse_time`] reads; the error names it.
+    pub fn parse_param(name: &str, text: &str) -> Result<UnixNanos, String> {
+        parse_time(text)
+            .map(UnixNanos)
+            .map_err(|e| format!("invalid {name}: {e}"))
+    }
+
+    /// The nanoseconds.
+    pub const fn nanos(self) -> i64 {
+        self.0
+    }
+
+    /// `nanos` earlier (the earliest moment when that is before it).
+    pub fn minus(self, nanos: i64) -> UnixNanos {
+        UnixNanos(self.0.saturating_sub(nanos))
+    }
+}
+
 /// Now, Unix nanoseconds (0 only if the clock is before 1970 or after 2262).
 pub fn now_ns() -> i64 {
     chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0)

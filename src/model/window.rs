@@ -4,7 +4,93 @@
 
 use serde::Deserialize;
 
-use super::time::{parse_time, picker_text, NANOS_PER_SECOND};
+use super::time::{parse_time, picker_text, UnixNanos, NANOS_PER_SECOND};
+
+/// A query's time range `[start, end]` as the APIs read it, checked once at the edge:
+/// times parsed by the one parser, defaults applied, start not after end. Each protocol says
+/// a [`WindowError`] in its own words (Prometheus and Loki clients know theirs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    start: UnixNanos,
+    end: UnixNanos,
+}
+
+/// Why a window was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WindowError {
+    /// A bound did not parse; the text names the parameter.
+    #[error("{0}")]
+    Invalid(String),
+    /// The end is before the start.
+    #[error("the end of the time range is before its start")]
+    Reversed,
+    /// More steps than one series may have.
+    #[error("{points} points per series exceed the {max} allowed; use a larger step")]
+    TooManyPoints { points: i64, max: i64 },
+}
+
+impl Window {
+    /// `[start, end]`, refused when the end is before the start.
+    pub fn new(start: UnixNanos, end: UnixNanos) -> Result<Window, WindowError> {
+        if end < start {
+            return Err(WindowError::Reversed);
+        }
+        Ok(Window { start, end })
+    }
+
+    /// From optional `start`/`end` parameters (any form [`parse_time`] reads): the end
+    /// defaults to `now`, the start to `default_len` nanoseconds before the end.
+    pub fn from_params(
+        start: Option<&str>,
+        end: Option<&str>,
+        default_len: i64,
+        now: UnixNanos,
+    ) -> Result<Window, WindowError> {
+        let read = |name: &str, text: Option<&str>| {
+            text.filter(|t| !t.trim().is_empty())
+                .map(|t| UnixNanos::parse_param(name, t).map_err(WindowError::Invalid))
+                .transpose()
+        };
+        let end = read("end", end)?.unwrap_or(now);
+        let start = read("start", start)?.unwrap_or(end.minus(default_len));
+        Window::new(start, end)
+    }
+
+    /// The start, Unix ns.
+    pub fn start(&self) -> i64 {
+        self.start.nanos()
+    }
+
+    /// The end, Unix ns.
+    pub fn end(&self) -> i64 {
+        self.end.nanos()
+    }
+
+    /// Whether start and end are the same moment.
+    pub fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+
+    /// Its length in nanoseconds (saturating: a window across the whole `i64` range is
+    /// `i64::MAX` long).
+    pub fn len_nanos(&self) -> i64 {
+        self.end().saturating_sub(self.start())
+    }
+
+    /// The step times `start, start + step, …` up to the end, refused beyond `max_points`
+    /// before any is made.
+    pub fn steps(&self, step: i64, max_points: i64) -> Result<Vec<i64>, WindowError> {
+        let step = step.max(1);
+        let count = self.len_nanos() / step;
+        if count >= max_points {
+            return Err(WindowError::TooManyPoints {
+                points: count.saturating_add(1),
+                max: max_points,
+            });
+        }
+        Ok((0..=count).map(|i| self.start() + i * step).collect())
+    }
+}
 
 /// Relative ranges offered by the picker, with their length in seconds.
 pub const RANGES: &[(&str, i64)] = &[
@@ -152,5 +238,37 @@ mod tests {
         }
         .resolve(now)
         .is_err());
+    }
+
+    #[test]
+    fn query_windows_default_check_and_step() {
+        let now = UnixNanos::from_nanos(10 * NANOS_PER_SECOND);
+        let w = Window::from_params(None, None, 4 * NANOS_PER_SECOND, now).unwrap();
+        assert_eq!(
+            (w.start(), w.end()),
+            (6 * NANOS_PER_SECOND, 10 * NANOS_PER_SECOND)
+        );
+        assert_eq!(
+            w.steps(2 * NANOS_PER_SECOND, 100).unwrap(),
+            [6, 8, 10].map(|s| s * NANOS_PER_SECOND)
+        );
+        assert!(matches!(
+            w.steps(1, 100),
+            Err(WindowError::TooManyPoints { max: 100, .. })
+        ));
+        assert_eq!(
+            Window::from_params(Some("20"), Some("10"), 0, now),
+            Err(WindowError::Reversed)
+        );
+        let bad = Window::from_params(Some("yesterday"), None, 0, now).unwrap_err();
+        assert!(bad.to_string().starts_with("invalid start:"), "{bad}");
+        // 580 years: the length saturates instead of wrapping.
+        let huge = Window::new(
+            UnixNanos::from_nanos(i64::MIN + 1),
+            UnixNanos::from_nanos(i64::MAX),
+        )
+        .unwrap();
+        assert_eq!(huge.len_nanos(), i64::MAX);
+        assert!(huge.steps(NANOS_PER_SECOND, 11_000).is_err());
     }
 }

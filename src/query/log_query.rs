@@ -95,6 +95,28 @@ pub fn parse(query: &str) -> Result<LogFilter, QuerySyntaxError> {
 }
 
 impl LogFilter {
+    /// The filter of body text as the query language reads a quoted value: its words, as
+    /// a phrase when there are several (tokenized as the index tokenizes bodies).
+    pub fn body_text(text: &str) -> LogFilter {
+        let tokens = text::tokens(&mut text::analyzer(), text);
+        if tokens.is_empty() {
+            LogFilter::All
+        } else {
+            let phrase = tokens.len() > 1;
+            LogFilter::Text { tokens, phrase }
+        }
+    }
+
+    /// All of `parts` (which may be none: everything matches).
+    pub fn all_of(mut parts: Vec<LogFilter>) -> LogFilter {
+        parts.retain(|p| !matches!(p, LogFilter::All));
+        match parts.len() {
+            0 => LogFilter::All,
+            1 => parts.remove(0),
+            _ => LogFilter::And(parts),
+        }
+    }
+
     /// How many words, fields and values the filter combines.
     fn terms(&self) -> usize {
         match self {

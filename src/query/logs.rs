@@ -46,10 +46,11 @@ pub struct LogHistogram {
     pub total: u64,
 }
 
-/// Parameters of a log search.
+/// Parameters of a log search: its query as text (`LogSearch`) or parsed already
+/// (`LogSearch<LogFilter>`, for callers that build the filter themselves, like the Loki API).
 #[derive(Debug, Clone, Default)]
-pub struct LogSearch {
-    pub query: String,
+pub struct LogSearch<Q = String> {
+    pub query: Q,
     pub start: Option<i64>,
     pub end: Option<i64>,
     pub limit: usize,
@@ -86,6 +87,22 @@ impl QueryEngine {
     /// Log records matching a query, newest first, one page at a time.
     pub async fn search_logs(&self, search: &LogSearch) -> Result<LogSearchResult, QueryError> {
         let filter = log_query::parse(&search.query)?;
+        self.search_logs_matching(&LogSearch {
+            query: filter,
+            start: search.start,
+            end: search.end,
+            limit: search.limit,
+            before: search.before,
+        })
+        .await
+    }
+
+    /// [`QueryEngine::search_logs`] with the query parsed already.
+    pub async fn search_logs_matching(
+        &self,
+        search: &LogSearch<LogFilter>,
+    ) -> Result<LogSearchResult, QueryError> {
+        let filter = &search.query;
         let highlight = filter.highlight_tokens();
         let limit = search.limit.clamp(1, MAX_LOG_LIMIT);
         let skip = search.before.map_or(0, |c| c.skip);
@@ -96,7 +113,7 @@ impl QueryEngine {
         let wanted = limit + skip;
         let mut logs = Vec::new();
         let scanned = self
-            .visit_logs(&filter, search.start, end, |batch, next_block_newest| {
+            .visit_logs(filter, search.start, end, |batch, next_block_newest| {
                 logs.extend(batch);
                 // Blocks come newest first: once `wanted` rows are newer than everything left,
                 // nothing older can enter the page.

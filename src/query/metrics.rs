@@ -70,11 +70,50 @@ impl MetricQuery {
 #[derive(Debug, Clone, Serialize)]
 pub struct Series {
     pub labels: BTreeMap<String, String>,
-    /// `rate` (per second), `gauge`, `p50`, `p95`, `p99`, `count_rate`.
-    pub value: String,
+    /// What the points are (served as `rate`, `gauge`, `p50`, `p95`, `p99`, `count_rate`).
+    pub value: SeriesValue,
     pub unit: String,
     /// (step start in Unix ns, value); steps without data are absent.
     pub points: Vec<(i64, f64)>,
+}
+
+/// What a series' points measure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum SeriesValue {
+    /// A gauge aggregated per step (or the last value of a non-monotonic sum).
+    Gauge,
+    /// A monotonic sum's increase per second.
+    Rate,
+    /// A histogram's percentile (50, 95 or 99), interpolated in its buckets.
+    Percentile(u8),
+    /// A histogram's observations per second.
+    CountRate,
+}
+
+impl SeriesValue {
+    /// The percentiles a histogram is shown as.
+    pub const PERCENTILES: [u8; 3] = [50, 95, 99];
+
+    /// The name it is served and labelled by.
+    pub fn name(self) -> String {
+        match self {
+            SeriesValue::Gauge => "gauge".into(),
+            SeriesValue::Rate => "rate".into(),
+            SeriesValue::Percentile(p) => format!("p{p}"),
+            SeriesValue::CountRate => "count_rate".into(),
+        }
+    }
+
+    /// Whether the points are per second.
+    pub fn is_per_second(self) -> bool {
+        matches!(self, SeriesValue::Rate | SeriesValue::CountRate)
+    }
+}
+
+impl Serialize for SeriesValue {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.name())
+    }
 }
 
 /// What one step of one group accumulates.
@@ -252,9 +291,9 @@ pub fn evaluate(q: &MetricQuery, mut points: Vec<MetricPoint>) -> Vec<Series> {
     let secs = step as f64 / 1e9;
     let mut out = Vec::new();
     for (labels, steps) in groups {
-        let series = |value: &str, f: &dyn Fn(&Acc) -> Option<f64>| Series {
+        let series = |value: SeriesValue, f: &dyn Fn(&Acc) -> Option<f64>| Series {
             labels: labels.clone(),
-            value: value.to_string(),
+            value,
             unit: unit.clone(),
             points: steps
                 .iter()
@@ -263,7 +302,7 @@ pub fn evaluate(q: &MetricQuery, mut points: Vec<MetricPoint>) -> Vec<Series> {
                 .collect(),
         };
         match kind {
-            MetricKind::Gauge => out.push(series("gauge", &|a| {
+            MetricKind::Gauge => out.push(series(SeriesValue::Gauge, &|a| {
                 Some(match q.gauge_agg {
                     GaugeAgg::Avg => a.sum / a.n as f64,
                     GaugeAgg::Min => a.min,
@@ -272,17 +311,20 @@ pub fn evaluate(q: &MetricQuery, mut points: Vec<MetricPoint>) -> Vec<Series> {
                 })
             })),
             MetricKind::Sum if points.first().is_some_and(|p| !p.is_monotonic) => {
-                out.push(series("gauge", &|a| Some(a.last.1)))
+                out.push(series(SeriesValue::Gauge, &|a| Some(a.last.1)))
             }
-            MetricKind::Sum => out.push(series("rate", &|a| Some(a.sum / secs))),
+            MetricKind::Sum => out.push(series(SeriesValue::Rate, &|a| Some(a.sum / secs))),
             MetricKind::Histogram => {
-                for (name, q) in [("p50", 0.5), ("p95", 0.95), ("p99", 0.99)] {
-                    out.push(series(name, &|a| bucket_quantile(&a.buckets, &a.bounds, q)));
+                for p in SeriesValue::PERCENTILES {
+                    let q = f64::from(p) / 100.0;
+                    out.push(series(SeriesValue::Percentile(p), &|a| {
+                        bucket_quantile(&a.buckets, &a.bounds, q)
+                    }));
                 }
-                out.push(series("count_rate", &|a| Some(a.count / secs)));
+                out.push(series(SeriesValue::CountRate, &|a| Some(a.count / secs)));
             }
             MetricKind::ExponentialHistogram | MetricKind::Summary => {
-                out.push(series("count_rate", &|a| Some(a.count / secs)))
+                out.push(series(SeriesValue::CountRate, &|a| Some(a.count / secs)))
             }
         }
     }

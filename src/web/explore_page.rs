@@ -16,7 +16,7 @@ use super::service_page::TitledChart;
 use super::{format, render, SaveForm};
 use crate::model::time::now_ns;
 use crate::model::window::{TimeParams, TimeWindow, RANGES};
-use crate::query::metrics::{GaugeAgg, MetricQuery};
+use crate::query::metrics::{GaugeAgg, MetricQuery, SeriesValue};
 use crate::query::{MetricName, QueryEngine};
 
 /// Points per chart the step aims at.
@@ -146,14 +146,15 @@ async fn charts_of(
         gauge_agg,
     };
     let series = engine.metric_query(&q).await.map_err(|e| e.to_string())?;
-    fn panel(value: &str) -> &str {
-        match value {
-            "p50" | "p95" | "p99" => "latency percentiles",
-            other => other,
-        }
+    /// The lines of one chart: a histogram's percentiles share one, every other value has
+    /// its own.
+    #[derive(Default)]
+    struct Panel {
+        per_second: bool,
+        lines: Vec<LineSeries>,
+        legend: Vec<LegendEntry>,
     }
-    let mut panels: BTreeMap<&str, Vec<LineSeries>> = BTreeMap::new();
-    let mut legends: BTreeMap<&str, Vec<LegendEntry>> = BTreeMap::new();
+    let mut panels: BTreeMap<String, Panel> = BTreeMap::new();
     for s in &series {
         let labels = s
             .labels
@@ -162,17 +163,19 @@ async fn charts_of(
             .collect::<Vec<_>>()
             .join(", ");
         let label = if labels.is_empty() {
-            s.value.clone()
+            s.value.name()
         } else {
-            format!("{} {labels}", s.value)
+            format!("{} {labels}", s.value.name())
         };
-        let lines = panels.entry(panel(&s.value)).or_default();
-        let color = SERIES_COLORS[lines.len() % SERIES_COLORS.len()];
-        lines.push((label.clone(), color, s.points.clone()));
-        legends
-            .entry(panel(&s.value))
-            .or_default()
-            .push(LegendEntry { color, label });
+        let title = match s.value {
+            SeriesValue::Percentile(_) => "latency percentiles".into(),
+            other => other.name(),
+        };
+        let panel = panels.entry(title).or_default();
+        panel.per_second = s.value.is_per_second();
+        let color = SERIES_COLORS[panel.lines.len() % SERIES_COLORS.len()];
+        panel.lines.push((label.clone(), color, s.points.clone()));
+        panel.legend.push(LegendEntry { color, label });
     }
     let unit = if metric.kind == "histogram" {
         "ms".to_string()
@@ -181,8 +184,8 @@ async fn charts_of(
     };
     Ok(panels
         .into_iter()
-        .map(|(name, lines)| {
-            let per_second = name == "rate" || name == "count_rate";
+        .map(|(name, panel)| {
+            let per_second = panel.per_second;
             let unit = unit.clone();
             let fmt = move |v: f64| {
                 if per_second {
@@ -193,9 +196,9 @@ async fn charts_of(
             };
             let chart = TitledChart {
                 title: format!("{} — {name}", metric.name),
-                chart: charts::lines(&lines, window.start, window.end, &fmt),
+                chart: charts::lines(&panel.lines, window.start, window.end, &fmt),
             };
-            (chart, legends.remove(name).unwrap_or_default())
+            (chart, panel.legend)
         })
         .collect())
 }

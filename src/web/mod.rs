@@ -31,6 +31,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
+use crate::meta::views::ViewKind;
 use crate::model::window;
 use crate::notebook::Notebook;
 use crate::query::QueryEngine;
@@ -76,14 +77,15 @@ pub fn router(engine: QueryEngine, notebook: Notebook) -> Router {
 /// `state`'s engine; also used to render a pinned view from its evidence.
 pub fn pages(state: WebState) -> Router {
     Router::new()
-        .route("/", get(overview_page::handler))
-        .route("/map", get(map_page::handler))
-        .route("/services/{name}", get(service_page::handler))
-        .route("/errors", get(errors_page::handler))
-        .route("/traces", get(traces_page::handler))
-        .route("/traces/{id}", get(trace_page::handler))
-        .route("/logs", get(logs_page::handler))
-        .route("/explore", get(explore_page::handler))
+        // The savable pages, at the routes saved views are matched against.
+        .route(ViewKind::Overview.route(), get(overview_page::handler))
+        .route(ViewKind::Map.route(), get(map_page::handler))
+        .route(ViewKind::Service.route(), get(service_page::handler))
+        .route(ViewKind::Errors.route(), get(errors_page::handler))
+        .route(ViewKind::TraceSearch.route(), get(traces_page::handler))
+        .route(ViewKind::Trace.route(), get(trace_page::handler))
+        .route(ViewKind::Logs.route(), get(logs_page::handler))
+        .route(ViewKind::Metrics.route(), get(explore_page::handler))
         .with_state(state)
 }
 

@@ -156,24 +156,28 @@ pub async fn handler(
         let Ok(series) = engine.metric_query(&q).await else {
             continue;
         };
-        let mut by_instance: BTreeMap<String, Vec<LineSeries>> = BTreeMap::new();
+        // Per instance: whether its values are per second, and its lines.
+        let mut by_instance: BTreeMap<String, (bool, Vec<LineSeries>)> = BTreeMap::new();
         for (i, s) in series.iter().enumerate() {
             let instance = s.labels.get("instance").cloned().unwrap_or_default();
-            by_instance.entry(instance).or_default().push((
-                s.value.clone(),
+            let (per_second, lines) = by_instance.entry(instance).or_default();
+            *per_second = s.value.is_per_second();
+            lines.push((
+                s.value.name(),
                 SERIES_COLORS[i % SERIES_COLORS.len()],
                 s.points.clone(),
             ));
         }
-        for (instance, lines) in by_instance {
+        for (instance, (per_second, lines)) in by_instance {
             let unit = if m.kind == "histogram" {
                 "ms".to_string()
             } else {
                 m.unit.clone()
             };
-            let shown_unit = match lines.first().map(|l| l.0.as_str()) {
-                Some("rate") | Some("count_rate") => "/s".to_string(),
-                _ => unit.clone(),
+            let shown_unit = if per_second {
+                "/s".to_string()
+            } else {
+                unit.clone()
             };
             let fmt = move |v: f64| {
                 if shown_unit == "/s" {

@@ -22,9 +22,10 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 
 use crate::index::{StreamCount, LOG_STREAM_COLUMNS};
-use crate::model::time::parse_time;
+use crate::model::time::{UnixNanos, NANOS_PER_HOUR};
+use crate::model::window::{Window, WindowError};
 use crate::model::LogRow;
-use crate::query::{Counted, LogCursor, LogSearch, QueryEngine, QueryError};
+use crate::query::{Counted, LogCursor, LogFilter, LogSearch, QueryEngine, QueryError};
 use crate::store::Prefilter;
 use logql::{LogQuery, MetricQuery, Op, RangeFunction, Stage};
 
@@ -44,7 +45,8 @@ const PAGE: usize = 5_000;
 const MAX_SCAN: usize = 2_000_000;
 /// Loki's default line limit.
 const DEFAULT_LIMIT: usize = 100;
-const HOUR_NANO: i64 = 3_600_000_000_000;
+/// Most points one result series may have (Loki's and Prometheus' limit).
+const MAX_POINTS: i64 = 11_000;
 
 type Labels = BTreeMap<String, String>;
 
@@ -107,16 +109,28 @@ struct QueryParams {
     direction: Option<String>,
 }
 
-fn time(value: &Option<String>, name: &str) -> Result<Option<i64>, LokiError> {
-    value
-        .as_deref()
-        .filter(|v| !v.is_empty())
-        .map(|v| parse_time(v).map_err(|e| LokiError::bad(format!("invalid {name}: {e}"))))
-        .transpose()
+/// `start`/`end` of a request, the last hour by default.
+fn window_of(p: &QueryParams) -> Result<Window, LokiError> {
+    Window::from_params(
+        p.start.as_deref(),
+        p.end.as_deref(),
+        NANOS_PER_HOUR,
+        UnixNanos::now(),
+    )
+    .map_err(window_error)
 }
 
-fn now() -> i64 {
-    crate::model::time::now_ns()
+/// A refused window in Loki's words.
+fn window_error(e: WindowError) -> LokiError {
+    match e {
+        WindowError::Reversed => {
+            LokiError::bad("the query time range is invalid: end is before start")
+        }
+        WindowError::TooManyPoints { .. } => LokiError::bad(
+            "exceeded maximum resolution of 11,000 points per timeseries. Try increasing the value of the step parameter",
+        ),
+        WindowError::Invalid(m) => LokiError::bad(m),
+    }
 }
 
 /// A stream's labels from its record's resource and severity.
@@ -234,22 +248,17 @@ fn flatten(prefix: &str, value: &Value, out: &mut Labels) {
     }
 }
 
-/// What the index can narrow, as log query text: service and instance equality, and the
-/// whole words of each line filter (see [`whole_words`]).
-fn pushdown(q: &LogQuery) -> String {
-    let safe = |v: &str| {
-        !v.is_empty()
-            && v.chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | ':'))
-            && !v.starts_with('-')
-    };
+/// What the index can narrow, as a log filter: service and instance equality, and the
+/// whole words of each line filter (see [`whole_words`]); the rest of the query is checked
+/// line by line ([`pass`]).
+fn pushdown(q: &LogQuery) -> LogFilter {
     let selectors = q
         .matchers
         .iter()
-        .filter(|m| m.op == Op::Eq && safe(&m.value))
+        .filter(|m| m.op == Op::Eq && !m.value.is_empty())
         .filter_map(|m| match m.label.as_str() {
-            "service_name" => Some(format!("service:\"{}\"", m.value)),
-            "service_instance_id" => Some(format!("instance:\"{}\"", m.value)),
+            "service_name" => Some(LogFilter::Service(m.value.clone())),
+            "service_instance_id" => Some(LogFilter::Instance(m.value.clone())),
             _ => None,
         });
     let words = q.pipeline.iter().flat_map(|stage| match stage {
@@ -259,10 +268,11 @@ fn pushdown(q: &LogQuery) -> String {
         } => whole_words(text),
         _ => Vec::new(),
     });
-    selectors
-        .chain(words.map(|w| format!("\"{w}\"")))
-        .collect::<Vec<_>>()
-        .join(" ")
+    LogFilter::all_of(
+        selectors
+            .chain(words.map(|w| LogFilter::body_text(&w)))
+            .collect(),
+    )
 }
 
 /// The words of a line filter's text that every line holding the text holds as words of
@@ -317,7 +327,7 @@ async fn scan(
     };
     let mut scanned = 0;
     loop {
-        let page = engine.search_logs(&search).await?;
+        let page = engine.search_logs_matching(&search).await?;
         scanned += page.logs.len();
         for row in &page.logs {
             if let Some(labels) = pass(q, row) {
@@ -427,8 +437,7 @@ async fn counts_from_columns(
     let Some(checks) = column_checks(q) else {
         return Ok(None);
     };
-    let filter =
-        crate::query::log_query::parse(&pushdown(q)).map_err(|e| LokiError::bad(e.to_string()))?;
+    let filter = pushdown(q);
     let mut series = SeriesCounts {
         kept,
         slots: HashMap::new(),
@@ -705,8 +714,8 @@ fn sample(t: i64, v: f64) -> Value {
 }
 
 /// Loki's default step: the window in about 250 points, at least a second.
-fn default_step(start: i64, end: i64) -> i64 {
-    (end.saturating_sub(start) / 250).max(1_000_000_000)
+fn default_step(window: &Window) -> i64 {
+    (window.len_nanos() / 250).max(1_000_000_000)
 }
 
 async fn query_range(State(engine): State<QueryEngine>, Query(p): Query<QueryParams>) -> Response {
@@ -720,13 +729,8 @@ async fn run_range(engine: QueryEngine, p: QueryParams) -> Result<Response, Loki
         .query
         .as_deref()
         .ok_or_else(|| LokiError::bad("missing query parameter"))?;
-    let end = time(&p.end, "end")?.unwrap_or_else(now);
-    let start = time(&p.start, "start")?.unwrap_or(end.saturating_sub(HOUR_NANO));
-    if end < start {
-        return Err(LokiError::bad(
-            "the query time range is invalid: end is before start",
-        ));
-    }
+    let window = window_of(&p)?;
+    let (start, end) = (window.start(), window.end());
     match logql::parse(text)? {
         logql::Query::Log(q) => {
             let forward = match p.direction.as_deref() {
@@ -746,16 +750,9 @@ async fn run_range(engine: QueryEngine, p: QueryParams) -> Result<Response, Loki
         logql::Query::Metric(q) => {
             let step = match p.step.as_deref().filter(|s| !s.is_empty()) {
                 Some(s) => super::parse_step(s).map_err(LokiError::bad)?,
-                None => default_step(start, end),
+                None => default_step(&window),
             };
-            if end.saturating_sub(start) / step >= 11_000 {
-                return Err(LokiError::bad(
-                    "exceeded maximum resolution of 11,000 points per timeseries. Try increasing the value of the step parameter",
-                ));
-            }
-            let steps: Vec<i64> = (0..=end.saturating_sub(start) / step)
-                .map(|i| start + i * step)
-                .collect();
+            let steps = window.steps(step, MAX_POINTS).map_err(window_error)?;
             let series = metric(&engine, &q, &steps).await?;
             let result: Vec<Value> = series
                 .into_iter()
@@ -783,20 +780,24 @@ async fn query(State(engine): State<QueryEngine>, Query(p): Query<QueryParams>) 
             .query
             .as_deref()
             .ok_or_else(|| LokiError::bad("missing query parameter"))?;
-        let t = time(&p.time, "time")?.unwrap_or_else(now);
+        let t = match p.time.as_deref().filter(|t| !t.is_empty()) {
+            Some(text) => UnixNanos::parse_param("time", text).map_err(LokiError::bad)?,
+            None => UnixNanos::now(),
+        };
         match logql::parse(text)? {
             logql::Query::Log(q) => {
                 let limit = p.limit.unwrap_or(DEFAULT_LIMIT).max(1);
+                let (start, end) = (t.minus(NANOS_PER_HOUR).nanos(), t.nanos());
                 Ok(success(
-                    streams(&engine, &q, t - HOUR_NANO, t, limit, false).await?,
+                    streams(&engine, &q, start, end, limit, false).await?,
                 ))
             }
             logql::Query::Metric(q) => {
-                let series = metric(&engine, &q, &[t]).await?;
+                let series = metric(&engine, &q, &[t.nanos()]).await?;
                 let result: Vec<Value> = series
                     .into_iter()
                     .filter_map(|(labels, values)| {
-                        values[0].map(|v| json!({"metric": labels, "value": sample(t, v)}))
+                        values[0].map(|v| json!({"metric": labels, "value": sample(t.nanos(), v)}))
                     })
                     .collect();
                 Ok::<_, LokiError>(success(
@@ -811,11 +812,8 @@ async fn query(State(engine): State<QueryEngine>, Query(p): Query<QueryParams>) 
 
 /// The window of a labels request: `start`/`end`, default the last hour.
 fn label_window(p: &QueryParams) -> Result<(i64, i64), LokiError> {
-    let end = time(&p.end, "end")?.unwrap_or_else(now);
-    Ok((
-        time(&p.start, "start")?.unwrap_or(end.saturating_sub(HOUR_NANO)),
-        end,
-    ))
+    let window = window_of(p)?;
+    Ok((window.start(), window.end()))
 }
 
 /// Label values of a window: resource labels from the instances seen in it (the service
@@ -829,7 +827,7 @@ async fn values_of(
     let mut out = BTreeSet::new();
     if name == "level" {
         let mut search = LogSearch {
-            query: String::new(),
+            query: LogFilter::All,
             start: Some(start),
             end: Some(end),
             limit: PAGE,
@@ -837,7 +835,7 @@ async fn values_of(
         };
         // Levels are few: a few pages of the window find them all in practice.
         for _ in 0..4 {
-            let page = engine.search_logs(&search).await?;
+            let page = engine.search_logs_matching(&search).await?;
             for row in &page.logs {
                 if let Some(level) = stream_labels(row).remove("level") {
                     out.insert(level);
@@ -924,11 +922,20 @@ mod tests {
         assert_eq!(whole_words(" caf\u{e9} "), ["caf\u{e9}"]);
         let long = format!(" {} {} ", "a".repeat(63), "b".repeat(64));
         assert_eq!(whole_words(&long), ["a".repeat(63)]);
+        let narrowed = pushdown(&selector_of(
+            r#"{service_name="a", service_instance_id="a-1"} |= " timeout " != " ok " |= "x""#,
+        ));
+        let expected = LogFilter::And(vec![
+            LogFilter::Service("a".into()),
+            LogFilter::Instance("a-1".into()),
+            LogFilter::body_text("timeout"),
+        ]);
+        assert_eq!(format!("{narrowed:?}"), format!("{expected:?}"));
+        // A value that query text would have had to quote or escape is kept as it is.
+        let odd = pushdown(&selector_of(r#"{service_name="pay ment OR x*"}"#));
         assert_eq!(
-            pushdown(&selector_of(
-                r#"{service_name="a"} |= " timeout " != " ok " |= "x""#
-            )),
-            r#"service:"a" "timeout""#
+            format!("{odd:?}"),
+            format!("{:?}", LogFilter::Service("pay ment OR x*".into()))
         );
     }
 

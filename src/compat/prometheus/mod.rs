@@ -20,7 +20,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value as JsonValue};
 
-use crate::model::time::parse_time;
+use crate::model::time::{parse_time, UnixNanos, NANOS_PER_HOUR};
+use crate::model::window::{Window, WindowError};
 use crate::query::query_size::check_query_text;
 use crate::query::{QueryEngine, QueryError};
 use eval::{StepSeries, Value};
@@ -49,7 +50,7 @@ const MAX_POINTS: i64 = 11_000;
 /// Most series one query may read, so one broad selector cannot take the server.
 const MAX_SERIES: usize = 50_000;
 /// Window of `labels`, `label values` and `series` when the request gives none.
-const DEFAULT_WINDOW_NANO: i64 = 3_600_000_000_000;
+const DEFAULT_WINDOW_NANO: i64 = NANOS_PER_HOUR;
 
 /// A Prometheus API error: status, `errorType` and message.
 struct PromError(StatusCode, &'static str, String);
@@ -152,17 +153,27 @@ impl Params {
     }
 
     /// `start`/`end` with a default window ending now.
-    fn window(&self) -> Result<(i64, i64), PromError> {
-        let end = self.time("end")?.unwrap_or_else(crate::model::time::now_ns);
+    fn window(&self) -> Result<Window, PromError> {
+        let end = self
+            .time("end")?
+            .map(UnixNanos::from_nanos)
+            .unwrap_or_else(UnixNanos::now);
         let start = self
             .time("start")?
-            .unwrap_or(end.saturating_sub(DEFAULT_WINDOW_NANO));
-        if end < start {
-            return Err(PromError::bad_data(
-                "end timestamp must not be before start time",
-            ));
-        }
-        Ok((start, end))
+            .map(UnixNanos::from_nanos)
+            .unwrap_or(end.minus(DEFAULT_WINDOW_NANO));
+        Window::new(start, end).map_err(window_error)
+    }
+}
+
+/// A refused window in Prometheus' words.
+fn window_error(e: WindowError) -> PromError {
+    match e {
+        WindowError::Reversed => PromError::bad_data("end timestamp must not be before start time"),
+        WindowError::TooManyPoints { .. } => PromError::bad_data(
+            "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
+        ),
+        WindowError::Invalid(m) => PromError::bad_data(m),
     }
 }
 
@@ -287,19 +298,9 @@ async fn run_query_range(engine: QueryEngine, request: Request) -> Result<Respon
             .ok_or_else(|| PromError::bad_data("missing parameter \"step\""))?,
     )
     .map_err(PromError::bad_data)?;
-    if end < start {
-        return Err(PromError::bad_data(
-            "end timestamp must not be before start time",
-        ));
-    }
-    if end.saturating_sub(start) / step >= MAX_POINTS {
-        return Err(PromError::bad_data(
-            "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
-        ));
-    }
-    let steps: Vec<i64> = (0..=end.saturating_sub(start) / step)
-        .map(|i| start + i * step)
-        .collect();
+    let steps = Window::new(UnixNanos::from_nanos(start), UnixNanos::from_nanos(end))
+        .and_then(|w| w.steps(step, MAX_POINTS))
+        .map_err(window_error)?;
     let series = match evaluate(&engine, &expr, &steps).await? {
         Value::Scalar(v) => vec![StepSeries {
             labels: Default::default(),
@@ -329,7 +330,8 @@ async fn matched_series(
     params: &Params,
     required: bool,
 ) -> Result<Vec<series::Labels>, PromError> {
-    let (start, end) = params.window()?;
+    let window = params.window()?;
+    let (start, end) = (window.start(), window.end());
     let matchers = params.all("match[]");
     if matchers.is_empty() && required {
         return Err(PromError::bad_data("no match[] parameter provided"));
