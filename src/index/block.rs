@@ -240,7 +240,7 @@ pub fn rollup_block(
         b.time_min = b.time_min.min(r.minute);
         b.time_max = b.time_max.max(r.minute + crate::rollup::MINUTE - 1);
         b.term(fields.service, &r.service);
-        b.term(fields.name, r.kind.as_str());
+        b.term(fields.name, r.kind().as_str());
     }
     b.finish()
 }

@@ -7,7 +7,42 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use crate::rollup::{RollupKind, RollupRow, MINUTE};
+use crate::rollup::{RollupCell, RollupRow, MINUTE};
+
+/// A RED rollup row, its cell's parts at hand.
+#[derive(Debug, Clone, Copy)]
+struct RedRow<'a> {
+    minute: i64,
+    service: &'a str,
+    operation: &'a str,
+    instance: &'a str,
+    version: &'a str,
+    count: u64,
+    errors: u64,
+}
+
+impl<'a> RedRow<'a> {
+    /// `row` when it is a RED cell.
+    fn of(row: &'a RollupRow) -> Option<RedRow<'a>> {
+        match &row.cell {
+            RollupCell::Red {
+                operation,
+                instance,
+                version,
+                ..
+            } => Some(RedRow {
+                minute: row.minute,
+                service: &row.service,
+                operation,
+                instance,
+                version,
+                count: row.count,
+                errors: row.errors,
+            }),
+            _ => None,
+        }
+    }
+}
 
 /// A suggested timeline entry; `key` identifies it across requests (accept/dismiss).
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -53,21 +88,22 @@ impl Counts {
 /// Suggestions for the incident `[start, end]` from the rollups of
 /// `[start - LOOKBACK, end]`, in time order.
 pub fn suggest(rollups: &[RollupRow], start: i64, end: i64) -> Vec<Suggestion> {
-    let red: Vec<&RollupRow> = rollups
+    let red: Vec<RedRow> = rollups
         .iter()
-        .filter(|r| r.kind == RollupKind::Red && r.minute >= start - LOOKBACK && r.minute <= end)
+        .filter(|r| r.minute >= start - LOOKBACK && r.minute <= end)
+        .filter_map(RedRow::of)
         .collect();
     // Per service: minute → counts, and the baseline before the incident.
     let mut per_minute: BTreeMap<&str, BTreeMap<i64, Counts>> = BTreeMap::new();
     let mut baseline: BTreeMap<&str, Counts> = BTreeMap::new();
     for r in &red {
         if r.minute < start {
-            let b = baseline.entry(&r.service).or_default();
+            let b = baseline.entry(r.service).or_default();
             b.requests += r.count;
             b.errors += r.errors;
         } else {
             let c = per_minute
-                .entry(&r.service)
+                .entry(r.service)
                 .or_default()
                 .entry(r.minute)
                 .or_default();
@@ -137,7 +173,7 @@ pub fn suggest(rollups: &[RollupRow], start: i64, end: i64) -> Vec<Suggestion> {
         let operations: BTreeSet<&str> = red
             .iter()
             .filter(|r| r.minute == t && r.service == service && r.errors > 0)
-            .map(|r| r.operation.as_str())
+            .map(|r| r.operation)
             .collect();
         out.push(Suggestion {
             key: "first_error".into(),
@@ -173,11 +209,11 @@ fn origin<'a>(
     let candidates: Vec<&(i64, &str, Counts)> =
         first_elevated.iter().filter(|f| f.0 == earliest).collect();
     let calls_another = |caller: &str| {
-        rollups.iter().any(|r| {
-            r.kind == RollupKind::Edge
-                && r.service == caller
-                && r.operation != caller
-                && candidates.iter().any(|c| c.1 == r.operation)
+        rollups.iter().any(|r| match &r.cell {
+            RollupCell::Edge { callee, .. } => {
+                r.service == caller && callee != caller && candidates.iter().any(|c| c.1 == callee)
+            }
+            _ => false,
         })
     };
     candidates
@@ -188,25 +224,25 @@ fn origin<'a>(
 }
 
 /// The versions of `service` that served requests in `minute` (only erroring ones if asked).
-fn versions_at(red: &[&RollupRow], service: &str, minute: i64, erroring: bool) -> String {
+fn versions_at(red: &[RedRow], service: &str, minute: i64, erroring: bool) -> String {
     let versions: BTreeSet<&str> = red
         .iter()
         .filter(|r| r.service == service && r.minute == minute && (!erroring || r.errors > 0))
-        .map(|r| r.version.as_str())
+        .map(|r| r.version)
         .filter(|v| !v.is_empty())
         .collect();
     versions.into_iter().collect::<Vec<_>>().join(", ")
 }
 
 /// A version first seen inside the window, of a service that ran another version before.
-fn deploys(red: &[&RollupRow], start: i64, end: i64) -> Vec<Suggestion> {
+fn deploys(red: &[RedRow], start: i64, end: i64) -> Vec<Suggestion> {
     let mut first_seen: BTreeMap<(&str, &str), (i64, &str)> = BTreeMap::new();
     for r in red.iter().filter(|r| !r.version.is_empty()) {
         let e = first_seen
-            .entry((&r.service, &r.version))
-            .or_insert((r.minute, &r.instance));
+            .entry((r.service, r.version))
+            .or_insert((r.minute, r.instance));
         if r.minute < e.0 {
-            *e = (r.minute, &r.instance);
+            *e = (r.minute, r.instance);
         }
     }
     let mut out = Vec::new();
@@ -238,19 +274,19 @@ fn deploys(red: &[&RollupRow], start: i64, end: i64) -> Vec<Suggestion> {
 }
 
 /// Instances that stopped reporting inside the window, and ones that started.
-fn instance_changes(red: &[&RollupRow], start: i64, end: i64) -> Vec<Suggestion> {
+fn instance_changes(red: &[RedRow], start: i64, end: i64) -> Vec<Suggestion> {
     let mut seen: BTreeMap<(&str, &str), (i64, i64, &str)> = BTreeMap::new();
     let mut service_first: BTreeMap<&str, i64> = BTreeMap::new();
     for r in red.iter().filter(|r| !r.instance.is_empty()) {
         let e = seen
-            .entry((&r.service, &r.instance))
-            .or_insert((r.minute, r.minute, &r.version));
+            .entry((r.service, r.instance))
+            .or_insert((r.minute, r.minute, r.version));
         e.0 = e.0.min(r.minute);
         if r.minute >= e.1 {
             e.1 = r.minute;
-            e.2 = &r.version;
+            e.2 = r.version;
         }
-        let f = service_first.entry(&r.service).or_insert(r.minute);
+        let f = service_first.entry(r.service).or_insert(r.minute);
         *f = (*f).min(r.minute);
     }
     let mut out = Vec::new();
@@ -287,13 +323,14 @@ mod tests {
 
     fn red(minute: i64, service: &str, instance: &str, version: &str, n: u64, e: u64) -> RollupRow {
         RollupRow {
-            kind: RollupKind::Red,
             minute: minute * MINUTE,
             service: service.into(),
-            operation: "POST /charge".into(),
-            instance: instance.into(),
-            version: version.into(),
-            detail: "server".into(),
+            cell: RollupCell::Red {
+                operation: "POST /charge".into(),
+                instance: instance.into(),
+                version: version.into(),
+                span_kind: crate::model::SpanKind::Server,
+            },
             count: n,
             errors: e,
             latency: LatencyHistogram::default(),

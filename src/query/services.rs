@@ -8,7 +8,9 @@ use serde::Serialize;
 use super::metrics::MetricName;
 use super::{QueryEngine, QueryError};
 use crate::pipeline::{InstanceInfo, ServiceInfo};
-use crate::rollup::{ErrorGroupDetail, LatencyHistogram, RollupKind, RollupRow, MINUTE};
+use crate::rollup::{
+    ErrorGroupDetail, LatencyHistogram, RollupCell, RollupKind, RollupRow, MINUTE,
+};
 use crate::store::Prefilter;
 
 /// Requests, errors and latency of some set of spans over a window.
@@ -119,7 +121,7 @@ pub fn overview(
         let mut err = vec![0; n];
         for r in rollups
             .iter()
-            .filter(|r| r.kind == RollupKind::Red && r.service == info.name)
+            .filter(|r| r.kind() == RollupKind::Red && r.service == info.name)
         {
             acc.add(r);
             if let Some(i) = slot(start, r.minute, n) {
@@ -156,21 +158,40 @@ pub struct Breakdown {
     pub p95_per_minute: Vec<Option<i64>>,
 }
 
-/// Groups a service's RED rollups by `key_of`.
+/// What a service's RED figures are broken down by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BreakdownBy {
+    Operation,
+    Instance,
+    Version,
+}
+
+/// Groups a service's RED rollups by one part of their cells.
 pub fn breakdown(
     rollups: &[RollupRow],
     service: &str,
     start: i64,
     end: i64,
-    key_of: impl Fn(&RollupRow) -> String,
+    by: BreakdownBy,
 ) -> Vec<Breakdown> {
     let n = minutes(start, end);
     let mut groups: BTreeMap<String, Group> = BTreeMap::new();
-    for r in rollups
-        .iter()
-        .filter(|r| r.kind == RollupKind::Red && r.service == service)
-    {
-        let g = groups.entry(key_of(r)).or_insert_with(|| Group {
+    for r in rollups.iter().filter(|r| r.service == service) {
+        let RollupCell::Red {
+            operation,
+            instance,
+            version,
+            ..
+        } = &r.cell
+        else {
+            continue;
+        };
+        let key = match by {
+            BreakdownBy::Operation => operation,
+            BreakdownBy::Instance => instance,
+            BreakdownBy::Version => version,
+        };
+        let g = groups.entry(key.clone()).or_insert_with(|| Group {
             acc: RedAcc::default(),
             requests: vec![0; n],
             errors: vec![0; n],
@@ -241,12 +262,14 @@ pub fn service_map(
     start: i64,
     end: i64,
 ) -> ServiceMap {
-    let mut edges: BTreeMap<(String, String, String), RedAcc> = BTreeMap::new();
-    for r in rollups.iter().filter(|r| r.kind == RollupKind::Edge) {
-        edges
-            .entry((r.service.clone(), r.operation.clone(), r.detail.clone()))
-            .or_default()
-            .add(r);
+    let mut edges: BTreeMap<(String, String, &'static str), RedAcc> = BTreeMap::new();
+    for r in rollups {
+        if let RollupCell::Edge { callee, kind } = &r.cell {
+            edges
+                .entry((r.service.clone(), callee.clone(), kind.as_str()))
+                .or_default()
+                .add(r);
+        }
     }
     let known: BTreeSet<&str> = overview.iter().map(|o| o.name.as_str()).collect();
     let mut nodes: Vec<MapNode> = overview
@@ -269,7 +292,7 @@ pub fn service_map(
             MapEdge {
                 caller,
                 callee,
-                kind,
+                kind: kind.to_string(),
                 calls: red.requests,
                 errors: red.errors,
                 calls_per_second: red.rate,
@@ -328,45 +351,31 @@ pub fn errors(rollups: &[RollupRow], start: i64, end: i64, service: Option<&str>
         .iter()
         .filter(|r| service.is_none_or(|s| r.service == s))
     {
-        match r.kind {
-            RollupKind::Red | RollupKind::LogErrors => {
-                let count = if r.kind == RollupKind::Red {
-                    r.errors
-                } else {
-                    r.count
-                };
-                if count == 0 {
-                    continue;
-                }
-                let s = series
-                    .entry(r.service.clone())
-                    .or_insert_with(|| vec![0; n]);
-                if let Some(i) = slot(start, r.minute, n) {
-                    s[i] += count;
-                }
-            }
-            RollupKind::ErrorGroup => {
-                let Ok(detail) = serde_json::from_str::<ErrorGroupDetail>(&r.detail) else {
-                    continue;
-                };
-                let g = groups
-                    .entry(r.operation.clone())
-                    .or_insert_with(|| ErrorGroup {
-                        key: r.operation.clone(),
-                        detail: detail.clone(),
-                        count: 0,
-                        first_seen: r.minute,
-                        last_seen: r.minute,
-                        services: Vec::new(),
-                        instances: Vec::new(),
-                        versions: Vec::new(),
-                    });
+        let failures = match &r.cell {
+            RollupCell::Red { .. } => r.errors,
+            RollupCell::LogErrors { .. } => r.count,
+            RollupCell::ErrorGroup {
+                key,
+                instance,
+                version,
+                example,
+            } => {
+                let g = groups.entry(key.clone()).or_insert_with(|| ErrorGroup {
+                    key: key.clone(),
+                    detail: example.clone(),
+                    count: 0,
+                    first_seen: r.minute,
+                    last_seen: r.minute,
+                    services: Vec::new(),
+                    instances: Vec::new(),
+                    versions: Vec::new(),
+                });
                 g.count += r.count;
                 g.first_seen = g.first_seen.min(r.minute);
                 g.last_seen = g.last_seen.max(r.minute + MINUTE - 1);
                 // The example is the earliest one (then the smallest id), whatever order the
                 // rows come in, so a page renders the same from memory and from Parquet.
-                if let Some(id) = &detail.example_trace_id {
+                if let Some(id) = &example.example_trace_id {
                     let candidate = (r.minute, id.clone());
                     let better = match (&g.detail.example_trace_id, example_at.get(&g.key)) {
                         (Some(old), Some(at)) => candidate < (*at, old.clone()),
@@ -374,20 +383,30 @@ pub fn errors(rollups: &[RollupRow], start: i64, end: i64, service: Option<&str>
                     };
                     if better {
                         example_at.insert(g.key.clone(), r.minute);
-                        g.detail = detail;
+                        g.detail = example.clone();
                     }
                 }
                 for (list, v) in [
                     (&mut g.services, &r.service),
-                    (&mut g.instances, &r.instance),
-                    (&mut g.versions, &r.version),
+                    (&mut g.instances, instance),
+                    (&mut g.versions, version),
                 ] {
                     if !v.is_empty() && !list.contains(v) {
                         list.push(v.clone());
                     }
                 }
+                continue;
             }
-            RollupKind::Edge => {}
+            RollupCell::Edge { .. } => continue,
+        };
+        if failures == 0 {
+            continue;
+        }
+        let s = series
+            .entry(r.service.clone())
+            .or_insert_with(|| vec![0; n]);
+        if let Some(i) = slot(start, r.minute, n) {
+            s[i] += failures;
         }
     }
     let total: Vec<u64> = (0..n)
@@ -527,9 +546,9 @@ impl QueryEngine {
             return Ok(None);
         };
         Ok(Some(ServiceDetail {
-            operations: breakdown(&rollups, name, start, end, |r| r.operation.clone()),
-            instances: breakdown(&rollups, name, start, end, |r| r.instance.clone()),
-            versions: breakdown(&rollups, name, start, end, |r| r.version.clone()),
+            operations: breakdown(&rollups, name, start, end, BreakdownBy::Operation),
+            instances: breakdown(&rollups, name, start, end, BreakdownBy::Instance),
+            versions: breakdown(&rollups, name, start, end, BreakdownBy::Version),
             errors: errors(&rollups, start, end, Some(name)),
             metric_names: self.metric_names_of(name).await?,
             overview,

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::edges::{EdgeHalf, EdgeKind, Side};
-use super::{minute_of, ErrorGroupDetail, ErrorSignature, LatencyHistogram, RollupKind, RollupRow};
+use super::{minute_of, ErrorGroupDetail, ErrorSignature, LatencyHistogram, RollupCell, RollupRow};
 use crate::model::{Resource, SpanId, SpanKind, TraceId};
 
 /// One export's contribution: summed cells, edge halves to match, and when each resource was
@@ -23,13 +23,31 @@ pub struct RollupDelta {
     pub seen: Vec<(Arc<Resource>, i64)>,
 }
 
-/// A cell's key while building: kind, minute, resource (by position), operation, detail.
-type CellKey<'a> = (RollupKind, i64, usize, Cow<'a, str>, Cow<'a, str>);
+/// A cell's key while building, names borrowed from the request: the minute, the resource
+/// (by position) and what is counted.
+type CellKey<'a> = (i64, usize, Counted<'a>);
+
+/// What a cell counts, while building (becomes a [`RollupCell`] once owned).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Counted<'a> {
+    Red {
+        operation: Cow<'a, str>,
+        span_kind: SpanKind,
+    },
+    Edge {
+        callee: Cow<'a, str>,
+        kind: EdgeKind,
+    },
+    LogErrors,
+    ErrorGroup {
+        key: String,
+    },
+}
 
 /// A cell's sums while building.
 struct CellSum {
-    /// The detail stored (an error group keeps its first example here; it is not in the key).
-    detail: String,
+    /// An error group's first example (not part of the key).
+    example: Option<ErrorGroupDetail>,
     count: u64,
     errors: u64,
     latency: LatencyHistogram,
@@ -86,22 +104,10 @@ impl<'a> DeltaBuilder<'a> {
         *seen = Some(seen.map_or(time, |t| t.max(time)));
     }
 
-    fn cell(
-        &mut self,
-        kind: RollupKind,
-        time: i64,
-        resource: ResourceRef,
-        operation: Cow<'a, str>,
-        detail: Cow<'a, str>,
-    ) -> &mut CellSum {
-        // Error groups keep their first example in `detail`; it is not part of the key.
-        let (key_detail, stored) = match kind {
-            RollupKind::ErrorGroup => (Cow::Borrowed(""), detail),
-            _ => (detail.clone(), detail),
-        };
-        let key = (kind, minute_of(time), resource.0, operation, key_detail);
+    fn cell(&mut self, time: i64, resource: ResourceRef, counted: Counted<'a>) -> &mut CellSum {
+        let key = (minute_of(time), resource.0, counted);
         self.cells.entry(key).or_insert_with(|| CellSum {
-            detail: stored.into_owned(),
+            example: None,
             count: 0,
             errors: 0,
             latency: LatencyHistogram::default(),
@@ -132,11 +138,12 @@ impl<'a> DeltaBuilder<'a> {
         match span.kind {
             SpanKind::Server | SpanKind::Consumer => {
                 let cell = self.cell(
-                    RollupKind::Red,
                     span.start,
                     resource,
-                    Cow::Borrowed(span.name),
-                    Cow::Borrowed(span.kind.as_str()),
+                    Counted::Red {
+                        operation: Cow::Borrowed(span.name),
+                        span_kind: span.kind,
+                    },
                 );
                 cell.count += 1;
                 cell.errors += u64::from(span.error);
@@ -161,11 +168,12 @@ impl<'a> DeltaBuilder<'a> {
                 Some(db) => {
                     let callee = peer_service.unwrap_or(db);
                     let cell = self.cell(
-                        RollupKind::Edge,
                         span.start,
                         resource,
-                        callee,
-                        Cow::Borrowed(EdgeKind::Uninstrumented.as_str()),
+                        Counted::Edge {
+                            callee,
+                            kind: EdgeKind::Uninstrumented,
+                        },
                     );
                     cell.count += 1;
                     cell.errors += u64::from(span.error);
@@ -183,14 +191,7 @@ impl<'a> DeltaBuilder<'a> {
 
     /// An ERROR or FATAL log record of `resource`.
     pub fn error_log(&mut self, resource: ResourceRef, time: i64) {
-        self.cell(
-            RollupKind::LogErrors,
-            time,
-            resource,
-            Cow::Borrowed(""),
-            Cow::Borrowed(""),
-        )
-        .count += 1;
+        self.cell(time, resource, Counted::LogErrors).count += 1;
     }
 
     /// One occurrence of an error group, with the trace (and span) it happened in if known.
@@ -202,19 +203,12 @@ impl<'a> DeltaBuilder<'a> {
         example: Option<(TraceId, Option<SpanId>)>,
     ) {
         let key = signature.key();
-        let detail = serde_json::to_string(&ErrorGroupDetail {
+        let cell = self.cell(time, resource, Counted::ErrorGroup { key });
+        cell.example.get_or_insert_with(|| ErrorGroupDetail {
             signature,
             example_trace_id: example.map(|(t, _)| t.to_hex()),
             example_span_id: example.and_then(|(_, s)| s).map(|s| s.to_hex()),
-        })
-        .unwrap_or_default();
-        let cell = self.cell(
-            RollupKind::ErrorGroup,
-            time,
-            resource,
-            Cow::Owned(key),
-            Cow::Owned(detail),
-        );
+        });
         cell.count += 1;
         cell.errors += 1;
     }
@@ -225,28 +219,45 @@ impl<'a> DeltaBuilder<'a> {
         let cells = self
             .cells
             .into_iter()
-            .map(|((kind, minute, r, operation, _), sum)| {
+            .filter_map(|((minute, r, counted), sum)| {
                 let resource = &resources[r].resource;
-                // Edges are per caller service only (the callee is the operation).
-                let (instance, version) = match kind {
-                    RollupKind::Edge => (String::new(), String::new()),
-                    _ => (
-                        resource.service_instance_id.clone(),
-                        resource.service_version.clone(),
-                    ),
+                let instance = || resource.service_instance_id.clone();
+                let version = || resource.service_version.clone();
+                let cell = match counted {
+                    Counted::Red {
+                        operation,
+                        span_kind,
+                    } => RollupCell::Red {
+                        operation: operation.into_owned(),
+                        instance: instance(),
+                        version: version(),
+                        span_kind,
+                    },
+                    // Edges are per caller service only.
+                    Counted::Edge { callee, kind } => RollupCell::Edge {
+                        callee: callee.into_owned(),
+                        kind,
+                    },
+                    Counted::LogErrors => RollupCell::LogErrors {
+                        instance: instance(),
+                        version: version(),
+                    },
+                    Counted::ErrorGroup { key } => RollupCell::ErrorGroup {
+                        key,
+                        instance: instance(),
+                        version: version(),
+                        // Every error-group cell was created with its example.
+                        example: sum.example?,
+                    },
                 };
-                RollupRow {
-                    kind,
+                Some(RollupRow {
                     minute,
                     service: resource.service_name.clone(),
-                    operation: operation.into_owned(),
-                    instance,
-                    version,
-                    detail: sum.detail,
+                    cell,
                     count: sum.count,
                     errors: sum.errors,
                     latency: sum.latency,
-                }
+                })
             })
             .collect();
         let seen = resources
@@ -264,7 +275,7 @@ impl<'a> DeltaBuilder<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rollup::Rollups;
+    use crate::rollup::{RollupKind, Rollups};
 
     fn resource(service: &str) -> Arc<Resource> {
         Arc::new(Resource {
@@ -326,13 +337,19 @@ mod tests {
         let red: Vec<_> = cart
             .cells
             .iter()
-            .filter(|c| c.kind == RollupKind::Red)
+            .filter(|c| c.kind() == RollupKind::Red)
             .collect();
         assert_eq!(red.len(), 1, "two requests of one operation, one cell");
         assert_eq!((red[0].count, red[0].errors), (2, 1));
-        assert_eq!(red[0].instance, "cart-1");
-        let leaf = cart.cells.iter().find(|c| c.kind == RollupKind::Edge);
-        assert_eq!(leaf.map(|c| c.operation.as_str()), Some("postgresql"));
+        assert_eq!(red[0].cell.instance(), Some("cart-1"));
+        let leaf = cart.cells.iter().find(|c| c.kind() == RollupKind::Edge);
+        assert_eq!(
+            leaf.map(|c| &c.cell),
+            Some(&RollupCell::Edge {
+                callee: "postgresql".into(),
+                kind: EdgeKind::Uninstrumented
+            })
+        );
         assert_eq!(cart.halves.len(), 3, "two callee halves, one caller half");
         assert_eq!(cart.seen.len(), 1);
         assert_eq!(cart.seen[0].1, 100);
@@ -353,13 +370,15 @@ mod tests {
         rollups.absorb(payment.finish());
         let edges: Vec<_> = rollups
             .rows()
-            .filter(|c| c.kind == RollupKind::Edge && c.detail == "rpc")
+            .filter_map(|c| match &c.cell {
+                RollupCell::Edge {
+                    callee,
+                    kind: EdgeKind::Rpc,
+                } => Some((c.service.as_str(), callee.as_str())),
+                _ => None,
+            })
             .collect();
-        assert_eq!(edges.len(), 1);
-        assert_eq!(
-            (edges[0].service.as_str(), edges[0].operation.as_str()),
-            ("cart", "payment")
-        );
+        assert_eq!(edges, [("cart", "payment")]);
     }
 
     #[test]
@@ -380,12 +399,22 @@ mod tests {
         let groups: Vec<_> = delta
             .cells
             .iter()
-            .filter(|c| c.kind == RollupKind::ErrorGroup)
+            .filter(|c| c.kind() == RollupKind::ErrorGroup)
             .collect();
         assert_eq!(groups.len(), 1, "same message up to numbers: one group");
         assert_eq!(groups[0].count, 2);
-        assert!(groups[0].detail.contains(&TraceId([1; 16]).to_hex()));
-        let logs = delta.cells.iter().find(|c| c.kind == RollupKind::LogErrors);
+        let RollupCell::ErrorGroup { example, .. } = &groups[0].cell else {
+            unreachable!("filtered on the kind");
+        };
+        assert_eq!(
+            example.example_trace_id,
+            Some(TraceId([1; 16]).to_hex()),
+            "the first example stays"
+        );
+        let logs = delta
+            .cells
+            .iter()
+            .find(|c| c.kind() == RollupKind::LogErrors);
         assert_eq!(logs.map(|c| c.count), Some(1));
     }
 }

@@ -33,6 +33,13 @@ impl EdgeKind {
             EdgeKind::Uninstrumented => "uninstrumented",
         }
     }
+
+    /// Inverse of [`EdgeKind::as_str`].
+    pub fn parse(s: &str) -> Option<EdgeKind> {
+        [EdgeKind::Rpc, EdgeKind::Messaging, EdgeKind::Uninstrumented]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+    }
 }
 
 /// One observed call.

@@ -24,22 +24,23 @@ pub use edges::{EdgeCall, EdgeHalf, EdgeKind, EdgeMatcher};
 pub use error_group::ErrorSignature;
 pub use latency::LatencyHistogram;
 
+use crate::model::SpanKind;
+
 /// Nanoseconds per rollup bucket.
 pub const MINUTE: i64 = 60_000_000_000;
 
-/// What a rollup row counts.
+/// What a rollup row counts: the name of a [`RollupCell`]'s variant, stored in Parquet and
+/// in the block index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RollupKind {
-    /// Requests handled (SERVER and CONSUMER spans): `service`, `operation`, `instance`,
-    /// `version`, `detail` = span kind.
+    /// See [`RollupCell::Red`].
     Red,
-    /// Calls from `service` to `operation` (the callee), `detail` = edge kind.
+    /// See [`RollupCell::Edge`].
     Edge,
-    /// ERROR/FATAL log records of `service`/`instance`/`version`.
+    /// See [`RollupCell::LogErrors`].
     LogErrors,
-    /// Occurrences of error group `operation` (its key) in `service`/`instance`; `detail`
-    /// holds the signature and an example trace as JSON.
+    /// See [`RollupCell::ErrorGroup`].
     ErrorGroup,
 }
 
@@ -67,42 +68,135 @@ impl RollupKind {
     }
 }
 
-/// One aggregate for one minute.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// What one rollup row counts, with the parts of its key that kind has. Flattened into the
+/// `operation`/`instance`/`version`/`detail` columns only where it is stored
+/// (`store::rollups`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum RollupCell {
+    /// Requests handled (SERVER and CONSUMER spans) by `operation` of one instance and
+    /// version.
+    Red {
+        operation: String,
+        instance: String,
+        version: String,
+        span_kind: SpanKind,
+    },
+    /// Calls from the row's service to `callee`: an instrumented service, or a database or
+    /// peer that reports nothing itself.
+    Edge { callee: String, kind: EdgeKind },
+    /// ERROR/FATAL log records of one instance and version.
+    LogErrors { instance: String, version: String },
+    /// Occurrences of error group `key` in one instance and version; `example` is the first
+    /// one seen (kept, not part of the key).
+    ErrorGroup {
+        key: String,
+        instance: String,
+        version: String,
+        example: ErrorGroupDetail,
+    },
+}
+
+/// The parts of a cell that tell it apart from the others of its service and minute, in
+/// the order rows are sorted by: kind, then operation (callee, group key), instance,
+/// version, and the span or edge kind.
+pub type CellKey<'a> = (RollupKind, &'a str, &'a str, &'a str, &'static str);
+
+impl RollupCell {
+    /// Which kind of cell this is.
+    pub fn kind(&self) -> RollupKind {
+        match self {
+            RollupCell::Red { .. } => RollupKind::Red,
+            RollupCell::Edge { .. } => RollupKind::Edge,
+            RollupCell::LogErrors { .. } => RollupKind::LogErrors,
+            RollupCell::ErrorGroup { .. } => RollupKind::ErrorGroup,
+        }
+    }
+
+    /// The cell's key (an error group's example is not part of it).
+    pub fn key(&self) -> CellKey<'_> {
+        match self {
+            RollupCell::Red {
+                operation,
+                instance,
+                version,
+                span_kind,
+            } => (
+                RollupKind::Red,
+                operation,
+                instance,
+                version,
+                span_kind.as_str(),
+            ),
+            RollupCell::Edge { callee, kind } => (RollupKind::Edge, callee, "", "", kind.as_str()),
+            RollupCell::LogErrors { instance, version } => {
+                (RollupKind::LogErrors, "", instance, version, "")
+            }
+            RollupCell::ErrorGroup {
+                key,
+                instance,
+                version,
+                ..
+            } => (RollupKind::ErrorGroup, key, instance, version, ""),
+        }
+    }
+
+    /// The instance it counts, where it counts one instance (edges are per caller service).
+    pub fn instance(&self) -> Option<&str> {
+        match self {
+            RollupCell::Red { instance, .. }
+            | RollupCell::LogErrors { instance, .. }
+            | RollupCell::ErrorGroup { instance, .. } => Some(instance),
+            RollupCell::Edge { .. } => None,
+        }
+    }
+}
+
+/// One aggregate for one minute of one service.
+#[derive(Debug, Clone, PartialEq)]
 pub struct RollupRow {
-    pub kind: RollupKind,
     /// Start of the minute (Unix ns).
     pub minute: i64,
     pub service: String,
-    pub operation: String,
-    pub instance: String,
-    pub version: String,
-    pub detail: String,
+    pub cell: RollupCell,
     pub count: u64,
     pub errors: u64,
     pub latency: LatencyHistogram,
 }
 
-/// The key of a rollup cell.
-type Key = (RollupKind, i64, String, String, String, String, String);
+/// The key of a rollup cell across services and minutes, owned.
+type Key = (
+    i64,
+    String,
+    RollupKind,
+    String,
+    String,
+    String,
+    &'static str,
+);
 
 impl RollupRow {
-    /// The parts of the cell key beyond kind, minute and service. An error group's `detail`
-    /// holds its first example, which is not part of the key.
-    pub fn cell_key(&self) -> (&str, &str, &str, &str) {
-        let detail = if self.kind == RollupKind::ErrorGroup {
-            ""
-        } else {
-            self.detail.as_str()
-        };
-        (&self.operation, &self.instance, &self.version, detail)
+    /// Which kind of cell the row counts.
+    pub fn kind(&self) -> RollupKind {
+        self.cell.kind()
+    }
+
+    /// The parts of the cell key beyond minute and service (see [`RollupCell::key`]).
+    pub fn cell_key(&self) -> CellKey<'_> {
+        self.cell.key()
+    }
+
+    /// The operation a RED cell counts.
+    pub fn red_operation(&self) -> Option<&str> {
+        match &self.cell {
+            RollupCell::Red { operation, .. } => Some(operation),
+            _ => None,
+        }
     }
 
     /// Adds `other` into this row if both are the same cell (the first error-group example
     /// stays); returns whether it did.
     pub fn add(&mut self, other: &RollupRow) -> bool {
-        let same = self.kind == other.kind
-            && self.minute == other.minute
+        let same = self.minute == other.minute
             && self.service == other.service
             && self.cell_key() == other.cell_key();
         if same {
@@ -112,9 +206,22 @@ impl RollupRow {
         }
         same
     }
+
+    fn owned_key(&self) -> Key {
+        let (kind, operation, instance, version, detail) = self.cell_key();
+        (
+            self.minute,
+            self.service.clone(),
+            kind,
+            operation.to_string(),
+            instance.to_string(),
+            version.to_string(),
+            detail,
+        )
+    }
 }
 
-/// Example and signature of an error group, kept in `detail`.
+/// Example and signature of an error group (stored as JSON in the `detail` column).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ErrorGroupDetail {
     #[serde(flatten)]
@@ -167,9 +274,9 @@ impl ErrorGroupBudget {
     }
 }
 
-/// The `detail` of the overflow error group.
-fn overflow_detail() -> String {
-    serde_json::to_string(&ErrorGroupDetail {
+/// The example of the overflow error group.
+fn overflow_detail() -> ErrorGroupDetail {
+    ErrorGroupDetail {
         signature: ErrorSignature {
             error_type: "(many)".into(),
             message: format!(
@@ -179,8 +286,7 @@ fn overflow_detail() -> String {
         },
         example_trace_id: None,
         example_span_id: None,
-    })
-    .unwrap_or_default()
+    }
 }
 
 /// Rollups being accumulated for the active memtable, plus the edge matcher.
@@ -205,25 +311,13 @@ impl Rollups {
     /// Adds `row` to its cell (the first error-group example stays; an error group beyond
     /// the service's budget for the minute counts in the overflow group).
     fn merge(&mut self, mut row: RollupRow) {
-        if row.kind == RollupKind::ErrorGroup
-            && !self
-                .error_groups
-                .admit(&row.service, row.minute, &row.operation)
-        {
-            row.operation = OVERFLOW_GROUP.to_string();
-            row.detail = overflow_detail();
+        if let RollupCell::ErrorGroup { key, example, .. } = &mut row.cell {
+            if !self.error_groups.admit(&row.service, row.minute, key) {
+                *key = OVERFLOW_GROUP.to_string();
+                *example = overflow_detail();
+            }
         }
-        let (operation, instance, version, detail) = row.cell_key();
-        let key = (
-            row.kind,
-            row.minute,
-            row.service.clone(),
-            operation.to_string(),
-            instance.to_string(),
-            version.to_string(),
-            detail.to_string(),
-        );
-        match self.cells.entry(key) {
+        match self.cells.entry(row.owned_key()) {
             Entry::Occupied(mut cell) => {
                 let cell = cell.get_mut();
                 cell.count += row.count;
@@ -257,13 +351,12 @@ impl Rollups {
             let mut latency = LatencyHistogram::default();
             latency.add(c.duration);
             self.merge(RollupRow {
-                kind: RollupKind::Edge,
                 minute: minute_of(c.time),
                 service: c.caller,
-                operation: c.callee,
-                instance: String::new(),
-                version: String::new(),
-                detail: c.kind.as_str().to_string(),
+                cell: RollupCell::Edge {
+                    callee: c.callee,
+                    kind: c.kind,
+                },
                 count: 1,
                 errors: u64::from(c.error),
                 latency,
@@ -293,13 +386,22 @@ mod tests {
 
     fn group(key: &str, minute: i64) -> RollupRow {
         RollupRow {
-            kind: RollupKind::ErrorGroup,
             minute,
             service: "api".into(),
-            operation: key.into(),
-            instance: "api-1".into(),
-            version: String::new(),
-            detail: "{}".into(),
+            cell: RollupCell::ErrorGroup {
+                key: key.into(),
+                instance: "api-1".into(),
+                version: String::new(),
+                example: ErrorGroupDetail {
+                    signature: ErrorSignature {
+                        error_type: "E".into(),
+                        message: key.into(),
+                        top_frame: String::new(),
+                    },
+                    example_trace_id: None,
+                    example_span_id: None,
+                },
+            },
             count: 1,
             errors: 1,
             latency: LatencyHistogram::default(),
@@ -323,7 +425,7 @@ mod tests {
 
         let count_of = |rows: &[RollupRow], key: &str, minute: i64| {
             rows.iter()
-                .filter(|r| r.operation == key && r.minute == minute)
+                .filter(|r| r.cell_key().1 == key && r.minute == minute)
                 .map(|r| r.count)
                 .sum::<u64>()
         };
@@ -334,8 +436,11 @@ mod tests {
         assert_eq!(count_of(&second_flush, "new", MINUTE), 1);
         let overflow = first_flush
             .iter()
-            .find(|r| r.operation == OVERFLOW_GROUP)
-            .map(|r| serde_json::from_str::<ErrorGroupDetail>(&r.detail));
-        assert!(matches!(overflow, Some(Ok(_))), "{overflow:?}");
+            .find(|r| r.cell_key().1 == OVERFLOW_GROUP);
+        assert!(
+            matches!(&overflow.map(|r| &r.cell), Some(RollupCell::ErrorGroup { example, .. })
+                if example.signature.error_type == "(many)"),
+            "{overflow:?}"
+        );
     }
 }

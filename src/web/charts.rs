@@ -320,3 +320,71 @@ pub fn histogram(counts: &[u64], start: i64, bucket_nano: i64) -> Chart {
         annotations: Vec::new(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_map_into_the_plot_and_never_out_of_it() {
+        assert_eq!(x_of(0, 0, 100), LEFT);
+        assert_eq!(x_of(100, 0, 100), LEFT + plot_w());
+        assert_eq!(x_of(50, 0, 100), LEFT + plot_w() / 2.0);
+        // Outside the window, a mark sits on the edge instead of outside the SVG.
+        assert_eq!(x_of(-5, 0, 100), LEFT);
+        assert_eq!(x_of(500, 0, 100), LEFT + plot_w());
+        // An empty window does not divide by zero.
+        assert!(x_of(7, 7, 7).is_finite());
+    }
+
+    #[test]
+    fn histogram_bars_are_as_tall_as_their_counts() {
+        let chart = histogram(&[0, 5, 10], 0, 60_000_000_000);
+        assert_eq!(chart.bars.len(), 3);
+        assert_eq!(chart.bars[0].h, 0.0);
+        assert_eq!(
+            chart.bars[2].h,
+            plot_h(),
+            "the largest count fills the plot"
+        );
+        assert_eq!(chart.bars[1].h, plot_h() / 2.0);
+        assert!(
+            chart.bars.windows(2).all(|b| b[0].x < b[1].x),
+            "left to right"
+        );
+        assert!(chart.bars[1].title.starts_with("5 records from "));
+        // Count labels are whole numbers only: 0, 5, 10.
+        let labels: Vec<&str> = chart.y_ticks.iter().map(|t| t.label.as_str()).collect();
+        assert_eq!(labels, ["0", "5", "10"]);
+        let odd = histogram(&[3], 0, 1);
+        let labels: Vec<&str> = odd.y_ticks.iter().map(|t| t.label.as_str()).collect();
+        assert_eq!(labels, ["0", "3"], "no 1.5 label");
+    }
+
+    #[test]
+    fn a_sparkline_has_a_point_per_minute_and_peaks_at_the_top() {
+        let points = sparkline(&[0, 4, 2]);
+        let xy: Vec<(f64, f64)> = points
+            .split(' ')
+            .map(|p| {
+                let (x, y) = p.split_once(',').unwrap();
+                (x.parse().unwrap(), y.parse().unwrap())
+            })
+            .collect();
+        assert_eq!(xy, [(0.0, 23.0), (50.0, 1.0), (100.0, 12.0)]);
+        assert_eq!(sparkline(&[]), "");
+    }
+
+    #[test]
+    fn lines_draw_each_series_with_its_colour() {
+        let series: Vec<LineSeries> = vec![
+            ("p50".into(), "#111111", vec![(0, 1.0), (10, 2.0)]),
+            ("p99".into(), "#222222", vec![(0, 4.0)]),
+        ];
+        let chart = lines(&series, 0, 10, &|v| format!("{v} ms"));
+        assert_eq!(chart.lines.len(), 2);
+        assert_eq!(chart.lines[0].color, "#111111");
+        assert_eq!(chart.lines[1].label, "p99");
+        assert_eq!(chart.lines[0].marks.len(), 2, "a hover mark per point");
+    }
+}
