@@ -1,21 +1,18 @@
-//! HTML-level tests of every page, without a browser: status, key elements, escaping.
+//! HTML-level tests of every page, without a browser: status, key elements, escaping. The
+//! tests share one demo server (`common::shared_demo`); only the hostile-text case adds
+//! records, under services no other case looks at.
 
 mod common;
 
 use common::demo::{count, ids, link_with, page, send_log, unescape};
-use common::{enc, Server};
+use common::{enc, shared_demo};
 
+/// Trace search: rows, the scatter plot, and the error filter showing the incident.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pages_render_the_demo_incident_and_escape_hostile_text() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start_with(
-        &dir.path().join("data"),
-        &["--demo", "--flush-age-ms", "500"],
-    );
-    let demo = ids(&server).await;
-
-    // Trace search: rows, the scatter plot, and the error filter showing the incident.
-    let (status, html) = page(&server, "/traces").await;
+async fn trace_search_lists_rows_plots_dots_and_filters_errors() {
+    let server = shared_demo();
+    let demo = ids(server).await;
+    let (status, html) = page(server, "/traces").await;
     assert_eq!(status, 200);
     assert!(count(&html, "class=\"trace-row\"") >= 20, "result rows");
     assert!(
@@ -26,18 +23,23 @@ async fn pages_render_the_demo_incident_and_escape_hostile_text() {
         html.contains("class=\"dot err\""),
         "the incident's failed traces are red dots"
     );
-    let (_, html) = page(&server, "/traces?service=payment&status=error").await;
+    let (_, html) = page(server, "/traces?service=payment&status=error").await;
     assert!(
         html.contains(&demo.failed_trace),
         "the failed checkout is found"
     );
     assert!(html.contains("badge err"));
-    let (status, html) = page(&server, "/traces?min_ms=abc").await;
+    let (status, html) = page(server, "/traces?min_ms=abc").await;
     assert_eq!(status, 400);
     assert!(html.contains("role=\"alert\"") && html.contains("milliseconds"));
+}
 
-    // Trace view: a row per span, the error, the critical path, span logs inline.
-    let (status, html) = page(&server, &format!("/traces/{}", demo.failed_trace)).await;
+/// Trace view: a row per span, the error, the critical path, span logs inline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trace_shows_its_spans_error_critical_path_and_span_logs() {
+    let server = shared_demo();
+    let demo = ids(server).await;
+    let (status, html) = page(server, &format!("/traces/{}", demo.failed_trace)).await;
     assert_eq!(status, 200);
     assert_eq!(
         count(&html, "<details class=\"span"),
@@ -52,26 +54,40 @@ async fn pages_render_the_demo_incident_and_escape_hostile_text() {
         html.contains("class=\"span-log\""),
         "logs inline under their span"
     );
+}
 
-    // Stitched view: both trace ids, the linked trace marked as separate.
-    let (_, html) = page(&server, &format!("/traces/{}", demo.stitched_trace)).await;
+/// Stitched view: both trace ids, the linked trace marked as separate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stitched_trace_shows_both_ids_and_marks_the_linked_one() {
+    let server = shared_demo();
+    let demo = ids(server).await;
+    let (_, html) = page(server, &format!("/traces/{}", demo.stitched_trace)).await;
     assert!(html.contains(&demo.stitched_trace) && html.contains(&demo.linked_trace));
     assert_eq!(count(&html, "class=\"wf-trace\""), 1);
     assert_eq!(
         count(&html, "<details class=\"span"),
         demo.stitched_span_count
     );
+}
 
-    // Unknown and malformed trace ids.
-    let (status, html) = page(&server, &format!("/traces/{}", "ab".repeat(16))).await;
+/// Unknown and malformed trace ids.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_and_malformed_trace_ids_are_404_and_400() {
+    let server = shared_demo();
+    let (status, html) = page(server, &format!("/traces/{}", "ab".repeat(16))).await;
     assert_eq!(status, 404);
     assert!(html.contains("Trace not found"));
-    let (status, _) = page(&server, "/traces/not-a-trace").await;
+    let (status, _) = page(server, "/traces/not-a-trace").await;
     assert_eq!(status, 400);
+}
 
-    // Logs: a correlation id gives every log of the request in time order, and the trace link.
+/// Logs: a correlation id gives every log of the request in time order, and the trace link.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_correlation_id_finds_every_log_of_the_request() {
+    let server = shared_demo();
+    let demo = ids(server).await;
     let (status, html) = page(
-        &server,
+        server,
         &format!(
             "/logs?q={}",
             enc(&format!("correlation_id:{}", demo.correlation_id))
@@ -81,19 +97,24 @@ async fn pages_render_the_demo_incident_and_escape_hostile_text() {
     assert_eq!(status, 200);
     assert_eq!(count(&html, "class=\"log-row\""), demo.correlation_logs);
     assert!(html.contains("Open the stitched trace"));
-    // A word search highlights the word, and the histogram is drawn.
-    let (_, html) = page(&server, &format!("/logs?q={}", enc("timed out"))).await;
+}
+
+/// A word search highlights the word and draws the histogram; a bad query or a miss says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_search_highlights_words_and_explains_misses() {
+    let server = shared_demo();
+    let (_, html) = page(server, &format!("/logs?q={}", enc("timed out"))).await;
     assert!(html.contains("<mark>timed</mark>") && html.contains("class=\"bar\""));
     // Bad query: inline error, not a 500. No match: says so.
-    let (status, html) = page(&server, &format!("/logs?q={}", enc("\"unclosed"))).await;
+    let (status, html) = page(server, &format!("/logs?q={}", enc("\"unclosed"))).await;
     assert_eq!(status, 400);
     assert!(html.contains("role=\"alert\"") && html.contains("invalid query"));
-    let (_, html) = page(&server, "/logs?q=zzznomatchzzz").await;
+    let (_, html) = page(server, "/logs?q=zzznomatchzzz").await;
     assert!(html.contains("No log record matches"));
     assert!(!html.contains("field-hint"));
     // `field=value` finds nothing and offers `field:value`, in the same window.
     let (_, html) = page(
-        &server,
+        server,
         &format!("/logs?q={}&range=1h", enc("service=zzznone")),
     )
     .await;
@@ -102,13 +123,17 @@ async fn pages_render_the_demo_incident_and_escape_hostile_text() {
         html.contains("href=\"/logs?q=service%3Azzznone&#38;range=1h\""),
         "{html}"
     );
+}
 
-    // Pages: the next page continues where the first stopped, without overlap.
-    let (_, first) = page(&server, "/logs?range=1h").await;
+/// Pages: the next page continues where the first stopped, without overlap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_pages_continue_without_overlap() {
+    let server = shared_demo();
+    let (_, first) = page(server, "/logs?range=1h").await;
     assert_eq!(count(&first, "class=\"log-row\""), 100);
     let next = link_with(&first, "rel=\"next\"").expect("a next page");
     assert!(next.contains("before="), "{next}");
-    let (status, second) = page(&server, &next).await;
+    let (status, second) = page(server, &next).await;
     assert_eq!(status, 200);
     assert!(count(&second, "class=\"log-row\"") > 0);
     let last_of_first = first
@@ -127,18 +152,22 @@ async fn pages_render_the_demo_incident_and_escape_hostile_text() {
         first_of_second <= last_of_first,
         "{first_of_second} after {last_of_first}"
     );
+}
 
-    // Hostile text is escaped everywhere and long values are cut with a way to see them.
+/// Hostile text is escaped everywhere and long values are cut with a way to see them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_text_is_escaped_and_long_values_are_cut() {
+    let server = shared_demo();
     send_log(
-        &server,
+        server,
         "evil<svc>",
         "<script>window.__pwned=1</script> \u{1b}[31m pwned",
         ("x\"><img src=x onerror=alert(1)>", "v"),
     )
     .await;
     let huge = format!("pwnedhuge {}", "A".repeat(1_000_000));
-    send_log(&server, "bulk", &huge, ("k", "v")).await;
-    let (status, html) = page(&server, "/logs?q=pwned").await;
+    send_log(server, "bulk", &huge, ("k", "v")).await;
+    let (status, html) = page(server, "/logs?q=pwned").await;
     assert_eq!(status, 200);
     assert!(
         !html.contains("<script>window.__pwned"),
@@ -154,16 +183,19 @@ async fn pages_render_the_demo_incident_and_escape_hostile_text() {
         "the text is shown literally"
     );
     assert!(shown.contains("evil<svc>"));
-    let (status, html) = page(&server, "/logs?q=pwnedhuge").await;
+    let (status, html) = page(server, "/logs?q=pwnedhuge").await;
     assert_eq!(status, 200);
     assert!(
         html.contains("show all (1000010 bytes)"),
         "a 1 MB body is cut and expandable"
     );
+}
 
-    // Static assets are served from the binary.
-    let (status, js) = page(&server, "/static/app.js").await;
+/// Static assets are served from the binary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn static_assets_are_served_from_the_binary() {
+    let server = shared_demo();
+    let (status, js) = page(server, "/static/app.js").await;
     assert_eq!(status, 200);
     assert!(js.contains("EventSource"));
-    server.stop();
 }

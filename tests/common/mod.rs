@@ -12,6 +12,48 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// A demo server shared by every test of one test binary, started on first use: tests that
+/// only read the demo (or add records no other test counts) each stay one case without
+/// starting a server apiece. It is killed and its data dir removed when the binary exits.
+pub fn shared_demo() -> &'static Server {
+    static SHARED: std::sync::OnceLock<Server> = std::sync::OnceLock::new();
+    SHARED.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("temp dir").keep();
+        let data = dir.join("data");
+        let (started, server) = std::sync::mpsc::channel();
+        // The starting thread lives as long as the binary: the server dies with it even
+        // when the binary is killed before the exit handler runs.
+        std::thread::spawn(move || {
+            let server = Server::spawn(&data, &["--demo", "--flush-age-ms", "500"], true);
+            let _ = started.send(server);
+            loop {
+                std::thread::park();
+            }
+        });
+        let server = server.recv().expect("the shared server started");
+        *SHARED_CLEANUP.lock().unwrap() = Some((server.pid(), dir));
+        // SAFETY: registers a plain `extern "C"` function with no arguments.
+        unsafe { libc::atexit(stop_shared) };
+        server
+    })
+}
+
+/// What [`stop_shared`] cleans up: the shared server's pid and its temp dir.
+static SHARED_CLEANUP: std::sync::Mutex<Option<(u32, PathBuf)>> = std::sync::Mutex::new(None);
+
+/// At exit: kills the shared server, waits for it, and removes its data dir.
+extern "C" fn stop_shared() {
+    let taken = SHARED_CLEANUP.lock().ok().and_then(|mut c| c.take());
+    if let Some((pid, dir)) = taken {
+        // SAFETY: signals and reaps our own child process.
+        unsafe {
+            libc::kill(pid as libc::pid_t, libc::SIGKILL);
+            libc::waitpid(pid as libc::pid_t, std::ptr::null_mut(), 0);
+        }
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
 /// A running server process.
 pub struct Server {
     child: Option<Child>,
@@ -29,12 +71,32 @@ impl Server {
 
     /// Starts a server with extra `serve` flags.
     pub fn start_with(data_dir: &Path, extra: &[&str]) -> Server {
+        Self::spawn(data_dir, extra, false)
+    }
+
+    /// Starts the server; with `die_with_parent`, the kernel kills it when the thread that
+    /// started it ends (for a server shared by a whole test binary, see [`shared`]).
+    fn spawn(data_dir: &Path, extra: &[&str], die_with_parent: bool) -> Server {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(data_dir.with_extension("log"))
             .expect("server log file");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sightline"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_sightline"));
+        if die_with_parent {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+            unsafe {
+                command.pre_exec(|| {
+                    if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
+        }
+        let mut child = command
             .args(["serve", "--data-dir"])
             .arg(data_dir)
             .args([
