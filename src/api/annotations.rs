@@ -3,20 +3,20 @@
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get};
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::{bad_request, ApiError, JsonBody, NotebookState, TimeValue};
 use crate::model::time::{UnixNanos, NANOS_PER_HOUR};
 use crate::model::window::Window;
 
 /// The routes.
-pub(super) fn router(state: NotebookState) -> Router {
-    Router::new()
-        .route("/api/v1/annotations", get(list).post(create))
-        .route("/api/v1/annotations/{id}", delete(remove))
-        .with_state(state)
+pub(super) fn routes() -> OpenApiRouter<NotebookState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(remove))
 }
 
 /// Body of `POST /api/v1/annotations`; `time` defaults to now, no `service` means global.

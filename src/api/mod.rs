@@ -7,6 +7,9 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 mod annotations;
 pub mod grpc;
@@ -120,31 +123,56 @@ fn bad_request(message: impl Into<String>) -> ApiError {
     ApiError(StatusCode::BAD_REQUEST, message.into())
 }
 
+/// The query routes, with their OpenAPI operations: each handler's `#[utoipa::path]` says
+/// its path once, for the router and the document alike.
+fn query_routes() -> OpenApiRouter<QueryEngine> {
+    OpenApiRouter::new()
+        .routes(routes!(search_traces))
+        .routes(routes!(trace))
+        .routes(routes!(logs))
+        .routes(routes!(log_histogram))
+        .routes(routes!(correlation))
+        .routes(routes!(services))
+        .routes(routes!(overview))
+        .routes(routes!(service_map))
+        .routes(routes!(service))
+        .routes(routes!(errors))
+        .routes(routes!(metric_names))
+        .routes(routes!(metric_query))
+}
+
+/// The notebook routes (views, post-mortems, annotations), with their OpenAPI operations.
+fn notebook_routes() -> OpenApiRouter<NotebookState> {
+    views::routes()
+        .merge(postmortems::routes())
+        .merge(annotations::routes())
+}
+
+/// The OpenAPI document of every `/api/v1` operation, from the same route lists the router
+/// is built from (made once).
+pub fn document() -> &'static utoipa::openapi::OpenApi {
+    static DOCUMENT: std::sync::OnceLock<utoipa::openapi::OpenApi> = std::sync::OnceLock::new();
+    DOCUMENT.get_or_init(|| {
+        let mut doc = openapi::ApiDoc::openapi();
+        doc.merge(query_routes().into_openapi());
+        doc.merge(notebook_routes().into_openapi());
+        doc
+    })
+}
+
 /// The `/api/v1` routes and `/healthz`.
 pub fn router(engine: QueryEngine, notebook: Notebook) -> Router {
     let notebook_state = NotebookState {
         engine: engine.clone(),
         notebook,
     };
-    Router::new()
-        .route("/api/v1/traces", get(search_traces))
-        .route("/api/v1/traces/{trace_id}", get(trace))
-        .route("/api/v1/logs", get(logs))
-        .route("/api/v1/logs/histogram", get(log_histogram))
-        .route("/api/v1/correlations/{id}", get(correlation))
-        .route("/api/v1/services", get(services))
-        .route("/api/v1/overview", get(overview))
-        .route("/api/v1/service-map", get(service_map))
-        .route("/api/v1/services/{name}", get(service))
-        .route("/api/v1/errors", get(errors))
-        .route("/api/v1/metrics", get(metric_names))
-        .route("/api/v1/metrics/query", get(metric_query))
-        .route("/healthz", get(|| async { "ok" }))
+    let (queries, _) = query_routes().split_for_parts();
+    let (notebook_api, _) = notebook_routes().split_for_parts();
+    queries
         .with_state(engine)
-        .merge(views::router(notebook_state.clone()))
-        .merge(postmortems::router(notebook_state.clone()))
-        .merge(annotations::router(notebook_state))
-        .merge(openapi::router())
+        .merge(notebook_api.with_state(notebook_state))
+        .route("/healthz", get(|| async { "ok" }))
+        .merge(openapi::router(document()))
 }
 
 /// A time given as Unix nanoseconds (a JSON number) or as text (RFC 3339 or a Unix timestamp).

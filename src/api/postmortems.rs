@@ -3,38 +3,26 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::{ApiError, JsonBody, NotebookState, TimeValue};
 use crate::meta::postmortems::{ActionItem, PostMortem, PostMortemEdit, Status, ViewChange};
 use crate::postmortem;
 
 /// The routes.
-pub(super) fn router(state: NotebookState) -> Router {
-    Router::new()
-        .route("/api/v1/postmortems", get(list).post(create))
-        .route(
-            "/api/v1/postmortems/{id}",
-            get(one).put(edit).delete(remove),
-        )
-        .route("/api/v1/postmortems/{id}/views", post(add_view))
-        .route(
-            "/api/v1/postmortems/{id}/views/{entry}",
-            delete(remove_view).post(move_view),
-        )
-        .route("/api/v1/postmortems/{id}/timeline", post(add_entry))
-        .route(
-            "/api/v1/postmortems/{id}/timeline/{entry}",
-            delete(remove_entry),
-        )
-        .route("/api/v1/postmortems/{id}/suggestions", get(suggestions))
-        .route(
-            "/api/v1/postmortems/{id}/suggestions/{key}/{action}",
-            post(settle),
-        )
-        .with_state(state)
+pub(super) fn routes() -> OpenApiRouter<NotebookState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(one, edit, remove))
+        .routes(routes!(add_view))
+        .routes(routes!(remove_view, move_view))
+        .routes(routes!(add_entry))
+        .routes(routes!(remove_entry))
+        .routes(routes!(suggestions))
+        .routes(routes!(settle))
 }
 
 /// The editable fields as JSON; times as Unix ns or RFC 3339, `null` to clear.

@@ -3,22 +3,22 @@
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::{ApiError, JsonBody, NotebookState, TimeValue};
 use crate::evidence::PinProgress;
 use crate::meta::views::{NewView, SavedView, ViewEdit, ViewFilter};
 use crate::notebook::Notebook;
 
-/// The routes.
-pub(super) fn router(state: NotebookState) -> Router {
-    Router::new()
-        .route("/api/v1/views", get(list).post(create))
-        .route("/api/v1/views/{id}", get(one).put(edit).delete(remove))
-        .route("/api/v1/views/{id}/pin", post(pin).delete(unpin))
-        .with_state(state)
+/// The routes, with their OpenAPI operations.
+pub(super) fn routes() -> OpenApiRouter<NotebookState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(one, edit, remove))
+        .routes(routes!(pin, unpin))
 }
 
 /// A view as the API shows it: the stored view, where it opens, and its pin job's progress.

@@ -6,10 +6,8 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use utoipa::openapi::path::{Operation, ParameterIn};
 use utoipa::openapi::{RefOr, Required};
-use utoipa::OpenApi;
 
 use super::SaveForm;
-use crate::api::openapi::ApiDoc;
 
 /// One operation as the page lists it.
 struct OperationRow {
@@ -93,7 +91,7 @@ fn row(method: &'static str, path: &str, op: &Operation) -> OperationRow {
 
 /// The `/api/docs` page.
 pub async fn handler() -> Response {
-    let doc = ApiDoc::openapi();
+    let doc = crate::api::document();
     let mut operations = Vec::new();
     for (path, item) in &doc.paths.paths {
         for (method, op) in [
