@@ -1,12 +1,12 @@
 //! The gRPC query API (`proto/sightline/v1/query.proto`) through the generated client, over
 //! the demo data: every call answers what the HTTP JSON API answers for the same query;
 //! bad arguments get INVALID_ARGUMENT / NOT_FOUND; server reflection lists the service, as
-//! `grpcurl list` does.
+//! `grpcurl list` does. The cases share one demo server (`common::shared_demo`) and only read.
 
 mod common;
 
 use common::demo::ids;
-use common::{enc, Server};
+use common::{enc, shared_demo};
 use sightline::api::grpc::proto::query_service_client::QueryServiceClient;
 use sightline::api::grpc::proto::{
     GetCorrelationRequest, GetServiceMapRequest, GetTraceRequest, ListServicesRequest,
@@ -17,19 +17,13 @@ use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
 use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
 use tonic_reflection::pb::v1::ServerReflectionRequest;
 
+/// Services: the same names and instances as the HTTP API.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn generated_client_and_reflection() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start_with(
-        &dir.path().join("data"),
-        &["--demo", "--flush-age-ms", "500"],
-    );
-    let demo = ids(&server).await;
+async fn services_are_the_same_as_over_http() {
+    let server = shared_demo();
     let mut client = QueryServiceClient::connect(server.api.clone())
         .await
         .unwrap();
-
-    // Services: the same names and instances as the HTTP API.
     let services = client
         .list_services(ListServicesRequest {})
         .await
@@ -43,8 +37,16 @@ async fn generated_client_and_reflection() {
         assert_eq!(s.name, h["name"].as_str().unwrap());
         assert_eq!(s.instances.len(), h["instances"].as_array().unwrap().len());
     }
+}
 
-    // One trace, stitched: the same spans, parents and linked trace as over HTTP.
+/// One trace, stitched: the same spans, parents and linked trace as over HTTP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stitched_trace_is_the_same_as_over_http() {
+    let server = shared_demo();
+    let demo = ids(server).await;
+    let mut client = QueryServiceClient::connect(server.api.clone())
+        .await
+        .unwrap();
     let answer = client
         .get_trace(GetTraceRequest {
             trace_id: demo.stitched_trace.clone(),
@@ -100,8 +102,15 @@ async fn generated_client_and_reflection() {
         trace.critical_path.len(),
         http["critical_path"].as_array().unwrap().len()
     );
+}
 
-    // Trace search: the failed checkouts of payment.
+/// Trace search: the failed checkouts of payment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trace_search_finds_the_failed_checkouts() {
+    let server = shared_demo();
+    let mut client = QueryServiceClient::connect(server.api.clone())
+        .await
+        .unwrap();
     let found = client
         .search_traces(SearchTracesRequest {
             service: "payment".into(),
@@ -125,8 +134,16 @@ async fn generated_client_and_reflection() {
     let ids_: Vec<&str> = found.iter().map(|t| t.trace_id.as_str()).collect();
     assert_eq!(ids_, http_ids);
     assert!(found.iter().all(|t| t.error_count > 0));
+}
 
-    // Log search and correlation lookup.
+/// Log search and correlation lookup.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_search_and_correlation_lookup_match_http() {
+    let server = shared_demo();
+    let demo = ids(server).await;
+    let mut client = QueryServiceClient::connect(server.api.clone())
+        .await
+        .unwrap();
     let logs = client
         .search_logs(SearchLogsRequest {
             query: format!("correlation_id:{}", demo.correlation_id),
@@ -159,8 +176,15 @@ async fn generated_client_and_reflection() {
         .traces
         .iter()
         .any(|t| t.trace_id == demo.stitched_trace));
+}
 
-    // Service map and a metric query over the demo hour: the same edges and series.
+/// Service map and a metric query over the demo hour: the same edges and series.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_map_and_metric_query_match_http() {
+    let server = shared_demo();
+    let mut client = QueryServiceClient::connect(server.api.clone())
+        .await
+        .unwrap();
     let (_, http_services) = server.get("/api/v1/services").await;
     let last_seen = http_services["services"]
         .as_array()
@@ -226,8 +250,15 @@ async fn generated_client_and_reflection() {
             h["labels"]["instance"].as_str().unwrap()
         );
     }
+}
 
-    // Wrong arguments: gRPC status codes with a message.
+/// Wrong arguments: gRPC status codes with a message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_arguments_get_status_codes_with_a_message() {
+    let server = shared_demo();
+    let mut client = QueryServiceClient::connect(server.api.clone())
+        .await
+        .unwrap();
     let err = client
         .get_trace(GetTraceRequest {
             trace_id: "not-hex".into(),
@@ -253,8 +284,12 @@ async fn generated_client_and_reflection() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
+}
 
-    // Reflection lists the service, as `grpcurl list` does.
+/// Reflection lists the service, as `grpcurl list` does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reflection_lists_the_service() {
+    let server = shared_demo();
     let channel = tonic::transport::Endpoint::from_shared(server.api.clone())
         .unwrap()
         .connect()
@@ -279,5 +314,4 @@ async fn generated_client_and_reflection() {
         names.contains(&"sightline.v1.QueryService".to_string()),
         "{names:?}"
     );
-    server.stop();
 }

@@ -1,12 +1,13 @@
 //! The Jaeger query API over the demo data: Jaeger's envelope and span model, answers that
-//! agree with Sightline's own API, and Jaeger's error shape.
+//! agree with Sightline's own API, and Jaeger's error shape. The cases share one demo server
+//! (`common::shared_demo`) and only read.
 
 mod common;
 
 use std::collections::HashSet;
 
 use common::demo::ids;
-use common::{enc, Server};
+use common::{enc, shared_demo};
 use serde_json::Value;
 
 fn names(v: &Value) -> Vec<String> {
@@ -17,16 +18,10 @@ fn names(v: &Value) -> Vec<String> {
         .collect()
 }
 
+/// Services: Jaeger's envelope, the same names as /api/v1/services.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn jaeger_clients_see_the_demo() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start_with(
-        &dir.path().join("data"),
-        &["--demo", "--flush-age-ms", "500"],
-    );
-    let demo = ids(&server).await;
-
-    // Services: Jaeger's envelope, the same names as /api/v1/services.
+async fn services_come_in_jaegers_envelope() {
+    let server = shared_demo();
     let (status, services) = server.get("/api/services").await;
     assert_eq!(status, 200);
     assert!(services["errors"].is_null() && services["total"].is_u64());
@@ -41,8 +36,12 @@ async fn jaeger_clients_see_the_demo() {
     expected.sort();
     got.sort();
     assert_eq!(got, expected);
+}
 
-    // Operations.
+/// Operations.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operations_of_a_service() {
+    let server = shared_demo();
     let (_, ops) = server.get("/api/services/payment/operations").await;
     assert!(
         names(&ops["data"]).contains(&"POST /charge".to_string()),
@@ -56,8 +55,13 @@ async fn jaeger_clients_see_the_demo() {
     assert!(list
         .iter()
         .all(|o| o["spanKind"] == "server" && o["name"].is_string()));
+}
 
-    // One trace in Jaeger's model.
+/// One trace in Jaeger's model.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trace_in_jaegers_model() {
+    let server = shared_demo();
+    let demo = ids(server).await;
     let (status, t) = server
         .get(&format!("/api/traces/{}", demo.failed_trace))
         .await;
@@ -111,8 +115,12 @@ async fn jaeger_clients_see_the_demo() {
         .unwrap()
         .iter()
         .any(|l| l["fields"][0]["value"] == "exception"));
+}
 
-    // Search: failed payment traces, and a duration filter.
+/// Search: failed payment traces, and a duration filter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_finds_failed_payments_and_filters_by_duration() {
+    let server = shared_demo();
     let now_us = chrono::Utc::now().timestamp_micros();
     let window = format!("&start={}&end={}", now_us - 3_600_000_000, now_us);
     let (status, found) = server
@@ -142,8 +150,13 @@ async fn jaeger_clients_see_the_demo() {
             "a trace of at least 2 s: {longest} µs"
         );
     }
+}
 
-    // Dependencies: the call graph of the last hour.
+/// Dependencies: the call graph of the last hour.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dependencies_are_the_call_graph_of_the_last_hour() {
+    let server = shared_demo();
+    let now_us = chrono::Utc::now().timestamp_micros();
     let (_, deps) = server
         .get(&format!(
             "/api/dependencies?endTs={}&lookback=3600000",
@@ -160,8 +173,12 @@ async fn jaeger_clients_see_the_demo() {
         has("frontend", "checkout") && has("checkout", "payment"),
         "{deps}"
     );
+}
 
-    // Jaeger's error shape.
+/// Jaeger's error shape.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_come_in_jaegers_shape() {
+    let server = shared_demo();
     for (path, code) in [
         ("/api/traces", 400),
         ("/api/traces/not-a-trace", 400),
@@ -174,5 +191,4 @@ async fn jaeger_clients_see_the_demo() {
         assert_eq!(status, code, "{path}: {body}");
         assert!(body["errors"][0]["msg"].is_string(), "{path}: {body}");
     }
-    server.stop();
 }
