@@ -6,7 +6,7 @@
 mod common;
 
 use common::otlp::kv;
-use common::{enc, Server};
+use common::{enc, shared_server, Server};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::metrics::v1::{
     metric::Data, number_data_point, AggregationTemporality, Gauge, Histogram, HistogramDataPoint,
@@ -124,31 +124,41 @@ fn close(v: &Value, expected: f64) -> bool {
     (num(v) - expected).abs() < 1e-9
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn prometheus_clients_query_otlp_metrics() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&dir.path().join("data"));
-    let now = common::otlp::now_ns();
-    let t0 = (now / (60 * SEC) - 10) * 60 * SEC;
-    let request = ExportMetricsServiceRequest {
-        resource_metrics: vec![
-            instance("checkout", "checkout-1", "/pay", 2.0, 0.25, t0),
-            instance("cart", "cart-1", "/add", 1.0, 0.75, t0),
-        ],
-    };
-    let response = server
-        .post_protobuf("/v1/metrics", request.encode_to_vec())
-        .await;
-    assert_eq!(response.status(), 200);
-    let mid = t0 + 3 * 60 * SEC;
-    server
-        .wait_for("/prometheus/api/v1/label/job/values", |v| {
-            v["data"].as_array().is_some_and(|a| a.len() == 2)
+/// The shared server (`common::shared_server`) holding two instances' metrics from ten
+/// minutes ago, sent once; returns it and the first minute of the data.
+async fn fixture() -> (&'static Server, u64) {
+    static LOADED: tokio::sync::OnceCell<u64> = tokio::sync::OnceCell::const_new();
+    let server = shared_server(&["--flush-age-ms", "300"]);
+    let t0 = *LOADED
+        .get_or_init(|| async {
+            let now = common::otlp::now_ns();
+            let t0 = (now / (60 * SEC) - 10) * 60 * SEC;
+            let request = ExportMetricsServiceRequest {
+                resource_metrics: vec![
+                    instance("checkout", "checkout-1", "/pay", 2.0, 0.25, t0),
+                    instance("cart", "cart-1", "/add", 1.0, 0.75, t0),
+                ],
+            };
+            let response = server
+                .post_protobuf("/v1/metrics", request.encode_to_vec())
+                .await;
+            assert_eq!(response.status(), 200);
+            server
+                .wait_for("/prometheus/api/v1/label/job/values", |v| {
+                    v["data"].as_array().is_some_and(|a| a.len() == 2)
+                })
+                .await;
+            t0
         })
         .await;
+    (server, t0)
+}
 
-    // Names by the OpenTelemetry rules; every one listed.
-    let (status, names) = prom(&server, "label/__name__/values").await;
+/// Names by the OpenTelemetry rules; every one listed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_follow_the_opentelemetry_rules() {
+    let (server, _) = fixture().await;
+    let (status, names) = prom(server, "label/__name__/values").await;
     assert_eq!(status, 200);
     assert_eq!(
         names,
@@ -156,10 +166,15 @@ async fn prometheus_clients_query_otlp_metrics() {
             "shop_latency_seconds_bucket", "shop_latency_seconds_count", "shop_latency_seconds_sum",
             "shop_requests_total", "system_cpu_utilization_ratio"]})
     );
+}
 
-    // An instant gauge selection: the full answer.
+/// An instant gauge selection: the full answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instant_gauge_selection() {
+    let (server, t0) = fixture().await;
+    let mid = t0 + 3 * 60 * SEC;
     let (status, v) = prom(
-        &server,
+        server,
         &format!(
             "query?query={}&time={}",
             enc("system_cpu_utilization_ratio{job=\"checkout\"}"),
@@ -175,10 +190,14 @@ async fn prometheus_clients_query_otlp_metrics() {
             "value": [secs(mid), "0.25"],
         }]}})
     );
+}
 
-    // rate over a counter, summed by job, over a range: 2/s and 1/s at every step.
+/// rate over a counter, summed by job, over a range: 2/s and 1/s at every step.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_over_a_counter_summed_by_job() {
+    let (server, t0) = fixture().await;
     let (status, v) = prom(
-        &server,
+        server,
         &format!(
             "query_range?query={}&start={}&end={}&step=60",
             enc("sum by (job) (rate(shop_requests_total[1m]))"),
@@ -199,10 +218,15 @@ async fn prometheus_clients_query_otlp_metrics() {
     }
     assert_eq!(result[0]["metric"], json!({"job": "cart"}));
     assert_eq!(result[0]["values"][0][0], json!(secs(t0 + 2 * 60 * SEC)));
+}
 
-    // increase and irate agree with the counter's slope.
+/// increase and irate agree with the counter's slope.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn increase_and_irate_agree_with_the_slope() {
+    let (server, t0) = fixture().await;
+    let mid = t0 + 3 * 60 * SEC;
     let (_, v) = prom(
-        &server,
+        server,
         &format!(
             "query?query={}&time={}",
             enc("increase(shop_requests_total{job=\"checkout\"}[1m])"),
@@ -216,7 +240,7 @@ async fn prometheus_clients_query_otlp_metrics() {
         json!({"job": "checkout", "instance": "checkout-1", "http_route": "/pay"})
     );
     let (_, v) = prom(
-        &server,
+        server,
         &format!(
             "query?query={}&time={}",
             enc("irate(shop_requests_total{http_route=~\"/a.*\"}[1m])"),
@@ -226,10 +250,15 @@ async fn prometheus_clients_query_otlp_metrics() {
     .await;
     assert_eq!(v["data"]["result"].as_array().unwrap().len(), 1, "{v}");
     assert!(close(&v["data"]["result"][0]["value"][1], 1.0), "{v}");
+}
 
-    // histogram_quantile over bucket rates.
+/// histogram_quantile over bucket rates.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn histogram_quantile_over_bucket_rates() {
+    let (server, t0) = fixture().await;
+    let mid = t0 + 3 * 60 * SEC;
     let (_, v) = prom(
-        &server,
+        server,
         &format!(
             "query?query={}&time={}",
             enc("histogram_quantile(0.9, sum by (le) (rate(shop_latency_seconds_bucket[1m])))"),
@@ -240,10 +269,15 @@ async fn prometheus_clients_query_otlp_metrics() {
     assert_eq!(v["data"]["result"].as_array().unwrap().len(), 1, "{v}");
     assert_eq!(v["data"]["result"][0]["metric"], json!({}));
     assert!(close(&v["data"]["result"][0]["value"][1], 0.5), "{v}");
+}
 
-    // Vector and scalar arithmetic, comparisons, aggregations.
+/// Vector and scalar arithmetic, comparisons, aggregations.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vector_and_scalar_arithmetic_comparisons_aggregations() {
+    let (server, t0) = fixture().await;
+    let mid = t0 + 3 * 60 * SEC;
     let (_, v) = prom(
-        &server,
+        server,
         &format!(
             "query?query={}&time={}",
             enc("system_cpu_utilization_ratio{job=\"cart\"} * 100"),
@@ -256,7 +290,7 @@ async fn prometheus_clients_query_otlp_metrics() {
         json!([{"metric": {"job": "cart", "instance": "cart-1"}, "value": [secs(mid), "75"]}])
     );
     let (_, v) = prom(
-        &server,
+        server,
         &format!(
             "query?query={}&time={}",
             enc("system_cpu_utilization_ratio > 0.5"),
@@ -267,7 +301,7 @@ async fn prometheus_clients_query_otlp_metrics() {
     assert_eq!(v["data"]["result"].as_array().unwrap().len(), 1);
     assert_eq!(v["data"]["result"][0]["metric"]["job"], "cart");
     let (_, v) = prom(
-        &server,
+        server,
         &format!(
             "query?query={}&time={}",
             enc("count(system_cpu_utilization_ratio) + 1"),
@@ -280,7 +314,7 @@ async fn prometheus_clients_query_otlp_metrics() {
         json!([{"metric": {}, "value": [secs(mid), "3"]}])
     );
     let (_, v) = prom(
-        &server,
+        server,
         &format!("query?query={}&time={}", enc("(1 + 2) * 3"), secs(mid)),
     )
     .await;
@@ -288,8 +322,13 @@ async fn prometheus_clients_query_otlp_metrics() {
         v["data"],
         json!({"resultType": "scalar", "result": [secs(mid), "9"]})
     );
+}
 
-    // Grafana POSTs its queries as forms.
+/// Grafana POSTs its queries as forms.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grafana_posts_its_queries_as_forms() {
+    let (server, t0) = fixture().await;
+    let mid = t0 + 3 * 60 * SEC;
     let response = reqwest::Client::new()
         .post(format!("{}/prometheus/api/v1/query", server.api))
         .header("content-type", "application/x-www-form-urlencoded")
@@ -304,11 +343,15 @@ async fn prometheus_clients_query_otlp_metrics() {
     assert_eq!(response.status(), 200);
     let v: Value = response.json().await.unwrap();
     assert_eq!(v["data"]["result"][0]["value"][1], "0.5", "{v}");
+}
 
-    // labels and series.
+/// labels and series.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn labels_and_series() {
+    let (server, t0) = fixture().await;
     let window = format!("start={}&end={}", secs(t0), secs(t0 + 6 * 60 * SEC));
     let (_, v) = prom(
-        &server,
+        server,
         &format!("labels?match[]=shop_requests_total&{window}"),
     )
     .await;
@@ -316,10 +359,10 @@ async fn prometheus_clients_query_otlp_metrics() {
         v,
         json!({"status": "success", "data": ["__name__", "http_route", "instance", "job"]})
     );
-    let (_, v) = prom(&server, &format!("label/job/values?{window}")).await;
+    let (_, v) = prom(server, &format!("label/job/values?{window}")).await;
     assert_eq!(v["data"], json!(["cart", "checkout"]));
     let (_, v) = prom(
-        &server,
+        server,
         &format!(
             "series?match[]={}&{window}",
             enc("{__name__=\"shop_requests_total\",job!=\"cart\"}")
@@ -331,10 +374,15 @@ async fn prometheus_clients_query_otlp_metrics() {
         json!({"status": "success", "data": [{
             "__name__": "shop_requests_total", "http_route": "/pay", "instance": "checkout-1", "job": "checkout"}]})
     );
-    let (_, v) = prom(&server, "status/buildinfo").await;
+    let (_, v) = prom(server, "status/buildinfo").await;
     assert_eq!(v["status"], "success");
+}
 
-    // Errors: Prometheus' envelope, naming what is wrong or unsupported.
+/// Errors: Prometheus' envelope, naming what is wrong or unsupported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_come_in_prometheus_envelope() {
+    let (server, t0) = fixture().await;
+    let mid = t0 + 3 * 60 * SEC;
     for (query, status, kind, needle) in [
         (
             "shop_requests_total{",
@@ -359,7 +407,7 @@ async fn prometheus_clients_query_otlp_metrics() {
         ("shop_requests_total[5m]", 422, "execution", "range vector"),
     ] {
         let (got, v) = prom(
-            &server,
+            server,
             &format!("query?query={}&time={}", enc(query), secs(mid)),
         )
         .await;
@@ -371,9 +419,8 @@ async fn prometheus_clients_query_otlp_metrics() {
             "{query}: {v}"
         );
     }
-    let (status, v) = prom(&server, "query_range?query=up&start=10&end=5&step=1").await;
+    let (status, v) = prom(server, "query_range?query=up&start=10&end=5&step=1").await;
     assert_eq!((status, v["errorType"].as_str()), (400, Some("bad_data")));
-    let (status, v) = prom(&server, "series").await;
+    let (status, v) = prom(server, "series").await;
     assert_eq!((status, v["errorType"].as_str()), (400, Some("bad_data")));
-    server.stop();
 }

@@ -12,19 +12,27 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A demo server shared by every test of one test binary, started on first use: tests that
-/// only read the demo (or add records no other test counts) each stay one case without
-/// starting a server apiece. It is killed and its data dir removed when the binary exits.
+/// A demo server shared by every test of one test binary (see [`shared_server`]).
 pub fn shared_demo() -> &'static Server {
+    shared_server(&["--demo", "--flush-age-ms", "500"])
+}
+
+/// A server shared by every test of one test binary, started with `flags` on first use (one
+/// per binary: later calls get the same server whatever their flags): tests that only read
+/// what it holds (or add records no other test counts) each stay one case without starting a
+/// server apiece. It is killed and its data dir removed when the binary exits.
+pub fn shared_server(flags: &[&str]) -> &'static Server {
     static SHARED: std::sync::OnceLock<Server> = std::sync::OnceLock::new();
     SHARED.get_or_init(|| {
+        let flags: Vec<String> = flags.iter().map(|f| f.to_string()).collect();
         let dir = tempfile::tempdir().expect("temp dir").keep();
         let data = dir.join("data");
         let (started, server) = std::sync::mpsc::channel();
         // The starting thread lives as long as the binary: the server dies with it even
         // when the binary is killed before the exit handler runs.
         std::thread::spawn(move || {
-            let server = Server::spawn(&data, &["--demo", "--flush-age-ms", "500"], true);
+            let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+            let server = Server::spawn(&data, &flags, true);
             let _ = started.send(server);
             loop {
                 std::thread::park();
