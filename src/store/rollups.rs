@@ -2,13 +2,14 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, ListBuilder, UInt64Array, UInt64Builder};
+use arrow::array::{Array, ArrayRef, Int64Array, ListBuilder, UInt64Array, UInt64Builder};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimestampNanosecondType, UInt64Type};
 use arrow::record_batch::RecordBatch;
 
 use super::columns::*;
 use super::StoreError;
 use crate::model::SpanKind;
+use crate::rollup::latency::Extremes;
 use crate::rollup::{
     EdgeKind, ErrorGroupDetail, ErrorSignature, LatencyHistogram, RollupCell, RollupKind, RollupRow,
 };
@@ -30,6 +31,9 @@ pub fn schema() -> SchemaRef {
             DataType::List(Arc::new(Field::new("item", DataType::UInt64, true))),
             false,
         ),
+        // Shortest and longest duration counted (ns); null in files of earlier versions.
+        Field::new("latency_min", DataType::Int64, true),
+        Field::new("latency_max", DataType::Int64, true),
     ]))
 }
 
@@ -68,6 +72,10 @@ pub fn to_batch(rows: &[&RollupRow]) -> Result<RecordBatch, StoreError> {
         Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.count))),
         Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.errors))),
         Arc::new(buckets.finish()),
+        Arc::new(Int64Array::from_iter(
+            rows.iter().map(|r| extreme(r, false)),
+        )),
+        Arc::new(Int64Array::from_iter(rows.iter().map(|r| extreme(r, true)))),
     ];
     Ok(RecordBatch::try_new(schema(), columns)?)
 }
@@ -89,6 +97,12 @@ pub fn from_batch(
     let count = cols.primitive::<UInt64Type>("count")?;
     let errors = cols.primitive::<UInt64Type>("errors")?;
     let buckets = cols.list("latency_buckets")?;
+    let extreme_column = |name: &str| {
+        batch
+            .column_by_name(name)
+            .and_then(|c| c.as_any().downcast_ref::<Int64Array>())
+    };
+    let (mins, maxes) = (extreme_column("latency_min"), extreme_column("latency_max"));
     for i in 0..batch.num_rows() {
         let mut latency = LatencyHistogram::default();
         if let Some(values) = buckets.value(i).as_any().downcast_ref::<UInt64Array>() {
@@ -96,6 +110,12 @@ pub fn from_batch(
                 *slot = *v;
             }
         }
+        let value = |c: Option<&Int64Array>| c.filter(|c| c.is_valid(i)).map(|c| c.value(i));
+        latency.extremes = match (value(mins), value(maxes)) {
+            (Some(min), Some(max)) => Extremes::Known { min, max },
+            _ if latency.total() == 0 => Extremes::Empty,
+            _ => Extremes::Unknown,
+        };
         let kind = RollupKind::parse(kind.value(i))
             .ok_or_else(|| StoreError::Schema(format!("unknown rollup kind {}", kind.value(i))))?;
         let row = RollupRow {
@@ -117,6 +137,14 @@ pub fn from_batch(
         }
     }
     Ok(())
+}
+
+/// A row's shortest (or, with `max`, longest) duration, when known.
+fn extreme(row: &RollupRow, max: bool) -> Option<i64> {
+    match row.latency.extremes {
+        Extremes::Known { min, max: longest } => Some(if max { longest } else { min }),
+        _ => None,
+    }
 }
 
 /// A stored row's cell from its flat columns.
@@ -202,13 +230,21 @@ mod tests {
         ];
         let rows: Vec<RollupRow> = cells
             .into_iter()
-            .map(|cell| RollupRow {
-                minute: 60_000_000_000,
-                service: "cart".into(),
-                cell,
-                count: 3,
-                errors: 1,
-                latency: LatencyHistogram::default(),
+            .enumerate()
+            .map(|(i, cell)| {
+                let mut latency = LatencyHistogram::default();
+                if i == 0 {
+                    latency.add(5_000_000);
+                    latency.add(7_000_000);
+                }
+                RollupRow {
+                    minute: 60_000_000_000,
+                    service: "cart".into(),
+                    cell,
+                    count: 3,
+                    errors: 1,
+                    latency,
+                }
             })
             .collect();
         let refs: Vec<&RollupRow> = rows.iter().collect();
