@@ -85,11 +85,22 @@ pub struct ServiceOverview {
 
 /// Per-minute buckets of a window.
 pub fn minutes(start: i64, end: i64) -> usize {
-    (((end - start) + MINUTE - 1) / MINUTE).clamp(1, 100_000) as usize
+    (end.saturating_sub(minute_origin(start))
+        .saturating_add(MINUTE - 1)
+        / MINUTE)
+        .clamp(1, 100_000) as usize
+}
+
+/// Where the per-minute series of a window starting at `start` begin: the whole minute it
+/// falls in, the minute the rollups count by. Series (and the bursts found in them) then
+/// cover the same minutes on every reload, instead of minutes that start when the page was
+/// loaded and split one incident into two.
+pub fn minute_origin(start: i64) -> i64 {
+    start.div_euclid(MINUTE) * MINUTE
 }
 
 fn slot(start: i64, t: i64, n: usize) -> Option<usize> {
-    let i = (t - start).div_euclid(MINUTE);
+    let i = (t - minute_origin(start)).div_euclid(MINUTE);
     (i >= 0 && (i as usize) < n).then_some(i as usize)
 }
 
@@ -420,7 +431,7 @@ pub fn errors(rollups: &[RollupRow], start: i64, end: i64, service: Option<&str>
     }
     groups.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.key.cmp(&b.key)));
     ErrorsView {
-        start,
+        start: minute_origin(start),
         bursts: bursts(&total),
         series: series
             .into_iter()
@@ -571,5 +582,40 @@ mod tests {
         let series = [0, 1, 0, 0, 5, 9, 8, 7, 0, 0, 0];
         assert_eq!(bursts(&series), vec![4]);
         assert!(bursts(&[1, 1, 1, 1]).is_empty());
+    }
+
+    /// Reloading a page moves its window's start by seconds; the minutes its series cover,
+    /// and the burst found in them, stay the same.
+    #[test]
+    fn series_and_bursts_sit_on_whole_minutes_whatever_the_window_start() {
+        let rows: Vec<RollupRow> = (0..12)
+            .map(|m| RollupRow {
+                minute: m * MINUTE,
+                service: "payment".into(),
+                cell: RollupCell::LogErrors {
+                    instance: "payment-3".into(),
+                    version: "2.5.0".into(),
+                },
+                count: if (6..9).contains(&m) { 20 } else { 1 },
+                errors: 0,
+                latency: LatencyHistogram::default(),
+            })
+            .collect();
+        let at = |start_secs: i64| {
+            let start = start_secs * 1_000_000_000;
+            let view = errors(&rows, start, start + 11 * MINUTE, None);
+            let burst_minutes: Vec<i64> = view
+                .bursts
+                .iter()
+                .map(|i| view.start + *i as i64 * MINUTE)
+                .collect();
+            let series: Vec<Vec<u64>> = view.series.iter().map(|s| s.per_minute.clone()).collect();
+            (view.start, series, burst_minutes)
+        };
+        let first = at(25);
+        assert_eq!(first.0, 0, "the series start at the whole minute");
+        assert_eq!(first.2, [6 * MINUTE], "the burst starts at minute 6");
+        assert_eq!(at(26), first, "a reload a second later");
+        assert_eq!(at(59), first, "the same minute, later");
     }
 }

@@ -56,7 +56,7 @@ pub fn panel(view: &ErrorsView) -> ErrorPanel {
         bursts: view
             .bursts
             .iter()
-            .map(|i| format::time(view.start + *i as i64 * MINUTE))
+            .map(|i| format::minute(view.start + *i as i64 * MINUTE))
             .collect(),
         groups: view
             .groups
@@ -66,8 +66,8 @@ pub fn panel(view: &ErrorsView) -> ErrorPanel {
                 message: g.detail.signature.message.clone(),
                 frame: g.detail.signature.top_frame.clone(),
                 count: g.count,
-                first_seen: format::time(g.first_seen),
-                last_seen: format::time(g.last_seen),
+                first_seen: format::minute(g.first_seen),
+                last_seen: format::minute(g.last_seen),
                 services: g.services.join(", "),
                 instances: g.instances.join(", "),
                 versions: g.versions.join(", "),

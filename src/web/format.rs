@@ -92,6 +92,14 @@ pub fn severity_class(number: i32) -> &'static str {
     }
 }
 
+/// `2026-11-23 10:15` (UTC): a time known to the minute (rollup minutes, error bursts), shown
+/// without digits it does not have.
+pub fn minute(ns: i64) -> String {
+    chrono::DateTime::from_timestamp_nanos(ns)
+        .format("%Y-%m-%d %H:%M")
+        .to_string()
+}
+
 /// `2026-11-23 10:15:00.123` (UTC).
 pub fn time(ns: i64) -> String {
     chrono::DateTime::from_timestamp_nanos(ns)

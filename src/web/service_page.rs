@@ -16,7 +16,7 @@ use super::{message, render, url};
 use crate::model::time::now_ns;
 use crate::model::window::{TimeParams, TimeWindow, RANGES};
 use crate::query::metrics::{GaugeAgg, MetricQuery};
-use crate::query::services::Breakdown;
+use crate::query::services::{minute_origin, Breakdown};
 use crate::query::QueryEngine;
 use crate::rollup::MINUTE;
 
@@ -101,11 +101,13 @@ fn red_row(service: &str, b: &Breakdown, filter: &str) -> RedRow {
     }
 }
 
+/// Per-minute values of a window starting at `start` as points at their whole minutes.
 fn per_minute(start: i64, values: &[u64]) -> Vec<(i64, f64)> {
+    let origin = minute_origin(start);
     values
         .iter()
         .enumerate()
-        .map(|(i, v)| (start + i as i64 * MINUTE, *v as f64))
+        .map(|(i, v)| (origin + i as i64 * MINUTE, *v as f64))
         .collect()
 }
 
@@ -207,7 +209,9 @@ pub async fn handler(
         b.p95_per_minute
             .iter()
             .enumerate()
-            .filter_map(|(i, v)| v.map(|v| (start + i as i64 * MINUTE, v as f64 / 1e6)))
+            .filter_map(|(i, v)| {
+                v.map(|v| (minute_origin(start) + i as i64 * MINUTE, v as f64 / 1e6))
+            })
             .collect()
     };
     let instances = detail
