@@ -20,13 +20,13 @@ use super::record_columns::{text_builder, RecordColumns, ResourceText};
 use super::rejects::Rejects;
 use super::resource::convert_resource;
 use super::traces::clamp_ns;
-use crate::model::{severity_name, SpanId, TraceId};
+use crate::model::{severity_name, Severity, SpanId, TraceId};
 use crate::rollup::error_group::signature;
 use crate::rollup::DeltaBuilder;
 use crate::store::StoreError;
 
 /// Severity numbers from here up are ERROR or FATAL: counted and grouped as errors.
-const ERROR_SEVERITY: i32 = 17;
+const ERROR_SEVERITY: i32 = Severity::Error.floor();
 
 /// Decodes every log record; one with an invalid trace or span id (a wrong length; OTLP
 /// allows both to be absent) is dropped on its own and counted in [`Decoded::rejects`].

@@ -30,29 +30,117 @@ pub struct LogRow {
     pub correlation_id: Option<String>,
 }
 
-/// Canonical short severity names by OTLP severity number range (1–4 TRACE … 21–24 FATAL).
-pub fn severity_name(number: i32) -> &'static str {
-    match number {
-        1..=4 => "TRACE",
-        5..=8 => "DEBUG",
-        9..=12 => "INFO",
-        13..=16 => "WARN",
-        17..=20 => "ERROR",
-        21..=24 => "FATAL",
-        _ => "UNSPECIFIED",
+/// OTLP's severity levels: the numbers 1–24 in six ranges of four (1–4 TRACE … 21–24 FATAL).
+/// A record keeps its number and its free-form text; every place that needs the level (the
+/// query language, the error rollups, the level colours, the demo) reads it through this.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Severity {
+    Unspecified,
+    Trace,
+    Debug,
+    Info,
+    Warn,
+    Error,
+    Fatal,
+}
+
+impl Severity {
+    /// The level of an OTLP severity number (outside 1–24: unspecified).
+    pub fn of_number(number: i32) -> Severity {
+        match number {
+            1..=4 => Severity::Trace,
+            5..=8 => Severity::Debug,
+            9..=12 => Severity::Info,
+            13..=16 => Severity::Warn,
+            17..=20 => Severity::Error,
+            21..=24 => Severity::Fatal,
+            _ => Severity::Unspecified,
+        }
+    }
+
+    /// A level by name, as queries write it (`warn`, `WARNING`, `critical`).
+    pub fn parse(name: &str) -> Option<Severity> {
+        Some(match name.to_ascii_uppercase().as_str() {
+            "TRACE" => Severity::Trace,
+            "DEBUG" => Severity::Debug,
+            "INFO" => Severity::Info,
+            "WARN" | "WARNING" => Severity::Warn,
+            "ERROR" => Severity::Error,
+            "FATAL" | "CRITICAL" => Severity::Fatal,
+            _ => return None,
+        })
+    }
+
+    /// The canonical short name (`WARN`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Severity::Unspecified => "UNSPECIFIED",
+            Severity::Trace => "TRACE",
+            Severity::Debug => "DEBUG",
+            Severity::Info => "INFO",
+            Severity::Warn => "WARN",
+            Severity::Error => "ERROR",
+            Severity::Fatal => "FATAL",
+        }
+    }
+
+    /// The lowest severity number of the level (`Warn` → 13).
+    pub const fn floor(self) -> i32 {
+        match self {
+            Severity::Unspecified => 0,
+            Severity::Trace => 1,
+            Severity::Debug => 5,
+            Severity::Info => 9,
+            Severity::Warn => 13,
+            Severity::Error => 17,
+            Severity::Fatal => 21,
+        }
     }
 }
 
-/// The lowest severity number of a named level (`warn` → 13), for `severity>=WARN` queries.
+/// Canonical short severity name of an OTLP severity number (see [`Severity`]).
+pub fn severity_name(number: i32) -> &'static str {
+    Severity::of_number(number).name()
+}
+
+/// The lowest severity number of a named level (`warn` → 13) or a number given as such, for
+/// `severity>=WARN` queries.
 pub fn severity_floor(name: &str) -> Option<i32> {
-    let n = match name.to_ascii_uppercase().as_str() {
-        "TRACE" => 1,
-        "DEBUG" => 5,
-        "INFO" => 9,
-        "WARN" | "WARNING" => 13,
-        "ERROR" => 17,
-        "FATAL" | "CRITICAL" => 21,
-        other => return other.parse().ok(),
-    };
-    Some(n)
+    match Severity::parse(name) {
+        Some(level) => Some(level.floor()),
+        None => name.parse().ok(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_by_number_and_by_name() {
+        assert_eq!(Severity::of_number(9), Severity::Info);
+        assert_eq!(Severity::of_number(20), Severity::Error);
+        assert_eq!(Severity::of_number(0), Severity::Unspecified);
+        assert_eq!(Severity::of_number(99), Severity::Unspecified);
+        assert_eq!(severity_name(14), "WARN");
+        assert_eq!(Severity::parse("warning"), Some(Severity::Warn));
+        assert_eq!(Severity::parse("critical"), Some(Severity::Fatal));
+        assert_eq!(Severity::parse("loud"), None);
+        assert_eq!(severity_floor("warn"), Some(13));
+        assert_eq!(severity_floor("17"), Some(17));
+        assert_eq!(severity_floor("loud"), None);
+        assert!(Severity::Error > Severity::Warn, "levels order by gravity");
+        // Every level's floor reads back as that level.
+        for level in [
+            Severity::Trace,
+            Severity::Debug,
+            Severity::Info,
+            Severity::Warn,
+            Severity::Error,
+            Severity::Fatal,
+        ] {
+            assert_eq!(Severity::of_number(level.floor()), level);
+            assert_eq!(Severity::parse(level.name()), Some(level));
+        }
+    }
 }

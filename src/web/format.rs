@@ -1,6 +1,6 @@
 //! Text helpers for pages: durations, times, truncation, highlighting, service colours.
 
-use crate::model::{value_text, Attributes};
+use crate::model::{value_text, Attributes, Severity};
 
 /// Longest value shown in full inline; longer ones are cut with a way to see everything.
 pub const SHORT_VALUE: usize = 240;
@@ -85,10 +85,13 @@ pub fn bytes(n: u64) -> String {
 /// free-form; the number is OTLP's scale): the same on the logs page, the trace page and
 /// the live tail.
 pub fn severity_class(number: i32) -> &'static str {
-    match number {
-        17.. => "sev-error",
-        13..=16 => "sev-warn",
-        _ => "sev-info",
+    // Numbers past FATAL's range count as errors too, as the error rollups count them.
+    if number >= Severity::Error.floor() {
+        "sev-error"
+    } else if number >= Severity::Warn.floor() {
+        "sev-warn"
+    } else {
+        "sev-info"
     }
 }
 
