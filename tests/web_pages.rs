@@ -199,3 +199,47 @@ async fn static_assets_are_served_from_the_binary() {
     assert_eq!(status, 200);
     assert!(js.contains("EventSource"));
 }
+
+/// Trace search filters on resource attributes too: the canary's version and instance find
+/// the incident's failed checkouts (both were kept in fields of their own and found nothing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trace_search_filters_on_resource_attributes() {
+    let server = shared_demo();
+    let demo = ids(server).await;
+    let found = |attribute: &str| {
+        let path = format!(
+            "/api/v1/traces?status=error&limit=1000&attribute={}",
+            enc(attribute)
+        );
+        async move {
+            let (status, body) = server.get(&path).await;
+            assert_eq!(status, 200, "{body}");
+            body["traces"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t["trace_id"].as_str().unwrap().to_string())
+                .collect::<Vec<String>>()
+        }
+    };
+    for attribute in ["service.version=2.5.0", "service.instance.id=payment-3"] {
+        let traces = found(attribute).await;
+        assert!(
+            traces.contains(&demo.failed_trace),
+            "{attribute} finds the failed checkout among {} traces",
+            traces.len()
+        );
+    }
+    assert!(found("service.version=9.9.9").await.is_empty());
+    // The traces page takes the same filter.
+    let (status, html) = page(
+        server,
+        &format!(
+            "/traces?status=error&attribute={}",
+            enc("service.version=2.5.0")
+        ),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(count(&html, "class=\"trace-row\"") > 0, "rows on the page");
+}

@@ -12,9 +12,9 @@ pub mod window;
 
 pub use attributes::{any_to_json, from_key_values, take_string, value_text, Attributes};
 pub use ids::{IdError, SpanId, TraceId};
-pub use log::{severity_floor, severity_name, LogRow};
+pub use log::{severity_floor, severity_name, LogRow, Severity};
 pub use metric::{MetricKind, MetricPoint};
-pub use resource::{Resource, UNKNOWN_SERVICE};
+pub use resource::{LiftedKey, Resource, UNKNOWN_SERVICE};
 pub use span::{SpanEvent, SpanKind, SpanLink, SpanRow, SpanStatus};
 
 /// The three OTLP signals. The discriminant is what the WAL writes on disk: never reorder.

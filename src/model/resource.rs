@@ -22,5 +22,50 @@ pub struct Resource {
     pub attributes: Attributes,
 }
 
+/// A lifted resource attribute: its OpenTelemetry key and the column every span, log and
+/// metric file keeps it in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LiftedKey {
+    ServiceName,
+    InstanceId,
+    HostName,
+    Version,
+}
+
+impl LiftedKey {
+    /// The lifted attribute named `key` (`service.version` …), if it is one.
+    pub fn of(key: &str) -> Option<LiftedKey> {
+        Some(match key {
+            "service.name" => LiftedKey::ServiceName,
+            "service.instance.id" => LiftedKey::InstanceId,
+            "host.name" => LiftedKey::HostName,
+            "service.version" => LiftedKey::Version,
+            _ => return None,
+        })
+    }
+
+    /// The column of the stored files that holds it.
+    pub fn column(self) -> &'static str {
+        match self {
+            LiftedKey::ServiceName => "service_name",
+            LiftedKey::InstanceId => "service_instance_id",
+            LiftedKey::HostName => "host_name",
+            LiftedKey::Version => "service_version",
+        }
+    }
+}
+
+impl Resource {
+    /// The value of a lifted attribute.
+    pub fn lifted(&self, key: LiftedKey) -> &str {
+        match key {
+            LiftedKey::ServiceName => &self.service_name,
+            LiftedKey::InstanceId => &self.service_instance_id,
+            LiftedKey::HostName => &self.host_name,
+            LiftedKey::Version => &self.service_version,
+        }
+    }
+}
+
 /// Service name used when a resource has none, matching the OpenTelemetry SDK default.
 pub const UNKNOWN_SERVICE: &str = "unknown_service";

@@ -1,5 +1,6 @@
 //! Parameters of a trace search.
 
+use crate::model::LiftedKey;
 use crate::model::TraceId;
 
 /// Whether a trace search wants traces with errors, without, or either.
@@ -32,9 +33,10 @@ pub fn parse_attribute(text: &str) -> Result<Option<(String, String)>, String> {
         .ok_or_else(|| format!("attribute filter must be key=value, not {text:?}"))
 }
 
-/// Filters of a trace search. Span-level filters (service, operation, attribute,
-/// correlation id) select traces with at least one span that matches all of them; status
-/// and duration apply to the whole trace (any error span; end-to-end duration).
+/// Filters of a trace search. Span-level filters (service, operation, attribute — a span's
+/// or its resource's, `service.version=2.5.0` included — correlation id) select traces with
+/// at least one span that matches all of them; status and duration apply to the whole trace
+/// (any error span; end-to-end duration).
 #[derive(Debug, Clone, Default)]
 pub struct TraceSearch {
     pub service: Option<String>,
@@ -72,6 +74,11 @@ impl TraceSearch {
         if let Some(c) = &self.correlation_id {
             p = p.text_is("correlation_id", c);
         }
+        if let Some((key, value)) = &self.attribute {
+            if let Some(lifted) = LiftedKey::of(key) {
+                p = p.text_is(lifted.column(), value);
+            }
+        }
         p
     }
 
@@ -85,12 +92,19 @@ impl TraceSearch {
                 .correlation_id
                 .as_ref()
                 .is_none_or(|v| s.correlation_id.as_ref() == Some(v))
-            && self.attribute.as_ref().is_none_or(|(k, v)| {
-                s.attributes
-                    .get(k)
-                    .or_else(|| s.resource.attributes.get(k))
-                    .is_some_and(|a| crate::model::value_text(a) == *v)
-            })
+            && self
+                .attribute
+                .as_ref()
+                .is_none_or(|(k, v)| match LiftedKey::of(k) {
+                    // `service.version`, `service.instance.id`, `host.name` and `service.name`
+                    // are kept in fields of their own, not among the resource attributes.
+                    Some(lifted) => s.resource.lifted(lifted) == v,
+                    None => s
+                        .attributes
+                        .get(k)
+                        .or_else(|| s.resource.attributes.get(k))
+                        .is_some_and(|a| crate::model::value_text(a) == *v),
+                })
             && self.start.is_none_or(|t| s.end_time_unix_nano >= t)
             && self.end.is_none_or(|t| s.start_time_unix_nano <= t)
     }

@@ -9,6 +9,7 @@ use tantivy::query::Query;
 use super::scan::{kth_largest, newest_first_reads};
 use super::{trace_tree, QueryEngine, QueryError, StatusFilter, TraceSearch, TraceSummary};
 use crate::index::KeyKind;
+use crate::model::LiftedKey;
 use crate::model::{LogRow, Signal, SpanId, SpanRow, SpanStatus, TraceId};
 use crate::pipeline::LiveRows;
 use crate::store::Prefilter;
@@ -265,7 +266,18 @@ impl QueryEngine {
             terms.push((Occur::Must, self.index.term(f.name, s)));
         }
         if let Some((k, v)) = &search.attribute {
-            terms.push((Occur::Must, self.index.attr_query(k, v)));
+            match LiftedKey::of(k) {
+                // Lifted resource attributes are not attribute terms: service and instance
+                // have terms of their own; version and host are checked in their columns.
+                Some(LiftedKey::ServiceName) => {
+                    terms.push((Occur::Must, self.index.term(f.service, v)))
+                }
+                Some(LiftedKey::InstanceId) => {
+                    terms.push((Occur::Must, self.index.term(f.instance, v)))
+                }
+                Some(LiftedKey::HostName | LiftedKey::Version) => {}
+                None => terms.push((Occur::Must, self.index.attr_query(k, v))),
+            }
         }
         if let Some(c) = &search.correlation_id {
             terms.push((
