@@ -243,3 +243,51 @@ async fn trace_search_filters_on_resource_attributes() {
     assert_eq!(status, 200);
     assert!(count(&html, "class=\"trace-row\"") > 0, "rows on the page");
 }
+
+/// With a service and an operation chosen, the duration bounds are that span's: "cart
+/// `GET /cart/{user}` over 500 ms" used to return traces whose cart spans took 9–14 ms
+/// (because the whole trace took longer).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duration_bound_applies_to_the_chosen_span() {
+    let server = shared_demo();
+    let search = |min_ms: u64| async move {
+        let (status, body) = server
+            .get(&format!(
+                "/api/v1/traces?service=cart&operation={}&min_duration_ms={min_ms}&limit=200",
+                enc("GET /cart/{user}")
+            ))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body["traces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["trace_id"].as_str().unwrap().to_string())
+            .collect::<Vec<String>>()
+    };
+    let slowest_cart_span = |trace: serde_json::Value| {
+        trace["spans"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["resource"]["service_name"] == "cart" && s["name"] == "GET /cart/{user}")
+            .map(|s| s["duration_nano"].as_i64().unwrap())
+            .max()
+            .unwrap_or(0)
+    };
+    for (min_ms, at_least_one) in [(1, true), (500, false)] {
+        let traces = search(min_ms).await;
+        assert!(
+            !at_least_one || !traces.is_empty(),
+            "cart spans over {min_ms} ms exist"
+        );
+        for id in traces {
+            let (_, trace) = server.get(&format!("/api/v1/traces/{id}")).await;
+            let slowest = slowest_cart_span(trace);
+            assert!(
+                slowest >= min_ms as i64 * 1_000_000,
+                "trace {id} found for cart spans over {min_ms} ms, its slowest took {slowest} ns"
+            );
+        }
+    }
+}

@@ -35,8 +35,10 @@ pub fn parse_attribute(text: &str) -> Result<Option<(String, String)>, String> {
 
 /// Filters of a trace search. Span-level filters (service, operation, attribute — a span's
 /// or its resource's, `service.version=2.5.0` included — correlation id) select traces with
-/// at least one span that matches all of them; status and duration apply to the whole trace
-/// (any error span; end-to-end duration).
+/// at least one span that matches all of them; status applies to the whole trace (any error
+/// span). Duration applies to the span the service or operation chose when one is given
+/// ("cart `GET /cart/{user}` over 500 ms" means that span took over 500 ms), else to the
+/// whole trace (end to end).
 #[derive(Debug, Clone, Default)]
 pub struct TraceSearch {
     pub service: Option<String>,
@@ -54,6 +56,12 @@ pub struct TraceSearch {
 }
 
 impl TraceSearch {
+    /// Whether the duration bounds are the chosen span's (a service or an operation is
+    /// given) rather than the whole trace's.
+    pub fn durations_of_span(&self) -> bool {
+        self.service.is_some() || self.operation.is_some()
+    }
+
     /// Column checks implied by the time window, for reading spans.
     pub fn time_prefilter(&self) -> crate::store::Prefilter {
         crate::store::Prefilter::none()
@@ -78,6 +86,11 @@ impl TraceSearch {
             if let Some(lifted) = LiftedKey::of(key) {
                 p = p.text_is(lifted.column(), value);
             }
+        }
+        if self.durations_of_span() {
+            p = p
+                .at_least("duration_nano", self.min_duration_nano)
+                .at_most("duration_nano", self.max_duration_nano);
         }
         p
     }
@@ -107,5 +120,8 @@ impl TraceSearch {
                 })
             && self.start.is_none_or(|t| s.end_time_unix_nano >= t)
             && self.end.is_none_or(|t| s.start_time_unix_nano <= t)
+            && (!self.durations_of_span()
+                || (self.min_duration_nano.is_none_or(|d| s.duration_nano >= d)
+                    && self.max_duration_nano.is_none_or(|d| s.duration_nano <= d)))
     }
 }

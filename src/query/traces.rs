@@ -213,9 +213,9 @@ impl QueryEngine {
             Some(id) => vec![id],
             None => {
                 // Trace-level filters drop candidates after the fact: look at more of them.
-                let post_filtered = search.status.is_some()
-                    || search.min_duration_nano.is_some()
-                    || search.max_duration_nano.is_some();
+                let trace_durations = !search.durations_of_span()
+                    && (search.min_duration_nano.is_some() || search.max_duration_nano.is_some());
+                let post_filtered = search.status.is_some() || trace_durations;
                 let budget = if post_filtered { limit * 20 } else { limit * 2 };
                 self.candidate_traces(search, budget).await?
             }
@@ -232,12 +232,15 @@ impl QueryEngine {
                 Some(StatusFilter::Ok) => summary.error_count == 0,
                 None => true,
             };
-            let duration_ok = search
-                .min_duration_nano
-                .is_none_or(|d| summary.duration_nano >= d)
-                && search
-                    .max_duration_nano
-                    .is_none_or(|d| summary.duration_nano <= d);
+            // With a service or operation chosen, the candidates' matching span already met
+            // the bounds.
+            let duration_ok = search.durations_of_span()
+                || (search
+                    .min_duration_nano
+                    .is_none_or(|d| summary.duration_nano >= d)
+                    && search
+                        .max_duration_nano
+                        .is_none_or(|d| summary.duration_nano <= d));
             if status_ok && duration_ok {
                 out.push(summary);
                 if out.len() >= limit {
