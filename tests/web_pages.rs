@@ -207,20 +207,8 @@ async fn trace_search_filters_on_resource_attributes() {
     let server = shared_demo();
     let demo = ids(server).await;
     let found = |attribute: &str| {
-        let path = format!(
-            "/api/v1/traces?status=error&limit=1000&attribute={}",
-            enc(attribute)
-        );
-        async move {
-            let (status, body) = server.get(&path).await;
-            assert_eq!(status, 200, "{body}");
-            body["traces"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|t| t["trace_id"].as_str().unwrap().to_string())
-                .collect::<Vec<String>>()
-        }
+        let query = format!("status=error&limit=1000&attribute={}", enc(attribute));
+        async move { trace_ids(server, &query).await }
     };
     for attribute in ["service.version=2.5.0", "service.instance.id=payment-3"] {
         let traces = found(attribute).await;
@@ -251,19 +239,11 @@ async fn trace_search_filters_on_resource_attributes() {
 async fn a_duration_bound_applies_to_the_chosen_span() {
     let server = shared_demo();
     let search = |min_ms: u64| async move {
-        let (status, body) = server
-            .get(&format!(
-                "/api/v1/traces?service=cart&operation={}&min_duration_ms={min_ms}&limit=200",
-                enc("GET /cart/{user}")
-            ))
-            .await;
-        assert_eq!(status, 200, "{body}");
-        body["traces"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|t| t["trace_id"].as_str().unwrap().to_string())
-            .collect::<Vec<String>>()
+        let query = format!(
+            "service=cart&operation={}&min_duration_ms={min_ms}&limit=200",
+            enc("GET /cart/{user}")
+        );
+        trace_ids(server, &query).await
     };
     let slowest_cart_span = |trace: serde_json::Value| {
         trace["spans"]
@@ -290,4 +270,16 @@ async fn a_duration_bound_applies_to_the_chosen_span() {
             );
         }
     }
+}
+
+/// The trace ids `GET /api/v1/traces?{query}` answers.
+async fn trace_ids(server: &common::Server, query: &str) -> Vec<String> {
+    let (status, body) = server.get(&format!("/api/v1/traces?{query}")).await;
+    assert_eq!(status, 200, "{body}");
+    body["traces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["trace_id"].as_str().unwrap().to_string())
+        .collect()
 }
