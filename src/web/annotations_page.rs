@@ -44,7 +44,7 @@ async fn list(State(state): State<WebState>, PageToken(token): PageToken) -> Res
         Ok(all) => render(
             &AnnotationsPage {
                 title: "Annotations".into(),
-                active: "views",
+                active: "annotations",
                 save: None,
                 token,
                 rows: all
