@@ -109,6 +109,13 @@ async fn log_search_highlights_words_and_explains_misses() {
     let (status, html) = page(server, &format!("/logs?q={}", enc("\"unclosed"))).await;
     assert_eq!(status, 400);
     assert!(html.contains("role=\"alert\"") && html.contains("invalid query"));
+    // The query is shown again with a caret under where it stops parsing.
+    let caret = &html[html.find("id=\"query-caret\">").expect("a caret")..];
+    assert!(
+        caret.contains("&#34;unclosed") || caret.contains("&quot;unclosed"),
+        "{caret}"
+    );
+    assert!(caret.contains('^'), "{caret}");
     let (_, html) = page(server, "/logs?q=zzznomatchzzz").await;
     assert!(html.contains("No log record matches"));
     assert!(!html.contains("field-hint"));
@@ -282,4 +289,32 @@ async fn trace_ids(server: &common::Server, query: &str) -> Vec<String> {
         .iter()
         .map(|t| t["trace_id"].as_str().unwrap().to_string())
         .collect()
+}
+
+/// The navigation reaches every section, annotations included, and says what its last link
+/// does (it logs out; there is no account page).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn navigation_reaches_every_section() {
+    let server = shared_demo();
+    let (status, html) = page(server, "/annotations").await;
+    assert_eq!(status, 200);
+    let nav = &html[html.find("<nav>").unwrap()..html.find("</nav>").unwrap()];
+    for href in [
+        "/",
+        "/map",
+        "/errors",
+        "/traces",
+        "/logs",
+        "/explore",
+        "/views",
+        "/postmortems",
+        "/annotations",
+    ] {
+        assert!(nav.contains(&format!("href=\"{href}\"")), "{href} in {nav}");
+    }
+    assert!(
+        nav.contains("href=\"/annotations\" class=\"active\""),
+        "the annotations page marks its own link: {nav}"
+    );
+    assert!(nav.contains(">Log out</a>") && !nav.contains(">Account<"));
 }

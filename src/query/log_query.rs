@@ -65,6 +65,21 @@ pub enum LogFilter {
 #[error("{0}")]
 pub struct QuerySyntaxError(pub String);
 
+/// Where a query that does not parse goes wrong, as a character position in `query` itself
+/// (for a caret under it); `None` when it parses, or when the error is not about one place.
+pub fn syntax_error_position(query: &str) -> Option<usize> {
+    let trimmed = query.trim_start();
+    let lead = query.len() - trimmed.len();
+    let rewritten = rewrite_comparisons(trimmed.trim_end());
+    // Positions are only meaningful in the text as typed.
+    if rewritten != trimmed.trim_end() || tantivy_query_grammar::parse_query(&rewritten).is_ok() {
+        return None;
+    }
+    let (_, errors) = tantivy_query_grammar::parse_query_lenient(&rewritten);
+    let byte = lead + errors.first()?.pos;
+    Some(query.get(..byte.min(query.len()))?.chars().count())
+}
+
 /// Parses a query string. An empty query matches everything.
 pub fn parse(query: &str) -> Result<LogFilter, QuerySyntaxError> {
     super::query_size::check_query_text(query).map_err(QuerySyntaxError)?;
@@ -573,6 +588,19 @@ impl RequiredText {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_syntax_error_points_at_its_place_in_the_text_as_typed() {
+        // tantivy's grammar reports where it stopped; the caret goes under that character.
+        let at = syntax_error_position("  error AND \"unclosed").unwrap();
+        assert!((2..22).contains(&at), "{at}");
+        assert_eq!(
+            syntax_error_position("service:payment error"),
+            None,
+            "parses"
+        );
+        assert_eq!(syntax_error_position(""), None);
+    }
 
     fn row(body: &str, severity: i32) -> LogRow {
         LogRow {

@@ -65,6 +65,8 @@ struct LogsPage {
     chart: Chart,
     total: u64,
     error: Option<String>,
+    /// Spaces and a `^` under the place the query stops parsing, when there is one.
+    caret: Option<String>,
     next_href: Option<String>,
     first_href: Option<String>,
     /// Set when the query is a correlation id: every log of that request, in time order.
@@ -154,6 +156,7 @@ pub async fn handler(
         ),
         total: 0,
         error: None,
+        caret: None,
         next_href: None,
         first_href: None,
         correlation: None,
@@ -174,6 +177,10 @@ pub async fn handler(
     } else {
         StatusCode::OK
     };
+    page.caret = error
+        .as_ref()
+        .and_then(|_| crate::query::log_query::syntax_error_position(&form.q))
+        .map(|at| " ".repeat(at) + "^");
     page.error = error;
     let (start, end) = (page.window.start, page.window.end);
     let notes = chrome.annotations(start, end, None).await;
