@@ -118,14 +118,23 @@ async fn wait_for_url(web: &WebDriver, fragment: &str) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn browse_the_demo_incident() {
-    let Some(driver) = chromedriver() else { return };
+/// Chromedriver and a demo server for a browser test, or `None` when browser tests are
+/// skipped (the temp dir lives as long as the test holds it).
+fn demo_for_browser() -> Option<(ChromeDriver, tempfile::TempDir, Server)> {
+    let driver = chromedriver()?;
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start_with(
         &dir.path().join("data"),
         &["--demo", "--flush-age-ms", "500"],
     );
+    Some((driver, dir, server))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browse_the_demo_incident() {
+    let Some((driver, _dir, server)) = demo_for_browser() else {
+        return;
+    };
     let demo = ids(&server).await;
     let web = browser(&driver).await;
 
@@ -318,12 +327,9 @@ async fn browse_the_demo_incident() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_incident_shows_on_overview_map_service_and_errors() {
-    let Some(driver) = chromedriver() else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start_with(
-        &dir.path().join("data"),
-        &["--demo", "--flush-age-ms", "500"],
-    );
+    let Some((driver, _dir, server)) = demo_for_browser() else {
+        return;
+    };
     let web = browser(&driver).await;
 
     // Overview: a row per service; the pulled canary instance is down.
@@ -448,12 +454,9 @@ async fn the_incident_shows_on_overview_map_service_and_errors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn save_a_trace_view_into_a_new_postmortem() {
-    let Some(driver) = chromedriver() else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start_with(
-        &dir.path().join("data"),
-        &["--demo", "--flush-age-ms", "500"],
-    );
+    let Some((driver, _dir, server)) = demo_for_browser() else {
+        return;
+    };
     let demo = ids(&server).await;
     let web = browser(&driver).await;
 
@@ -552,6 +555,38 @@ async fn save_a_trace_view_into_a_new_postmortem() {
         .unwrap()
         .contains("CardProcessorTimeout"));
     shot(&web, "postmortem-with-waterfall").await;
+    web.quit().await.unwrap();
+    server.stop();
+}
+
+/// The window chosen on one page follows every link: services → a service → its traces → a
+/// trace → the logs (each used to drop it and fall back to the last hour).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chosen_window_follows_every_link() {
+    let Some((driver, _dir, server)) = demo_for_browser() else {
+        return;
+    };
+    let web = browser(&driver).await;
+    web.goto(format!("{}/?range=6h", server.api)).await.unwrap();
+    let follow = |selector: &'static str, to: &'static str| {
+        let web = web.clone();
+        async move {
+            web.find(By::Css(selector))
+                .await
+                .unwrap_or_else(|e| panic!("{selector}: {e}"))
+                .click()
+                .await
+                .unwrap();
+            wait_for_url(&web, to).await;
+            let url = web.current_url().await.unwrap().to_string();
+            assert!(url.contains("range=6h"), "{to} lost the window: {url}");
+        }
+    };
+    follow("a[href^='/services/payment']", "/services/payment").await;
+    follow("a[href^='/traces?service=payment']", "/traces?").await;
+    follow("tr.trace-row a[href^='/traces/']", "/traces/").await;
+    follow("nav a[href^='/logs']", "/logs").await;
+    shot(&web, "window-follows").await;
     web.quit().await.unwrap();
     server.stop();
 }

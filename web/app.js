@@ -63,3 +63,19 @@ document.addEventListener("click", (event) => {
     };
   });
 })();
+
+// The window follows you: links to pages that show a time window (and to traces, whose
+// links lead on) carry the current page's `range` or `from`/`to`, unless they set their own.
+(() => {
+  const here = new URLSearchParams(window.location.search);
+  const keys = ["range", "from", "to"].filter((k) => here.get(k));
+  if (keys.length === 0) return;
+  const windowed = /^\/(map|errors|traces|logs|explore|services\/[^/]+|traces\/[0-9a-f]+)?$/;
+  document.querySelectorAll('a[href^="/"]').forEach((a) => {
+    const url = new URL(a.getAttribute("href"), window.location.origin);
+    if (!windowed.test(url.pathname)) return;
+    if (["range", "from", "to"].some((k) => url.searchParams.has(k))) return;
+    keys.forEach((k) => url.searchParams.set(k, here.get(k)));
+    a.setAttribute("href", url.pathname + url.search + url.hash);
+  });
+})();
