@@ -34,6 +34,7 @@ const ROUTES: &[(&str, &[&str])] = &[
     ("/api/v1/postmortems/{id}/timeline", &["post"]),
     ("/api/v1/postmortems/{id}/timeline/{entry}", &["delete"]),
     ("/api/v1/postmortems/{id}/suggestions", &["get"]),
+    ("/api/v1/postmortems/{id}/suggestions/accept-all", &["post"]),
     (
         "/api/v1/postmortems/{id}/suggestions/{key}/{action}",
         &["post"],

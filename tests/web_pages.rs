@@ -318,3 +318,64 @@ async fn navigation_reaches_every_section() {
     );
     assert!(nav.contains(">Log out</a>") && !nav.contains(">Account<"));
 }
+
+/// A post-mortem reads like one: summary, impact, root cause and action items before the
+/// timeline and the evidence; "accept all" takes every suggestion at once; printing needs no
+/// inline script (the page's CSP would block it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postmortem_reads_in_order_and_accepts_all_suggestions() {
+    let server = shared_demo();
+    let now = common::otlp::now_ns() as i64;
+    let (status, pm) = common::notebook::send_json(
+        server,
+        "POST",
+        "/api/v1/postmortems",
+        serde_json::json!({"title": "accept all", "incident_start": now - 3_600_000_000_000,
+                           "incident_end": now}),
+    )
+    .await;
+    assert_eq!(status, 201, "{pm}");
+    let id = pm["id"].as_i64().unwrap();
+    let (_, pending) = server
+        .get(&format!("/api/v1/postmortems/{id}/suggestions"))
+        .await;
+    let pending = pending["suggestions"].as_array().unwrap().len();
+    assert!(pending > 0, "the demo incident suggests entries");
+
+    let (status, html) = page(server, &format!("/postmortems/{id}")).await;
+    assert_eq!(status, 200);
+    let at = |marker: &str| {
+        html.find(marker)
+            .unwrap_or_else(|| panic!("{marker} on the page"))
+    };
+    assert!(at("id=\"pm-summary\"") < at("id=\"pm-impact\""));
+    assert!(at("id=\"pm-impact\"") < at("id=\"pm-root-cause\""));
+    assert!(at("id=\"pm-root-cause\"") < at("id=\"action-items\""));
+    assert!(at("id=\"action-items\"") < at("<h2>Timeline"));
+    assert!(at("<h2>Timeline") < at("<h2>Evidence"));
+    assert!(
+        html.contains(&format!("Accept all {pending}")),
+        "one button for all"
+    );
+    assert!(html.contains("id=\"print-page\"") && !html.contains("onclick="));
+
+    let (status, accepted) = common::notebook::send_json(
+        server,
+        "POST",
+        &format!("/api/v1/postmortems/{id}/suggestions/accept-all"),
+        serde_json::json!({}),
+    )
+    .await;
+    assert_eq!(status, 200, "{accepted}");
+    assert_eq!(accepted["accepted"].as_u64(), Some(pending as u64));
+    assert!(accepted["postmortem"]["timeline"].as_array().unwrap().len() >= pending);
+    let (_, left) = server
+        .get(&format!("/api/v1/postmortems/{id}/suggestions"))
+        .await;
+    assert_eq!(left["suggestions"].as_array().unwrap().len(), 0);
+    let (_, html) = page(server, &format!("/postmortems/{id}")).await;
+    assert!(
+        !html.contains("id=\"accept-all\""),
+        "nothing left to accept"
+    );
+}

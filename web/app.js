@@ -79,3 +79,13 @@ document.addEventListener("click", (event) => {
     a.setAttribute("href", url.pathname + url.search + url.hash);
   });
 })();
+
+// Post-mortem: print (the page's CSP allows no inline handler).
+(() => {
+  const print = document.getElementById("print-page");
+  if (!print) return;
+  print.addEventListener("click", (event) => {
+    event.preventDefault();
+    window.print();
+  });
+})();

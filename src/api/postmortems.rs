@@ -22,6 +22,7 @@ pub(super) fn routes() -> OpenApiRouter<NotebookState> {
         .routes(routes!(add_entry))
         .routes(routes!(remove_entry))
         .routes(routes!(suggestions))
+        .routes(routes!(accept_all))
         .routes(routes!(settle))
 }
 
@@ -237,6 +238,19 @@ async fn suggestions(
     let pm = s.notebook.postmortem(id).await?;
     let pending = postmortem::pending_suggestions(&s.notebook, &s.engine, &pm).await?;
     Ok(Json(serde_json::json!({ "suggestions": pending })))
+}
+
+#[utoipa::path(post, path = "/api/v1/postmortems/{id}/suggestions/accept-all", tag = "postmortems",
+    params(("id" = i64, Path, description = "Numeric id")),
+    responses((status = 200, description = "`{accepted, postmortem}`: every pending suggestion added to the timeline", body = Object), (status = 404, description = "Unknown post-mortem")))]
+async fn accept_all(
+    State(s): State<NotebookState>,
+    Path(id): Path<i64>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let (pm, accepted) = postmortem::accept_all_suggestions(&s.notebook, &s.engine, id).await?;
+    Ok(Json(
+        serde_json::json!({ "accepted": accepted, "postmortem": pm }),
+    ))
 }
 
 #[utoipa::path(post, path = "/api/v1/postmortems/{id}/suggestions/{key}/{action}", tag = "postmortems",

@@ -38,6 +38,39 @@ pub async fn pending_suggestions(
         .collect())
 }
 
+/// Accepts every pending suggestion into the timeline ("accept all", instead of a click per
+/// suggestion); returns the post-mortem and how many were accepted.
+pub async fn accept_all_suggestions(
+    notebook: &Notebook,
+    engine: &QueryEngine,
+    id: i64,
+) -> Result<(PostMortem, usize), SuggestError> {
+    let mut pm = notebook.postmortem(id).await?;
+    let pending = pending_suggestions(notebook, engine, &pm).await?;
+    let accepted = pending.len();
+    for suggestion in pending {
+        pm = add_to_timeline(notebook, id, suggestion).await?;
+    }
+    Ok((pm, accepted))
+}
+
+/// Writes an accepted suggestion into post-mortem `id`'s timeline, keyed so it is settled.
+async fn add_to_timeline(
+    notebook: &Notebook,
+    id: i64,
+    suggestion: Suggestion,
+) -> Result<PostMortem, MetaError> {
+    notebook
+        .add_timeline_entry(
+            id,
+            suggestion.time,
+            suggestion.text,
+            suggestion.kind.to_string(),
+            Some(suggestion.key),
+        )
+        .await
+}
+
 /// Accepts one pending suggestion into the timeline.
 pub async fn accept_suggestion(
     notebook: &Notebook,
@@ -56,13 +89,5 @@ pub async fn accept_suggestion(
                  data behind it is gone)"
             ))
         })?;
-    Ok(notebook
-        .add_timeline_entry(
-            id,
-            suggestion.time,
-            suggestion.text,
-            suggestion.kind.to_string(),
-            Some(suggestion.key),
-        )
-        .await?)
+    Ok(add_to_timeline(notebook, id, suggestion).await?)
 }

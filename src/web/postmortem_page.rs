@@ -469,14 +469,13 @@ async fn act(
         "accept" => {
             match postmortem::accept_suggestion(nb, &state.engine, id, form.get("key")).await {
                 Ok(_) => see_other(&back),
-                Err(postmortem::SuggestError::Meta(e)) => meta_error(e),
-                Err(e) => message(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "Not accepted",
-                    e.to_string(),
-                ),
+                Err(e) => not_accepted(e),
             }
         }
+        "accept-all" => match postmortem::accept_all_suggestions(nb, &state.engine, id).await {
+            Ok(_) => see_other(&back),
+            Err(e) => not_accepted(e),
+        },
         "dismiss" => match nb.dismiss_suggestion(id, form.get("key").to_string()).await {
             Ok(()) => see_other(&back),
             Err(e) => meta_error(e),
@@ -494,6 +493,18 @@ async fn act(
             StatusCode::NOT_FOUND,
             "Page not found",
             format!("There is no post-mortem action {other:?}."),
+        ),
+    }
+}
+
+/// The page that says why suggestions could not be accepted.
+fn not_accepted(e: postmortem::SuggestError) -> Response {
+    match e {
+        postmortem::SuggestError::Meta(e) => meta_error(e),
+        e => message(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Not accepted",
+            e.to_string(),
         ),
     }
 }
