@@ -169,28 +169,40 @@ pub fn suggest(rollups: &[RollupRow], start: i64, end: i64) -> Vec<Suggestion> {
             });
         }
     }
-    if let Some((t, service, counts)) = origin(&first_elevated, rollups) {
+    if let Some((t, service, _)) = origin(&first_elevated, rollups) {
         let operations: BTreeSet<&str> = red
             .iter()
             .filter(|r| r.minute == t && r.service == service && r.errors > 0)
             .map(|r| r.operation)
             .collect();
+        // Counted over the versions named (the failing ones), not the whole service: "2.5.0
+        // failed 2 of 2", not "2 of 4" with the healthy version's requests added.
+        let version = versions_at(&red, service, t, true);
+        let named: BTreeSet<&str> = version.split(", ").collect();
+        let counts = red
+            .iter()
+            .filter(|r| r.minute == t && r.service == service)
+            .filter(|r| version.is_empty() || named.contains(r.version))
+            .fold(Counts::default(), |c, r| Counts {
+                requests: c.requests + r.count,
+                errors: c.errors + r.errors,
+            });
         out.push(Suggestion {
             key: "first_error".into(),
             kind: "first_error",
             time: t,
             service: service.to_string(),
-            version: versions_at(&red, service, t, true),
             text: format!(
                 "First errors: {service}{} ({}) failed {} of {} requests",
-                match versions_at(&red, service, t, true) {
-                    v if v.is_empty() => v,
+                match version.as_str() {
+                    "" => String::new(),
                     v => format!(" {v}"),
                 },
                 operations.into_iter().collect::<Vec<_>>().join(", "),
                 counts.errors,
                 counts.requests
             ),
+            version,
         });
     }
     out.extend(deploys(&red, start, end));
@@ -357,5 +369,11 @@ mod tests {
         assert!(kinds.contains(&("instance_up", 35)), "{kinds:?}");
         let first = s.iter().find(|s| s.kind == "first_error").unwrap();
         assert_eq!(first.version, "2.5.0");
+        // The canary's own requests, not the service's: 8 of its 10 failed.
+        assert!(
+            first.text.ends_with("failed 8 of 10 requests"),
+            "{}",
+            first.text
+        );
     }
 }
