@@ -355,7 +355,8 @@ impl MetaStore {
         .await
     }
 
-    /// Appends a saved view to a post-mortem.
+    /// Appends a saved view to a post-mortem; one without an incident window yet takes the
+    /// view's.
     pub async fn add_postmortem_view(
         &self,
         id: i64,
@@ -371,6 +372,14 @@ impl MetaStore {
                  VALUES (?1, (SELECT COALESCE(MAX(position), -1) + 1 FROM postmortem_views \
                  WHERE postmortem_id = ?1), ?2, ?3, ?4)",
                 params![id, view_id, view.name, note],
+            )?;
+            // A post-mortem without an incident window takes the window of the evidence it is
+            // given (a new version, so an editor opened before says it is stale).
+            tx.execute(
+                "UPDATE postmortems SET incident_start_ns = ?2, incident_end_ns = ?3, \
+                 version = version + 1, updated_ns = ?4 \
+                 WHERE id = ?1 AND incident_start_ns IS NULL AND incident_end_ns IS NULL",
+                params![id, view.start, view.end, now_ns()],
             )?;
             get_in(tx, id)
         })
@@ -526,5 +535,57 @@ mod tests {
         let second = meta.edit_postmortem(pm.id, edit("second")).await;
         assert!(matches!(second, Err(MetaError::Conflict(_))));
         assert_eq!(meta.postmortem(pm.id).await.unwrap().summary, "first");
+    }
+
+    /// The incident window is filled from the first view given, and only while unset.
+    #[tokio::test]
+    async fn the_first_view_fills_an_unset_incident_window() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = MetaStore::open(dir.path()).unwrap();
+        let view = |name: &str, start: i64, end: i64| {
+            let new = crate::meta::views::NewView {
+                name: name.into(),
+                note: String::new(),
+                tags: Vec::new(),
+                url: "/logs".into(),
+                start: Some(start),
+                end: Some(end),
+                relative: false,
+            };
+            meta.create_view(new, start, end)
+        };
+        let (first, second) = (
+            view("first", 100, 200).await.unwrap(),
+            view("second", 50, 300).await.unwrap(),
+        );
+        let pm = meta
+            .create_postmortem(PostMortemEdit {
+                title: Some("no window yet".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!((pm.incident_start, pm.incident_end), (None, None));
+        let filled = meta
+            .add_postmortem_view(pm.id, first.id, String::new())
+            .await
+            .unwrap();
+        assert_eq!(
+            (filled.incident_start, filled.incident_end),
+            (Some(100), Some(200))
+        );
+        assert_eq!(
+            filled.version,
+            pm.version + 1,
+            "an open editor is now stale"
+        );
+        let kept = meta
+            .add_postmortem_view(pm.id, second.id, String::new())
+            .await
+            .unwrap();
+        assert_eq!(
+            (kept.incident_start, kept.incident_end),
+            (Some(100), Some(200))
+        );
     }
 }
