@@ -214,8 +214,13 @@ async fn a_broken_address_is_kept_and_a_deleted_view_leaves_its_name() {
     assert_eq!(entry["view_name"], "old range");
     let (_, html) = page(server, &format!("/postmortems/{pm_id}")).await;
     assert!(html.contains("This view was deleted"));
-    let (status, _) = server.get(&format!("/api/v1/views/{broken_id}")).await;
-    assert_eq!(status, 404);
+    // Gone: 404, or (SQLite may give the highest id again once it is free, and the other
+    // cases create views on the same server meanwhile) another view under that id.
+    let (status, again) = server.get(&format!("/api/v1/views/{broken_id}")).await;
+    assert!(
+        status == 404 || (status == 200 && again["name"] != "old range"),
+        "{status}: {again}"
+    );
 }
 
 /// Concurrent edits: the second edit from the same version is refused, over the API and through the form (the user's text kept).
