@@ -18,6 +18,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::model::time::now_ns;
+use crate::model::LiftedKey;
 use crate::model::{SpanRow, TraceId};
 use crate::query::{QueryEngine, QueryError, TraceSearch};
 use crate::rollup::RollupCell;
@@ -318,13 +319,14 @@ fn jaeger_trace(trace_id: TraceId, spans: &[SpanRow]) -> Value {
             None => {
                 let id = format!("p{}", process_of.len() + 1);
                 let mut tags: Vec<Value> = r.attributes.iter().map(|(k, v)| tag(k, v)).collect();
-                for (k, v) in [
-                    ("service.instance.id", &r.service_instance_id),
-                    ("host.name", &r.host_name),
-                    ("service.version", &r.service_version),
-                ] {
+                // The service name is the process's own field; the other lifted keys are tags.
+                for k in LiftedKey::ALL
+                    .into_iter()
+                    .filter(|k| *k != LiftedKey::ServiceName)
+                {
+                    let v = r.lifted(k);
                     if !v.is_empty() {
-                        tags.push(json!({"key": k, "type": "string", "value": v}));
+                        tags.push(json!({"key": k.key(), "type": "string", "value": v}));
                     }
                 }
                 processes.insert(

@@ -5,20 +5,23 @@ use std::sync::Arc;
 use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
 use opentelemetry_proto::tonic::resource::v1::Resource as OtlpResource;
 
-use crate::model::{from_key_values, take_string, Resource, UNKNOWN_SERVICE};
+use crate::model::{from_key_values, take_string, LiftedKey, Resource, UNKNOWN_SERVICE};
 
 /// Converts an OTLP resource; a missing `service.name` becomes `unknown_service`.
 pub fn convert_resource(resource: Option<OtlpResource>) -> Arc<Resource> {
     let mut attributes = from_key_values(resource.map(|r| r.attributes).unwrap_or_default());
-    let service_name = take_string(&mut attributes, "service.name")
+    let mut take = |key: LiftedKey| take_string(&mut attributes, key.key());
+    let service_name = take(LiftedKey::ServiceName)
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| UNKNOWN_SERVICE.to_string());
+    let service_instance_id = take(LiftedKey::InstanceId).unwrap_or_default();
+    let host_name = take(LiftedKey::HostName).unwrap_or_default();
+    let service_version = take(LiftedKey::Version).unwrap_or_default();
     Arc::new(Resource {
         service_name,
-        service_instance_id: take_string(&mut attributes, "service.instance.id")
-            .unwrap_or_default(),
-        host_name: take_string(&mut attributes, "host.name").unwrap_or_default(),
-        service_version: take_string(&mut attributes, "service.version").unwrap_or_default(),
+        service_instance_id,
+        host_name,
+        service_version,
         attributes,
     })
 }

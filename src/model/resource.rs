@@ -33,15 +33,27 @@ pub enum LiftedKey {
 }
 
 impl LiftedKey {
+    /// Every lifted attribute, in the order pages list them.
+    pub const ALL: [LiftedKey; 4] = [
+        LiftedKey::ServiceName,
+        LiftedKey::InstanceId,
+        LiftedKey::Version,
+        LiftedKey::HostName,
+    ];
+
+    /// Its OpenTelemetry key.
+    pub fn key(self) -> &'static str {
+        match self {
+            LiftedKey::ServiceName => "service.name",
+            LiftedKey::InstanceId => "service.instance.id",
+            LiftedKey::HostName => "host.name",
+            LiftedKey::Version => "service.version",
+        }
+    }
+
     /// The lifted attribute named `key` (`service.version` …), if it is one.
     pub fn of(key: &str) -> Option<LiftedKey> {
-        Some(match key {
-            "service.name" => LiftedKey::ServiceName,
-            "service.instance.id" => LiftedKey::InstanceId,
-            "host.name" => LiftedKey::HostName,
-            "service.version" => LiftedKey::Version,
-            _ => return None,
-        })
+        Self::ALL.into_iter().find(|k| k.key() == key)
     }
 
     /// The column of the stored files that holds it.

@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use super::format::{self, ShownValue};
 use super::{message, render};
+use crate::model::LiftedKey;
 use crate::model::{value_text, LogRow, SpanId, SpanRow, TraceId};
 use crate::query::{trace_tree, LinkedTrace, QueryEngine, Relation, StitchedTrace, TraceDetail};
 
@@ -236,24 +237,10 @@ fn span_view(
             }
         })
         .collect();
-    let mut resource = vec![
-        (
-            "service.name".to_string(),
-            format::shown(&s.resource.service_name),
-        ),
-        (
-            "service.instance.id".to_string(),
-            format::shown(&s.resource.service_instance_id),
-        ),
-        (
-            "service.version".to_string(),
-            format::shown(&s.resource.service_version),
-        ),
-        (
-            "host.name".to_string(),
-            format::shown(&s.resource.host_name),
-        ),
-    ];
+    let mut resource: Vec<_> = LiftedKey::ALL
+        .into_iter()
+        .map(|k| (k.key().to_string(), format::shown(s.resource.lifted(k))))
+        .collect();
     resource.extend(format::attribute_rows(&s.resource.attributes));
     SpanView {
         id: s.span_id.to_hex(),
