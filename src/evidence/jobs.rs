@@ -41,7 +41,17 @@ pub enum PinProgress {
 impl PinProgress {
     /// Whether the job is still at work (not failed).
     pub fn is_running(&self) -> bool {
-        !matches!(self, PinProgress::Failed { .. })
+        self.running_since().is_some()
+    }
+
+    /// When the job entered its current stage, while it is at work.
+    fn running_since(&self) -> Option<i64> {
+        match self {
+            PinProgress::Queued { since }
+            | PinProgress::Collecting { since }
+            | PinProgress::Writing { since, .. } => Some(*since),
+            PinProgress::Failed { .. } => None,
+        }
     }
 }
 
@@ -119,13 +129,7 @@ impl PinJobs {
         let id = view.id;
         {
             let mut jobs = self.lock();
-            if let Some(running) = jobs.get(&id).filter(|p| p.is_running()) {
-                let since = match running {
-                    PinProgress::Queued { since }
-                    | PinProgress::Collecting { since }
-                    | PinProgress::Writing { since, .. } => *since,
-                    PinProgress::Failed { at, .. } => *at,
-                };
+            if let Some(since) = jobs.get(&id).and_then(PinProgress::running_since) {
                 return Err(PinError::Meta(MetaError::Conflict(format!(
                     "view {id} is being pinned already (since {}); its page shows the progress",
                     crate::model::time::picker_text(since)

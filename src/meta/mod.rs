@@ -238,16 +238,19 @@ mod tests {
             }
         });
         wait_opened.await.unwrap();
+        // Bounded, so the old single connection (a lookup waiting for the open write, which
+        // waits for this lookup) fails the test instead of hanging it.
         let count = |store: MetaStore| async move {
-            store
-                .read(|tx| {
-                    Ok(
-                        tx.query_row("SELECT count(*) FROM settings WHERE key = 'k'", [], |r| {
-                            r.get::<_, i64>(0)
-                        })?,
-                    )
-                })
+            let read = store.read(|tx| {
+                Ok(
+                    tx.query_row("SELECT count(*) FROM settings WHERE key = 'k'", [], |r| {
+                        r.get::<_, i64>(0)
+                    })?,
+                )
+            });
+            tokio::time::timeout(std::time::Duration::from_secs(10), read)
                 .await
+                .expect("a lookup waited for the open write")
                 .unwrap()
         };
         assert_eq!(

@@ -62,9 +62,9 @@ mod tests {
         other.await.unwrap();
     }
 
-    /// A real file read through the store decodes the same batches as written.
+    /// A real file of four row groups decodes, group by group, to the values written, in order.
     #[tokio::test]
-    async fn row_groups_decode_on_the_blocking_pool() {
+    async fn a_file_decodes_group_by_group_in_order() {
         use arrow::array::Int64Array;
         use std::sync::Arc;
         let dir = tempfile::tempdir().unwrap();
