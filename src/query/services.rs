@@ -465,6 +465,8 @@ pub fn bursts(per_minute: &[u64]) -> Vec<usize> {
 /// Everything the service page shows.
 #[derive(Debug, Clone, Serialize)]
 pub struct ServiceDetail {
+    /// The minute the per-minute series start at ([`minute_origin`] of the window's start).
+    pub first_minute: i64,
     pub overview: ServiceOverview,
     pub operations: Vec<Breakdown>,
     pub instances: Vec<Breakdown>,
@@ -557,6 +559,7 @@ impl QueryEngine {
             return Ok(None);
         };
         Ok(Some(ServiceDetail {
+            first_minute: minute_origin(start),
             operations: breakdown(&rollups, name, start, end, BreakdownBy::Operation),
             instances: breakdown(&rollups, name, start, end, BreakdownBy::Instance),
             versions: breakdown(&rollups, name, start, end, BreakdownBy::Version),

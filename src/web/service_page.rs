@@ -16,7 +16,7 @@ use super::{message, render, url};
 use crate::model::time::now_ns;
 use crate::model::window::{TimeParams, TimeWindow, RANGES};
 use crate::query::metrics::{GaugeAgg, MetricQuery};
-use crate::query::services::{minute_origin, Breakdown};
+use crate::query::services::Breakdown;
 use crate::query::QueryEngine;
 use crate::rollup::MINUTE;
 
@@ -101,13 +101,12 @@ fn red_row(service: &str, b: &Breakdown, filter: &str) -> RedRow {
     }
 }
 
-/// Per-minute values of a window starting at `start` as points at their whole minutes.
-fn per_minute(start: i64, values: &[u64]) -> Vec<(i64, f64)> {
-    let origin = minute_origin(start);
+/// Per-minute values as points at their minutes, the first at `first_minute`.
+fn per_minute(first_minute: i64, values: &[u64]) -> Vec<(i64, f64)> {
     values
         .iter()
         .enumerate()
-        .map(|(i, v)| (origin + i as i64 * MINUTE, *v as f64))
+        .map(|(i, v)| (first_minute + i as i64 * MINUTE, *v as f64))
         .collect()
 }
 
@@ -210,7 +209,7 @@ pub async fn handler(
             .iter()
             .enumerate()
             .filter_map(|(i, v)| {
-                v.map(|v| (minute_origin(start) + i as i64 * MINUTE, v as f64 / 1e6))
+                v.map(|v| (detail.first_minute + i as i64 * MINUTE, v as f64 / 1e6))
             })
             .collect()
     };
@@ -232,12 +231,12 @@ pub async fn handler(
                             (
                                 "requests".into(),
                                 "#2f6fde",
-                                per_minute(start, &b.requests_per_minute),
+                                per_minute(detail.first_minute, &b.requests_per_minute),
                             ),
                             (
                                 "errors".into(),
                                 "#d92d20",
-                                per_minute(start, &b.errors_per_minute),
+                                per_minute(detail.first_minute, &b.errors_per_minute),
                             ),
                         ],
                         start,
