@@ -140,10 +140,34 @@ pub struct ServeArgs {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub instance_down_after_secs: Option<u64>,
     /// Load the demo scenario (an hour of a small shop with an incident, ending now) into
-    /// the data dir, once.
+    /// the data dir, once, and keep its traffic going in real time.
     #[arg(long, env = "SIGHTLINE_DEMO")]
     #[serde(skip)]
     pub demo: bool,
+    /// Minutes between replays of the demo's incident in its live traffic (at least 30; the
+    /// last 25 minutes of each cycle are the canary deploy, the incident and the recovery).
+    #[arg(
+        long,
+        env = "SIGHTLINE_DEMO_INCIDENT_EVERY",
+        default_value_t = 60,
+        requires = "demo"
+    )]
+    #[serde(skip)]
+    pub demo_incident_every: u64,
+    /// Load the demo's recorded hour only, with no live traffic after it (the data stays the
+    /// same from one run to the next: for screenshots and tests).
+    #[arg(long, env = "SIGHTLINE_DEMO_FROZEN", requires = "demo")]
+    #[serde(skip)]
+    pub demo_frozen: bool,
+}
+
+/// What `--demo` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DemoMode {
+    /// The recorded hour only.
+    Frozen,
+    /// The recorded hour, then live traffic in cycles.
+    Live(crate::demo::live::Cycle),
 }
 
 /// Resolved settings of a running server.
@@ -172,7 +196,8 @@ pub struct ServeConfig {
     pub retention: crate::retention::RetentionPolicy,
     pub compaction_interval: Duration,
     pub instance_down_after: Duration,
-    pub demo: bool,
+    /// `None` = no demo.
+    pub demo: Option<DemoMode>,
 }
 
 /// Every setting with its built-in default, as the layers are merged (flag names with
@@ -303,7 +328,13 @@ impl ServeArgs {
                 max_store_bytes: Some(s.max_store_bytes).filter(|b| *b > 0),
             },
             instance_down_after: Duration::from_secs(s.instance_down_after_secs),
-            demo: self.demo,
+            demo: match (self.demo, self.demo_frozen) {
+                (false, _) => None,
+                (true, true) => Some(DemoMode::Frozen),
+                (true, false) => Some(DemoMode::Live(crate::demo::live::Cycle::new(
+                    self.demo_incident_every,
+                )?)),
+            },
         })
     }
 }

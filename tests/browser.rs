@@ -125,7 +125,7 @@ fn demo_for_browser() -> Option<(ChromeDriver, tempfile::TempDir, Server)> {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start_with(
         &dir.path().join("data"),
-        &["--demo", "--flush-age-ms", "500"],
+        &["--demo", "--demo-frozen", "--flush-age-ms", "500"],
     );
     Some((driver, dir, server))
 }

@@ -46,7 +46,7 @@ const ROUTES: &[(&str, &[&str])] = &[
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_document_matches_the_server() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start_with(&dir.path().join("data"), &["--demo"]);
+    let server = Server::start_with(&dir.path().join("data"), &["--demo", "--demo-frozen"]);
     let (status, doc) = server.get("/api/v1/openapi.json").await;
     assert_eq!(status, 200);
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."), "{doc}");

@@ -37,7 +37,7 @@ async fn a_postmortem_of_the_demo_incident() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start_with(
         &dir.path().join("data"),
-        &["--demo", "--flush-age-ms", "500"],
+        &["--demo", "--demo-frozen", "--flush-age-ms", "500"],
     );
     let demo = ids(&server).await;
     let s0 = scenario_start(&server);

@@ -50,7 +50,7 @@ async fn every_page_kind_reopens_the_same_live_and_pinned() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start_with(
         &dir.path().join("data"),
-        &["--demo", "--flush-age-ms", "500"],
+        &["--demo", "--demo-frozen", "--flush-age-ms", "500"],
     );
     let demo = ids(&server).await;
     let pages = [

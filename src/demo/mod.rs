@@ -2,6 +2,7 @@
 //! ([`scenario`]), stored as OTLP/JSON lines in `sample-data/` and loaded by
 //! `sightline serve --demo` with its timestamps moved so the hour ends now.
 
+pub mod live;
 pub mod scenario;
 mod shift;
 
@@ -52,8 +53,23 @@ fn write_lines<T: serde::Serialize>(path: &Path, items: &[T]) -> anyhow::Result<
 pub enum Loaded {
     /// Loaded now, with timestamps moved by this many nanoseconds.
     Now { shift_nano: u64 },
-    /// The data dir already had it.
-    Already,
+    /// The data dir already had it, loaded with this shift (unknown for markers written
+    /// before the shift was recorded).
+    Already { shift_nano: Option<u64> },
+}
+
+impl Loaded {
+    /// Real time (Unix ns) at which the recorded hour ends, where live traffic takes over.
+    pub fn recorded_end(self, now_nano: u64) -> u64 {
+        let end = scenario::SCENARIO_START + scenario::SCENARIO_MINUTES * 60_000_000_000;
+        match self {
+            Loaded::Now { shift_nano }
+            | Loaded::Already {
+                shift_nano: Some(shift_nano),
+            } => end + shift_nano,
+            Loaded::Already { shift_nano: None } => now_nano,
+        }
+    }
 }
 
 /// Loads the sample data through `receiver` (the same path as OTLP exports), moved in time so
@@ -61,7 +77,10 @@ pub enum Loaded {
 pub async fn load(receiver: &Receiver, data_dir: &Path, now_nano: u64) -> anyhow::Result<Loaded> {
     let marker = data_dir.join(MARKER);
     if marker.exists() {
-        return Ok(Loaded::Already);
+        let recorded = std::fs::read_to_string(&marker).unwrap_or_default();
+        return Ok(Loaded::Already {
+            shift_nano: recorded.trim().parse().ok(),
+        });
     }
     let end = scenario::SCENARIO_START + scenario::SCENARIO_MINUTES * 60_000_000_000;
     // Whole minutes, so the minute buckets of the scenario stay aligned.

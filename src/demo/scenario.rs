@@ -739,131 +739,136 @@ impl Generator {
         inst != CANARY || (CANARY_DEPLOY_MINUTE..INCIDENT_END_MINUTE).contains(&minute)
     }
 
+    /// The bounds (ms) of the request-duration histogram every instance reports.
+    const DURATION_BOUNDS: [f64; 10] = [
+        5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0,
+    ];
+
     fn metrics(&mut self) -> Vec<ExportMetricsServiceRequest> {
         let mut out = Vec::new();
-        let bounds = vec![
-            5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0,
-        ];
         for (idx, inst) in INSTANCES.iter().enumerate() {
             let mut requests = 0i64;
             let mut metrics = Vec::new();
             for minute in 0..SCENARIO_MINUTES {
-                if !self.running(idx, minute) {
-                    continue;
+                if self.running(idx, minute) {
+                    metrics.extend(self.instance_minute_metrics(idx, minute, &mut requests));
                 }
-                let t = SCENARIO_START + (minute + 1) * MINUTE - MS;
-                let start = SCENARIO_START
-                    + if idx == CANARY {
-                        CANARY_DEPLOY_MINUTE * MINUTE
-                    } else {
-                        0
-                    };
-                let server_spans: Vec<&Span> = self.buckets[minute as usize][idx]
-                    .spans
-                    .iter()
-                    .filter(|s| s.kind == SpanKind::Server as i32)
-                    .collect();
-                requests += server_spans.len() as i64;
-                let mut counts = vec![0u64; bounds.len() + 1];
-                let mut sum = 0.0;
-                for s in &server_spans {
-                    let ms = (s.end_time_unix_nano - s.start_time_unix_nano) as f64 / 1e6;
-                    sum += ms;
-                    counts[bounds.iter().position(|b| ms <= *b).unwrap_or(bounds.len())] += 1;
-                }
-                let incident = idx == CANARY && minute >= INCIDENT_START_MINUTE;
-                let cpu = if incident { 0.85 } else { 0.2 } + self.rng.f64() * 0.1;
-                let mem = 180e6
-                    + minute as f64 * if incident { 6e6 } else { 0.3e6 }
-                    + self.rng.f64() * 5e6;
-                let gauge = |name: &str, unit: &str, v: f64| Metric {
-                    name: name.into(),
-                    unit: unit.into(),
-                    data: Some(Data::Gauge(Gauge {
-                        data_points: vec![NumberDataPoint {
-                            time_unix_nano: t,
-                            value: Some(number_data_point::Value::AsDouble(v)),
-                            ..Default::default()
-                        }],
-                    })),
-                    ..Default::default()
-                };
-                metrics.push(gauge("process.cpu.utilization", "1", cpu));
-                metrics.push(gauge("process.memory.usage", "By", mem));
-                metrics.push(Metric {
-                    name: "http.server.request.count".into(),
-                    unit: "{request}".into(),
-                    data: Some(Data::Sum(Sum {
-                        data_points: vec![NumberDataPoint {
-                            start_time_unix_nano: start,
-                            time_unix_nano: t,
-                            value: Some(number_data_point::Value::AsInt(requests)),
-                            ..Default::default()
-                        }],
-                        aggregation_temporality: 2,
-                        is_monotonic: true,
-                    })),
-                    ..Default::default()
-                });
-                metrics.push(Metric {
-                    name: "http.server.request.duration".into(),
-                    unit: "ms".into(),
-                    data: Some(Data::Histogram(Histogram {
-                        data_points: vec![HistogramDataPoint {
-                            start_time_unix_nano: t - MINUTE + MS,
-                            time_unix_nano: t,
-                            count: server_spans.len() as u64,
-                            sum: Some(sum),
-                            bucket_counts: counts,
-                            explicit_bounds: bounds.clone(),
-                            ..Default::default()
-                        }],
-                        aggregation_temporality: 1,
-                    })),
-                    ..Default::default()
-                });
             }
             for chunk in metrics.chunks(40) {
-                out.push(ExportMetricsServiceRequest {
-                    resource_metrics: vec![ResourceMetrics {
-                        resource: resource(inst),
-                        scope_metrics: vec![ScopeMetrics {
-                            scope: scope(),
-                            metrics: chunk.to_vec(),
-                            ..Default::default()
-                        }],
-                        ..Default::default()
-                    }],
-                });
+                out.push(metrics_request(inst, chunk.to_vec()));
             }
         }
         out
     }
 
-    /// Runs the hour and returns its requests.
-    pub fn generate(mut self) -> Scenario {
-        for minute in 0..SCENARIO_MINUTES {
-            let base = SCENARIO_START + minute * MINUTE;
-            let mut t = base + self.rng.u64(0..5_000) * MS;
-            while t < base + MINUTE - 3_000 * MS {
-                if self.rng.u8(0..10) < 6 {
-                    self.checkout(t);
-                } else {
-                    self.browse(t);
-                }
-                t += (4_000 + self.rng.u64(0..8_000)) * MS;
-            }
-            self.housekeeping(minute);
+    /// What instance `idx` reports at the end of `minute`: CPU, memory, its request counter
+    /// (cumulative in `requests`) and a histogram of the minute's server-span durations.
+    fn instance_minute_metrics(
+        &mut self,
+        idx: usize,
+        minute: u64,
+        requests: &mut i64,
+    ) -> [Metric; 4] {
+        let bounds = Self::DURATION_BOUNDS.to_vec();
+        let t = SCENARIO_START + (minute + 1) * MINUTE - MS;
+        let start = SCENARIO_START
+            + if idx == CANARY {
+                CANARY_DEPLOY_MINUTE * MINUTE
+            } else {
+                0
+            };
+        let server_spans: Vec<&Span> = self.buckets[minute as usize][idx]
+            .spans
+            .iter()
+            .filter(|s| s.kind == SpanKind::Server as i32)
+            .collect();
+        *requests += server_spans.len() as i64;
+        let mut counts = vec![0u64; bounds.len() + 1];
+        let mut sum = 0.0;
+        for s in &server_spans {
+            let ms = (s.end_time_unix_nano - s.start_time_unix_nano) as f64 / 1e6;
+            sum += ms;
+            counts[bounds.iter().position(|b| ms <= *b).unwrap_or(bounds.len())] += 1;
         }
-        let metrics = self.metrics();
-        let mut scenario = Scenario {
-            metrics,
+        let count = server_spans.len() as u64;
+        let incident = idx == CANARY && minute >= INCIDENT_START_MINUTE;
+        let cpu = if incident { 0.85 } else { 0.2 } + self.rng.f64() * 0.1;
+        let mem = 180e6 + minute as f64 * if incident { 6e6 } else { 0.3e6 } + self.rng.f64() * 5e6;
+        let gauge = |name: &str, unit: &str, v: f64| Metric {
+            name: name.into(),
+            unit: unit.into(),
+            data: Some(Data::Gauge(Gauge {
+                data_points: vec![NumberDataPoint {
+                    time_unix_nano: t,
+                    value: Some(number_data_point::Value::AsDouble(v)),
+                    ..Default::default()
+                }],
+            })),
             ..Default::default()
         };
-        for minute in std::mem::take(&mut self.buckets) {
+        [
+            gauge("process.cpu.utilization", "1", cpu),
+            gauge("process.memory.usage", "By", mem),
+            Metric {
+                name: "http.server.request.count".into(),
+                unit: "{request}".into(),
+                data: Some(Data::Sum(Sum {
+                    data_points: vec![NumberDataPoint {
+                        start_time_unix_nano: start,
+                        time_unix_nano: t,
+                        value: Some(number_data_point::Value::AsInt(*requests)),
+                        ..Default::default()
+                    }],
+                    aggregation_temporality: 2,
+                    is_monotonic: true,
+                })),
+                ..Default::default()
+            },
+            Metric {
+                name: "http.server.request.duration".into(),
+                unit: "ms".into(),
+                data: Some(Data::Histogram(Histogram {
+                    data_points: vec![HistogramDataPoint {
+                        start_time_unix_nano: t - MINUTE + MS,
+                        time_unix_nano: t,
+                        count,
+                        sum: Some(sum),
+                        bucket_counts: counts,
+                        explicit_bounds: bounds,
+                        ..Default::default()
+                    }],
+                    aggregation_temporality: 1,
+                })),
+                ..Default::default()
+            },
+        ]
+    }
+
+    /// The traffic of one minute of the scenario: checkouts and page views every 4–12 s, then
+    /// the instances' housekeeping logs.
+    fn traffic(&mut self, minute: u64) {
+        let base = SCENARIO_START + minute * MINUTE;
+        let mut t = base + self.rng.u64(0..5_000) * MS;
+        while t < base + MINUTE - 3_000 * MS {
+            if self.rng.u8(0..10) < 6 {
+                self.checkout(t);
+            } else {
+                self.browse(t);
+            }
+            t += (4_000 + self.rng.u64(0..8_000)) * MS;
+        }
+        self.housekeeping(minute);
+    }
+
+    /// Moves everything generated so far out of the buckets into requests: one trace request
+    /// and one log request per minute, with one resource per instance.
+    fn drain(&mut self) -> Scenario {
+        let mut scenario = Scenario::default();
+        for minute in &mut self.buckets {
             let mut spans = Vec::new();
             let mut logs = Vec::new();
-            for (idx, bucket) in minute.into_iter().enumerate() {
+            for (idx, bucket) in minute.iter_mut().enumerate() {
+                let bucket = std::mem::take(bucket);
                 if !bucket.spans.is_empty() {
                     spans.push(ResourceSpans {
                         resource: resource(&INSTANCES[idx]),
@@ -899,5 +904,53 @@ impl Generator {
             }
         }
         scenario
+    }
+
+    /// Runs the hour and returns its requests.
+    pub fn generate(mut self) -> Scenario {
+        for minute in 0..SCENARIO_MINUTES {
+            self.traffic(minute);
+        }
+        let metrics = self.metrics();
+        Scenario {
+            metrics,
+            ..self.drain()
+        }
+    }
+
+    /// One more minute of the scenario (minute `minute` of the hour, in scenario time) for the
+    /// live demo: its spans and logs, and every running instance's metrics, with request
+    /// counters carried in `requests` (one per instance, zeroed by the caller when a cycle
+    /// starts over).
+    pub fn live_minute(&mut self, minute: u64, requests: &mut [i64]) -> Scenario {
+        self.traffic(minute);
+        let mut metrics = Vec::new();
+        for (idx, inst) in INSTANCES.iter().enumerate() {
+            if let Some(requests) = requests.get_mut(idx).filter(|_| self.running(idx, minute)) {
+                let points = self.instance_minute_metrics(idx, minute, requests);
+                metrics.push(metrics_request(inst, points.to_vec()));
+            }
+        }
+        Scenario {
+            metrics,
+            ..self.drain()
+        }
+    }
+}
+
+/// The number of simulated instances (the live demo keeps a request counter for each).
+pub const INSTANCE_COUNT: usize = INSTANCES.len();
+
+fn metrics_request(inst: &Instance, metrics: Vec<Metric>) -> ExportMetricsServiceRequest {
+    ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            resource: resource(inst),
+            scope_metrics: vec![ScopeMetrics {
+                scope: scope(),
+                metrics,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
     }
 }

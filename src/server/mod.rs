@@ -64,8 +64,8 @@ pub async fn run(
     let receiver = Receiver::new(pipeline, keys, ingest_auth);
     let stop = CancellationToken::new();
     let maintenance = Maintenance::start(&config, &recovered.store, &recovered.index, &stop)?;
-    if config.demo {
-        load_demo(&receiver, data).await?;
+    if let Some(demo) = config.demo {
+        load_demo(&receiver, data, demo, &stop).await?;
     }
     let engine = QueryEngine::new(recovered.live, recovered.index, recovered.store)
         .with_down_after(config.instance_down_after.as_nanos() as i64)
@@ -83,12 +83,29 @@ pub async fn run(
     shutdown::stop_all(stop, servers, maintenance, threads).await
 }
 
-/// Loads the demo scenario, shifted so that it ends now (once per data dir).
-async fn load_demo(receiver: &Receiver, data: &std::path::Path) -> anyhow::Result<()> {
+/// Loads the demo scenario, shifted so that it ends now (once per data dir), then keeps its
+/// traffic going in real time until `stop` unless the demo is frozen.
+async fn load_demo(
+    receiver: &Receiver,
+    data: &std::path::Path,
+    demo: crate::config::DemoMode,
+    stop: &CancellationToken,
+) -> anyhow::Result<()> {
     let now = u64::try_from(crate::model::time::now_ns()).unwrap_or(0);
-    match crate::demo::load(receiver, data, now).await? {
+    let loaded = crate::demo::load(receiver, data, now).await?;
+    match loaded {
         crate::demo::Loaded::Now { .. } => tracing::info!("loaded the demo scenario"),
-        crate::demo::Loaded::Already => tracing::info!("demo scenario already in this data dir"),
+        crate::demo::Loaded::Already { .. } => {
+            tracing::info!("demo scenario already in this data dir")
+        }
+    }
+    if let crate::config::DemoMode::Live(cycle) = demo {
+        let traffic = crate::demo::live::LiveTraffic::new(cycle, loaded.recorded_end(now), now);
+        tokio::spawn(crate::demo::live::run(
+            receiver.clone(),
+            traffic,
+            stop.clone(),
+        ));
     }
     Ok(())
 }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 /// A demo server shared by every test of one test binary (see [`shared_server`]).
 pub fn shared_demo() -> &'static Server {
-    shared_server(&["--demo", "--flush-age-ms", "500"])
+    shared_server(&["--demo", "--demo-frozen", "--flush-age-ms", "500"])
 }
 
 /// A server shared by every test of one test binary, started with `flags` on first use (one
