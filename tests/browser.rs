@@ -590,3 +590,76 @@ async fn the_chosen_window_follows_every_link() {
     web.quit().await.unwrap();
     server.stop();
 }
+
+/// The events of the window as the page lists them: (kind, service, text, link).
+async fn listed_events(web: &WebDriver) -> Vec<(String, String, String, String)> {
+    let mut out = Vec::new();
+    for row in web.find_all(By::Css("#events li.event-row")).await.unwrap() {
+        let attr = |name: &'static str| {
+            let row = row.clone();
+            async move { row.attr(name).await.unwrap().unwrap_or_default() }
+        };
+        let link = row.find(By::Css("a")).await.unwrap();
+        out.push((
+            attr("data-kind").await,
+            attr("data-service").await,
+            row.text().await.unwrap(),
+            link.attr("href").await.unwrap().unwrap_or_default(),
+        ));
+    }
+    out
+}
+
+/// While triaging, the overview, service, errors and map pages show the canary's deploy, where
+/// the errors started and the recovery, in that order, each a link to its records in the window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_errors_and_recovery_show_while_triaging() {
+    let Some((driver, _dir, server)) = demo_for_browser() else {
+        return;
+    };
+    let web = browser(&driver).await;
+    for page in ["/", "/errors", "/map", "/services/payment"] {
+        web.goto(format!("{}{page}?range=1h", server.api))
+            .await
+            .unwrap();
+        let events = listed_events(&web).await;
+        let at = |kind: &str| {
+            events
+                .iter()
+                .position(|e| e.0 == kind && e.1 == "payment")
+                .unwrap_or_else(|| panic!("{page}: no {kind} of payment in {events:?}"))
+        };
+        let (deploy, first, recovery) = (at("deploy"), at("first_error"), at("recovery"));
+        assert!(deploy < first && first < recovery, "{page}: {events:?}");
+        assert!(events[deploy].2.contains("payment 2.5.0"), "{events:?}");
+        assert!(
+            events.iter().all(|e| e.3.contains("range=1h")),
+            "{page}: an event link without the window: {events:?}"
+        );
+    }
+    // The service page marks them on its charts.
+    let marks = web.find_all(By::Css("svg g.event")).await.unwrap();
+    assert!(
+        marks.len() >= 3,
+        "{} event marks on payment's charts",
+        marks.len()
+    );
+    shot(&web, "service-events").await;
+    // The deploy links to the traces of the new version.
+    web.find(By::Css("#events li.deploy a"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_url(&web, "/traces?").await;
+    let url = web.current_url().await.unwrap().to_string();
+    assert!(url.contains("service.version%3D2.5.0"), "{url}");
+    let rows = web.find_all(By::Css("tr.trace-row")).await.unwrap();
+    assert!(
+        !rows.is_empty(),
+        "no trace of payment 2.5.0 behind the deploy"
+    );
+    web.quit().await.unwrap();
+    server.stop();
+}

@@ -82,6 +82,9 @@ pub struct Chart {
     pub markers: Vec<(f64, String)>,
     /// x positions of annotations (deploys, notes) in the window, with their text.
     pub annotations: Vec<(f64, String)>,
+    /// x positions of the window's events (a deploy, the start of the errors, a recovery),
+    /// with a short label drawn on the chart and the full text.
+    pub events: Vec<(f64, &'static str, String)>,
 }
 
 /// Colours for series that have no colour of their own.
@@ -260,8 +263,6 @@ pub fn scatter(points: &[(i64, i64, String, String, bool)], start: i64, end: i64
     let max = points.iter().map(|p| p.1).max().unwrap_or(1).max(1) as f64 * 1.1;
     let y_of = |d: i64| TOP + plot_h() * (1.0 - d as f64 / max);
     Chart {
-        lines: Vec::new(),
-        markers: Vec::new(),
         dots: points
             .iter()
             .map(|(t, d, href, title, error)| Dot {
@@ -284,7 +285,7 @@ pub fn scatter(points: &[(i64, i64, String, String, bool)], start: i64, end: i64
             })
             .collect(),
         axis_y: TOP + plot_h(),
-        annotations: Vec::new(),
+        ..Chart::default()
     }
 }
 
@@ -295,9 +296,6 @@ pub fn histogram(counts: &[u64], start: i64, bucket_nano: i64) -> Chart {
     let w = plot_w() / n;
     let end = start + bucket_nano * counts.len() as i64;
     Chart {
-        lines: Vec::new(),
-        markers: Vec::new(),
-        dots: Vec::new(),
         bars: counts
             .iter()
             .enumerate()
@@ -317,7 +315,7 @@ pub fn histogram(counts: &[u64], start: i64, bucket_nano: i64) -> Chart {
         x_ticks: time_ticks(start, end),
         y_ticks: count_ticks(max),
         axis_y: TOP + plot_h(),
-        annotations: Vec::new(),
+        ..Chart::default()
     }
 }
 

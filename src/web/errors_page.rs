@@ -92,6 +92,7 @@ struct ErrorsPage {
     window: TimeWindow,
     ranges: &'static [(&'static str, i64)],
     panel: ErrorPanel,
+    events: Vec<super::events::TriageEvent>,
 }
 
 pub async fn handler(
@@ -104,10 +105,12 @@ pub async fn handler(
         Err(page) => return *page,
     };
     let notes = chrome.annotations(window.start, window.end, None).await;
+    let events = super::events::of_window(&engine, &window, None).await;
     match engine.errors(window.start, window.end).await {
         Ok(view) => {
             let mut panel = panel(&view);
             PageChrome::annotate(&mut panel.chart, &notes, window.start, window.end);
+            super::events::mark(&mut panel.chart, &events, window.start, window.end);
             render(
                 &ErrorsPage {
                     title: "Errors".into(),
@@ -115,6 +118,7 @@ pub async fn handler(
                     save: chrome.save_form(window.start, window.end),
                     dims: charts::Dims::default(),
                     panel,
+                    events,
                     window,
                     ranges: RANGES,
                 },

@@ -52,6 +52,7 @@ struct MapPage {
     node_h: f64,
     nodes: Vec<NodeView>,
     edges: Vec<EdgeView>,
+    events: Vec<super::events::TriageEvent>,
 }
 
 pub async fn handler(
@@ -75,6 +76,7 @@ pub async fn handler(
             )
         }
     };
+    let events = super::events::of_window(&engine, &window, None).await;
     let (placed, width, height) = layout(&map);
     let at: HashMap<&str, (f64, f64)> = placed
         .iter()
@@ -152,6 +154,7 @@ pub async fn handler(
             node_h: NODE_H,
             nodes,
             edges,
+            events,
         },
         StatusCode::OK,
     )

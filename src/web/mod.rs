@@ -8,6 +8,7 @@ mod assets;
 mod charts;
 mod chrome;
 mod errors_page;
+mod events;
 mod explore_page;
 mod format;
 mod forms;

@@ -41,6 +41,7 @@ struct OverviewPage {
     window: TimeWindow,
     ranges: &'static [(&'static str, i64)],
     rows: Vec<ServiceRow>,
+    events: Vec<super::events::TriageEvent>,
 }
 
 /// Builds the row of one service.
@@ -85,6 +86,7 @@ pub async fn handler(
         Err(page) => return *page,
     };
     let now = window.as_of(now);
+    let events = super::events::of_window(&engine, &window, None).await;
     match engine.overview(window.start, window.end, now).await {
         Ok(services) => {
             let rows = services.iter().map(|s| row(s, now)).collect();
@@ -96,6 +98,7 @@ pub async fn handler(
                     window,
                     ranges: RANGES,
                     rows,
+                    events,
                 },
                 StatusCode::OK,
             )

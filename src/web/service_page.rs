@@ -65,6 +65,7 @@ struct ServicePage {
     instances: Vec<InstancePanel>,
     errors: ErrorPanel,
     logs_href: String,
+    events: Vec<super::events::TriageEvent>,
 }
 
 fn red_row(service: &str, b: &Breakdown, filter: &str) -> RedRow {
@@ -276,14 +277,17 @@ pub async fn handler(
     let notes = chrome
         .annotations(window.start, window.end, Some(&name))
         .await;
+    let events = super::events::of_window(&engine, &window, Some(&name)).await;
     let mut instances: Vec<InstancePanel> = instances;
     for inst in &mut instances {
         for tc in &mut inst.charts {
             super::chrome::PageChrome::annotate(&mut tc.chart, &notes, window.start, window.end);
+            super::events::mark(&mut tc.chart, &events, window.start, window.end);
         }
     }
     let mut errors = panel(&detail.errors);
     super::chrome::PageChrome::annotate(&mut errors.chart, &notes, window.start, window.end);
+    super::events::mark(&mut errors.chart, &events, window.start, window.end);
     let page = ServicePage {
         title: format!("Service {name}"),
         active: "overview",
@@ -303,6 +307,7 @@ pub async fn handler(
         instances,
         errors,
         logs_href: url("/logs", &[("q", format!("service:{name}"))]),
+        events,
         window,
         ranges: RANGES,
     };
