@@ -663,3 +663,96 @@ async fn deploy_errors_and_recovery_show_while_triaging() {
     web.quit().await.unwrap();
     server.stop();
 }
+
+/// Every number of the triage pages opens the records behind it, in the same window: the
+/// canary's error rate on the service page opens its failed traces, a trace's correlation id
+/// opens every log of that request, the overview's error rate and an error group's count open
+/// failed traces.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn numbers_open_the_records_behind_them() {
+    let Some((driver, _dir, server)) = demo_for_browser() else {
+        return;
+    };
+    let web = browser(&driver).await;
+    let click = |selector: String| {
+        let web = web.clone();
+        async move {
+            web.find(By::Css(&selector))
+                .await
+                .unwrap_or_else(|e| panic!("{selector}: {e}"))
+                .click()
+                .await
+                .unwrap();
+        }
+    };
+    // Only failed traces, all of them payment 2.5.0's, in the window chosen.
+    let assert_failed_traces = |what: &'static str| {
+        let web = web.clone();
+        async move {
+            wait_for_url(&web, "/traces?").await;
+            let url = web.current_url().await.unwrap().to_string();
+            assert!(url.contains("status=error"), "{what}: {url}");
+            let rows = web.find_all(By::Css("tr.trace-row")).await.unwrap();
+            assert!(!rows.is_empty(), "{what}: no failed trace behind it");
+            for row in rows {
+                let text = row.text().await.unwrap();
+                assert!(
+                    text.contains("error"),
+                    "{what}: a trace without errors: {text}"
+                );
+            }
+            url
+        }
+    };
+
+    web.goto(format!("{}/services/payment?range=6h", server.api))
+        .await
+        .unwrap();
+    click("tr.version-row[data-version='2.5.0'] td:nth-child(3) a".into()).await;
+    let url = assert_failed_traces("2.5.0's error rate").await;
+    assert!(
+        url.contains("service.version%3D2.5.0") && url.contains("range=6h"),
+        "{url}"
+    );
+
+    // A failed checkout's span carries the order's correlation id: it opens the request's logs.
+    click("tr.trace-row a.trace-link".into()).await;
+    wait_for_url(&web, "/traces/").await;
+    let corr = web
+        .find(By::Css(
+            "table.attrs a.filter[href^='/logs?q=correlation_id']",
+        ))
+        .await
+        .expect("the failed trace's correlation id is a link");
+    let id = corr.prop("textContent").await.unwrap().unwrap_or_default();
+    assert!(!id.is_empty(), "an empty correlation id link");
+    web.execute(
+        "arguments[0].closest('details').open = true;",
+        vec![corr.to_json().unwrap()],
+    )
+    .await
+    .unwrap();
+    corr.click().await.unwrap();
+    wait_for_url(&web, "/logs?").await;
+    let banner = web
+        .find(By::Css("p.banner"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(banner.contains(&id), "{banner}");
+
+    // The overview's error rate and an error group's count open failed traces.
+    web.goto(format!("{}/?range=6h", server.api)).await.unwrap();
+    click("tr[data-service='payment'] td:nth-child(3) a".into()).await;
+    assert_failed_traces("payment's error rate on the overview").await;
+    web.goto(format!("{}/errors?range=6h", server.api))
+        .await
+        .unwrap();
+    click("tr.group-row td:nth-child(2) a".into()).await;
+    assert_failed_traces("an error group's count").await;
+    shot(&web, "failed-traces-of-a-group").await;
+    web.quit().await.unwrap();
+    server.stop();
+}

@@ -10,6 +10,7 @@ use super::chrome::PageChrome;
 use super::format;
 use super::{message, render};
 use crate::model::time::now_ns;
+use crate::model::time::picker_text;
 use crate::model::window::{TimeParams, TimeWindow, RANGES};
 use crate::query::services::ErrorsView;
 use crate::query::QueryEngine;
@@ -27,6 +28,8 @@ pub struct GroupRow {
     pub instances: String,
     pub versions: String,
     pub example: Option<String>,
+    /// The failed traces of the group's services between its first and last minute.
+    pub traces_href: String,
 }
 
 /// The chart and group rows of an error view, shared with the service page.
@@ -71,6 +74,15 @@ pub fn panel(view: &ErrorsView) -> ErrorPanel {
                 services: g.services.join(", "),
                 instances: g.instances.join(", "),
                 versions: g.versions.join(", "),
+                traces_href: super::url(
+                    "/traces",
+                    &[
+                        ("service", g.services.first().cloned().unwrap_or_default()),
+                        ("status", "error".into()),
+                        ("from", picker_text(g.first_seen)),
+                        ("to", picker_text(g.last_seen + MINUTE)),
+                    ],
+                ),
                 example: g.detail.example_trace_id.as_ref().map(|t| {
                     match &g.detail.example_span_id {
                         Some(s) => format!("/traces/{t}?span={s}#span-{s}"),

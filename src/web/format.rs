@@ -149,6 +149,32 @@ pub fn attribute_rows(attrs: &Attributes) -> Vec<(String, ShownValue)> {
         .collect()
 }
 
+/// An attribute row that links to the records sharing its value ("filter on this value").
+#[derive(Debug, Clone)]
+pub struct AttrRow {
+    pub key: String,
+    pub value: ShownValue,
+    /// Where the records with this value are listed; none for values too long to filter on.
+    pub href: Option<String>,
+}
+
+/// Attribute rows (keys sorted) with links made by `href(key, value)` for values shown whole.
+pub fn linked_rows(
+    rows: Vec<(String, ShownValue)>,
+    href: impl Fn(&str, &str) -> Option<String>,
+) -> Vec<AttrRow> {
+    rows.into_iter()
+        .map(|(key, value)| AttrRow {
+            href: match value.full {
+                None if !value.short.is_empty() => href(&key, &value.short),
+                _ => None,
+            },
+            key,
+            value,
+        })
+        .collect()
+}
+
 /// A piece of text, highlighted or not.
 #[derive(Debug, Clone)]
 pub struct Segment {

@@ -91,7 +91,12 @@ pub async fn handler(
                 name: n.name.clone(),
                 x: *x,
                 y: *y,
-                href: n.instrumented.then(|| format!("/services/{}", n.name)),
+                href: n.instrumented.then(|| {
+                    super::url(
+                        &format!("/services/{}", super::path_segment(&n.name)),
+                        &window.query_pairs(),
+                    )
+                }),
                 color: if n.instrumented {
                     format::service_color(&n.name)
                 } else {

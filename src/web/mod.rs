@@ -90,6 +90,11 @@ pub fn pages(state: WebState) -> Router {
         .with_state(state)
 }
 
+/// `text` as one path segment (`/services/{name}` with any name).
+pub fn path_segment(text: &str) -> String {
+    percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
 /// Builds a URL from a path and query pairs, skipping empty values.
 pub fn url(path: &str, pairs: &[(&str, String)]) -> String {
     let mut ser = form_urlencoded::Serializer::new(String::new());

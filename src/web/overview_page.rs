@@ -30,6 +30,10 @@ pub struct ServiceRow {
     pub versions: String,
     pub spark_requests: String,
     pub spark_errors: String,
+    /// The service page, its traces and its failed traces, in the page's window.
+    pub href: String,
+    pub traces_href: String,
+    pub errors_href: String,
 }
 
 #[derive(Template)]
@@ -44,9 +48,22 @@ struct OverviewPage {
     events: Vec<super::events::TriageEvent>,
 }
 
-/// Builds the row of one service.
-pub fn row(s: &ServiceOverview, now: i64) -> ServiceRow {
+/// Builds the row of one service; its links keep `window`.
+pub fn row(s: &ServiceOverview, now: i64, window: &TimeWindow) -> ServiceRow {
+    let in_window = |path: &str, mut pairs: Vec<(&'static str, String)>| {
+        pairs.extend(window.query_pairs());
+        super::url(path, &pairs)
+    };
     ServiceRow {
+        href: in_window(
+            &format!("/services/{}", super::path_segment(&s.name)),
+            Vec::new(),
+        ),
+        traces_href: in_window("/traces", vec![("service", s.name.clone())]),
+        errors_href: in_window(
+            "/traces",
+            vec![("service", s.name.clone()), ("status", "error".into())],
+        ),
         name: s.name.clone(),
         color: format::service_color(&s.name),
         rate: format::rate(s.red.rate),
@@ -89,7 +106,7 @@ pub async fn handler(
     let events = super::events::of_window(&engine, &window, None).await;
     match engine.overview(window.start, window.end, now).await {
         Ok(services) => {
-            let rows = services.iter().map(|s| row(s, now)).collect();
+            let rows = services.iter().map(|s| row(s, now, &window)).collect();
             render(
                 &OverviewPage {
                     title: "Services".into(),

@@ -31,7 +31,9 @@ pub struct RedRow {
     pub p50: String,
     pub p95: String,
     pub p99: String,
+    /// The traces behind the row, and its failed ones, in the page's window.
     pub traces_href: String,
+    pub errors_href: String,
 }
 
 /// A titled chart.
@@ -48,6 +50,9 @@ pub struct InstancePanel {
     pub status: String,
     pub down: bool,
     pub charts: Vec<TitledChart>,
+    /// The instance's traces and logs in the page's window.
+    pub traces_href: String,
+    pub logs_href: String,
 }
 
 #[derive(Template)]
@@ -65,10 +70,19 @@ struct ServicePage {
     instances: Vec<InstancePanel>,
     errors: ErrorPanel,
     logs_href: String,
+    traces_href: String,
     events: Vec<super::events::TriageEvent>,
 }
 
-fn red_row(service: &str, b: &Breakdown, filter: &str) -> RedRow {
+fn red_row(service: &str, b: &Breakdown, filter: &str, window: &TimeWindow) -> RedRow {
+    let mut pairs = vec![("service", service.to_string())];
+    match filter {
+        "operation" => pairs.push(("operation", b.key.clone())),
+        _ => pairs.push(("attr", format!("service.version={}", b.key))),
+    }
+    pairs.extend(window.query_pairs());
+    let traces_href = url("/traces", &pairs);
+    pairs.push(("status", "error".into()));
     RedRow {
         key: if b.key.is_empty() {
             "(none)".into()
@@ -83,22 +97,8 @@ fn red_row(service: &str, b: &Breakdown, filter: &str) -> RedRow {
         p50: format::opt_duration(b.red.p50_nano),
         p95: format::opt_duration(b.red.p95_nano),
         p99: format::opt_duration(b.red.p99_nano),
-        traces_href: match filter {
-            "operation" => url(
-                "/traces",
-                &[
-                    ("service", service.to_string()),
-                    ("operation", b.key.clone()),
-                ],
-            ),
-            _ => url(
-                "/traces",
-                &[
-                    ("service", service.to_string()),
-                    ("attr", format!("service.version={}", b.key)),
-                ],
-            ),
-        },
+        traces_href,
+        errors_href: url("/traces", &pairs),
     }
 }
 
@@ -271,6 +271,31 @@ pub async fn handler(
                 },
                 down: inst.down,
                 charts: charts_of,
+                traces_href: url(
+                    "/traces",
+                    &[
+                        vec![
+                            ("service", name.clone()),
+                            (
+                                "attr",
+                                format!("service.instance.id={}", inst.info.instance),
+                            ),
+                        ],
+                        window.query_pairs(),
+                    ]
+                    .concat(),
+                ),
+                logs_href: url(
+                    "/logs",
+                    &[
+                        vec![(
+                            "q",
+                            format!("service:{name} instance:{}", inst.info.instance),
+                        )],
+                        window.query_pairs(),
+                    ]
+                    .concat(),
+                ),
             }
         })
         .collect();
@@ -293,20 +318,27 @@ pub async fn handler(
         active: "overview",
         save: chrome.save_form(window.start, window.end),
         dims: charts::Dims::default(),
-        service: row(&detail.overview, now),
+        service: row(&detail.overview, now, &window),
         operations: detail
             .operations
             .iter()
-            .map(|b| red_row(&name, b, "operation"))
+            .map(|b| red_row(&name, b, "operation", &window))
             .collect(),
         versions: detail
             .versions
             .iter()
-            .map(|b| red_row(&name, b, "version"))
+            .map(|b| red_row(&name, b, "version", &window))
             .collect(),
         instances,
         errors,
-        logs_href: url("/logs", &[("q", format!("service:{name}"))]),
+        logs_href: url(
+            "/logs",
+            &[vec![("q", format!("service:{name}"))], window.query_pairs()].concat(),
+        ),
+        traces_href: url(
+            "/traces",
+            &[vec![("service", name.clone())], window.query_pairs()].concat(),
+        ),
         events,
         window,
         ranges: RANGES,

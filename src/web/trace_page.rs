@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 
-use super::format::{self, ShownValue};
+use super::format::{self, AttrRow, ShownValue};
 use super::{message, render};
 use crate::model::LiftedKey;
 use crate::model::{value_text, LogRow, SpanId, SpanRow, TraceId};
@@ -60,8 +60,8 @@ pub struct SpanView {
     pub orphan: bool,
     pub has_children: bool,
     pub open: bool,
-    pub attributes: Vec<(String, ShownValue)>,
-    pub resource: Vec<(String, ShownValue)>,
+    pub attributes: Vec<AttrRow>,
+    pub resource: Vec<AttrRow>,
     pub events: Vec<EventView>,
     pub links: Vec<(String, String)>,
     pub logs: Vec<LogLineView>,
@@ -242,6 +242,28 @@ fn span_view(
         .map(|k| (k.key().to_string(), format::shown(s.resource.lifted(k))))
         .collect();
     resource.extend(format::attribute_rows(&s.resource.attributes));
+    let service = s.resource.service_name.clone();
+    let resource = format::linked_rows(resource, |key, value| {
+        Some(if key == LiftedKey::ServiceName.key() {
+            format!("/services/{}", super::path_segment(value))
+        } else {
+            super::url(
+                "/traces",
+                &[
+                    ("service", service.clone()),
+                    ("attr", format!("{key}={value}")),
+                ],
+            )
+        })
+    });
+    let correlation = s.correlation_id.clone();
+    let attributes = format::linked_rows(format::attribute_rows(&s.attributes), |key, value| {
+        Some(if correlation.as_deref() == Some(value) {
+            super::url("/logs", &[("q", format!("correlation_id:\"{value}\""))])
+        } else {
+            super::url("/traces", &[("attr", format!("{key}={value}"))])
+        })
+    });
     SpanView {
         id: s.span_id.to_hex(),
         ancestors: ancestors.trim().to_string(),
@@ -261,7 +283,7 @@ fn span_view(
         orphan: s.parent_span_id.is_some_and(|p| !ctx.ids.contains(&p)),
         has_children,
         open,
-        attributes: format::attribute_rows(&s.attributes),
+        attributes,
         resource,
         events,
         links: s
