@@ -379,3 +379,55 @@ async fn a_postmortem_reads_in_order_and_accepts_all_suggestions() {
         "nothing left to accept"
     );
 }
+
+/// Trace search says how many traces it found and pages through all of them: over the demo's
+/// hour every trace the scenario generated is on exactly one page and is one dot of the plot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trace_search_counts_and_pages_through_every_trace() {
+    let server = shared_demo();
+    let scenario =
+        sightline::demo::scenario::Generator::new(sightline::demo::DEFAULT_SEED).generate();
+    let generated: std::collections::BTreeSet<String> = scenario
+        .traces
+        .iter()
+        .flat_map(|r| &r.resource_spans)
+        .flat_map(|r| &r.scope_spans)
+        .flat_map(|s| &s.spans)
+        .map(|s| s.trace_id.iter().map(|b| format!("{b:02x}")).collect())
+        .collect();
+    assert!(
+        generated.len() > 50,
+        "the demo has more than one page of traces"
+    );
+    let (status, html) = page(server, "/traces?range=6h").await;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains(&format!("Traces 1–50 of {}, newest first", generated.len())),
+        "the count of {} traces is not shown",
+        generated.len()
+    );
+    assert_eq!(
+        count(&html, "<circle class=\"dot"),
+        generated.len(),
+        "one dot per trace"
+    );
+    assert!(!html.contains("id=\"plot-cut\""));
+    let mut seen = std::collections::BTreeSet::new();
+    let mut html = html;
+    let mut pages = 0;
+    loop {
+        pages += 1;
+        for part in html.split("<tr class=\"trace-row\" data-trace=\"").skip(1) {
+            let id = part.split('"').next().unwrap_or_default().to_string();
+            assert!(seen.insert(id.clone()), "trace {id} listed twice");
+        }
+        let Some(older) = link_with(&html, "rel=\"next\"") else {
+            break;
+        };
+        assert!(older.contains("range=6h"), "{older}");
+        html = page(server, &older).await.1;
+        assert!(pages < 100, "paging does not end");
+    }
+    assert_eq!(seen, generated, "the pages list every generated trace once");
+    assert_eq!(pages, generated.len().div_ceil(50));
+}

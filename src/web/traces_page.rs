@@ -12,10 +12,12 @@ use crate::model::time::now_ns;
 use crate::model::window::{TimeParams, TimeWindow, RANGES};
 use crate::query::{parse_attribute, QueryEngine, StatusFilter, TraceSearch, TraceSummary};
 
-/// Rows in the result table.
+/// Rows in one page of the result table.
 const TABLE_ROWS: usize = 50;
-/// Traces drawn in the scatter plot (the table shows the newest of them).
-const CHART_POINTS: usize = 500;
+/// Most traces one search gathers: all are drawn in the scatter plot and paged through in
+/// the table. When the window holds more, the page says so and from when the plot is full
+/// (the engine's own cap per search is 1 000).
+const CHART_POINTS: usize = 1000;
 
 /// The search form, as it travels in the URL.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -41,6 +43,78 @@ pub struct TraceForm {
     pub range: Option<String>,
     pub from: Option<String>,
     pub to: Option<String>,
+    /// Page of the table, from 1 (newest first).
+    pub page: Option<usize>,
+}
+
+impl TraceForm {
+    /// This search's URL at table page `page`.
+    fn page_href(&self, page: usize) -> String {
+        let pairs = [
+            ("service", self.service.clone()),
+            ("operation", self.operation.clone()),
+            ("status", self.status.clone()),
+            ("min_ms", self.min_ms.clone()),
+            ("max_ms", self.max_ms.clone()),
+            ("attr", self.attr.clone()),
+            ("trace_id", self.trace_id.clone()),
+            ("correlation_id", self.correlation_id.clone()),
+            ("range", self.range.clone().unwrap_or_default()),
+            ("from", self.from.clone().unwrap_or_default()),
+            ("to", self.to.clone().unwrap_or_default()),
+            (
+                "page",
+                if page > 1 {
+                    page.to_string()
+                } else {
+                    String::new()
+                },
+            ),
+        ];
+        super::url("/traces", &pairs)
+    }
+}
+
+/// What the result table shows of the traces found, said plainly.
+pub struct Paging {
+    /// "Traces 51–100 of 214", or "… of the newest 1 000 (more match: narrow the search)".
+    pub summary: String,
+    pub newer: Option<String>,
+    pub older: Option<String>,
+    /// Set when the search was cut: the plot holds every match from this time on only.
+    pub cut_from: Option<String>,
+}
+
+/// The table page `page` of `found` traces, `capped` when the search stopped at its cap.
+fn paging(form: &TraceForm, found: &[TraceSummary], capped: bool) -> (usize, Paging) {
+    let pages = found.len().div_ceil(TABLE_ROWS).max(1);
+    let page = form.page.unwrap_or(1).clamp(1, pages);
+    let first = (page - 1) * TABLE_ROWS;
+    let last = (first + TABLE_ROWS).min(found.len());
+    let of = if capped {
+        format!(
+            "of the newest {} (more match: narrow the window or the filters)",
+            found.len()
+        )
+    } else {
+        format!("of {}", found.len())
+    };
+    let summary = match found.len() {
+        0 => String::new(),
+        _ => format!("Traces {}–{last} {of}, newest first", first + 1),
+    };
+    (
+        first,
+        Paging {
+            summary,
+            newer: (page > 1).then(|| form.page_href(page - 1)),
+            older: (page < pages).then(|| form.page_href(page + 1)),
+            cut_from: capped
+                .then(|| found.iter().map(|t| t.start_time_unix_nano).min())
+                .flatten()
+                .map(format::time),
+        },
+    )
 }
 
 /// One result row.
@@ -69,6 +143,7 @@ struct TracesPage {
     ranges: &'static [(&'static str, i64)],
     services: Vec<String>,
     rows: Vec<TraceRow>,
+    paging: Paging,
     chart: Chart,
     error: Option<String>,
 }
@@ -175,12 +250,20 @@ pub async fn handler(
     } else {
         StatusCode::OK
     };
+    let capped = results.len() >= CHART_POINTS;
+    let (first, paging) = paging(&form, &results, capped);
     let page = TracesPage {
         title: "Traces".into(),
         active: "traces",
         save: chrome.save_form(window.start, window.end),
         dims: charts::Dims::default(),
-        rows: results.iter().take(TABLE_ROWS).map(row).collect(),
+        rows: results
+            .iter()
+            .skip(first)
+            .take(TABLE_ROWS)
+            .map(row)
+            .collect(),
+        paging,
         chart,
         services,
         form,
