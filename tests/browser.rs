@@ -311,6 +311,14 @@ async fn browse_the_demo_incident() {
             let level = row.find(By::Css("td.level.sev-error")).await.unwrap();
             let white_space = level.css_value("white-space").await.unwrap();
             assert_eq!(white_space, "nowrap");
+            // The service in its colour chip, as on the rendered rows.
+            let chip = row.find(By::Css("span.svc")).await.unwrap();
+            assert_eq!(chip.text().await.unwrap(), "tail");
+            let colour = chip.css_value("border-left-color").await.unwrap();
+            assert!(
+                !colour.is_empty() && colour != "rgba(0, 0, 0, 0)",
+                "{colour}"
+            );
             break;
         }
         assert!(
@@ -753,6 +761,73 @@ async fn numbers_open_the_records_behind_them() {
     click("tr.group-row td:nth-child(2) a".into()).await;
     assert_failed_traces("an error group's count").await;
     shot(&web, "failed-traces-of-a-group").await;
+    web.quit().await.unwrap();
+    server.stop();
+}
+
+/// A log record opens to show everything it holds, and any value narrows the search to the
+/// records sharing it; the histogram is stacked by level with a legend.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_records_open_and_filter_on_a_value() {
+    let Some((driver, _dir, server)) = demo_for_browser() else {
+        return;
+    };
+    let web = browser(&driver).await;
+    web.goto(format!("{}/logs?q=service:payment&range=6h", server.api))
+        .await
+        .unwrap();
+    let mut levels = Vec::new();
+    for key in web.find_all(By::Css(".level-key")).await.unwrap() {
+        levels.push(key.attr("data-level").await.unwrap().unwrap_or_default());
+    }
+    assert!(
+        levels.contains(&"ERROR".to_string()) && levels.contains(&"INFO".to_string()),
+        "the histogram's levels: {levels:?}"
+    );
+    let bars = web
+        .find_all(By::Css("figure.chart rect.bar"))
+        .await
+        .unwrap();
+    let mut colours = std::collections::BTreeSet::new();
+    for bar in &bars {
+        colours.insert(bar.css_value("fill").await.unwrap());
+    }
+    assert!(colours.len() >= 2, "bars in one colour: {colours:?}");
+    // Open the first ERROR record of the payment canary and filter on its instance.
+    let row = web
+        .find(By::XPath(
+            "//tr[contains(@class,'log-row')][td[contains(@class,'sev-error')]][td[.='payment-3']]",
+        ))
+        .await
+        .expect("an ERROR record of payment-3");
+    row.find(By::Css("details.record summary"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let trace = row
+        .find(By::Css("details.record a[href^='/traces/']"))
+        .await
+        .expect("the record links its trace");
+    assert!(trace.is_displayed().await.unwrap());
+    let instance = row
+        .find(By::XPath(
+            ".//details[contains(@class,'record')]//tr[th='service.instance.id']//a",
+        ))
+        .await
+        .unwrap();
+    instance.click().await.unwrap();
+    wait_for_url(&web, "instance").await;
+    let url = web.current_url().await.unwrap().to_string();
+    assert!(url.contains("range=6h"), "{url}");
+    let rows = web.find_all(By::Css("tr.log-row")).await.unwrap();
+    assert!(!rows.is_empty());
+    for row in rows {
+        let instance = row.find(By::Css("td:nth-child(3)")).await.unwrap();
+        assert_eq!(instance.text().await.unwrap(), "payment-3");
+    }
+    shot(&web, "logs-filtered-on-a-value").await;
     web.quit().await.unwrap();
     server.stop();
 }

@@ -48,7 +48,15 @@ document.addEventListener("click", (event) => {
       const log = JSON.parse(message.data);
       const tr = document.createElement("tr");
       tr.className = "log-row live";
-      tr.append(cell(log.time, "time"), cell(log.service), cell(log.instance), cell(log.severity, "level " + (log.severity_class || "")), cell(log.body, "body"));
+      // The same cells and classes as the server's rows: the service's colour chip, the
+      // level's colour, the body in its own cell.
+      const service = document.createElement("td");
+      const chip = document.createElement("span");
+      chip.className = "svc";
+      chip.textContent = log.service;
+      if (log.color) chip.style.setProperty("--svc", log.color);
+      service.appendChild(chip);
+      tr.append(cell(log.time, "time"), service, cell(log.instance), cell(log.severity, "level " + (log.severity_class || "")), cell(log.body, "body"));
       const link = document.createElement("td");
       if (log.trace_href) {
         const a = document.createElement("a");

@@ -311,7 +311,7 @@ struct HistogramParams {
 }
 
 #[utoipa::path(get, path = "/api/v1/logs/histogram", tag = "logs", params(HistogramParams),
-    responses((status = 200, description = "`{start_unix_nano, bucket_nano, counts[], total}`: records matching `q` per bucket; buckets start on whole multiples of their width", body = Object), (status = 400, description = "Bad input: `{\"error\": \"…\"}`")))]
+    responses((status = 200, description = "`{start_unix_nano, bucket_nano, counts[], total, levels}`: records matching `q` per bucket; buckets start on whole multiples of their width; `levels` splits the counts by level (`[{level, counts[]}]`, from the severity text), null for a one-word query (counted from the index, which knows no level)", body = Object), (status = 400, description = "Bad input: `{\"error\": \"…\"}`")))]
 async fn log_histogram(
     State(engine): State<QueryEngine>,
     Query(p): Query<HistogramParams>,

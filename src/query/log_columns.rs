@@ -18,6 +18,7 @@ use super::log_query::LogFilter;
 use super::scan::group_by_file;
 use super::{QueryEngine, QueryError};
 use crate::index::{BlockRef, StreamCount};
+use crate::model::Severity;
 use crate::store::Prefilter;
 
 /// Most blocks one count may read (≈ 400 M records at the default row group size): a
@@ -186,4 +187,29 @@ pub(super) fn for_each_time(batch: &RecordBatch, mut f: impl FnMut(i64)) {
     for &t in times.into_iter().flat_map(|a| a.values().iter()) {
         f(t);
     }
+}
+
+/// Calls `f` with the time and the level (read from the severity text, as log streams hold
+/// it) of each row of `batch`.
+pub(super) fn for_each_time_and_level(batch: &RecordBatch, mut f: impl FnMut(i64, Severity)) {
+    use arrow::array::Array;
+    let times = batch
+        .column_by_name("time")
+        .and_then(|c| c.as_primitive_opt::<TimestampNanosecondType>());
+    let texts = batch
+        .column_by_name("severity_text")
+        .and_then(|c| c.as_string_opt::<i32>());
+    for (i, &t) in times
+        .into_iter()
+        .flat_map(|a| a.values().iter())
+        .enumerate()
+    {
+        let text = texts.filter(|a| !a.is_null(i)).map(|a| a.value(i));
+        f(t, level_of_text(text.unwrap_or("")));
+    }
+}
+
+/// The level of a record's severity text (`WARNING` → Warn); unspecified when it names none.
+pub(super) fn level_of_text(text: &str) -> Severity {
+    Severity::parse(text.trim()).unwrap_or(Severity::Unspecified)
 }

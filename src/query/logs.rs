@@ -3,10 +3,10 @@
 use serde::Serialize;
 
 use super::buckets::Buckets;
-use super::log_columns::{for_each_time, Counted};
+use super::log_columns::{for_each_time_and_level, level_of_text, Counted};
 use super::scan::newest_first_reads;
 use super::{log_query, LogFilter, QueryEngine, QueryError, RowMatcher, MAX_LOG_LIMIT};
-use crate::model::{LogRow, Signal};
+use crate::model::{LogRow, Severity, Signal};
 use crate::pipeline::LiveRows;
 use crate::store::Prefilter;
 
@@ -44,6 +44,49 @@ pub struct LogHistogram {
     pub bucket_nano: i64,
     pub counts: Vec<u64>,
     pub total: u64,
+    /// The same counts split by level (read from the severity text), the levels present
+    /// only, lowest first; `None` when the query is one indexed word, whose counts come from
+    /// the index's per-block word counts, which know no level.
+    pub levels: Option<Vec<LevelCounts>>,
+}
+
+/// One level's share of a histogram.
+#[derive(Debug, Clone, Serialize)]
+pub struct LevelCounts {
+    /// `ERROR`, `WARN`, … or `UNSPECIFIED`.
+    pub level: &'static str,
+    pub counts: Vec<u64>,
+}
+
+/// Per-level counts of a histogram under construction, indexed by level.
+struct ByLevel(Vec<[u64; 7]>);
+
+impl ByLevel {
+    fn add(&mut self, slot: usize, level: Severity, n: u64) {
+        if let Some(counts) = self.0.get_mut(slot) {
+            counts[level as usize] += n;
+        }
+    }
+
+    fn finish(self) -> Vec<LevelCounts> {
+        const LEVELS: [Severity; 7] = [
+            Severity::Unspecified,
+            Severity::Trace,
+            Severity::Debug,
+            Severity::Info,
+            Severity::Warn,
+            Severity::Error,
+            Severity::Fatal,
+        ];
+        LEVELS
+            .iter()
+            .map(|level| LevelCounts {
+                level: level.name(),
+                counts: self.0.iter().map(|c| c[*level as usize]).collect(),
+            })
+            .filter(|l| l.counts.iter().any(|c| *c > 0))
+            .collect()
+    }
 }
 
 /// Parameters of a log search: its query as text (`LogSearch`) or parsed already
@@ -182,7 +225,9 @@ impl QueryEngine {
             slots.first + slots.count as i64 * slots.width - 1,
         );
         let mut counts = vec![0u64; slots.count];
+        let mut by_level = ByLevel(vec![[0; 7]; slots.count]);
         let same_bucket = |a: i64, b: i64| slots.of(a) == slots.of(b);
+        let split = filter.single_indexed_word().is_none();
         if let Some(word) = filter.single_indexed_word() {
             // One word: from the index's per-block word counts.
             self.count_word(&filter, word, start, end, same_bucket, |t, n| {
@@ -197,13 +242,20 @@ impl QueryEngine {
                     &filter,
                     Prefilter::none(),
                     (start, end),
-                    &["time"],
+                    &["time", "severity_text"],
                     same_bucket,
                     |counted| match counted {
                         Counted::Block { stream, time } => {
-                            counts[slots.of(time)] += u64::from(stream.records)
+                            let level =
+                                level_of_text(stream.value_of("severity_text").unwrap_or(""));
+                            let n = u64::from(stream.records);
+                            counts[slots.of(time)] += n;
+                            by_level.add(slots.of(time), level, n);
                         }
-                        Counted::Rows(batch) => for_each_time(batch, |t| counts[slots.of(t)] += 1),
+                        Counted::Rows(batch) => for_each_time_and_level(batch, |t, level| {
+                            counts[slots.of(t)] += 1;
+                            by_level.add(slots.of(t), level, 1);
+                        }),
                     },
                 )
                 .await?;
@@ -211,6 +263,11 @@ impl QueryEngine {
                 self.visit_logs(&filter, Some(start), Some(end), |batch, _| {
                     for l in batch {
                         counts[slots.of(l.time_unix_nano)] += 1;
+                        by_level.add(
+                            slots.of(l.time_unix_nano),
+                            level_of_text(&l.severity_text),
+                            1,
+                        );
                     }
                     true
                 })
@@ -223,6 +280,7 @@ impl QueryEngine {
             bucket_nano: slots.width,
             counts,
             total,
+            levels: split.then(|| by_level.finish()),
         })
     }
 

@@ -17,7 +17,7 @@ use super::format::{self, Segment};
 use super::{render, url};
 use crate::model::time::now_ns;
 use crate::model::window::{TimeParams, TimeWindow, RANGES};
-use crate::model::LogRow;
+use crate::model::{LiftedKey, LogRow};
 use crate::query::{LogCursor, LogSearch, QueryEngine, QueryError};
 
 /// Records per page.
@@ -49,6 +49,8 @@ pub struct LogLine {
     /// The whole body when the shown one is cut.
     pub full_body: Option<String>,
     pub trace_href: Option<String>,
+    /// Everything the record holds, each value filterable ("filter on this value").
+    pub details: Vec<format::AttrRow>,
 }
 
 #[derive(Template)]
@@ -73,6 +75,8 @@ struct LogsPage {
     correlation: Option<String>,
     stitched_href: Option<String>,
     tail_href: String,
+    /// The levels of the stacked histogram and their colours (empty when it is not split).
+    level_legend: Vec<(String, &'static str)>,
     /// When nothing matched a query written `field=value`: the query with `field:value`, and
     /// its address in the same window.
     hint: Option<(String, String)>,
@@ -103,9 +107,86 @@ fn field_syntax_hint(query: &str) -> Option<String> {
     changed.then(|| parts.join(" "))
 }
 
-fn line(l: &LogRow, highlight: &[String]) -> LogLine {
+/// The query narrowed to records whose `field` is `value` (in the same window); none for a
+/// value the query language cannot quote.
+fn filter_href(query: &str, field: &str, value: &str, window: &TimeWindow) -> Option<String> {
+    if value.is_empty() || value.contains(['"', '\\']) || value.contains(char::is_control) {
+        return None;
+    }
+    let narrowed = match query.trim() {
+        "" => format!("{field}:\"{value}\""),
+        q => format!("{q} {field}:\"{value}\""),
+    };
+    let mut pairs = vec![("q", narrowed)];
+    pairs.extend(window.query_pairs());
+    Some(url("/logs", &pairs))
+}
+
+/// The rows of a record's details: its resource, level, trace and span, scope and attributes.
+fn details(l: &LogRow, query: &str, window: &TimeWindow) -> Vec<format::AttrRow> {
+    let filter = |field: &str, value: &str| filter_href(query, field, value, window);
+    let mut rows = Vec::new();
+    let mut push = |key: &str, value: &str, href: Option<String>| {
+        rows.push(format::AttrRow {
+            key: key.to_string(),
+            value: format::shown(value),
+            href,
+        })
+    };
+    push("time", &l.time_unix_nano.to_string(), None);
+    let r = &l.resource;
+    push(
+        "service.name",
+        &r.service_name,
+        filter("service", &r.service_name),
+    );
+    push(
+        "service.instance.id",
+        &r.service_instance_id,
+        filter("instance", &r.service_instance_id),
+    );
+    for key in [LiftedKey::Version, LiftedKey::HostName] {
+        push(key.key(), r.lifted(key), None);
+    }
+    push(
+        "severity",
+        &format!("{} ({})", l.severity_text, l.severity_number),
+        filter("level", &l.severity_text),
+    );
+    if let Some(t) = l.trace_id {
+        push("trace_id", &t.to_hex(), Some(format!("/traces/{t}")));
+    }
+    if let Some(s) = l.span_id {
+        let href = l.trace_id.map(|t| format!("/traces/{t}?span={s}#span-{s}"));
+        push("span_id", &s.to_hex(), href);
+    }
+    if let Some(c) = &l.correlation_id {
+        push("correlation_id", c, filter("correlation_id", c));
+    }
+    if !l.scope_name.is_empty() {
+        push("scope", &l.scope_name, None);
+    }
+    for (key, value) in format::attribute_rows(&l.attributes) {
+        let href = match &value.full {
+            None => filter(&key, &value.short),
+            Some(_) => None,
+        };
+        rows.push(format::AttrRow { key, value, href });
+    }
+    for (key, value) in format::attribute_rows(&r.attributes) {
+        rows.push(format::AttrRow {
+            key: format!("resource {key}"),
+            value,
+            href: None,
+        });
+    }
+    rows
+}
+
+fn line(l: &LogRow, highlight: &[String], query: &str, window: &TimeWindow) -> LogLine {
     let shown = format::shown(&l.body);
     LogLine {
+        details: details(l, query, window),
         time: format::time(l.time_unix_nano),
         color: format::service_color(&l.resource.service_name),
         service: l.resource.service_name.clone(),
@@ -118,6 +199,18 @@ fn line(l: &LogRow, highlight: &[String]) -> LogLine {
             Some(s) => format!("/traces/{t}?span={s}#span-{s}"),
             None => format!("/traces/{t}"),
         }),
+    }
+}
+
+/// The colour of a level's bars in the histogram.
+fn level_color(level: &str) -> &'static str {
+    match level {
+        "FATAL" => "#912018",
+        "ERROR" => "#d92d20",
+        "WARN" => "#f79009",
+        "INFO" => "#2f6fde",
+        "DEBUG" | "TRACE" => "#98a2b3",
+        _ => "#d0d5dd",
     }
 }
 
@@ -162,6 +255,7 @@ pub async fn handler(
         correlation: None,
         stitched_href: None,
         hint: None,
+        level_legend: Vec::new(),
         window,
     };
     if error.is_none() {
@@ -191,11 +285,28 @@ pub async fn handler(
 async fn fill(engine: &QueryEngine, form: &LogForm, page: &mut LogsPage) -> Result<(), QueryError> {
     let (start, end) = (page.window.start, page.window.end);
     let histogram = engine.log_histogram(&form.q, start, end, BUCKETS).await?;
-    page.chart = charts::histogram(
-        &histogram.counts,
-        histogram.start_unix_nano,
-        histogram.bucket_nano,
-    );
+    page.chart = match &histogram.levels {
+        // Stacked by level, the most severe at the bottom where the eye starts.
+        Some(levels) => {
+            let series: Vec<(String, &'static str, Vec<u64>)> = levels
+                .iter()
+                .rev()
+                .map(|l| (l.level.to_string(), level_color(l.level), l.counts.clone()))
+                .collect();
+            page.level_legend = series.iter().map(|(l, c, _)| (l.clone(), *c)).collect();
+            charts::stacked(
+                &series,
+                histogram.start_unix_nano,
+                histogram.bucket_nano,
+                &[],
+            )
+        }
+        None => charts::histogram(
+            &histogram.counts,
+            histogram.start_unix_nano,
+            histogram.bucket_nano,
+        ),
+    };
     page.total = histogram.total;
     if let Some(id) = correlation_of(&form.q) {
         // Every log of the request across services, oldest first, whatever the window.
@@ -204,7 +315,11 @@ async fn fill(engine: &QueryEngine, form: &LogForm, page: &mut LogsPage) -> Resu
             .traces
             .first()
             .map(|t| format!("/traces/{}", t.trace_id));
-        page.lines = found.logs.iter().map(|l| line(l, &[])).collect();
+        page.lines = found
+            .logs
+            .iter()
+            .map(|l| line(l, &[], &form.q, &page.window))
+            .collect();
         page.correlation = Some(id);
         return Ok(());
     }
@@ -219,7 +334,7 @@ async fn fill(engine: &QueryEngine, form: &LogForm, page: &mut LogsPage) -> Resu
     page.lines = result
         .logs
         .iter()
-        .map(|l| line(l, &result.highlight))
+        .map(|l| line(l, &result.highlight, &form.q, &page.window))
         .collect();
     let mut base = vec![("q", form.q.clone())];
     base.extend(page.window.query_pairs());
@@ -322,6 +437,7 @@ pub async fn tail(State(tails): State<LiveTails>, Query(params): Query<TailParam
                                 .json_data(serde_json::json!({
                                     "time": format::time(l.time_unix_nano),
                                     "service": l.resource.service_name,
+                                    "color": format::service_color(&l.resource.service_name),
                                     "instance": l.resource.service_instance_id,
                                     "severity": l.severity_text,
                                     "severity_class": format::severity_class(l.severity_number),
