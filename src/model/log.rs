@@ -45,6 +45,17 @@ pub enum Severity {
 }
 
 impl Severity {
+    /// Every level, from unspecified to the gravest.
+    pub const ALL: [Severity; 7] = [
+        Severity::Unspecified,
+        Severity::Trace,
+        Severity::Debug,
+        Severity::Info,
+        Severity::Warn,
+        Severity::Error,
+        Severity::Fatal,
+    ];
+
     /// The level of an OTLP severity number (outside 1–24: unspecified).
     pub fn of_number(number: i32) -> Severity {
         match number {
@@ -131,14 +142,7 @@ mod tests {
         assert_eq!(severity_floor("loud"), None);
         assert!(Severity::Error > Severity::Warn, "levels order by gravity");
         // Every level's floor reads back as that level.
-        for level in [
-            Severity::Trace,
-            Severity::Debug,
-            Severity::Info,
-            Severity::Warn,
-            Severity::Error,
-            Severity::Fatal,
-        ] {
+        for level in Severity::ALL.into_iter().skip(1) {
             assert_eq!(Severity::of_number(level.floor()), level);
             assert_eq!(Severity::parse(level.name()), Some(level));
         }

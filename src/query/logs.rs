@@ -69,16 +69,7 @@ impl ByLevel {
     }
 
     fn finish(self) -> Vec<LevelCounts> {
-        const LEVELS: [Severity; 7] = [
-            Severity::Unspecified,
-            Severity::Trace,
-            Severity::Debug,
-            Severity::Info,
-            Severity::Warn,
-            Severity::Error,
-            Severity::Fatal,
-        ];
-        LEVELS
+        Severity::ALL
             .iter()
             .map(|level| LevelCounts {
                 level: level.name(),
