@@ -81,6 +81,18 @@ async fn logins_roles_and_session_tokens() {
     assert!(set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Strict"));
     let viewer = set_cookie.split(';').next().unwrap().to_string();
 
+    // The account page says who is signed in and what the role allows.
+    let account = get(&server, "/account", Some(&viewer))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        account.contains("Signed in as <b>vera</b>, a <b>viewer</b>"),
+        "{account}"
+    );
+    assert_eq!(get(&server, "/account", None).await.status(), 303);
+
     // The viewer reads, but may not change anything.
     assert_eq!(
         get(&server, "/?range=1h", Some(&viewer)).await.status(),

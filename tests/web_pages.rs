@@ -316,7 +316,9 @@ async fn navigation_reaches_every_section() {
         nav.contains("href=\"/annotations\" class=\"active\""),
         "the annotations page marks its own link: {nav}"
     );
-    assert!(nav.contains(">Log out</a>") && !nav.contains(">Account<"));
+    // "Account" opens the account page; logging out is its own link.
+    assert!(nav.contains("href=\"/logout\" class=\"account\">Log out</a>"), "{nav}");
+    assert!(nav.contains("href=\"/account\" >Account</a>"), "{nav}");
 }
 
 /// A post-mortem reads like one: summary, impact, root cause and action items before the
@@ -377,6 +379,21 @@ async fn a_postmortem_reads_in_order_and_accepts_all_suggestions() {
     assert!(
         !html.contains("id=\"accept-all\""),
         "nothing left to accept"
+    );
+}
+
+/// The account page without users: nobody signs in, and the page says so and how to add one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_account_page_says_who_is_signed_in() {
+    let server = shared_demo();
+    let (status, html) = page(server, "/account").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("Nobody is signed in"), "{html}");
+    assert!(html.contains("sightline user add"));
+    let (_, overview) = page(server, "/").await;
+    assert!(
+        overview.contains("<a href=\"/account\""),
+        "no Account in the navigation"
     );
 }
 

@@ -101,7 +101,7 @@ pub fn lines(series: &[LineSeries], start: i64, end: i64, fmt: &dyn Fn(f64) -> S
         .iter()
         .flat_map(|s| s.2.iter().map(|p| p.1))
         .fold(0.0f64, f64::max);
-    let max = if max > 0.0 { max * 1.1 } else { 1.0 };
+    let (max, ticks) = value_axis(max, 0.0);
     let y_of = |v: f64| TOP + plot_h() * (1.0 - v / max);
     Chart {
         lines: series
@@ -127,10 +127,11 @@ pub fn lines(series: &[LineSeries], start: i64, end: i64, fmt: &dyn Fn(f64) -> S
             })
             .collect(),
         x_ticks: time_ticks(start, end),
-        y_ticks: (0..=2)
-            .map(|i| Tick {
-                pos: y_of(max * i as f64 / 2.0),
-                label: fmt(max * i as f64 / 2.0),
+        y_ticks: ticks
+            .into_iter()
+            .map(|v| Tick {
+                pos: y_of(v),
+                label: fmt(v),
             })
             .collect(),
         axis_y: TOP + plot_h(),
@@ -154,7 +155,7 @@ pub fn stacked(
                 .sum()
         })
         .collect();
-    let max = totals.iter().copied().max().unwrap_or(0).max(1) as f64;
+    let (max, _) = value_axis(totals.iter().copied().max().unwrap_or(0) as f64, 1.0);
     let w = plot_w() / n as f64;
     let mut bars = Vec::new();
     for i in 0..n {
@@ -228,26 +229,74 @@ fn plot_h() -> f64 {
 }
 
 /// Labels of a count axis up to `max`: 0, the middle when it is a whole number, the top.
-fn count_ticks(max: f64) -> Vec<Tick> {
-    [0.0, max / 2.0, max]
+/// A round step (1, 2 or 5 times a power of ten, at least `floor`) that cuts `max` into
+/// about four parts.
+fn round_step(max: f64, floor: f64) -> f64 {
+    let rough = (max / 4.0).max(f64::MIN_POSITIVE);
+    let power = 10f64.powf(rough.log10().floor());
+    let step = [1.0, 2.0, 5.0, 10.0]
         .into_iter()
-        .filter(|v| v.fract() == 0.0)
+        .map(|m| m * power)
+        .find(|s| *s >= rough)
+        .unwrap_or(10.0 * power);
+    step.max(floor)
+}
+
+/// The top of a value axis holding `max` (a whole number of round steps above it) and its
+/// ticks at every step from 0.
+pub fn value_axis(max: f64, floor: f64) -> (f64, Vec<f64>) {
+    let max = if max.is_finite() && max > 0.0 {
+        max
+    } else {
+        1.0
+    };
+    let step = round_step(max, floor);
+    let steps = (max / step).ceil().max(1.0) as usize;
+    let top = step * steps as f64;
+    (top, (0..=steps).map(|i| step * i as f64).collect())
+}
+
+/// Ticks of a count axis (whole numbers) whose top is `top`.
+fn count_ticks(top: f64) -> Vec<Tick> {
+    let (_, values) = value_axis(top, 1.0);
+    values
+        .into_iter()
+        .filter(|v| *v <= top)
         .map(|v| Tick {
-            pos: TOP + plot_h() * (1.0 - v / max),
+            pos: TOP + plot_h() * (1.0 - v / top),
             label: format!("{v}"),
         })
         .collect()
 }
 
-/// Five time labels across `[start, end]`.
+/// Time labels on whole minutes, hours or days across `[start, end]`: the step is the first
+/// of the usual ones that gives at most six labels.
 fn time_ticks(start: i64, end: i64) -> Vec<Tick> {
-    (0..5)
-        .map(|i| {
-            let t = start + (end - start) / 4 * i;
-            Tick {
-                pos: LEFT + plot_w() * i as f64 / 4.0,
-                label: format::clock(t),
-            }
+    const MINUTE: i64 = 60_000_000_000;
+    const STEPS: [i64; 14] = [
+        1, 2, 5, 10, 15, 30, 60, 120, 180, 360, 720, 1440, 2880, 10080,
+    ];
+    let span = (end - start).max(1);
+    let step = STEPS
+        .iter()
+        .map(|m| m * MINUTE)
+        .find(|s| span / s <= 6)
+        .unwrap_or(span.max(MINUTE));
+    let first = start.div_euclid(step) * step + if start.rem_euclid(step) == 0 { 0 } else { step };
+    let label = |t: i64| {
+        let at = chrono::DateTime::from_timestamp_nanos(t);
+        if step >= 1440 * MINUTE {
+            at.format("%b %d").to_string()
+        } else {
+            at.format("%H:%M").to_string()
+        }
+    };
+    (0..)
+        .map(|i| first + step * i)
+        .take_while(|t| *t <= end)
+        .map(|t| Tick {
+            pos: x_of(t, start, end),
+            label: label(t),
         })
         .collect()
 }
@@ -260,7 +309,7 @@ pub fn x_of(t: i64, start: i64, end: i64) -> f64 {
 
 /// Trace durations over time; each dot links to its trace.
 pub fn scatter(points: &[(i64, i64, String, String, bool)], start: i64, end: i64) -> Chart {
-    let max = points.iter().map(|p| p.1).max().unwrap_or(1).max(1) as f64 * 1.1;
+    let (max, ticks) = value_axis(points.iter().map(|p| p.1).max().unwrap_or(1) as f64, 1.0);
     let y_of = |d: i64| TOP + plot_h() * (1.0 - d as f64 / max);
     Chart {
         dots: points
@@ -275,13 +324,11 @@ pub fn scatter(points: &[(i64, i64, String, String, bool)], start: i64, end: i64
             .collect(),
         bars: Vec::new(),
         x_ticks: time_ticks(start, end),
-        y_ticks: (0..=3)
-            .map(|i| {
-                let d = (max * i as f64 / 3.0) as i64;
-                Tick {
-                    pos: y_of(d),
-                    label: format::duration(d),
-                }
+        y_ticks: ticks
+            .into_iter()
+            .map(|d| Tick {
+                pos: y_of(d as i64),
+                label: format::duration(d as i64),
             })
             .collect(),
         axis_y: TOP + plot_h(),
@@ -291,7 +338,7 @@ pub fn scatter(points: &[(i64, i64, String, String, bool)], start: i64, end: i64
 
 /// Counts per equal time bucket starting at `start`.
 pub fn histogram(counts: &[u64], start: i64, bucket_nano: i64) -> Chart {
-    let max = counts.iter().copied().max().unwrap_or(0).max(1) as f64;
+    let (max, _) = value_axis(counts.iter().copied().max().unwrap_or(0) as f64, 1.0);
     let n = counts.len().max(1) as f64;
     let w = plot_w() / n;
     let end = start + bucket_nano * counts.len() as i64;
@@ -322,6 +369,31 @@ pub fn histogram(counts: &[u64], start: i64, bucket_nano: i64) -> Chart {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn axes_have_round_ticks() {
+        assert_eq!(
+            value_axis(2992.0, 0.0),
+            (3000.0, vec![0.0, 1000.0, 2000.0, 3000.0])
+        );
+        assert_eq!(value_axis(4.0, 1.0), (4.0, vec![0.0, 1.0, 2.0, 3.0, 4.0]));
+        assert_eq!(value_axis(1.0, 1.0), (1.0, vec![0.0, 1.0]));
+        assert_eq!(value_axis(0.0, 1.0).0, 1.0);
+        assert_eq!(
+            value_axis(0.37, 0.0),
+            (0.4, vec![0.0, 0.1, 0.2, 0.30000000000000004, 0.4])
+        );
+        // An hour starting 25 s past a minute: labels on whole 10 minutes.
+        let start = 1_767_225_625_000_000_000;
+        let labels: Vec<String> = time_ticks(start, start + 3_600_000_000_000)
+            .into_iter()
+            .map(|t| t.label)
+            .collect();
+        assert_eq!(
+            labels,
+            ["00:10", "00:20", "00:30", "00:40", "00:50", "01:00"]
+        );
+    }
 
     #[test]
     fn times_map_into_the_plot_and_never_out_of_it() {
@@ -356,7 +428,7 @@ mod tests {
         assert_eq!(labels, ["0", "5", "10"]);
         let odd = histogram(&[3], 0, 1);
         let labels: Vec<&str> = odd.y_ticks.iter().map(|t| t.label.as_str()).collect();
-        assert_eq!(labels, ["0", "3"], "no 1.5 label");
+        assert_eq!(labels, ["0", "1", "2", "3"], "whole steps, no 1.5 label");
     }
 
     #[test]

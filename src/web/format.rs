@@ -1,6 +1,7 @@
 //! Text helpers for pages: durations, times, truncation, highlighting, service colours.
 
 use crate::model::{value_text, Attributes, Severity};
+use std::collections::BTreeMap;
 
 /// Longest value shown in full inline; longer ones are cut with a way to see everything.
 pub const SHORT_VALUE: usize = 240;
@@ -213,17 +214,56 @@ pub fn highlight(text: &str, tokens: &[String]) -> Vec<Segment> {
     out
 }
 
-/// A colour per service, stable across pages.
-pub fn service_color(service: &str) -> &'static str {
-    const PALETTE: &[&str] = &[
-        "#4e79a7", "#f28e2b", "#59a14f", "#b07aa1", "#76b7b2", "#edc948", "#ff9da7", "#9c755f",
-        "#86bcb6", "#d37295",
-    ];
+/// The service colours: ten that stay apart from each other and from the error red.
+const PALETTE: &[&str] = &[
+    "#4e79a7", "#f28e2b", "#59a14f", "#b07aa1", "#76b7b2", "#edc948", "#ff9da7", "#9c755f",
+    "#86bcb6", "#d37295",
+];
+
+/// Services given a colour so far (name → palette slot). Bounded: past this many names, a
+/// service takes its hash slot, shared or not.
+const MAX_ASSIGNED: usize = 10_000;
+
+static ASSIGNED: std::sync::RwLock<BTreeMap<String, usize>> =
+    std::sync::RwLock::new(BTreeMap::new());
+
+fn hash_slot(service: &str) -> usize {
     // FNV-1a: spreads short, similar names (cart, checkout) over the palette.
     let hash = service.bytes().fold(0x811c_9dc5u32, |h, b| {
         (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
     });
-    PALETTE[hash as usize % PALETTE.len()]
+    hash as usize % PALETTE.len()
+}
+
+/// Gives each of `services` (the ones known at start, in name order) its colour before any
+/// page asks, so the same set of services gets the same colours on every run.
+pub fn seed_service_colors(services: impl IntoIterator<Item = String>) {
+    let mut names: Vec<String> = services.into_iter().collect();
+    names.sort();
+    for name in names {
+        service_color(&name);
+    }
+}
+
+/// A colour per service, the same on every page: its hash slot in the palette, or the next
+/// free one when another service holds that slot, so up to ten services never share one.
+pub fn service_color(service: &str) -> &'static str {
+    if let Some(slot) = ASSIGNED.read().ok().and_then(|a| a.get(service).copied()) {
+        return PALETTE[slot];
+    }
+    let Ok(mut assigned) = ASSIGNED.write() else {
+        return PALETTE[hash_slot(service)];
+    };
+    if assigned.len() >= MAX_ASSIGNED {
+        return PALETTE[hash_slot(service)];
+    }
+    let taken: std::collections::BTreeSet<usize> = assigned.values().copied().collect();
+    let first = hash_slot(service);
+    let slot = (0..PALETTE.len())
+        .map(|i| (first + i) % PALETTE.len())
+        .find(|s| !taken.contains(s))
+        .unwrap_or(first);
+    PALETTE[*assigned.entry(service.to_string()).or_insert(slot)]
 }
 
 #[cfg(test)]
@@ -241,6 +281,23 @@ mod tests {
         assert_eq!(marked, ["declined", "declined"]);
         let joined: String = segs.iter().map(|s| s.text.as_str()).collect();
         assert_eq!(joined, "Card declined; declined-ish <b>");
+    }
+
+    #[test]
+    fn services_get_colours_of_their_own() {
+        let shop = [
+            "cart",
+            "checkout",
+            "frontend",
+            "inventory",
+            "payment",
+            "shipping",
+        ];
+        seed_service_colors(shop.iter().map(|s| s.to_string()));
+        let colours: std::collections::BTreeSet<&str> =
+            shop.iter().map(|s| service_color(s)).collect();
+        assert_eq!(colours.len(), shop.len(), "two services share a colour");
+        assert_eq!(service_color("payment"), service_color("payment"));
     }
 
     #[test]

@@ -12,13 +12,55 @@ use serde::Deserialize;
 
 use super::SaveForm;
 use crate::access::{Access, ClientAddr, LogIn};
+use crate::meta::users::{Role, SessionUser};
 
 /// `/login` and `/logout`, over the server's login state.
 pub fn router(access: Access) -> Router {
     Router::new()
         .route("/login", get(login_page).post(login))
         .route("/logout", get(logout_page).post(logout))
+        .route("/account", get(account_page))
         .with_state(access)
+}
+
+#[derive(Template)]
+#[template(path = "account.html")]
+struct AccountPage {
+    title: String,
+    active: &'static str,
+    save: Option<SaveForm>,
+    /// The signed-in user; none when no users are configured (nobody signs in).
+    user: Option<SessionUser>,
+    /// What the user's role may do, in words.
+    can: &'static str,
+}
+
+/// `/account`: who is signed in, what their role allows, and logging out.
+async fn account_page(user: Option<Extension<SessionUser>>) -> Response {
+    let user = user.map(|Extension(u)| u);
+    let can = match user.as_ref().map(|u| u.role) {
+        Some(Role::Viewer) => {
+            "read every page and API; not save views, write post-mortems or annotate"
+        }
+        Some(Role::Editor) => "read everything, save views, write post-mortems and annotations",
+        Some(Role::Admin) => "everything an editor can, and manage what admins manage",
+        None => "everything: no users are configured, so this server asks nobody to sign in",
+    };
+    let page = AccountPage {
+        title: "Account".into(),
+        active: "account",
+        save: None,
+        user,
+        can,
+    };
+    match page.render() {
+        Ok(html) => (StatusCode::OK, Html(html)).into_response(),
+        Err(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "page could not be rendered",
+        )
+            .into_response(),
+    }
 }
 
 #[derive(Template)]

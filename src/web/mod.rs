@@ -58,6 +58,7 @@ impl FromRef<WebState> for QueryEngine {
 
 /// The UI: the data pages plus saved views and post-mortems.
 pub fn router(engine: QueryEngine, notebook: Notebook) -> Router {
+    format::seed_service_colors(engine.services().into_iter().map(|s| s.name));
     let tails = logs_page::LiveTails::new(engine.clone());
     let state = WebState {
         engine,
