@@ -317,7 +317,10 @@ async fn navigation_reaches_every_section() {
         "the annotations page marks its own link: {nav}"
     );
     // "Account" opens the account page; logging out is its own link.
-    assert!(nav.contains("href=\"/logout\" class=\"account\">Log out</a>"), "{nav}");
+    assert!(
+        nav.contains("href=\"/logout\" class=\"account\">Log out</a>"),
+        "{nav}"
+    );
     assert!(nav.contains("href=\"/account\" >Account</a>"), "{nav}");
 }
 

@@ -1,17 +1,25 @@
-//! A fixed log-scale latency histogram with the shortest and longest duration it counted:
-//! mergeable, small, and never answering a percentile outside what was observed.
+//! A log-scale latency sketch with the shortest and longest duration it counted: mergeable,
+//! small, within 1 % of the true percentile, and never answering outside what was observed.
 //!
-//! Bucket `i` holds durations up to 2^(i/4) µs, so neighbouring bounds differ by 19 %. A
-//! percentile is read from the geometric middle of its bucket after the bucket is narrowed
-//! to the observed minimum and maximum: within about 9 % of the truth, exact when every
-//! duration was the same, and never above the longest nor below the shortest duration (a p99
-//! of 2.72 s over spans of at most 2.54 s was what the bucket bound alone gave). 128 buckets
-//! reach 2^32 µs (71 minutes); longer spans land in the last bucket.
+//! Bucket `i` holds durations in (γ^(i−1), γ^i] ns with γ = 1.02 (the DDSketch layout), kept
+//! sparse: a cell stores only the buckets it used (a minute of one operation uses a few dozen).
+//! A percentile is read from the geometric middle of its bucket, narrowed to the observed
+//! minimum and maximum, so it is within √γ − 1 ≈ 0.995 % of the nearest-rank percentile of the
+//! durations counted, exact when they were all the same, and never above the longest nor below
+//! the shortest. [`MAX_BUCKET`] reaches 2^45 ns (about 10 hours); longer spans share it.
+//!
+//! Rollup files written before the sketch hold 128 coarse buckets (2^(i/4) µs, 19 % apart);
+//! [`LatencyHistogram::from_coarse`] reads them at their buckets' middles.
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-/// Number of buckets.
-pub const BUCKETS: usize = 128;
+/// Ratio between neighbouring bucket bounds.
+const GAMMA: f64 = 1.02;
+
+/// The last bucket: durations beyond γ^MAX_BUCKET ns (≈ 2^45.7 ns) are counted in it.
+pub const MAX_BUCKET: u16 = 1600;
 
 /// What a histogram knows of the extremes it counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -52,55 +60,72 @@ impl Extremes {
     }
 }
 
-/// Counts of durations per bucket, and the extremes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Counts of durations per used bucket, and the extremes.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct LatencyHistogram {
-    pub counts: Vec<u64>,
+    /// Bucket index → durations counted in it.
+    pub buckets: BTreeMap<u16, u64>,
     #[serde(default)]
     pub extremes: Extremes,
 }
 
-impl Default for LatencyHistogram {
-    fn default() -> Self {
-        Self {
-            counts: vec![0; BUCKETS],
-            extremes: Extremes::Empty,
-        }
-    }
-}
-
 /// Upper bound of bucket `i` in nanoseconds.
-pub fn upper_bound_ns(i: usize) -> f64 {
-    2f64.powf(i as f64 / 4.0) * 1000.0
+pub fn upper_bound_ns(i: u16) -> f64 {
+    GAMMA.powi(i32::from(i))
 }
 
-fn bucket_of(ns: i64) -> usize {
-    let us = (ns as f64 / 1000.0).max(1.0);
-    ((us.log2() * 4.0).ceil().max(0.0) as usize).min(BUCKETS - 1)
+/// The bucket a duration falls in.
+pub fn bucket_of(ns: i64) -> u16 {
+    let ns = (ns as f64).max(1.0);
+    let i = (ns.ln() / GAMMA.ln()).ceil();
+    // Bucket i holds (γ^(i−1), γ^i]: floating-point rounding may put a bound one off.
+    let i = if upper_bound_ns(i as u16) < ns {
+        i + 1.0
+    } else {
+        i
+    };
+    (i.max(0.0) as u64).min(u64::from(MAX_BUCKET)) as u16
 }
 
 impl LatencyHistogram {
     /// Counts one duration.
     pub fn add(&mut self, ns: i64) {
-        self.counts[bucket_of(ns)] += 1;
+        *self.buckets.entry(bucket_of(ns)).or_default() += 1;
         self.extremes = self.extremes.add(ns);
     }
 
     /// Adds every count of `other`.
     pub fn merge(&mut self, other: &LatencyHistogram) {
-        for (a, b) in self.counts.iter_mut().zip(&other.counts) {
-            *a += b;
+        for (bucket, count) in &other.buckets {
+            *self.buckets.entry(*bucket).or_default() += count;
         }
         self.extremes = self.extremes.merge(other.extremes);
     }
 
     /// Number of durations counted.
     pub fn total(&self) -> u64 {
-        self.counts.iter().sum()
+        self.buckets.values().sum()
     }
 
-    /// The `q`-quantile (0–1) in nanoseconds, or `None` when empty: the geometric middle of
-    /// its bucket narrowed to the observed extremes.
+    /// The histogram of a rollup file written before the sketch: coarse bucket `i` held
+    /// durations up to 2^(i/4) µs; its count goes to the fine bucket of its geometric middle.
+    pub fn from_coarse(counts: &[u64], extremes: Extremes) -> LatencyHistogram {
+        let mut h = LatencyHistogram {
+            buckets: BTreeMap::new(),
+            extremes,
+        };
+        for (i, count) in counts.iter().enumerate().filter(|(_, c)| **c > 0) {
+            let upper = 2f64.powf(i as f64 / 4.0) * 1000.0;
+            let lower = if i == 0 { 1.0 } else { upper / 2f64.powf(0.25) };
+            *h.buckets
+                .entry(bucket_of((lower * upper).sqrt() as i64))
+                .or_default() += count;
+        }
+        h
+    }
+
+    /// The `q`-quantile (0–1) in nanoseconds (nearest rank), or `None` when empty: the
+    /// geometric middle of its bucket narrowed to the observed extremes.
     pub fn quantile(&self, q: f64) -> Option<i64> {
         let total = self.total();
         if total == 0 {
@@ -108,7 +133,7 @@ impl LatencyHistogram {
         }
         let rank = (q.clamp(0.0, 1.0) * total as f64).ceil().max(1.0) as u64;
         let mut seen = 0;
-        for (i, c) in self.counts.iter().enumerate() {
+        for (&i, c) in &self.buckets {
             seen += c;
             if seen >= rank {
                 let mut upper = upper_bound_ns(i);
@@ -119,8 +144,8 @@ impl LatencyHistogram {
                 }
                 let middle = (lower * upper).sqrt().max(lower);
                 return Some(match self.extremes {
-                    Extremes::Known { min, max } => (middle as i64).clamp(min, max),
-                    _ => middle as i64,
+                    Extremes::Known { min, max } => (middle.round() as i64).clamp(min, max),
+                    _ => middle.round() as i64,
                 });
             }
         }
@@ -132,17 +157,51 @@ impl LatencyHistogram {
 mod tests {
     use super::*;
 
+    /// The nearest-rank `q`-quantile of `values`, the exact answer the sketch approximates.
+    fn exact(values: &mut [i64], q: f64) -> i64 {
+        values.sort_unstable();
+        let rank = (q * values.len() as f64).ceil().max(1.0) as usize;
+        values[rank - 1]
+    }
+
     #[test]
-    fn quantiles_within_ten_percent() {
+    fn quantiles_within_one_percent() {
+        let mut rng = fastrand::Rng::with_seed(7);
+        // Spread over six orders of magnitude, as span durations are.
+        let mut values: Vec<i64> = (0..20_000)
+            .map(|_| (10f64.powf(3.0 + rng.f64() * 6.0)) as i64)
+            .collect();
         let mut h = LatencyHistogram::default();
-        for ms in 1..=1000 {
-            h.add(ms * 1_000_000);
-        }
-        for (q, want) in [(0.5, 500e6), (0.95, 950e6), (0.99, 990e6)] {
+        values.iter().for_each(|v| h.add(*v));
+        for q in [0.01, 0.25, 0.5, 0.9, 0.95, 0.99, 0.999, 1.0] {
+            let want = exact(&mut values, q) as f64;
             let got = h.quantile(q).unwrap() as f64;
-            assert!((got - want).abs() / want < 0.1, "p{q}: {got} vs {want}");
+            assert!((got - want).abs() / want <= 0.01, "p{q}: {got} vs {want}");
         }
         assert_eq!(LatencyHistogram::default().quantile(0.5), None);
+        // Every duration lands in the bucket whose bounds hold it.
+        for v in [1, 2, 999, 1000, 1001, 35_000_000, 2_538_000_000, i64::MAX] {
+            let b = bucket_of(v);
+            assert!(
+                b == MAX_BUCKET || (v as f64) <= upper_bound_ns(b),
+                "{v} above bucket {b}"
+            );
+            assert!(
+                b == 0 || (v as f64) > upper_bound_ns(b - 1),
+                "{v} below bucket {b}"
+            );
+        }
+    }
+
+    #[test]
+    fn coarse_buckets_of_older_files_read_at_their_middles() {
+        let mut coarse = vec![0u64; 128];
+        coarse[60] = 3; // up to 2^15 µs ≈ 32.8 ms
+        let h = LatencyHistogram::from_coarse(&coarse, Extremes::Unknown);
+        assert_eq!(h.total(), 3);
+        let p50 = h.quantile(0.5).unwrap() as f64;
+        let (upper, lower) = (2f64.powf(15.0) * 1e3, 2f64.powf(14.75) * 1e3);
+        assert!(p50 > lower && p50 <= upper, "{p50}");
     }
 
     /// Shipping's case: every request took 35.0 ms; the bucket's middle said 35.7 ms.
@@ -180,7 +239,7 @@ mod tests {
         assert!(p0 >= 10_000_000, "{p0}");
         // Merged with counts of unknown extremes, nothing is narrowed any more.
         let mut old = LatencyHistogram::default();
-        old.counts[10] = 1;
+        old.buckets.insert(10, 1);
         old.extremes = Extremes::Unknown;
         a.merge(&old);
         assert_eq!(a.extremes, Extremes::Unknown);

@@ -2,7 +2,10 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, Int64Array, ListBuilder, UInt64Array, UInt64Builder};
+use arrow::array::{
+    Array, ArrayRef, Int64Array, ListBuilder, UInt16Array, UInt16Builder, UInt64Array,
+    UInt64Builder,
+};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimestampNanosecondType, UInt64Type};
 use arrow::record_batch::RecordBatch;
 
@@ -26,8 +29,15 @@ pub fn schema() -> SchemaRef {
         utf8("detail"),
         Field::new("count", DataType::UInt64, false),
         Field::new("errors", DataType::UInt64, false),
+        // The latency sketch's used buckets and their counts, side by side (files of earlier
+        // versions hold `latency_buckets` instead: 128 coarse buckets).
         Field::new(
-            "latency_buckets",
+            "latency_keys",
+            DataType::List(Arc::new(Field::new("item", DataType::UInt16, true))),
+            false,
+        ),
+        Field::new(
+            "latency_counts",
             DataType::List(Arc::new(Field::new("item", DataType::UInt64, true))),
             false,
         ),
@@ -39,16 +49,11 @@ pub fn schema() -> SchemaRef {
 
 /// Builds one batch from rollup rows, in the order given.
 pub fn to_batch(rows: &[&RollupRow]) -> Result<RecordBatch, StoreError> {
-    let mut buckets = ListBuilder::new(UInt64Builder::new());
+    let mut keys = ListBuilder::new(UInt16Builder::new());
+    let mut counts = ListBuilder::new(UInt64Builder::new());
     for r in rows {
-        // Trailing empty buckets are dropped: most cells use a handful.
-        let used = r
-            .latency
-            .counts
-            .iter()
-            .rposition(|c| *c > 0)
-            .map_or(0, |i| i + 1);
-        buckets.append_value(r.latency.counts[..used].iter().map(|c| Some(*c)));
+        keys.append_value(r.latency.buckets.keys().map(|k| Some(*k)));
+        counts.append_value(r.latency.buckets.values().map(|c| Some(*c)));
     }
     // The cell, flattened: operation (callee, group key), instance, version and detail (span
     // kind, edge kind, or an error group's example as JSON).
@@ -71,7 +76,8 @@ pub fn to_batch(rows: &[&RollupRow]) -> Result<RecordBatch, StoreError> {
         strings(details.iter().map(|d| d.as_ref())),
         Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.count))),
         Arc::new(UInt64Array::from_iter_values(rows.iter().map(|r| r.errors))),
-        Arc::new(buckets.finish()),
+        Arc::new(keys.finish()),
+        Arc::new(counts.finish()),
         Arc::new(Int64Array::from_iter(
             rows.iter().map(|r| extreme(r, false)),
         )),
@@ -96,7 +102,17 @@ pub fn from_batch(
     let detail = cols.str("detail")?;
     let count = cols.primitive::<UInt64Type>("count")?;
     let errors = cols.primitive::<UInt64Type>("errors")?;
-    let buckets = cols.list("latency_buckets")?;
+    let sketch = match (
+        batch.column_by_name("latency_keys"),
+        batch.column_by_name("latency_counts"),
+    ) {
+        (Some(_), Some(_)) => Some((cols.list("latency_keys")?, cols.list("latency_counts")?)),
+        _ => None,
+    };
+    let coarse = match sketch {
+        Some(_) => None,
+        None => Some(cols.list("latency_buckets")?),
+    };
     let extreme_column = |name: &str| {
         batch
             .column_by_name(name)
@@ -104,18 +120,42 @@ pub fn from_batch(
     };
     let (mins, maxes) = (extreme_column("latency_min"), extreme_column("latency_max"));
     for i in 0..batch.num_rows() {
-        let mut latency = LatencyHistogram::default();
-        if let Some(values) = buckets.value(i).as_any().downcast_ref::<UInt64Array>() {
-            for (slot, v) in latency.counts.iter_mut().zip(values.values().iter()) {
-                *slot = *v;
-            }
-        }
         let value = |c: Option<&Int64Array>| c.filter(|c| c.is_valid(i)).map(|c| c.value(i));
-        latency.extremes = match (value(mins), value(maxes)) {
+        let extremes = match (value(mins), value(maxes)) {
             (Some(min), Some(max)) => Extremes::Known { min, max },
-            _ if latency.total() == 0 => Extremes::Empty,
             _ => Extremes::Unknown,
         };
+        let mut latency = match (&sketch, &coarse) {
+            (Some((keys, counts)), _) => {
+                let keys = keys.value(i);
+                let counts = counts.value(i);
+                let keys = keys.as_any().downcast_ref::<UInt16Array>();
+                let counts = counts.as_any().downcast_ref::<UInt64Array>();
+                let mut h = LatencyHistogram {
+                    extremes,
+                    ..LatencyHistogram::default()
+                };
+                if let (Some(keys), Some(counts)) = (keys, counts) {
+                    h.buckets = keys
+                        .values()
+                        .iter()
+                        .copied()
+                        .zip(counts.values().iter().copied())
+                        .collect();
+                }
+                h
+            }
+            (None, Some(coarse)) => {
+                let values = coarse.value(i);
+                let values = values.as_any().downcast_ref::<UInt64Array>();
+                let counts = values.map(|v| v.values().to_vec()).unwrap_or_default();
+                LatencyHistogram::from_coarse(&counts, extremes)
+            }
+            (None, None) => LatencyHistogram::default(),
+        };
+        if latency.total() == 0 {
+            latency.extremes = Extremes::Empty;
+        }
         let kind = RollupKind::parse(kind.value(i))
             .ok_or_else(|| StoreError::Schema(format!("unknown rollup kind {}", kind.value(i))))?;
         let row = RollupRow {
