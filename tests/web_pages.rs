@@ -451,3 +451,45 @@ async fn trace_search_counts_and_pages_through_every_trace() {
     assert_eq!(seen, generated, "the pages list every generated trace once");
     assert_eq!(pages, generated.len().div_ceil(50));
 }
+
+/// A view's own note (written when it was saved) stays with it in a post-mortem, beside the
+/// note written when it was added there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_views_own_note_shows_in_the_postmortem() {
+    let server = shared_demo();
+    let now = common::otlp::now_ns() as i64;
+    let (status, view) = common::notebook::send_json(
+        server,
+        "POST",
+        "/api/v1/views",
+        serde_json::json!({"name": "payment errors", "note": "2.5.0 only, on payment-3",
+                           "url": "/services/payment", "start": now - 3_600_000_000_000,
+                           "end": now}),
+    )
+    .await;
+    assert_eq!(status, 201, "{view}");
+    let (status, pm) = common::notebook::send_json(
+        server,
+        "POST",
+        "/api/v1/postmortems",
+        serde_json::json!({"title": "notes kept"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{pm}");
+    let id = pm["id"].as_i64().unwrap();
+    let (status, added) = common::notebook::send_json(
+        server,
+        "POST",
+        &format!("/api/v1/postmortems/{id}/views"),
+        serde_json::json!({"view_id": view["id"], "note": "the canary, seen first here"}),
+    )
+    .await;
+    assert!(status == 200 || status == 201, "{added}");
+    let (_, html) = page(server, &format!("/postmortems/{id}")).await;
+    let evidence = &html[html.find("<h2>Evidence").unwrap()..];
+    assert!(
+        evidence.contains("2.5.0 only, on payment-3"),
+        "the view's note is dropped"
+    );
+    assert!(evidence.contains("the canary, seen first here"));
+}

@@ -11,6 +11,18 @@ use crate::query::{QueryEngine, QueryError};
 
 pub use suggest::Suggestion;
 
+/// The note shown with a view in a post-mortem: the note written on the view when it was
+/// saved and the one written when it was added to this post-mortem, both when they differ.
+pub fn evidence_note(view_note: &str, entry_note: &str) -> String {
+    let (view_note, entry_note) = (view_note.trim(), entry_note.trim());
+    match (view_note.is_empty(), entry_note.is_empty()) {
+        (true, _) => entry_note.to_string(),
+        (false, true) => view_note.to_string(),
+        (false, false) if view_note == entry_note => view_note.to_string(),
+        (false, false) => format!("{view_note}\n\n{entry_note}"),
+    }
+}
+
 /// Why suggestions could not be made.
 #[derive(Debug, thiserror::Error)]
 pub enum SuggestError {

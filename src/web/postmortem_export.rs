@@ -59,7 +59,7 @@ pub async fn export(
         views.push(ExportedView {
             name: view.name.clone(),
             kind: view.kind.label().to_string(),
-            note: entry.note.clone(),
+            note: crate::postmortem::evidence_note(&view.note, &entry.note),
             permalink: Some(format!("{base}/views/{}/open", view.id)),
             evidence: ViewRow::of(&view).evidence,
             charts: names,

@@ -260,7 +260,10 @@ async fn document_page(
             entry: entry.id,
             view: view.as_ref().map(ViewRow::of),
             name: entry.view_name.clone(),
-            note: entry.note.clone(),
+            note: crate::postmortem::evidence_note(
+                view.as_ref().map_or("", |v| v.note.as_str()),
+                &entry.note,
+            ),
             content,
             failed,
         });
