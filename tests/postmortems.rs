@@ -238,9 +238,19 @@ async fn a_postmortem_of_the_demo_incident() {
         .map(|l| l.trim_end_matches(')'))
         .collect();
     assert!(charts.len() >= 3, "charts of the three views: {charts:?}");
-    let svg = reqwest::get(format!("{}{}", server.api, charts[0]))
-        .await
-        .unwrap();
+    // Each image is titled by what it shows, not numbered; the key numbers and log lines of
+    // the views come as tables; the downloaded document links its charts absolutely.
+    assert!(!md.contains("— chart "), "untitled charts: {md}");
+    assert!(
+        md.contains("![Errors per minute, stacked per service]("),
+        "{md}"
+    );
+    assert!(md.contains("| --- |"), "no table in the export: {md}");
+    assert!(
+        charts.iter().all(|c| c.starts_with(&server.api)),
+        "{charts:?}"
+    );
+    let svg = reqwest::get(charts[0]).await.unwrap();
     assert_eq!(svg.status(), 200);
     assert!(svg
         .text()

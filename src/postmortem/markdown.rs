@@ -16,9 +16,26 @@ pub struct ExportedView {
     pub permalink: Option<String>,
     /// "pinned …: N records" or "live data".
     pub evidence: String,
-    /// File names of the view's charts (SVG), relative to the Markdown file.
-    pub charts: Vec<String>,
+    /// The view's charts (SVG files beside the Markdown), with their titles and legends.
+    pub charts: Vec<ExportedChart>,
+    /// The view's tables as the page shows them (key numbers, log lines), first row the
+    /// header, each cut to [`MAX_TABLE_ROWS`] rows.
+    pub tables: Vec<Vec<Vec<String>>>,
 }
+
+/// One chart of an exported view.
+#[derive(Debug, Clone)]
+pub struct ExportedChart {
+    /// Where the SVG file is, relative to the Markdown (or an absolute URL).
+    pub file: String,
+    /// What the chart shows ("Errors per minute, stacked per service").
+    pub title: String,
+    /// The chart's legend and caption as text.
+    pub caption: String,
+}
+
+/// Most rows of a table written into the export (the view's permalink has the rest).
+pub const MAX_TABLE_ROWS: usize = 25;
 
 /// A line of the exported timeline.
 #[derive(Debug, Clone)]
@@ -70,6 +87,37 @@ pub fn escape(text: &str) -> String {
 /// Escaped text kept on one line (table cells, headings).
 fn escape_line(text: &str) -> String {
     escape(&text.replace(['\r', '\n'], " "))
+}
+
+/// A table as Markdown: the first row is the header; cells are escaped and `|` kept literal.
+fn write_table(md: &mut String, rows: &[Vec<String>]) {
+    let Some((header, body)) = rows.split_first() else {
+        return;
+    };
+    let width = header.len().max(1);
+    let cell = |text: &str| escape_line(text).replace('|', "\\|");
+    let line = |cells: &[String]| {
+        let mut out = String::from("|");
+        for i in 0..width {
+            out.push(' ');
+            out.push_str(&cell(cells.get(i).map(String::as_str).unwrap_or("")));
+            out.push_str(" |");
+        }
+        out
+    };
+    let _ = writeln!(md, "{}", line(header));
+    let _ = writeln!(md, "|{}", " --- |".repeat(width));
+    for row in body.iter().take(MAX_TABLE_ROWS) {
+        let _ = writeln!(md, "{}", line(row));
+    }
+    if body.len() > MAX_TABLE_ROWS {
+        let _ = writeln!(
+            md,
+            "\n_{} more rows in the view._",
+            body.len() - MAX_TABLE_ROWS
+        );
+    }
+    md.push('\n');
 }
 
 /// UTC time, to the second.
@@ -124,14 +172,18 @@ pub fn write(pm: &PostMortem, views: &[ExportedView], timeline: &[TimelineLine])
         if !v.note.trim().is_empty() {
             let _ = writeln!(md, "{}\n", escape(&v.note));
         }
-        for (n, chart) in v.charts.iter().enumerate() {
-            let _ = writeln!(
-                md,
-                "![{} — chart {}]({})\n",
-                escape_line(&v.name),
-                n + 1,
-                chart
-            );
+        for chart in &v.charts {
+            let title = match chart.title.trim() {
+                "" => escape_line(&v.name),
+                t => escape_line(t),
+            };
+            let _ = writeln!(md, "**{title}**\n\n![{title}]({})\n", chart.file);
+            if !chart.caption.trim().is_empty() {
+                let _ = writeln!(md, "_{}_\n", escape_line(chart.caption.trim()));
+            }
+        }
+        for table in &v.tables {
+            write_table(&mut md, table);
         }
         match &v.permalink {
             Some(link) => {

@@ -7,7 +7,7 @@ use super::views_page::ViewRow;
 use super::{view_render, WebState};
 use crate::meta::views::{PageAddress, SavedView, ViewKind};
 use crate::meta::MetaError;
-use crate::postmortem::markdown::{self, ExportedView, TimelineLine};
+use crate::postmortem::markdown::{self, ExportedChart, ExportedView, TimelineLine};
 use crate::query::StitchedTrace;
 
 /// A post-mortem ready to write: the Markdown and its files (name, SVG text).
@@ -41,20 +41,29 @@ pub async fn export(
                 permalink: None,
                 evidence: String::new(),
                 charts: Vec::new(),
+                tables: Vec::new(),
             });
             continue;
         };
         let mut charts = Vec::new();
         if view.kind == ViewKind::Trace {
-            charts.extend(trace_waterfall(state, &view).await);
+            charts.extend(trace_waterfall(state, &view).await.map(|svg| PageChart {
+                svg,
+                title: "Waterfall of the trace".into(),
+                caption: String::new(),
+            }));
         }
         let rendered = view_render::render(state, &view).await;
-        charts.extend(page_svgs(rendered.content()));
-        let mut names = Vec::new();
-        for (k, svg) in charts.into_iter().enumerate() {
+        charts.extend(page_charts(rendered.content()));
+        let mut exported = Vec::new();
+        for (k, chart) in charts.into_iter().enumerate() {
             let name = format!("view-{}-chart-{}.svg", i + 1, k + 1);
-            names.push(format!("{file_prefix}{name}"));
-            files.push((name, svg));
+            exported.push(ExportedChart {
+                file: format!("{file_prefix}{name}"),
+                title: chart.title,
+                caption: chart.caption,
+            });
+            files.push((name, chart.svg));
         }
         views.push(ExportedView {
             name: view.name.clone(),
@@ -62,7 +71,8 @@ pub async fn export(
             note: crate::postmortem::evidence_note(&view.note, &entry.note),
             permalink: Some(format!("{base}/views/{}/open", view.id)),
             evidence: ViewRow::of(&view).evidence,
-            charts: names,
+            charts: exported,
+            tables: page_tables(rendered.content()),
         });
     }
     let mut timeline: Vec<TimelineLine> = pm
@@ -100,8 +110,16 @@ const SVG_STYLE: &str = "<style>text{font:11px sans-serif;fill:#475467}.axis{str
 .edge{fill:none;stroke:#98a2b3}.edge.err{stroke:#d92d20}.node rect{fill:#fff;stroke:#475467}\
 .spark{fill:none;stroke:#2f6fde}</style>";
 
-/// Every `<svg>…</svg>` of a page's content, made standalone.
-fn page_svgs(content: &str) -> Vec<String> {
+/// A chart of a page: its SVG made standalone, its title and its caption as text.
+struct PageChart {
+    svg: String,
+    title: String,
+    caption: String,
+}
+
+/// Every `<svg>…</svg>` of a page's content (our own templates), made standalone, titled by
+/// its `aria-label` and captioned by the `<figcaption>` that follows it.
+fn page_charts(content: &str) -> Vec<PageChart> {
     let mut out = Vec::new();
     let mut rest = content;
     while let Some(start) = rest.find("<svg") {
@@ -109,10 +127,133 @@ fn page_svgs(content: &str) -> Vec<String> {
             break;
         };
         let svg = &rest[start..start + len + "</svg>".len()];
-        out.push(standalone(svg));
         rest = &rest[start + len + "</svg>".len()..];
+        let next_svg = rest.find("<svg").unwrap_or(rest.len());
+        let caption = rest[..next_svg]
+            .find("<figcaption>")
+            .and_then(|at| {
+                let from = at + "<figcaption>".len();
+                rest[from..next_svg]
+                    .find("</figcaption>")
+                    .map(|len| text_of(&rest[from..from + len]))
+            })
+            .unwrap_or_default();
+        out.push(PageChart {
+            svg: standalone(svg),
+            title: attribute(svg, "aria-label").unwrap_or_default(),
+            caption,
+        });
     }
     out
+}
+
+/// The value of attribute `name` in the first tag of `html`, unescaped.
+fn attribute(html: &str, name: &str) -> Option<String> {
+    let tag_end = html.find('>')?;
+    let tag = &html[..tag_end];
+    let at = tag.find(&format!("{name}=\""))? + name.len() + 2;
+    let len = tag[at..].find('"')?;
+    Some(unescape(&tag[at..at + len]))
+}
+
+/// The text of an HTML fragment: tags dropped, entities decoded, whitespace collapsed.
+fn text_of(html: &str) -> String {
+    let mut text = String::with_capacity(html.len());
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => {
+                in_tag = false;
+                text.push(' ');
+            }
+            c if !in_tag => text.push(c),
+            _ => {}
+        }
+    }
+    unescape(&text)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Decodes the entities askama's HTML escaping writes.
+fn unescape(text: &str) -> String {
+    text.replace("&#60;", "<")
+        .replace("&lt;", "<")
+        .replace("&#62;", ">")
+        .replace("&gt;", ">")
+        .replace("&#34;", "\"")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&#x27;", "'")
+        .replace("&#x2f;", "/")
+        .replace("&#38;", "&")
+        .replace("&amp;", "&")
+}
+
+/// `html` without its `<details>` elements (what a page hides until opened), nested or not.
+fn without_details(html: &str) -> String {
+    let mut out = String::with_capacity(html.len());
+    let mut depth = 0usize;
+    let mut rest = html;
+    while !rest.is_empty() {
+        let open = rest.find("<details");
+        let close = rest.find("</details>");
+        match (open, close) {
+            (Some(o), c) if c.is_none_or(|c| o < c) => {
+                if depth == 0 {
+                    out.push_str(&rest[..o]);
+                }
+                depth += 1;
+                rest = &rest[o + "<details".len()..];
+            }
+            (_, Some(c)) => {
+                if depth == 0 {
+                    out.push_str(&rest[..c]);
+                }
+                depth = depth.saturating_sub(1);
+                rest = &rest[c + "</details>".len()..];
+            }
+            _ => {
+                if depth == 0 {
+                    out.push_str(rest);
+                }
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// The result tables of a page (`<table class="results …">`: RED rows, log lines, trace
+/// rows, error groups) as rows of cell texts, header first.
+fn page_tables(content: &str) -> Vec<Vec<Vec<String>>> {
+    let mut tables = Vec::new();
+    let mut rest = content;
+    while let Some(start) = rest.find("<table class=\"results") {
+        let Some(len) = rest[start..].find("</table>") else {
+            break;
+        };
+        let table = without_details(&rest[start..start + len]);
+        rest = &rest[start + len..];
+        let rows: Vec<Vec<String>> = table
+            .split("<tr")
+            .skip(1)
+            .map(|row| {
+                row.split("<t")
+                    .skip(1)
+                    .filter(|cell| cell.starts_with('d') || cell.starts_with('h'))
+                    .map(|cell| text_of(cell.split_once('>').map_or("", |(_, inner)| inner)))
+                    .collect()
+            })
+            .filter(|cells: &Vec<String>| !cells.is_empty())
+            .collect();
+        if rows.len() > 1 {
+            tables.push(rows);
+        }
+    }
+    tables
 }
 
 fn standalone(svg: &str) -> String {
@@ -211,4 +352,31 @@ fn waterfall_svg(stitched: &StitchedTrace) -> String {
     }
     .render()
     .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn charts_keep_their_titles_and_tables_their_rows() {
+        let page = r#"<figure><svg viewBox="0 0 10 10" aria-label="Errors per minute &#38; more"><rect></rect></svg>
+<figcaption>Error spans: <span class="svc">cart</span> <b>a&lt;b</b></figcaption></figure>
+<table class="results logs"><thead><tr><th>Time</th><th>Message</th></tr></thead>
+<tbody><tr class="log-row"><td class="time">10:00</td><td>charge | failed<details class="record"><summary>details</summary>
+<table class="attrs"><tr><th>k</th><td>v<details class="full"><pre>x</pre></details></td></tr></table></details></td></tr></tbody></table>"#;
+        let charts = page_charts(page);
+        assert_eq!(charts.len(), 1);
+        assert_eq!(charts[0].title, "Errors per minute & more");
+        assert_eq!(charts[0].caption, "Error spans: cart a<b");
+        assert!(charts[0].svg.contains("xmlns="));
+        let tables = page_tables(page);
+        assert_eq!(
+            tables,
+            vec![vec![
+                vec!["Time".to_string(), "Message".to_string()],
+                vec!["10:00".to_string(), "charge | failed".to_string()],
+            ]]
+        );
+    }
 }

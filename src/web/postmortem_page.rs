@@ -194,7 +194,7 @@ async fn document(
             &state,
             id,
             &base_url(&headers),
-            &format!("/postmortems/{id}/files/"),
+            &format!("{}/postmortems/{id}/files/", base_url(&headers)),
         )
         .await
         {
