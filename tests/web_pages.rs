@@ -493,3 +493,47 @@ async fn a_views_own_note_shows_in_the_postmortem() {
     );
     assert!(evidence.contains("the canary, seen first here"));
 }
+
+/// Pinning a correlation view keeps that request's records, not every record of its window,
+/// and the pinned copy shows the same lines.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pinned_correlation_view_keeps_only_its_request() {
+    let server = shared_demo();
+    let demo = ids(server).await;
+    let spans = server
+        .get(&format!(
+            "/api/v1/traces?correlation_id={}&limit=100",
+            enc(&demo.correlation_id)
+        ))
+        .await
+        .1;
+    let now = common::otlp::now_ns() as i64;
+    let url = format!(
+        "/logs?q={}",
+        enc(&format!("correlation_id:{}", demo.correlation_id))
+    );
+    let (status, view) = common::notebook::send_json(
+        server,
+        "POST",
+        "/api/v1/views",
+        serde_json::json!({"name": "one order", "url": url, "pin": true,
+                           "start": now - 3 * 3_600_000_000_000_i64, "end": now}),
+    )
+    .await;
+    assert_eq!(status, 201, "{view}");
+    let rows = view["pin"]["rows"].as_u64().expect("pinned at once");
+    let span_count: u64 = spans["traces"]
+        .as_array()
+        .map(|t| t.len() as u64)
+        .unwrap_or(0);
+    assert!(span_count > 0, "{spans}");
+    // Its logs and its spans (a handful per trace), against thousands in the window.
+    assert!(
+        rows >= demo.correlation_logs as u64 && rows < 200,
+        "{rows} records pinned for {} log lines",
+        demo.correlation_logs
+    );
+    let (status, html) = page(server, &format!("/views/{}/open", view["id"])).await;
+    assert_eq!(status, 200);
+    assert_eq!(count(&html, "<tr class=\"log-row\""), demo.correlation_logs);
+}

@@ -82,9 +82,20 @@ impl Pins {
         self.jobs.progress(id)
     }
 
-    /// The rows behind `view`: its trace stitched, or everything in its window.
+    /// The rows behind `view`: its trace stitched, a correlation view's request, or everything
+    /// in its window.
     async fn collect(&self, engine: &QueryEngine, view: &SavedView) -> Result<Evidence, PinError> {
-        Ok(match PageAddress::parse(&view.url)?.trace_id() {
+        let address = PageAddress::parse(&view.url)?;
+        if let Some(id) = correlation_of(&address) {
+            let evidence = engine.evidence_of_correlation(&id).await?;
+            if evidence.is_empty() {
+                return Err(PinError::NothingToPin(format!(
+                    "no record carries correlation id {id:?} (any more)"
+                )));
+            }
+            return Ok(evidence);
+        }
+        Ok(match address.trace_id() {
             Some(id) => {
                 let id = id?;
                 engine.evidence_of_trace(id).await?.ok_or_else(|| {
@@ -173,4 +184,14 @@ impl Pins {
     fn forget_engine(&self, id: i64) {
         self.engines.invalidate(&id);
     }
+}
+
+/// The correlation id a logs view asks for alone (`/logs?q=correlation_id:X`), if it does.
+fn correlation_of(address: &PageAddress<'_>) -> Option<String> {
+    if address.kind != crate::meta::views::ViewKind::Logs {
+        return None;
+    }
+    form_urlencoded::parse(address.query.as_bytes())
+        .find(|(k, _)| k == "q")
+        .and_then(|(_, q)| crate::query::log_query::correlation_only(&q))
 }

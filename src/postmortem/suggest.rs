@@ -58,7 +58,7 @@ pub struct Suggestion {
 }
 
 /// How far before the incident the baseline error rate and the earlier versions are read.
-pub const LOOKBACK: i64 = 60 * MINUTE;
+pub const LOOKBACK: i64 = crate::rollup::BASELINE_LOOKBACK;
 
 /// A minute is elevated when its error rate is above `max(2 × baseline, baseline + 2 %)`.
 fn threshold(baseline: f64) -> f64 {

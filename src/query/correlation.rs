@@ -28,7 +28,7 @@ pub struct CorrelationResult {
 
 impl QueryEngine {
     /// The records of one signal whose correlation id (read by `of`) is `id`.
-    async fn rows_of_correlation<T: LiveRows>(
+    pub(super) async fn rows_of_correlation<T: LiveRows>(
         &self,
         id: &str,
         of: fn(&T) -> Option<&str>,

@@ -256,6 +256,14 @@ fn field_filter(
     })
 }
 
+/// The id of a query that asks for one request's records only (`correlation_id:X`, quoted
+/// or not, and nothing else): the correlation view.
+pub fn correlation_only(query: &str) -> Option<String> {
+    let rest = query.trim().strip_prefix("correlation_id:")?;
+    let id = rest.trim().trim_matches('"');
+    (!id.is_empty() && !id.contains(char::is_whitespace)).then(|| id.to_string())
+}
+
 /// Severity numbers of a level name: `WARN` covers WARN..WARN4 (13..=16); a number is itself.
 fn level_span(word: &str) -> Result<(i32, i32), QuerySyntaxError> {
     let floor = severity_floor(word).ok_or_else(|| {

@@ -92,7 +92,10 @@ impl QueryEngine {
             )
             .await?;
         budget.take(metrics.len())?;
-        let rollups = self.rollups(start, end).await?;
+        // With the baseline before the window: the events a page shows read it.
+        let rollups = self
+            .rollups(start.saturating_sub(crate::rollup::BASELINE_LOOKBACK), end)
+            .await?;
         budget.take(rollups.len())?;
         Ok(Evidence {
             rows: Rows {
@@ -126,6 +129,32 @@ impl QueryEngine {
         }))
     }
 }
+
+impl QueryEngine {
+    /// The rows behind a correlation view (a logs page asking for `correlation_id:ID`): the
+    /// spans and logs carrying that id, whatever their time — what the page shows, not every
+    /// record of its window.
+    pub async fn evidence_of_correlation(&self, id: &str) -> Result<Evidence, QueryError> {
+        let rows = Rows {
+            spans: self
+                .rows_of_correlation(id, |s: &SpanRow| s.correlation_id.as_deref())
+                .await?,
+            logs: self
+                .rows_of_correlation(id, |l: &LogRow| l.correlation_id.as_deref())
+                .await?,
+            ..Rows::default()
+        };
+        let mut budget = RowBudget(MAX_CORRELATION_ROWS);
+        budget.take(rows.len())?;
+        Ok(Evidence {
+            rows,
+            rollups: Vec::new(),
+        })
+    }
+}
+
+/// Most records a correlation view's pin keeps (one request's records are a few hundred).
+const MAX_CORRELATION_ROWS: usize = 100_000;
 
 /// Counts rows against the most a snapshot may hold.
 struct RowBudget(usize);

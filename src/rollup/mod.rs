@@ -29,6 +29,11 @@ use crate::model::SpanKind;
 /// Nanoseconds per rollup bucket.
 pub const MINUTE: i64 = 60_000_000_000;
 
+/// How far before a window its baseline is read: the error rate the window's minutes are
+/// compared with, the versions that ran before (the triage pages' events, the post-mortem's
+/// suggestions). A pinned view keeps this much rollup history before its window.
+pub const BASELINE_LOOKBACK: i64 = 60 * MINUTE;
+
 /// What a rollup row counts: the name of a [`RollupCell`]'s variant, stored in Parquet and
 /// in the block index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

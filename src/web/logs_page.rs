@@ -214,13 +214,6 @@ fn level_color(level: &str) -> &'static str {
     }
 }
 
-/// `correlation_id:X` (optionally quoted) alone: the request view.
-fn correlation_of(query: &str) -> Option<String> {
-    let rest = query.trim().strip_prefix("correlation_id:")?;
-    let id = rest.trim().trim_matches('"');
-    (!id.is_empty() && !id.contains(char::is_whitespace)).then(|| id.to_string())
-}
-
 pub async fn handler(
     State(engine): State<QueryEngine>,
     chrome: super::chrome::PageChrome,
@@ -308,7 +301,7 @@ async fn fill(engine: &QueryEngine, form: &LogForm, page: &mut LogsPage) -> Resu
         ),
     };
     page.total = histogram.total;
-    if let Some(id) = correlation_of(&form.q) {
+    if let Some(id) = crate::query::log_query::correlation_only(&form.q) {
         // Every log of the request across services, oldest first, whatever the window.
         let found = engine.correlation(&id).await?;
         page.stitched_href = found
