@@ -831,3 +831,202 @@ async fn log_records_open_and_filter_on_a_value() {
     web.quit().await.unwrap();
     server.stop();
 }
+
+/// The live demo in the browser: with nothing sent by the test, live tail shows new lines of
+/// the shop's traffic (the recorded hour alone would leave it empty).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_live_demo_moves_in_live_tail() {
+    let Some(driver) = chromedriver() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(&dir.path().join("data"), &["--demo"]);
+    let web = browser(&driver).await;
+    web.goto(format!("{}/logs?range=15m", server.api))
+        .await
+        .unwrap();
+    web.find(By::Id("live-tail"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let live = web.find_all(By::Css("tr.live")).await.unwrap();
+        if let Some(row) = live.first() {
+            let service = row.find(By::Css("span.svc")).await.unwrap();
+            let name = service.text().await.unwrap();
+            assert!(
+                [
+                    "frontend",
+                    "cart",
+                    "checkout",
+                    "payment",
+                    "inventory",
+                    "shipping"
+                ]
+                .contains(&name.as_str()),
+                "{name}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no live line within a minute of the live demo"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    shot(&web, "live-demo-tail").await;
+    web.quit().await.unwrap();
+    server.stop();
+}
+
+/// A shown duration ("2.52 s", "85.0 ms", "512 µs") in nanoseconds, with the half unit of its
+/// last digit (what rounding for display may add).
+fn shown_duration(text: &str) -> (f64, f64) {
+    let (number, unit) = text.trim().split_once(' ').expect("a number and a unit");
+    let scale = match unit {
+        "s" => 1e9,
+        "ms" => 1e6,
+        "µs" => 1e3,
+        "ns" => 1.0,
+        other => panic!("unit {other:?}"),
+    };
+    let decimals = number.split_once('.').map_or(0, |(_, d)| d.len());
+    let value: f64 = number.parse().expect("a number");
+    (value * scale, 0.5 * 10f64.powi(-(decimals as i32)) * scale)
+}
+
+/// Reloads, paging, percentiles and axes as a person sees them: the errors page's bursts stay
+/// put on reload; trace search counts and pages; the canary's p99 on the service page is within
+/// 1 % of the exact p99 of its spans and not above the slowest; axes are labelled on round
+/// values.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reloads_paging_percentiles_and_axes() {
+    let Some((driver, _dir, server)) = demo_for_browser() else {
+        return;
+    };
+    let web = browser(&driver).await;
+    let texts = |selector: &'static str| {
+        let web = web.clone();
+        async move {
+            let mut out = Vec::new();
+            for e in web.find_all(By::Css(selector)).await.unwrap() {
+                out.push(e.text().await.unwrap());
+            }
+            out
+        }
+    };
+
+    // Point 4: reload twice, the same bursts.
+    web.goto(format!("{}/errors?range=1h", server.api))
+        .await
+        .unwrap();
+    let bursts = texts("b.burst-start").await;
+    assert!(!bursts.is_empty(), "the incident's bursts");
+    for _ in 0..2 {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        web.refresh().await.unwrap();
+        assert_eq!(
+            texts("b.burst-start").await,
+            bursts,
+            "a burst moved on reload"
+        );
+    }
+
+    // Point 10: round values on the axes.
+    for label in texts("figure.chart text.tick.y").await {
+        let v: f64 = label
+            .parse()
+            .unwrap_or_else(|_| panic!("count tick {label:?}"));
+        assert_eq!(v.fract(), 0.0, "{label}");
+    }
+    for label in texts("figure.chart text.tick:not(.y)").await {
+        let minute: u32 = label
+            .rsplit(':')
+            .next()
+            .and_then(|m| m.parse().ok())
+            .unwrap_or_else(|| panic!("time tick {label:?}"));
+        assert_eq!(minute % 5, 0, "a time tick off the round minutes: {label}");
+    }
+
+    // Point 6: counts and pages.
+    web.goto(format!("{}/traces?range=6h", server.api))
+        .await
+        .unwrap();
+    let first = web
+        .find(By::Id("paging"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(first.starts_with("Traces 1–50 of "), "{first}");
+    let first_row = texts("tr.trace-row td.time").await;
+    web.find(By::Css("#paging a[rel='next']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_url(&web, "page=2").await;
+    let second = web
+        .find(By::Id("paging"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(second.starts_with("Traces 51–100 of "), "{second}");
+    assert_ne!(texts("tr.trace-row td.time").await, first_row);
+
+    // Point 5: the canary's p99 against the exact one of its spans.
+    let scenario =
+        sightline::demo::scenario::Generator::new(sightline::demo::DEFAULT_SEED).generate();
+    let mut canary: Vec<i64> = scenario
+        .traces
+        .iter()
+        .flat_map(|r| &r.resource_spans)
+        .filter(|rs| {
+            rs.resource.as_ref().is_some_and(|r| {
+                r.attributes.iter().any(|a| {
+                    a.key == "service.version"
+                        && a.value.as_ref().is_some_and(|v| {
+                            matches!(&v.value, Some(opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(s)) if s == "2.5.0")
+                        })
+                })
+            })
+        })
+        .flat_map(|rs| rs.scope_spans.iter().flat_map(|s| &s.spans))
+        .filter(|s| s.kind == 2)
+        .map(|s| (s.end_time_unix_nano - s.start_time_unix_nano) as i64)
+        .collect();
+    canary.sort_unstable();
+    let rank = (0.99 * canary.len() as f64).ceil() as usize;
+    let (exact, slowest) = (canary[rank - 1] as f64, *canary.last().unwrap() as f64);
+    web.goto(format!("{}/services/payment?range=6h", server.api))
+        .await
+        .unwrap();
+    let p99 = web
+        .find(By::Css(
+            "tr.version-row[data-version='2.5.0'] td:nth-child(6)",
+        ))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let (shown, rounding) = shown_duration(&p99);
+    assert!(
+        (shown - exact).abs() <= 0.01 * exact + rounding,
+        "p99 {p99} against the exact {exact} ns"
+    );
+    assert!(
+        shown - rounding <= slowest,
+        "p99 {p99} above the slowest {slowest} ns"
+    );
+    shot(&web, "service-payment-versions").await;
+    web.quit().await.unwrap();
+    server.stop();
+}
