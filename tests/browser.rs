@@ -1030,3 +1030,103 @@ async fn reloads_paging_percentiles_and_axes() {
     web.quit().await.unwrap();
     server.stop();
 }
+
+/// Point 9 in the browser: the post-mortem reads summary to action items before its evidence,
+/// one click accepts every suggestion into the timeline, and a view's own note shows with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postmortem_reads_like_one_in_the_browser() {
+    let Some((driver, _dir, server)) = demo_for_browser() else {
+        return;
+    };
+    let now = common::otlp::now_ns() as i64;
+    let hour = 3_600_000_000_000_i64;
+    let (status, view) = common::notebook::send_json(
+        &server,
+        "POST",
+        "/api/v1/views",
+        serde_json::json!({"name": "payment", "note": "the canary only", "url": "/services/payment",
+                           "start": now - hour, "end": now}),
+    )
+    .await;
+    assert_eq!(status, 201, "{view}");
+    let (status, pm) = common::notebook::send_json(
+        &server,
+        "POST",
+        "/api/v1/postmortems",
+        serde_json::json!({"title": "checkout failures", "incident_start": now - hour,
+                           "incident_end": now}),
+    )
+    .await;
+    assert_eq!(status, 201, "{pm}");
+    let id = pm["id"].as_i64().unwrap();
+    let (status, _) = common::notebook::send_json(
+        &server,
+        "POST",
+        &format!("/api/v1/postmortems/{id}/views"),
+        serde_json::json!({"view_id": view["id"], "note": "first seen here"}),
+    )
+    .await;
+    assert!(status == 200 || status == 201);
+    let web = browser(&driver).await;
+    web.goto(format!("{}/postmortems/{id}", server.api))
+        .await
+        .unwrap();
+    let top = |selector: &'static str| {
+        let web = web.clone();
+        async move {
+            web.find(By::Css(selector))
+                .await
+                .unwrap_or_else(|e| panic!("{selector}: {e}"))
+                .rect()
+                .await
+                .unwrap()
+                .y
+        }
+    };
+    let evidence = top("section.pm-view").await;
+    for part in ["#pm-summary", "#pm-root-cause", "#action-items"] {
+        assert!(top(part).await < evidence, "{part} below the evidence");
+    }
+    let note = web
+        .find(By::Css("section.pm-view p.note"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        note.contains("the canary only") && note.contains("first seen here"),
+        "{note}"
+    );
+    let before = web
+        .find_all(By::Css("tr.timeline-entry"))
+        .await
+        .unwrap()
+        .len();
+    let button = web.find(By::Css("#accept-all button")).await.unwrap();
+    let label = button.text().await.unwrap();
+    let pending: usize = label
+        .trim_start_matches("Accept all ")
+        .parse()
+        .unwrap_or_else(|_| panic!("{label}"));
+    button.click().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let now_entries = web
+            .find_all(By::Css("tr.timeline-entry"))
+            .await
+            .unwrap()
+            .len();
+        if now_entries == before + pending {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{now_entries} timeline entries after accepting {pending} (had {before})"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    shot(&web, "postmortem-accepted").await;
+    web.quit().await.unwrap();
+    server.stop();
+}
