@@ -935,14 +935,22 @@ async fn reloads_paging_percentiles_and_axes() {
         );
     }
 
-    // Point 10: round values on the axes.
-    for label in texts("figure.chart text.tick.y").await {
+    // Point 10: round values on the axes (there are labels to check).
+    let (counts, times) = (
+        texts("figure.chart text.tick.y").await,
+        texts("figure.chart text.tick:not(.y)").await,
+    );
+    assert!(
+        counts.len() >= 2 && times.len() >= 2,
+        "{counts:?} {times:?}"
+    );
+    for label in counts {
         let v: f64 = label
             .parse()
             .unwrap_or_else(|_| panic!("count tick {label:?}"));
         assert_eq!(v.fract(), 0.0, "{label}");
     }
-    for label in texts("figure.chart text.tick:not(.y)").await {
+    for label in times {
         let minute: u32 = label
             .rsplit(':')
             .next()
@@ -1109,6 +1117,7 @@ async fn a_postmortem_reads_like_one_in_the_browser() {
         .trim_start_matches("Accept all ")
         .parse()
         .unwrap_or_else(|_| panic!("{label}"));
+    assert!(pending > 0, "nothing to accept: {label}");
     button.click().await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {

@@ -155,7 +155,7 @@ pub fn stacked(
                 .sum()
         })
         .collect();
-    let (max, _) = value_axis(totals.iter().copied().max().unwrap_or(0) as f64, 1.0);
+    let (max, ticks) = value_axis(totals.iter().copied().max().unwrap_or(0) as f64, 1.0);
     let w = plot_w() / n as f64;
     let mut bars = Vec::new();
     for i in 0..n {
@@ -184,7 +184,7 @@ pub fn stacked(
     Chart {
         bars,
         x_ticks: time_ticks(start, end),
-        y_ticks: count_ticks(max),
+        y_ticks: count_ticks(max, ticks),
         axis_y: TOP + plot_h(),
         markers: markers
             .iter()
@@ -256,12 +256,10 @@ pub fn value_axis(max: f64, floor: f64) -> (f64, Vec<f64>) {
     (top, (0..=steps).map(|i| step * i as f64).collect())
 }
 
-/// Ticks of a count axis (whole numbers) whose top is `top`.
-fn count_ticks(top: f64) -> Vec<Tick> {
-    let (_, values) = value_axis(top, 1.0);
+/// Ticks of a count axis at `values` (from [`value_axis`]), whose top is `top`.
+fn count_ticks(top: f64, values: Vec<f64>) -> Vec<Tick> {
     values
         .into_iter()
-        .filter(|v| *v <= top)
         .map(|v| Tick {
             pos: TOP + plot_h() * (1.0 - v / top),
             label: format!("{v}"),
@@ -338,7 +336,7 @@ pub fn scatter(points: &[(i64, i64, String, String, bool)], start: i64, end: i64
 
 /// Counts per equal time bucket starting at `start`.
 pub fn histogram(counts: &[u64], start: i64, bucket_nano: i64) -> Chart {
-    let (max, _) = value_axis(counts.iter().copied().max().unwrap_or(0) as f64, 1.0);
+    let (max, ticks) = value_axis(counts.iter().copied().max().unwrap_or(0) as f64, 1.0);
     let n = counts.len().max(1) as f64;
     let w = plot_w() / n;
     let end = start + bucket_nano * counts.len() as i64;
@@ -360,7 +358,7 @@ pub fn histogram(counts: &[u64], start: i64, bucket_nano: i64) -> Chart {
             })
             .collect(),
         x_ticks: time_ticks(start, end),
-        y_ticks: count_ticks(max),
+        y_ticks: count_ticks(max, ticks),
         axis_y: TOP + plot_h(),
         ..Chart::default()
     }

@@ -5,7 +5,7 @@
 //! the hour before it as the baseline; each event links to the records behind it.
 
 use super::charts::{x_of, Chart};
-use super::{format, url};
+use super::{format, url_in};
 use crate::model::window::TimeWindow;
 use crate::postmortem::suggest::{self, Suggestion};
 use crate::query::QueryEngine;
@@ -68,10 +68,7 @@ pub async fn of_window(
 }
 
 fn event(s: Suggestion, window: &TimeWindow) -> TriageEvent {
-    let in_window = |path: &str, mut pairs: Vec<(&'static str, String)>| {
-        pairs.extend(window.query_pairs());
-        url(path, &pairs)
-    };
+    let in_window = |path: &str, pairs: Vec<(&str, String)>| url_in(window, path, &pairs);
     let single_version = if s.version.is_empty() || s.version.contains(", ") {
         String::new()
     } else {

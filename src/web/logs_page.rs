@@ -117,9 +117,7 @@ fn filter_href(query: &str, field: &str, value: &str, window: &TimeWindow) -> Op
         "" => format!("{field}:\"{value}\""),
         q => format!("{q} {field}:\"{value}\""),
     };
-    let mut pairs = vec![("q", narrowed)];
-    pairs.extend(window.query_pairs());
-    Some(url("/logs", &pairs))
+    Some(super::url_in(window, "/logs", &[("q", narrowed)]))
 }
 
 /// The rows of a record's details: its resource, level, trace and span, scope and attributes.
@@ -166,13 +164,10 @@ fn details(l: &LogRow, query: &str, window: &TimeWindow) -> Vec<format::AttrRow>
     if !l.scope_name.is_empty() {
         push("scope", &l.scope_name, None);
     }
-    for (key, value) in format::attribute_rows(&l.attributes) {
-        let href = match &value.full {
-            None => filter(&key, &value.short),
-            Some(_) => None,
-        };
-        rows.push(format::AttrRow { key, value, href });
-    }
+    rows.extend(format::linked_rows(
+        format::attribute_rows(&l.attributes),
+        filter,
+    ));
     for (key, value) in format::attribute_rows(&r.attributes) {
         rows.push(format::AttrRow {
             key: format!("resource {key}"),
@@ -346,9 +341,8 @@ async fn fill(engine: &QueryEngine, form: &LogForm, page: &mut LogsPage) -> Resu
     }
     if page.lines.is_empty() {
         page.hint = field_syntax_hint(&form.q).map(|suggested| {
-            let mut pairs = vec![("q", suggested.clone())];
-            pairs.extend(page.window.query_pairs());
-            (suggested, url("/logs", &pairs))
+            let href = super::url_in(&page.window, "/logs", &[("q", suggested.clone())]);
+            (suggested, href)
         });
     }
     Ok(())

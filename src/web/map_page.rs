@@ -92,9 +92,10 @@ pub async fn handler(
                 x: *x,
                 y: *y,
                 href: n.instrumented.then(|| {
-                    super::url(
+                    super::url_in(
+                        &window,
                         &format!("/services/{}", super::path_segment(&n.name)),
-                        &window.query_pairs(),
+                        &[],
                     )
                 }),
                 color: if n.instrumented {

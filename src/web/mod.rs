@@ -91,6 +91,14 @@ pub fn pages(state: WebState) -> Router {
         .with_state(state)
 }
 
+/// A link to `path` with `pairs` and the page's `window` after them: the window follows
+/// every link a page builds (a pair of the link's own wins, being first).
+pub fn url_in(window: &window::TimeWindow, path: &str, pairs: &[(&str, String)]) -> String {
+    let mut all = pairs.to_vec();
+    all.extend(window.query_pairs());
+    url(path, &all)
+}
+
 /// `text` as one path segment (`/services/{name}` with any name).
 pub fn path_segment(text: &str) -> String {
     percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()

@@ -50,10 +50,7 @@ struct OverviewPage {
 
 /// Builds the row of one service; its links keep `window`.
 pub fn row(s: &ServiceOverview, now: i64, window: &TimeWindow) -> ServiceRow {
-    let in_window = |path: &str, mut pairs: Vec<(&'static str, String)>| {
-        pairs.extend(window.query_pairs());
-        super::url(path, &pairs)
-    };
+    let in_window = |path: &str, pairs: Vec<(&str, String)>| super::url_in(window, path, &pairs);
     ServiceRow {
         href: in_window(
             &format!("/services/{}", super::path_segment(&s.name)),

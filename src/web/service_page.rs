@@ -12,7 +12,7 @@ use super::charts::{self, Chart, LineSeries, SERIES_COLORS};
 use super::errors_page::{panel, ErrorPanel};
 use super::format;
 use super::overview_page::{row, ServiceRow};
-use super::{message, render, url};
+use super::{message, render, url_in};
 use crate::model::time::now_ns;
 use crate::model::window::{TimeParams, TimeWindow, RANGES};
 use crate::query::metrics::{GaugeAgg, MetricQuery};
@@ -80,8 +80,7 @@ fn red_row(service: &str, b: &Breakdown, filter: &str, window: &TimeWindow) -> R
         "operation" => pairs.push(("operation", b.key.clone())),
         _ => pairs.push(("attr", format!("service.version={}", b.key))),
     }
-    pairs.extend(window.query_pairs());
-    let traces_href = url("/traces", &pairs);
+    let traces_href = url_in(window, "/traces", &pairs);
     pairs.push(("status", "error".into()));
     RedRow {
         key: if b.key.is_empty() {
@@ -98,7 +97,7 @@ fn red_row(service: &str, b: &Breakdown, filter: &str, window: &TimeWindow) -> R
         p95: format::opt_duration(b.red.p95_nano),
         p99: format::opt_duration(b.red.p99_nano),
         traces_href,
-        errors_href: url("/traces", &pairs),
+        errors_href: url_in(window, "/traces", &pairs),
     }
 }
 
@@ -271,30 +270,24 @@ pub async fn handler(
                 },
                 down: inst.down,
                 charts: charts_of,
-                traces_href: url(
+                traces_href: url_in(
+                    &window,
                     "/traces",
                     &[
-                        vec![
-                            ("service", name.clone()),
-                            (
-                                "attr",
-                                format!("service.instance.id={}", inst.info.instance),
-                            ),
-                        ],
-                        window.query_pairs(),
-                    ]
-                    .concat(),
+                        ("service", name.clone()),
+                        (
+                            "attr",
+                            format!("service.instance.id={}", inst.info.instance),
+                        ),
+                    ],
                 ),
-                logs_href: url(
+                logs_href: url_in(
+                    &window,
                     "/logs",
-                    &[
-                        vec![(
-                            "q",
-                            format!("service:{name} instance:{}", inst.info.instance),
-                        )],
-                        window.query_pairs(),
-                    ]
-                    .concat(),
+                    &[(
+                        "q",
+                        format!("service:{name} instance:{}", inst.info.instance),
+                    )],
                 ),
             }
         })
@@ -331,14 +324,8 @@ pub async fn handler(
             .collect(),
         instances,
         errors,
-        logs_href: url(
-            "/logs",
-            &[vec![("q", format!("service:{name}"))], window.query_pairs()].concat(),
-        ),
-        traces_href: url(
-            "/traces",
-            &[vec![("service", name.clone())], window.query_pairs()].concat(),
-        ),
+        logs_href: url_in(&window, "/logs", &[("q", format!("service:{name}"))]),
+        traces_href: url_in(&window, "/traces", &[("service", name.clone())]),
         events,
         window,
         ranges: RANGES,
