@@ -1139,3 +1139,126 @@ async fn a_postmortem_reads_like_one_in_the_browser() {
     web.quit().await.unwrap();
     server.stop();
 }
+
+/// Issue 20 point 10, the last two charts lines: values on hover (a tip that shows the
+/// points' titles beside the pointer) and map edge labels that never overlap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chart_values_on_hover_and_map_labels_apart() {
+    let Some((driver, _dir, server)) = demo_for_browser() else {
+        return;
+    };
+    let web = browser(&driver).await;
+
+    // The service page's charts: hovering the middle of a chart shows every line's value at
+    // the nearest minute, the same text as those points' titles.
+    web.goto(format!("{}/services/payment?range=1h", server.api))
+        .await
+        .unwrap();
+    let tip = web.find(By::Id("chart-tip")).await.expect("the tip exists");
+    assert!(!tip.is_displayed().await.unwrap(), "hidden until hovered");
+    let chart = web
+        .find(By::Css("figure.chart svg"))
+        .await
+        .expect("a chart on the service page");
+    web.action_chain()
+        .move_to_element_center(&chart)
+        .perform()
+        .await
+        .unwrap();
+    assert!(tip.is_displayed().await.unwrap(), "the tip shows on hover");
+    let shown: Vec<String> = tip
+        .text()
+        .await
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let titles: Vec<String> = web
+        .execute(
+            "return [...arguments[0].querySelectorAll('circle.mark title, rect.bar title, circle.dot title')].map(t => t.textContent)",
+            vec![chart.to_json().unwrap()],
+        )
+        .await
+        .unwrap()
+        .convert()
+        .unwrap();
+    assert!(!shown.is_empty(), "the tip names values");
+    for line in &shown {
+        assert!(
+            titles.contains(line),
+            "{line:?} is one of the chart's points"
+        );
+    }
+    shot(&web, "service-hover").await;
+    web.action_chain()
+        .move_to_element_center(&web.find(By::Css("h1")).await.unwrap())
+        .perform()
+        .await
+        .unwrap();
+    assert!(!tip.is_displayed().await.unwrap(), "the tip hides on leave");
+
+    // The map: no two edge labels' boxes overlap, and none covers a service.
+    web.goto(format!("{}/map?range=1h", server.api))
+        .await
+        .unwrap();
+    let overlaps: Vec<String> = web
+        .execute(
+            r#"const boxes = [...document.querySelectorAll('.edge-label text, .node rect')]
+                 .map(e => [e, e.getBoundingClientRect()]);
+               const out = [];
+               boxes.forEach(([a, ra], i) => boxes.slice(i + 1).forEach(([b, rb]) => {
+                 if (a.tagName === 'rect' && b.tagName === 'rect') return;
+                 if (ra.left < rb.right && rb.left < ra.right && ra.top < rb.bottom && rb.top < ra.bottom)
+                   out.push(a.textContent + ' / ' + (b.textContent || b.parentNode.parentNode.dataset.node));
+               }));
+               return out;"#,
+            vec![],
+        )
+        .await
+        .unwrap()
+        .convert()
+        .unwrap();
+    // Each label sits by its own edge (within 16 px of its path), so it names one edge; where
+    // another edge crosses it, the label's halo keeps it readable.
+    let astray: Vec<String> = web
+        .execute(
+            r#"const out = [];
+               document.querySelectorAll('.edge-label').forEach(label => {
+                 const r = label.querySelector('text').getBoundingClientRect();
+                 const edge = document.querySelector(`g.edge[data-caller="${label.dataset.caller}"][data-callee="${label.dataset.callee}"]`);
+                 const path = edge.querySelector('path'), m = path.getScreenCTM();
+                 let nearest = Infinity;
+                 for (let d = 0; d <= path.getTotalLength(); d += 2) {
+                   const at = path.getPointAtLength(d);
+                   const p = new DOMPoint(at.x, at.y).matrixTransform(m);
+                   const dx = Math.max(r.left - p.x, 0, p.x - r.right), dy = Math.max(r.top - p.y, 0, p.y - r.bottom);
+                   nearest = Math.min(nearest, Math.hypot(dx, dy));
+                 }
+                 if (nearest > 16) out.push(label.textContent + ' is ' + Math.round(nearest) + ' px from its edge');
+               });
+               return out;"#,
+            vec![],
+        )
+        .await
+        .unwrap()
+        .convert()
+        .unwrap();
+    assert!(
+        astray.is_empty(),
+        "map labels away from their edges: {astray:?}"
+    );
+    let halo: String = web
+        .execute(
+            "return getComputedStyle(document.querySelector('.edge-label text')).paintOrder",
+            vec![],
+        )
+        .await
+        .unwrap()
+        .convert()
+        .unwrap();
+    assert!(halo.starts_with("stroke"), "labels have a halo: {halo}");
+    let labels = web.find_all(By::Css(".edge-label text")).await.unwrap();
+    assert!(labels.len() >= 4, "the demo's map has edges");
+    assert!(overlaps.is_empty(), "overlapping map labels: {overlaps:?}");
+    shot(&web, "map-labels").await;
+}

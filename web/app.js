@@ -97,3 +97,49 @@ document.addEventListener("click", (event) => {
     window.print();
   });
 })();
+
+// Charts: the values under the pointer, at once. Every point, bar and dot carries its value in
+// an SVG <title> (which the browser shows after a delay, and which works without this file);
+// this shows the titles of the points nearest the pointer in a tip beside it: on a line chart
+// every line's value at that time, on a histogram the bar, on a scatter plot the nearest dot.
+(() => {
+  const tip = document.createElement("div");
+  tip.className = "chart-tip";
+  tip.id = "chart-tip";
+  tip.hidden = true;
+  tip.setAttribute("role", "status");
+  document.body.appendChild(tip);
+  const titled = (svg) => [...svg.querySelectorAll("circle.mark, circle.dot, rect.bar")]
+    .map((el) => {
+      const title = el.querySelector("title");
+      if (!title) return null;
+      const box = el.getBBox();
+      return { x: box.x + box.width / 2, y: box.y + box.height / 2, text: title.textContent, bar: el.tagName === "rect" };
+    })
+    .filter(Boolean);
+  document.querySelectorAll("figure.chart svg").forEach((svg) => {
+    let points = null;
+    svg.addEventListener("pointermove", (event) => {
+      points = points || titled(svg);
+      const matrix = svg.getScreenCTM();
+      if (points.length === 0 || !matrix) return;
+      const at = new DOMPoint(event.clientX, event.clientY).matrixTransform(matrix.inverse());
+      const scatter = points.some((p) => !p.bar) && !svg.querySelector("polyline.line");
+      const distance = (p) => scatter ? Math.hypot(p.x - at.x, p.y - at.y) : Math.abs(p.x - at.x);
+      const nearest = points.reduce((best, p) => (distance(p) < distance(best) ? p : best));
+      const shown = scatter ? [nearest] : points.filter((p) => Math.abs(p.x - nearest.x) < 0.5);
+      tip.textContent = "";
+      shown.forEach((p) => {
+        const line = document.createElement("div");
+        line.textContent = p.text;
+        tip.appendChild(line);
+      });
+      tip.hidden = false;
+      tip.style.left = `${event.pageX + 14}px`;
+      tip.style.top = `${event.pageY + 14}px`;
+    });
+    svg.addEventListener("pointerleave", () => {
+      tip.hidden = true;
+    });
+  });
+})();

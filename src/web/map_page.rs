@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 
 use super::format;
-use super::map_layout::{layout, NODE_H, NODE_W};
+use super::map_layout::{label_spots, layout, EdgeCurve, NODE_H, NODE_W};
 use super::{message, render};
 use crate::model::time::now_ns;
 use crate::model::window::{TimeParams, TimeWindow, RANGES};
@@ -115,36 +115,40 @@ pub async fn handler(
             })
         })
         .collect();
-    let edges = map
+    // Edges with both ends placed, their curves, then one free spot per label.
+    let drawn: Vec<(&crate::query::services::MapEdge, String, EdgeCurve)> = map
         .edges
         .iter()
         .filter_map(|e| {
             let (x1, y1) = at.get(e.caller.as_str())?;
             let (x2, y2) = at.get(e.callee.as_str())?;
-            let (sx, sy) = (x1 + NODE_W, y1 + NODE_H / 2.0);
-            let (tx, ty) = (*x2, y2 + NODE_H / 2.0);
-            let mid = (sx + tx) / 2.0;
-            Some(EdgeView {
-                path: format!(
-                    "M{sx:.1},{sy:.1} C{mid:.1},{sy:.1} {mid:.1},{ty:.1} {tx:.1},{ty:.1}"
-                ),
-                erroring: e.errors > 0,
-                async_hop: e.kind == "messaging",
-                label_x: mid,
-                label_y: (sy + ty) / 2.0 - 4.0,
-                label: format!(
-                    "{} · {} · p95 {}",
-                    format::rate(e.calls_per_second),
-                    format::percent(e.error_rate),
-                    format::opt_duration(e.p95_nano)
-                ),
-                title: format!(
-                    "{} → {} ({}): {} calls, {} errors",
-                    e.caller, e.callee, e.kind, e.calls, e.errors
-                ),
-                caller: e.caller.clone(),
-                callee: e.callee.clone(),
-            })
+            let label = edge_label(e);
+            let curve = EdgeCurve {
+                from: (x1 + NODE_W, y1 + NODE_H / 2.0),
+                to: (*x2, y2 + NODE_H / 2.0),
+                label_chars: label.chars().count(),
+            };
+            Some((e, label, curve))
+        })
+        .collect();
+    let curves: Vec<EdgeCurve> = drawn.iter().map(|(_, _, c)| c.clone()).collect();
+    let spots = label_spots(&curves, &placed);
+    let edges = drawn
+        .iter()
+        .zip(spots)
+        .map(|((e, label, curve), (label_x, label_y))| EdgeView {
+            path: curve.path(),
+            erroring: e.errors > 0,
+            async_hop: e.kind == "messaging",
+            label_x,
+            label_y,
+            label: label.clone(),
+            title: format!(
+                "{} → {} ({}): {} calls, {} errors",
+                e.caller, e.callee, e.kind, e.calls, e.errors
+            ),
+            caller: e.caller.clone(),
+            callee: e.callee.clone(),
         })
         .collect();
     render(
@@ -163,5 +167,15 @@ pub async fn handler(
             events,
         },
         StatusCode::OK,
+    )
+}
+
+/// What an edge's label reads: calls per minute · error % · p95.
+fn edge_label(e: &crate::query::services::MapEdge) -> String {
+    format!(
+        "{} · {} · p95 {}",
+        format::rate(e.calls_per_second),
+        format::percent(e.error_rate),
+        format::opt_duration(e.p95_nano)
     )
 }
