@@ -41,6 +41,9 @@ const ROUTES: &[(&str, &[&str])] = &[
     ),
     ("/api/v1/annotations", &["get", "post"]),
     ("/api/v1/annotations/{id}", &["delete"]),
+    ("/api/v1/compare/traces", &["get"]),
+    ("/api/v1/compare/groups", &["get"]),
+    ("/api/v1/canary", &["get"]),
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -70,6 +70,7 @@ impl From<QueryError> for Status {
         match e {
             QueryError::BadRequest(m) => Status::invalid_argument(m),
             QueryError::TooLarge(m) => Status::resource_exhausted(m),
+            QueryError::NotFound(m) => Status::not_found(m),
             other => {
                 tracing::error!("query failed: {other}");
                 Status::internal(other.to_string())

@@ -12,6 +12,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 mod annotations;
+pub mod compare;
 pub mod grpc;
 pub mod openapi;
 mod postmortems;
@@ -45,6 +46,7 @@ impl From<QueryError> for ApiError {
         match e {
             QueryError::BadRequest(m) => ApiError(StatusCode::BAD_REQUEST, m),
             QueryError::TooLarge(m) => ApiError(StatusCode::PAYLOAD_TOO_LARGE, m),
+            QueryError::NotFound(m) => ApiError(StatusCode::NOT_FOUND, m),
             other => {
                 tracing::error!("query failed: {other}");
                 ApiError(StatusCode::INTERNAL_SERVER_ERROR, other.to_string())
@@ -139,6 +141,7 @@ fn query_routes() -> OpenApiRouter<QueryEngine> {
         .routes(routes!(errors))
         .routes(routes!(metric_names))
         .routes(routes!(metric_query))
+        .merge(compare::routes())
 }
 
 /// The notebook routes (views, post-mortems, annotations), with their OpenAPI operations.

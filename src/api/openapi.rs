@@ -20,6 +20,7 @@ Times are RFC 3339 or Unix timestamps (s, ms, µs or ns, told apart by size). Er
         (name = "traces"), (name = "logs"), (name = "services"), (name = "metrics"),
         (name = "views", description = "Saved views and their pinned evidence"),
         (name = "postmortems"), (name = "annotations"),
+        (name = "compare", description = "Trace against trace, a selection against a baseline, canary verdicts"),
     )
 )]
 pub struct ApiDoc;

@@ -1,6 +1,8 @@
 //! The command line: `serve`, `ingest`, `trace`, `logs`, `services`.
 
 mod access;
+mod api_get;
+mod canary;
 mod ingest_files;
 mod postmortem_export;
 mod remote;
@@ -184,6 +186,30 @@ pub enum Command {
         #[arg(long, env = "SIGHTLINE_DATA_DIR", default_value = "sightline-data")]
         data_dir: PathBuf,
     },
+    /// Judge a new version of a service against the one it replaces (error rate and latency,
+    /// as Kayenta does) on a running server; exits non-zero when the canary fails, for deploy
+    /// pipelines to gate on.
+    Canary {
+        #[arg(long)]
+        service: String,
+        /// The version in service now.
+        #[arg(long)]
+        baseline: String,
+        /// The new version.
+        #[arg(long)]
+        canary: String,
+        /// Start of the window (RFC 3339 or Unix time; default: an hour before the end).
+        #[arg(long)]
+        start: Option<String>,
+        /// End of the window (default: now).
+        #[arg(long)]
+        end: Option<String>,
+        /// Also fail when the score (0–100) is below this, whatever the verdict.
+        #[arg(long, default_value_t = 0.0)]
+        fail_below: f64,
+        #[command(flatten)]
+        addr: ApiAddr,
+    },
     /// Send synthetic OTLP load to a server and report throughput and latency.
     Loadgen(crate::loadgen::LoadgenArgs),
     /// Write the demo scenario (an hour of a small shop with an incident) as OTLP/JSON lines.
@@ -247,6 +273,26 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Postmortem {
             action: PostmortemCommand::Export { id, out, addr },
         } => postmortem_export::run(&addr.api, id, &out).await,
+        Command::Canary {
+            service,
+            baseline,
+            canary,
+            start,
+            end,
+            fail_below,
+            addr,
+        } => {
+            canary::run(canary::CanaryArgs {
+                api: &addr.api,
+                service: &service,
+                baseline: &baseline,
+                canary: &canary,
+                start: start.as_deref(),
+                end: end.as_deref(),
+                fail_below,
+            })
+            .await
+        }
         Command::Loadgen(args) => crate::loadgen::run(args).await,
         Command::Compact { data_dir } => {
             let index = crate::index::BlockIndex::open(&data_dir.join("index"))?;

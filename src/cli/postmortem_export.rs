@@ -21,29 +21,10 @@ struct ExportFile {
     content: String,
 }
 
-/// An error answer: `{"error": "…"}`.
-#[derive(Deserialize)]
-struct ErrorAnswer {
-    error: String,
-}
-
 /// Fetches the export of post-mortem `id` from the server at `api`.
 async fn fetch(api: &str, id: i64) -> anyhow::Result<Export> {
     let url = format!("{}/postmortems/{id}/export.json", api.trim_end_matches('/'));
-    let response = reqwest::get(&url)
-        .await
-        .with_context(|| format!("could not reach {url}"))?;
-    let status = response.status();
-    let body = response
-        .bytes()
-        .await
-        .context("reading the server's answer")?;
-    if !status.is_success() {
-        let message = serde_json::from_slice::<ErrorAnswer>(&body)
-            .map_or_else(|_| "request failed".to_string(), |e| e.error);
-        bail!("{status}: {message}");
-    }
-    serde_json::from_slice(&body).context("the server's export is not the expected JSON")
+    super::api_get::get_json(&url).await
 }
 
 /// Writes `DIR/postmortem-ID.md` and its chart files; prints what it wrote.

@@ -60,6 +60,7 @@ fn query_error(e: QueryError) -> Response {
     match e {
         QueryError::BadRequest(m) => error(StatusCode::BAD_REQUEST, m),
         QueryError::TooLarge(m) => error(StatusCode::PAYLOAD_TOO_LARGE, m),
+        QueryError::NotFound(m) => error(StatusCode::NOT_FOUND, m),
         other => error(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
     }
 }

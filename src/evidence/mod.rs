@@ -82,8 +82,8 @@ impl Pins {
         self.jobs.progress(id)
     }
 
-    /// The rows behind `view`: its trace stitched, a correlation view's request, or everything
-    /// in its window.
+    /// The rows behind `view`: its trace stitched, both traces of a comparison, a correlation
+    /// view's request, or everything in its window.
     async fn collect(&self, engine: &QueryEngine, view: &SavedView) -> Result<Evidence, PinError> {
         let address = PageAddress::parse(&view.url)?;
         if let Some(id) = correlation_of(&address) {
@@ -94,6 +94,15 @@ impl Pins {
                 )));
             }
             return Ok(evidence);
+        }
+        if let Some(pair) = address.compared_traces() {
+            let mut both = crate::query::snapshot::Evidence::default();
+            for id in pair? {
+                both.absorb(engine.evidence_of_trace(id).await?.ok_or_else(|| {
+                    PinError::NothingToPin(format!("trace {id} is not stored (any more)"))
+                })?);
+            }
+            return Ok(both);
         }
         Ok(match address.trace_id() {
             Some(id) => {

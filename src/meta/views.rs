@@ -19,11 +19,17 @@ pub enum ViewKind {
     Trace,
     Logs,
     Metrics,
+    /// Two traces side by side (`/compare?a=&b=`).
+    CompareTraces,
+    /// A selection of spans against a baseline (`/compare/groups`).
+    CompareGroups,
+    /// A canary version judged against its baseline (`/canary`).
+    Canary,
 }
 
 impl ViewKind {
     /// Every kind, in the order the UI lists pages.
-    pub const ALL: [ViewKind; 8] = [
+    pub const ALL: [ViewKind; 11] = [
         ViewKind::Overview,
         ViewKind::Map,
         ViewKind::Service,
@@ -32,6 +38,9 @@ impl ViewKind {
         ViewKind::Trace,
         ViewKind::Logs,
         ViewKind::Metrics,
+        ViewKind::CompareTraces,
+        ViewKind::CompareGroups,
+        ViewKind::Canary,
     ];
 
     /// The page's route, as the web router registers it (`{…}` is one path segment): the
@@ -46,6 +55,9 @@ impl ViewKind {
             ViewKind::Trace => "/traces/{id}",
             ViewKind::Logs => "/logs",
             ViewKind::Metrics => "/explore",
+            ViewKind::CompareTraces => "/compare",
+            ViewKind::CompareGroups => "/compare/groups",
+            ViewKind::Canary => "/canary",
         }
     }
 
@@ -82,6 +94,9 @@ impl ViewKind {
             ViewKind::Trace => "trace",
             ViewKind::Logs => "logs",
             ViewKind::Metrics => "metrics",
+            ViewKind::CompareTraces => "compare_traces",
+            ViewKind::CompareGroups => "compare_groups",
+            ViewKind::Canary => "canary",
         }
     }
 
@@ -96,6 +111,9 @@ impl ViewKind {
             ViewKind::Trace => "Trace",
             ViewKind::Logs => "Logs",
             ViewKind::Metrics => "Metrics",
+            ViewKind::CompareTraces => "Trace comparison",
+            ViewKind::CompareGroups => "Group comparison",
+            ViewKind::Canary => "Canary verdict",
         }
     }
 
@@ -106,9 +124,10 @@ impl ViewKind {
             .unwrap_or(ViewKind::Overview)
     }
 
-    /// Whether the page has a time range picker (a trace page shows one trace, whenever).
+    /// Whether the page has a time range picker (a trace page shows one trace, whenever; a
+    /// trace comparison two).
     pub fn has_time_range(self) -> bool {
-        self != ViewKind::Trace
+        !matches!(self, ViewKind::Trace | ViewKind::CompareTraces)
     }
 }
 
@@ -226,7 +245,7 @@ impl<'a> PageAddress<'a> {
         let kind = ViewKind::of_path(path).ok_or_else(|| {
             MetaError::Invalid(format!(
                 "{path:?} is not a page that can be saved (/, /map, /services/NAME, /errors, \
-                 /traces, /traces/ID, /logs, /explore)"
+                 /traces, /traces/ID, /logs, /explore, /compare, /compare/groups, /canary)"
             ))
         })?;
         Ok(PageAddress { kind, path, query })
@@ -244,6 +263,24 @@ impl<'a> PageAddress<'a> {
                 MetaError::Invalid(format!("invalid trace id {id:?} in the url: {e}"))
             }),
         )
+    }
+
+    /// The two traces a trace comparison shows (`a` and `b` of its query; `None` for other
+    /// pages); a missing or invalid id is an error naming it.
+    pub fn compared_traces(&self) -> Option<Result<[TraceId; 2], MetaError>> {
+        if self.kind != ViewKind::CompareTraces {
+            return None;
+        }
+        let id = |name: &str| {
+            let text = form_urlencoded::parse(self.query.as_bytes())
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default();
+            text.parse::<TraceId>().map_err(|e| {
+                MetaError::Invalid(format!("invalid trace id {name}={text:?} in the url: {e}"))
+            })
+        };
+        Some(id("a").and_then(|a| Ok([a, id("b")?])))
     }
 }
 

@@ -6,7 +6,9 @@
 
 mod body_words;
 pub mod buckets;
+pub mod canary;
 mod correlation;
+pub mod group_compare;
 mod log_columns;
 pub mod log_query;
 mod logs;
@@ -15,6 +17,8 @@ pub mod query_size;
 mod scan;
 pub mod services;
 pub mod snapshot;
+pub mod stats;
+pub mod trace_compare;
 mod trace_search;
 pub mod trace_tree;
 mod traces;
@@ -49,6 +53,10 @@ pub enum QueryError {
     /// The answer would be larger than allowed (HTTP 413).
     #[error("{0}")]
     TooLarge(String),
+    /// What the question names does not exist in the data (HTTP 404): a service, a version
+    /// without requests, a trace.
+    #[error("{0}")]
+    NotFound(String),
     #[error("index: {0}")]
     Index(#[from] crate::index::IndexError),
     #[error("store: {0}")]

@@ -26,6 +26,14 @@ impl Evidence {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// Adds `other`'s rows to these (a comparison's evidence is both sides').
+    pub fn absorb(&mut self, other: Evidence) {
+        self.rows.spans.extend(other.rows.spans);
+        self.rows.logs.extend(other.rows.logs);
+        self.rows.metrics.extend(other.rows.metrics);
+        self.rollups.extend(other.rollups);
+    }
 }
 
 impl QueryEngine {

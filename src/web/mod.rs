@@ -5,13 +5,16 @@
 mod annotations_page;
 mod api_docs_page;
 mod assets;
+mod canary_page;
 mod charts;
 mod chrome;
+mod compare_page;
 mod errors_page;
 mod events;
 mod explore_page;
 mod format;
 mod forms;
+mod groups_page;
 mod login_page;
 mod logs_page;
 mod map_layout;
@@ -88,6 +91,9 @@ pub fn pages(state: WebState) -> Router {
         .route(ViewKind::Trace.route(), get(trace_page::handler))
         .route(ViewKind::Logs.route(), get(logs_page::handler))
         .route(ViewKind::Metrics.route(), get(explore_page::handler))
+        .route(ViewKind::CompareTraces.route(), get(compare_page::handler))
+        .route(ViewKind::CompareGroups.route(), get(groups_page::handler))
+        .route(ViewKind::Canary.route(), get(canary_page::handler))
         .with_state(state)
 }
 
@@ -154,6 +160,22 @@ fn message(status: StatusCode, heading: impl Into<String>, message: impl Into<St
         message: message.into(),
     };
     render(&page, status)
+}
+
+/// How a page shows a question the query layer refused: the status and the message for the
+/// page's own error line, or a whole error page when the query itself failed.
+fn refused(e: crate::query::QueryError) -> Result<(StatusCode, String), Box<Response>> {
+    use crate::query::QueryError;
+    match e {
+        QueryError::BadRequest(m) => Ok((StatusCode::BAD_REQUEST, m)),
+        QueryError::NotFound(m) => Ok((StatusCode::NOT_FOUND, m)),
+        QueryError::TooLarge(m) => Ok((StatusCode::PAYLOAD_TOO_LARGE, m)),
+        other => Err(Box::new(message(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Query failed",
+            other.to_string(),
+        ))),
+    }
 }
 
 /// The time window of a page's URL, or the page saying what is wrong with it.

@@ -36,6 +36,60 @@ pub struct RedRow {
     pub errors_href: String,
 }
 
+/// A version's canary verdict against the service's busiest version, linking to the
+/// verdict's page.
+pub struct VersionVerdict {
+    pub verdict: &'static str,
+    pub score: String,
+    pub against: String,
+    pub href: String,
+}
+
+/// The canary verdict of every version but the busiest against the busiest, in `window`.
+async fn version_verdicts(
+    engine: &QueryEngine,
+    name: &str,
+    versions: &[crate::query::services::Breakdown],
+    window: &TimeWindow,
+) -> Vec<Option<VersionVerdict>> {
+    let baseline = versions
+        .iter()
+        .filter(|b| !b.key.is_empty())
+        .max_by_key(|b| b.red.requests)
+        .map(|b| b.key.clone());
+    let mut out = Vec::with_capacity(versions.len());
+    for v in versions {
+        let verdict = match &baseline {
+            Some(base) if *base != v.key && !v.key.is_empty() => {
+                let question = crate::query::canary::CanaryQuestion {
+                    service: name.to_string(),
+                    baseline: base.clone(),
+                    canary: v.key.clone(),
+                    start: window.start,
+                    end: window.end,
+                };
+                engine.canary(&question).await.ok().map(|r| VersionVerdict {
+                    verdict: r.verdict.as_str(),
+                    score: format!("{:.0}", r.score),
+                    against: base.clone(),
+                    href: url_in(
+                        window,
+                        "/canary",
+                        &[
+                            ("service", name.to_string()),
+                            ("baseline", base.clone()),
+                            ("canary", v.key.clone()),
+                        ],
+                    ),
+                })
+            }
+            _ => None,
+        };
+        out.push(verdict);
+    }
+    out
+}
+
 /// A titled chart.
 pub struct TitledChart {
     pub title: String,
@@ -66,7 +120,9 @@ struct ServicePage {
     ranges: &'static [(&'static str, i64)],
     service: ServiceRow,
     operations: Vec<RedRow>,
-    versions: Vec<RedRow>,
+    /// Each version's row, and (for every version but the busiest, the baseline) its canary
+    /// verdict against the baseline.
+    versions: Vec<(RedRow, Option<VersionVerdict>)>,
     instances: Vec<InstancePanel>,
     errors: ErrorPanel,
     logs_href: String,
@@ -306,6 +362,7 @@ pub async fn handler(
     let mut errors = panel(&detail.errors);
     super::chrome::PageChrome::annotate(&mut errors.chart, &notes, window.start, window.end);
     super::events::mark(&mut errors.chart, &events, window.start, window.end);
+    let verdicts = version_verdicts(&engine, &name, &detail.versions, &window).await;
     let page = ServicePage {
         title: format!("Service {name}"),
         active: "overview",
@@ -321,6 +378,7 @@ pub async fn handler(
             .versions
             .iter()
             .map(|b| red_row(&name, b, "version", &window))
+            .zip(verdicts)
             .collect(),
         instances,
         errors,

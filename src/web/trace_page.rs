@@ -102,6 +102,8 @@ struct TracePage {
     ticks: Vec<(f64, String)>,
     trace_logs: Vec<LogLineView>,
     logs_href: String,
+    /// This trace against the typical trace of its root operation.
+    compare_href: String,
 }
 
 fn log_view(l: &LogRow) -> LogLineView {
@@ -367,6 +369,10 @@ fn page(stitched: &StitchedTrace, open_span: Option<SpanId>) -> TracePage {
                 ("q", format!("trace_id:{}", trace.trace_id)),
                 ("range", "7d".into()),
             ],
+        ),
+        compare_href: super::url(
+            "/compare",
+            &[("a", trace.trace_id.to_hex()), ("b", "typical".into())],
         ),
     }
 }

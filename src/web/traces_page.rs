@@ -146,9 +146,14 @@ struct TracesPage {
     paging: Paging,
     chart: Chart,
     error: Option<String>,
+    /// "What is different about these?": the search's filters as a selection against the
+    /// rest of the window (only when the search selects something: errors, a duration, an
+    /// attribute).
+    groups_href: Option<String>,
 }
 
-fn parse_ms(text: &str, what: &str) -> Result<Option<i64>, String> {
+/// A form's millisecond field as nanoseconds (empty: none), or what is wrong with it.
+pub(super) fn parse_ms(text: &str, what: &str) -> Result<Option<i64>, String> {
     let text = text.trim();
     if text.is_empty() {
         return Ok(None);
@@ -252,6 +257,31 @@ pub async fn handler(
     };
     let capped = results.len() >= CHART_POINTS;
     let (first, paging) = paging(&form, &results, capped);
+    let selects = form.status == "error"
+        || !form.min_ms.trim().is_empty()
+        || !form.max_ms.trim().is_empty()
+        || !form.attr.trim().is_empty();
+    let groups_href = selects.then(|| {
+        super::url_in(
+            &window,
+            "/compare/groups",
+            &[
+                ("service", form.service.clone()),
+                ("operation", form.operation.clone()),
+                (
+                    "status",
+                    if form.status == "error" {
+                        "error".into()
+                    } else {
+                        String::new()
+                    },
+                ),
+                ("min_ms", form.min_ms.clone()),
+                ("max_ms", form.max_ms.clone()),
+                ("attr", form.attr.clone()),
+            ],
+        )
+    });
     let page = TracesPage {
         title: "Traces".into(),
         active: "traces",
@@ -270,6 +300,7 @@ pub async fn handler(
         window,
         ranges: RANGES,
         error,
+        groups_href,
     };
     render(&page, status)
 }
