@@ -1262,3 +1262,200 @@ async fn chart_values_on_hover_and_map_labels_apart() {
     assert!(overlaps.is_empty(), "overlapping map labels: {overlaps:?}");
     shot(&web, "map-labels").await;
 }
+
+/// Issue 17's three pages on the demo: the canary verdict from the service page's versions
+/// table, "what is different" from a trace search of failed traces, and a failed trace
+/// against the typical trace of its operation, saved and pinned into a post-mortem.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn canary_groups_and_trace_comparison_pages() {
+    let Some((driver, _dir, server)) = demo_for_browser() else {
+        return;
+    };
+    let demo = ids(&server).await;
+    let web = browser(&driver).await;
+
+    // The versions table: 2.5.0 fails against 2.4.0; its verdict opens the canary page.
+    web.goto(format!("{}/services/payment?range=1h", server.api))
+        .await
+        .unwrap();
+    let verdict = web
+        .find(By::Css("tr[data-version='2.5.0'] a.canary-verdict"))
+        .await
+        .expect("a verdict for the canary version");
+    assert_eq!(
+        verdict.attr("data-verdict").await.unwrap().as_deref(),
+        Some("fail")
+    );
+    verdict.click().await.unwrap();
+    wait_for_url(&web, "/canary?").await;
+    assert!(
+        web.current_url()
+            .await
+            .unwrap()
+            .as_str()
+            .contains("range=1h"),
+        "the window follows"
+    );
+    let section = web.find(By::Id("verdict")).await.unwrap();
+    assert_eq!(
+        section.attr("data-verdict").await.unwrap().as_deref(),
+        Some("fail")
+    );
+    let outcomes: Vec<String> = {
+        let mut out = Vec::new();
+        for row in web
+            .find_all(By::Css("table.metrics tr.metric"))
+            .await
+            .unwrap()
+        {
+            out.push(row.class_name().await.unwrap().unwrap_or_default());
+        }
+        out
+    };
+    assert_eq!(
+        outcomes,
+        ["metric fail", "metric fail"],
+        "error rate and latency both fail"
+    );
+    shot(&web, "canary").await;
+    // Its evidence: the canary's failed traces.
+    web.find(By::LinkText("failed traces of payment 2.5.0"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_url(&web, "/traces?").await;
+    assert!(!web
+        .find_all(By::Css("table.results tbody tr"))
+        .await
+        .unwrap()
+        .is_empty());
+
+    // Failed traces → what is different about them: the canary's version and instance top.
+    web.goto(format!("{}/traces?status=error&range=1h", server.api))
+        .await
+        .unwrap();
+    web.find(By::Id("what-is-different"))
+        .await
+        .expect("the search selects failed traces: the link is offered")
+        .click()
+        .await
+        .unwrap();
+    wait_for_url(&web, "/compare/groups?").await;
+    let mut top = Vec::new();
+    for row in web
+        .find_all(By::Css("tr.ranked-value"))
+        .await
+        .unwrap()
+        .iter()
+        .take(2)
+    {
+        top.push(format!(
+            "{}={}",
+            row.attr("data-key").await.unwrap().unwrap_or_default(),
+            row.attr("data-value").await.unwrap().unwrap_or_default()
+        ));
+    }
+    top.sort();
+    assert_eq!(
+        top,
+        ["service.instance.id=payment-3", "service.version=2.5.0"]
+    );
+    shot(&web, "compare-groups").await;
+
+    // A failed trace against a typical one of its operation.
+    web.goto(format!("{}/traces/{}", server.api, demo.failed_trace))
+        .await
+        .unwrap();
+    web.find(By::Id("compare-typical"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_url(&web, "/compare?a=").await;
+    let url = web.current_url().await.unwrap().to_string();
+    assert!(
+        !url.contains("typical"),
+        "the address names both traces: {url}"
+    );
+    let summary = web
+        .find(By::Id("compare-summary"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        summary.starts_with("B took ") && summary.contains(" less ("),
+        "the typical trace is faster: {summary}"
+    );
+    let rows = web.find_all(By::Css("#aligned tbody tr")).await.unwrap();
+    assert!(
+        rows.len() >= demo.failed_span_count,
+        "every span of A has a row"
+    );
+    shot(&web, "compare-traces").await;
+
+    // Saved and pinned like any page, then into a post-mortem.
+    web.find(By::Css("details.save-view summary"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let form = web.find(By::Css("form.save-form")).await.unwrap();
+    form.find(By::Css("input[name=name]"))
+        .await
+        .unwrap()
+        .send_keys("Failed checkout against a typical one")
+        .await
+        .unwrap();
+    form.find(By::Css("input[name=pin]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    form.find(By::Css("button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_url(&web, "/views/").await;
+    let evidence = web
+        .find(By::Id("view-evidence"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(evidence.starts_with("pinned"), "{evidence}");
+    let add = web.find(By::Id("add-to-postmortem")).await.unwrap();
+    add.find(By::Css("input[name=title]"))
+        .await
+        .unwrap()
+        .send_keys("Payment canary")
+        .await
+        .unwrap();
+    add.find(By::Css("button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_url(&web, "/postmortems/").await;
+    let embedded = web
+        .find_all(By::Css(".pm-view .embedded #aligned tbody tr"))
+        .await
+        .unwrap();
+    assert_eq!(
+        embedded.len(),
+        rows.len(),
+        "the comparison, embedded from its evidence"
+    );
+    web.quit().await.unwrap();
+    server.stop();
+}

@@ -150,7 +150,11 @@ fn page(
             vec![head("A", &c.a), head("B", &c.b)],
             format!(
                 "B took {} ({} against {}); {} spans only in A, {} only in B.",
-                signed(c.duration_delta_nano),
+                match c.duration_delta_nano {
+                    0 => "as long as A".to_string(),
+                    d if d > 0 => format!("{} longer", format::duration(d)),
+                    d => format!("{} less", format::duration(-d)),
+                },
                 format::duration(c.b.duration_nano),
                 format::duration(c.a.duration_nano),
                 c.only_in_a,
