@@ -460,6 +460,72 @@ async fn the_incident_shows_on_overview_map_service_and_errors() {
     server.stop();
 }
 
+/// On the current page: "Save view" with `name` (and `note`), pinned; waits for the saved
+/// view's page and checks its evidence is pinned. Screenshot `save-view-form` of the form.
+async fn save_pinned_view(web: &WebDriver, name: &str, note: Option<&str>) {
+    web.find(By::Css("details.save-view summary"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let form = web.find(By::Css("form.save-form")).await.unwrap();
+    form.find(By::Css("input[name=name]"))
+        .await
+        .unwrap()
+        .send_keys(name)
+        .await
+        .unwrap();
+    if let Some(note) = note {
+        form.find(By::Css("textarea[name=note]"))
+            .await
+            .unwrap()
+            .send_keys(note)
+            .await
+            .unwrap();
+    }
+    form.find(By::Css("input[name=pin]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    shot(web, "save-view-form").await;
+    form.find(By::Css("button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_url(web, "/views/").await;
+    let evidence = web
+        .find(By::Id("view-evidence"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(evidence.starts_with("pinned"), "{evidence}");
+}
+
+/// On a saved view's page: adds it to a new post-mortem titled `title` and waits for it.
+async fn add_to_new_postmortem(web: &WebDriver, title: &str) {
+    let add = web.find(By::Id("add-to-postmortem")).await.unwrap();
+    add.find(By::Css("input[name=title]"))
+        .await
+        .unwrap()
+        .send_keys(title)
+        .await
+        .unwrap();
+    add.find(By::Css("button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_url(web, "/postmortems/").await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn save_a_trace_view_into_a_new_postmortem() {
     let Some((driver, _dir, server)) = demo_for_browser() else {
@@ -472,63 +538,13 @@ async fn save_a_trace_view_into_a_new_postmortem() {
     web.goto(format!("{}/traces/{}", server.api, demo.failed_trace))
         .await
         .unwrap();
-    web.find(By::Css("details.save-view summary"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    let form = web.find(By::Css("form.save-form")).await.unwrap();
-    form.find(By::Css("input[name=name]"))
-        .await
-        .unwrap()
-        .send_keys("Failed checkout during the canary")
-        .await
-        .unwrap();
-    form.find(By::Css("textarea[name=note]"))
-        .await
-        .unwrap()
-        .send_keys("payment-3 timed out after 2.5 s")
-        .await
-        .unwrap();
-    form.find(By::Css("input[name=pin]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    shot(&web, "save-view-form").await;
-    form.find(By::Css("button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    wait_for_url(&web, "/views/").await;
-    let evidence = web
-        .find(By::Id("view-evidence"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(evidence.starts_with("pinned"), "{evidence}");
-
-    // Add it to a new post-mortem.
-    let add = web.find(By::Id("add-to-postmortem")).await.unwrap();
-    add.find(By::Css("input[name=title]"))
-        .await
-        .unwrap()
-        .send_keys("Checkout failures during the payment canary")
-        .await
-        .unwrap();
-    add.find(By::Css("button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    wait_for_url(&web, "/postmortems/").await;
+    save_pinned_view(
+        &web,
+        "Failed checkout during the canary",
+        Some("payment-3 timed out after 2.5 s"),
+    )
+    .await;
+    add_to_new_postmortem(&web, "Checkout failures during the payment canary").await;
     assert_eq!(
         web.find(By::Id("pm-title"))
             .await
@@ -1399,54 +1415,8 @@ async fn canary_groups_and_trace_comparison_pages() {
     shot(&web, "compare-traces").await;
 
     // Saved and pinned like any page, then into a post-mortem.
-    web.find(By::Css("details.save-view summary"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    let form = web.find(By::Css("form.save-form")).await.unwrap();
-    form.find(By::Css("input[name=name]"))
-        .await
-        .unwrap()
-        .send_keys("Failed checkout against a typical one")
-        .await
-        .unwrap();
-    form.find(By::Css("input[name=pin]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    form.find(By::Css("button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    wait_for_url(&web, "/views/").await;
-    let evidence = web
-        .find(By::Id("view-evidence"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(evidence.starts_with("pinned"), "{evidence}");
-    let add = web.find(By::Id("add-to-postmortem")).await.unwrap();
-    add.find(By::Css("input[name=title]"))
-        .await
-        .unwrap()
-        .send_keys("Payment canary")
-        .await
-        .unwrap();
-    add.find(By::Css("button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    wait_for_url(&web, "/postmortems/").await;
+    save_pinned_view(&web, "Failed checkout against a typical one", None).await;
+    add_to_new_postmortem(&web, "Payment canary").await;
     let embedded = web
         .find_all(By::Css(".pm-view .embedded #aligned tbody tr"))
         .await
