@@ -1279,6 +1279,25 @@ async fn chart_values_on_hover_and_map_labels_apart() {
     shot(&web, "map-labels").await;
 }
 
+/// The first `n` ranked attribute values of a group comparison page, as `key=value`.
+async fn ranked_values(web: &WebDriver, n: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    for row in web
+        .find_all(By::Css("tr.ranked-value"))
+        .await
+        .unwrap()
+        .iter()
+        .take(n)
+    {
+        out.push(format!(
+            "{}={}",
+            row.attr("data-key").await.unwrap().unwrap_or_default(),
+            row.attr("data-value").await.unwrap().unwrap_or_default()
+        ));
+    }
+    out
+}
+
 /// Issue 17's three pages on the demo: the canary verdict from the service page's versions
 /// table, "what is different" from a trace search of failed traces, and a failed trace
 /// against the typical trace of its operation, saved and pinned into a post-mortem.
@@ -1359,26 +1378,52 @@ async fn canary_groups_and_trace_comparison_pages() {
         .await
         .unwrap();
     wait_for_url(&web, "/compare/groups?").await;
-    let mut top = Vec::new();
-    for row in web
-        .find_all(By::Css("tr.ranked-value"))
-        .await
-        .unwrap()
-        .iter()
-        .take(2)
-    {
-        top.push(format!(
-            "{}={}",
-            row.attr("data-key").await.unwrap().unwrap_or_default(),
-            row.attr("data-value").await.unwrap().unwrap_or_default()
-        ));
-    }
+    let mut top = ranked_values(&web, 2).await;
     top.sort();
     assert_eq!(
         top,
         ["service.instance.id=payment-3", "service.version=2.5.0"]
     );
     shot(&web, "compare-groups").await;
+
+    // A region dragged on the trace plot: the slow band (over 2 s) of the last 70 % of the
+    // hour. Its spans are the failed checkouts' (status ERROR) through the canary.
+    web.goto(format!("{}/traces?range=1h", server.api))
+        .await
+        .unwrap();
+    let plot = web.find(By::Css("svg[data-region-href]")).await.unwrap();
+    let rect = plot.rect().await.unwrap();
+    let (w, h) = (rect.width, rect.height);
+    let (x0, y0) = ((0.3 - 0.5) * w, (0.05 - 0.5) * h);
+    let (x1, y1) = ((0.99 - 0.5) * w, (0.28 - 0.5) * h);
+    web.action_chain()
+        .move_to_element_with_offset(&plot, x0 as i64, y0 as i64)
+        .click_and_hold()
+        .move_by_offset((x1 - x0) as i64, (y1 - y0) as i64)
+        .release()
+        .perform()
+        .await
+        .unwrap();
+    wait_for_url(&web, "/compare/groups?").await;
+    let url = web.current_url().await.unwrap().to_string();
+    for part in ["sel_from=", "sel_to=", "min_ms=", "max_ms=", "range=1h"] {
+        assert!(url.contains(part), "{part} in {url}");
+    }
+    let summary = web
+        .find(By::Id("groups-summary"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(summary.contains("started "), "{summary}");
+    let ranked = ranked_values(&web, 4).await;
+    assert!(
+        ranked.contains(&"status=ERROR".to_string())
+            && ranked.contains(&"service.version=2.5.0".to_string()),
+        "{ranked:?}"
+    );
+    shot(&web, "compare-groups-region").await;
 
     // A failed trace against a typical one of its operation.
     web.goto(format!("{}/traces/{}", server.api, demo.failed_trace))

@@ -143,3 +143,56 @@ document.addEventListener("click", (event) => {
     });
   });
 })();
+
+// Trace search: drag across the scatter plot to ask what is different about the spans in that
+// region (started in its time range, lasting within its duration range). The plot's edges and
+// what they stand for come from the server as data attributes; clicks on dots still open them.
+(() => {
+  const svg = document.querySelector("svg[data-region-href]");
+  if (!svg) return;
+  const d = svg.dataset;
+  const [left, right, top, bottom] = [d.left, d.right, d.top, d.bottom].map(Number);
+  const [start, end, max] = [BigInt(d.start), BigInt(d.end), Number(d.max)];
+  const ns = "http://www.w3.org/2000/svg";
+  const at = (event) => {
+    const p = new DOMPoint(event.clientX, event.clientY).matrixTransform(svg.getScreenCTM().inverse());
+    return { x: Math.min(Math.max(p.x, left), right), y: Math.min(Math.max(p.y, top), bottom) };
+  };
+  const timeAt = (x) => start + BigInt(Math.round(Number(end - start) * ((x - left) / (right - left))));
+  const msAt = (y) => (max * (bottom - y)) / (bottom - top) / 1e6;
+  let from = null;
+  let box = null;
+  svg.addEventListener("pointerdown", (event) => {
+    if (event.button !== 0 || event.target.closest("a")) return;
+    from = at(event);
+    box = document.createElementNS(ns, "rect");
+    box.setAttribute("class", "drag-region");
+    svg.appendChild(box);
+    svg.setPointerCapture(event.pointerId);
+    event.preventDefault();
+  });
+  svg.addEventListener("pointermove", (event) => {
+    if (!from) return;
+    const p = at(event);
+    box.setAttribute("x", Math.min(from.x, p.x));
+    box.setAttribute("y", Math.min(from.y, p.y));
+    box.setAttribute("width", Math.abs(p.x - from.x));
+    box.setAttribute("height", Math.abs(p.y - from.y));
+  });
+  svg.addEventListener("pointerup", (event) => {
+    if (!from) return;
+    const p = at(event);
+    const [a, b] = [from, p];
+    from = null;
+    if (Math.abs(a.x - b.x) < 4 || Math.abs(a.y - b.y) < 4) {
+      box.remove();
+      return;
+    }
+    const url = new URL(d.regionHref, window.location.origin);
+    url.searchParams.set("sel_from", timeAt(Math.min(a.x, b.x)).toString());
+    url.searchParams.set("sel_to", timeAt(Math.max(a.x, b.x)).toString());
+    url.searchParams.set("min_ms", msAt(Math.max(a.y, b.y)).toFixed(1));
+    url.searchParams.set("max_ms", msAt(Math.min(a.y, b.y)).toFixed(1));
+    window.location.assign(url.toString());
+  });
+})();

@@ -85,6 +85,23 @@ pub struct Chart {
     /// x positions of the window's events (a deploy, the start of the errors, a recovery),
     /// with a short label drawn on the chart and the full text.
     pub events: Vec<(f64, &'static str, String)>,
+    /// The plot area and what its corners stand for, for a script that turns a region
+    /// dragged on a scatter plot back into times and durations (`None` for other charts).
+    pub region: Option<PlotRegion>,
+}
+
+/// A scatter plot's area in SVG units and the times and durations at its edges.
+#[derive(Debug, Clone, Copy)]
+pub struct PlotRegion {
+    pub left: f64,
+    pub right: f64,
+    pub top: f64,
+    pub bottom: f64,
+    /// Unix ns at `left` and at `right`.
+    pub start: i64,
+    pub end: i64,
+    /// Duration (ns) at `top`; 0 is at `bottom`.
+    pub max: f64,
 }
 
 /// Colours for series that have no colour of their own.
@@ -330,6 +347,15 @@ pub fn scatter(points: &[(i64, i64, String, String, bool)], start: i64, end: i64
             })
             .collect(),
         axis_y: TOP + plot_h(),
+        region: Some(PlotRegion {
+            left: LEFT,
+            right: LEFT + plot_w(),
+            top: TOP,
+            bottom: TOP + plot_h(),
+            start,
+            end,
+            max,
+        }),
         ..Chart::default()
     }
 }

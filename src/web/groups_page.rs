@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::traces_page::parse_ms;
 use super::{format, render, url_in};
-use crate::model::time::now_ns;
+use crate::model::time::{now_ns, parse_time};
 use crate::model::window::{TimeParams, TimeWindow, RANGES};
 use crate::query::group_compare::{
     Baseline, GroupComparison, GroupQuestion, RankedValue, Selection,
@@ -34,6 +34,12 @@ pub struct GroupForm {
     /// `key=value`.
     #[serde(default)]
     pub attr: String,
+    /// Spans started in this part of the window (a region dragged on the trace plot): any
+    /// time [`parse_time`] reads.
+    #[serde(default)]
+    pub sel_from: String,
+    #[serde(default)]
+    pub sel_to: String,
     /// `rest` (default) or `previous`: the window of the same length just before.
     #[serde(default)]
     pub baseline: String,
@@ -83,6 +89,17 @@ struct GroupsPage {
     error: Option<String>,
 }
 
+/// A form's time field (empty: none), or what is wrong with it.
+fn time(text: &str, what: &str) -> Result<Option<i64>, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    parse_time(text)
+        .map(Some)
+        .map_err(|e| format!("{what}: {e}"))
+}
+
 /// The question the form asks, or what is wrong with it.
 fn question(form: &GroupForm, window: &TimeWindow) -> Result<GroupQuestion, String> {
     let nonempty = |s: &str| Some(s.trim().to_string()).filter(|s| !s.is_empty());
@@ -109,8 +126,8 @@ fn question(form: &GroupForm, window: &TimeWindow) -> Result<GroupQuestion, Stri
             min_duration_nano: parse_ms(&form.min_ms, "min duration")?,
             max_duration_nano: parse_ms(&form.max_ms, "max duration")?,
             attribute: parse_attribute(&form.attr)?,
-            from: None,
-            to: None,
+            from: time(&form.sel_from, "selection start")?,
+            to: time(&form.sel_to, "selection end")?,
         },
         baseline,
     })
@@ -130,6 +147,18 @@ fn selection_words(form: &GroupForm) -> String {
     }
     if !form.attr.trim().is_empty() {
         parts.push(format!("with {}", form.attr.trim()));
+    }
+    if !form.sel_from.trim().is_empty() || !form.sel_to.trim().is_empty() {
+        let at = |t: &str| {
+            parse_time(t.trim())
+                .map(format::time)
+                .unwrap_or_else(|_| t.trim().to_string())
+        };
+        parts.push(format!(
+            "started {}–{}",
+            at(&form.sel_from),
+            at(&form.sel_to)
+        ));
     }
     parts.join(", ")
 }
@@ -196,7 +225,7 @@ pub async fn handler(
     }
     let summary = match &answer {
         Some(a) => format!(
-            "{} {} spans against {} {} spans ({} read, none sampled).",
+            "{} selected spans ({}) against {} {} spans ({} read, none sampled).",
             a.selection_spans,
             selection_words(&form),
             a.baseline_spans,
@@ -266,6 +295,8 @@ pub async fn handler(
                 ("min_duration_ms", form.min_ms.trim().to_string()),
                 ("max_duration_ms", form.max_ms.trim().to_string()),
                 ("attribute", form.attr.trim().to_string()),
+                ("from", form.sel_from.trim().to_string()),
+                ("to", form.sel_to.trim().to_string()),
                 ("start", window.start.to_string()),
                 ("end", window.end.to_string()),
             ],

@@ -150,6 +150,9 @@ struct TracesPage {
     /// rest of the window (only when the search selects something: errors, a duration, an
     /// attribute).
     groups_href: Option<String>,
+    /// Where a region dragged on the plot goes: the group comparison with the search's
+    /// service and operation, to which the script adds the region's times and durations.
+    region_href: Option<String>,
 }
 
 /// A form's millisecond field as nanoseconds (empty: none), or what is wrong with it.
@@ -282,6 +285,14 @@ pub async fn handler(
             ],
         )
     });
+    let region_href = Some(super::url_in(
+        &window,
+        "/compare/groups",
+        &[
+            ("service", form.service.clone()),
+            ("operation", form.operation.clone()),
+        ],
+    ));
     let page = TracesPage {
         title: "Traces".into(),
         active: "traces",
@@ -301,6 +312,7 @@ pub async fn handler(
         ranges: RANGES,
         error,
         groups_href,
+        region_href,
     };
     render(&page, status)
 }
