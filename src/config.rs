@@ -139,6 +139,18 @@ pub struct ServeArgs {
     #[arg(long, env = "SIGHTLINE_INSTANCE_DOWN_AFTER_SECS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub instance_down_after_secs: Option<u64>,
+    /// Seconds between evaluations of the alert rules [default: 15].
+    #[arg(long, env = "SIGHTLINE_ALERT_EVAL_SECS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alert_eval_secs: Option<u64>,
+    /// Seconds between repeated notifications of an alert that keeps firing [default: 14400].
+    #[arg(long, env = "SIGHTLINE_ALERT_REPEAT_SECS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alert_repeat_secs: Option<u64>,
+    /// This server's address as notifications link to it [default: http://HTTP_ADDR].
+    #[arg(long, env = "SIGHTLINE_EXTERNAL_URL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub external_url: Option<String>,
     /// Load the demo scenario (an hour of a small shop with an incident, ending now) into
     /// the data dir, once, and keep its traffic going in real time.
     #[arg(long, env = "SIGHTLINE_DEMO")]
@@ -196,6 +208,7 @@ pub struct ServeConfig {
     pub retention: crate::retention::RetentionPolicy,
     pub compaction_interval: Duration,
     pub instance_down_after: Duration,
+    pub alerting: crate::alerting::AlertSettings,
     /// `None` = no demo.
     pub demo: Option<DemoMode>,
 }
@@ -232,6 +245,9 @@ struct Settings {
     api_key_header: String,
     insecure: bool,
     instance_down_after_secs: u64,
+    alert_eval_secs: u64,
+    alert_repeat_secs: u64,
+    external_url: Option<String>,
 }
 
 impl Default for Settings {
@@ -268,6 +284,9 @@ impl Default for Settings {
             api_key_header: "authorization".into(),
             insecure: false,
             instance_down_after_secs: 120,
+            alert_eval_secs: 15,
+            alert_repeat_secs: 14_400,
+            external_url: None,
         }
     }
 }
@@ -328,6 +347,14 @@ impl ServeArgs {
                 max_store_bytes: Some(s.max_store_bytes).filter(|b| *b > 0),
             },
             instance_down_after: Duration::from_secs(s.instance_down_after_secs),
+            alerting: crate::alerting::AlertSettings {
+                every: Duration::from_secs(s.alert_eval_secs.max(1)),
+                repeat: Duration::from_secs(s.alert_repeat_secs.max(1)),
+                external_url: s
+                    .external_url
+                    .clone()
+                    .unwrap_or_else(|| format!("http://{}", s.http_addr)),
+            },
             demo: match (self.demo, self.demo_frozen) {
                 (false, _) => None,
                 (true, true) => Some(DemoMode::Frozen),

@@ -6,6 +6,7 @@
 //! ARCHITECTURE.md lists the layers and `tests/layers.rs` checks every `crate::` path.
 
 pub mod access;
+pub mod alerting;
 pub mod api;
 pub mod cli;
 pub mod compaction;

@@ -36,6 +36,7 @@ const LAYERS: &[&[&str]] = &[
     &["web"],
     // What the server runs beside the front ends.
     &[
+        "alerting",
         "compaction",
         "retention",
         "reindex",

@@ -3,6 +3,7 @@
 //! a transactional SQL database: every change is one transaction, and a crash mid-write
 //! leaves the previous state.
 
+pub mod alerts;
 pub mod annotations;
 pub mod api_keys;
 pub mod postmortems;
@@ -22,6 +23,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_initial.sql"),
     include_str!("migrations/0002_api_keys.sql"),
     include_str!("migrations/0003_users.sql"),
+    include_str!("migrations/0004_alerts.sql"),
 ];
 
 /// Longest name or title, in characters.

@@ -37,9 +37,12 @@ pub async fn run(
     let notebook = crate::notebook::Notebook::open(data, meta.clone()).await?;
     let ingest_auth =
         crate::ingest::auth::IngestAuth::start(meta.clone(), &config.api_key_header).await?;
-    let access =
-        crate::access::Access::start(meta, notebook.form_token.clone(), config.tls.is_some())
-            .await?;
+    let access = crate::access::Access::start(
+        meta.clone(),
+        notebook.form_token.clone(),
+        config.tls.is_some(),
+    )
+    .await?;
     let tls = ListenerTls::of(&config)?;
     exposure::check_exposure(&config, ingest_auth.enforced(), access.enforced())?;
 
@@ -73,9 +76,12 @@ pub async fn run(
         .with_max_rows(config.max_query_rows)
         .with_corrupt_file_reports(maintenance.corrupt_files.clone());
 
+    let alerting = crate::alerting::Alerting::new(meta, engine.clone(), config.alerting.clone());
+    tokio::spawn(alerting.clone().run(stop.clone()));
+
     let listeners = Listeners::bind(&config).await?;
     let addrs = listeners.addrs;
-    let app = routes::app(engine, notebook, access, data.clone())?;
+    let app = routes::app(engine, notebook, alerting, access, data.clone())?;
     let servers = listeners.serve(tls, app, receiver, config.max_body_bytes, &stop)?;
     on_ready(addrs);
 

@@ -16,6 +16,7 @@ use crate::query::QueryEngine;
 pub fn app(
     engine: QueryEngine,
     notebook: Notebook,
+    alerting: crate::alerting::Alerting,
     access: Access,
     data_dir: PathBuf,
 ) -> anyhow::Result<Router> {
@@ -24,6 +25,7 @@ pub fn app(
         .merge(crate::compat::prometheus::router(engine.clone()))
         .merge(crate::compat::loki::router(engine.clone()))
         .merge(crate::api::grpc::router(engine.clone())?)
+        .merge(crate::alerting::api::router(alerting))
         .merge(crate::web::router(engine, notebook))
         .route("/metrics", get(|| async { crate::telemetry::render() }))
         .route("/readyz", get(move || readyz(data_dir.clone())))

@@ -238,6 +238,29 @@ async fn evaluate(
     Ok(eval::eval(expr, steps, &fetched)?)
 }
 
+/// The value of PromQL expression `text` at `at` (Unix ns): one `(labels, value)` per series
+/// with a value (a scalar is one series without labels). For alert rules; a query that does
+/// not parse, is not supported or cannot run is an error saying why.
+pub async fn instant_values(
+    engine: &QueryEngine,
+    text: &str,
+    at: i64,
+) -> Result<Vec<(series::Labels, f64)>, String> {
+    let expr = promql_parser::parser::parse(text).map_err(|e| e.to_string())?;
+    let value = evaluate(engine, &expr, &[at]).await.map_err(|e| e.2)?;
+    Ok(match value {
+        Value::Scalar(v) => v
+            .first()
+            .map(|x| (series::Labels::new(), *x))
+            .into_iter()
+            .collect(),
+        Value::Vector(list) => list
+            .into_iter()
+            .filter_map(|s| s.values.first().copied().flatten().map(|v| (s.labels, v)))
+            .collect(),
+    })
+}
+
 fn seconds(t: i64) -> JsonValue {
     json!(t as f64 / 1e9)
 }

@@ -1,0 +1,176 @@
+//! The alerting JSON API: rules (`/api/v1/alert-rules`), the active alerts (`/api/v1/alerts`)
+//! and the notification log (`/api/v1/alert-notifications`). A rule is checked before it is
+//! stored: a bad one is a 400 naming the field, and the rule store is unchanged.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::rule::RuleSpec;
+use super::{labels_of, Alerting};
+use crate::meta::alerts::Phase;
+use crate::meta::MetaError;
+
+/// An error answer: `{"error": "…"}` with a status.
+struct Refusal(StatusCode, String);
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+impl From<MetaError> for Refusal {
+    fn from(e: MetaError) -> Self {
+        let status = match &e {
+            MetaError::Invalid(_) => StatusCode::BAD_REQUEST,
+            MetaError::NotFound(_) => StatusCode::NOT_FOUND,
+            MetaError::Conflict(_) => StatusCode::CONFLICT,
+            MetaError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        Refusal(status, e.to_string())
+    }
+}
+
+/// The alerting routes.
+pub fn router(alerting: Alerting) -> Router {
+    Router::new()
+        .route("/api/v1/alert-rules", get(list_rules).post(create_rule))
+        .route(
+            "/api/v1/alert-rules/{id}",
+            get(get_rule).put(replace_rule).delete(delete_rule),
+        )
+        .route("/api/v1/alerts", get(active_alerts))
+        .route("/api/v1/alert-notifications", get(notifications))
+        .with_state(alerting)
+}
+
+/// A rule body from JSON, checked: the stored text and the rule's name, or a 400 naming the
+/// field.
+fn checked(
+    body: Result<Json<serde_json::Value>, axum::extract::rejection::JsonRejection>,
+) -> Result<(String, String), Refusal> {
+    let Json(value) = body.map_err(|e| Refusal(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let spec: RuleSpec = serde_json::from_value(value)
+        .map_err(|e| Refusal(StatusCode::BAD_REQUEST, format!("invalid rule: {e}")))?;
+    let rule = spec
+        .check(0)
+        .map_err(|e| Refusal(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let text = serde_json::to_string(&rule.spec)
+        .map_err(|e| Refusal(StatusCode::BAD_REQUEST, e.to_string()))?;
+    Ok((text, rule.spec.name))
+}
+
+/// A stored rule with its alerts, as the API shows it.
+async fn shown(
+    alerting: &Alerting,
+    stored: crate::meta::alerts::StoredRule,
+) -> Result<serde_json::Value, Refusal> {
+    let states: Vec<_> = alerting
+        .meta
+        .alert_states()
+        .await?
+        .into_iter()
+        .filter(|s| s.rule_id == stored.id)
+        .collect();
+    let rule: serde_json::Value = serde_json::from_str(&stored.body).unwrap_or_default();
+    Ok(json!({
+        "id": stored.id,
+        "name": stored.name,
+        "rule": rule,
+        "created": stored.created,
+        "updated": stored.updated,
+        "alerts": states,
+    }))
+}
+
+async fn list_rules(State(alerting): State<Alerting>) -> Result<Response, Refusal> {
+    let mut out = Vec::new();
+    for stored in alerting.meta.alert_rules().await? {
+        out.push(shown(&alerting, stored).await?);
+    }
+    Ok(Json(json!({ "rules": out })).into_response())
+}
+
+async fn create_rule(
+    State(alerting): State<Alerting>,
+    body: Result<Json<serde_json::Value>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, Refusal> {
+    let (text, name) = checked(body)?;
+    let stored = alerting.meta.create_alert_rule(&name, text).await?;
+    Ok((StatusCode::CREATED, Json(shown(&alerting, stored).await?)).into_response())
+}
+
+async fn get_rule(
+    State(alerting): State<Alerting>,
+    Path(id): Path<i64>,
+) -> Result<Response, Refusal> {
+    let stored = alerting.meta.alert_rule(id).await?;
+    let history = alerting.meta.alert_history(id, 100).await?;
+    let mut body = shown(&alerting, stored).await?;
+    body["history"] = json!(history);
+    Ok(Json(body).into_response())
+}
+
+async fn replace_rule(
+    State(alerting): State<Alerting>,
+    Path(id): Path<i64>,
+    body: Result<Json<serde_json::Value>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, Refusal> {
+    let (text, name) = checked(body)?;
+    let stored = alerting.meta.replace_alert_rule(id, &name, text).await?;
+    Ok(Json(shown(&alerting, stored).await?).into_response())
+}
+
+async fn delete_rule(
+    State(alerting): State<Alerting>,
+    Path(id): Path<i64>,
+) -> Result<Response, Refusal> {
+    alerting.meta.delete_alert_rule(id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Pending and firing alerts, with their labels and the page that shows their evidence.
+async fn active_alerts(State(alerting): State<Alerting>) -> Result<Response, Refusal> {
+    let rules = alerting.rules().await?;
+    let mut out = Vec::new();
+    for state in alerting.meta.alert_states().await? {
+        if !matches!(state.phase, Phase::Pending | Phase::Firing) {
+            continue;
+        }
+        let Some(rule) = rules.iter().find(|r| r.id == state.rule_id) else {
+            continue;
+        };
+        out.push(json!({
+            "rule_id": rule.id,
+            "name": rule.spec.name,
+            "labels": labels_of(&state.group_key),
+            "state": state.phase,
+            "value": state.value,
+            "since": state.since,
+            "fired": state.fired,
+            "generator_url": alerting.evidence_url(rule, &state),
+        }));
+    }
+    Ok(Json(json!({ "alerts": out })).into_response())
+}
+
+/// Query string of the notification log.
+#[derive(Deserialize)]
+struct LogParams {
+    limit: Option<usize>,
+}
+
+/// Every notification attempt, newest first.
+async fn notifications(
+    State(alerting): State<Alerting>,
+    Query(p): Query<LogParams>,
+) -> Result<Response, Refusal> {
+    let limit = p.limit.unwrap_or(100).clamp(1, 1000);
+    Ok(Json(json!({ "notifications": alerting.meta.notifications(limit).await? })).into_response())
+}

@@ -1,0 +1,303 @@
+//! Alerting: rules evaluated on a fixed cadence from the rollups and indexes, alert states
+//! kept in the metadata store (a restart resumes them without sending anything twice), and
+//! notifications receivers already understand.
+//!
+//! Built so far (issue 16): the five rule kinds, `for`, grouping by instance or version,
+//! states and history, flap damping, webhook (Alertmanager v4) and Slack notifications with
+//! retries and a log, repeat while firing, a resolved message, the JSON API. Not yet: email,
+//! silences, the Prometheus-compatible rule listing, rule files, the `/alerts` page and
+//! "start post-mortem" (see the issue's closing note).
+
+pub mod api;
+pub mod evaluate;
+pub mod notify;
+pub mod rule;
+pub mod state;
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::meta::alerts::{AlertState, NotificationRecord, Phase};
+use crate::meta::MetaStore;
+use crate::query::QueryEngine;
+use rule::{Measure, Rule, RuleSpec};
+
+/// How alerting runs.
+#[derive(Debug, Clone)]
+pub struct AlertSettings {
+    /// Between evaluations (default 15 s).
+    pub every: Duration,
+    /// Between repeated notifications of an alert that keeps firing (default 4 h, as
+    /// Alertmanager's `repeat_interval`).
+    pub repeat: Duration,
+    /// This server's address as receivers should link to it (`generatorURL`).
+    pub external_url: String,
+}
+
+/// The alerting service: rules, states and notifications over one query engine.
+#[derive(Clone)]
+pub struct Alerting {
+    meta: MetaStore,
+    engine: QueryEngine,
+    settings: AlertSettings,
+    client: reqwest::Client,
+}
+
+/// `key=value` pairs joined by `,`: how an alert's group is stored.
+pub fn group_key(labels: &BTreeMap<String, String>) -> String {
+    labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn labels_of(group_key: &str) -> BTreeMap<String, String> {
+    group_key
+        .split(',')
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+impl Alerting {
+    /// Alerting over `engine`, keeping its records in `meta`.
+    pub fn new(meta: MetaStore, engine: QueryEngine, settings: AlertSettings) -> Alerting {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap_or_default();
+        Alerting {
+            meta,
+            engine,
+            settings,
+            client,
+        }
+    }
+
+    /// The stored rules, checked (a stored rule always passed the check; one that no longer
+    /// does is logged and skipped).
+    pub async fn rules(&self) -> Result<Vec<Rule>, crate::meta::MetaError> {
+        Ok(self
+            .meta
+            .alert_rules()
+            .await?
+            .into_iter()
+            .filter_map(|stored| {
+                let checked = serde_json::from_str::<RuleSpec>(&stored.body)
+                    .map_err(|e| e.to_string())
+                    .and_then(|spec| spec.check(stored.id).map_err(|e| e.to_string()));
+                match checked {
+                    Ok(rule) => Some(rule),
+                    Err(e) => {
+                        tracing::error!(rule = stored.id, "stored alert rule no longer valid: {e}");
+                        None
+                    }
+                }
+            })
+            .collect())
+    }
+
+    /// Evaluates every rule now: new states and transitions stored, due notifications sent.
+    pub async fn evaluate_once(&self, now: i64) -> Result<(), crate::meta::MetaError> {
+        let rules = self.rules().await?;
+        let mut states: HashMap<(i64, String), AlertState> = self
+            .meta
+            .alert_states()
+            .await?
+            .into_iter()
+            .map(|s| ((s.rule_id, s.group_key.clone()), s))
+            .collect();
+        for rule in &rules {
+            let values = match evaluate::values(&self.engine, rule, now).await {
+                Ok(v) => v,
+                Err(e) => {
+                    tracing::warn!(rule = rule.id, "alert rule not evaluated: {e}");
+                    continue;
+                }
+            };
+            let mut seen = Vec::new();
+            let mut readings: Vec<(String, state::Reading)> = values
+                .into_iter()
+                .map(|(labels, value)| {
+                    let key = group_key(&labels);
+                    seen.push(key.clone());
+                    let breached = value.is_some_and(|v| rule.breached(v));
+                    (key, state::Reading { value, breached })
+                })
+                .collect();
+            // A group that measured nothing this time (an instance gone from a grouped rule)
+            // no longer breaks the rule.
+            for (rule_id, key) in states.keys() {
+                if *rule_id == rule.id && !seen.contains(key) {
+                    readings.push((
+                        key.clone(),
+                        state::Reading {
+                            value: None,
+                            breached: false,
+                        },
+                    ));
+                }
+            }
+            let mut due: BTreeMap<&'static str, Vec<AlertState>> = BTreeMap::new();
+            for (key, reading) in readings {
+                let prev = states.get(&(rule.id, key.clone()));
+                let (next, transition) = state::advance(
+                    prev,
+                    rule.id,
+                    &key,
+                    reading,
+                    rule.spec.for_secs * 1_000_000_000,
+                    2 * self.settings.every.as_nanos() as i64,
+                    now,
+                );
+                if prev != Some(&next) || transition.is_some() {
+                    self.meta.save_alert_state(next.clone(), transition).await?;
+                }
+                if let Some(status) = state::due(&next, self.settings.repeat.as_nanos() as i64, now)
+                {
+                    due.entry(status).or_default().push(next.clone());
+                }
+                states.insert((rule.id, key), next);
+            }
+            for (status, alerts) in due {
+                self.notify(rule, status, alerts, now).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends one message per receiver for `alerts` of `rule`; when every receiver took it,
+    /// marks them notified (so neither the next evaluation nor a restart sends it again).
+    async fn notify(
+        &self,
+        rule: &Rule,
+        status: &'static str,
+        alerts: Vec<AlertState>,
+        now: i64,
+    ) -> Result<(), crate::meta::MetaError> {
+        let payload: Vec<notify::PayloadAlert> = alerts
+            .iter()
+            .map(|a| self.payload_alert(rule, a, status))
+            .collect();
+        let mut delivered = !rule.spec.receivers.is_empty();
+        for receiver in &rule.spec.receivers {
+            let (sent, attempts) = notify::deliver(
+                &self.client,
+                receiver,
+                rule,
+                status,
+                &payload,
+                &self.settings.external_url,
+            )
+            .await;
+            delivered &= sent;
+            for alert in &alerts {
+                for a in &attempts {
+                    self.meta
+                        .log_notification(NotificationRecord {
+                            rule_id: rule.id,
+                            group_key: alert.group_key.clone(),
+                            at: crate::model::time::now_ns(),
+                            status: status.to_string(),
+                            receiver: a.receiver.clone(),
+                            attempt: a.attempt,
+                            outcome: a.outcome.clone(),
+                        })
+                        .await?;
+                }
+            }
+        }
+        if delivered || rule.spec.receivers.is_empty() {
+            for mut alert in alerts {
+                alert.notified = now;
+                self.meta.save_alert_state(alert, None).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One alert as the webhook payload carries it.
+    fn payload_alert(
+        &self,
+        rule: &Rule,
+        alert: &AlertState,
+        status: &'static str,
+    ) -> notify::PayloadAlert {
+        let mut labels = rule.spec.labels.clone();
+        labels.insert("alertname".into(), rule.spec.name.clone());
+        if let Some(s) = &rule.spec.service {
+            labels.insert("service".into(), s.clone());
+        }
+        labels.extend(labels_of(&alert.group_key));
+        let annotations = rule
+            .spec
+            .annotations
+            .iter()
+            .map(|(k, v)| (k.clone(), rule.annotation(v, alert.value, &labels)))
+            .collect();
+        let started = alert.fired.unwrap_or(alert.since);
+        notify::PayloadAlert {
+            status,
+            annotations,
+            starts_at: notify::rfc3339(started),
+            ends_at: match (status, alert.resolved) {
+                ("resolved", Some(t)) => notify::rfc3339(t),
+                _ => notify::NOT_ENDED.to_string(),
+            },
+            generator_url: self.evidence_url(rule, alert),
+            fingerprint: notify::fingerprint(&labels),
+            labels,
+        }
+    }
+
+    /// The Sightline page that shows an alert's evidence over its window: from 15 minutes
+    /// before it fired to its resolution (or now).
+    pub fn evidence_url(&self, rule: &Rule, alert: &AlertState) -> String {
+        let fired = alert.fired.unwrap_or(alert.since);
+        let from = fired - 15 * 60 * 1_000_000_000;
+        let to = match alert.phase {
+            Phase::Resolved => alert.resolved.unwrap_or(alert.since),
+            _ => crate::model::time::now_ns(),
+        };
+        let mut ser = form_urlencoded::Serializer::new(String::new());
+        let path = match &rule.measure {
+            Measure::LogCount(q) => {
+                ser.append_pair("q", q);
+                "/logs".to_string()
+            }
+            Measure::Metric(_) => "/explore".to_string(),
+            _ => format!(
+                "/services/{}",
+                percent_encoding::utf8_percent_encode(
+                    rule.spec.service.as_deref().unwrap_or_default(),
+                    percent_encoding::NON_ALPHANUMERIC
+                )
+            ),
+        };
+        ser.append_pair("from", &notify::rfc3339(from))
+            .append_pair("to", &notify::rfc3339(to));
+        format!(
+            "{}{path}?{}",
+            self.settings.external_url.trim_end_matches('/'),
+            ser.finish()
+        )
+    }
+
+    /// Evaluates every `settings.every` until `stop` is cancelled.
+    pub async fn run(self, stop: CancellationToken) {
+        let mut tick = tokio::time::interval(self.settings.every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            if let Err(e) = self.evaluate_once(crate::model::time::now_ns()).await {
+                tracing::error!("alert evaluation failed: {e}");
+            }
+        }
+    }
+}

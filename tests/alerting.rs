@@ -1,0 +1,312 @@
+//! Alerting (issue 16) against real receivers: an HTTP server in the test takes the
+//! Alertmanager webhook payload on firing and on resolution (checked field by field), a
+//! receiver that is down is retried and the log shows each attempt, a restart while firing
+//! sends nothing twice, and bad rules are refused naming the field with the store unchanged.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::routing::post;
+use axum::Json;
+use common::otlp::{kv, now_ns};
+use common::Server;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{
+    status::StatusCode, ResourceSpans, ScopeSpans, Span, Status,
+};
+use prost::Message;
+use serde_json::{json, Value};
+
+/// What a receiver in the test got.
+type Inbox = Arc<Mutex<Vec<Value>>>;
+
+/// A webhook receiver on an ephemeral port: its URL and what it received.
+async fn receiver() -> (String, Inbox) {
+    let inbox: Inbox = Arc::default();
+    let app = axum::Router::new()
+        .route(
+            "/hook",
+            post(
+                |State(inbox): State<Inbox>, Json(body): Json<Value>| async move {
+                    inbox.lock().unwrap().push(body);
+                    "ok"
+                },
+            ),
+        )
+        .with_state(inbox.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, inbox)
+}
+
+/// Waits until `inbox` holds `n` messages.
+async fn received(inbox: &Inbox, n: usize) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = inbox.lock().unwrap().clone();
+        if got.len() >= n {
+            return got;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of {n} messages: {got:?}",
+            got.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `n` server spans of `service` on `instance`, `failed` of them failed, just now.
+fn requests(service: &str, instance: &str, n: u64, failed: u64, seed: u8) -> Vec<u8> {
+    let now = now_ns();
+    let spans = (0..n)
+        .map(|i| Span {
+            trace_id: [[seed; 8], (i + 1).to_be_bytes()].concat(),
+            span_id: (i + 1).to_be_bytes().to_vec(),
+            name: "GET /shop".into(),
+            kind: 2,
+            start_time_unix_nano: now - 5_000_000,
+            end_time_unix_nano: now,
+            status: (i < failed).then(|| Status {
+                code: StatusCode::Error as i32,
+                message: "boom".into(),
+            }),
+            ..Default::default()
+        })
+        .collect();
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![
+                    kv("service.name", service),
+                    kv("service.instance.id", instance),
+                ],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+    .encode_to_vec()
+}
+
+async fn send(server: &Server, body: Vec<u8>) {
+    assert_eq!(server.post_protobuf("/v1/traces", body).await.status(), 200);
+}
+
+async fn post_rule(server: &Server, rule: &Value) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/v1/alert-rules", server.api))
+        .json(rule)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn error_rate_fires_and_resolves_to_a_real_webhook_without_duplicates_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let flags = [
+        "--alert-eval-secs",
+        "1",
+        "--external-url",
+        "http://sightline.example",
+    ];
+    let server = Server::start_with(&data, &flags);
+    let (hook, inbox) = receiver().await;
+    let (status, rule) = post_rule(
+        &server,
+        &json!({
+            "name": "shop errors", "kind": "error_rate", "service": "shop", "threshold": 0.2,
+            "window_secs": 120, "for_secs": 0, "labels": {"team": "shop"},
+            "annotations": {"summary": "shop fails {{ $value }} of requests"},
+            "receivers": [{"webhook": hook}]
+        }),
+    )
+    .await;
+    assert_eq!(status, 201, "{rule}");
+
+    // 10 requests, 5 failed: 50 % > 20 %.
+    send(&server, requests("shop", "shop-1", 10, 5, 1)).await;
+    let firing = received(&inbox, 1).await.remove(0);
+    assert_eq!(firing["version"], "4");
+    assert_eq!(firing["status"], "firing");
+    assert_eq!(firing["receiver"], "sightline");
+    assert_eq!(firing["groupLabels"]["alertname"], "shop errors");
+    assert_eq!(firing["externalURL"], "http://sightline.example");
+    let alert = &firing["alerts"][0];
+    assert_eq!(alert["status"], "firing");
+    assert_eq!(alert["labels"]["alertname"], "shop errors");
+    assert_eq!(alert["labels"]["team"], "shop");
+    assert_eq!(alert["labels"]["service"], "shop");
+    assert_eq!(
+        alert["annotations"]["summary"],
+        "shop fails 0.5000 of requests"
+    );
+    assert_eq!(alert["endsAt"], "0001-01-01T00:00:00Z");
+    assert!(alert["startsAt"].as_str().unwrap().ends_with('Z'));
+    assert!(alert["generatorURL"]
+        .as_str()
+        .unwrap()
+        .starts_with("http://sightline.example/services/shop?from="));
+    let fingerprint = alert["fingerprint"].as_str().unwrap().to_string();
+    assert_eq!(fingerprint.len(), 16);
+    let (_, active) = server.get("/api/v1/alerts").await;
+    assert_eq!(active["alerts"][0]["state"], "firing", "{active}");
+
+    // A restart while firing: the alert is still firing afterwards and nothing is sent again.
+    server.stop();
+    let server = Server::start_with(&data, &flags);
+    tokio::time::sleep(Duration::from_secs(3)).await; // three evaluations after the restart
+    assert_eq!(
+        inbox.lock().unwrap().len(),
+        1,
+        "no duplicate after the restart"
+    );
+    let (_, active) = server.get("/api/v1/alerts").await;
+    assert_eq!(active["alerts"][0]["state"], "firing", "{active}");
+
+    // Recovery: 200 more requests without errors bring the rate to 2.4 %.
+    send(&server, requests("shop", "shop-1", 200, 0, 2)).await;
+    let resolved = received(&inbox, 2).await.remove(1);
+    assert_eq!(resolved["status"], "resolved");
+    let alert = &resolved["alerts"][0];
+    assert_eq!(alert["status"], "resolved");
+    assert_eq!(alert["fingerprint"], fingerprint.as_str(), "the same alert");
+    assert_ne!(alert["endsAt"], "0001-01-01T00:00:00Z");
+    // History: inactive → firing → resolved, with the values that caused each.
+    let rule_id = rule["id"].as_i64().unwrap();
+    let (_, detail) = server.get(&format!("/api/v1/alert-rules/{rule_id}")).await;
+    let history: Vec<(String, String)> = detail["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .map(|t| {
+            (
+                t["from"].as_str().unwrap().into(),
+                t["to"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        history,
+        [
+            ("inactive".into(), "firing".into()),
+            ("firing".into(), "resolved".into())
+        ]
+    );
+    assert_eq!(detail["history"][1]["value"], 0.5);
+    let (_, log) = server.get("/api/v1/alert-notifications").await;
+    let outcomes: Vec<&str> = log["notifications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, ["sent", "sent"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_that_is_down_is_retried_and_logged() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(&dir.path().join("data"), &["--alert-eval-secs", "1"]);
+    // A port nothing listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = format!("http://{}/hook", closed.local_addr().unwrap());
+    drop(closed);
+    let (status, _) = post_rule(
+        &server,
+        &json!({"name": "silent shop", "kind": "absence", "service": "quiet", "threshold": 1,
+                "receivers": [{"webhook": dead}]}),
+    )
+    .await;
+    assert_eq!(status, 201);
+    send(&server, requests("quiet", "quiet-1", 1, 0, 3)).await;
+    // Silent for over a second: fires; every delivery attempt fails and is logged.
+    let log = server
+        .wait_for("/api/v1/alert-notifications", |v| {
+            v["notifications"].as_array().is_some_and(|n| n.len() >= 3)
+        })
+        .await;
+    let attempts: Vec<u64> = log["notifications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .take(3)
+        .map(|n| n["attempt"].as_u64().unwrap())
+        .collect();
+    assert_eq!(attempts, [1, 2, 3], "{log}");
+    for n in log["notifications"].as_array().unwrap() {
+        assert!(
+            n["outcome"].as_str().unwrap().starts_with("failed: "),
+            "{n}"
+        );
+        assert_eq!(n["status"], "firing");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_rules_are_refused_naming_the_field_and_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"));
+    let (status, _) = post_rule(
+        &server,
+        &json!({"name": "ok", "kind": "log_count", "query": "level:error", "threshold": 10}),
+    )
+    .await;
+    assert_eq!(status, 201);
+    for (rule, field) in [
+        (json!({"name": "a", "kind": "fancy"}), "kind:"),
+        (
+            json!({"name": "a", "kind": "error_rate", "service": "s", "window_secs": -1}),
+            "window_secs:",
+        ),
+        (
+            json!({"name": "a", "kind": "log_count", "query": "service:(payment"}),
+            "query:",
+        ),
+        (
+            json!({"name": "a", "kind": "metric", "expr": "rate(x[5m]"}),
+            "expr:",
+        ),
+        (
+            json!({"name": "a", "kind": "absence", "service": "s", "receivers": [{"webhook": "gopher://x/y"}]}),
+            "receivers[0].webhook:",
+        ),
+        (
+            json!({"name": "ok", "kind": "absence", "service": "s"}),
+            "exists",
+        ),
+    ] {
+        let (status, body) = post_rule(&server, &rule).await;
+        assert!(status == 400 || status == 409, "{rule}: {status} {body}");
+        assert!(
+            body["error"].as_str().unwrap().contains(field),
+            "{rule}: {body}"
+        );
+    }
+    let (_, rules) = server.get("/api/v1/alert-rules").await;
+    assert_eq!(rules["rules"].as_array().unwrap().len(), 1, "{rules}");
+    // Not JSON at all.
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/v1/alert-rules", server.api))
+        .header("content-type", "application/json")
+        .body("{nope")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+}
