@@ -75,8 +75,27 @@ impl QueryEngine {
         start: Option<i64>,
         end: Option<i64>,
         prefilter: Prefilter,
-        mut keep: impl FnMut(&T) -> bool + Send,
+        keep: impl FnMut(&T) -> bool + Send,
     ) -> Result<Vec<T>, QueryError> {
+        let (rows, _) = self
+            .rows_thinned(block_query, start, end, prefilter, keep, None)
+            .await?;
+        Ok(rows)
+    }
+
+    /// [`QueryEngine::rows`], reading at most `max_blocks` of the stored blocks (evenly
+    /// spread over those that match, so a sample covers the whole window) when given; the
+    /// memtables are always read whole. Also returns how many stored blocks were read of
+    /// how many matched.
+    pub(super) async fn rows_thinned<T: LiveRows>(
+        &self,
+        block_query: Box<dyn Query>,
+        start: Option<i64>,
+        end: Option<i64>,
+        prefilter: Prefilter,
+        mut keep: impl FnMut(&T) -> bool + Send,
+        max_blocks: Option<usize>,
+    ) -> Result<(Vec<T>, BlocksRead), QueryError> {
         self.check_range(start, end)?;
         let (mut rows, searcher) = {
             let live = self.live.read();
@@ -86,9 +105,20 @@ impl QueryEngine {
             )
         };
         self.check_rows(rows.len())?;
-        let blocks = self
+        let mut blocks = self
             .index
             .search(&searcher, T::SIGNAL, block_query, start, end)?;
+        let matched = blocks.len();
+        if let Some(max) = max_blocks.filter(|m| *m > 0 && blocks.len() > *m) {
+            let step = blocks.len() as f64 / max as f64;
+            blocks = (0..max)
+                .map(|i| blocks[(i as f64 * step) as usize].clone())
+                .collect();
+        }
+        let read = BlocksRead {
+            read: blocks.len(),
+            matched,
+        };
         for (path, groups) in group_by_file(&blocks) {
             let row_groups = groups.iter().map(|(rg, _)| *rg).collect();
             rows.extend(
@@ -97,8 +127,15 @@ impl QueryEngine {
             );
             self.check_rows(rows.len())?;
         }
-        Ok(rows)
+        Ok((rows, read))
     }
+}
+
+/// How many stored blocks a thinned scan read, of how many matched.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct BlocksRead {
+    pub read: usize,
+    pub matched: usize,
 }
 
 /// Where queries report the corrupt files they meet. The receiving end belongs to a

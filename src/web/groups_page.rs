@@ -225,7 +225,7 @@ pub async fn handler(
     }
     let summary = match &answer {
         Some(a) => format!(
-            "{} selected spans ({}) against {} {} spans ({} read, none sampled).",
+            "{} selected spans ({}) against {} {} spans ({} read{}).",
             a.selection_spans,
             selection_words(&form),
             a.baseline_spans,
@@ -234,7 +234,15 @@ pub async fn handler(
             } else {
                 "other"
             },
-            a.spans_read
+            a.spans_read,
+            if a.blocks_read < a.blocks_matched {
+                format!(
+                    ": a sample of {} of the {} stored blocks, spread over the window",
+                    a.blocks_read, a.blocks_matched
+                )
+            } else {
+                ", none sampled".to_string()
+            }
         ),
         None if asked => String::new(),
         None => "Choose what to select (failed spans, a duration, an attribute) and compare it with the rest of the window.".into(),
