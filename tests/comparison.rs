@@ -260,24 +260,7 @@ async fn canary_verdicts_on_planted_differences() {
 async fn errors_against_the_rest_rank_the_bad_instance_first() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("data"));
-    let mut seq = 0;
-    // shop-3 fails a third of its requests; shop-1 and shop-2 one in a hundred.
-    for (instance, every) in [("shop-1", 100), ("shop-2", 100), ("shop-3", 3)] {
-        let p = Process {
-            service: "shop",
-            version: "4.2",
-            instance,
-        };
-        send(
-            &server,
-            &p,
-            &mut seq,
-            300,
-            |i| 20 + i % 10,
-            |i| i % every == 0,
-        )
-        .await;
-    }
+    send_shop(&server).await;
     settled(&server, "shop", 900).await;
     errors_rank_shop_3_first(&server, 900).await;
 
@@ -325,6 +308,28 @@ async fn errors_against_the_rest_rank_the_bad_instance_first() {
         ],
     )
     .await;
+}
+
+/// 300 requests of each of shop-1, shop-2 and shop-3 (version 4.2): shop-3 fails a third of
+/// its requests, shop-1 and shop-2 one in a hundred.
+async fn send_shop(server: &Server) {
+    let mut seq = 0;
+    for (instance, every) in [("shop-1", 100), ("shop-2", 100), ("shop-3", 3)] {
+        let p = Process {
+            service: "shop",
+            version: "4.2",
+            instance,
+        };
+        send(
+            server,
+            &p,
+            &mut seq,
+            300,
+            |i| 20 + i % 10,
+            |i| i % every == 0,
+        )
+        .await;
+    }
 }
 
 /// Errors against the rest of the last hour of `shop`: shop-3 first, `read` spans read.
@@ -533,23 +538,7 @@ async fn a_window_of_many_blocks_is_answered_from_a_sample_that_says_so() {
         &dir.path().join("data"),
         &["--row-group-rows", "9", "--flush-age-ms", "200"],
     );
-    let mut seq = 0;
-    for (instance, every) in [("shop-1", 100), ("shop-2", 100), ("shop-3", 3)] {
-        let p = Process {
-            service: "shop",
-            version: "4.2",
-            instance,
-        };
-        send(
-            &server,
-            &p,
-            &mut seq,
-            300,
-            |i| 20 + i % 10,
-            |i| i % every == 0,
-        )
-        .await;
-    }
+    send_shop(&server).await;
     settled(&server, "shop", 900).await;
     // Wait until every span is flushed into blocks (none left in the memtable).
     let body = server
