@@ -164,6 +164,17 @@ async fn error_rate_fires_and_resolves_to_a_real_webhook_without_duplicates_acro
     assert_eq!(fingerprint.len(), 16);
     let (_, active) = server.get("/api/v1/alerts").await;
     assert_eq!(active["alerts"][0]["state"], "firing", "{active}");
+    // Grafana's view: Prometheus' rules and alerts APIs.
+    let (_, rules) = server.get("/prometheus/api/v1/rules").await;
+    let listed = &rules["data"]["groups"][0]["rules"][0];
+    assert_eq!(rules["status"], "success");
+    assert_eq!(listed["name"], "shop errors");
+    assert_eq!(listed["type"], "alerting");
+    assert_eq!(listed["state"], "firing", "{rules}");
+    assert_eq!(listed["alerts"][0]["labels"]["team"], "shop");
+    assert_eq!(listed["alerts"][0]["value"], "0.5");
+    let (_, alerts) = server.get("/prometheus/api/v1/alerts").await;
+    assert_eq!(alerts["data"]["alerts"][0]["state"], "firing", "{alerts}");
 
     // A restart while firing: the alert is still firing afterwards and nothing is sent again.
     server.stop();

@@ -47,6 +47,8 @@ pub fn router(alerting: Alerting) -> Router {
         )
         .route("/api/v1/alerts", get(active_alerts))
         .route("/api/v1/alert-notifications", get(notifications))
+        .route("/prometheus/api/v1/rules", get(prometheus_rules))
+        .route("/prometheus/api/v1/alerts", get(prometheus_alerts))
         .with_state(alerting)
 }
 
@@ -173,4 +175,123 @@ async fn notifications(
 ) -> Result<Response, Refusal> {
     let limit = p.limit.unwrap_or(100).clamp(1, 1000);
     Ok(Json(json!({ "notifications": alerting.meta.notifications(limit).await? })).into_response())
+}
+
+/// A rule's condition as one line of text (the PromQL itself for metric rules), for tools
+/// that show a rule's `query`.
+fn condition(rule: &super::rule::Rule) -> String {
+    use super::rule::Measure;
+    let spec = &rule.spec;
+    let side = if rule.below { "<" } else { ">" };
+    let service = spec.service.as_deref().unwrap_or_default();
+    match &rule.measure {
+        Measure::ErrorRate => format!(
+            "error_rate{{service=\"{service}\"}}[{}s] {side} {}",
+            spec.window_secs, spec.threshold
+        ),
+        Measure::Latency(q) => format!(
+            "latency_ms{{service=\"{service}\", quantile=\"{q}\"}}[{}s] {side} {}",
+            spec.window_secs, spec.threshold
+        ),
+        Measure::LogCount(query) => format!(
+            "count_logs({query:?})[{}s] {side} {}",
+            spec.window_secs, spec.threshold
+        ),
+        Measure::Metric(expr) => format!("({expr}) {side} {}", spec.threshold),
+        Measure::Absence => format!(
+            "silent_seconds{{service=\"{service}\"}} > {}",
+            spec.threshold
+        ),
+    }
+}
+
+/// One alert as Prometheus' rules and alerts APIs show it.
+fn prometheus_alert(
+    alerting: &Alerting,
+    rule: &super::rule::Rule,
+    state: &crate::meta::alerts::AlertState,
+) -> serde_json::Value {
+    let mut labels = rule.spec.labels.clone();
+    labels.insert("alertname".into(), rule.spec.name.clone());
+    labels.extend(labels_of(&state.group_key));
+    let annotations: std::collections::BTreeMap<String, String> = rule
+        .spec
+        .annotations
+        .iter()
+        .map(|(k, v)| (k.clone(), rule.annotation(v, state.value, &labels)))
+        .collect();
+    json!({
+        "labels": labels,
+        "annotations": annotations,
+        "state": state.phase.as_str(),
+        "activeAt": super::notify::rfc3339(state.fired.unwrap_or(state.since)),
+        "value": state.value.map(|v| v.to_string()).unwrap_or_default(),
+        "generatorURL": alerting.evidence_url(rule, state),
+    })
+}
+
+/// `GET /prometheus/api/v1/rules`: the rules in Prometheus' format, so Grafana lists them
+/// with their alerts.
+async fn prometheus_rules(State(alerting): State<Alerting>) -> Result<Response, Refusal> {
+    let rules = alerting.rules().await?;
+    let states = alerting.meta.alert_states().await?;
+    let listed: Vec<serde_json::Value> = rules
+        .iter()
+        .map(|rule| {
+            let alerts: Vec<serde_json::Value> = states
+                .iter()
+                .filter(|s| {
+                    s.rule_id == rule.id && matches!(s.phase, Phase::Pending | Phase::Firing)
+                })
+                .map(|s| prometheus_alert(&alerting, rule, s))
+                .collect();
+            let state = if alerts.iter().any(|a| a["state"] == "firing") {
+                "firing"
+            } else if alerts.is_empty() {
+                "inactive"
+            } else {
+                "pending"
+            };
+            json!({
+                "name": rule.spec.name,
+                "query": condition(rule),
+                "duration": rule.spec.for_secs,
+                "labels": rule.spec.labels,
+                "annotations": rule.spec.annotations,
+                "alerts": alerts,
+                "health": "ok",
+                "state": state,
+                "type": "alerting",
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "status": "success",
+        "data": { "groups": [{
+            "name": "sightline",
+            "file": "sightline",
+            "interval": alerting.settings.every.as_secs(),
+            "rules": listed,
+        }]}
+    }))
+    .into_response())
+}
+
+/// `GET /prometheus/api/v1/alerts`: pending and firing alerts in Prometheus' format.
+async fn prometheus_alerts(State(alerting): State<Alerting>) -> Result<Response, Refusal> {
+    let rules = alerting.rules().await?;
+    let alerts: Vec<serde_json::Value> = alerting
+        .meta
+        .alert_states()
+        .await?
+        .iter()
+        .filter(|s| matches!(s.phase, Phase::Pending | Phase::Firing))
+        .filter_map(|s| {
+            rules
+                .iter()
+                .find(|r| r.id == s.rule_id)
+                .map(|rule| prometheus_alert(&alerting, rule, s))
+        })
+        .collect();
+    Ok(Json(json!({ "status": "success", "data": { "alerts": alerts } })).into_response())
 }
