@@ -32,11 +32,13 @@ const LAYERS: &[&[&str]] = &[
     &["access"],
     // Front ends: OTLP receivers, the JSON/gRPC API, other tools' APIs.
     &["ingest", "api", "compat"],
+    // Alert rules, states and notifications over the read layer and the PromQL evaluator
+    // (its API beside the others; the UI above it shows its alerts).
+    &["alerting"],
     // The UI (it renders the API's OpenAPI document too).
     &["web"],
     // What the server runs beside the front ends.
     &[
-        "alerting",
         "compaction",
         "retention",
         "reindex",
