@@ -321,3 +321,88 @@ async fn bad_rules_are_refused_naming_the_field_and_change_nothing() {
         .unwrap();
     assert_eq!(response.status(), 400);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latency_and_log_count_rules_fire_on_sent_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(&dir.path().join("data"), &["--alert-eval-secs", "1"]);
+    let (hook, inbox) = receiver().await;
+    for rule in [
+        json!({"name": "slow api", "kind": "latency", "service": "api", "percentile": "p95",
+               "threshold": 500, "window_secs": 120, "receivers": [{"webhook": hook}]}),
+        json!({"name": "timeouts", "kind": "log_count", "query": "timeout", "threshold": 3,
+               "window_secs": 120, "receivers": [{"webhook": hook}]}),
+    ] {
+        let (status, body) = post_rule(&server, &rule).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    // 20 requests of 900 ms: p95 900 ms > 500 ms.
+    let mut slow =
+        ExportTraceServiceRequest::decode(requests("api", "api-1", 20, 0, 4).as_slice()).unwrap();
+    for s in &mut slow.resource_spans[0].scope_spans[0].spans {
+        s.start_time_unix_nano = s.end_time_unix_nano - 900_000_000;
+    }
+    send(&server, slow.encode_to_vec()).await;
+    // Five log records with the word "timeout".
+    let bodies: Vec<String> = (0..5)
+        .map(|i| format!("upstream timeout after {i} retries"))
+        .collect();
+    let logs = common::otlp::logs("api", "req-1", &bodies).encode_to_vec();
+    assert_eq!(server.post_protobuf("/v1/logs", logs).await.status(), 200);
+
+    let got = received(&inbox, 2).await;
+    let mut fired: Vec<(String, String)> = got
+        .iter()
+        .map(|m| {
+            (
+                m["groupLabels"]["alertname"].as_str().unwrap().to_string(),
+                m["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    fired.sort();
+    assert_eq!(
+        fired,
+        [
+            ("slow api".to_string(), "firing".to_string()),
+            ("timeouts".to_string(), "firing".to_string())
+        ]
+    );
+    let (_, active) = server.get("/api/v1/alerts").await;
+    let values: Vec<(String, f64)> = active["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["name"].as_str().unwrap().to_string(),
+                a["value"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert!(
+        values.contains(&("timeouts".to_string(), 5.0)),
+        "{values:?}"
+    );
+    let latency = values.iter().find(|(n, _)| n == "slow api").unwrap().1;
+    assert!(
+        (latency - 900.0).abs() < 9.0,
+        "p95 within 1 % of 900 ms: {latency}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_ships_its_example_rule() {
+    let server = common::shared_demo();
+    let (status, rules) = server.get("/api/v1/alert-rules").await;
+    assert_eq!(status, 200);
+    let rule = &rules["rules"][0];
+    assert_eq!(rule["name"], "payment error rate (demo)", "{rules}");
+    assert_eq!(rule["rule"]["kind"], "error_rate");
+    assert_eq!(rule["rule"]["service"], "payment");
+    let (_, listed) = server.get("/prometheus/api/v1/rules").await;
+    assert_eq!(
+        listed["data"]["groups"][0]["rules"][0]["name"],
+        "payment error rate (demo)"
+    );
+}

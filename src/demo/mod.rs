@@ -19,6 +19,16 @@ use crate::ingest::Receiver;
 /// Seed of the committed sample data.
 pub const DEFAULT_SEED: u64 = 42;
 
+/// The alert rule the demo ships: payment's error rate over a minute above 5 %. The live
+/// demo's incident (the canary's timeouts) fires it and pulling the canary resolves it, once
+/// per `--demo-incident-every` cycle. No receivers: it shows in the API, Grafana's alert list
+/// and the notification-free history.
+pub const EXAMPLE_RULE: &str = r#"{
+    "name": "payment error rate (demo)", "kind": "error_rate", "service": "payment",
+    "threshold": 0.05, "window_secs": 60, "for_secs": 0, "labels": {"team": "payments"},
+    "annotations": {"summary": "payment fails {{ $value }} of its requests"}
+}"#;
+
 /// The committed sample data, built into the binary so `--demo` works from any directory.
 const TRACES: &str = include_str!("../../sample-data/traces.jsonl");
 const LOGS: &str = include_str!("../../sample-data/logs.jsonl");

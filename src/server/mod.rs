@@ -69,6 +69,7 @@ pub async fn run(
     let maintenance = Maintenance::start(&config, &recovered.store, &recovered.index, &stop)?;
     if let Some(demo) = config.demo {
         load_demo(&receiver, data, demo, &stop).await?;
+        ship_demo_rule(&meta).await?;
     }
     let engine = QueryEngine::new(recovered.live, recovered.index, recovered.store)
         .with_down_after(config.instance_down_after.as_nanos() as i64)
@@ -87,6 +88,18 @@ pub async fn run(
 
     shutdown.await;
     shutdown::stop_all(stop, servers, maintenance, threads).await
+}
+
+/// Stores the demo's example alert rule unless the data dir has rules of its own.
+async fn ship_demo_rule(meta: &crate::meta::MetaStore) -> anyhow::Result<()> {
+    if !meta.alert_rules().await?.is_empty() {
+        return Ok(());
+    }
+    let spec: crate::alerting::rule::RuleSpec = serde_json::from_str(crate::demo::EXAMPLE_RULE)?;
+    let rule = spec.check(0)?;
+    meta.create_alert_rule(&rule.spec.name, serde_json::to_string(&rule.spec)?)
+        .await?;
+    Ok(())
 }
 
 /// Loads the demo scenario, shifted so that it ends now (once per data dir), then keeps its
