@@ -406,3 +406,73 @@ async fn the_demo_ships_its_example_rule() {
         "payment error rate (demo)"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silence_holds_a_firing_alert_back_until_it_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(&dir.path().join("data"), &["--alert-eval-secs", "1"]);
+    let (hook, inbox) = receiver().await;
+    let client = reqwest::Client::new();
+    // Silence the rule by name for an hour, before it fires.
+    let in_an_hour = (now_ns() + 3_600_000_000_000).to_string();
+    let silence: Value = client
+        .post(format!("{}/api/v1/silences", server.api))
+        .json(
+            &json!({"matchers": [{"name": "alertname", "value": "shop errors"}],
+                      "endsAt": in_an_hour, "createdBy": "test", "comment": "deploying"}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = silence["silenceID"].as_i64().expect("a silence id");
+    let (status, _) = post_rule(
+        &server,
+        &json!({"name": "shop errors", "kind": "error_rate", "service": "shop", "threshold": 0.2,
+                "window_secs": 120, "receivers": [{"webhook": hook}]}),
+    )
+    .await;
+    assert_eq!(status, 201);
+    send(&server, requests("shop", "shop-1", 10, 5, 5)).await;
+    // Firing, silenced: listed with its silence, nothing sent over three evaluations.
+    let active = server
+        .wait_for("/api/v1/alerts", |v| v["alerts"][0]["state"] == "firing")
+        .await;
+    assert_eq!(active["alerts"][0]["silenced_by"], json!([id]));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        inbox.lock().unwrap().is_empty(),
+        "a silenced alert sent nothing"
+    );
+    let (_, listed) = server.get("/api/v1/silences").await;
+    assert_eq!(listed["silences"][0]["status"]["state"], "active");
+    // The silence ends: the alert, still firing, is told.
+    let response = client
+        .delete(format!("{}/api/v1/silences/{id}", server.api))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    let firing = received(&inbox, 1).await;
+    assert_eq!(firing[0]["status"], "firing");
+    let (_, listed) = server.get("/api/v1/silences").await;
+    assert_eq!(listed["silences"][0]["status"]["state"], "expired");
+    // A bad silence: the field named.
+    let response = client
+        .post(format!("{}/api/v1/silences", server.api))
+        .json(&json!({"matchers": [{"name": "a", "value": "(", "isRegex": true}], "endsAt": in_an_hour}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("matchers[0].value:"),
+        "{body}"
+    );
+}

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::rule::RuleSpec;
-use super::{labels_of, Alerting};
+use super::Alerting;
 use crate::meta::alerts::Phase;
 use crate::meta::MetaError;
 
@@ -47,6 +47,11 @@ pub fn router(alerting: Alerting) -> Router {
         )
         .route("/api/v1/alerts", get(active_alerts))
         .route("/api/v1/alert-notifications", get(notifications))
+        .route("/api/v1/silences", get(list_silences).post(create_silence))
+        .route(
+            "/api/v1/silences/{id}",
+            axum::routing::delete(expire_silence),
+        )
         .route("/prometheus/api/v1/rules", get(prometheus_rules))
         .route("/prometheus/api/v1/alerts", get(prometheus_alerts))
         .with_state(alerting)
@@ -137,9 +142,13 @@ async fn delete_rule(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// Pending and firing alerts, with their labels and the page that shows their evidence.
+/// Pending and firing alerts, with their labels, the silences that hold them back, and the
+/// page that shows their evidence.
 async fn active_alerts(State(alerting): State<Alerting>) -> Result<Response, Refusal> {
     let rules = alerting.rules().await?;
+    let silences = alerting
+        .active_silences(crate::model::time::now_ns())
+        .await?;
     let mut out = Vec::new();
     for state in alerting.meta.alert_states().await? {
         if !matches!(state.phase, Phase::Pending | Phase::Firing) {
@@ -148,10 +157,17 @@ async fn active_alerts(State(alerting): State<Alerting>) -> Result<Response, Ref
         let Some(rule) = rules.iter().find(|r| r.id == state.rule_id) else {
             continue;
         };
+        let labels = alerting.labels(rule, &state);
+        let silenced_by: Vec<i64> = silences
+            .iter()
+            .filter(|s| s.matches(&labels))
+            .map(|s| s.id)
+            .collect();
         out.push(json!({
             "rule_id": rule.id,
             "name": rule.spec.name,
-            "labels": labels_of(&state.group_key),
+            "labels": labels,
+            "silenced_by": silenced_by,
             "state": state.phase,
             "value": state.value,
             "since": state.since,
@@ -211,9 +227,7 @@ fn prometheus_alert(
     rule: &super::rule::Rule,
     state: &crate::meta::alerts::AlertState,
 ) -> serde_json::Value {
-    let mut labels = rule.spec.labels.clone();
-    labels.insert("alertname".into(), rule.spec.name.clone());
-    labels.extend(labels_of(&state.group_key));
+    let labels = alerting.labels(rule, state);
     let annotations: std::collections::BTreeMap<String, String> = rule
         .spec
         .annotations
@@ -294,4 +308,63 @@ async fn prometheus_alerts(State(alerting): State<Alerting>) -> Result<Response,
         })
         .collect();
     Ok(Json(json!({ "status": "success", "data": { "alerts": alerts } })).into_response())
+}
+
+/// Every silence with its status (`active`, `pending` or `expired`), newest first.
+async fn list_silences(State(alerting): State<Alerting>) -> Result<Response, Refusal> {
+    let now = crate::model::time::now_ns();
+    let listed: Vec<serde_json::Value> = alerting
+        .meta
+        .silences()
+        .await?
+        .into_iter()
+        .map(|s| {
+            let status = if now < s.starts {
+                "pending"
+            } else if now < s.ends {
+                "active"
+            } else {
+                "expired"
+            };
+            let matchers: serde_json::Value = serde_json::from_str(&s.matchers).unwrap_or_default();
+            json!({
+                "id": s.id,
+                "matchers": matchers,
+                "startsAt": super::notify::rfc3339(s.starts),
+                "endsAt": super::notify::rfc3339(s.ends),
+                "createdBy": s.created_by,
+                "comment": s.comment,
+                "status": { "state": status },
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "silences": listed })).into_response())
+}
+
+/// Creates a silence (Alertmanager's body: `matchers`, `startsAt`, `endsAt`, `createdBy`,
+/// `comment`); a bad one is a 400 naming the field.
+async fn create_silence(
+    State(alerting): State<Alerting>,
+    body: Result<Json<serde_json::Value>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, Refusal> {
+    let Json(value) = body.map_err(|e| Refusal(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let spec: super::silence::SilenceSpec = serde_json::from_value(value)
+        .map_err(|e| Refusal(StatusCode::BAD_REQUEST, format!("invalid silence: {e}")))?;
+    let (matchers, starts, ends, created_by, comment) = spec
+        .check(crate::model::time::now_ns())
+        .map_err(|e| Refusal(StatusCode::BAD_REQUEST, e))?;
+    let stored = alerting
+        .meta
+        .create_silence(matchers, starts, ends, created_by, comment)
+        .await?;
+    Ok((StatusCode::CREATED, Json(json!({ "silenceID": stored.id }))).into_response())
+}
+
+/// Ends a silence now.
+async fn expire_silence(
+    State(alerting): State<Alerting>,
+    Path(id): Path<i64>,
+) -> Result<Response, Refusal> {
+    alerting.meta.expire_silence(id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }

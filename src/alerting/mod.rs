@@ -4,14 +4,15 @@
 //!
 //! Built so far (issue 16): the five rule kinds, `for`, grouping by instance or version,
 //! states and history, flap damping, webhook (Alertmanager v4) and Slack notifications with
-//! retries and a log, repeat while firing, a resolved message, the JSON API. Not yet: email,
-//! silences, the Prometheus-compatible rule listing, rule files, the `/alerts` page and
-//! "start post-mortem" (see the issue's closing note).
+//! retries and a log, repeat while firing, a resolved message, silences, the JSON and
+//! Prometheus-compatible API. Not yet: email, rule files, the `/alerts` page and "start
+//! post-mortem" (see the issue's closing note).
 
 pub mod api;
 pub mod evaluate;
 pub mod notify;
 pub mod rule;
+pub mod silence;
 pub mod state;
 
 use std::collections::{BTreeMap, HashMap};
@@ -103,6 +104,7 @@ impl Alerting {
     /// Evaluates every rule now: new states and transitions stored, due notifications sent.
     pub async fn evaluate_once(&self, now: i64) -> Result<(), crate::meta::MetaError> {
         let rules = self.rules().await?;
+        let silences = self.active_silences(now).await?;
         let mut states: HashMap<(i64, String), AlertState> = self
             .meta
             .alert_states()
@@ -163,7 +165,18 @@ impl Alerting {
                 states.insert((rule.id, key), next);
             }
             for (status, alerts) in due {
-                self.notify(rule, status, alerts, now).await?;
+                // Silenced alerts send nothing: a firing one stays due (it is told once the
+                // silence ends), a resolution is dropped.
+                let (silenced, told): (Vec<AlertState>, Vec<AlertState>) = alerts
+                    .into_iter()
+                    .partition(|a| silences.iter().any(|s| s.matches(&self.labels(rule, a))));
+                for mut alert in silenced.into_iter().filter(|_| status == "resolved") {
+                    alert.notified = now;
+                    self.meta.save_alert_state(alert, None).await?;
+                }
+                if !told.is_empty() {
+                    self.notify(rule, status, told, now).await?;
+                }
             }
         }
         Ok(())
@@ -219,6 +232,32 @@ impl Alerting {
         Ok(())
     }
 
+    /// Silences active at `now`.
+    pub async fn active_silences(
+        &self,
+        now: i64,
+    ) -> Result<Vec<silence::Silence>, crate::meta::MetaError> {
+        Ok(self
+            .meta
+            .silences()
+            .await?
+            .iter()
+            .filter_map(silence::Silence::of)
+            .filter(|s| s.active(now))
+            .collect())
+    }
+
+    /// An alert's labels: the rule's, `alertname`, `service`, and the group's.
+    pub fn labels(&self, rule: &Rule, alert: &AlertState) -> BTreeMap<String, String> {
+        let mut labels = rule.spec.labels.clone();
+        labels.insert("alertname".into(), rule.spec.name.clone());
+        if let Some(s) = &rule.spec.service {
+            labels.insert("service".into(), s.clone());
+        }
+        labels.extend(labels_of(&alert.group_key));
+        labels
+    }
+
     /// One alert as the webhook payload carries it.
     fn payload_alert(
         &self,
@@ -226,12 +265,7 @@ impl Alerting {
         alert: &AlertState,
         status: &'static str,
     ) -> notify::PayloadAlert {
-        let mut labels = rule.spec.labels.clone();
-        labels.insert("alertname".into(), rule.spec.name.clone());
-        if let Some(s) = &rule.spec.service {
-            labels.insert("service".into(), s.clone());
-        }
-        labels.extend(labels_of(&alert.group_key));
+        let labels = self.labels(rule, alert);
         let annotations = rule
             .spec
             .annotations

@@ -72,7 +72,7 @@ pub fn advance(
 }
 
 /// The notification an alert is due, if any: `firing` once per firing and again every
-/// `repeat_nano` while it fires; `resolved` once per resolution (only for alerts that fired).
+/// `repeat_nano` while it fires; `resolved` once per resolution of a firing that was told.
 pub fn due(state: &AlertState, repeat_nano: i64, now: i64) -> Option<&'static str> {
     match state.phase {
         Phase::Firing => {
@@ -80,9 +80,12 @@ pub fn due(state: &AlertState, repeat_nano: i64, now: i64) -> Option<&'static st
             let never = state.notified == 0 || state.notified < fired;
             (never || now - state.notified >= repeat_nano).then_some("firing")
         }
+        // Only an alert whose firing went out (not silenced, or with no receivers to tell)
+        // gets a resolved message.
         Phase::Resolved => {
             let resolved = state.resolved.unwrap_or(state.since);
-            (state.notified < resolved).then_some("resolved")
+            let fired = state.fired.unwrap_or(0);
+            (state.notified >= fired && state.notified < resolved).then_some("resolved")
         }
         _ => None,
     }

@@ -354,3 +354,88 @@ impl MetaStore {
         .await
     }
 }
+
+/// A stored silence.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoredSilence {
+    pub id: i64,
+    /// The matchers as JSON text (checked by `alerting` before it is stored).
+    pub matchers: String,
+    pub starts: i64,
+    pub ends: i64,
+    pub created_by: String,
+    pub comment: String,
+    pub created: i64,
+}
+
+impl MetaStore {
+    /// Stores a silence.
+    pub async fn create_silence(
+        &self,
+        matchers: String,
+        starts: i64,
+        ends: i64,
+        created_by: String,
+        comment: String,
+    ) -> Result<StoredSilence, MetaError> {
+        let comment = super::check_text("a silence's comment", &comment)?;
+        self.tx(move |tx| {
+            let now = crate::model::time::now_ns();
+            tx.execute(
+                "INSERT INTO alert_silences (matchers, starts_ns, ends_ns, created_by, comment, created_ns) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![matchers, starts, ends, created_by, comment, now],
+            )?;
+            Ok(StoredSilence {
+                id: tx.last_insert_rowid(),
+                matchers,
+                starts,
+                ends,
+                created_by,
+                comment,
+                created: now,
+            })
+        })
+        .await
+    }
+
+    /// Ends silence `id` now (it stays listed, expired).
+    pub async fn expire_silence(&self, id: i64) -> Result<(), MetaError> {
+        self.tx(move |tx| {
+            let now = crate::model::time::now_ns();
+            let changed = tx.execute(
+                "UPDATE alert_silences SET ends_ns = MIN(ends_ns, ?1), starts_ns = MIN(starts_ns, ?1) WHERE id = ?2",
+                params![now, id],
+            )?;
+            if changed == 0 {
+                return Err(MetaError::NotFound(format!("no silence {id}")));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Every silence, newest first.
+    pub async fn silences(&self) -> Result<Vec<StoredSilence>, MetaError> {
+        self.read(|tx| {
+            all_rows(
+                tx,
+                "SELECT id, matchers, starts_ns, ends_ns, created_by, comment, created_ns \
+                 FROM alert_silences ORDER BY id DESC",
+                [],
+                |r| {
+                    Ok(StoredSilence {
+                        id: r.get(0)?,
+                        matchers: r.get(1)?,
+                        starts: r.get(2)?,
+                        ends: r.get(3)?,
+                        created_by: r.get(4)?,
+                        comment: r.get(5)?,
+                        created: r.get(6)?,
+                    })
+                },
+            )
+        })
+        .await
+    }
+}

@@ -24,6 +24,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_api_keys.sql"),
     include_str!("migrations/0003_users.sql"),
     include_str!("migrations/0004_alerts.sql"),
+    include_str!("migrations/0005_silences.sql"),
 ];
 
 /// Longest name or title, in characters.
