@@ -1474,3 +1474,99 @@ async fn canary_groups_and_trace_comparison_pages() {
     web.quit().await.unwrap();
     server.stop();
 }
+
+/// Issue 16's page: `/alerts` lists the demo's shipped rule and a firing one (payment-3 went
+/// silent when its canary was pulled), with the alert's evidence link and the notification
+/// log of a receiver that is down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_alerts_page_shows_rules_states_and_notifications() {
+    let Some(driver) = chromedriver() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(
+        &dir.path().join("data"),
+        &["--demo", "--demo-frozen", "--alert-eval-secs", "1"],
+    );
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = format!("http://{}/hook", closed.local_addr().unwrap());
+    drop(closed);
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/v1/alert-rules", server.api))
+        .json(&serde_json::json!({
+            "name": "payment instance silent", "kind": "absence", "service": "payment",
+            "group_by": "instance", "threshold": 120, "receivers": [{"webhook": dead}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    server
+        .wait_for("/api/v1/alert-notifications", |v| {
+            v["notifications"].as_array().is_some_and(|n| n.len() >= 3)
+        })
+        .await;
+    let web = browser(&driver).await;
+    web.goto(format!("{}/alerts", server.api)).await.unwrap();
+    let states: Vec<(String, String)> = {
+        let mut out = Vec::new();
+        for row in web.find_all(By::Css("tr.alert-rule")).await.unwrap() {
+            out.push((
+                row.attr("data-rule").await.unwrap().unwrap_or_default(),
+                row.attr("data-state").await.unwrap().unwrap_or_default(),
+            ));
+        }
+        out
+    };
+    assert_eq!(
+        states,
+        [
+            (
+                "payment error rate (demo)".to_string(),
+                "inactive".to_string()
+            ),
+            ("payment instance silent".to_string(), "firing".to_string())
+        ]
+    );
+    let firing = web
+        .find(By::Css(
+            "tr[data-rule='payment instance silent'] .alert-row[data-state='firing']",
+        ))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(firing.contains("instance=payment-3"), "{firing}");
+    let notices = web
+        .find_all(By::Css("table.notices tbody tr"))
+        .await
+        .unwrap();
+    assert!(notices.len() >= 3);
+    assert!(notices[0].text().await.unwrap().contains("failed: "));
+    // Attempts are logged at their own times: the backoff shows (0.5 s, then 1 s).
+    let times: Vec<String> = {
+        let mut out = Vec::new();
+        for row in notices.iter().take(3) {
+            out.push(row.find(By::Css("td")).await.unwrap().text().await.unwrap());
+        }
+        out
+    };
+    assert_eq!(
+        times.iter().collect::<std::collections::HashSet<_>>().len(),
+        3,
+        "{times:?}"
+    );
+    shot(&web, "alerts").await;
+    // The evidence link opens payment's page over the alert's window.
+    web.find(By::Css(
+        "tr[data-rule='payment instance silent'] .alert-row a",
+    ))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    wait_for_url(&web, "/services/payment?from=").await;
+    web.quit().await.unwrap();
+    server.stop();
+}

@@ -194,8 +194,8 @@ async fn notifications(
 }
 
 /// A rule's condition as one line of text (the PromQL itself for metric rules), for tools
-/// that show a rule's `query`.
-fn condition(rule: &super::rule::Rule) -> String {
+/// that show a rule's `query` and for the alerts page.
+pub fn condition(rule: &super::rule::Rule) -> String {
     use super::rule::Measure;
     let spec = &rule.spec;
     let side = if rule.below { "<" } else { ">" };

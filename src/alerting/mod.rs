@@ -213,7 +213,7 @@ impl Alerting {
                         .log_notification(NotificationRecord {
                             rule_id: rule.id,
                             group_key: alert.group_key.clone(),
-                            at: crate::model::time::now_ns(),
+                            at: a.at,
                             status: status.to_string(),
                             receiver: a.receiver.clone(),
                             attempt: a.attempt,
@@ -230,6 +230,26 @@ impl Alerting {
             }
         }
         Ok(())
+    }
+
+    /// Every alert's state.
+    pub async fn states(&self) -> Result<Vec<AlertState>, crate::meta::MetaError> {
+        self.meta.alert_states().await
+    }
+
+    /// Every silence, newest first.
+    pub async fn silences(
+        &self,
+    ) -> Result<Vec<crate::meta::alerts::StoredSilence>, crate::meta::MetaError> {
+        self.meta.silences().await
+    }
+
+    /// The newest `limit` notification attempts.
+    pub async fn notifications(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<NotificationRecord>, crate::meta::MetaError> {
+        self.meta.notifications(limit).await
     }
 
     /// Silences active at `now`.

@@ -97,6 +97,8 @@ pub fn slack_payload(rule: &Rule, status: &str, alerts: &[PayloadAlert]) -> serd
 /// One delivery: the receiver, the attempt, and how it went (`sent` or the reason).
 #[derive(Debug, Clone)]
 pub struct Attempt {
+    /// When the attempt was made (Unix ns).
+    pub at: i64,
     pub receiver: String,
     pub attempt: u32,
     pub outcome: String,
@@ -122,6 +124,7 @@ pub async fn deliver(
             return (
                 false,
                 vec![Attempt {
+                    at: crate::model::time::now_ns(),
                     receiver: address.clone(),
                     attempt: 1,
                     outcome: "failed: email delivery is not built yet (webhook and Slack are)"
@@ -133,6 +136,7 @@ pub async fn deliver(
     let mut attempts = Vec::new();
     let mut wait = FIRST_BACKOFF;
     for attempt in 1..=ATTEMPTS {
+        let at = crate::model::time::now_ns();
         let outcome = match client.post(url).json(&body).send().await {
             Ok(r) if r.status().is_success() => "sent".to_string(),
             Ok(r) => format!("failed: the receiver answered {}", r.status()),
@@ -140,6 +144,7 @@ pub async fn deliver(
         };
         let sent = outcome == "sent";
         attempts.push(Attempt {
+            at,
             receiver: url.clone(),
             attempt,
             outcome,

@@ -2,6 +2,7 @@
 //! layer, with static CSS/JS from `web/` built into the binary. Every page works without
 //! JavaScript and keeps its whole state in the URL.
 
+mod alerts_page;
 mod annotations_page;
 mod api_docs_page;
 mod assets;
@@ -60,7 +61,11 @@ impl FromRef<WebState> for QueryEngine {
 }
 
 /// The UI: the data pages plus saved views and post-mortems.
-pub fn router(engine: QueryEngine, notebook: Notebook) -> Router {
+pub fn router(
+    engine: QueryEngine,
+    notebook: Notebook,
+    alerting: crate::alerting::Alerting,
+) -> Router {
     format::seed_service_colors(engine.services().into_iter().map(|s| s.name));
     let tails = logs_page::LiveTails::new(engine.clone());
     let state = WebState {
@@ -72,6 +77,7 @@ pub fn router(engine: QueryEngine, notebook: Notebook) -> Router {
         .route("/logs/tail", get(logs_page::tail).with_state(tails))
         .merge(views_page::router(state.clone()))
         .merge(postmortem_page::router(state.clone()))
+        .merge(alerts_page::router(state.clone(), alerting))
         .merge(annotations_page::router(state))
         .route("/api/docs", get(api_docs_page::handler))
         .route("/static/{file}", get(assets::handler))

@@ -1,0 +1,189 @@
+//! `/alerts`: every rule with the state of its alerts, the value that decided it and a link
+//! to the evidence, the silences, and the notification log.
+
+use askama::Template;
+use axum::extract::{FromRef, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+
+use super::{format, message, render, WebState};
+use crate::alerting::Alerting;
+use crate::meta::alerts::Phase;
+
+/// The page's state: the web state (for the page chrome) and alerting.
+#[derive(Clone)]
+struct AlertsState {
+    web: WebState,
+    alerting: Alerting,
+}
+
+impl FromRef<AlertsState> for WebState {
+    fn from_ref(state: &AlertsState) -> WebState {
+        state.web.clone()
+    }
+}
+
+/// The `/alerts` route.
+pub fn router(web: WebState, alerting: Alerting) -> Router {
+    Router::new()
+        .route("/alerts", get(handler))
+        .with_state(AlertsState { web, alerting })
+}
+
+/// One alert as listed under its rule.
+pub struct AlertRow {
+    pub labels: String,
+    pub state: &'static str,
+    pub value: String,
+    pub since: String,
+    pub evidence: String,
+    pub silenced: bool,
+}
+
+/// One rule.
+pub struct RuleRow {
+    pub id: i64,
+    pub name: String,
+    pub kind: String,
+    pub condition: String,
+    pub state: &'static str,
+    pub receivers: usize,
+    pub alerts: Vec<AlertRow>,
+}
+
+/// One silence.
+pub struct SilenceRow {
+    pub id: i64,
+    pub matchers: String,
+    pub state: &'static str,
+    pub ends: String,
+    pub comment: String,
+}
+
+/// One notification attempt.
+pub struct NoticeRow {
+    pub time: String,
+    pub rule: String,
+    pub status: String,
+    pub receiver: String,
+    pub attempt: u32,
+    pub outcome: String,
+    pub failed: bool,
+}
+
+#[derive(Template)]
+#[template(path = "alerts.html")]
+struct AlertsPage {
+    title: String,
+    active: &'static str,
+    save: Option<super::SaveForm>,
+    rules: Vec<RuleRow>,
+    silences: Vec<SilenceRow>,
+    notices: Vec<NoticeRow>,
+}
+
+async fn handler(State(state): State<AlertsState>) -> Response {
+    let alerting = &state.alerting;
+    let now = crate::model::time::now_ns();
+    let loaded = async {
+        Ok::<_, crate::meta::MetaError>((
+            alerting.rules().await?,
+            alerting.states().await?,
+            alerting.active_silences(now).await?,
+            alerting.silences().await?,
+            alerting.notifications(30).await?,
+        ))
+    }
+    .await;
+    let (rules, states, active, silences, notices) = match loaded {
+        Ok(all) => all,
+        Err(e) => {
+            return message(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Alerts unavailable",
+                e.to_string(),
+            )
+        }
+    };
+    let rank = |p: Phase| match p {
+        Phase::Firing => 3,
+        Phase::Pending => 2,
+        Phase::Resolved => 1,
+        Phase::Inactive => 0,
+    };
+    let rule_rows: Vec<RuleRow> = rules
+        .iter()
+        .map(|rule| {
+            let mine: Vec<_> = states.iter().filter(|s| s.rule_id == rule.id).collect();
+            let worst = mine
+                .iter()
+                .map(|s| s.phase)
+                .max_by_key(|p| rank(*p))
+                .unwrap_or(Phase::Inactive);
+            RuleRow {
+                id: rule.id,
+                name: rule.spec.name.clone(),
+                kind: rule.spec.kind.clone(),
+                condition: crate::alerting::api::condition(rule),
+                state: worst.as_str(),
+                receivers: rule.spec.receivers.len(),
+                alerts: mine
+                    .iter()
+                    .filter(|s| s.phase != Phase::Inactive)
+                    .map(|s| {
+                        let labels = alerting.labels(rule, s);
+                        AlertRow {
+                            labels: crate::alerting::group_key(&labels),
+                            state: s.phase.as_str(),
+                            value: s.value.map(|v| format!("{v:.4}")).unwrap_or_default(),
+                            since: format::time(s.since),
+                            evidence: alerting.evidence_url(rule, s),
+                            silenced: active.iter().any(|x| x.matches(&labels)),
+                        }
+                    })
+                    .collect(),
+            }
+        })
+        .collect();
+    let page = AlertsPage {
+        title: "Alerts".into(),
+        active: "alerts",
+        save: None,
+        rules: rule_rows,
+        silences: silences
+            .iter()
+            .map(|s| SilenceRow {
+                id: s.id,
+                matchers: s.matchers.clone(),
+                state: if now < s.starts {
+                    "pending"
+                } else if now < s.ends {
+                    "active"
+                } else {
+                    "expired"
+                },
+                ends: format::time(s.ends),
+                comment: s.comment.clone(),
+            })
+            .collect(),
+        notices: notices
+            .iter()
+            .map(|n| NoticeRow {
+                time: format::time(n.at),
+                rule: rules
+                    .iter()
+                    .find(|r| r.id == n.rule_id)
+                    .map(|r| r.spec.name.clone())
+                    .unwrap_or_default(),
+                status: n.status.clone(),
+                receiver: n.receiver.clone(),
+                attempt: n.attempt,
+                failed: n.outcome != "sent",
+                outcome: n.outcome.clone(),
+            })
+            .collect(),
+    };
+    render(&page, StatusCode::OK)
+}
