@@ -1567,6 +1567,31 @@ async fn the_alerts_page_shows_rules_states_and_notifications() {
     .await
     .unwrap();
     wait_for_url(&web, "/services/payment?from=").await;
+    // The incident record starts itself: its window is the alert's, its evidence pinned.
+    web.goto(format!("{}/alerts", server.api)).await.unwrap();
+    web.find(By::Css("form.start-postmortem button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_url(&web, "/postmortems/").await;
+    let title = web
+        .find(By::Id("pm-title"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(title.starts_with("payment instance silent ("), "{title}");
+    assert!(title.contains("instance=payment-3"), "{title}");
+    let views = web.find_all(By::Css(".pm-view")).await.unwrap();
+    assert_eq!(
+        views.len(),
+        2,
+        "the service page and the errors page, pinned"
+    );
+    shot(&web, "postmortem-from-alert").await;
     web.quit().await.unwrap();
     server.stop();
 }

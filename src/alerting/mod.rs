@@ -307,36 +307,18 @@ impl Alerting {
         }
     }
 
-    /// The Sightline page that shows an alert's evidence over its window: from 15 minutes
-    /// before it fired to its resolution (or now).
+    /// The Sightline page that shows an alert's evidence over its incident window (see
+    /// [`incident_window`]), as an absolute URL.
     pub fn evidence_url(&self, rule: &Rule, alert: &AlertState) -> String {
-        let fired = alert.fired.unwrap_or(alert.since);
-        let from = fired - 15 * 60 * 1_000_000_000;
-        let to = match alert.phase {
-            Phase::Resolved => alert.resolved.unwrap_or(alert.since),
-            _ => crate::model::time::now_ns(),
-        };
-        let mut ser = form_urlencoded::Serializer::new(String::new());
-        let path = match &rule.measure {
-            Measure::LogCount(q) => {
-                ser.append_pair("q", q);
-                "/logs".to_string()
-            }
-            Measure::Metric(_) => "/explore".to_string(),
-            _ => format!(
-                "/services/{}",
-                percent_encoding::utf8_percent_encode(
-                    rule.spec.service.as_deref().unwrap_or_default(),
-                    percent_encoding::NON_ALPHANUMERIC
-                )
-            ),
-        };
-        ser.append_pair("from", &notify::rfc3339(from))
-            .append_pair("to", &notify::rfc3339(to));
+        let (from, to) = incident_window(alert, crate::model::time::now_ns());
+        let first = evidence_pages(rule, from, to)
+            .into_iter()
+            .next()
+            .map(|(_, url)| url)
+            .unwrap_or_default();
         format!(
-            "{}{path}?{}",
-            self.settings.external_url.trim_end_matches('/'),
-            ser.finish()
+            "{}{first}",
+            self.settings.external_url.trim_end_matches('/')
         )
     }
 
@@ -353,5 +335,56 @@ impl Alerting {
                 tracing::error!("alert evaluation failed: {e}");
             }
         }
+    }
+}
+
+/// An alert's incident window: from 15 minutes before it fired to its resolution, or `now`
+/// while it fires.
+pub fn incident_window(alert: &AlertState, now: i64) -> (i64, i64) {
+    let fired = alert.fired.unwrap_or(alert.since);
+    let to = match alert.phase {
+        Phase::Resolved => alert.resolved.unwrap_or(alert.since),
+        _ => now,
+    };
+    (fired - 15 * 60 * 1_000_000_000, to.max(fired + 1))
+}
+
+/// The pages that show a rule's evidence over `[from, to]` (name, path with query), the most
+/// telling first: the service page and the errors page for RED and absence rules, the log
+/// query for log rules, the metrics explorer for metric rules.
+pub fn evidence_pages(rule: &Rule, from: i64, to: i64) -> Vec<(String, String)> {
+    let window = |pairs: &[(&str, &str)]| {
+        let mut ser = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in pairs {
+            ser.append_pair(k, v);
+        }
+        ser.append_pair("from", &notify::rfc3339(from))
+            .append_pair("to", &notify::rfc3339(to));
+        ser.finish()
+    };
+    let service = rule.spec.service.as_deref().unwrap_or_default();
+    match &rule.measure {
+        Measure::LogCount(q) => vec![(
+            format!("Logs matching {q}"),
+            format!("/logs?{}", window(&[("q", q)])),
+        )],
+        Measure::Metric(_) => vec![("Metrics".into(), format!("/explore?{}", window(&[])))],
+        _ => vec![
+            (
+                format!("{service} during the alert"),
+                format!(
+                    "/services/{}?{}",
+                    percent_encoding::utf8_percent_encode(
+                        service,
+                        percent_encoding::NON_ALPHANUMERIC
+                    ),
+                    window(&[])
+                ),
+            ),
+            (
+                "Errors during the alert".into(),
+                format!("/errors?{}", window(&[])),
+            ),
+        ],
     }
 }

@@ -2,12 +2,13 @@
 //! to the evidence, the silences, and the notification log.
 
 use askama::Template;
-use axum::extract::{FromRef, State};
+use axum::extract::{FromRef, Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 
+use super::forms::{meta_error, pin_error, see_other, FormFields, PageToken};
 use super::{format, message, render, WebState};
 use crate::alerting::Alerting;
 use crate::meta::alerts::Phase;
@@ -29,11 +30,17 @@ impl FromRef<AlertsState> for WebState {
 pub fn router(web: WebState, alerting: Alerting) -> Router {
     Router::new()
         .route("/alerts", get(handler))
+        .route("/alerts/{rule}/postmortem", post(start_postmortem))
         .with_state(AlertsState { web, alerting })
 }
 
 /// One alert as listed under its rule.
 pub struct AlertRow {
+    pub rule_id: i64,
+    /// The alert's group (`key=value,…`), as the "start post-mortem" form sends it.
+    pub group: String,
+    /// Firing or resolved: a post-mortem can start from it.
+    pub startable: bool,
     pub labels: String,
     pub state: &'static str,
     pub value: String,
@@ -79,12 +86,13 @@ struct AlertsPage {
     title: String,
     active: &'static str,
     save: Option<super::SaveForm>,
+    token: String,
     rules: Vec<RuleRow>,
     silences: Vec<SilenceRow>,
     notices: Vec<NoticeRow>,
 }
 
-async fn handler(State(state): State<AlertsState>) -> Response {
+async fn handler(State(state): State<AlertsState>, PageToken(token): PageToken) -> Response {
     let alerting = &state.alerting;
     let now = crate::model::time::now_ns();
     let loaded = async {
@@ -135,6 +143,9 @@ async fn handler(State(state): State<AlertsState>) -> Response {
                     .map(|s| {
                         let labels = alerting.labels(rule, s);
                         AlertRow {
+                            rule_id: rule.id,
+                            group: s.group_key.clone(),
+                            startable: matches!(s.phase, Phase::Firing | Phase::Resolved),
                             labels: crate::alerting::group_key(&labels),
                             state: s.phase.as_str(),
                             value: s.value.map(|v| format!("{v:.4}")).unwrap_or_default(),
@@ -151,6 +162,7 @@ async fn handler(State(state): State<AlertsState>) -> Response {
         title: "Alerts".into(),
         active: "alerts",
         save: None,
+        token,
         rules: rule_rows,
         silences: silences
             .iter()
@@ -186,4 +198,112 @@ async fn handler(State(state): State<AlertsState>) -> Response {
             .collect(),
     };
     render(&page, StatusCode::OK)
+}
+
+/// "Start post-mortem" on a firing or resolved alert: a post-mortem whose incident window is
+/// the alert's (15 minutes before it fired to its resolution, or now), with the pages that show
+/// its evidence over that window saved, pinned and added; the post-mortem page then suggests
+/// the timeline of that window. Redirects to the new post-mortem.
+async fn start_postmortem(
+    State(state): State<AlertsState>,
+    Path(rule_id): Path<i64>,
+    form: FormFields,
+) -> Response {
+    let notebook = &state.web.notebook;
+    if let Err(refused) = form.check_token(notebook) {
+        return *refused;
+    }
+    let group = form.get("group").to_string();
+    let alerting = &state.alerting;
+    let found = async {
+        let rule = alerting
+            .rules()
+            .await?
+            .into_iter()
+            .find(|r| r.id == rule_id);
+        let alert = alerting
+            .states()
+            .await?
+            .into_iter()
+            .find(|s| s.rule_id == rule_id && s.group_key == group);
+        Ok::<_, crate::meta::MetaError>(rule.zip(alert))
+    }
+    .await;
+    let (rule, alert) = match found {
+        Ok(Some(pair)) => pair,
+        Ok(None) => {
+            return message(
+                StatusCode::NOT_FOUND,
+                "No such alert",
+                format!("Rule {rule_id} has no alert for {group:?}."),
+            )
+        }
+        Err(e) => return meta_error(e),
+    };
+    if !matches!(alert.phase, Phase::Firing | Phase::Resolved) {
+        return message(
+            StatusCode::CONFLICT,
+            "Not an incident yet",
+            "Only a firing or resolved alert starts a post-mortem.",
+        );
+    }
+    let (start, end) = crate::alerting::incident_window(&alert, crate::model::time::now_ns());
+    let title = match alert.group_key.as_str() {
+        "" => rule.spec.name.clone(),
+        group => format!("{} ({group})", rule.spec.name),
+    };
+    let created = notebook
+        .create_postmortem(crate::meta::postmortems::PostMortemEdit {
+            version: None,
+            title: Some(title),
+            status: None,
+            incident_start: Some(Some(start)),
+            incident_end: Some(Some(end)),
+            impact: None,
+            summary: Some(format!(
+                "Started from the alert \"{}\" ({}), value {} when it changed last.",
+                rule.spec.name,
+                alert.phase.as_str(),
+                alert.value.map(|v| format!("{v:.4}")).unwrap_or_default()
+            )),
+            root_cause: None,
+            action_items: None,
+        })
+        .await;
+    let pm = match created {
+        Ok(pm) => pm,
+        Err(e) => return meta_error(e),
+    };
+    for (name, url) in crate::alerting::evidence_pages(&rule, start, end) {
+        let view = notebook
+            .save_view(
+                &state.web.engine,
+                crate::meta::views::NewView {
+                    name,
+                    note: format!(
+                        "Saved when the post-mortem was started from alert \"{}\".",
+                        rule.spec.name
+                    ),
+                    tags: vec!["alert".into()],
+                    url,
+                    start: Some(start),
+                    end: Some(end),
+                    relative: false,
+                },
+                true,
+            )
+            .await;
+        match view {
+            Ok(view) => {
+                if let Err(e) = notebook
+                    .add_postmortem_view(pm.id, view.id, String::new())
+                    .await
+                {
+                    return meta_error(e);
+                }
+            }
+            Err(e) => return pin_error(e),
+        }
+    }
+    see_other(&format!("/postmortems/{}", pm.id))
 }
