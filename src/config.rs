@@ -147,6 +147,12 @@ pub struct ServeArgs {
     #[arg(long, env = "SIGHTLINE_ALERT_REPEAT_SECS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub alert_repeat_secs: Option<u64>,
+    /// Alert rules to load at start (TOML: `[[rules]]` tables with the API's fields); a rule
+    /// of the file replaces a stored rule of the same name. A bad rule stops the start,
+    /// naming the rule and the field.
+    #[arg(long, env = "SIGHTLINE_ALERT_RULES")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alert_rules: Option<PathBuf>,
     /// This server's address as notifications link to it [default: http://HTTP_ADDR].
     #[arg(long, env = "SIGHTLINE_EXTERNAL_URL")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -247,6 +253,7 @@ struct Settings {
     instance_down_after_secs: u64,
     alert_eval_secs: u64,
     alert_repeat_secs: u64,
+    alert_rules: Option<PathBuf>,
     external_url: Option<String>,
 }
 
@@ -286,6 +293,7 @@ impl Default for Settings {
             instance_down_after_secs: 120,
             alert_eval_secs: 15,
             alert_repeat_secs: 14_400,
+            alert_rules: None,
             external_url: None,
         }
     }
@@ -350,6 +358,7 @@ impl ServeArgs {
             alerting: crate::alerting::AlertSettings {
                 every: Duration::from_secs(s.alert_eval_secs.max(1)),
                 repeat: Duration::from_secs(s.alert_repeat_secs.max(1)),
+                rules_file: s.alert_rules.clone(),
                 external_url: s
                     .external_url
                     .clone()

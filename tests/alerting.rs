@@ -476,3 +476,84 @@ async fn a_silence_holds_a_firing_alert_back_until_it_ends() {
         "{body}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_load_from_a_file_at_start_and_a_bad_one_stops_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.toml");
+    std::fs::write(
+        &rules,
+        r#"
+[[rules]]
+name = "checkout errors"
+kind = "error_rate"
+service = "checkout"
+threshold = 0.1
+labels = { team = "shop" }
+
+[[rules]]
+name = "error logs"
+kind = "log_count"
+query = "level:error"
+threshold = 100
+receivers = [{ webhook = "http://127.0.0.1:9/hook" }]
+"#,
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start_with(&data, &["--alert-rules", rules.to_str().unwrap()]);
+    let (_, listed) = server.get("/api/v1/alert-rules").await;
+    let names: Vec<&str> = listed["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["checkout errors", "error logs"]);
+    assert_eq!(listed["rules"][0]["rule"]["labels"]["team"], "shop");
+    server.stop();
+
+    // A changed threshold replaces the stored rule of that name; a bad rule stops the start
+    // naming the file, the rule and the field, and changes nothing.
+    std::fs::write(
+        &rules,
+        "[[rules]]\nname = \"checkout errors\"\nkind = \"error_rate\"\nservice = \"checkout\"\nthreshold = 0.2\n",
+    )
+    .unwrap();
+    let server = Server::start_with(&data, &["--alert-rules", rules.to_str().unwrap()]);
+    let (_, listed) = server.get("/api/v1/alert-rules").await;
+    assert_eq!(listed["rules"].as_array().unwrap().len(), 2);
+    assert_eq!(listed["rules"][0]["rule"]["threshold"], 0.2);
+    server.stop();
+    std::fs::write(
+        &rules,
+        "[[rules]]\nname = \"ok\"\nkind = \"absence\"\nservice = \"a\"\n\n[[rules]]\nname = \"x\"\nkind = \"fancy\"\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sightline"))
+        .args(["serve", "--data-dir"])
+        .arg(&data)
+        .args([
+            "--http-addr",
+            "127.0.0.1:0",
+            "--otlp-grpc-addr",
+            "127.0.0.1:0",
+        ])
+        .args(["--otlp-http-addr", "127.0.0.1:0", "--alert-rules"])
+        .arg(&rules)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("rule 2 (\"x\"): kind: unknown kind \"fancy\""),
+        "{stderr}"
+    );
+    let server = Server::start(&data);
+    let (_, listed) = server.get("/api/v1/alert-rules").await;
+    assert_eq!(
+        listed["rules"].as_array().unwrap().len(),
+        2,
+        "nothing stored"
+    );
+}

@@ -35,6 +35,57 @@ pub struct AlertSettings {
     pub repeat: Duration,
     /// This server's address as receivers should link to it (`generatorURL`).
     pub external_url: String,
+    /// Rules to load at start (`--alert-rules`).
+    pub rules_file: Option<std::path::PathBuf>,
+}
+
+/// A rules file: `[[rules]]` tables with the API's fields.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RulesFile {
+    #[serde(default)]
+    rules: Vec<RuleSpec>,
+}
+
+/// Loads `path`'s rules into `meta`: a rule of the file replaces a stored rule of the same
+/// name, others are added. Every rule is checked before any is stored; a bad one is an error
+/// naming the file, the rule and the field. Returns how many rules were loaded.
+pub async fn load_rules_file(meta: &MetaStore, path: &std::path::Path) -> anyhow::Result<usize> {
+    use anyhow::Context;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("could not read alert rules {}", path.display()))?;
+    let file: RulesFile = toml::from_str(&text)
+        .with_context(|| format!("alert rules {} are not valid TOML rules", path.display()))?;
+    let mut checked = Vec::new();
+    for (i, spec) in file.rules.into_iter().enumerate() {
+        let name = spec.name.clone();
+        let rule = spec.check(0).map_err(|e| {
+            anyhow::anyhow!(
+                "alert rules {}: rule {} ({name:?}): {e}",
+                path.display(),
+                i + 1
+            )
+        })?;
+        checked.push(rule);
+    }
+    let stored = meta.alert_rules().await?;
+    for rule in &checked {
+        let body = serde_json::to_string(&rule.spec)?;
+        match stored
+            .iter()
+            .find(|s| s.name.eq_ignore_ascii_case(&rule.spec.name))
+        {
+            Some(old) if old.body == body => {}
+            Some(old) => {
+                meta.replace_alert_rule(old.id, &rule.spec.name, body)
+                    .await?;
+            }
+            None => {
+                meta.create_alert_rule(&rule.spec.name, body).await?;
+            }
+        }
+    }
+    Ok(checked.len())
 }
 
 /// The alerting service: rules, states and notifications over one query engine.

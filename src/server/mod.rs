@@ -77,6 +77,10 @@ pub async fn run(
         .with_max_rows(config.max_query_rows)
         .with_corrupt_file_reports(maintenance.corrupt_files.clone());
 
+    if let Some(file) = &config.alerting.rules_file {
+        let loaded = crate::alerting::load_rules_file(&meta, file).await?;
+        tracing::info!(rules = loaded, file = %file.display(), "loaded alert rules");
+    }
     let alerting = crate::alerting::Alerting::new(meta, engine.clone(), config.alerting.clone());
     tokio::spawn(alerting.clone().run(stop.clone()));
 
