@@ -82,9 +82,11 @@ pub struct Chart {
     pub markers: Vec<(f64, String)>,
     /// x positions of annotations (deploys, notes) in the window, with their text.
     pub annotations: Vec<(f64, String)>,
-    /// x positions of the window's events (a deploy, the start of the errors, a recovery),
-    /// with a short label drawn on the chart and the full text.
-    pub events: Vec<(f64, &'static str, String)>,
+    /// The window's events (a deploy, the start of the errors, a recovery): each one's line
+    /// x, where its short label starts (x, baseline y), the label and the full text. Labels
+    /// that would touch one another (a long window puts a deploy and its errors a few units
+    /// apart) go on lines below; one that would run off the right edge sits left of its line.
+    pub events: Vec<(f64, f64, f64, &'static str, String)>,
     /// The plot area and what its corners stand for, for a script that turns a region
     /// dragged on a scatter plot back into times and durations (`None` for other charts).
     pub region: Option<PlotRegion>,

@@ -102,13 +102,102 @@ fn event(s: Suggestion, window: &TimeWindow) -> TriageEvent {
 /// Marks the deploys, the start of the errors and the recoveries on `chart` (over
 /// `[start, end]`).
 pub fn mark(chart: &mut Chart, events: &[TriageEvent], start: i64, end: i64) {
-    for e in events.iter().filter(|e| e.time >= start && e.time <= end) {
-        if let Some(label) = e.chart_label() {
-            chart.events.push((
-                x_of(e.time, start, end),
-                label,
-                format!("{} {}", e.clock, e.text),
-            ));
+    // Event labels are 10 px; a character is at most 6 units wide, and a label starts 3 units
+    // right of its line. Each goes on the first line (12 units apart) where it clears the
+    // label before it.
+    const CHAR_W: f64 = 6.0;
+    const FIRST_LINE: f64 = 26.0;
+    const LINE: f64 = 12.0;
+    let mut line_ends: Vec<f64> = Vec::new();
+    let mut marks: Vec<(f64, &'static str, String)> = events
+        .iter()
+        .filter(|e| e.time >= start && e.time <= end)
+        .filter_map(|e| {
+            e.chart_label().map(|label| {
+                (
+                    x_of(e.time, start, end),
+                    label,
+                    format!("{} {}", e.clock, e.text),
+                )
+            })
+        })
+        .collect();
+    marks.sort_by(|a, b| a.0.total_cmp(&b.0));
+    for (x, label, text) in marks {
+        let width = label.chars().count() as f64 * CHAR_W;
+        let from = if x + 3.0 + width > super::charts::WIDTH {
+            x - 3.0 - width
+        } else {
+            x + 3.0
+        };
+        let line = match line_ends.iter().position(|end| *end + 4.0 <= from) {
+            Some(i) => i,
+            None => {
+                line_ends.push(f64::MIN);
+                line_ends.len() - 1
+            }
+        };
+        line_ends[line] = from + width;
+        chart
+            .events
+            .push((x, from, FIRST_LINE + line as f64 * LINE, label, text));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(minute: i64, kind: &'static str) -> TriageEvent {
+        TriageEvent {
+            time: minute * 60_000_000_000,
+            kind,
+            clock: String::new(),
+            service: "payment".into(),
+            text: kind.into(),
+            href: String::new(),
         }
+    }
+
+    #[test]
+    fn close_event_labels_go_on_lines_of_their_own() {
+        // Six hours (2.5 units a minute): the errors five minutes after a deploy would touch
+        // its label and go a line down; the recovery twelve minutes later clears the deploy's
+        // label and goes back to the first line, as does a deploy hours before.
+        let events = [
+            event(300, "deploy"),
+            event(305, "first_error"),
+            event(317, "recovery"),
+            event(60, "deploy"),
+        ];
+        let mut chart = Chart::default();
+        mark(&mut chart, &events, 0, 360 * 60_000_000_000);
+        let ys: Vec<(&str, f64)> = chart
+            .events
+            .iter()
+            .map(|(_, _, y, l, _)| (*l, *y))
+            .collect();
+        assert_eq!(
+            ys,
+            [
+                ("deploy", 26.0),
+                ("deploy", 26.0),
+                ("errors start", 38.0),
+                ("recovered", 26.0)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_label_at_the_right_edge_sits_left_of_its_line() {
+        let mut chart = Chart::default();
+        mark(
+            &mut chart,
+            &[event(359, "recovery")],
+            0,
+            360 * 60_000_000_000,
+        );
+        let (x, label_x, _, _, _) = chart.events[0].clone();
+        assert!(label_x + 9.0 * 6.0 <= x, "{label_x} then {x}");
     }
 }
