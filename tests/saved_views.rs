@@ -63,6 +63,10 @@ async fn every_page_kind_reopens_the_same_live_and_pinned() {
         format!("/logs?q={}&range=1h", enc("severity>=ERROR")),
         "/explore?metric=process.cpu.utilization&service=payment&group_by=instance&range=1h"
             .to_string(),
+        // Issue 17's comparisons are pages like the others.
+        format!("/compare?a={}&b={}", demo.failed_trace, demo.stitched_trace),
+        "/compare/groups?status=error&range=1h".to_string(),
+        "/canary?service=payment&baseline=2.4.0&canary=2.5.0&range=1h".to_string(),
     ];
     // The metrics explorer draws one line per payment instance.
     let (status, html) = page(&server, &pages[7]).await;
