@@ -1361,6 +1361,17 @@ async fn canary_groups_and_trace_comparison_pages() {
         .await
         .unwrap();
     wait_for_url(&web, "/traces?").await;
+    // The search it opens is filtered on the canary's version (its form shows the filter) and
+    // finds the canary's failed traces.
+    let attr = web
+        .find(By::Css("input[name=attr]"))
+        .await
+        .unwrap()
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap_or_default();
+    assert_eq!(attr, "service.version=2.5.0");
     assert!(!web
         .find_all(By::Css("table.results tbody tr"))
         .await

@@ -205,7 +205,7 @@ async fn canary_verdicts_on_planted_differences() {
     assert!(evidence.iter().any(|e| e["href"]
         .as_str()
         .unwrap()
-        .starts_with("/traces?service=errs&attribute=service.version%3D2.0&status=error")));
+        .starts_with("/traces?service=errs&attr=service.version%3D2.0&status=error")));
 
     // The deploy gate: `sightline canary` exits 0 on pass and non-zero on fail.
     let gate = |service: &str, fail_below: &str| {

@@ -404,38 +404,23 @@ pub fn incident_window(alert: &AlertState, now: i64) -> (i64, i64) {
 /// telling first: the service page and the errors page for RED and absence rules, the log
 /// query for log rules, the metrics explorer for metric rules.
 pub fn evidence_pages(rule: &Rule, from: i64, to: i64) -> Vec<(String, String)> {
-    let window = |pairs: &[(&str, &str)]| {
-        let mut ser = form_urlencoded::Serializer::new(String::new());
-        for (k, v) in pairs {
-            ser.append_pair(k, v);
-        }
-        ser.append_pair("from", &notify::rfc3339(from))
-            .append_pair("to", &notify::rfc3339(to));
-        ser.finish()
+    let window = |path: &str, pairs: &[(&str, &str)]| {
+        crate::meta::views::url_with_window(path, pairs, from, to)
     };
     let service = rule.spec.service.as_deref().unwrap_or_default();
     match &rule.measure {
-        Measure::LogCount(q) => vec![(
-            format!("Logs matching {q}"),
-            format!("/logs?{}", window(&[("q", q)])),
-        )],
-        Measure::Metric(_) => vec![("Metrics".into(), format!("/explore?{}", window(&[])))],
-        _ => vec![
-            (
-                format!("{service} during the alert"),
-                format!(
-                    "/services/{}?{}",
-                    percent_encoding::utf8_percent_encode(
-                        service,
-                        percent_encoding::NON_ALPHANUMERIC
-                    ),
-                    window(&[])
+        Measure::LogCount(q) => vec![(format!("Logs matching {q}"), window("/logs", &[("q", q)]))],
+        Measure::Metric(_) => vec![("Metrics".into(), window("/explore", &[]))],
+        _ => {
+            let segment =
+                percent_encoding::utf8_percent_encode(service, percent_encoding::NON_ALPHANUMERIC);
+            vec![
+                (
+                    format!("{service} during the alert"),
+                    window(&format!("/services/{segment}"), &[]),
                 ),
-            ),
-            (
-                "Errors during the alert".into(),
-                format!("/errors?{}", window(&[])),
-            ),
-        ],
+                ("Errors during the alert".into(), window("/errors", &[])),
+            ]
+        }
     }
 }

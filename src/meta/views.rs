@@ -302,6 +302,17 @@ pub fn absolute_url(path: &str, query: &str, start: i64, end: i64) -> String {
     format!("{path}?{}", ser.finish())
 }
 
+/// A link to page `path` with `pairs` over the absolute window `[start, end]`, as
+/// [`absolute_url`] writes windows: for pages that link to the records behind a verdict or an
+/// alert.
+pub fn url_with_window(path: &str, pairs: &[(&str, &str)], start: i64, end: i64) -> String {
+    let mut ser = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        ser.append_pair(k, v);
+    }
+    absolute_url(path, &ser.finish(), start, end)
+}
+
 const COLUMNS: &str = "id, name, note, tags, kind, url, relative, start_ns, end_ns, \
                        pinned_at_ns, pinned_rows, pinned_bytes, created_ns, updated_ns";
 

@@ -361,18 +361,8 @@ fn judge(
 /// front end to link to: each version's failed traces and slowest traces, and the service
 /// page, all over the verdict's window.
 pub fn evidence_links(report: &CanaryReport) -> Vec<(String, String)> {
-    let rfc = |ns: i64| {
-        chrono::DateTime::from_timestamp_nanos(ns)
-            .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
-    };
-    let (from, to) = (rfc(report.start), rfc(report.end));
     let link = |path: &str, pairs: &[(&str, &str)]| {
-        let mut ser = form_urlencoded::Serializer::new(String::new());
-        for (k, v) in pairs {
-            ser.append_pair(k, v);
-        }
-        ser.append_pair("from", &from).append_pair("to", &to);
-        format!("{path}?{}", ser.finish())
+        crate::meta::views::url_with_window(path, pairs, report.start, report.end)
     };
     let service = report.service.as_str();
     let mut links = Vec::new();
@@ -384,17 +374,14 @@ pub fn evidence_links(report: &CanaryReport) -> Vec<(String, String)> {
                 "/traces",
                 &[
                     ("service", service),
-                    ("attribute", &attribute),
+                    ("attr", &attribute),
                     ("status", "error"),
                 ],
             ),
         ));
         links.push((
             format!("traces of {service} {}", v.version),
-            link(
-                "/traces",
-                &[("service", service), ("attribute", &attribute)],
-            ),
+            link("/traces", &[("service", service), ("attr", &attribute)]),
         ));
     }
     let segment =
