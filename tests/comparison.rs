@@ -332,7 +332,8 @@ async fn send_shop(server: &Server) {
     }
 }
 
-/// Errors against the rest of the last hour of `shop`: shop-3 first, `read` spans read.
+/// Errors against the rest of the last hour of `shop`: shop-3 first, `read` spans read (900:
+/// all of them; less: at most that many, from a sample).
 async fn errors_rank_shop_3_first(server: &Server, read: u64) -> serde_json::Value {
     // No selection given: the failed spans.
     let (status, body) = server.get("/api/v1/compare/groups").await;
@@ -342,7 +343,12 @@ async fn errors_rank_shop_3_first(server: &Server, read: u64) -> serde_json::Val
         assert_eq!(body["selection_spans"], 106);
         assert_eq!(body["baseline_spans"], 794);
     }
-    assert_eq!(body["spans_read"], read, "{body}");
+    let spans_read = body["spans_read"].as_u64().unwrap();
+    if read == 900 {
+        assert_eq!(spans_read, read, "{body}");
+    } else {
+        assert!(spans_read > 0 && spans_read <= read, "{body}");
+    }
     let top = &body["ranked"][0];
     assert_eq!(
         (top["key"].as_str(), top["value"].as_str()),
@@ -540,14 +546,15 @@ async fn a_window_of_many_blocks_is_answered_from_a_sample_that_says_so() {
     );
     send_shop(&server).await;
     settled(&server, "shop", 900).await;
-    // Wait until every span is flushed into blocks (none left in the memtable).
+    // Wait until the spans are flushed into blocks: 900 spans make at least 100 (a flush can
+    // end a file on a block of fewer than 9 rows).
     let body = server
         .wait_for("/api/v1/compare/groups", |v| {
-            v["blocks_matched"].as_u64() == Some(100)
+            v["blocks_matched"].as_u64().is_some_and(|b| b >= 100)
         })
         .await;
     assert_eq!(body["blocks_read"], 32, "{body}");
-    // 32 blocks of 9 rows; the instances' spans interleave, so the sample still has shop-3's.
+    // At most 32 blocks of 9 rows; the sample, spread over every file, still has shop-3's.
     let body = errors_rank_shop_3_first(&server, 32 * 9).await;
     assert!(body["selection_spans"].as_u64().unwrap() < 106);
 }

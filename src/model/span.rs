@@ -52,6 +52,19 @@ pub struct SpanLink {
 }
 
 impl SpanRow {
+    /// The span's value of attribute `key` as text: one of the four lifted resource attributes
+    /// (kept in fields of their own), else a span attribute, else a resource attribute.
+    pub fn attribute_text(&self, key: &str) -> Option<String> {
+        match super::LiftedKey::of(key) {
+            Some(lifted) => Some(self.resource.lifted(lifted).to_string()),
+            None => self
+                .attributes
+                .get(key)
+                .or_else(|| self.resource.attributes.get(key))
+                .map(super::value_text),
+        }
+    }
+
     /// Whether the span ended in error (status code ERROR).
     pub fn is_error(&self) -> bool {
         self.status_code == SpanStatus::Error

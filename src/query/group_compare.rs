@@ -94,7 +94,7 @@ impl Selection {
             && self
                 .attribute
                 .as_ref()
-                .is_none_or(|(k, v)| attribute_of(s, k).is_some_and(|a| a == *v))
+                .is_none_or(|(k, v)| s.attribute_text(k).is_some_and(|a| a == *v))
     }
 
     /// Keys the selection itself is made of (set apart, not ranked).
@@ -237,18 +237,6 @@ impl Tally {
                 service.insert(s.name.clone(), h);
             }
         }
-    }
-}
-
-/// `s`'s value of attribute `key` (lifted, resource or span), as text.
-fn attribute_of(s: &SpanRow, key: &str) -> Option<String> {
-    match LiftedKey::of(key) {
-        Some(lifted) => Some(s.resource.lifted(lifted).to_string()),
-        None => s
-            .attributes
-            .get(key)
-            .or_else(|| s.resource.attributes.get(key))
-            .map(value_text),
     }
 }
 

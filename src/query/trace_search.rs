@@ -108,16 +108,7 @@ impl TraceSearch {
             && self
                 .attribute
                 .as_ref()
-                .is_none_or(|(k, v)| match LiftedKey::of(k) {
-                    // `service.version`, `service.instance.id`, `host.name` and `service.name`
-                    // are kept in fields of their own, not among the resource attributes.
-                    Some(lifted) => s.resource.lifted(lifted) == v,
-                    None => s
-                        .attributes
-                        .get(k)
-                        .or_else(|| s.resource.attributes.get(k))
-                        .is_some_and(|a| crate::model::value_text(a) == *v),
-                })
+                .is_none_or(|(k, v)| s.attribute_text(k).is_some_and(|a| a == *v))
             && self.start.is_none_or(|t| s.end_time_unix_nano >= t)
             && self.end.is_none_or(|t| s.start_time_unix_nano <= t)
             && (!self.durations_of_span()
