@@ -147,12 +147,23 @@ pub struct ServeArgs {
     #[arg(long, env = "SIGHTLINE_ALERT_REPEAT_SECS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub alert_repeat_secs: Option<u64>,
-    /// Alert rules to load at start (TOML: `[[rules]]` tables with the API's fields); a rule
+    /// Alert rules to load at start (TOML `[[rules]]` tables, or YAML with a `rules:` list when
+    /// the name ends in .yaml/.yml, with the API's fields); a rule
     /// of the file replaces a stored rule of the same name. A bad rule stops the start,
     /// naming the rule and the field.
     #[arg(long, env = "SIGHTLINE_ALERT_RULES")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub alert_rules: Option<PathBuf>,
+    /// SMTP server for email alert receivers: `smtp://[user:pass@]host:port` (add
+    /// `?tls=required` for STARTTLS) or `smtps://host:port`. Without it, rules with an email
+    /// receiver are refused.
+    #[arg(long, env = "SIGHTLINE_SMTP_URL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub smtp_url: Option<String>,
+    /// `From:` of alert mail [default: Sightline <sightline@localhost>].
+    #[arg(long, env = "SIGHTLINE_SMTP_FROM")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub smtp_from: Option<String>,
     /// This server's address as notifications link to it [default: http://HTTP_ADDR].
     #[arg(long, env = "SIGHTLINE_EXTERNAL_URL")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -254,6 +265,8 @@ struct Settings {
     alert_eval_secs: u64,
     alert_repeat_secs: u64,
     alert_rules: Option<PathBuf>,
+    smtp_url: Option<String>,
+    smtp_from: String,
     external_url: Option<String>,
 }
 
@@ -294,6 +307,8 @@ impl Default for Settings {
             alert_eval_secs: 15,
             alert_repeat_secs: 14_400,
             alert_rules: None,
+            smtp_url: None,
+            smtp_from: "Sightline <sightline@localhost>".into(),
             external_url: None,
         }
     }
@@ -359,6 +374,13 @@ impl ServeArgs {
                 every: Duration::from_secs(s.alert_eval_secs.max(1)),
                 repeat: Duration::from_secs(s.alert_repeat_secs.max(1)),
                 rules_file: s.alert_rules.clone(),
+                email: s
+                    .smtp_url
+                    .clone()
+                    .map(|url| crate::alerting::email::EmailSettings {
+                        url,
+                        from: s.smtp_from.clone(),
+                    }),
                 external_url: s
                     .external_url
                     .clone()

@@ -1533,7 +1533,7 @@ async fn the_alerts_page_shows_rules_states_and_notifications() {
         [
             (
                 "payment error rate (demo)".to_string(),
-                "inactive".to_string()
+                "resolved".to_string()
             ),
             ("payment instance silent".to_string(), "firing".to_string())
         ]
@@ -1567,7 +1567,105 @@ async fn the_alerts_page_shows_rules_states_and_notifications() {
         3,
         "{times:?}"
     );
+    // Each rule's value over the last hour: the demo rule's chart has its threshold and the
+    // incident's firing span (replayed from the recorded hour) shaded.
+    let chart = "div.alert-chart[data-rule='payment error rate (demo)']";
+    let band = web
+        .find(By::Css(format!("{chart} rect.firing-band")))
+        .await
+        .expect("the incident's firing span is shaded");
+    let width: f64 = band.attr("width").await.unwrap().unwrap().parse().unwrap();
+    assert!(
+        width > 10.0,
+        "about twelve minutes of an hour wide: {width}"
+    );
+    let threshold = web
+        .find(By::Css(format!("{chart} g.threshold text")))
+        .await
+        .unwrap();
+    assert_eq!(threshold.text().await.unwrap(), "threshold 5.0 %");
+    assert!(!web
+        .find_all(By::Css(format!("{chart} polyline.line")))
+        .await
+        .unwrap()
+        .is_empty());
     shot(&web, "alerts").await;
+    // A silence from the page: the alert's "silence" link fills the form with its labels.
+    web.find(By::Css(
+        "tr[data-rule='payment instance silent'] .alert-row a.silence-link",
+    ))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    wait_for_url(&web, "/alerts?silence=").await;
+    let matchers = web
+        .find(By::Css("#new-silence input[name='matchers']"))
+        .await
+        .unwrap()
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap_or_default();
+    assert!(matchers.contains("instance=\"payment-3\""), "{matchers}");
+    web.find(By::Css("#new-silence input[name='comment']"))
+        .await
+        .unwrap()
+        .send_keys("restarting payment-3")
+        .await
+        .unwrap();
+    web.find(By::Css("#new-silence button[type='submit']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_url(&web, "/alerts#silences").await;
+    let silence = web
+        .find(By::Css("tr.silence[data-state='active']"))
+        .await
+        .expect("the new silence is active")
+        .text()
+        .await
+        .unwrap();
+    assert!(silence.contains("restarting payment-3"), "{silence}");
+    let firing = web
+        .find(By::Css(
+            "tr[data-rule='payment instance silent'] .alert-row[data-state='firing']",
+        ))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(firing.contains("silenced"), "{firing}");
+    let (_, listed) = server.get("/api/v1/silences").await;
+    assert_eq!(listed["silences"][0]["comment"], "restarting payment-3");
+    shot(&web, "alerts-silenced").await;
+    // A bad silence from the form is refused naming the problem.
+    web.find(By::Css("#new-silence input[name='matchers']"))
+        .await
+        .unwrap()
+        .send_keys("service=~(")
+        .await
+        .unwrap();
+    web.find(By::Css("#new-silence button[type='submit']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_url(&web, "/alerts/silences").await;
+    let refusal = web
+        .find(By::Tag("main"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(refusal.contains("matchers[0].value:"), "{refusal}");
+    web.goto(format!("{}/alerts", server.api)).await.unwrap();
     // The evidence link opens payment's page over the alert's window.
     web.find(By::Css(
         "tr[data-rule='payment instance silent'] .alert-row a",
@@ -1580,12 +1678,14 @@ async fn the_alerts_page_shows_rules_states_and_notifications() {
     wait_for_url(&web, "/services/payment?from=").await;
     // The incident record starts itself: its window is the alert's, its evidence pinned.
     web.goto(format!("{}/alerts", server.api)).await.unwrap();
-    web.find(By::Css("form.start-postmortem button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    web.find(By::Css(
+        "tr[data-rule='payment instance silent'] form.start-postmortem button",
+    ))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
     wait_for_url(&web, "/postmortems/").await;
     let title = web
         .find(By::Id("pm-title"))

@@ -45,6 +45,7 @@ pub fn router(alerting: Alerting) -> Router {
             "/api/v1/alert-rules/{id}",
             get(get_rule).put(replace_rule).delete(delete_rule),
         )
+        .route("/api/v1/alert-rules/{id}/values", get(rule_values))
         .route("/api/v1/alerts", get(active_alerts))
         .route("/api/v1/alert-notifications", get(notifications))
         .route("/api/v1/silences", get(list_silences).post(create_silence))
@@ -60,13 +61,14 @@ pub fn router(alerting: Alerting) -> Router {
 /// A rule body from JSON, checked: the stored text and the rule's name, or a 400 naming the
 /// field.
 fn checked(
+    alerting: &Alerting,
     body: Result<Json<serde_json::Value>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(String, String), Refusal> {
     let Json(value) = body.map_err(|e| Refusal(StatusCode::BAD_REQUEST, e.body_text()))?;
     let spec: RuleSpec = serde_json::from_value(value)
         .map_err(|e| Refusal(StatusCode::BAD_REQUEST, format!("invalid rule: {e}")))?;
-    let rule = spec
-        .check(0)
+    let rule = alerting
+        .check_rule(spec, 0)
         .map_err(|e| Refusal(StatusCode::BAD_REQUEST, e.to_string()))?;
     let text = serde_json::to_string(&rule.spec)
         .map_err(|e| Refusal(StatusCode::BAD_REQUEST, e.to_string()))?;
@@ -108,7 +110,7 @@ async fn create_rule(
     State(alerting): State<Alerting>,
     body: Result<Json<serde_json::Value>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, Refusal> {
-    let (text, name) = checked(body)?;
+    let (text, name) = checked(&alerting, body)?;
     let stored = alerting.meta.create_alert_rule(&name, text).await?;
     Ok((StatusCode::CREATED, Json(shown(&alerting, stored).await?)).into_response())
 }
@@ -124,12 +126,72 @@ async fn get_rule(
     Ok(Json(body).into_response())
 }
 
+/// `start`, `end` (any time form the other APIs take; default the last hour) and `step`
+/// (seconds; default 60) of a rule's values.
+#[derive(Deserialize)]
+struct ValuesParams {
+    start: Option<String>,
+    end: Option<String>,
+    step: Option<i64>,
+}
+
+/// A rule's values over time — what the evaluator would have seen at each step — with its
+/// threshold and the times its alerts fired: `{threshold, below, series[{labels, values[[t,
+/// v]]}], firing[{labels, from, to}]}` (times in Unix ns, `to` null while firing).
+async fn rule_values(
+    State(alerting): State<Alerting>,
+    Path(id): Path<i64>,
+    Query(params): Query<ValuesParams>,
+) -> Result<Response, Refusal> {
+    let bad = |e: String| Refusal(StatusCode::BAD_REQUEST, e);
+    let window = crate::model::window::Window::from_params(
+        params.start.as_deref(),
+        params.end.as_deref(),
+        3_600_000_000_000,
+        crate::model::time::UnixNanos::now(),
+    )
+    .map_err(|e| bad(e.to_string()))?;
+    let step = params.step.unwrap_or(60);
+    if step <= 0 {
+        return Err(bad(format!(
+            "step: must be a number of seconds above 0, not {step}"
+        )));
+    }
+    let rule = alerting
+        .rules()
+        .await?
+        .into_iter()
+        .find(|r| r.id == id)
+        .ok_or_else(|| Refusal(StatusCode::NOT_FOUND, format!("no alert rule {id}")))?;
+    let chart = alerting
+        .chart(
+            &rule,
+            window.start(),
+            window.end(),
+            step.saturating_mul(1_000_000_000),
+        )
+        .await
+        .map_err(bad)?;
+    Ok(Json(json!({
+        "threshold": chart.threshold,
+        "below": rule.below,
+        "series": chart.series.iter().map(|(labels, values)| json!({
+            "labels": labels,
+            "values": values,
+        })).collect::<Vec<_>>(),
+        "firing": chart.firing.iter().map(|(labels, from, to)| json!({
+            "labels": labels, "from": from, "to": to,
+        })).collect::<Vec<_>>(),
+    }))
+    .into_response())
+}
+
 async fn replace_rule(
     State(alerting): State<Alerting>,
     Path(id): Path<i64>,
     body: Result<Json<serde_json::Value>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, Refusal> {
-    let (text, name) = checked(body)?;
+    let (text, name) = checked(&alerting, body)?;
     let stored = alerting.meta.replace_alert_rule(id, &name, text).await?;
     Ok(Json(shown(&alerting, stored).await?).into_response())
 }
@@ -354,7 +416,6 @@ async fn create_silence(
         .check(crate::model::time::now_ns())
         .map_err(|e| Refusal(StatusCode::BAD_REQUEST, e))?;
     let stored = alerting
-        .meta
         .create_silence(matchers, starts, ends, created_by, comment)
         .await?;
     Ok((StatusCode::CREATED, Json(json!({ "silenceID": stored.id }))).into_response())
@@ -365,6 +426,6 @@ async fn expire_silence(
     State(alerting): State<Alerting>,
     Path(id): Path<i64>,
 ) -> Result<Response, Refusal> {
-    alerting.meta.expire_silence(id).await?;
+    alerting.expire_silence(id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

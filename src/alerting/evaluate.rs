@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use super::rule::{GroupBy, Measure, Rule};
 use crate::query::QueryEngine;
 use crate::rollup::latency::LatencyHistogram;
-use crate::rollup::{RollupCell, MINUTE};
+use crate::rollup::{RollupCell, RollupRow, MINUTE};
 
 /// One group's labels and value (`None`: nothing to measure, e.g. no requests).
 pub type GroupValue = (BTreeMap<String, String>, Option<f64>);
@@ -22,7 +22,13 @@ pub async fn values(
     let spec = &rule.spec;
     let start = now - spec.window_secs * 1_000_000_000;
     match &rule.measure {
-        Measure::ErrorRate | Measure::Latency(_) => red(engine, rule, start, now).await,
+        Measure::ErrorRate | Measure::Latency(_) => {
+            let rollups = engine
+                .rollups(start, now)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(red(&rollups, rule, start, now))
+        }
         Measure::LogCount(query) => {
             // Fine buckets, summed over those that start inside the window.
             let h = engine
@@ -86,23 +92,14 @@ fn label(by: GroupBy, value: &str) -> BTreeMap<String, String> {
 }
 
 /// Error rate or latency of the rule's service (and operation, instance, version) from the
-/// rollup minutes overlapping `[start, now]`, per group.
-async fn red(
-    engine: &QueryEngine,
-    rule: &Rule,
-    start: i64,
-    now: i64,
-) -> Result<Vec<GroupValue>, String> {
+/// rollup minutes in `rollups` overlapping `[start, now]`, per group.
+fn red(rollups: &[RollupRow], rule: &Rule, start: i64, now: i64) -> Vec<GroupValue> {
     let spec = &rule.spec;
-    let rollups = engine
-        .rollups(start, now)
-        .await
-        .map_err(|e| e.to_string())?;
     let wanted = |want: &Option<String>, have: &str| want.as_deref().is_none_or(|w| w == have);
     let mut groups: BTreeMap<String, (u64, u64, LatencyHistogram)> = BTreeMap::new();
     for r in rollups
         .iter()
-        .filter(|r| Some(r.service.as_str()) == spec.service.as_deref())
+        .filter(|r| Some(r.service.as_str()) == spec.service.as_deref() && r.minute < now)
     {
         let RollupCell::Red {
             operation,
@@ -131,9 +128,9 @@ async fn red(
         g.2.merge(&r.latency);
     }
     if groups.is_empty() && rule.group_by.is_none() {
-        return Ok(vec![(BTreeMap::new(), None)]);
+        return vec![(BTreeMap::new(), None)];
     }
-    Ok(groups
+    groups
         .into_iter()
         .map(|(key, (requests, errors, latency))| {
             let labels = match rule.group_by {
@@ -147,5 +144,133 @@ async fn red(
             };
             (labels, value)
         })
-        .collect())
+        .collect()
+}
+
+/// `(time, value)` points of one group (`None`: nothing to measure then).
+pub type Points = Vec<(i64, Option<f64>)>;
+
+/// One group's values over time: its labels and points.
+pub type GroupSeries = (BTreeMap<String, String>, Points);
+
+/// Most points [`series`] computes: a day at one-minute steps.
+pub const MAX_POINTS: i64 = 1440;
+
+/// The values of `rule` at every `step` from `start` to `end`, one series per group — what
+/// the evaluator would have seen at each moment, for the `/alerts` chart, the API and the
+/// demo's backfill. RED rules read the rollups once for the whole span; log rules read one
+/// histogram; metric rules evaluate the expression at each step. Absence is measured from
+/// the rollups (the last minute the service handled a request, called out or logged an
+/// error), since the service registry keeps only the last time it saw each instance.
+pub async fn series(
+    engine: &QueryEngine,
+    rule: &Rule,
+    start: i64,
+    end: i64,
+    step: i64,
+) -> Result<Vec<GroupSeries>, String> {
+    if step <= 0 || end < start || (end - start) / step >= MAX_POINTS {
+        return Err(format!(
+            "step must be above 0 and give at most {MAX_POINTS} points from start to end"
+        ));
+    }
+    let window = rule.spec.window_secs * 1_000_000_000;
+    let times: Vec<i64> = (0..=(end - start) / step)
+        .map(|i| start + i * step)
+        .collect();
+    let mut by_group: BTreeMap<BTreeMap<String, String>, Points> = BTreeMap::new();
+    let mut add = |t: i64, found: Vec<GroupValue>| {
+        for (labels, value) in found {
+            by_group.entry(labels).or_default().push((t, value));
+        }
+    };
+    match &rule.measure {
+        Measure::ErrorRate | Measure::Latency(_) | Measure::Absence => {
+            let rollups = engine
+                .rollups(start - window.max(MINUTE), end)
+                .await
+                .map_err(|e| e.to_string())?;
+            for &t in &times {
+                let found = match rule.measure {
+                    Measure::Absence => absence(&rollups, rule, t),
+                    _ => red(&rollups, rule, t - window, t),
+                };
+                add(t, found);
+            }
+        }
+        Measure::LogCount(query) => {
+            // Buckets no longer than the step or the window, so each point sums whole ones.
+            let bucket = step.min(window).max(1_000_000_000);
+            let from = start - window;
+            let buckets = ((end - from) / bucket + 1).clamp(1, 10_000) as usize;
+            let h = engine
+                .log_histogram(query, from, end, buckets)
+                .await
+                .map_err(|e| e.to_string())?;
+            for &t in &times {
+                let count: u64 = h
+                    .counts
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| {
+                        let b = h.start_unix_nano + *i as i64 * h.bucket_nano;
+                        b + h.bucket_nano > t - window && b < t
+                    })
+                    .map(|(_, c)| c)
+                    .sum();
+                add(t, vec![(BTreeMap::new(), Some(count as f64))]);
+            }
+        }
+        Measure::Metric(_) => {
+            for &t in &times {
+                add(t, values(engine, rule, t).await?);
+            }
+        }
+    }
+    Ok(by_group.into_iter().collect())
+}
+
+/// Seconds at `now` since the rule's service (or each of its instances or versions) last
+/// appeared in `rollups`, at minute resolution.
+fn absence(rollups: &[RollupRow], rule: &Rule, now: i64) -> Vec<GroupValue> {
+    let service = rule.spec.service.as_deref().unwrap_or_default();
+    let mut last: BTreeMap<String, i64> = BTreeMap::new();
+    for r in rollups
+        .iter()
+        .filter(|r| r.service == service && r.minute < now)
+    {
+        let (instance, version) = match &r.cell {
+            RollupCell::Red {
+                instance, version, ..
+            }
+            | RollupCell::LogErrors { instance, version }
+            | RollupCell::ErrorGroup {
+                instance, version, ..
+            } => (instance.as_str(), version.as_str()),
+            RollupCell::Edge { .. } => ("", ""),
+        };
+        let key = match rule.group_by {
+            Some(GroupBy::Instance) => instance,
+            Some(GroupBy::Version) => version,
+            None => "",
+        };
+        if rule.group_by.is_some() && key.is_empty() {
+            continue;
+        }
+        let seen = (r.minute + MINUTE).min(now);
+        let e = last.entry(key.to_string()).or_insert(seen);
+        *e = (*e).max(seen);
+    }
+    if last.is_empty() && rule.group_by.is_none() {
+        return vec![(BTreeMap::new(), None)];
+    }
+    last.into_iter()
+        .map(|(key, seen)| {
+            let labels = match rule.group_by {
+                Some(by) => label(by, &key),
+                None => BTreeMap::new(),
+            };
+            (labels, Some((now - seen).max(0) as f64 / 1e9))
+        })
+        .collect()
 }

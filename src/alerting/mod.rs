@@ -2,13 +2,13 @@
 //! kept in the metadata store (a restart resumes them without sending anything twice), and
 //! notifications receivers already understand.
 //!
-//! Built so far (issue 16): the five rule kinds, `for`, grouping by instance or version,
-//! states and history, flap damping, webhook (Alertmanager v4) and Slack notifications with
-//! retries and a log, repeat while firing, a resolved message, silences, the JSON and
-//! Prometheus-compatible API. Not yet: email, rule files, the `/alerts` page and "start
-//! post-mortem" (see the issue's closing note).
+//! The five rule kinds, `for`, grouping by instance or version, states and history, flap
+//! damping, webhook (Alertmanager v4), Slack and email notifications with retries and a log,
+//! repeat while firing, a resolved message, silences, rule files (TOML or YAML), the JSON and
+//! Prometheus-compatible API. The `/alerts` page lives in `web`.
 
 pub mod api;
+pub mod email;
 pub mod evaluate;
 pub mod notify;
 pub mod rule;
@@ -37,9 +37,12 @@ pub struct AlertSettings {
     pub external_url: String,
     /// Rules to load at start (`--alert-rules`).
     pub rules_file: Option<std::path::PathBuf>,
+    /// The SMTP server email receivers go through (`--smtp-url`, `--smtp-from`); without it
+    /// a rule with an email receiver is refused.
+    pub email: Option<email::EmailSettings>,
 }
 
-/// A rules file: `[[rules]]` tables with the API's fields.
+/// A rules file: `[[rules]]` tables (TOML) or a `rules:` list (YAML) with the API's fields.
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RulesFile {
@@ -47,19 +50,67 @@ struct RulesFile {
     rules: Vec<RuleSpec>,
 }
 
+impl RulesFile {
+    /// Reads a rules file: YAML when its name ends in `.yaml` or `.yml`, TOML otherwise.
+    fn read(path: &std::path::Path) -> anyhow::Result<RulesFile> {
+        use anyhow::Context;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("could not read alert rules {}", path.display()))?;
+        let yaml = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| e.eq_ignore_ascii_case("yaml") || e.eq_ignore_ascii_case("yml"));
+        if yaml {
+            serde_saphyr::from_str(&text).map_err(|e| {
+                anyhow::anyhow!(
+                    "alert rules {} are not valid YAML rules: {e}",
+                    path.display()
+                )
+            })
+        } else {
+            toml::from_str(&text)
+                .with_context(|| format!("alert rules {} are not valid TOML rules", path.display()))
+        }
+    }
+}
+
+/// Checks a rule as the API and rule files take it: the rule itself, then that every
+/// receiver can be reached from this server (an email receiver needs `--smtp-url`).
+pub fn check_rule(
+    spec: RuleSpec,
+    id: i64,
+    settings: &AlertSettings,
+) -> Result<Rule, rule::RuleError> {
+    let rule = spec.check(id)?;
+    if settings.email.is_none() {
+        if let Some(i) = rule
+            .spec
+            .receivers
+            .iter()
+            .position(|r| matches!(r, rule::Receiver::Email(_)))
+        {
+            return Err(rule::RuleError {
+                field: format!("receivers[{i}].email"),
+                problem: "no SMTP server is configured: start the server with --smtp-url".into(),
+            });
+        }
+    }
+    Ok(rule)
+}
+
 /// Loads `path`'s rules into `meta`: a rule of the file replaces a stored rule of the same
 /// name, others are added. Every rule is checked before any is stored; a bad one is an error
 /// naming the file, the rule and the field. Returns how many rules were loaded.
-pub async fn load_rules_file(meta: &MetaStore, path: &std::path::Path) -> anyhow::Result<usize> {
-    use anyhow::Context;
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("could not read alert rules {}", path.display()))?;
-    let file: RulesFile = toml::from_str(&text)
-        .with_context(|| format!("alert rules {} are not valid TOML rules", path.display()))?;
+pub async fn load_rules_file(
+    meta: &MetaStore,
+    path: &std::path::Path,
+    settings: &AlertSettings,
+) -> anyhow::Result<usize> {
+    let file = RulesFile::read(path)?;
     let mut checked = Vec::new();
     for (i, spec) in file.rules.into_iter().enumerate() {
         let name = spec.name.clone();
-        let rule = spec.check(0).map_err(|e| {
+        let rule = check_rule(spec, 0, settings).map_err(|e| {
             anyhow::anyhow!(
                 "alert rules {}: rule {} ({name:?}): {e}",
                 path.display(),
@@ -94,7 +145,7 @@ pub struct Alerting {
     meta: MetaStore,
     engine: QueryEngine,
     settings: AlertSettings,
-    client: reqwest::Client,
+    channels: notify::Channels,
 }
 
 /// `key=value` pairs joined by `,`: how an alert's group is stored.
@@ -115,18 +166,32 @@ fn labels_of(group_key: &str) -> BTreeMap<String, String> {
 }
 
 impl Alerting {
-    /// Alerting over `engine`, keeping its records in `meta`.
-    pub fn new(meta: MetaStore, engine: QueryEngine, settings: AlertSettings) -> Alerting {
-        let client = reqwest::Client::builder()
+    /// Alerting over `engine`, keeping its records in `meta`; a bad SMTP setting is refused.
+    pub fn new(
+        meta: MetaStore,
+        engine: QueryEngine,
+        settings: AlertSettings,
+    ) -> Result<Alerting, email::EmailSetupError> {
+        let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .build()
             .unwrap_or_default();
-        Alerting {
+        let mail = settings
+            .email
+            .as_ref()
+            .map(email::Mailer::new)
+            .transpose()?;
+        Ok(Alerting {
             meta,
             engine,
             settings,
-            client,
-        }
+            channels: notify::Channels { http, mail },
+        })
+    }
+
+    /// Checks a rule for this server (see [`check_rule`]).
+    pub fn check_rule(&self, spec: RuleSpec, id: i64) -> Result<Rule, rule::RuleError> {
+        check_rule(spec, id, &self.settings)
     }
 
     /// The stored rules, checked (a stored rule always passed the check; one that no longer
@@ -152,17 +217,55 @@ impl Alerting {
             .collect())
     }
 
-    /// Evaluates every rule now: new states and transitions stored, due notifications sent.
-    pub async fn evaluate_once(&self, now: i64) -> Result<(), crate::meta::MetaError> {
-        let rules = self.rules().await?;
-        let silences = self.active_silences(now).await?;
-        let mut states: HashMap<(i64, String), AlertState> = self
+    /// Replays evaluation over `[from, to]` at the evaluation cadence, as if the server had
+    /// been running then: states and history record when alerts fired and resolved, and no
+    /// notification is sent (what is due is marked told). Each rule's values come from one
+    /// [`evaluate::series`] read. The demo runs this over its recorded hour, so `/alerts`
+    /// shows its incident's alert at the minute it happened.
+    pub async fn backfill(&self, from: i64, to: i64) -> Result<(), crate::meta::MetaError> {
+        let step = (self.settings.every.as_nanos() as i64).max(1_000_000_000);
+        // At most a day of steps, the last ones kept.
+        let from = from.max(to - (evaluate::MAX_POINTS - 1) * step);
+        let mut states = self.state_map().await?;
+        for rule in &self.rules().await? {
+            let series = match evaluate::series(&self.engine, rule, from, to, step).await {
+                Ok(series) => series,
+                Err(e) => {
+                    tracing::warn!(rule = rule.id, "alert rule not replayed: {e}");
+                    continue;
+                }
+            };
+            let mut at: BTreeMap<i64, Vec<evaluate::GroupValue>> = BTreeMap::new();
+            for (labels, points) in series {
+                for (t, value) in points {
+                    at.entry(t).or_default().push((labels.clone(), value));
+                }
+            }
+            for (t, values) in at {
+                self.apply(rule, values, t, None, &mut states).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Every stored alert state by rule and group.
+    async fn state_map(
+        &self,
+    ) -> Result<HashMap<(i64, String), AlertState>, crate::meta::MetaError> {
+        Ok(self
             .meta
             .alert_states()
             .await?
             .into_iter()
             .map(|s| ((s.rule_id, s.group_key.clone()), s))
-            .collect();
+            .collect())
+    }
+
+    /// Evaluates every rule now: new states and transitions stored, due notifications sent.
+    pub async fn evaluate_once(&self, now: i64) -> Result<(), crate::meta::MetaError> {
+        let rules = self.rules().await?;
+        let silences = self.active_silences(now).await?;
+        let mut states = self.state_map().await?;
         for rule in &rules {
             let values = match evaluate::values(&self.engine, rule, now).await {
                 Ok(v) => v,
@@ -171,63 +274,85 @@ impl Alerting {
                     continue;
                 }
             };
-            let mut seen = Vec::new();
-            let mut readings: Vec<(String, state::Reading)> = values
-                .into_iter()
-                .map(|(labels, value)| {
-                    let key = group_key(&labels);
-                    seen.push(key.clone());
-                    let breached = value.is_some_and(|v| rule.breached(v));
-                    (key, state::Reading { value, breached })
-                })
-                .collect();
-            // A group that measured nothing this time (an instance gone from a grouped rule)
-            // no longer breaks the rule.
-            for (rule_id, key) in states.keys() {
-                if *rule_id == rule.id && !seen.contains(key) {
-                    readings.push((
-                        key.clone(),
-                        state::Reading {
-                            value: None,
-                            breached: false,
-                        },
-                    ));
-                }
+            self.apply(rule, values, now, Some(&silences), &mut states)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Advances `rule`'s alerts with the `values` read at `now`, stores what changed and
+    /// sends what is due — or, with `silences` `None` (a replay), marks it told unsent.
+    async fn apply(
+        &self,
+        rule: &Rule,
+        values: Vec<evaluate::GroupValue>,
+        now: i64,
+        silences: Option<&[silence::Silence]>,
+        states: &mut HashMap<(i64, String), AlertState>,
+    ) -> Result<(), crate::meta::MetaError> {
+        let mut seen = Vec::new();
+        let mut readings: Vec<(String, state::Reading)> = values
+            .into_iter()
+            .map(|(labels, value)| {
+                let key = group_key(&labels);
+                seen.push(key.clone());
+                let breached = value.is_some_and(|v| rule.breached(v));
+                (key, state::Reading { value, breached })
+            })
+            .collect();
+        // A group that measured nothing this time (an instance gone from a grouped rule)
+        // no longer breaks the rule.
+        for (rule_id, key) in states.keys() {
+            if *rule_id == rule.id && !seen.contains(key) {
+                readings.push((
+                    key.clone(),
+                    state::Reading {
+                        value: None,
+                        breached: false,
+                    },
+                ));
             }
-            let mut due: BTreeMap<&'static str, Vec<AlertState>> = BTreeMap::new();
-            for (key, reading) in readings {
-                let prev = states.get(&(rule.id, key.clone()));
-                let (next, transition) = state::advance(
-                    prev,
-                    rule.id,
-                    &key,
-                    reading,
-                    rule.spec.for_secs * 1_000_000_000,
-                    2 * self.settings.every.as_nanos() as i64,
-                    now,
-                );
-                if prev != Some(&next) || transition.is_some() {
-                    self.meta.save_alert_state(next.clone(), transition).await?;
-                }
-                if let Some(status) = state::due(&next, self.settings.repeat.as_nanos() as i64, now)
-                {
-                    due.entry(status).or_default().push(next.clone());
-                }
-                states.insert((rule.id, key), next);
+        }
+        let mut due: BTreeMap<&'static str, Vec<AlertState>> = BTreeMap::new();
+        for (key, reading) in readings {
+            let prev = states.get(&(rule.id, key.clone()));
+            let (next, transition) = state::advance(
+                prev,
+                rule.id,
+                &key,
+                reading,
+                rule.spec.for_secs * 1_000_000_000,
+                2 * self.settings.every.as_nanos() as i64,
+                now,
+            );
+            if prev != Some(&next) || transition.is_some() {
+                self.meta.save_alert_state(next.clone(), transition).await?;
             }
-            for (status, alerts) in due {
-                // Silenced alerts send nothing: a firing one stays due (it is told once the
-                // silence ends), a resolution is dropped.
-                let (silenced, told): (Vec<AlertState>, Vec<AlertState>) = alerts
-                    .into_iter()
-                    .partition(|a| silences.iter().any(|s| s.matches(&self.labels(rule, a))));
-                for mut alert in silenced.into_iter().filter(|_| status == "resolved") {
+            if let Some(status) = state::due(&next, self.settings.repeat.as_nanos() as i64, now) {
+                due.entry(status).or_default().push(next.clone());
+            }
+            states.insert((rule.id, key), next);
+        }
+        for (status, alerts) in due {
+            let Some(silences) = silences else {
+                for mut alert in alerts {
                     alert.notified = now;
-                    self.meta.save_alert_state(alert, None).await?;
+                    self.meta.save_alert_state(alert.clone(), None).await?;
+                    states.insert((rule.id, alert.group_key.clone()), alert);
                 }
-                if !told.is_empty() {
-                    self.notify(rule, status, told, now).await?;
-                }
+                continue;
+            };
+            // Silenced alerts send nothing: a firing one stays due (it is told once the
+            // silence ends), a resolution is dropped.
+            let (silenced, told): (Vec<AlertState>, Vec<AlertState>) = alerts
+                .into_iter()
+                .partition(|a| silences.iter().any(|s| s.matches(&self.labels(rule, a))));
+            for mut alert in silenced.into_iter().filter(|_| status == "resolved") {
+                alert.notified = now;
+                self.meta.save_alert_state(alert, None).await?;
+            }
+            if !told.is_empty() {
+                self.notify(rule, status, told, now).await?;
             }
         }
         Ok(())
@@ -249,7 +374,7 @@ impl Alerting {
         let mut delivered = !rule.spec.receivers.is_empty();
         for receiver in &rule.spec.receivers {
             let (sent, attempts) = notify::deliver(
-                &self.client,
+                &self.channels,
                 receiver,
                 rule,
                 status,
@@ -283,6 +408,49 @@ impl Alerting {
         Ok(())
     }
 
+    /// A rule's values over `[start, end]` every `step` ns, its threshold and when its
+    /// alerts fired (from the history), for the `/alerts` chart and the values API.
+    pub async fn chart(
+        &self,
+        rule: &Rule,
+        start: i64,
+        end: i64,
+        step: i64,
+    ) -> Result<RuleChart, String> {
+        let series = evaluate::series(&self.engine, rule, start, end, step).await?;
+        let history = self
+            .meta
+            .alert_history(rule.id, 1000)
+            .await
+            .map_err(|e| e.to_string())?;
+        // History comes newest first; a firing span opens on `→ firing` and closes on the
+        // next change of the same alert.
+        let mut open: BTreeMap<String, i64> = BTreeMap::new();
+        let mut firing = Vec::new();
+        for t in history.iter().rev() {
+            if t.to == Phase::Firing {
+                open.entry(t.group_key.clone()).or_insert(t.at);
+            } else if let Some(from) = open.remove(&t.group_key) {
+                firing.push((labels_of(&t.group_key), from, Some(t.at)));
+            }
+        }
+        firing.extend(
+            open.into_iter()
+                .map(|(key, from)| (labels_of(&key), from, None)),
+        );
+        firing.retain(|(_, from, to)| *from <= end && to.is_none_or(|to| to >= start));
+        firing.sort_by_key(|f| f.1);
+        let threshold = match rule.measure {
+            Measure::Absence if rule.spec.threshold <= 0.0 => rule.spec.window_secs as f64,
+            _ => rule.spec.threshold,
+        };
+        Ok(RuleChart {
+            threshold,
+            series,
+            firing,
+        })
+    }
+
     /// Every alert's state.
     pub async fn states(&self) -> Result<Vec<AlertState>, crate::meta::MetaError> {
         self.meta.alert_states().await
@@ -293,6 +461,25 @@ impl Alerting {
         &self,
     ) -> Result<Vec<crate::meta::alerts::StoredSilence>, crate::meta::MetaError> {
         self.meta.silences().await
+    }
+
+    /// Stores a checked silence (see [`silence::SilenceSpec::check`]).
+    pub async fn create_silence(
+        &self,
+        matchers: String,
+        starts: i64,
+        ends: i64,
+        created_by: String,
+        comment: String,
+    ) -> Result<crate::meta::alerts::StoredSilence, crate::meta::MetaError> {
+        self.meta
+            .create_silence(matchers, starts, ends, created_by, comment)
+            .await
+    }
+
+    /// Ends silence `id` now.
+    pub async fn expire_silence(&self, id: i64) -> Result<(), crate::meta::MetaError> {
+        self.meta.expire_silence(id).await
     }
 
     /// The newest `limit` notification attempts.
@@ -387,6 +574,16 @@ impl Alerting {
             }
         }
     }
+}
+
+/// A rule's values over a window, its threshold and its firing spans.
+#[derive(Debug, Clone)]
+pub struct RuleChart {
+    /// The threshold in the value's unit (absence: seconds).
+    pub threshold: f64,
+    pub series: Vec<evaluate::GroupSeries>,
+    /// Each firing span: the alert's group labels, from, to (`None` while it fires).
+    pub firing: Vec<(BTreeMap<String, String>, i64, Option<i64>)>,
 }
 
 /// An alert's incident window: from 15 minutes before it fired to its resolution, or `now`

@@ -1,6 +1,6 @@
 //! Notifications in formats existing receivers understand: Alertmanager's webhook payload
 //! (version 4), so any Alertmanager receiver takes Sightline's alerts unchanged, and Slack's
-//! `{"text": …}`. Alerts of one rule due together go out as one message. Each attempt is
+//! `{"text": …}`; email through [`super::email`]. Alerts of one rule due together go out as one message. Each attempt is
 //! retried with backoff and logged with its outcome.
 
 use std::collections::BTreeMap;
@@ -104,50 +104,50 @@ pub struct Attempt {
     pub outcome: String,
 }
 
+/// How notifications leave: HTTP for webhooks and Slack, SMTP for email (when configured).
+#[derive(Clone)]
+pub struct Channels {
+    pub http: reqwest::Client,
+    /// `None` without `--smtp-url`: an email receiver is then refused when a rule is saved.
+    pub mail: Option<super::email::Mailer>,
+}
+
 /// Sends one message to `receiver`, retrying with backoff; every attempt is returned for
 /// the log. `true` when it was delivered.
 pub async fn deliver(
-    client: &reqwest::Client,
+    channels: &Channels,
     receiver: &Receiver,
     rule: &Rule,
     status: &str,
     alerts: &[PayloadAlert],
     external_url: &str,
 ) -> (bool, Vec<Attempt>) {
-    let (url, body) = match receiver {
-        Receiver::Webhook(url) => (
-            url,
-            alertmanager_payload(rule, status, alerts, external_url),
-        ),
-        Receiver::Slack(url) => (url, slack_payload(rule, status, alerts)),
-        Receiver::Email(address) => {
-            return (
-                false,
-                vec![Attempt {
-                    at: crate::model::time::now_ns(),
-                    receiver: address.clone(),
-                    attempt: 1,
-                    outcome: "failed: email delivery is not built yet (webhook and Slack are)"
-                        .into(),
-                }],
-            )
-        }
-    };
     let mut attempts = Vec::new();
     let mut wait = FIRST_BACKOFF;
     for attempt in 1..=ATTEMPTS {
         let at = crate::model::time::now_ns();
-        let outcome = match client.post(url).json(&body).send().await {
-            Ok(r) if r.status().is_success() => "sent".to_string(),
-            Ok(r) => format!("failed: the receiver answered {}", r.status()),
-            Err(e) => format!("failed: {e}"),
+        let result = match receiver {
+            Receiver::Webhook(url) => {
+                let body = alertmanager_payload(rule, status, alerts, external_url);
+                post(&channels.http, url, &body).await
+            }
+            Receiver::Slack(url) => {
+                post(&channels.http, url, &slack_payload(rule, status, alerts)).await
+            }
+            Receiver::Email(address) => match &channels.mail {
+                Some(mailer) => mailer.send(address, rule, status, alerts).await,
+                None => Err("no SMTP server is configured (--smtp-url)".into()),
+            },
         };
-        let sent = outcome == "sent";
+        let sent = result.is_ok();
         attempts.push(Attempt {
             at,
-            receiver: url.clone(),
+            receiver: receiver.address().to_string(),
             attempt,
-            outcome,
+            outcome: match result {
+                Ok(()) => "sent".to_string(),
+                Err(e) => format!("failed: {e}"),
+            },
         });
         if sent {
             return (true, attempts);
@@ -158,6 +158,15 @@ pub async fn deliver(
         }
     }
     (false, attempts)
+}
+
+/// POSTs `body` as JSON; any 2xx is taken.
+async fn post(client: &reqwest::Client, url: &str, body: &serde_json::Value) -> Result<(), String> {
+    match client.post(url).json(body).send().await {
+        Ok(r) if r.status().is_success() => Ok(()),
+        Ok(r) => Err(format!("the receiver answered {}", r.status())),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 #[cfg(test)]

@@ -80,6 +80,77 @@ pub fn compile(matchers: &[Matcher]) -> Result<Vec<(Matcher, Option<regex::Regex
         .collect()
 }
 
+/// Reads matchers as `amtool` and Alertmanager's UI write them: comma-separated
+/// `name=value`, `name!=value`, `name=~regex`, `name!~regex`, values optionally in double
+/// quotes (which may then hold commas). The error names the matcher that is wrong.
+pub fn parse_matchers(text: &str) -> Result<Vec<Matcher>, String> {
+    let mut parts = Vec::new();
+    let mut current = String::new();
+    let mut quoted = false;
+    for c in text.chars() {
+        match c {
+            '"' => {
+                quoted = !quoted;
+                current.push(c);
+            }
+            ',' if !quoted => parts.push(std::mem::take(&mut current)),
+            _ => current.push(c),
+        }
+    }
+    if quoted {
+        return refuse("matchers", "a quoted value is not closed");
+    }
+    parts.push(current);
+    let matchers: Vec<Matcher> = parts
+        .iter()
+        .map(|p| p.trim())
+        .filter(|p| !p.is_empty())
+        .enumerate()
+        .map(|(i, part)| {
+            let at = part.find(['=', '!']).ok_or_else(|| {
+                format!("matchers[{i}]: {part:?} has no operator (=, !=, =~, !~)")
+            })?;
+            let (name, rest) = part.split_at(at);
+            let (op, value) = ["=~", "!~", "!=", "="]
+                .iter()
+                .find_map(|op| rest.strip_prefix(op).map(|v| (*op, v)))
+                .ok_or_else(|| {
+                    format!("matchers[{i}]: {part:?} has no operator (=, !=, =~, !~)")
+                })?;
+            let value = value.trim();
+            let value = value
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .unwrap_or(value);
+            Ok(Matcher {
+                name: name.trim().to_string(),
+                value: value.to_string(),
+                is_regex: op.ends_with('~'),
+                is_equal: op.starts_with('='),
+            })
+        })
+        .collect::<Result<_, String>>()?;
+    compile(&matchers)?;
+    Ok(matchers)
+}
+
+/// Matchers as [`parse_matchers`] reads them back.
+pub fn matchers_text(matchers: &[Matcher]) -> String {
+    matchers
+        .iter()
+        .map(|m| {
+            let op = match (m.is_equal, m.is_regex) {
+                (true, false) => "=",
+                (false, false) => "!=",
+                (true, true) => "=~",
+                (false, true) => "!~",
+            };
+            format!("{}{op}\"{}\"", m.name, m.value)
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 impl SilenceSpec {
     /// The matchers (as stored) and the time range, checked against `now`.
     pub fn check(self, now: i64) -> Result<(String, i64, i64, String, String), String> {
@@ -142,6 +213,26 @@ mod tests {
             starts: 0,
             ends: 10,
         }
+    }
+
+    #[test]
+    fn matchers_read_as_amtool_writes_them_and_back() {
+        let read = parse_matchers(
+            r#"alertname="payment errors, canary", instance!=payment-1, version=~2\..*"#,
+        )
+        .unwrap();
+        assert_eq!(read.len(), 3);
+        assert_eq!(read[0].value, "payment errors, canary");
+        assert!(read[0].is_equal && !read[0].is_regex);
+        assert!(!read[1].is_equal && !read[1].is_regex);
+        assert!(read[2].is_equal && read[2].is_regex);
+        assert_eq!(parse_matchers(&matchers_text(&read)).unwrap(), read);
+        let no_op = parse_matchers("service").unwrap_err();
+        assert!(no_op.starts_with("matchers[0]:"), "{no_op}");
+        let bad_re = parse_matchers("a=b, c=~(").unwrap_err();
+        assert!(bad_re.starts_with("matchers[1].value:"), "{bad_re}");
+        assert!(parse_matchers("a=\"b").is_err());
+        assert!(parse_matchers(" ").unwrap_err().starts_with("matchers:"));
     }
 
     #[test]

@@ -19,13 +19,15 @@ use crate::ingest::Receiver;
 /// Seed of the committed sample data.
 pub const DEFAULT_SEED: u64 = 42;
 
-/// The alert rule the demo ships: payment's error rate over a minute above 5 %. The live
-/// demo's incident (the canary's timeouts) fires it and pulling the canary resolves it, once
-/// per `--demo-incident-every` cycle. No receivers: it shows in the API, Grafana's alert list
+/// The alert rule the demo ships: payment's error rate over two minutes above 5 %. The
+/// live demo's incident (the canary's timeouts) fires it and pulling the canary resolves it,
+/// once per `--demo-incident-every` cycle. Two minutes, not one: payment handles a few
+/// requests a minute, and a one-minute window can hold none of the canary's, so the alert
+/// would flap inside the incident. No receivers: it shows in the API, Grafana's alert list
 /// and the notification-free history.
 pub const EXAMPLE_RULE: &str = r#"{
     "name": "payment error rate (demo)", "kind": "error_rate", "service": "payment",
-    "threshold": 0.05, "window_secs": 60, "for_secs": 0, "labels": {"team": "payments"},
+    "threshold": 0.05, "window_secs": 120, "for_secs": 0, "labels": {"team": "payments"},
     "annotations": {"summary": "payment fails {{ $value }} of its requests"}
 }"#;
 

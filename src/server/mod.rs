@@ -67,8 +67,9 @@ pub async fn run(
     let receiver = Receiver::new(pipeline, keys, ingest_auth);
     let stop = CancellationToken::new();
     let maintenance = Maintenance::start(&config, &recovered.store, &recovered.index, &stop)?;
+    let mut demo_hour = None;
     if let Some(demo) = config.demo {
-        load_demo(&receiver, data, demo, &stop).await?;
+        demo_hour = load_demo(&receiver, data, demo, &stop).await?;
         ship_demo_rule(&meta).await?;
     }
     let engine = QueryEngine::new(recovered.live, recovered.index, recovered.store)
@@ -78,11 +79,22 @@ pub async fn run(
         .with_corrupt_file_reports(maintenance.corrupt_files.clone());
 
     if let Some(file) = &config.alerting.rules_file {
-        let loaded = crate::alerting::load_rules_file(&meta, file).await?;
+        let loaded = crate::alerting::load_rules_file(&meta, file, &config.alerting).await?;
         tracing::info!(rules = loaded, file = %file.display(), "loaded alert rules");
     }
-    let alerting = crate::alerting::Alerting::new(meta, engine.clone(), config.alerting.clone());
-    tokio::spawn(alerting.clone().run(stop.clone()));
+    let alerting = crate::alerting::Alerting::new(meta, engine.clone(), config.alerting.clone())?;
+    let evaluating = alerting.clone();
+    let stop_evaluating = stop.clone();
+    tokio::spawn(async move {
+        // The demo's recorded hour is evaluated first, so its incident's alert is in the
+        // history at the minute it happened (once, when the hour is loaded).
+        if let Some((from, to)) = demo_hour {
+            if let Err(e) = evaluating.backfill(from, to).await {
+                tracing::warn!("the demo's alert history could not be replayed: {e}");
+            }
+        }
+        evaluating.run(stop_evaluating).await
+    });
 
     let listeners = Listeners::bind(&config).await?;
     let addrs = listeners.addrs;
@@ -107,13 +119,14 @@ async fn ship_demo_rule(meta: &crate::meta::MetaStore) -> anyhow::Result<()> {
 }
 
 /// Loads the demo scenario, shifted so that it ends now (once per data dir), then keeps its
-/// traffic going in real time until `stop` unless the demo is frozen.
+/// traffic going in real time until `stop` unless the demo is frozen. Returns the recorded
+/// hour (Unix ns) when it was loaded now.
 async fn load_demo(
     receiver: &Receiver,
     data: &std::path::Path,
     demo: crate::config::DemoMode,
     stop: &CancellationToken,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<(i64, i64)>> {
     let now = u64::try_from(crate::model::time::now_ns()).unwrap_or(0);
     let loaded = crate::demo::load(receiver, data, now).await?;
     match loaded {
@@ -130,5 +143,7 @@ async fn load_demo(
             stop.clone(),
         ));
     }
-    Ok(())
+    let end = i64::try_from(loaded.recorded_end(now)).unwrap_or(i64::MAX);
+    let hour = crate::demo::scenario::SCENARIO_MINUTES as i64 * 60_000_000_000;
+    Ok(matches!(loaded, crate::demo::Loaded::Now { .. }).then_some((end - hour, end)))
 }

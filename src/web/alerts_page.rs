@@ -31,6 +31,8 @@ pub fn router(web: WebState, alerting: Alerting) -> Router {
     Router::new()
         .route("/alerts", get(handler))
         .route("/alerts/{rule}/postmortem", post(start_postmortem))
+        .route("/alerts/silences", post(create_silence))
+        .route("/alerts/silences/{id}/expire", post(expire_silence))
         .with_state(AlertsState { web, alerting })
 }
 
@@ -47,6 +49,8 @@ pub struct AlertRow {
     pub since: String,
     pub evidence: String,
     pub silenced: bool,
+    /// The alert's labels as silence matchers, for the "silence" link.
+    pub matchers: String,
 }
 
 /// One rule.
@@ -58,6 +62,8 @@ pub struct RuleRow {
     pub state: &'static str,
     pub receivers: usize,
     pub alerts: Vec<AlertRow>,
+    /// The rule's value over the last hour, its threshold and firing spans.
+    pub chart: Option<super::service_page::TitledChart>,
 }
 
 /// One silence.
@@ -67,6 +73,7 @@ pub struct SilenceRow {
     pub state: &'static str,
     pub ends: String,
     pub comment: String,
+    pub created_by: String,
 }
 
 /// One notification attempt.
@@ -90,9 +97,38 @@ struct AlertsPage {
     rules: Vec<RuleRow>,
     silences: Vec<SilenceRow>,
     notices: Vec<NoticeRow>,
+    dims: super::charts::Dims,
+    /// The new-silence form's matchers, filled in from an alert's "silence" link.
+    new_silence: String,
+    /// Choices of how long a new silence lasts: seconds and label.
+    durations: &'static [(u64, &'static str)],
 }
 
-async fn handler(State(state): State<AlertsState>, PageToken(token): PageToken) -> Response {
+/// How long a silence made on the page lasts (Alertmanager's UI offers 2 h first).
+const SILENCE_DURATIONS: &[(u64, &str)] = &[
+    (7_200, "2 hours"),
+    (3_600, "1 hour"),
+    (14_400, "4 hours"),
+    (28_800, "8 hours"),
+    (86_400, "1 day"),
+    (604_800, "1 week"),
+];
+
+/// The page's query: `silence` fills the new-silence form.
+#[derive(serde::Deserialize, Default)]
+struct AlertsQuery {
+    silence: Option<String>,
+}
+
+/// How far back the rule charts look, and their step.
+const CHART_SPAN: i64 = 3_600_000_000_000;
+const CHART_STEP: i64 = 60_000_000_000;
+
+async fn handler(
+    State(state): State<AlertsState>,
+    PageToken(token): PageToken,
+    axum::extract::Query(query): axum::extract::Query<AlertsQuery>,
+) -> Response {
     let alerting = &state.alerting;
     let now = crate::model::time::now_ns();
     let loaded = async {
@@ -121,9 +157,14 @@ async fn handler(State(state): State<AlertsState>, PageToken(token): PageToken) 
         Phase::Resolved => 1,
         Phase::Inactive => 0,
     };
+    let mut charts = Vec::with_capacity(rules.len());
+    for rule in &rules {
+        charts.push(rule_chart(alerting, rule, now).await);
+    }
     let rule_rows: Vec<RuleRow> = rules
         .iter()
-        .map(|rule| {
+        .zip(charts)
+        .map(|(rule, chart)| {
             let mine: Vec<_> = states.iter().filter(|s| s.rule_id == rule.id).collect();
             let worst = mine
                 .iter()
@@ -137,6 +178,7 @@ async fn handler(State(state): State<AlertsState>, PageToken(token): PageToken) 
                 condition: crate::alerting::api::condition(rule),
                 state: worst.as_str(),
                 receivers: rule.spec.receivers.len(),
+                chart,
                 alerts: mine
                     .iter()
                     .filter(|s| s.phase != Phase::Inactive)
@@ -152,6 +194,7 @@ async fn handler(State(state): State<AlertsState>, PageToken(token): PageToken) 
                             since: format::time(s.since),
                             evidence: alerting.evidence_url(rule, s),
                             silenced: active.iter().any(|x| x.matches(&labels)),
+                            matchers: silence_matchers(&labels),
                         }
                     })
                     .collect(),
@@ -168,7 +211,11 @@ async fn handler(State(state): State<AlertsState>, PageToken(token): PageToken) 
             .iter()
             .map(|s| SilenceRow {
                 id: s.id,
-                matchers: s.matchers.clone(),
+                matchers: serde_json::from_str::<Vec<crate::alerting::silence::Matcher>>(
+                    &s.matchers,
+                )
+                .map(|m| crate::alerting::silence::matchers_text(&m))
+                .unwrap_or_else(|_| s.matchers.clone()),
                 state: if now < s.starts {
                     "pending"
                 } else if now < s.ends {
@@ -178,6 +225,7 @@ async fn handler(State(state): State<AlertsState>, PageToken(token): PageToken) 
                 },
                 ends: format::time(s.ends),
                 comment: s.comment.clone(),
+                created_by: s.created_by.clone(),
             })
             .collect(),
         notices: notices
@@ -196,8 +244,153 @@ async fn handler(State(state): State<AlertsState>, PageToken(token): PageToken) 
                 outcome: n.outcome.clone(),
             })
             .collect(),
+        dims: super::charts::Dims::default(),
+        new_silence: query.silence.unwrap_or_default(),
+        durations: SILENCE_DURATIONS,
     };
     render(&page, StatusCode::OK)
+}
+
+/// An alert's labels as silence matchers (`name="value", …`).
+fn silence_matchers(labels: &std::collections::BTreeMap<String, String>) -> String {
+    let matchers: Vec<crate::alerting::silence::Matcher> = labels
+        .iter()
+        .map(|(name, value)| crate::alerting::silence::Matcher {
+            name: name.clone(),
+            value: value.clone(),
+            is_regex: false,
+            is_equal: true,
+        })
+        .collect();
+    crate::alerting::silence::matchers_text(&matchers)
+}
+
+/// A rule's value over the last hour as a chart: one line per alert group (at most eight),
+/// the threshold across, the firing spans shaded. `None` (the page still shows the rule)
+/// when the value cannot be read.
+async fn rule_chart(
+    alerting: &Alerting,
+    rule: &crate::alerting::rule::Rule,
+    now: i64,
+) -> Option<super::service_page::TitledChart> {
+    use crate::alerting::rule::Measure;
+    let (start, end) = (now - CHART_SPAN, now);
+    let chart = match alerting.chart(rule, start, end, CHART_STEP).await {
+        Ok(chart) => chart,
+        Err(e) => {
+            tracing::warn!(rule = rule.id, "alert rule chart not drawn: {e}");
+            return None;
+        }
+    };
+    let series: Vec<super::charts::LineSeries> = chart
+        .series
+        .iter()
+        .take(super::charts::SERIES_COLORS.len())
+        .enumerate()
+        .map(|(i, (labels, points))| {
+            let label = match crate::alerting::group_key(labels) {
+                key if key.is_empty() => rule.spec.name.clone(),
+                key => key,
+            };
+            (
+                label,
+                super::charts::SERIES_COLORS[i],
+                points
+                    .iter()
+                    .filter_map(|(t, v)| v.map(|v| (*t, v)))
+                    .collect(),
+            )
+        })
+        .collect();
+    let firing: Vec<(i64, Option<i64>, String)> = chart
+        .firing
+        .iter()
+        .map(|(labels, from, to)| {
+            let what = crate::alerting::group_key(labels);
+            let when = match to {
+                Some(to) => format!("{} to {}", format::time(*from), format::time(*to)),
+                None => format!("since {}", format::time(*from)),
+            };
+            (
+                *from,
+                *to,
+                format!("firing {what} {when}").replace("  ", " "),
+            )
+        })
+        .collect();
+    let fmt: &dyn Fn(f64) -> String = match rule.measure {
+        Measure::ErrorRate => &|v| format!("{:.1} %", v * 100.0),
+        Measure::Latency(_) => &|v| format!("{v:.0} ms"),
+        Measure::Absence => &|v| format!("{v:.0} s"),
+        _ => &|v| format!("{v}"),
+    };
+    Some(super::service_page::TitledChart {
+        title: format!(
+            "{} — last hour, threshold dashed, firing shaded",
+            rule.spec.name
+        ),
+        chart: super::charts::threshold_lines(&series, chart.threshold, &firing, start, end, fmt),
+    })
+}
+
+/// Creates a silence from the page's form: `matchers` (as amtool writes them), `duration`
+/// (seconds), `created_by`, `comment`. A bad one is shown with the field named.
+async fn create_silence(State(state): State<AlertsState>, form: FormFields) -> Response {
+    if let Err(refused) = form.check_token(&state.web.notebook) {
+        return *refused;
+    }
+    let refused =
+        |problem: String| message(StatusCode::BAD_REQUEST, "Silence not created", problem);
+    let matchers = match crate::alerting::silence::parse_matchers(form.get("matchers")) {
+        Ok(m) => m,
+        Err(e) => return refused(e),
+    };
+    let Some(seconds) = form
+        .get("duration")
+        .parse::<u64>()
+        .ok()
+        .filter(|s| SILENCE_DURATIONS.iter().any(|(d, _)| d == s))
+    else {
+        return refused(format!(
+            "duration: {:?} is not one of the offered durations",
+            form.get("duration")
+        ));
+    };
+    let now = crate::model::time::now_ns();
+    let spec = crate::alerting::silence::SilenceSpec {
+        matchers,
+        starts_at: None,
+        ends_at: (now + seconds as i64 * 1_000_000_000).to_string(),
+        created_by: form.get("created_by").trim().to_string(),
+        comment: form.get("comment").trim().to_string(),
+    };
+    let (matchers, starts, ends, created_by, comment) = match spec.check(now) {
+        Ok(checked) => checked,
+        Err(e) => return refused(e),
+    };
+    match state
+        .alerting
+        .create_silence(matchers, starts, ends, created_by, comment)
+        .await
+    {
+        Ok(_) => see_other("/alerts#silences"),
+        Err(e) => meta_error(e),
+    }
+}
+
+/// Ends a silence now, from the page.
+async fn expire_silence(
+    State(state): State<AlertsState>,
+    Path(id): Path<i64>,
+    form: FormFields,
+) -> Response {
+    if let Err(refused) = form.check_token(&state.web.notebook) {
+        return *refused;
+    }
+    match state.alerting.expire_silence(id).await {
+        Ok(()) => see_other("/alerts#silences"),
+        Err(e) => meta_error(e),
+    }
 }
 
 /// "Start post-mortem" on a firing or resolved alert: a post-mortem whose incident window is

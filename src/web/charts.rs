@@ -87,6 +87,10 @@ pub struct Chart {
     /// that would touch one another (a long window puts a deploy and its errors a few units
     /// apart) go on lines below; one that would run off the right edge sits left of its line.
     pub events: Vec<(f64, f64, f64, &'static str, String)>,
+    /// Shaded time spans (an alert's firing): x from, x to, and what they stand for.
+    pub bands: Vec<(f64, f64, String)>,
+    /// Horizontal lines (an alert rule's threshold): y and a label.
+    pub thresholds: Vec<(f64, String)>,
     /// The plot area and what its corners stand for, for a script that turns a region
     /// dragged on a scatter plot back into times and durations (`None` for other charts).
     pub region: Option<PlotRegion>,
@@ -116,13 +120,52 @@ pub type LineSeries = (String, &'static str, Vec<(i64, f64)>);
 
 /// Time series as lines over `[start, end]`; `fmt` writes values with their unit.
 pub fn lines(series: &[LineSeries], start: i64, end: i64, fmt: &dyn Fn(f64) -> String) -> Chart {
+    lines_reaching(series, start, end, fmt, 0.0).0
+}
+
+/// An alert rule's values as lines with its `threshold` drawn across and the `firing` spans
+/// (from, to or still firing, label) shaded; the value axis always reaches the threshold.
+pub fn threshold_lines(
+    series: &[LineSeries],
+    threshold: f64,
+    firing: &[(i64, Option<i64>, String)],
+    start: i64,
+    end: i64,
+    fmt: &dyn Fn(f64) -> String,
+) -> Chart {
+    let (mut chart, top) = lines_reaching(series, start, end, fmt, threshold * 1.25);
+    chart.thresholds = vec![(
+        TOP + plot_h() * (1.0 - threshold / top),
+        format!("threshold {}", fmt(threshold)),
+    )];
+    chart.bands = firing
+        .iter()
+        .map(|(from, to, label)| {
+            (
+                x_of(*from, start, end),
+                x_of(to.unwrap_or(end), start, end),
+                label.clone(),
+            )
+        })
+        .collect();
+    chart
+}
+
+/// [`lines`] with a value axis reaching at least `at_least`; also returns the axis' top.
+fn lines_reaching(
+    series: &[LineSeries],
+    start: i64,
+    end: i64,
+    fmt: &dyn Fn(f64) -> String,
+    at_least: f64,
+) -> (Chart, f64) {
     let max = series
         .iter()
         .flat_map(|s| s.2.iter().map(|p| p.1))
-        .fold(0.0f64, f64::max);
+        .fold(at_least.max(0.0), f64::max);
     let (max, ticks) = value_axis(max, 0.0);
     let y_of = |v: f64| TOP + plot_h() * (1.0 - v / max);
-    Chart {
+    let chart = Chart {
         lines: series
             .iter()
             .map(|(label, color, points)| Line {
@@ -155,7 +198,8 @@ pub fn lines(series: &[LineSeries], start: i64, end: i64, fmt: &dyn Fn(f64) -> S
             .collect(),
         axis_y: TOP + plot_h(),
         ..Chart::default()
-    }
+    };
+    (chart, max)
 }
 
 /// Per-minute counts stacked per series, from `start`.
