@@ -396,6 +396,122 @@ async fn latency_and_log_count_rules_fire_on_sent_data() {
     );
 }
 
+/// The phases an alert of rule `name` went through, oldest first.
+async fn phases(server: &Server, name: &str) -> Vec<String> {
+    let (_, rules) = server.get("/api/v1/alert-rules").await;
+    let id = rules["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == name)
+        .expect("the rule")["id"]
+        .as_i64()
+        .unwrap();
+    let (_, detail) = server.get(&format!("/api/v1/alert-rules/{id}")).await;
+    let mut out = vec!["inactive".to_string()];
+    for t in detail["history"].as_array().unwrap().iter().rev() {
+        out.push(t["to"].as_str().unwrap().to_string());
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latency_log_and_absence_alerts_resolve_when_the_data_recovers_and_for_holds_a_spike_back()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(&dir.path().join("data"), &["--alert-eval-secs", "1"]);
+    let (hook, inbox) = receiver().await;
+    for rule in [
+        json!({"name": "slow api", "kind": "latency", "service": "api", "percentile": "p95",
+               "threshold": 500, "window_secs": 120, "receivers": [{"webhook": hook}]}),
+        // A short window, so the records leave it within the test.
+        json!({"name": "timeouts", "kind": "log_count", "query": "timeout", "threshold": 3,
+               "window_secs": 5, "receivers": [{"webhook": hook}]}),
+        json!({"name": "quiet worker", "kind": "absence", "service": "worker", "threshold": 2,
+               "receivers": [{"webhook": hook}]}),
+        // Must hold for an hour: a spike never fires it.
+        json!({"name": "shop errors", "kind": "error_rate", "service": "shop", "threshold": 0.2,
+               "window_secs": 120, "for_secs": 3600, "receivers": [{"webhook": hook}]}),
+    ] {
+        let (status, body) = post_rule(&server, &rule).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let mut slow =
+        ExportTraceServiceRequest::decode(requests("api", "api-1", 20, 0, 11).as_slice()).unwrap();
+    for s in &mut slow.resource_spans[0].scope_spans[0].spans {
+        s.start_time_unix_nano = s.end_time_unix_nano - 900_000_000;
+    }
+    send(&server, slow.encode_to_vec()).await;
+    let bodies: Vec<String> = (0..5).map(|i| format!("upstream timeout {i}")).collect();
+    let logs = common::otlp::logs("api", "req-2", &bodies).encode_to_vec();
+    assert_eq!(server.post_protobuf("/v1/logs", logs).await.status(), 200);
+    send(&server, requests("worker", "worker-1", 1, 0, 12)).await;
+    send(&server, requests("shop", "shop-1", 10, 5, 13)).await;
+    let firing = received(&inbox, 3).await;
+    let mut names: Vec<&str> = firing
+        .iter()
+        .map(|m| m["groupLabels"]["alertname"].as_str().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["quiet worker", "slow api", "timeouts"]);
+    assert!(firing.iter().all(|m| m["status"] == "firing"));
+    // The error spike is pending, held back by `for`.
+    server
+        .wait_for("/api/v1/alerts", |v| {
+            v["alerts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a["name"] == "shop errors" && a["state"] == "pending")
+        })
+        .await;
+
+    // Recovery: fast requests bring p95 down, the worker speaks again, the timeouts leave
+    // the 5-second window, the shop's error rate falls to 2.4 %.
+    let mut fast =
+        ExportTraceServiceRequest::decode(requests("api", "api-1", 400, 0, 14).as_slice()).unwrap();
+    for s in &mut fast.resource_spans[0].scope_spans[0].spans {
+        s.start_time_unix_nano = s.end_time_unix_nano - 10_000_000;
+    }
+    send(&server, fast.encode_to_vec()).await;
+    send(&server, requests("shop", "shop-1", 200, 0, 15)).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let resolved = loop {
+        // The worker keeps sending, so it stays heard from.
+        send(&server, requests("worker", "worker-1", 1, 0, 16)).await;
+        let got = inbox.lock().unwrap().clone();
+        let resolved: Vec<String> = got
+            .iter()
+            .filter(|m| m["status"] == "resolved")
+            .map(|m| m["groupLabels"]["alertname"].as_str().unwrap().to_string())
+            .collect();
+        if resolved.len() >= 3 || Instant::now() > deadline {
+            break resolved;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    let mut resolved = resolved;
+    resolved.sort();
+    assert_eq!(resolved, ["quiet worker", "slow api", "timeouts"]);
+    // The spike went pending and back, and nothing was sent about it.
+    assert_eq!(
+        phases(&server, "shop errors").await,
+        ["inactive", "pending", "inactive"]
+    );
+    for name in ["slow api", "timeouts", "quiet worker"] {
+        assert_eq!(
+            phases(&server, name).await,
+            ["inactive", "firing", "resolved"],
+            "{name}"
+        );
+    }
+    assert!(inbox
+        .lock()
+        .unwrap()
+        .iter()
+        .all(|m| m["groupLabels"]["alertname"] != "shop errors"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_ships_its_example_rule() {
     let server = common::shared_demo();
