@@ -271,6 +271,46 @@ async fn a_receiver_that_is_down_is_retried_and_logged() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_that_hangs_holds_back_no_other_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(&dir.path().join("data"), &["--alert-eval-secs", "1"]);
+    // A receiver that takes each request and never answers (the client gives up after 10 s).
+    let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = hits.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        post(move || {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            std::future::pending::<&'static str>()
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hanging = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let (hook, inbox) = receiver().await;
+    // The hanging receiver's rule comes first, so an evaluation meets it first.
+    for (name, url) in [("shop errors (hanging)", &hanging), ("shop errors", &hook)] {
+        let (status, body) = post_rule(
+            &server,
+            &json!({"name": name, "kind": "error_rate", "service": "shop", "threshold": 0.2,
+                    "window_secs": 120, "receivers": [{"webhook": url}]}),
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    send(&server, requests("shop", "shop-1", 10, 5, 21)).await;
+    let told = received(&inbox, 1).await;
+    assert_eq!(told[0]["groupLabels"]["alertname"], "shop errors");
+    // Told while the hanging receiver still holds its first attempt (its three attempts
+    // take over 30 s): the other rule did not wait for it.
+    let attempts = hits.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        attempts <= 1,
+        "{attempts} attempts: the other rule waited for them"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_rules_are_refused_naming_the_field_and_change_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("data"));

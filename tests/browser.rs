@@ -1589,6 +1589,18 @@ async fn the_alerts_page_shows_rules_states_and_notifications() {
         .await
         .unwrap()
         .is_empty());
+    // Its history beside the chart: fired in the incident, resolved after it (newest first).
+    let mut changes = Vec::new();
+    for row in web
+        .find_all(By::Css(format!("{chart} table.alert-history tbody tr")))
+        .await
+        .unwrap()
+    {
+        changes.push(row.text().await.unwrap());
+    }
+    assert_eq!(changes.len(), 2, "{changes:?}");
+    assert!(changes[0].contains("firing → resolved"), "{changes:?}");
+    assert!(changes[1].contains("inactive → firing"), "{changes:?}");
     shot(&web, "alerts").await;
     // A silence from the page: the alert's "silence" link fills the form with its labels.
     web.find(By::Css(

@@ -44,6 +44,13 @@ const ROUTES: &[(&str, &[&str])] = &[
     ("/api/v1/compare/traces", &["get"]),
     ("/api/v1/compare/groups", &["get"]),
     ("/api/v1/canary", &["get"]),
+    ("/api/v1/alert-rules", &["get", "post"]),
+    ("/api/v1/alert-rules/{id}", &["get", "put", "delete"]),
+    ("/api/v1/alert-rules/{id}/values", &["get"]),
+    ("/api/v1/alerts", &["get"]),
+    ("/api/v1/alert-notifications", &["get"]),
+    ("/api/v1/silences", &["get", "post"]),
+    ("/api/v1/silences/{id}", &["delete"]),
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,8 +9,11 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::rule::RuleSpec;
+use super::silence::SilenceSpec;
 use super::Alerting;
 use crate::meta::alerts::Phase;
 use crate::meta::MetaError;
@@ -37,26 +40,42 @@ impl From<MetaError> for Refusal {
     }
 }
 
-/// The alerting routes.
+/// The alerting routes: the `/api/v1` ones (also in the OpenAPI document, see [`document`])
+/// and Prometheus' rules and alerts APIs.
 pub fn router(alerting: Alerting) -> Router {
-    Router::new()
-        .route("/api/v1/alert-rules", get(list_rules).post(create_rule))
-        .route(
-            "/api/v1/alert-rules/{id}",
-            get(get_rule).put(replace_rule).delete(delete_rule),
-        )
-        .route("/api/v1/alert-rules/{id}/values", get(rule_values))
-        .route("/api/v1/alerts", get(active_alerts))
-        .route("/api/v1/alert-notifications", get(notifications))
-        .route("/api/v1/silences", get(list_silences).post(create_silence))
-        .route(
-            "/api/v1/silences/{id}",
-            axum::routing::delete(expire_silence),
-        )
-        .route("/prometheus/api/v1/rules", get(prometheus_rules))
+    let (api, _) = api_routes().split_for_parts();
+    api.route("/prometheus/api/v1/rules", get(prometheus_rules))
         .route("/prometheus/api/v1/alerts", get(prometheus_alerts))
         .with_state(alerting)
 }
+
+/// The `/api/v1` alerting routes with their OpenAPI operations: each handler's
+/// `#[utoipa::path]` says its path once, for the router and the document alike.
+fn api_routes() -> OpenApiRouter<Alerting> {
+    OpenApiRouter::new()
+        .routes(routes!(list_rules, create_rule))
+        .routes(routes!(get_rule, replace_rule, delete_rule))
+        .routes(routes!(rule_values))
+        .routes(routes!(active_alerts))
+        .routes(routes!(notifications))
+        .routes(routes!(list_silences, create_silence))
+        .routes(routes!(expire_silence))
+}
+
+/// The whole `/api/v1` OpenAPI document: the query and notebook API's
+/// ([`crate::api::document`]) with the alerting operations (made once). Served at
+/// `/api/v1/openapi.json` and rendered at `/api/docs`.
+pub fn document() -> &'static utoipa::openapi::OpenApi {
+    static DOCUMENT: std::sync::OnceLock<utoipa::openapi::OpenApi> = std::sync::OnceLock::new();
+    DOCUMENT.get_or_init(|| {
+        let mut doc = crate::api::document().clone();
+        doc.merge(api_routes().into_openapi());
+        doc
+    })
+}
+
+/// Answers every alerting operation may give besides its own.
+const BAD: &str = "Bad input, naming the field: `{\"error\": \"…\"}`";
 
 /// A rule body from JSON, checked: the stored text and the rule's name, or a 400 naming the
 /// field.
@@ -98,6 +117,8 @@ async fn shown(
     }))
 }
 
+#[utoipa::path(get, path = "/api/v1/alert-rules", tag = "alerts",
+    responses((status = 200, description = "`{rules[{id, name, rule, created, updated, alerts[]}]}`", body = Object)))]
 async fn list_rules(State(alerting): State<Alerting>) -> Result<Response, Refusal> {
     let mut out = Vec::new();
     for stored in alerting.meta.alert_rules().await? {
@@ -106,6 +127,8 @@ async fn list_rules(State(alerting): State<Alerting>) -> Result<Response, Refusa
     Ok(Json(json!({ "rules": out })).into_response())
 }
 
+#[utoipa::path(post, path = "/api/v1/alert-rules", tag = "alerts", request_body = RuleSpec,
+    responses((status = 201, description = "The stored rule", body = Object), (status = 400, description = BAD), (status = 409, description = "A rule of that name exists")))]
 async fn create_rule(
     State(alerting): State<Alerting>,
     body: Result<Json<serde_json::Value>, axum::extract::rejection::JsonRejection>,
@@ -115,6 +138,8 @@ async fn create_rule(
     Ok((StatusCode::CREATED, Json(shown(&alerting, stored).await?)).into_response())
 }
 
+#[utoipa::path(get, path = "/api/v1/alert-rules/{id}", tag = "alerts", params(("id" = i64, Path, description = "Rule id")),
+    responses((status = 200, description = "The rule, its alerts and `history[{from, to, at, value}]`", body = Object), (status = 404, description = "No such rule")))]
 async fn get_rule(
     State(alerting): State<Alerting>,
     Path(id): Path<i64>,
@@ -128,7 +153,8 @@ async fn get_rule(
 
 /// `start`, `end` (any time form the other APIs take; default the last hour) and `step`
 /// (seconds; default 60) of a rule's values.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ValuesParams {
     start: Option<String>,
     end: Option<String>,
@@ -138,6 +164,8 @@ struct ValuesParams {
 /// A rule's values over time — what the evaluator would have seen at each step — with its
 /// threshold and the times its alerts fired: `{threshold, below, series[{labels, values[[t,
 /// v]]}], firing[{labels, from, to}]}` (times in Unix ns, `to` null while firing).
+#[utoipa::path(get, path = "/api/v1/alert-rules/{id}/values", tag = "alerts", params(("id" = i64, Path, description = "Rule id"), ValuesParams),
+    responses((status = 200, description = "`{threshold, below, series[{labels, values[[t, v]]}], firing[{labels, from, to}]}`", body = Object), (status = 400, description = BAD), (status = 404, description = "No such rule")))]
 async fn rule_values(
     State(alerting): State<Alerting>,
     Path(id): Path<i64>,
@@ -186,6 +214,8 @@ async fn rule_values(
     .into_response())
 }
 
+#[utoipa::path(put, path = "/api/v1/alert-rules/{id}", tag = "alerts", params(("id" = i64, Path, description = "Rule id")), request_body = RuleSpec,
+    responses((status = 200, description = "The replaced rule (its alerts start over)", body = Object), (status = 400, description = BAD), (status = 404, description = "No such rule")))]
 async fn replace_rule(
     State(alerting): State<Alerting>,
     Path(id): Path<i64>,
@@ -196,6 +226,8 @@ async fn replace_rule(
     Ok(Json(shown(&alerting, stored).await?).into_response())
 }
 
+#[utoipa::path(delete, path = "/api/v1/alert-rules/{id}", tag = "alerts", params(("id" = i64, Path, description = "Rule id")),
+    responses((status = 204, description = "Deleted"), (status = 404, description = "No such rule")))]
 async fn delete_rule(
     State(alerting): State<Alerting>,
     Path(id): Path<i64>,
@@ -206,6 +238,8 @@ async fn delete_rule(
 
 /// Pending and firing alerts, with their labels, the silences that hold them back, and the
 /// page that shows their evidence.
+#[utoipa::path(get, path = "/api/v1/alerts", tag = "alerts",
+    responses((status = 200, description = "`{alerts[{rule_id, name, labels, state, value, since, fired, silenced_by, generator_url}]}`", body = Object)))]
 async fn active_alerts(State(alerting): State<Alerting>) -> Result<Response, Refusal> {
     let rules = alerting.rules().await?;
     let silences = alerting
@@ -241,12 +275,15 @@ async fn active_alerts(State(alerting): State<Alerting>) -> Result<Response, Ref
 }
 
 /// Query string of the notification log.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct LogParams {
     limit: Option<usize>,
 }
 
 /// Every notification attempt, newest first.
+#[utoipa::path(get, path = "/api/v1/alert-notifications", tag = "alerts", params(LogParams),
+    responses((status = 200, description = "`{notifications[{rule_id, group_key, at, status, receiver, attempt, outcome}]}`, newest first", body = Object)))]
 async fn notifications(
     State(alerting): State<Alerting>,
     Query(p): Query<LogParams>,
@@ -373,6 +410,8 @@ async fn prometheus_alerts(State(alerting): State<Alerting>) -> Result<Response,
 }
 
 /// Every silence with its status (`active`, `pending` or `expired`), newest first.
+#[utoipa::path(get, path = "/api/v1/silences", tag = "alerts",
+    responses((status = 200, description = "`{silences[{id, matchers, startsAt, endsAt, createdBy, comment, status{state}}]}`", body = Object)))]
 async fn list_silences(State(alerting): State<Alerting>) -> Result<Response, Refusal> {
     let now = crate::model::time::now_ns();
     let listed: Vec<serde_json::Value> = alerting
@@ -405,12 +444,14 @@ async fn list_silences(State(alerting): State<Alerting>) -> Result<Response, Ref
 
 /// Creates a silence (Alertmanager's body: `matchers`, `startsAt`, `endsAt`, `createdBy`,
 /// `comment`); a bad one is a 400 naming the field.
+#[utoipa::path(post, path = "/api/v1/silences", tag = "alerts", request_body = SilenceSpec,
+    responses((status = 201, description = "`{silenceID}`", body = Object), (status = 400, description = BAD)))]
 async fn create_silence(
     State(alerting): State<Alerting>,
     body: Result<Json<serde_json::Value>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, Refusal> {
     let Json(value) = body.map_err(|e| Refusal(StatusCode::BAD_REQUEST, e.body_text()))?;
-    let spec: super::silence::SilenceSpec = serde_json::from_value(value)
+    let spec: SilenceSpec = serde_json::from_value(value)
         .map_err(|e| Refusal(StatusCode::BAD_REQUEST, format!("invalid silence: {e}")))?;
     let (matchers, starts, ends, created_by, comment) = spec
         .check(crate::model::time::now_ns())
@@ -422,6 +463,8 @@ async fn create_silence(
 }
 
 /// Ends a silence now.
+#[utoipa::path(delete, path = "/api/v1/silences/{id}", tag = "alerts", params(("id" = i64, Path, description = "Silence id")),
+    responses((status = 204, description = "Ended now"), (status = 404, description = "No such silence")))]
 async fn expire_silence(
     State(alerting): State<Alerting>,
     Path(id): Path<i64>,

@@ -146,7 +146,16 @@ pub struct Alerting {
     engine: QueryEngine,
     settings: AlertSettings,
     channels: notify::Channels,
+    /// Messages being delivered (rule, alert group, status): deliveries run beside the
+    /// evaluations, so a slow or dead receiver holds back neither the other rules nor the
+    /// next evaluation, and an alert still due while its message is on the way is not sent
+    /// twice. A key stays until an evaluation finds the alert no longer due (delivered), or
+    /// goes when the delivery failed (retried at the next evaluation).
+    sending: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<Sending>>>,
 }
+
+/// A message on its way: rule id, alert group, status.
+type Sending = (i64, String, &'static str);
 
 /// `key=value` pairs joined by `,`: how an alert's group is stored.
 pub fn group_key(labels: &BTreeMap<String, String>) -> String {
@@ -186,6 +195,7 @@ impl Alerting {
             engine,
             settings,
             channels: notify::Channels { http, mail },
+            sending: Default::default(),
         })
     }
 
@@ -328,8 +338,12 @@ impl Alerting {
             if prev != Some(&next) || transition.is_some() {
                 self.meta.save_alert_state(next.clone(), transition).await?;
             }
-            if let Some(status) = state::due(&next, self.settings.repeat.as_nanos() as i64, now) {
-                due.entry(status).or_default().push(next.clone());
+            match state::due(&next, self.settings.repeat.as_nanos() as i64, now) {
+                Some(status) if !self.is_sending(rule.id, &key, status) => {
+                    due.entry(status).or_default().push(next.clone());
+                }
+                Some(_) => {}
+                None => self.sent(rule.id, &key),
             }
             states.insert((rule.id, key), next);
         }
@@ -352,21 +366,81 @@ impl Alerting {
                 self.meta.save_alert_state(alert, None).await?;
             }
             if !told.is_empty() {
-                self.notify(rule, status, told, now).await?;
+                self.send(rule, status, told, now).await?;
             }
         }
         Ok(())
     }
 
-    /// Sends one message per receiver for `alerts` of `rule`; when every receiver took it,
-    /// marks them notified (so neither the next evaluation nor a restart sends it again).
-    async fn notify(
+    /// Whether a `status` message about alert `group` of rule `rule_id` is on its way.
+    fn is_sending(&self, rule_id: i64, group: &str, status: &'static str) -> bool {
+        self.sending
+            .lock()
+            .is_ok_and(|s| s.contains(&(rule_id, group.to_string(), status)))
+    }
+
+    /// Forgets the messages about alert `group` of rule `rule_id`: it is no longer due.
+    fn sent(&self, rule_id: i64, group: &str) {
+        if let Ok(mut sending) = self.sending.lock() {
+            sending.retain(|(r, g, _)| !(*r == rule_id && g == group));
+        }
+    }
+
+    /// Tells `rule`'s receivers about `alerts` in a task of its own (a rule without
+    /// receivers has them marked told at once).
+    async fn send(
         &self,
         rule: &Rule,
         status: &'static str,
         alerts: Vec<AlertState>,
         now: i64,
     ) -> Result<(), crate::meta::MetaError> {
+        if rule.spec.receivers.is_empty() {
+            for alert in alerts {
+                self.meta
+                    .mark_alert_notified(rule.id, alert.group_key, now)
+                    .await?;
+            }
+            return Ok(());
+        }
+        if let Ok(mut sending) = self.sending.lock() {
+            sending.extend(
+                alerts
+                    .iter()
+                    .map(|a| (rule.id, a.group_key.clone(), status)),
+            );
+        }
+        let (this, rule) = (self.clone(), rule.clone());
+        tokio::spawn(async move {
+            let groups: Vec<String> = alerts.iter().map(|a| a.group_key.clone()).collect();
+            let delivered = match this.notify(&rule, status, alerts, now).await {
+                Ok(delivered) => delivered,
+                Err(e) => {
+                    tracing::error!(rule = rule.id, "alert notification not recorded: {e}");
+                    false
+                }
+            };
+            if !delivered {
+                if let Ok(mut sending) = this.sending.lock() {
+                    for group in groups {
+                        sending.remove(&(rule.id, group, status));
+                    }
+                }
+            }
+        });
+        Ok(())
+    }
+
+    /// Sends one message per receiver for `alerts` of `rule`; when every receiver took it,
+    /// marks them notified (so neither the next evaluation nor a restart sends it again) and
+    /// returns `true`.
+    async fn notify(
+        &self,
+        rule: &Rule,
+        status: &'static str,
+        alerts: Vec<AlertState>,
+        now: i64,
+    ) -> Result<bool, crate::meta::MetaError> {
         let payload: Vec<notify::PayloadAlert> = alerts
             .iter()
             .map(|a| self.payload_alert(rule, a, status))
@@ -399,13 +473,14 @@ impl Alerting {
                 }
             }
         }
-        if delivered || rule.spec.receivers.is_empty() {
-            for mut alert in alerts {
-                alert.notified = now;
-                self.meta.save_alert_state(alert, None).await?;
+        if delivered {
+            for alert in alerts {
+                self.meta
+                    .mark_alert_notified(rule.id, alert.group_key, now)
+                    .await?;
             }
         }
-        Ok(())
+        Ok(delivered)
     }
 
     /// A rule's values over `[start, end]` every `step` ns, its threshold and when its
@@ -449,6 +524,15 @@ impl Alerting {
             series,
             firing,
         })
+    }
+
+    /// The newest `limit` state changes of rule `id`'s alerts, newest first.
+    pub async fn history(
+        &self,
+        id: i64,
+        limit: usize,
+    ) -> Result<Vec<crate::meta::alerts::Transition>, crate::meta::MetaError> {
+        self.meta.alert_history(id, limit).await
     }
 
     /// Every alert's state.

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::query::log_query;
 
 /// The rule as written (JSON body, or one entry of a rules file).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RuleSpec {
     pub name: String,
@@ -64,7 +64,7 @@ fn default_window() -> i64 {
 }
 
 /// Where notifications go.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Receiver {
     /// POST the Alertmanager webhook payload (version 4) to this URL.

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::time::parse_time;
 
 /// One matcher as Alertmanager's API writes it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Matcher {
     pub name: String,
@@ -26,7 +26,7 @@ fn yes() -> bool {
 }
 
 /// A silence as the API takes it.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SilenceSpec {
     pub matchers: Vec<Matcher>,

@@ -163,8 +163,13 @@ pub fn document() -> &'static utoipa::openapi::OpenApi {
     })
 }
 
-/// The `/api/v1` routes and `/healthz`.
-pub fn router(engine: QueryEngine, notebook: Notebook) -> Router {
+/// The `/api/v1` routes, `/healthz`, and `doc` (this API's [`document`] with the operations
+/// of the rooms above it) at `/api/v1/openapi.json`.
+pub fn router(
+    engine: QueryEngine,
+    notebook: Notebook,
+    doc: &'static utoipa::openapi::OpenApi,
+) -> Router {
     let notebook_state = NotebookState {
         engine: engine.clone(),
         notebook,
@@ -175,7 +180,7 @@ pub fn router(engine: QueryEngine, notebook: Notebook) -> Router {
         .with_state(engine)
         .merge(notebook_api.with_state(notebook_state))
         .route("/healthz", get(|| async { "ok" }))
-        .merge(openapi::router(document()))
+        .merge(openapi::router(doc))
 }
 
 /// A time given as Unix nanoseconds (a JSON number) or as text (RFC 3339 or a Unix timestamp).

@@ -12,7 +12,7 @@ use utoipa::OpenApi;
 #[openapi(
     info(
         title = "Sightline query API",
-        description = "Traces, logs, metrics, services, saved views, post-mortems and annotations. \
+        description = "Traces, logs, metrics, services, saved views, post-mortems, annotations and alerts. \
 Times are RFC 3339 or Unix timestamps (s, ms, µs or ns, told apart by size). Errors answer \
 `{\"error\": \"…\"}`. With logins configured, send a session cookie or HTTP Basic credentials."
     ),
@@ -21,6 +21,7 @@ Times are RFC 3339 or Unix timestamps (s, ms, µs or ns, told apart by size). Er
         (name = "views", description = "Saved views and their pinned evidence"),
         (name = "postmortems"), (name = "annotations"),
         (name = "compare", description = "Trace against trace, a selection against a baseline, canary verdicts"),
+        (name = "alerts", description = "Alert rules, their alerts and values, silences, the notification log"),
     )
 )]
 pub struct ApiDoc;

@@ -286,6 +286,25 @@ impl MetaStore {
         .await
     }
 
+    /// Records that alert (`rule_id`, `group_key`) was told at `at`, leaving the rest of its
+    /// state as the evaluator last wrote it (a delivery runs beside the evaluations).
+    pub async fn mark_alert_notified(
+        &self,
+        rule_id: i64,
+        group_key: String,
+        at: i64,
+    ) -> Result<(), MetaError> {
+        self.tx(move |tx| {
+            tx.execute(
+                "UPDATE alert_states SET notified_ns = MAX(notified_ns, ?3) \
+                 WHERE rule_id = ?1 AND group_key = ?2",
+                params![rule_id, group_key, at],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
     /// The newest `limit` transitions of rule `id`, newest first.
     pub async fn alert_history(&self, id: i64, limit: usize) -> Result<Vec<Transition>, MetaError> {
         self.read(move |tx| {

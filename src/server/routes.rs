@@ -20,20 +20,24 @@ pub fn app(
     access: Access,
     data_dir: PathBuf,
 ) -> anyhow::Result<Router> {
-    let app = crate::api::router(engine.clone(), notebook.clone())
-        .merge(crate::compat::jaeger::router(engine.clone()))
-        .merge(crate::compat::prometheus::router(engine.clone()))
-        .merge(crate::compat::loki::router(engine.clone()))
-        .merge(crate::api::grpc::router(engine.clone())?)
-        .merge(crate::alerting::api::router(alerting.clone()))
-        .merge(crate::web::router(engine, notebook, alerting))
-        .route("/metrics", get(|| async { crate::telemetry::render() }))
-        .route("/readyz", get(move || readyz(data_dir.clone())))
-        .merge(crate::web::login_router(access.clone()))
-        .layer(axum::middleware::from_fn_with_state(
-            access,
-            crate::access::guard,
-        ));
+    let app = crate::api::router(
+        engine.clone(),
+        notebook.clone(),
+        crate::alerting::api::document(),
+    )
+    .merge(crate::compat::jaeger::router(engine.clone()))
+    .merge(crate::compat::prometheus::router(engine.clone()))
+    .merge(crate::compat::loki::router(engine.clone()))
+    .merge(crate::api::grpc::router(engine.clone())?)
+    .merge(crate::alerting::api::router(alerting.clone()))
+    .merge(crate::web::router(engine, notebook, alerting))
+    .route("/metrics", get(|| async { crate::telemetry::render() }))
+    .route("/readyz", get(move || readyz(data_dir.clone())))
+    .merge(crate::web::login_router(access.clone()))
+    .layer(axum::middleware::from_fn_with_state(
+        access,
+        crate::access::guard,
+    ));
     Ok(crate::hardening::harden(app))
 }
 

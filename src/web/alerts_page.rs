@@ -64,7 +64,21 @@ pub struct RuleRow {
     pub alerts: Vec<AlertRow>,
     /// The rule's value over the last hour, its threshold and firing spans.
     pub chart: Option<super::service_page::TitledChart>,
+    /// The newest changes of its alerts.
+    pub history: Vec<ChangeRow>,
 }
+
+/// One state change of an alert, as the rule's history lists it.
+pub struct ChangeRow {
+    pub time: String,
+    pub group: String,
+    pub from: &'static str,
+    pub to: &'static str,
+    pub value: String,
+}
+
+/// How many state changes each rule lists.
+const HISTORY_ROWS: usize = 8;
 
 /// One silence.
 pub struct SilenceRow {
@@ -158,13 +172,36 @@ async fn handler(
         Phase::Inactive => 0,
     };
     let mut charts = Vec::with_capacity(rules.len());
+    let mut histories = Vec::with_capacity(rules.len());
     for rule in &rules {
         charts.push(rule_chart(alerting, rule, now).await);
+        let changes = match alerting.history(rule.id, HISTORY_ROWS).await {
+            Ok(changes) => changes,
+            Err(e) => {
+                return message(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Alerts unavailable",
+                    e.to_string(),
+                )
+            }
+        };
+        histories.push(
+            changes
+                .iter()
+                .map(|t| ChangeRow {
+                    time: format::time(t.at),
+                    group: t.group_key.clone(),
+                    from: t.from.as_str(),
+                    to: t.to.as_str(),
+                    value: t.value.map(|v| format!("{v:.4}")).unwrap_or_default(),
+                })
+                .collect(),
+        );
     }
     let rule_rows: Vec<RuleRow> = rules
         .iter()
-        .zip(charts)
-        .map(|(rule, chart)| {
+        .zip(charts.into_iter().zip(histories))
+        .map(|(rule, (chart, history))| {
             let mine: Vec<_> = states.iter().filter(|s| s.rule_id == rule.id).collect();
             let worst = mine
                 .iter()
@@ -179,6 +216,7 @@ async fn handler(
                 state: worst.as_str(),
                 receivers: rule.spec.receivers.len(),
                 chart,
+                history,
                 alerts: mine
                     .iter()
                     .filter(|s| s.phase != Phase::Inactive)

@@ -91,7 +91,7 @@ fn row(method: &'static str, path: &str, op: &Operation) -> OperationRow {
 
 /// The `/api/docs` page.
 pub async fn handler() -> Response {
-    let doc = crate::api::document();
+    let doc = crate::alerting::api::document();
     let mut operations = Vec::new();
     for (path, item) in &doc.paths.paths {
         for (method, op) in [
