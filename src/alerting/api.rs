@@ -15,30 +15,8 @@ use utoipa_axum::routes;
 use super::rule::RuleSpec;
 use super::silence::SilenceSpec;
 use super::Alerting;
+use crate::api::ApiError;
 use crate::meta::alerts::Phase;
-use crate::meta::MetaError;
-
-/// An error answer: `{"error": "…"}` with a status.
-struct Refusal(StatusCode, String);
-
-impl IntoResponse for Refusal {
-    fn into_response(self) -> Response {
-        (self.0, Json(json!({ "error": self.1 }))).into_response()
-    }
-}
-
-impl From<MetaError> for Refusal {
-    fn from(e: MetaError) -> Self {
-        let status = match &e {
-            MetaError::Invalid(_) => StatusCode::BAD_REQUEST,
-            MetaError::NotFound(_) => StatusCode::NOT_FOUND,
-            MetaError::Conflict(_) => StatusCode::CONFLICT,
-            MetaError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
-        };
-        Refusal(status, e.to_string())
-    }
-}
 
 /// The alerting routes: the `/api/v1` ones (also in the OpenAPI document, see [`document`])
 /// and Prometheus' rules and alerts APIs.
@@ -82,15 +60,15 @@ const BAD: &str = "Bad input, naming the field: `{\"error\": \"…\"}`";
 fn checked(
     alerting: &Alerting,
     body: Result<Json<serde_json::Value>, axum::extract::rejection::JsonRejection>,
-) -> Result<(String, String), Refusal> {
-    let Json(value) = body.map_err(|e| Refusal(StatusCode::BAD_REQUEST, e.body_text()))?;
+) -> Result<(String, String), ApiError> {
+    let Json(value) = body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
     let spec: RuleSpec = serde_json::from_value(value)
-        .map_err(|e| Refusal(StatusCode::BAD_REQUEST, format!("invalid rule: {e}")))?;
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("invalid rule: {e}")))?;
     let rule = alerting
         .check_rule(spec, 0)
-        .map_err(|e| Refusal(StatusCode::BAD_REQUEST, e.to_string()))?;
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
     let text = serde_json::to_string(&rule.spec)
-        .map_err(|e| Refusal(StatusCode::BAD_REQUEST, e.to_string()))?;
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
     Ok((text, rule.spec.name))
 }
 
@@ -98,7 +76,7 @@ fn checked(
 async fn shown(
     alerting: &Alerting,
     stored: crate::meta::alerts::StoredRule,
-) -> Result<serde_json::Value, Refusal> {
+) -> Result<serde_json::Value, ApiError> {
     let states: Vec<_> = alerting
         .meta
         .alert_states()
@@ -119,7 +97,7 @@ async fn shown(
 
 #[utoipa::path(get, path = "/api/v1/alert-rules", tag = "alerts",
     responses((status = 200, description = "`{rules[{id, name, rule, created, updated, alerts[]}]}`", body = Object)))]
-async fn list_rules(State(alerting): State<Alerting>) -> Result<Response, Refusal> {
+async fn list_rules(State(alerting): State<Alerting>) -> Result<Response, ApiError> {
     let mut out = Vec::new();
     for stored in alerting.meta.alert_rules().await? {
         out.push(shown(&alerting, stored).await?);
@@ -132,7 +110,7 @@ async fn list_rules(State(alerting): State<Alerting>) -> Result<Response, Refusa
 async fn create_rule(
     State(alerting): State<Alerting>,
     body: Result<Json<serde_json::Value>, axum::extract::rejection::JsonRejection>,
-) -> Result<Response, Refusal> {
+) -> Result<Response, ApiError> {
     let (text, name) = checked(&alerting, body)?;
     let stored = alerting.meta.create_alert_rule(&name, text).await?;
     Ok((StatusCode::CREATED, Json(shown(&alerting, stored).await?)).into_response())
@@ -143,7 +121,7 @@ async fn create_rule(
 async fn get_rule(
     State(alerting): State<Alerting>,
     Path(id): Path<i64>,
-) -> Result<Response, Refusal> {
+) -> Result<Response, ApiError> {
     let stored = alerting.meta.alert_rule(id).await?;
     let history = alerting.meta.alert_history(id, 100).await?;
     let mut body = shown(&alerting, stored).await?;
@@ -170,8 +148,8 @@ async fn rule_values(
     State(alerting): State<Alerting>,
     Path(id): Path<i64>,
     Query(params): Query<ValuesParams>,
-) -> Result<Response, Refusal> {
-    let bad = |e: String| Refusal(StatusCode::BAD_REQUEST, e);
+) -> Result<Response, ApiError> {
+    let bad = |e: String| ApiError::new(StatusCode::BAD_REQUEST, e);
     let window = crate::model::window::Window::from_params(
         params.start.as_deref(),
         params.end.as_deref(),
@@ -190,7 +168,7 @@ async fn rule_values(
         .await?
         .into_iter()
         .find(|r| r.id == id)
-        .ok_or_else(|| Refusal(StatusCode::NOT_FOUND, format!("no alert rule {id}")))?;
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no alert rule {id}")))?;
     let chart = alerting
         .chart(
             &rule,
@@ -220,7 +198,7 @@ async fn replace_rule(
     State(alerting): State<Alerting>,
     Path(id): Path<i64>,
     body: Result<Json<serde_json::Value>, axum::extract::rejection::JsonRejection>,
-) -> Result<Response, Refusal> {
+) -> Result<Response, ApiError> {
     let (text, name) = checked(&alerting, body)?;
     let stored = alerting.meta.replace_alert_rule(id, &name, text).await?;
     Ok(Json(shown(&alerting, stored).await?).into_response())
@@ -231,7 +209,7 @@ async fn replace_rule(
 async fn delete_rule(
     State(alerting): State<Alerting>,
     Path(id): Path<i64>,
-) -> Result<Response, Refusal> {
+) -> Result<Response, ApiError> {
     alerting.meta.delete_alert_rule(id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -240,7 +218,7 @@ async fn delete_rule(
 /// page that shows their evidence.
 #[utoipa::path(get, path = "/api/v1/alerts", tag = "alerts",
     responses((status = 200, description = "`{alerts[{rule_id, name, labels, state, value, since, fired, silenced_by, generator_url}]}`", body = Object)))]
-async fn active_alerts(State(alerting): State<Alerting>) -> Result<Response, Refusal> {
+async fn active_alerts(State(alerting): State<Alerting>) -> Result<Response, ApiError> {
     let rules = alerting.rules().await?;
     let silences = alerting
         .active_silences(crate::model::time::now_ns())
@@ -287,7 +265,7 @@ struct LogParams {
 async fn notifications(
     State(alerting): State<Alerting>,
     Query(p): Query<LogParams>,
-) -> Result<Response, Refusal> {
+) -> Result<Response, ApiError> {
     let limit = p.limit.unwrap_or(100).clamp(1, 1000);
     Ok(Json(json!({ "notifications": alerting.meta.notifications(limit).await? })).into_response())
 }
@@ -345,7 +323,7 @@ fn prometheus_alert(
 
 /// `GET /prometheus/api/v1/rules`: the rules in Prometheus' format, so Grafana lists them
 /// with their alerts.
-async fn prometheus_rules(State(alerting): State<Alerting>) -> Result<Response, Refusal> {
+async fn prometheus_rules(State(alerting): State<Alerting>) -> Result<Response, ApiError> {
     let rules = alerting.rules().await?;
     let states = alerting.meta.alert_states().await?;
     let listed: Vec<serde_json::Value> = rules
@@ -391,7 +369,7 @@ async fn prometheus_rules(State(alerting): State<Alerting>) -> Result<Response, 
 }
 
 /// `GET /prometheus/api/v1/alerts`: pending and firing alerts in Prometheus' format.
-async fn prometheus_alerts(State(alerting): State<Alerting>) -> Result<Response, Refusal> {
+async fn prometheus_alerts(State(alerting): State<Alerting>) -> Result<Response, ApiError> {
     let rules = alerting.rules().await?;
     let alerts: Vec<serde_json::Value> = alerting
         .meta
@@ -412,7 +390,7 @@ async fn prometheus_alerts(State(alerting): State<Alerting>) -> Result<Response,
 /// Every silence with its status (`active`, `pending` or `expired`), newest first.
 #[utoipa::path(get, path = "/api/v1/silences", tag = "alerts",
     responses((status = 200, description = "`{silences[{id, matchers, startsAt, endsAt, createdBy, comment, status{state}}]}`", body = Object)))]
-async fn list_silences(State(alerting): State<Alerting>) -> Result<Response, Refusal> {
+async fn list_silences(State(alerting): State<Alerting>) -> Result<Response, ApiError> {
     let now = crate::model::time::now_ns();
     let listed: Vec<serde_json::Value> = alerting
         .meta
@@ -449,13 +427,13 @@ async fn list_silences(State(alerting): State<Alerting>) -> Result<Response, Ref
 async fn create_silence(
     State(alerting): State<Alerting>,
     body: Result<Json<serde_json::Value>, axum::extract::rejection::JsonRejection>,
-) -> Result<Response, Refusal> {
-    let Json(value) = body.map_err(|e| Refusal(StatusCode::BAD_REQUEST, e.body_text()))?;
+) -> Result<Response, ApiError> {
+    let Json(value) = body.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
     let spec: SilenceSpec = serde_json::from_value(value)
-        .map_err(|e| Refusal(StatusCode::BAD_REQUEST, format!("invalid silence: {e}")))?;
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("invalid silence: {e}")))?;
     let (matchers, starts, ends, created_by, comment) = spec
         .check(crate::model::time::now_ns())
-        .map_err(|e| Refusal(StatusCode::BAD_REQUEST, e))?;
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))?;
     let stored = alerting
         .create_silence(matchers, starts, ends, created_by, comment)
         .await?;
@@ -468,7 +446,7 @@ async fn create_silence(
 async fn expire_silence(
     State(alerting): State<Alerting>,
     Path(id): Path<i64>,
-) -> Result<Response, Refusal> {
+) -> Result<Response, ApiError> {
     alerting.expire_silence(id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -35,6 +35,14 @@ const DEFAULT_LOG_LIMIT: usize = 100;
 /// An API error: a status and a message, answered as `{"error": "…"}`.
 pub struct ApiError(StatusCode, String);
 
+impl ApiError {
+    /// An answer of `status` with `message` (the rooms above this API answer in the same
+    /// shape).
+    pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError(status, message.into())
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (self.0, Json(json!({ "error": self.1 }))).into_response()
