@@ -33,10 +33,12 @@ async fn a_token_in_one_record_of_a_million_is_found_everywhere() {
         "the-needle",
         &["ledger the-needle reconciled by xylophonist tok5e1f00d5".to_string()],
     );
-    let r = server
-        .post_protobuf("/v1/logs", needle.encode_to_vec())
+    // Right after a million records the server may still shed load (503) while it flushes;
+    // an exporter retries, and so does this.
+    let status = server
+        .export_retrying("/v1/logs", needle.encode_to_vec())
         .await;
-    assert_eq!(r.status(), 200);
+    assert_eq!(status, 200);
     let window = format!("start={}&end={}", base, now_ns() + 60 * SECOND);
 
     for token in ["tok5e1f00d5", "xylophonist"] {

@@ -315,6 +315,18 @@ impl Server {
             .expect("OTLP/HTTP reachable")
     }
 
+    /// POSTs an OTLP/HTTP protobuf export as an OpenTelemetry exporter does: a 503 (the
+    /// server shedding load while a debug build's flusher catches up) is retried a second
+    /// later, for up to a minute. Returns the final status.
+    pub async fn export_retrying(&self, path: &str, body: Vec<u8>) -> reqwest::StatusCode {
+        retrying_export(
+            &reqwest::Client::new(),
+            &format!("{}{path}", self.otlp_http),
+            body,
+        )
+        .await
+    }
+
     /// A gauge or counter (without labels) of the server's `/metrics` page.
     pub async fn metric(&self, name: &str) -> f64 {
         let text = reqwest::get(format!("{}/metrics", self.api))
@@ -401,20 +413,7 @@ pub async fn fill_logs(server: &Server, exports: u64, batch: usize, base_ns: u64
         let body = loadgen_export("logs", n, batch, base_ns);
         let (client, url) = (client.clone(), format!("{}/v1/logs", server.otlp_http));
         pending.push(tokio::spawn(async move {
-            for _ in 0..60 {
-                let response = client
-                    .post(&url)
-                    .header("content-type", "application/x-protobuf")
-                    .body(body.clone())
-                    .send()
-                    .await
-                    .expect("OTLP/HTTP reachable");
-                if response.status() != 503 {
-                    return response.status();
-                }
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-            reqwest::StatusCode::SERVICE_UNAVAILABLE
+            retrying_export(&client, &url, body).await
         }));
         if pending.len() == 4 || n + 1 == exports {
             for p in pending.drain(..) {
@@ -422,6 +421,28 @@ pub async fn fill_logs(server: &Server, exports: u64, batch: usize, base_ns: u64
             }
         }
     }
+}
+
+/// POSTs `body` (OTLP protobuf) to `url`, retrying a 503 every second for up to a minute.
+async fn retrying_export(
+    client: &reqwest::Client,
+    url: &str,
+    body: Vec<u8>,
+) -> reqwest::StatusCode {
+    for _ in 0..60 {
+        let response = client
+            .post(url)
+            .header("content-type", "application/x-protobuf")
+            .body(body.clone())
+            .send()
+            .await
+            .expect("OTLP/HTTP reachable");
+        if response.status() != 503 {
+            return response.status();
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    reqwest::StatusCode::SERVICE_UNAVAILABLE
 }
 
 /// A memory figure of a process from `/proc/PID/status` (`"VmRSS:"`, `"VmHWM:"`), in bytes;
