@@ -64,6 +64,18 @@ async fn received(inbox: &Inbox, n: usize) -> Vec<Value> {
 
 /// `n` server spans of `service` on `instance`, `failed` of them failed, just now.
 fn requests(service: &str, instance: &str, n: u64, failed: u64, seed: u8) -> Vec<u8> {
+    requests_lasting(service, instance, n, failed, seed, 5)
+}
+
+/// [`requests`] that each took `ms` milliseconds.
+fn requests_lasting(
+    service: &str,
+    instance: &str,
+    n: u64,
+    failed: u64,
+    seed: u8,
+    ms: u64,
+) -> Vec<u8> {
     let now = now_ns();
     let spans = (0..n)
         .map(|i| Span {
@@ -71,7 +83,7 @@ fn requests(service: &str, instance: &str, n: u64, failed: u64, seed: u8) -> Vec
             span_id: (i + 1).to_be_bytes().to_vec(),
             name: "GET /shop".into(),
             kind: 2,
-            start_time_unix_nano: now - 5_000_000,
+            start_time_unix_nano: now - ms * 1_000_000,
             end_time_unix_nano: now,
             status: (i < failed).then(|| Status {
                 code: StatusCode::Error as i32,
@@ -382,12 +394,7 @@ async fn latency_and_log_count_rules_fire_on_sent_data() {
         assert_eq!(status, 201, "{body}");
     }
     // 20 requests of 900 ms: p95 900 ms > 500 ms.
-    let mut slow =
-        ExportTraceServiceRequest::decode(requests("api", "api-1", 20, 0, 4).as_slice()).unwrap();
-    for s in &mut slow.resource_spans[0].scope_spans[0].spans {
-        s.start_time_unix_nano = s.end_time_unix_nano - 900_000_000;
-    }
-    send(&server, slow.encode_to_vec()).await;
+    send(&server, requests_lasting("api", "api-1", 20, 0, 4, 900)).await;
     // Five log records with the word "timeout".
     let bodies: Vec<String> = (0..5)
         .map(|i| format!("upstream timeout after {i} retries"))
@@ -476,12 +483,7 @@ async fn latency_log_and_absence_alerts_resolve_when_the_data_recovers_and_for_h
         let (status, body) = post_rule(&server, &rule).await;
         assert_eq!(status, 201, "{body}");
     }
-    let mut slow =
-        ExportTraceServiceRequest::decode(requests("api", "api-1", 20, 0, 11).as_slice()).unwrap();
-    for s in &mut slow.resource_spans[0].scope_spans[0].spans {
-        s.start_time_unix_nano = s.end_time_unix_nano - 900_000_000;
-    }
-    send(&server, slow.encode_to_vec()).await;
+    send(&server, requests_lasting("api", "api-1", 20, 0, 11, 900)).await;
     let bodies: Vec<String> = (0..5).map(|i| format!("upstream timeout {i}")).collect();
     let logs = common::otlp::logs("api", "req-2", &bodies).encode_to_vec();
     assert_eq!(server.post_protobuf("/v1/logs", logs).await.status(), 200);
@@ -508,12 +510,7 @@ async fn latency_log_and_absence_alerts_resolve_when_the_data_recovers_and_for_h
 
     // Recovery: fast requests bring p95 down, the worker speaks again, the timeouts leave
     // the 5-second window, the shop's error rate falls to 2.4 %.
-    let mut fast =
-        ExportTraceServiceRequest::decode(requests("api", "api-1", 400, 0, 14).as_slice()).unwrap();
-    for s in &mut fast.resource_spans[0].scope_spans[0].spans {
-        s.start_time_unix_nano = s.end_time_unix_nano - 10_000_000;
-    }
-    send(&server, fast.encode_to_vec()).await;
+    send(&server, requests_lasting("api", "api-1", 400, 0, 14, 10)).await;
     send(&server, requests("shop", "shop-1", 200, 0, 15)).await;
     let deadline = Instant::now() + Duration::from_secs(30);
     let resolved = loop {
