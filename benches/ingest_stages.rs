@@ -47,13 +47,7 @@ fn stages(c: &mut Criterion) {
         b.iter(|| ExportTraceServiceRequest::decode(trace_bytes.as_slice()).unwrap())
     });
     g.bench_function("decode traces into columns", |b| {
-        b.iter(|| {
-            decode_traces(
-                &ExportTraceServiceRequest::decode(trace_bytes.as_slice()).unwrap(),
-                &keys,
-            )
-            .unwrap()
-        })
+        b.iter(|| decode_traces(&trace_bytes, &keys).unwrap())
     });
     let metric_bytes = payload::metrics(5, BATCH, NOW).encode_to_vec();
     g.bench_function("decode+convert metrics (1000 points)", |b| {
@@ -62,13 +56,7 @@ fn stages(c: &mut Criterion) {
         })
     });
     g.bench_function("decode logs into columns (1000 records)", |b| {
-        b.iter(|| {
-            decode_logs(
-                &ExportLogsServiceRequest::decode(log_bytes.as_slice()).unwrap(),
-                &keys,
-            )
-            .unwrap()
-        })
+        b.iter(|| decode_logs(&log_bytes, &keys).unwrap())
     });
 
     for (name, policy) in [
@@ -90,7 +78,9 @@ fn stages(c: &mut Criterion) {
         .flat_map(|n| {
             let mut request = traces(n);
             payload::refresh_trace_ids(&mut request, n, n * 1_000_000_000);
-            let batch = decode_traces(&request, &keys).unwrap().batch;
+            let batch = decode_traces(&request.encode_to_vec(), &keys)
+                .unwrap()
+                .batch;
             let mut rows = Vec::new();
             SpanRow::from_batch(&batch, &mut |_| true, &mut rows).unwrap();
             rows
@@ -101,7 +91,7 @@ fn stages(c: &mut Criterion) {
         .flat_map(|n| {
             let mut request = logs(n);
             payload::refresh_log_ids(&mut request, n, n * 1_000_000_000);
-            let batch = decode_logs(&request, &keys).unwrap().batch;
+            let batch = decode_logs(&request.encode_to_vec(), &keys).unwrap().batch;
             let mut rows = Vec::new();
             LogRow::from_batch(&batch, &mut |_| true, &mut rows).unwrap();
             rows

@@ -87,7 +87,7 @@ impl TlsListener {
         let acceptor = TlsAcceptor::from(config);
         tokio::spawn(async move {
             loop {
-                let (stream, peer) = match tcp.accept().await {
+                let (mut stream, peer) = match tcp.accept().await {
                     Ok(c) => c,
                     Err(e) => {
                         tracing::debug!("accept failed: {e}");
@@ -98,6 +98,7 @@ impl TlsListener {
                 if tx.is_closed() {
                     return;
                 }
+                no_delay(&mut stream);
                 let (acceptor, tx) = (acceptor.clone(), tx.clone());
                 tokio::spawn(async move {
                     match tokio::time::timeout(HANDSHAKE_LIMIT, acceptor.accept(stream)).await {
@@ -111,6 +112,33 @@ impl TlsListener {
             }
         });
         Ok(TlsListener { ready, local })
+    }
+}
+
+/// Sends small writes at once, on every listener (plain or TLS): with Nagle's algorithm an
+/// answer written in pieces (an HTTP/2 response's frames, a streamed body) waited for the
+/// client's delayed ACK, 40 ms each time.
+pub fn no_delay(stream: &mut TcpStream) {
+    if let Err(e) = stream.set_nodelay(true) {
+        tracing::debug!("could not set TCP_NODELAY: {e}");
+    }
+}
+
+/// A plain TCP listener whose connections have [`no_delay`].
+pub struct NoDelayListener(pub TcpListener);
+
+impl axum::serve::Listener for NoDelayListener {
+    type Io = TcpStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        let (mut io, addr) = axum::serve::Listener::accept(&mut self.0).await;
+        no_delay(&mut io);
+        (io, addr)
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.0.local_addr()
     }
 }
 

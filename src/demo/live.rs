@@ -8,6 +8,7 @@
 //! scenario's hour again. Records are sent through the receiver as real time passes them
 //! (spans when they end, logs and metric points at their time), as exporters would.
 
+use prost::Message;
 use std::time::Duration;
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
@@ -234,17 +235,26 @@ pub async fn run(receiver: Receiver, mut traffic: LiveTraffic, stop: Cancellatio
         let now = u64::try_from(crate::model::time::now_ns()).unwrap_or(0);
         let due = traffic.due(now);
         for request in due.traces {
-            if let Err(e) = receiver.traces(request, None, Sender::Internal).await {
+            if let Err(e) = receiver
+                .traces(request.encode_to_vec(), Sender::Internal)
+                .await
+            {
                 tracing::warn!("live demo: spans not taken: {e}");
             }
         }
         for request in due.logs {
-            if let Err(e) = receiver.logs(request, None, Sender::Internal).await {
+            if let Err(e) = receiver
+                .logs(request.encode_to_vec(), Sender::Internal)
+                .await
+            {
                 tracing::warn!("live demo: logs not taken: {e}");
             }
         }
         for request in due.metrics {
-            if let Err(e) = receiver.metrics(request, None, Sender::Internal).await {
+            if let Err(e) = receiver
+                .metrics(request.encode_to_vec(), Sender::Internal)
+                .await
+            {
                 tracing::warn!("live demo: metrics not taken: {e}");
             }
         }

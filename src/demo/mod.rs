@@ -6,6 +6,7 @@ pub mod live;
 pub mod scenario;
 mod shift;
 
+use prost::Message;
 use std::path::Path;
 
 use anyhow::Context;
@@ -102,7 +103,7 @@ pub async fn load(receiver: &Receiver, data_dir: &Path, now_nano: u64) -> anyhow
             decode_message(line.as_bytes(), Encoding::Json)?;
         shift::traces(&mut request, shift_nano);
         receiver
-            .traces(request, None, crate::ingest::Sender::Internal)
+            .traces(request.encode_to_vec(), crate::ingest::Sender::Internal)
             .await?;
     }
     for line in LOGS.lines().filter(|l| !l.is_empty()) {
@@ -110,7 +111,7 @@ pub async fn load(receiver: &Receiver, data_dir: &Path, now_nano: u64) -> anyhow
             decode_message(line.as_bytes(), Encoding::Json)?;
         shift::logs(&mut request, shift_nano);
         receiver
-            .logs(request, None, crate::ingest::Sender::Internal)
+            .logs(request.encode_to_vec(), crate::ingest::Sender::Internal)
             .await?;
     }
     for line in METRICS.lines().filter(|l| !l.is_empty()) {
@@ -118,7 +119,7 @@ pub async fn load(receiver: &Receiver, data_dir: &Path, now_nano: u64) -> anyhow
             decode_message(line.as_bytes(), Encoding::Json)?;
         shift::metrics(&mut request, shift_nano);
         receiver
-            .metrics(request, None, crate::ingest::Sender::Internal)
+            .metrics(request.encode_to_vec(), crate::ingest::Sender::Internal)
             .await?;
     }
     std::fs::write(&marker, shift_nano.to_string())

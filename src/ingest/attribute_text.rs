@@ -1,5 +1,5 @@
-//! OTLP key-values written straight to the attribute JSON text the files store, and looked up
-//! in place — no `serde_json` maps on the ingest path.
+//! OTLP key-values (read in place, [`super::view`]) written straight to the attribute JSON
+//! text the files store, and looked up in place — no `serde_json` maps on the ingest path.
 //!
 //! The text is exactly what [`crate::model::from_key_values`] followed by `serde_json`
 //! would write (keys in arrival order, a repeated key keeps its first place and takes its
@@ -9,24 +9,24 @@
 
 use std::borrow::Cow;
 
-use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
+use super::view::{AnyValue, KeyValue};
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Serialize, Serializer};
 
 /// A list of key-values serialized as a JSON object, optionally without one key.
 pub struct KeyValuesJson<'a> {
-    kvs: &'a [KeyValue],
+    kvs: &'a [KeyValue<'a>],
     without: Option<&'a str>,
 }
 
 impl<'a> KeyValuesJson<'a> {
     /// All of `kvs`.
-    pub fn new(kvs: &'a [KeyValue]) -> Self {
+    pub fn new(kvs: &'a [KeyValue<'a>]) -> Self {
         Self { kvs, without: None }
     }
 
     /// `kvs` without the entry `key` (the attribute the correlation id was lifted from).
-    pub fn without(kvs: &'a [KeyValue], key: Option<&'a str>) -> Self {
+    pub fn without(kvs: &'a [KeyValue<'a>], key: Option<&'a str>) -> Self {
         Self { kvs, without: key }
     }
 }
@@ -35,10 +35,10 @@ impl Serialize for KeyValuesJson<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(None)?;
         let mut entry = |kv: &KeyValue| {
-            if Some(kv.key.as_str()) == self.without {
+            if Some(kv.key) == self.without {
                 return Ok(());
             }
-            map.serialize_entry(&kv.key, &AnyJson(kv.value.as_ref()))
+            map.serialize_entry(kv.key, &AnyJson(&kv.value))
         };
         // Senders rarely repeat a key: such lists are written as they come.
         if distinct_keys(self.kvs) {
@@ -54,7 +54,7 @@ impl Serialize for KeyValuesJson<'_> {
 fn distinct_keys(kvs: &[KeyValue]) -> bool {
     if kvs.len() > 32 {
         let mut seen = std::collections::HashSet::with_capacity(kvs.len());
-        return kvs.iter().all(|kv| seen.insert(kv.key.as_str()));
+        return kvs.iter().all(|kv| seen.insert(kv.key));
     }
     kvs.iter()
         .enumerate()
@@ -63,7 +63,7 @@ fn distinct_keys(kvs: &[KeyValue]) -> bool {
 
 /// The entries of `kvs` as the attribute object holds them (`serde_json`'s insertion-ordered
 /// map): each key where it first occurs, with the value of its last occurrence.
-fn ordered(kvs: &[KeyValue]) -> Vec<&KeyValue> {
+fn ordered<'k, 'a>(kvs: &'k [KeyValue<'a>]) -> Vec<&'k KeyValue<'a>> {
     let mut kept: Vec<&KeyValue> = Vec::with_capacity(kvs.len());
     for kv in kvs {
         match kept.iter_mut().find(|k| k.key == kv.key) {
@@ -77,147 +77,105 @@ fn ordered(kvs: &[KeyValue]) -> Vec<&KeyValue> {
 /// The key of the first entry (in object order) whose value is the string `value`: the
 /// attribute a correlation id is lifted from, as [`crate::store::columns::lifted_attributes`]
 /// chooses it.
-pub fn key_holding<'a>(kvs: &'a [KeyValue], value: &str) -> Option<&'a str> {
-    let holds = |kv: &&KeyValue| {
-        matches!(
-            kv.value.as_ref().and_then(|v| v.value.as_ref()),
-            Some(any_value::Value::StringValue(s)) if s == value
-        )
-    };
+pub fn key_holding<'a>(kvs: &[KeyValue<'a>], value: &str) -> Option<&'a str> {
+    let holds = |kv: &&KeyValue| matches!(kv.value, AnyValue::Str(s) if s == value);
     if distinct_keys(kvs) {
-        kvs.iter().find(holds).map(|kv| kv.key.as_str())
+        kvs.iter().find(holds).map(|kv| kv.key)
     } else {
-        ordered(kvs)
-            .into_iter()
-            .find(holds)
-            .map(|kv| kv.key.as_str())
+        ordered(kvs).into_iter().find(holds).map(|kv| kv.key)
     }
 }
 
 /// One OTLP value as JSON.
-pub struct AnyJson<'a>(pub Option<&'a AnyValue>);
+pub struct AnyJson<'v, 'a>(pub &'v AnyValue<'a>);
 
-impl Serialize for AnyJson<'_> {
+impl Serialize for AnyJson<'_, '_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let Some(value) = self.0.and_then(|v| v.value.as_ref()) else {
-            return serializer.serialize_unit();
-        };
-        match value {
-            any_value::Value::StringValue(s) => serializer.serialize_str(s),
-            any_value::Value::BoolValue(b) => serializer.serialize_bool(*b),
-            any_value::Value::IntValue(i) => serializer.serialize_i64(*i),
-            any_value::Value::DoubleValue(d) if d.is_finite() => serializer.serialize_f64(*d),
-            any_value::Value::DoubleValue(d) => serializer.serialize_str(&d.to_string()),
-            any_value::Value::ArrayValue(a) => {
-                let mut seq = serializer.serialize_seq(Some(a.values.len()))?;
-                for v in &a.values {
-                    seq.serialize_element(&AnyJson(Some(v)))?;
+        match self.0 {
+            AnyValue::Empty => serializer.serialize_unit(),
+            AnyValue::Str(s) => serializer.serialize_str(s),
+            AnyValue::Bool(b) => serializer.serialize_bool(*b),
+            AnyValue::Int(i) => serializer.serialize_i64(*i),
+            AnyValue::Double(d) if d.is_finite() => serializer.serialize_f64(*d),
+            AnyValue::Double(d) => serializer.serialize_str(&d.to_string()),
+            AnyValue::Array(items) => {
+                let mut seq = serializer.serialize_seq(Some(items.len()))?;
+                for v in items {
+                    seq.serialize_element(&AnyJson(v))?;
                 }
                 seq.end()
             }
-            any_value::Value::KvlistValue(kv) => {
-                KeyValuesJson::new(&kv.values).serialize(serializer)
-            }
-            any_value::Value::BytesValue(b) => serializer.serialize_str(&hex::encode(b)),
-            // An index into a profiles string table; meaningless outside profiles.
-            any_value::Value::StringValueStrindex(_) => serializer.serialize_unit(),
+            AnyValue::KvList(entries) => KeyValuesJson::new(entries).serialize(serializer),
+            AnyValue::Bytes(b) => serializer.serialize_str(&hex::encode(b)),
         }
     }
 }
 
 /// Appends the JSON object of `kvs` (minus `without`) to `out`.
-pub fn write_object(out: &mut Vec<u8>, kvs: &[KeyValue], without: Option<&str>) {
+pub fn write_object(out: &mut Vec<u8>, kvs: &[KeyValue<'_>], without: Option<&str>) {
     // Writing to a Vec cannot fail, and every value above serializes.
     let _ = serde_json::to_writer(&mut *out, &KeyValuesJson::without(kvs, without));
 }
 
 /// The value of `key` (the last one, as in the object), if present.
-pub fn lookup<'a>(kvs: &'a [KeyValue], key: &str) -> Option<Option<&'a AnyValue>> {
+pub fn lookup<'k, 'a>(kvs: &'k [KeyValue<'a>], key: &str) -> Option<&'k AnyValue<'a>> {
     kvs.iter()
         .rev()
         .find(|kv| kv.key == key)
-        .map(|kv| kv.value.as_ref())
+        .map(|kv| &kv.value)
 }
 
-/// Whether a value is absent or empty (JSON `null`).
-pub fn is_null(value: Option<&AnyValue>) -> bool {
-    matches!(
-        value.and_then(|v| v.value.as_ref()),
-        None | Some(any_value::Value::StringValueStrindex(_))
-    )
+/// Whether a value is empty (JSON `null`).
+pub fn is_null(value: &AnyValue<'_>) -> bool {
+    matches!(value, AnyValue::Empty)
 }
 
 /// The text form used for matching and display ([`crate::model::value_text`]): strings as
 /// they are, everything else as compact JSON.
-pub fn text(value: Option<&AnyValue>) -> Cow<'_, str> {
-    match value.and_then(|v| v.value.as_ref()) {
-        Some(any_value::Value::StringValue(s)) => Cow::Borrowed(s),
-        _ => Cow::Owned(serde_json::to_string(&AnyJson(value)).unwrap_or_default()),
+pub fn text<'a>(value: &AnyValue<'a>) -> Cow<'a, str> {
+    match value {
+        AnyValue::Str(s) => Cow::Borrowed(s),
+        other => Cow::Owned(serde_json::to_string(&AnyJson(other)).unwrap_or_default()),
     }
 }
 
 /// The text of attribute `key`, when present and not empty.
-pub fn text_of<'a>(kvs: &'a [KeyValue], key: &str) -> Option<Cow<'a, str>> {
+pub fn text_of<'a>(kvs: &[KeyValue<'a>], key: &str) -> Option<Cow<'a, str>> {
     lookup(kvs, key).map(text).filter(|t| !t.is_empty())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ingest::view::tests::{every_kind, kv};
     use crate::model::from_key_values;
-    use opentelemetry_proto::tonic::common::v1::{ArrayValue, KeyValueList};
+    use opentelemetry_proto::tonic::common::v1::{any_value::Value as V, KeyValue as PKeyValue};
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+    use prost::Message;
 
-    fn kv(key: &str, value: any_value::Value) -> KeyValue {
-        KeyValue {
-            key: key.into(),
-            value: Some(AnyValue { value: Some(value) }),
+    fn encoded(kvs: &[PKeyValue]) -> Vec<u8> {
+        Resource {
+            attributes: kvs.to_vec(),
             ..Default::default()
         }
+        .encode_to_vec()
     }
 
-    fn via_map(kvs: &[KeyValue]) -> String {
+    fn via_map(kvs: &[PKeyValue]) -> String {
         serde_json::to_string(&from_key_values(kvs.to_vec())).unwrap()
     }
 
-    fn direct(kvs: &[KeyValue], without: Option<&str>) -> String {
+    fn direct(kvs: &[PKeyValue], without: Option<&str>) -> String {
+        let bytes = encoded(kvs);
+        let view = crate::ingest::view::resource(&bytes).unwrap();
         let mut out = Vec::new();
-        write_object(&mut out, kvs, without);
+        write_object(&mut out, &view, without);
         String::from_utf8(out).unwrap()
     }
 
     #[test]
     fn text_matches_the_map_path_for_every_value_kind() {
-        use any_value::Value as V;
-        let kvs = vec![
-            kv("z", V::StringValue("quote \" and \u{1} and ü".into())),
-            kv("a", V::IntValue(-7)),
-            kv("m", V::DoubleValue(1.0)),
-            kv("n", V::DoubleValue(f64::NAN)),
-            kv("i", V::DoubleValue(f64::NEG_INFINITY)),
-            kv("b", V::BoolValue(true)),
-            kv("h", V::BytesValue(vec![0xde, 0xad])),
-            kv(
-                "l",
-                V::ArrayValue(ArrayValue {
-                    values: vec![AnyValue {
-                        value: Some(V::IntValue(1)),
-                    }],
-                }),
-            ),
-            kv(
-                "o",
-                V::KvlistValue(KeyValueList {
-                    values: vec![kv("y", V::IntValue(2)), kv("x", V::IntValue(1))],
-                }),
-            ),
-            KeyValue {
-                key: "e".into(),
-                value: None,
-                ..Default::default()
-            },
-            kv("a", V::StringValue("later wins".into())),
-            kv("s", V::StringValueStrindex(3)),
-        ];
+        let kvs = every_kind();
         assert_eq!(direct(&kvs, None), via_map(&kvs));
         let sorted = vec![kv("a", V::IntValue(1)), kv("b", V::IntValue(2))];
         assert_eq!(direct(&sorted, None), via_map(&sorted));
@@ -227,15 +185,19 @@ mod tests {
 
     #[test]
     fn lookups_see_the_last_duplicate_and_render_text_like_the_model() {
-        use any_value::Value as V;
         let kvs = vec![
             kv("k", V::StringValue("first".into())),
             kv("k", V::IntValue(5)),
             kv("empty", V::StringValue(String::new())),
         ];
-        assert_eq!(text_of(&kvs, "k").as_deref(), Some("5"));
-        assert_eq!(text_of(&kvs, "empty"), None);
-        assert_eq!(text_of(&kvs, "missing"), None);
-        assert!(is_null(None));
+        let bytes = encoded(&kvs);
+        let view = crate::ingest::view::resource(&bytes).unwrap();
+        assert_eq!(text_of(&view, "k").as_deref(), Some("5"));
+        assert_eq!(text_of(&view, "empty"), None);
+        assert_eq!(text_of(&view, "missing"), None);
+        assert!(is_null(&AnyValue::Empty));
+        // "k" holds 5 in the object (its last value), so no key holds "first".
+        assert_eq!(key_holding(&view, "first"), None);
+        assert_eq!(key_holding(&view, ""), Some("empty"));
     }
 }

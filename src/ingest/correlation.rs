@@ -2,10 +2,10 @@
 
 use std::borrow::Cow;
 
-use opentelemetry_proto::tonic::common::v1::KeyValue;
 use serde_json::Value;
 
 use super::attribute_text::{is_null, lookup, text};
+use super::view::KeyValue;
 use crate::model::{value_text, Attributes};
 
 /// Attribute keys searched, in order, for a correlation id when none are configured.
@@ -44,14 +44,22 @@ impl CorrelationKeys {
     /// searched before its resource's, so a per-request id beats a process-wide one.
     pub fn find_in<'a>(
         &self,
-        record: &'a [KeyValue],
+        record: &[KeyValue<'a>],
         resource: &'a Attributes,
     ) -> Option<Cow<'a, str>> {
         let in_record = self.0.iter().find_map(|key| {
-            let value = lookup(record, key).filter(|v| !is_null(*v))?;
+            let value = lookup(record, key).filter(|v| !is_null(v))?;
             Some(text(value)).filter(|t| !t.is_empty())
         });
         in_record.or_else(|| self.find_in_map(resource).map(Cow::Owned))
+    }
+
+    /// [`CorrelationKeys::find_in`] over attribute objects: the row model's way, kept as
+    /// the oracle the in-place lookup is tested against.
+    #[cfg(test)]
+    pub fn find_in_attributes(&self, record: &Attributes, resource: &Attributes) -> Option<String> {
+        self.find_in_map(record)
+            .or_else(|| self.find_in_map(resource))
     }
 
     /// The first configured key with a non-empty value in `attrs`.
@@ -66,18 +74,15 @@ impl CorrelationKeys {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue};
+    use crate::ingest::view::AnyValue;
     use serde_json::json;
 
     #[test]
     fn record_attributes_win_over_resource() {
         let keys = CorrelationKeys::default();
         let rec = vec![KeyValue {
-            key: "request_id".into(),
-            value: Some(AnyValue {
-                value: Some(any_value::Value::StringValue("r-1".into())),
-            }),
-            ..Default::default()
+            key: "request_id",
+            value: AnyValue::Str("r-1"),
         }];
         let res = json!({"correlation_id": "c-9"})
             .as_object()

@@ -105,19 +105,13 @@ fn encode_response<T: Message + serde::Serialize>(
         .into_response()
 }
 
-/// A decoded request and, for protobuf bodies, the body itself (reused as the WAL payload).
-type Decoded<T> = (T, Option<Vec<u8>>);
-
-/// Content type, then gzip, then message decoding; the decoded protobuf body is kept for
-/// the WAL so it is not encoded twice. Errors carry the encoding to answer in.
-fn decode_body<T>(
+/// Content type, then gzip: the body's bytes and their encoding. Errors carry the encoding
+/// to answer in.
+fn body_bytes(
     headers: &HeaderMap,
     body: Bytes,
     limit: usize,
-) -> Result<Decoded<T>, (IngestError, Encoding)>
-where
-    T: Message + Default + DeserializeOwned,
-{
+) -> Result<(Vec<u8>, Encoding), (IngestError, Encoding)> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
@@ -138,9 +132,38 @@ where
     } else {
         body.to_vec()
     };
-    let message = decode_message::<T>(&raw, encoding).map_err(|e| (e, encoding))?;
-    let raw_protobuf = (encoding == Encoding::Protobuf).then_some(raw);
-    Ok((message, raw_protobuf))
+    Ok((raw, encoding))
+}
+
+/// The body as protobuf: as sent, or an OTLP/JSON body decoded and re-encoded (the receiver
+/// reads protobuf, traces and logs in place, and the WAL keeps protobuf).
+fn protobuf_of<T>(raw: Vec<u8>, encoding: Encoding) -> Result<Vec<u8>, IngestError>
+where
+    T: Message + Default + DeserializeOwned,
+{
+    match encoding {
+        Encoding::Protobuf => Ok(raw),
+        Encoding::Json => Ok(decode_message::<T>(&raw, encoding)?.encode_to_vec()),
+    }
+}
+
+/// The checks before the body is read; an answer when they refuse.
+fn refused(state: &HttpState, headers: &HeaderMap) -> Option<Response> {
+    let key = headers
+        .get(state.receiver.key_header())
+        .and_then(|v| v.to_str().ok());
+    let error = state
+        .receiver
+        .precheck(crate::ingest::Sender::Client(key))
+        .err()?;
+    // Answer in the request's encoding when it names one, else protobuf.
+    let encoding = Encoding::from_content_type(
+        headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok()),
+    )
+    .unwrap_or(Encoding::Protobuf);
+    Some(error_response(error, encoding))
 }
 
 macro_rules! otlp_handler {
@@ -150,34 +173,26 @@ macro_rules! otlp_handler {
             headers: HeaderMap,
             body: Bytes,
         ) -> Response {
+            if let Some(refusal) = refused(&state, &headers) {
+                return refusal;
+            }
             let key = headers
                 .get(state.receiver.key_header())
                 .and_then(|v| v.to_str().ok());
-            if let Err(error) = state.receiver.precheck(crate::ingest::Sender::Client(key)) {
-                // Answer in the request's encoding when it names one, else protobuf.
-                let encoding = Encoding::from_content_type(
-                    headers
-                        .get(header::CONTENT_TYPE)
-                        .and_then(|v| v.to_str().ok()),
-                )
-                .unwrap_or(Encoding::Protobuf);
-                return error_response(error, encoding);
-            }
-            let (request, raw) = match decode_body::<$request>(&headers, body, state.max_body_bytes)
-            {
-                Ok(decoded) => decoded,
+            let (raw, encoding) = match body_bytes(&headers, body, state.max_body_bytes) {
+                Ok(body) => body,
                 Err((error, encoding)) => return error_response(error, encoding),
             };
-            let encoding = if raw.is_some() {
-                Encoding::Protobuf
-            } else {
-                Encoding::Json
+            let result = match protobuf_of::<$request>(raw, encoding) {
+                Ok(protobuf) => {
+                    state
+                        .receiver
+                        .$method(protobuf, crate::ingest::Sender::Client(key))
+                        .await
+                }
+                Err(error) => Err(error),
             };
-            match state
-                .receiver
-                .$method(request, raw, crate::ingest::Sender::Client(key))
-                .await
-            {
+            match result {
                 Ok(response) => encode_response(StatusCode::OK, &response, encoding),
                 Err(error) => error_response(error, encoding),
             }

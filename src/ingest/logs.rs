@@ -1,5 +1,6 @@
 //! OTLP logs export request → one Arrow batch in the log files' schema, and what the rollups
-//! need of it — in one pass over the decoded request, with no per-record structs or maps.
+//! need of it — in one pass over the request's bytes, read in place ([`super::view::logs`]),
+//! with no owned messages or maps.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -9,17 +10,16 @@ use arrow::array::{
     UInt32Builder,
 };
 use arrow::record_batch::RecordBatch;
-use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue};
-use opentelemetry_proto::tonic::logs::v1::LogRecord;
 
 use super::attribute_text::{text_of, AnyJson};
 use super::correlation::CorrelationKeys;
-use super::record_columns::Decoded;
 use super::record_columns::{text_builder, RecordColumns, ResourceText};
+use super::record_columns::{DecodeError, Decoded};
 use super::rejects::Rejects;
-use super::resource::convert_resource;
+use super::resource::resource_of;
 use super::traces::clamp_ns;
+use super::view::logs::{request, LogRecord};
+use super::view::{attributes, AnyValue};
 use crate::model::{severity_name, Severity, SpanId, TraceId};
 use crate::rollup::error_group::signature;
 use crate::rollup::DeltaBuilder;
@@ -30,29 +30,31 @@ const ERROR_SEVERITY: i32 = Severity::Error.floor();
 
 /// Decodes every log record; one with an invalid trace or span id (a wrong length; OTLP
 /// allows both to be absent) is dropped on its own and counted in [`Decoded::rejects`].
-pub fn decode_logs(
-    request: &ExportLogsServiceRequest,
-    keys: &CorrelationKeys,
-) -> Result<Decoded, StoreError> {
-    let rows = request
-        .resource_logs
+/// `bytes` is an `ExportLogsServiceRequest` in protobuf; bytes that are not one fail the
+/// whole request with [`DecodeError::Wire`].
+pub fn decode_logs(bytes: &[u8], keys: &CorrelationKeys) -> Result<Decoded, DecodeError> {
+    let resources = request(bytes)?;
+    let rows = resources
         .iter()
-        .flat_map(|r| &r.scope_logs)
-        .map(|s| s.log_records.len())
+        .flat_map(|r| &r.scopes)
+        .map(|s| s.records.len())
         .sum();
     let mut columns = LogColumns::with_capacity(rows);
     let mut rollups = DeltaBuilder::default();
     let mut rejects = Rejects::default();
-    for resource_logs in &request.resource_logs {
-        let resource = ResourceText::new(convert_resource(resource_logs.resource.clone()));
+    let mut record = LogRecord::default();
+    for resource_logs in &resources {
+        let resource = ResourceText::new(resource_of(attributes(&resource_logs.resource)));
         let seen = rollups.resource(resource.resource.clone());
-        for scope_logs in &resource_logs.scope_logs {
-            let scope_name = scope_logs.scope.as_ref().map_or("", |s| s.name.as_str());
-            for record in &scope_logs.log_records {
-                let ids = TraceId::from_context_bytes(&record.trace_id)
+        for scope_logs in &resource_logs.scopes {
+            let scope_name = scope_logs.scope.name;
+            for bytes in &scope_logs.records {
+                record.read(bytes)?;
+                let record = &record;
+                let ids = TraceId::from_context_bytes(record.trace_id)
                     .map_err(|e| format!("log record: invalid trace_id: {e}"))
                     .and_then(|t| {
-                        SpanId::from_context_bytes(&record.span_id)
+                        SpanId::from_context_bytes(record.span_id)
                             .map(|s| (t, s))
                             .map_err(|e| format!("log record: invalid span_id: {e}"))
                     });
@@ -98,7 +100,7 @@ pub fn decode_logs(
 }
 
 /// The record's own time, or its observed time when the sender left the event time unset.
-fn record_time(record: &LogRecord) -> i64 {
+fn record_time(record: &LogRecord<'_>) -> i64 {
     match clamp_ns(record.time_unix_nano) {
         0 => clamp_ns(record.observed_time_unix_nano),
         t => t,
@@ -106,11 +108,11 @@ fn record_time(record: &LogRecord) -> i64 {
 }
 
 /// String bodies stay verbatim; any other body is kept as compact JSON text.
-fn body_text(body: Option<&AnyValue>) -> Cow<'_, str> {
-    match body.and_then(|b| b.value.as_ref()) {
-        Some(any_value::Value::StringValue(s)) => Cow::Borrowed(s),
-        None => Cow::Borrowed(""),
-        Some(_) => Cow::Owned(serde_json::to_string(&AnyJson(body)).unwrap_or_default()),
+fn body_text<'a>(body: Option<&AnyValue<'a>>) -> Cow<'a, str> {
+    match body {
+        Some(AnyValue::Str(s)) => Cow::Borrowed(s),
+        None | Some(AnyValue::Empty) => Cow::Borrowed(""),
+        Some(other) => Cow::Owned(serde_json::to_string(&AnyJson(other)).unwrap_or_default()),
     }
 }
 
@@ -149,7 +151,7 @@ impl LogColumns {
     #[allow(clippy::too_many_arguments)]
     fn append(
         &mut self,
-        record: &LogRecord,
+        record: &LogRecord<'_>,
         time: i64,
         body: &str,
         (trace_id, span_id): (Option<TraceId>, Option<SpanId>),
@@ -165,7 +167,7 @@ impl LogColumns {
             .append_value(if record.severity_text.is_empty() {
                 severity_name(record.severity_number)
             } else {
-                &record.severity_text
+                record.severity_text
             });
         self.body.append_value(body);
         // The lengths were checked by the id parsers; these appends cannot fail.
@@ -182,7 +184,7 @@ impl LogColumns {
             None => self.span_id.append_null(),
         }
         self.flags.append_value(record.flags);
-        self.event_name.append_value(&record.event_name);
+        self.event_name.append_value(record.event_name);
         self.record.append(&record.attributes, resource, keys);
         self.scope_name.append_value(scope_name);
     }

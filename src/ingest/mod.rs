@@ -20,22 +20,24 @@ mod row_oracle_logs;
 #[cfg(test)]
 mod row_oracle_traces;
 mod traces;
+mod view;
+pub mod wire;
 
 use opentelemetry_proto::tonic::collector::logs::v1::{
-    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
+    ExportLogsPartialSuccess, ExportLogsServiceResponse,
 };
 use opentelemetry_proto::tonic::collector::metrics::v1::{
     ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
 use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+    ExportTracePartialSuccess, ExportTraceServiceResponse,
 };
 use prost::Message;
 
 pub use correlation::CorrelationKeys;
 pub use logs::decode_logs;
 pub use metrics::convert_metrics;
-pub use record_columns::Decoded;
+pub use record_columns::{DecodeError, Decoded};
 pub use rejects::Rejects;
 pub use traces::decode_traces;
 
@@ -117,8 +119,10 @@ fn count(signal: Signal, accepted: usize, rejects: &Rejects) {
 pub enum ReplayError {
     #[error("not an OTLP export request: {0}")]
     Decode(#[from] prost::DecodeError),
+    #[error("not an OTLP export request: {0}")]
+    Columns(#[from] DecodeError),
     #[error("could not build its columns: {0}")]
-    Columns(#[from] StoreError),
+    Store(#[from] StoreError),
 }
 
 /// Decodes a WAL payload (an OTLP protobuf export request) through the same decoders as a
@@ -130,11 +134,11 @@ pub fn export_from_payload(
 ) -> Result<Export, ReplayError> {
     Ok(match signal {
         Signal::Traces => {
-            let decoded = decode_traces(&ExportTraceServiceRequest::decode(payload)?, keys)?;
+            let decoded = decode_traces(payload, keys)?;
             Export::spans(decoded.batch, decoded.rollups)?
         }
         Signal::Logs => {
-            let decoded = decode_logs(&ExportLogsServiceRequest::decode(payload)?, keys)?;
+            let decoded = decode_logs(payload, keys)?;
             Export::logs(decoded.batch, decoded.rollups)?
         }
         Signal::Metrics => {
@@ -148,6 +152,14 @@ pub fn export_from_payload(
 /// A decoded export's columns could not be built: a bug, not the sender's fault; retryable.
 fn encode_error(e: StoreError) -> IngestError {
     IngestError::from(WriteError::Encode(e.to_string()))
+}
+
+/// Bytes that are no request are the sender's fault; columns that cannot be built are ours.
+fn decode_error(e: DecodeError) -> IngestError {
+    match e {
+        DecodeError::Wire(e) => IngestError::BadRequest(e.to_string()),
+        DecodeError::Columns(e) => encode_error(e),
+    }
 }
 
 /// The transport-independent receiver shared by the gRPC and HTTP servers.
@@ -190,24 +202,22 @@ impl Receiver {
         }
     }
 
-    /// Stores a trace export. `raw` is the request's protobuf encoding when the transport
-    /// already has it, to save re-encoding it for the WAL.
+    /// Stores a trace export: `body` is an `ExportTraceServiceRequest` in protobuf, read in
+    /// place and kept as it is for the WAL (an OTLP/JSON body is re-encoded by its
+    /// transport first).
     pub async fn traces(
         &self,
-        request: ExportTraceServiceRequest,
-        raw: Option<Vec<u8>>,
+        body: Vec<u8>,
         sender: Sender<'_>,
     ) -> Result<ExportTraceServiceResponse, IngestError> {
         let admitted = self.admit(sender)?;
         self.pipeline.accepting()?;
-        let decoded = decode_traces(&request, &self.keys).map_err(encode_error)?;
+        let decoded = decode_traces(&body, &self.keys).map_err(decode_error)?;
         let rejects = decoded.rejects;
         let accepted = decoded.batch.num_rows();
         self.auth.charge(&admitted, accepted)?;
         let export = Export::spans(decoded.batch, decoded.rollups).map_err(encode_error)?;
-        let payload = raw.unwrap_or_else(|| request.encode_to_vec());
-        drop(request);
-        self.pipeline.write(Signal::Traces, payload, export).await?;
+        self.pipeline.write(Signal::Traces, body, export).await?;
         count(Signal::Traces, accepted, &rejects);
         Ok(ExportTraceServiceResponse {
             partial_success: (rejects.count > 0).then(|| ExportTracePartialSuccess {
@@ -217,23 +227,21 @@ impl Receiver {
         })
     }
 
-    /// Stores a logs export; see [`Receiver::traces`].
+    /// Stores a logs export (an `ExportLogsServiceRequest` in protobuf); see
+    /// [`Receiver::traces`].
     pub async fn logs(
         &self,
-        request: ExportLogsServiceRequest,
-        raw: Option<Vec<u8>>,
+        body: Vec<u8>,
         sender: Sender<'_>,
     ) -> Result<ExportLogsServiceResponse, IngestError> {
         let admitted = self.admit(sender)?;
         self.pipeline.accepting()?;
-        let decoded = decode_logs(&request, &self.keys).map_err(encode_error)?;
+        let decoded = decode_logs(&body, &self.keys).map_err(decode_error)?;
         let rejects = decoded.rejects;
         let accepted = decoded.batch.num_rows();
         self.auth.charge(&admitted, accepted)?;
         let export = Export::logs(decoded.batch, decoded.rollups).map_err(encode_error)?;
-        let payload = raw.unwrap_or_else(|| request.encode_to_vec());
-        drop(request);
-        self.pipeline.write(Signal::Logs, payload, export).await?;
+        self.pipeline.write(Signal::Logs, body, export).await?;
         count(Signal::Logs, accepted, &rejects);
         Ok(ExportLogsServiceResponse {
             partial_success: (rejects.count > 0).then(|| ExportLogsPartialSuccess {
@@ -243,16 +251,19 @@ impl Receiver {
         })
     }
 
-    /// Stores a metrics export; see [`Receiver::traces`].
+    /// Stores a metrics export (an `ExportMetricsServiceRequest` in protobuf); see
+    /// [`Receiver::traces`].
     pub async fn metrics(
         &self,
-        request: ExportMetricsServiceRequest,
-        raw: Option<Vec<u8>>,
+        body: Vec<u8>,
         sender: Sender<'_>,
     ) -> Result<ExportMetricsServiceResponse, IngestError> {
         let admitted = self.admit(sender)?;
         self.pipeline.accepting()?;
-        let payload = raw.unwrap_or_else(|| request.encode_to_vec());
+        // Metric points become rows, so they are decoded by prost, not read in place.
+        let request = ExportMetricsServiceRequest::decode(body.as_slice())
+            .map_err(|e| IngestError::BadRequest(format!("invalid OTLP protobuf: {e}")))?;
+        let payload = body;
         let (metrics, rejects) = convert_metrics(request);
         let accepted = metrics.len();
         self.auth.charge(&admitted, accepted)?;

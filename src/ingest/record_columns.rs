@@ -5,16 +5,17 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, StringBuilder};
-use opentelemetry_proto::tonic::common::v1::KeyValue;
 
 use super::attribute_text::{key_holding, write_object};
 use super::correlation::CorrelationKeys;
+use super::view::KeyValue;
 use arrow::record_batch::RecordBatch;
 
 use super::rejects::Rejects;
 use crate::model::Resource;
 use crate::rollup::RollupDelta;
 use crate::store::columns::json_text;
+use crate::store::StoreError;
 
 /// One decoded span or logs export.
 pub struct Decoded {
@@ -24,6 +25,17 @@ pub struct Decoded {
     pub rollups: RollupDelta,
     /// Records dropped for invalid ids.
     pub rejects: Rejects,
+}
+
+/// Why an export request could not be decoded into columns.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// The bytes are not a valid request: the sender's fault, not retryable.
+    #[error(transparent)]
+    Wire(#[from] super::wire::WireError),
+    /// The columns could not be built: a bug, not the sender's fault.
+    #[error("could not build its columns: {0}")]
+    Columns(#[from] StoreError),
 }
 
 /// A resource block as its records repeat it in their columns.
@@ -93,7 +105,7 @@ impl RecordColumns {
     /// Appends one record's attributes and resource; returns its correlation id.
     pub fn append<'a>(
         &mut self,
-        attributes: &'a [KeyValue],
+        attributes: &[KeyValue<'a>],
         resource: &'a ResourceText,
         keys: &CorrelationKeys,
     ) -> Option<Cow<'a, str>> {

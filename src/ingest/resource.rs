@@ -5,11 +5,19 @@ use std::sync::Arc;
 use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
 use opentelemetry_proto::tonic::resource::v1::Resource as OtlpResource;
 
-use crate::model::{from_key_values, take_string, LiftedKey, Resource, UNKNOWN_SERVICE};
+use crate::model::{
+    from_key_values, take_string, Attributes, LiftedKey, Resource, UNKNOWN_SERVICE,
+};
 
 /// Converts an OTLP resource; a missing `service.name` becomes `unknown_service`.
 pub fn convert_resource(resource: Option<OtlpResource>) -> Arc<Resource> {
-    let mut attributes = from_key_values(resource.map(|r| r.attributes).unwrap_or_default());
+    resource_of(from_key_values(
+        resource.map(|r| r.attributes).unwrap_or_default(),
+    ))
+}
+
+/// A resource from its attribute object, the well-known keys lifted out of it.
+pub fn resource_of(mut attributes: Attributes) -> Arc<Resource> {
     let mut take = |key: LiftedKey| take_string(&mut attributes, key.key());
     let service_name = take(LiftedKey::ServiceName)
         .filter(|s| !s.is_empty())

@@ -39,10 +39,8 @@ pub fn convert_logs(
                         continue;
                     }
                 };
-                let correlation_id = keys
-                    .find_in(&record.attributes, &resource.attributes)
-                    .map(|c| c.into_owned());
                 let attributes = from_key_values(record.attributes);
+                let correlation_id = keys.find_in_attributes(&attributes, &resource.attributes);
                 let observed = clamp_ns(record.observed_time_unix_nano);
                 let time = match clamp_ns(record.time_unix_nano) {
                     0 => observed,
@@ -90,7 +88,9 @@ mod tests {
     use opentelemetry_proto::tonic::common::v1::{ArrayValue, KeyValue};
 
     fn same_batch(request: ExportLogsServiceRequest, keys: &CorrelationKeys) {
-        let decoded = super::super::logs::decode_logs(&request, keys).unwrap();
+        let decoded =
+            super::super::logs::decode_logs(&prost::Message::encode_to_vec(&request), keys)
+                .unwrap();
         let (rows, rejects) = convert_logs(request, keys);
         let refs: Vec<&LogRow> = rows.iter().collect();
         assert_eq!(decoded.batch, LogRow::to_batch(&refs).unwrap());

@@ -45,10 +45,8 @@ pub fn convert_traces(
                         continue;
                     }
                 };
-                let correlation_id = keys
-                    .find_in(&span.attributes, &resource.attributes)
-                    .map(|c| c.into_owned());
                 let attributes = from_key_values(span.attributes);
+                let correlation_id = keys.find_in_attributes(&attributes, &resource.attributes);
                 let start = clamp_ns(span.start_time_unix_nano);
                 let end = clamp_ns(span.end_time_unix_nano).max(start);
                 let status = span.status.unwrap_or_default();
@@ -106,7 +104,9 @@ mod tests {
     use opentelemetry_proto::tonic::trace::v1::span::Link;
 
     fn same_batch(request: ExportTraceServiceRequest, keys: &CorrelationKeys) {
-        let decoded = super::super::traces::decode_traces(&request, keys).unwrap();
+        let decoded =
+            super::super::traces::decode_traces(&prost::Message::encode_to_vec(&request), keys)
+                .unwrap();
         let (rows, rejects) = convert_traces(request, keys);
         let refs: Vec<&SpanRow> = rows.iter().collect();
         assert_eq!(decoded.batch, SpanRow::to_batch(&refs).unwrap());

@@ -1,6 +1,7 @@
 //! OTLP trace export request → one Arrow batch in the span files' schema, and what the
-//! rollups need of it — in one pass over the decoded request, with no per-span structs or
-//! attribute maps (attribute, event and link JSON is written straight into the column).
+//! rollups need of it — in one pass over the request's bytes, read in place
+//! ([`super::view::trace`]), with no owned messages or attribute maps (attribute, event and
+//! link JSON is written straight into the column).
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -9,18 +10,17 @@ use arrow::array::{
     ArrayRef, FixedSizeBinaryBuilder, Int64Builder, StringBuilder, TimestampNanosecondBuilder,
 };
 use arrow::record_batch::RecordBatch;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::trace::v1::span::{Event, Link};
-use opentelemetry_proto::tonic::trace::v1::Span;
 use serde::ser::{SerializeSeq, SerializeStruct};
 use serde::{Serialize, Serializer};
 
 use super::attribute_text::{text_of, KeyValuesJson};
 use super::correlation::CorrelationKeys;
-use super::record_columns::Decoded;
 use super::record_columns::{append_json, text_builder, RecordColumns, ResourceText};
+use super::record_columns::{DecodeError, Decoded};
 use super::rejects::Rejects;
-use super::resource::convert_resource;
+use super::resource::resource_of;
+use super::view::trace::{request, Event, Link, Span};
+use super::view::{attributes, Scope};
 use crate::model::{SpanId, SpanKind, SpanStatus, TraceId};
 use crate::rollup::error_group::signature;
 use crate::rollup::{DeltaBuilder, SpanFacts};
@@ -28,28 +28,27 @@ use crate::store::StoreError;
 
 /// Decodes every span; a span with an invalid trace, span or parent id is dropped on its own
 /// and counted in [`Decoded::rejects`], the others are kept.
-pub fn decode_traces(
-    request: &ExportTraceServiceRequest,
-    keys: &CorrelationKeys,
-) -> Result<Decoded, StoreError> {
-    let rows = request
-        .resource_spans
+/// `bytes` is an `ExportTraceServiceRequest` in protobuf; bytes that are not one fail the
+/// whole request with [`DecodeError::Wire`].
+pub fn decode_traces(bytes: &[u8], keys: &CorrelationKeys) -> Result<Decoded, DecodeError> {
+    let resources = request(bytes)?;
+    let rows = resources
         .iter()
-        .flat_map(|r| &r.scope_spans)
-        .map(|s| s.spans.len())
+        .flat_map(|r| &r.scopes)
+        .map(|s| s.records.len())
         .sum();
     let mut columns = SpanColumns::with_capacity(rows);
     let mut rollups = DeltaBuilder::default();
     let mut rejects = Rejects::default();
-    for resource_spans in &request.resource_spans {
-        let resource = ResourceText::new(convert_resource(resource_spans.resource.clone()));
+    let mut span = Span::default();
+    for resource_spans in &resources {
+        let resource = ResourceText::new(resource_of(attributes(&resource_spans.resource)));
         let seen = rollups.resource(resource.resource.clone());
-        for scope_spans in &resource_spans.scope_spans {
-            let (scope_name, scope_version) = scope_spans
-                .scope
-                .as_ref()
-                .map_or(("", ""), |s| (s.name.as_str(), s.version.as_str()));
-            for span in &scope_spans.spans {
+        for scope_spans in &resource_spans.scopes {
+            let scope = scope_spans.scope;
+            for bytes in &scope_spans.records {
+                span.read(bytes)?;
+                let span = &span;
                 let facts = match span_facts(span) {
                     Ok(facts) => facts,
                     Err(message) => {
@@ -57,7 +56,7 @@ pub fn decode_traces(
                         continue;
                     }
                 };
-                columns.append(span, &facts, &resource, (scope_name, scope_version), keys);
+                columns.append(span, &facts, &resource, scope, keys);
                 rollups.seen(seen, facts.start + facts.duration);
                 let attrs = &span.attributes;
                 rollups.span(
@@ -71,8 +70,8 @@ pub fn decode_traces(
                 if facts.error {
                     let exception = span.events.iter().find(|e| e.name == "exception");
                     let get = |k| exception.and_then(|e| text_of(&e.attributes, k));
-                    let status_message = span.status.as_ref().map_or("", |s| s.message.as_str());
-                    let message = get("exception.message").unwrap_or(Cow::Borrowed(status_message));
+                    let message =
+                        get("exception.message").unwrap_or(Cow::Borrowed(span.status.message));
                     let stack = get("exception.stacktrace").unwrap_or_default();
                     let sig = signature([get("exception.type")], "error", &message, &stack);
                     let example = Some((facts.trace_id, Some(facts.span_id)));
@@ -89,17 +88,17 @@ pub fn decode_traces(
 }
 
 /// The ids, times, kind and status of a span, or why its ids are invalid.
-fn span_facts(span: &Span) -> Result<SpanFacts<'_>, String> {
-    let name = &span.name;
-    let trace_id = TraceId::from_bytes(&span.trace_id)
+fn span_facts<'a>(span: &Span<'a>) -> Result<SpanFacts<'a>, String> {
+    let name = span.name;
+    let trace_id = TraceId::from_bytes(span.trace_id)
         .map_err(|e| format!("span {name:?}: invalid trace_id: {e}"))?;
-    let span_id = SpanId::from_bytes(&span.span_id)
+    let span_id = SpanId::from_bytes(span.span_id)
         .map_err(|e| format!("span {name:?}: invalid span_id: {e}"))?;
-    let parent_span_id = SpanId::from_optional_bytes(&span.parent_span_id)
+    let parent_span_id = SpanId::from_optional_bytes(span.parent_span_id)
         .map_err(|e| format!("span {name:?}: invalid parent_span_id: {e}"))?;
     let start = clamp_ns(span.start_time_unix_nano);
     let end = clamp_ns(span.end_time_unix_nano).max(start);
-    let code = span.status.as_ref().map_or(0, |s| s.code);
+    let code = span.status.code;
     Ok(SpanFacts {
         trace_id,
         span_id,
@@ -114,11 +113,13 @@ fn span_facts(span: &Span) -> Result<SpanFacts<'_>, String> {
 
 /// The links whose ids are valid: a link with a bad id points nowhere, so it is dropped and
 /// the span kept.
-fn valid_links(links: &[Link]) -> impl Iterator<Item = (TraceId, SpanId, &Link)> {
+fn valid_links<'l, 'a>(
+    links: &'l [Link<'a>],
+) -> impl Iterator<Item = (TraceId, SpanId, &'l Link<'a>)> {
     links.iter().filter_map(|l| {
         Some((
-            TraceId::from_bytes(&l.trace_id).ok()?,
-            SpanId::from_bytes(&l.span_id).ok()?,
+            TraceId::from_bytes(l.trace_id).ok()?,
+            SpanId::from_bytes(l.span_id).ok()?,
             l,
         ))
     })
@@ -175,10 +176,10 @@ impl SpanColumns {
 
     fn append(
         &mut self,
-        span: &Span,
+        span: &Span<'_>,
         facts: &SpanFacts<'_>,
         resource: &ResourceText,
-        (scope_name, scope_version): (&str, &str),
+        scope: Scope<'_>,
         keys: &CorrelationKeys,
     ) {
         // The lengths were checked by `span_facts`; these appends cannot fail.
@@ -190,17 +191,15 @@ impl SpanColumns {
             }
             None => self.parent_span_id.append_null(),
         }
-        self.trace_state.append_value(&span.trace_state);
+        self.trace_state.append_value(span.trace_state);
         self.name.append_value(facts.name);
         self.kind.append_value(facts.kind.as_str());
         self.start.append_value(facts.start);
         self.end.append_value(facts.start + facts.duration);
         self.duration.append_value(facts.duration);
-        let status = span.status.as_ref();
         self.status_code
-            .append_value(SpanStatus::of_otlp(status.map_or(0, |s| s.code)).as_str());
-        self.status_message
-            .append_value(status.map_or("", |s| s.message.as_str()));
+            .append_value(SpanStatus::of_otlp(span.status.code).as_str());
+        self.status_message.append_value(span.status.message);
         self.record.append(&span.attributes, resource, keys);
         append_json(&mut self.events, &mut self.scratch, |out| {
             let _ = serde_json::to_writer(out, &EventsJson(&span.events));
@@ -208,8 +207,8 @@ impl SpanColumns {
         append_json(&mut self.links, &mut self.scratch, |out| {
             let _ = serde_json::to_writer(out, &LinksJson(&span.links));
         });
-        self.scope_name.append_value(scope_name);
-        self.scope_version.append_value(scope_version);
+        self.scope_name.append_value(scope.name);
+        self.scope_version.append_value(scope.version);
     }
 
     /// The batch, columns in [`crate::store::spans::schema`] order.
@@ -244,9 +243,9 @@ impl SpanColumns {
 }
 
 /// A span's events as the `events` column stores them (the JSON of `model::SpanEvent`s).
-struct EventsJson<'a>(&'a [Event]);
+struct EventsJson<'e, 'a>(&'e [Event<'a>]);
 
-impl Serialize for EventsJson<'_> {
+impl Serialize for EventsJson<'_, '_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut seq = serializer.serialize_seq(Some(self.0.len()))?;
         for e in self.0 {
@@ -256,9 +255,9 @@ impl Serialize for EventsJson<'_> {
     }
 }
 
-struct EventJson<'a>(&'a Event);
+struct EventJson<'e, 'a>(&'e Event<'a>);
 
-impl Serialize for EventJson<'_> {
+impl Serialize for EventJson<'_, '_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut s = serializer.serialize_struct("SpanEvent", 3)?;
         s.serialize_field("time_unix_nano", &clamp_ns(self.0.time_unix_nano))?;
@@ -269,9 +268,9 @@ impl Serialize for EventJson<'_> {
 }
 
 /// A span's valid links as the `links` column stores them (the JSON of `model::SpanLink`s).
-struct LinksJson<'a>(&'a [Link]);
+struct LinksJson<'l, 'a>(&'l [Link<'a>]);
 
-impl Serialize for LinksJson<'_> {
+impl Serialize for LinksJson<'_, '_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut seq = serializer.serialize_seq(None)?;
         for (trace_id, span_id, link) in valid_links(self.0) {
@@ -285,13 +284,13 @@ impl Serialize for LinksJson<'_> {
     }
 }
 
-struct LinkJson<'a> {
+struct LinkJson<'l, 'a> {
     trace_id: TraceId,
     span_id: SpanId,
-    link: &'a Link,
+    link: &'l Link<'a>,
 }
 
-impl Serialize for LinkJson<'_> {
+impl Serialize for LinkJson<'_, '_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut s = serializer.serialize_struct("SpanLink", 4)?;
         s.serialize_field("trace_id", &self.trace_id)?;

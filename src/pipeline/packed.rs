@@ -214,6 +214,7 @@ mod tests {
     use crate::ingest::{decode_logs, decode_traces, CorrelationKeys};
     use crate::loadgen::payload;
     use crate::model::{LogRow, Rows, Signal, SpanRow};
+    use prost::Message;
 
     const NOW: u64 = 1_796_032_800_000_000_000;
 
@@ -222,14 +223,14 @@ mod tests {
         let mut rows = Rows::default();
         match signal {
             Signal::Traces => {
-                let batch = decode_traces(&payload::traces(3, 500, NOW), &keys)
+                let batch = decode_traces(&payload::traces(3, 500, NOW).encode_to_vec(), &keys)
                     .expect("loadgen payload decodes")
                     .batch;
                 SpanRow::from_batch(&batch, &mut |_: &_| true, &mut rows.spans)
                     .expect("reads back");
             }
             _ => {
-                let batch = decode_logs(&payload::logs(3, 500, NOW), &keys)
+                let batch = decode_logs(&payload::logs(3, 500, NOW).encode_to_vec(), &keys)
                     .expect("loadgen payload decodes")
                     .batch;
                 LogRow::from_batch(&batch, &mut |_: &_| true, &mut rows.logs).expect("reads back");

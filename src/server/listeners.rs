@@ -131,7 +131,7 @@ fn serve_http(
     let app = app.into_make_service_with_connect_info::<ClientAddr>();
     Ok(match tls {
         None => Box::pin(
-            axum::serve(listener, app)
+            axum::serve(crate::tls::NoDelayListener(listener), app)
                 .with_graceful_shutdown(shutdown)
                 .into_future(),
         ),
@@ -143,8 +143,8 @@ fn serve_http(
     })
 }
 
-impl Connected<IncomingStream<'_, TcpListener>> for ClientAddr {
-    fn connect_info(stream: IncomingStream<'_, TcpListener>) -> ClientAddr {
+impl Connected<IncomingStream<'_, crate::tls::NoDelayListener>> for ClientAddr {
+    fn connect_info(stream: IncomingStream<'_, crate::tls::NoDelayListener>) -> ClientAddr {
         ClientAddr(stream.remote_addr().ip())
     }
 }
