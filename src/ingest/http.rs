@@ -147,11 +147,9 @@ where
     }
 }
 
-/// The checks before the body is read; an answer when they refuse.
-fn refused(state: &HttpState, headers: &HeaderMap) -> Option<Response> {
-    let key = headers
-        .get(state.receiver.key_header())
-        .and_then(|v| v.to_str().ok());
+/// The checks before the body is read (`key`: the API key header's value); an answer when
+/// they refuse.
+fn refused(state: &HttpState, headers: &HeaderMap, key: Option<&str>) -> Option<Response> {
     let error = state
         .receiver
         .precheck(crate::ingest::Sender::Client(key))
@@ -173,26 +171,25 @@ macro_rules! otlp_handler {
             headers: HeaderMap,
             body: Bytes,
         ) -> Response {
-            if let Some(refusal) = refused(&state, &headers) {
-                return refusal;
-            }
             let key = headers
                 .get(state.receiver.key_header())
                 .and_then(|v| v.to_str().ok());
+            if let Some(refusal) = refused(&state, &headers, key) {
+                return refusal;
+            }
             let (raw, encoding) = match body_bytes(&headers, body, state.max_body_bytes) {
                 Ok(body) => body,
                 Err((error, encoding)) => return error_response(error, encoding),
             };
-            let result = match protobuf_of::<$request>(raw, encoding) {
-                Ok(protobuf) => {
-                    state
-                        .receiver
-                        .$method(protobuf, crate::ingest::Sender::Client(key))
-                        .await
-                }
-                Err(error) => Err(error),
+            let protobuf = match protobuf_of::<$request>(raw, encoding) {
+                Ok(protobuf) => protobuf,
+                Err(error) => return error_response(error, encoding),
             };
-            match result {
+            match state
+                .receiver
+                .$method(protobuf, crate::ingest::Sender::Client(key))
+                .await
+            {
                 Ok(response) => encode_response(StatusCode::OK, &response, encoding),
                 Err(error) => error_response(error, encoding),
             }

@@ -119,10 +119,11 @@ fn count(signal: Signal, accepted: usize, rejects: &Rejects) {
 pub enum ReplayError {
     #[error("not an OTLP export request: {0}")]
     Decode(#[from] prost::DecodeError),
-    #[error("not an OTLP export request: {0}")]
-    Columns(#[from] DecodeError),
+    /// A trace or logs payload (read in place).
+    #[error(transparent)]
+    Request(#[from] DecodeError),
     #[error("could not build its columns: {0}")]
-    Store(#[from] StoreError),
+    Columns(#[from] StoreError),
 }
 
 /// Decodes a WAL payload (an OTLP protobuf export request) through the same decoders as a
@@ -263,14 +264,11 @@ impl Receiver {
         // Metric points become rows, so they are decoded by prost, not read in place.
         let request = ExportMetricsServiceRequest::decode(body.as_slice())
             .map_err(|e| IngestError::BadRequest(format!("invalid OTLP protobuf: {e}")))?;
-        let payload = body;
         let (metrics, rejects) = convert_metrics(request);
         let accepted = metrics.len();
         self.auth.charge(&admitted, accepted)?;
         let export = Export::metrics(metrics).map_err(encode_error)?;
-        self.pipeline
-            .write(Signal::Metrics, payload, export)
-            .await?;
+        self.pipeline.write(Signal::Metrics, body, export).await?;
         count(Signal::Metrics, accepted, &rejects);
         Ok(ExportMetricsServiceResponse {
             partial_success: (rejects.count > 0).then(|| ExportMetricsPartialSuccess {

@@ -12,8 +12,6 @@ pub mod blocks;
 pub mod logs;
 pub mod trace;
 
-use serde_json::{Map, Number, Value as Json};
-
 use super::wire::{Field, Fields, WireError};
 use crate::model::Attributes;
 
@@ -175,29 +173,12 @@ pub fn scope(bytes: &[u8]) -> Result<Scope<'_>, WireError> {
 }
 
 /// The attribute object of `kvs` as the model holds it ([`crate::model::from_key_values`]):
-/// later duplicates of a key win.
+/// the same JSON the attribute column gets ([`super::attribute_text`]), as a map.
 pub fn attributes(kvs: &[KeyValue<'_>]) -> Attributes {
-    let mut out = Map::new();
-    for kv in kvs {
-        out.insert(kv.key.to_string(), json(&kv.value));
-    }
-    out
-}
-
-/// One value as JSON ([`crate::model::any_to_json`]).
-pub fn json(value: &AnyValue<'_>) -> Json {
-    match value {
-        AnyValue::Empty => Json::Null,
-        AnyValue::Str(s) => Json::String(s.to_string()),
-        AnyValue::Bool(b) => Json::Bool(*b),
-        AnyValue::Int(i) => Json::Number((*i).into()),
-        AnyValue::Double(d) => match Number::from_f64(*d) {
-            Some(n) => Json::Number(n),
-            None => Json::String(d.to_string()),
-        },
-        AnyValue::Bytes(b) => Json::String(hex::encode(b)),
-        AnyValue::Array(items) => Json::Array(items.iter().map(json).collect()),
-        AnyValue::KvList(entries) => Json::Object(attributes(entries)),
+    match serde_json::to_value(super::attribute_text::KeyValuesJson::new(kvs)) {
+        Ok(serde_json::Value::Object(map)) => map,
+        // An object always serializes to one; nothing else can come back.
+        _ => Attributes::new(),
     }
 }
 
