@@ -152,3 +152,127 @@ async fn parquet_files_are_readable_by_a_generic_reader() {
         .map(|(_, f)| f.clone());
     assert_eq!(body, Some(Field::Str("cart loaded".into())));
 }
+
+/// DuckDB's Python module, or `None` (with a loud notice) when it is not installed and
+/// `SIGHTLINE_REQUIRE_DUCKDB` is unset — `.ci/run` installs it and sets that.
+fn duckdb_available() -> bool {
+    let installed = std::process::Command::new("python3")
+        .args(["-c", "import duckdb"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !installed {
+        assert!(
+            std::env::var_os("SIGHTLINE_REQUIRE_DUCKDB").is_none(),
+            "duckdb is required: python3 -m pip install duckdb"
+        );
+        eprintln!(
+            "\n*** SKIPPED: the DuckDB test needs duckdb (python3 -m pip install duckdb) ***\n"
+        );
+    }
+    installed
+}
+
+/// What DuckDB reads from the store's files: row counts, services, ids and attributes, through
+/// its own Parquet reader and hive partitioning (`date=…/hour=…`), as a user would query them.
+const DUCKDB_QUERIES: &str = r#"
+import duckdb, json, sys
+store = sys.argv[1]
+con = duckdb.connect()
+spans = f"read_parquet('{store}/traces/**/*.parquet', hive_partitioning = true)"
+logs = f"read_parquet('{store}/logs/**/*.parquet', hive_partitioning = true)"
+out = {
+    "spans": con.execute(f"select count(*) from {spans}").fetchone()[0],
+    "span_services": [r[0] for r in con.execute(
+        f"select distinct service_name from {spans} order by 1").fetchall()],
+    "traces": con.execute(f"select count(distinct hex(trace_id)) from {spans}").fetchone()[0],
+    "trace_of_order_7": con.execute(
+        f"select lower(hex(trace_id)) from {spans} "
+        "where json_extract_string(attributes, '$.order') = '7'").fetchall(),
+    "misfiled_spans": con.execute(
+        f"select count(*) from {spans} "
+        "where hour <> hour(start_time) or date <> cast(start_time as date)").fetchone()[0],
+    "logs": con.execute(f"select count(*) from {logs}").fetchone()[0],
+    "log_bodies_with_7": con.execute(
+        f"select body from {logs} where correlation_id = 'order-7' order by body").fetchall(),
+}
+print(json.dumps(out))
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parquet_files_open_in_duckdb() {
+    if !duckdb_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start(&data);
+    let services = ["cart", "checkout", "payments"];
+    let orders = 30u8;
+    let mut log_count = 0;
+    for order in 0..orders {
+        let service = services[usize::from(order) % services.len()];
+        let trace_id: Vec<u8> = (0..16)
+            .map(|i| order.wrapping_mul(31).wrapping_add(i))
+            .collect();
+        let mut root = span(
+            trace_id.clone(),
+            vec![order, 1, 0, 0, 0, 0, 0, 1],
+            "GET /order",
+        );
+        root.attributes
+            .push(common::otlp::kv("order", &order.to_string()));
+        root.attributes
+            .push(common::otlp::kv("request_id", &format!("order-{order}")));
+        let mut child = span(trace_id, vec![order, 2, 0, 0, 0, 0, 0, 1], "SELECT order");
+        child.parent_span_id = vec![order, 1, 0, 0, 0, 0, 0, 1];
+        let bodies = vec![
+            format!("order {order} placed"),
+            format!("order {order} paid"),
+        ];
+        log_count += bodies.len();
+        for (path, body) in [
+            (
+                "/v1/traces",
+                traces(service, vec![root, child]).encode_to_vec(),
+            ),
+            (
+                "/v1/logs",
+                logs(service, &format!("order-{order}"), &bodies).encode_to_vec(),
+            ),
+        ] {
+            let r = server.post_protobuf(path, body).await;
+            assert_eq!(r.status(), 200);
+        }
+    }
+    server.stop(); // flushes everything to Parquet
+
+    let output = std::process::Command::new("python3")
+        .args(["-c", DUCKDB_QUERIES])
+        .arg(data.join("store"))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "duckdb failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let read: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(read["spans"], usize::from(orders) * 2, "{read}");
+    assert_eq!(read["span_services"], serde_json::json!(services), "{read}");
+    assert_eq!(read["traces"], usize::from(orders), "{read}");
+    let trace_7: String = (0..16u8)
+        .map(|i| format!("{:02x}", 7u8.wrapping_mul(31).wrapping_add(i)))
+        .collect();
+    assert_eq!(
+        read["trace_of_order_7"],
+        serde_json::json!([[trace_7]]),
+        "{read}"
+    );
+    assert_eq!(read["misfiled_spans"], 0, "{read}");
+    assert_eq!(read["logs"], log_count, "{read}");
+    assert_eq!(
+        read["log_bodies_with_7"],
+        serde_json::json!([["order 7 paid"], ["order 7 placed"]]),
+        "{read}"
+    );
+}
