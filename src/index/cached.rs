@@ -10,6 +10,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
+use tantivy::directory::ManagedDirectory;
 use tantivy::index::SegmentId;
 use tantivy::query::doc_predicate_query::{DocPredicateQuery, FunctionPredicate};
 use tantivy::schema::Value;
@@ -79,13 +80,17 @@ impl SegmentBlocks {
 /// The per-segment block cache of one index.
 pub(super) struct BlockCache {
     fields: Fields,
+    /// The index's memory-mapped directory, whose document-store pages are given back once
+    /// a segment's blocks are read ([`super::mapped`]).
+    directory: ManagedDirectory,
     segments: Mutex<HashMap<SegmentId, Arc<SegmentBlocks>>>,
 }
 
 impl BlockCache {
-    pub fn new(fields: Fields) -> Arc<BlockCache> {
+    pub fn new(fields: Fields, directory: ManagedDirectory) -> Arc<BlockCache> {
         Arc::new(BlockCache {
             fields,
+            directory,
             segments: Mutex::default(),
         })
     }
@@ -98,6 +103,7 @@ impl BlockCache {
         }
         // Read outside the lock; two queries meeting a new segment at once both read it.
         let loaded = Arc::new(self.load(reader)?);
+        super::mapped::release_store_pages(&self.directory, id);
         self.lock().insert(id, loaded.clone());
         Ok(loaded)
     }

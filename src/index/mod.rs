@@ -9,6 +9,7 @@ pub mod block;
 mod block_columns;
 mod cached;
 pub mod filter;
+mod mapped;
 mod schema;
 pub mod streams;
 pub mod text;
@@ -144,7 +145,7 @@ impl BlockIndex {
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
             .try_into()?;
-        let blocks = BlockCache::new(fields.clone());
+        let blocks = BlockCache::new(fields.clone(), index.directory().clone());
         // Read every block's location and filter now, so the first query after a start does
         // not pay for it.
         blocks.refresh(&reader.searcher())?;

@@ -5,6 +5,7 @@ use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::time::Duration;
 
+use arrow::record_batch::RecordBatch;
 use tantivy::TantivyDocument;
 use tokio::runtime::Handle;
 
@@ -14,7 +15,7 @@ use crate::index::{block, BlockIndex};
 use crate::model::{LogRow, MetricPoint, Signal, SpanRow};
 use crate::rollup::metric_minutes::downsample;
 use crate::rollup::RollupRow;
-use crate::store::{FileBuilder, PlannedFile, Store, StoreError, StoredRow, WrittenFile};
+use crate::store::{BatchPlan, FileBuilder, Store, StoreError, StoredRow, WrittenFile};
 use crate::wal::Wal;
 
 /// Pause before retrying a failed flush; the rows stay queryable in memory meanwhile.
@@ -81,38 +82,45 @@ fn flush(
 /// index block of each row group, ready to commit. Shared by the flusher and by evidence
 /// snapshots.
 ///
-/// The memtable's batches are sorted into files with Arrow's kernels; Parquet encoding and
-/// block building (from the same batches' columns; metric points are decoded once) run side
-/// by side on two threads (`rayon::join`); the files are stored (written and
-/// fsynced) after both. One-minute metric points are computed from the decoded points.
+/// Each signal's batches are planned into files with Arrow's kernels (only the sort keys are
+/// copied); then each row group in turn is gathered, and its Parquet encoding and its block
+/// run side by side on two threads (`rayon::join`; metric points are decoded once, for the
+/// block and the one-minute points). A file is stored (written and fsynced) once its last
+/// row group is encoded. So a flush holds the unpacked memtable, one row group and one
+/// file's encoded bytes, never the memtable sorted into a second copy.
 pub async fn write_blocks(
     store: &Store,
     fields: &crate::index::Fields,
     table: &Memtable,
     rollups: &[RollupRow],
 ) -> anyhow::Result<Vec<TantivyDocument>> {
-    let spans = store.plan_batches::<SpanRow>(&table.spans.unpacked()?)?;
-    let logs = store.plan_batches::<LogRow>(&table.logs.unpacked()?)?;
-    let metrics = store.plan_batches::<MetricPoint>(&table.metrics.unpacked()?)?;
-    let (encoded, blocks) = rayon::join(
-        || -> Result<_, StoreError> {
-            Ok((
-                encode_planned::<SpanRow>(store, &spans)?,
-                encode_planned::<LogRow>(store, &logs)?,
-                encode_planned::<MetricPoint>(store, &metrics)?,
-            ))
-        },
-        || -> Result<_, StoreError> {
-            let mut docs = blocks_of_batches(fields, Signal::Traces, &spans)?;
-            docs.extend(blocks_of_batches(fields, Signal::Logs, &logs)?);
-            // The decoded points are kept: the one-minute points are computed from them.
-            let (metric_docs, points) = metric_blocks(fields, &metrics)?;
-            docs.extend(metric_docs);
-            Ok((docs, points))
-        },
+    let spans = store.plan_batches::<SpanRow>(table.spans.unpacked()?)?;
+    let mut docs = write_plan::<SpanRow>(store, &spans, |path, i, group| {
+        block::block_of_batches(fields, Signal::Traces, path, i, std::slice::from_ref(group))
+    })
+    .await?;
+    drop(spans);
+    let logs = store.plan_batches::<LogRow>(table.logs.unpacked()?)?;
+    docs.extend(
+        write_plan::<LogRow>(store, &logs, |path, i, group| {
+            block::block_of_batches(fields, Signal::Logs, path, i, std::slice::from_ref(group))
+        })
+        .await?,
     );
-    let (spans, logs, metrics) = encoded?;
-    let (mut docs, points) = blocks?;
+    drop(logs);
+    // The decoded points are kept: the one-minute points are computed from them.
+    let metrics = store.plan_batches::<MetricPoint>(table.metrics.unpacked()?)?;
+    let mut points = Vec::new();
+    docs.extend(
+        write_plan::<MetricPoint>(store, &metrics, |path, i, group| {
+            let first = points.len();
+            MetricPoint::from_batch(group, &mut |_| true, &mut points)?;
+            let refs: Vec<&MetricPoint> = points[first..].iter().collect();
+            Ok(block::metric_block(fields, Signal::Metrics, path, i, &refs))
+        })
+        .await?,
+    );
+    drop(metrics);
     let minutes = downsample(&points);
     drop(points);
     let minute_files = store.plan(&minutes);
@@ -126,65 +134,33 @@ pub async fn write_blocks(
     docs.extend(blocks_of(&rollup_files, |path, i, group| {
         block::rollup_block(fields, path, i, group)
     }));
-    finish_all(store, spans).await?;
-    finish_all(store, logs).await?;
-    finish_all(store, metrics).await?;
     finish_all(store, minute_files_encoded).await?;
     finish_all(store, rollup_files_encoded).await?;
     Ok(docs)
 }
 
-fn encode_planned<T: StoredRow>(
+/// Encodes and stores every file of `plan`, one row group at a time: the group's rows are
+/// gathered, then encoded while `block` builds its index document on a second thread.
+async fn write_plan<T: StoredRow>(
     store: &Store,
-    files: &[PlannedFile],
-) -> Result<Vec<FileBuilder<T>>, StoreError> {
-    files.iter().map(|f| store.encode_planned(f)).collect()
-}
-
-/// The block document of every row group of planned `files`, from its columns.
-fn blocks_of_batches(
-    fields: &crate::index::Fields,
-    signal: Signal,
-    files: &[PlannedFile],
+    plan: &BatchPlan,
+    mut block: impl FnMut(&str, usize, &RecordBatch) -> Result<TantivyDocument, StoreError> + Send,
 ) -> Result<Vec<TantivyDocument>, StoreError> {
     let mut docs = Vec::new();
-    for f in files {
-        for (i, group) in f.row_groups.iter().enumerate() {
-            docs.push(block::block_of_batches(
-                fields,
-                signal,
-                &f.path,
-                i,
-                std::slice::from_ref(group),
-            )?);
+    for file in &plan.files {
+        let mut builder = store.start_planned::<T>(file)?;
+        for (i, rows) in file.row_groups.iter().enumerate() {
+            let group = plan.row_group(rows)?;
+            let (written, doc) = rayon::join(
+                || builder.write_batch(&group),
+                || block(&file.path, i, &group),
+            );
+            written?;
+            docs.push(doc?);
         }
+        store.finish_file(builder).await?;
     }
     Ok(docs)
-}
-
-/// The block document of every row group of planned metric `files`, and every point decoded
-/// on the way.
-fn metric_blocks(
-    fields: &crate::index::Fields,
-    files: &[PlannedFile],
-) -> Result<(Vec<TantivyDocument>, Vec<MetricPoint>), StoreError> {
-    let mut docs = Vec::new();
-    let mut points = Vec::new();
-    for f in files {
-        for (i, group) in f.row_groups.iter().enumerate() {
-            let first = points.len();
-            MetricPoint::from_batch(group, &mut |_| true, &mut points)?;
-            let refs: Vec<&MetricPoint> = points[first..].iter().collect();
-            docs.push(block::metric_block(
-                fields,
-                Signal::Metrics,
-                &f.path,
-                i,
-                &refs,
-            ));
-        }
-    }
-    Ok((docs, points))
 }
 
 fn encode_all<T: StoredRow>(

@@ -299,11 +299,30 @@ pub struct WrittenFile<'a, T> {
     pub row_groups: Vec<Vec<&'a T>>,
 }
 
-/// One file of a [`Store::plan_batches`] plan: its path and the rows of each row group, as
-/// slices of one sorted batch.
+/// The rows of one row group of a [`BatchPlan`]: (batch, row) positions in file order.
+pub type RowPositions = Vec<(usize, usize)>;
+
+/// One file of a [`BatchPlan`]: its path and where the rows of each of its row groups are.
 pub struct PlannedFile {
     pub path: String,
-    pub row_groups: Vec<RecordBatch>,
+    pub row_groups: Vec<RowPositions>,
+}
+
+/// Batches (the memtable's, in arrival order) cut into files and row groups in file order,
+/// without copying a row: a row group is gathered from the batches only when it is encoded
+/// ([`BatchPlan::row_group`]), so a flush holds the batches and one row group, not the whole
+/// memtable twice more (concatenated, then sorted).
+pub struct BatchPlan {
+    batches: Vec<RecordBatch>,
+    pub files: Vec<PlannedFile>,
+}
+
+impl BatchPlan {
+    /// The rows of one row group, gathered from the batches in file order.
+    pub fn row_group(&self, rows: &[(usize, usize)]) -> Result<RecordBatch, StoreError> {
+        let batches: Vec<&RecordBatch> = self.batches.iter().collect();
+        Ok(arrow::compute::interleave_record_batch(&batches, rows)?)
+    }
 }
 
 /// The Parquet store.
@@ -366,44 +385,67 @@ impl Store {
         planned
     }
 
-    /// Like [`Store::plan`] for rows held as Arrow batches (the memtable): one sorted batch
-    /// cut into files per hour partition and row groups of `row_group_rows`, sorted by the
-    /// row type's order with Arrow's kernels instead of row by row.
+    /// Like [`Store::plan`] for rows held as Arrow batches (the memtable): files per hour
+    /// partition and row groups of `row_group_rows`, in the row type's order. Only the sort
+    /// keys are concatenated and sorted (with Arrow's kernels); the rows stay where they are.
     pub fn plan_batches<T: SortedBatches>(
         &self,
-        batches: &[RecordBatch],
-    ) -> Result<Vec<PlannedFile>, StoreError> {
-        use arrow::compute::{concat_batches, lexsort_to_indices, take_record_batch, SortColumn};
+        batches: Vec<RecordBatch>,
+    ) -> Result<BatchPlan, StoreError> {
+        use arrow::compute::{concat, lexsort_to_indices, SortColumn};
         use arrow::datatypes::TimestampNanosecondType;
-        let Some(first) = batches.first() else {
-            return Ok(Vec::new());
+        let mut plan = BatchPlan {
+            batches,
+            files: Vec::new(),
         };
-        let batch = concat_batches(&first.schema(), batches)?;
-        let times =
-            columns::Columns::new(&batch).primitive::<TimestampNanosecondType>(T::TIME_COLUMN)?;
+        if plan.batches.is_empty() {
+            return Ok(plan);
+        }
+        // Where each batch starts among all rows, to turn a row number back into (batch, row).
+        let mut starts = Vec::with_capacity(plan.batches.len());
+        let mut total = 0;
+        let mut time_columns = Vec::with_capacity(plan.batches.len());
+        let mut key_columns: Vec<Vec<ArrayRef>> = Vec::with_capacity(plan.batches.len());
+        for batch in &plan.batches {
+            starts.push(total);
+            total += batch.num_rows();
+            time_columns.push(columns_named(batch, &[T::TIME_COLUMN])?.remove(0));
+            key_columns.push(T::order_columns(batch)?);
+        }
+        let concat_all = |arrays: Vec<&dyn arrow::array::Array>| concat(&arrays);
+        let times = concat_all(time_columns.iter().map(|a| a.as_ref()).collect())?;
+        let times = times
+            .as_any()
+            .downcast_ref::<arrow::array::PrimitiveArray<TimestampNanosecondType>>()
+            .ok_or_else(|| StoreError::Schema(format!("{} is not a timestamp", T::TIME_COLUMN)))?
+            .clone();
         let hours: arrow::array::Int64Array = times.unary(|t| t.div_euclid(HOUR_NANOS));
         let mut keys = vec![SortColumn {
             values: Arc::new(hours.clone()),
             options: None,
         }];
-        keys.extend(
-            T::order_columns(&batch)?
-                .into_iter()
-                .map(|values| SortColumn {
-                    values,
-                    options: None,
-                }),
-        );
+        for k in 0..key_columns[0].len() {
+            let column = concat_all(key_columns.iter().map(|c| c[k].as_ref()).collect())?;
+            keys.push(SortColumn {
+                values: column,
+                options: None,
+            });
+        }
+        drop(key_columns);
         let order = lexsort_to_indices(&keys, None)?;
-        let sorted = take_record_batch(&batch, &order)?;
+        drop(keys);
         let source = |i: usize| order.value(i) as usize;
-        let mut files = Vec::new();
+        let position = |i: usize| {
+            let row = source(i);
+            let batch = starts.partition_point(|&s| s <= row) - 1;
+            (batch, row - starts[batch])
+        };
         let mut start = 0;
-        while start < sorted.num_rows() {
+        while start < total {
             let hour = hours.value(source(start));
-            let end = (start..sorted.num_rows())
+            let end = (start..total)
                 .find(|&i| hours.value(source(i)) != hour)
-                .unwrap_or(sorted.num_rows());
+                .unwrap_or(total);
             let path =
                 Partition::of(T::SIGNAL.as_str(), times.value(source(start))).new_file_path();
             let slice_of = |i: usize| T::row_group_slice(times.value(source(i)));
@@ -415,25 +457,22 @@ impl Store {
                 let cut = (offset + 1..full)
                     .find(|&i| slice_of(i) != first)
                     .unwrap_or(full);
-                row_groups.push(sorted.slice(offset, cut - offset));
+                row_groups.push((offset..cut).map(position).collect());
                 offset = cut;
             }
-            files.push(PlannedFile { path, row_groups });
+            plan.files.push(PlannedFile { path, row_groups });
             start = end;
         }
-        Ok(files)
+        Ok(plan)
     }
 
-    /// Encodes a file of [`Store::plan_batches`] as Parquet in memory (CPU only).
-    pub fn encode_planned<T: StoredRow>(
+    /// Starts the file of a [`BatchPlan`]; its row groups are written with
+    /// [`FileBuilder::write_batch`], then [`Store::finish_file`] stores it.
+    pub fn start_planned<T: StoredRow>(
         &self,
         file: &PlannedFile,
     ) -> Result<FileBuilder<T>, StoreError> {
-        let mut builder = FileBuilder::<T>::new(file.path.clone())?;
-        for group in &file.row_groups {
-            builder.write_batch(group)?;
-        }
-        Ok(builder)
+        FileBuilder::new(file.path.clone())
     }
 
     /// Encodes a planned file as Parquet in memory (CPU only); [`Store::finish_file`] stores it.
@@ -782,9 +821,10 @@ mod tests {
             .chunks(4)
             .map(|c| SpanRow::to_batch(&c.iter().collect::<Vec<_>>()).unwrap())
             .collect();
-        let by_batches = store.plan_batches::<SpanRow>(&halves).unwrap();
+        let plan = store.plan_batches::<SpanRow>(halves).unwrap();
+        let by_batches = &plan.files;
         assert_eq!(by_rows.len(), by_batches.len());
-        for (a, b) in by_rows.iter().zip(&by_batches) {
+        for (a, b) in by_rows.iter().zip(by_batches) {
             assert_eq!(
                 a.path.rsplit_once('/').map(|p| p.0),
                 b.path.rsplit_once('/').map(|p| p.0),
@@ -800,7 +840,8 @@ mod tests {
                 .iter()
                 .map(|g| {
                     let mut out = Vec::new();
-                    SpanRow::from_batch(g, &mut |_| true, &mut out).unwrap();
+                    let batch = plan.row_group(g).unwrap();
+                    SpanRow::from_batch(&batch, &mut |_| true, &mut out).unwrap();
                     out
                 })
                 .collect();
