@@ -509,4 +509,56 @@ mod tests {
             .expect("forget");
         assert!(index.all_paths().expect("paths").is_empty());
     }
+
+    /// The block cache gives back the document store's mapped pages once it has read them
+    /// (`mapped.rs`); what is read again afterwards — by a query through the cached filters,
+    /// or from the store itself — must be exactly what was committed.
+    #[test]
+    fn blocks_read_the_same_after_their_pages_are_given_back() {
+        use tantivy::collector::Count;
+        use tantivy::schema::Value;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let index = BlockIndex::open(dir.path()).expect("index");
+        let fields = index.fields().clone();
+        // 64 blocks of 4 000 ids: a document store of ≈ 0.6 MB, many pages.
+        let mut stored = Vec::new();
+        let docs: Vec<TantivyDocument> = (0..64u32)
+            .map(|b| {
+                let mut keys: Vec<u64> = (0..4000u32)
+                    .map(|i| filter::key(KeyKind::TraceId, &(b * 4000 + i).to_le_bytes()))
+                    .collect();
+                let bytes = filter::BlockFilter::build(&mut keys, filter::Width::Wide)
+                    .to_bytes()
+                    .expect("a fuse filter");
+                let mut doc = block_doc(&index, &format!("traces/{b}.parquet"));
+                doc.add_bytes(fields.wide_filter, &bytes);
+                stored.push(bytes);
+                doc
+            })
+            .collect();
+        index
+            .commit_blocks(docs, 1)
+            .expect("commit")
+            .publish()
+            .expect("publish");
+        index.warm().expect("warm");
+        let searcher = index.searcher();
+        for b in [0u32, 17, 63] {
+            let id = (b * 4000 + 123).to_le_bytes();
+            let query = index.may_hold(KeyKind::TraceId, &[&id]);
+            assert!(searcher.search(&query, &Count).expect("search") >= 1);
+        }
+        let mut read_back = Vec::new();
+        for segment in searcher.segment_readers() {
+            let store = segment.get_store_reader(0).expect("store");
+            for doc in store.iter::<TantivyDocument>(None) {
+                let doc = doc.expect("doc");
+                let bytes = doc.get_first(fields.wide_filter).and_then(|v| v.as_bytes());
+                read_back.push(bytes.expect("filter bytes").to_vec());
+            }
+        }
+        read_back.sort();
+        stored.sort();
+        assert_eq!(read_back, stored);
+    }
 }

@@ -129,6 +129,31 @@ impl SortedBatches for MetricPoint {
     }
 }
 
+/// A column that sorts exactly like `column` but compares cheaply: text (metric names,
+/// services, instances: few distinct values) becomes each value's rank among the distinct
+/// values, so the sort compares integers. Comparing the strings themselves was a sixth of
+/// the server's CPU under a metrics load (`memcmp` under `lexsort_to_indices`).
+fn cheap_sort_key(column: ArrayRef) -> Result<ArrayRef, StoreError> {
+    use arrow::array::{AsArray, UInt32Array};
+    use arrow::datatypes::{DataType, Int32Type};
+    if column.data_type() != &DataType::Utf8 {
+        return Ok(column);
+    }
+    let coded = arrow::compute::cast(
+        &column,
+        &DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
+    )?;
+    let coded = coded.as_dictionary::<Int32Type>();
+    // Ranks of the distinct values, in the text's own order (equal text, equal rank).
+    let ranks = arrow::compute::rank(coded.values(), None)?;
+    let keyed: UInt32Array = coded
+        .keys()
+        .iter()
+        .map(|k| k.and_then(|k| usize::try_from(k).ok().and_then(|k| ranks.get(k).copied())))
+        .collect();
+    Ok(Arc::new(keyed))
+}
+
 /// The columns of `batch` with these names, in this order.
 fn columns_named(batch: &RecordBatch, names: &[&str]) -> Result<Vec<ArrayRef>, StoreError> {
     names
@@ -427,7 +452,7 @@ impl Store {
         for k in 0..key_columns[0].len() {
             let column = concat_all(key_columns.iter().map(|c| c[k].as_ref()).collect())?;
             keys.push(SortColumn {
-                values: column,
+                values: cheap_sort_key(column)?,
                 options: None,
             });
         }
@@ -874,5 +899,41 @@ mod tests {
             let width = group[group.len() - 1].start_time_unix_nano - group[0].start_time_unix_nano;
             assert!(width < minute, "a row group of 10 spans covers {width} ns");
         }
+    }
+
+    /// Text sort keys replaced by ranks order rows exactly as the text does, nulls first.
+    #[test]
+    fn ranked_text_sorts_like_the_text() {
+        use arrow::array::{Array, StringArray};
+        use arrow::compute::{lexsort_to_indices, SortColumn};
+        let text: ArrayRef = Arc::new(StringArray::from(vec![
+            Some("payments"),
+            None,
+            Some("cart"),
+            Some("payments"),
+            Some("checkout"),
+            Some(""),
+            Some("cart"),
+        ]));
+        let order = |values: ArrayRef| {
+            let sort = [SortColumn {
+                values,
+                options: None,
+            }];
+            lexsort_to_indices(&sort, None).unwrap().values().to_vec()
+        };
+        let ranked = cheap_sort_key(text.clone()).unwrap();
+        let sorted = |indices: Vec<u32>| {
+            let strings = text.as_any().downcast_ref::<StringArray>().unwrap();
+            indices
+                .into_iter()
+                .map(|i| {
+                    strings
+                        .is_valid(i as usize)
+                        .then(|| strings.value(i as usize))
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(sorted(order(ranked)), sorted(order(text.clone())));
     }
 }
