@@ -942,16 +942,7 @@ impl SmtpServer {
     /// Starts aiosmtpd on a free port; `None` (with a loud notice) when it is not installed
     /// and `SIGHTLINE_REQUIRE_SMTP` is unset — `.ci/run` installs it and sets that.
     fn start(dir: &std::path::Path) -> Option<SmtpServer> {
-        let installed = std::process::Command::new("python3")
-            .args(["-c", "import aiosmtpd"])
-            .status()
-            .is_ok_and(|s| s.success());
-        if !installed {
-            assert!(
-                std::env::var_os("SIGHTLINE_REQUIRE_SMTP").is_none(),
-                "aiosmtpd is required: python3 -m pip install aiosmtpd"
-            );
-            eprintln!("\n*** SKIPPED: the SMTP test needs aiosmtpd (python3 -m pip install aiosmtpd) ***\n");
+        if !common::python_module_available("aiosmtpd", "SIGHTLINE_REQUIRE_SMTP") {
             return None;
         }
         let port = std::net::TcpListener::bind("127.0.0.1:0")

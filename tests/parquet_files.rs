@@ -153,25 +153,6 @@ async fn parquet_files_are_readable_by_a_generic_reader() {
     assert_eq!(body, Some(Field::Str("cart loaded".into())));
 }
 
-/// DuckDB's Python module, or `None` (with a loud notice) when it is not installed and
-/// `SIGHTLINE_REQUIRE_DUCKDB` is unset — `.ci/run` installs it and sets that.
-fn duckdb_available() -> bool {
-    let installed = std::process::Command::new("python3")
-        .args(["-c", "import duckdb"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !installed {
-        assert!(
-            std::env::var_os("SIGHTLINE_REQUIRE_DUCKDB").is_none(),
-            "duckdb is required: python3 -m pip install duckdb"
-        );
-        eprintln!(
-            "\n*** SKIPPED: the DuckDB test needs duckdb (python3 -m pip install duckdb) ***\n"
-        );
-    }
-    installed
-}
-
 /// What DuckDB reads from the store's files: row counts, services, ids and attributes, through
 /// its own Parquet reader and hive partitioning (`date=…/hour=…`), as a user would query them.
 const DUCKDB_QUERIES: &str = r#"
@@ -200,7 +181,7 @@ print(json.dumps(out))
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parquet_files_open_in_duckdb() {
-    if !duckdb_available() {
+    if !common::python_module_available("duckdb", "SIGHTLINE_REQUIRE_DUCKDB") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

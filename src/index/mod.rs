@@ -542,6 +542,12 @@ mod tests {
             .publish()
             .expect("publish");
         index.warm().expect("warm");
+        // Nothing of the document store stays resident but a partial last page.
+        assert!(
+            resident_store_bytes(dir.path()) <= 4096,
+            "{} bytes of the document store still resident",
+            resident_store_bytes(dir.path())
+        );
         let searcher = index.searcher();
         for b in [0u32, 17, 63] {
             let id = (b * 4000 + 123).to_le_bytes();
@@ -560,5 +566,29 @@ mod tests {
         read_back.sort();
         stored.sort();
         assert_eq!(read_back, stored);
+    }
+
+    /// Resident bytes of the document-store mappings of the index in `dir`, from
+    /// `/proc/self/smaps` (each mapping's header line ends with its file's path).
+    fn resident_store_bytes(dir: &Path) -> u64 {
+        let smaps = std::fs::read_to_string("/proc/self/smaps").expect("smaps");
+        let mut in_store = false;
+        let mut bytes = 0;
+        for line in smaps.lines() {
+            let mut words = line.split_whitespace();
+            match words.next() {
+                Some("Rss:") if in_store => {
+                    let kib: u64 = words.next().and_then(|k| k.parse().ok()).unwrap_or(0);
+                    bytes += kib * 1024;
+                }
+                Some(first) if first.contains('-') && !first.ends_with(':') => {
+                    let path = line.split_whitespace().nth(5).unwrap_or("");
+                    in_store = path.ends_with(".store")
+                        && Path::new(path).starts_with(dir.canonicalize().expect("dir"));
+                }
+                _ => {}
+            }
+        }
+        bytes
     }
 }

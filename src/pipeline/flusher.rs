@@ -15,7 +15,7 @@ use crate::index::{block, BlockIndex};
 use crate::model::{LogRow, MetricPoint, Signal, SpanRow};
 use crate::rollup::metric_minutes::downsample;
 use crate::rollup::RollupRow;
-use crate::store::{BatchPlan, FileBuilder, Store, StoreError, StoredRow, WrittenFile};
+use crate::store::{BatchPlan, Store, StoreError, StoredRow, WrittenFile};
 use crate::wal::Wal;
 
 /// Pause before retrying a failed flush; the rows stay queryable in memory meanwhile.
@@ -123,19 +123,16 @@ pub async fn write_blocks(
     drop(metrics);
     let minutes = downsample(&points);
     drop(points);
-    let minute_files = store.plan(&minutes);
-    let rollup_files = store.plan(rollups);
-    let minute_files_encoded = encode_all(store, &minute_files)?;
-    let rollup_files_encoded = encode_all(store, &rollup_files)?;
+    // Small (one row per series and minute, one per rollup cell): written as rows.
+    let minute_files = store.write(&minutes).await?;
     docs.extend(blocks_of(&minute_files, |path, i, group| {
         let points: Vec<&MetricPoint> = group.iter().map(|m| &m.0).collect();
         block::metric_block(fields, Signal::MetricMinutes, path, i, &points)
     }));
+    let rollup_files = store.write(rollups).await?;
     docs.extend(blocks_of(&rollup_files, |path, i, group| {
         block::rollup_block(fields, path, i, group)
     }));
-    finish_all(store, minute_files_encoded).await?;
-    finish_all(store, rollup_files_encoded).await?;
     Ok(docs)
 }
 
@@ -161,23 +158,6 @@ async fn write_plan<T: StoredRow>(
         store.finish_file(builder).await?;
     }
     Ok(docs)
-}
-
-fn encode_all<T: StoredRow>(
-    store: &Store,
-    files: &[WrittenFile<'_, T>],
-) -> Result<Vec<FileBuilder<T>>, StoreError> {
-    files.iter().map(|f| store.encode(f)).collect()
-}
-
-async fn finish_all<T: StoredRow>(
-    store: &Store,
-    files: Vec<FileBuilder<T>>,
-) -> Result<(), StoreError> {
-    for file in files {
-        store.finish_file(file).await?;
-    }
-    Ok(())
 }
 
 /// The block document of every row group of `files`.

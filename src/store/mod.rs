@@ -387,9 +387,8 @@ impl Store {
     }
 
     /// Splits rows into the files (one per hour partition, rows in file order) and row groups
-    /// [`Store::write`] would store, without encoding anything: the flusher encodes the files
-    /// and builds their index blocks from this plan at the same time.
-    pub fn plan<'a, T: StoredRow>(&self, rows: &'a [T]) -> Vec<WrittenFile<'a, T>> {
+    /// [`Store::write`] stores.
+    fn plan<'a, T: StoredRow>(&self, rows: &'a [T]) -> Vec<WrittenFile<'a, T>> {
         let mut by_hour: std::collections::BTreeMap<Partition, Vec<&T>> = Default::default();
         for row in rows {
             by_hour
@@ -417,6 +416,7 @@ impl Store {
         &self,
         batches: Vec<RecordBatch>,
     ) -> Result<BatchPlan, StoreError> {
+        use arrow::array::AsArray;
         use arrow::compute::{concat, lexsort_to_indices, SortColumn};
         use arrow::datatypes::TimestampNanosecondType;
         let mut plan = BatchPlan {
@@ -429,34 +429,37 @@ impl Store {
         // Where each batch starts among all rows, to turn a row number back into (batch, row).
         let mut starts = Vec::with_capacity(plan.batches.len());
         let mut total = 0;
-        let mut time_columns = Vec::with_capacity(plan.batches.len());
-        let mut key_columns: Vec<Vec<ArrayRef>> = Vec::with_capacity(plan.batches.len());
+        // Per batch: its time column, then the columns of the row type's order.
+        let mut columns: Vec<Vec<ArrayRef>> = Vec::with_capacity(plan.batches.len());
         for batch in &plan.batches {
             starts.push(total);
             total += batch.num_rows();
-            time_columns.push(columns_named(batch, &[T::TIME_COLUMN])?.remove(0));
-            key_columns.push(T::order_columns(batch)?);
+            let mut of_batch = columns_named(batch, &[T::TIME_COLUMN])?;
+            of_batch.extend(T::order_columns(batch)?);
+            columns.push(of_batch);
         }
-        let concat_all = |arrays: Vec<&dyn arrow::array::Array>| concat(&arrays);
-        let times = concat_all(time_columns.iter().map(|a| a.as_ref()).collect())?;
-        let times = times
-            .as_any()
-            .downcast_ref::<arrow::array::PrimitiveArray<TimestampNanosecondType>>()
-            .ok_or_else(|| StoreError::Schema(format!("{} is not a timestamp", T::TIME_COLUMN)))?
-            .clone();
+        let mut concatenated = (0..columns[0].len()).map(|k| {
+            let parts: Vec<&dyn arrow::array::Array> =
+                columns.iter().map(|c| c[k].as_ref()).collect();
+            concat(&parts)
+        });
+        let times = concatenated
+            .next()
+            .transpose()?
+            .and_then(|t| t.as_primitive_opt::<TimestampNanosecondType>().cloned())
+            .ok_or_else(|| StoreError::Schema(format!("{} is not a timestamp", T::TIME_COLUMN)))?;
         let hours: arrow::array::Int64Array = times.unary(|t| t.div_euclid(HOUR_NANOS));
         let mut keys = vec![SortColumn {
             values: Arc::new(hours.clone()),
             options: None,
         }];
-        for k in 0..key_columns[0].len() {
-            let column = concat_all(key_columns.iter().map(|c| c[k].as_ref()).collect())?;
+        for column in concatenated {
             keys.push(SortColumn {
-                values: cheap_sort_key(column)?,
+                values: cheap_sort_key(column?)?,
                 options: None,
             });
         }
-        drop(key_columns);
+        drop(columns);
         let order = lexsort_to_indices(&keys, None)?;
         drop(keys);
         let source = |i: usize| order.value(i) as usize;
@@ -501,7 +504,7 @@ impl Store {
     }
 
     /// Encodes a planned file as Parquet in memory (CPU only); [`Store::finish_file`] stores it.
-    pub fn encode<T: StoredRow>(
+    fn encode<T: StoredRow>(
         &self,
         file: &WrittenFile<'_, T>,
     ) -> Result<FileBuilder<T>, StoreError> {

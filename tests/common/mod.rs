@@ -459,3 +459,24 @@ pub fn rss_of(pid: u32, field: &str) -> u64 {
         .unwrap_or(0)
         * 1024
 }
+
+/// Whether the Python module a test drives (a real SMTP server, DuckDB) is installed. When it
+/// is not: a loud notice and `false` (the test skips), unless the environment variable
+/// `require` is set — `.ci/run` installs the modules and sets it, so there a missing module
+/// fails the test instead of skipping it.
+pub fn python_module_available(module: &str, require: &str) -> bool {
+    let installed = std::process::Command::new("python3")
+        .args(["-c", &format!("import {module}")])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !installed {
+        assert!(
+            std::env::var_os(require).is_none(),
+            "{module} is required ({require} is set): python3 -m pip install {module}"
+        );
+        eprintln!(
+            "\n*** SKIPPED: this test needs {module} (python3 -m pip install {module}) ***\n"
+        );
+    }
+    installed
+}
