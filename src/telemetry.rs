@@ -36,8 +36,11 @@ pub struct Telemetry {
     pub request_seconds: Histogram,
     /// Parquet row groups (blocks) queries read: what index and filters failed to rule out.
     pub blocks_read: Counter,
-    /// Bytes of block locations and id filters the index holds in memory.
+    /// Bytes of block locations and stream counts the index holds on the heap.
     pub index_cached_bytes: Gauge,
+    /// Bytes of block filters mapped from scratch files (resident only where lookups
+    /// touched them).
+    pub index_filter_mapped_bytes: Gauge,
 }
 
 static TELEMETRY: LazyLock<Telemetry> = LazyLock::new(|| Telemetry {
@@ -52,6 +55,7 @@ static TELEMETRY: LazyLock<Telemetry> = LazyLock::new(|| Telemetry {
     request_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
     blocks_read: Counter::default(),
     index_cached_bytes: Gauge::default(),
+    index_filter_mapped_bytes: Gauge::default(),
 });
 
 /// The process-wide metrics.
@@ -92,8 +96,13 @@ pub fn render() -> String {
     );
     registry.register(
         "index_cached_bytes",
-        "Bytes of block locations and id filters held in memory",
+        "Bytes of block locations and stream counts held on the heap",
         t.index_cached_bytes.clone(),
+    );
+    registry.register(
+        "index_filter_mapped_bytes",
+        "Bytes of block filters mapped from scratch files (resident only where lookups touched them)",
+        t.index_filter_mapped_bytes.clone(),
     );
     registry.register(
         "wal_segment_bytes",

@@ -1,5 +1,6 @@
-//! What every block document says, held in memory per tantivy segment: where the block is
-//! (file, row group, time range), its filters and, for log blocks, its records per stream.
+//! What every block document says, held per tantivy segment: where the block is (file, row
+//! group, time range), its filters (mapped from a scratch file, [`super::filter_area`]) and,
+//! for log blocks, its records per stream.
 //!
 //! Segments never change once written (deletes only mark documents), so a segment's blocks
 //! are read from its document store once, the first time a query or a reload meets the
@@ -8,6 +9,7 @@
 //! asks each candidate block's filter.
 
 use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use tantivy::directory::ManagedDirectory;
@@ -16,7 +18,8 @@ use tantivy::query::doc_predicate_query::{DocPredicateQuery, FunctionPredicate};
 use tantivy::schema::Value;
 use tantivy::{DocId, Searcher, SegmentReader, TantivyDocument};
 
-use super::filter::{BlockFilter, Width};
+use super::filter::Width;
+use super::filter_area::{FilterArea, FilterAreaWriter, FilterSlot};
 use super::streams::{BlockStreams, StreamCount, StreamInterner};
 use super::{BlockRef, Fields};
 
@@ -27,53 +30,61 @@ const STREAM_COUNT_BYTES: usize = std::mem::size_of::<StreamCount>();
 pub(super) struct CachedBlock {
     pub block: BlockRef,
     /// Id-like body tokens and span ids (the 8-bit filter).
-    pub tokens: BlockFilter,
+    pub tokens: FilterSlot,
     /// Trace, linked-trace and correlation ids and eight-hex-digit body tokens (the 16-bit
     /// filter).
-    pub ids: BlockFilter,
+    pub ids: FilterSlot,
     /// Log blocks: records per stream (`None` for other blocks, or stored text that did not
     /// parse).
     pub streams: Option<BlockStreams>,
 }
 
 impl CachedBlock {
-    fn filter(&self, width: Width) -> &BlockFilter {
+    fn filter(&self, width: Width) -> FilterSlot {
         match width {
-            Width::Narrow => &self.tokens,
-            Width::Wide => &self.ids,
+            Width::Narrow => self.tokens,
+            Width::Wide => self.ids,
         }
     }
 }
 
-/// The blocks of one segment, by document id (`None`: a document that is not a block).
-pub(super) struct SegmentBlocks(Vec<Option<CachedBlock>>);
+/// The blocks of one segment, by document id (`None`: a document that is not a block), and
+/// the mapped area their filters lie in.
+pub(super) struct SegmentBlocks {
+    blocks: Vec<Option<CachedBlock>>,
+    filters: FilterArea,
+}
 
 impl SegmentBlocks {
     pub fn get(&self, doc: DocId) -> Option<&CachedBlock> {
-        self.0.get(doc as usize).and_then(Option::as_ref)
+        self.blocks.get(doc as usize).and_then(Option::as_ref)
     }
 
     /// Whether block `doc` may hold any of `keys` (of filter `width`).
     fn may_hold_any(&self, doc: DocId, width: Width, keys: &[u64]) -> bool {
         match self.get(doc) {
             Some(b) => {
-                let filter = b.filter(width);
-                keys.iter().any(|k| filter.may_contain(*k))
+                let slot = b.filter(width);
+                keys.iter()
+                    .any(|k| self.filters.may_contain(slot, width, *k))
             }
             // Not a block we could read: keep it, the rows decide.
             None => true,
         }
     }
 
+    /// Heap bytes held (the filters are mapped, not counted here).
     fn heap_bytes(&self) -> usize {
-        self.0
+        let entries = self.blocks.len() * std::mem::size_of::<Option<CachedBlock>>();
+        let owned: usize = self
+            .blocks
             .iter()
             .flatten()
             .map(|b| {
-                let streams = b.streams.as_ref().map_or(0, |s| s.len()) * STREAM_COUNT_BYTES;
-                b.tokens.heap_bytes() + b.ids.heap_bytes() + b.block.path.len() + streams
+                b.streams.as_ref().map_or(0, |s| s.len()) * STREAM_COUNT_BYTES + b.block.path.len()
             })
-            .sum()
+            .sum();
+        entries + owned
     }
 }
 
@@ -83,14 +94,18 @@ pub(super) struct BlockCache {
     /// The index's memory-mapped directory, whose document-store pages are given back once
     /// a segment's blocks are read ([`super::mapped`]).
     directory: ManagedDirectory,
+    /// Where the segments' filter scratch files are made (the index directory; they are
+    /// unlinked at once, so tantivy never sees them).
+    scratch: PathBuf,
     segments: Mutex<HashMap<SegmentId, Arc<SegmentBlocks>>>,
 }
 
 impl BlockCache {
-    pub fn new(fields: Fields, directory: ManagedDirectory) -> Arc<BlockCache> {
+    pub fn new(fields: Fields, directory: ManagedDirectory, scratch: PathBuf) -> Arc<BlockCache> {
         Arc::new(BlockCache {
             fields,
             directory,
+            scratch,
             segments: Mutex::default(),
         })
     }
@@ -122,9 +137,14 @@ impl BlockCache {
         Ok(())
     }
 
-    /// Bytes of filters and paths held.
+    /// Heap bytes of block locations and stream counts held.
     pub fn heap_bytes(&self) -> usize {
         self.lock().values().map(|s| s.heap_bytes()).sum()
+    }
+
+    /// Bytes of filters mapped from scratch files (resident only where lookups touched them).
+    pub fn mapped_bytes(&self) -> usize {
+        self.lock().values().map(|s| s.filters.mapped_bytes()).sum()
     }
 
     /// A query matching the blocks that may hold any of `keys` (of filter `width`).
@@ -148,6 +168,7 @@ impl BlockCache {
         let store = reader.get_store_reader(0)?;
         let mut blocks = Vec::with_capacity(reader.max_doc() as usize);
         let mut streams = StreamInterner::default();
+        let mut filters = FilterAreaWriter::new(&self.scratch);
         // Without an alive bitset the iterator yields every document in id order.
         for doc in store.iter::<TantivyDocument>(None) {
             let doc = doc?;
@@ -160,14 +181,10 @@ impl BlockCache {
                 int(f.time_max),
             ) {
                 (Some(path), Some(row_group), Some(time_min), Some(time_max)) => {
-                    let filter =
-                        |field, width| match doc.get_first(field).and_then(|v| v.as_bytes()) {
-                            Some(bytes) => BlockFilter::from_bytes(bytes, width),
-                            None => BlockFilter::Unknown,
-                        };
+                    let bytes = |field| doc.get_first(field).and_then(|v| v.as_bytes());
                     Some(CachedBlock {
-                        tokens: filter(f.narrow_filter, Width::Narrow),
-                        ids: filter(f.wide_filter, Width::Wide),
+                        tokens: filters.push(bytes(f.narrow_filter), Width::Narrow),
+                        ids: filters.push(bytes(f.wide_filter), Width::Wide),
                         streams: text(f.streams).and_then(|s| streams.parse(s)),
                         block: BlockRef {
                             path: path.to_string(),
@@ -181,6 +198,9 @@ impl BlockCache {
             };
             blocks.push(block);
         }
-        Ok(SegmentBlocks(blocks))
+        Ok(SegmentBlocks {
+            blocks,
+            filters: filters.finish(),
+        })
     }
 }

@@ -21,7 +21,10 @@
 //! changing it, or a kind's number, needs a reindex.
 
 use twox_hash::XxHash64;
-use xorf::{BinaryFuse16, BinaryFuse8, Descriptor, DmaSerializable, Filter};
+use xorf::{
+    BinaryFuse16, BinaryFuse16Ref, BinaryFuse8, BinaryFuse8Ref, Descriptor, DmaSerializable,
+    Filter, FilterRef,
+};
 
 /// What kind of value a filter key stands for (the hash seed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,54 +155,25 @@ impl BlockFilter {
     /// [`BlockFilter::Unknown`] (read every block) rather than a filter that could index out
     /// of its fingerprints.
     pub fn from_bytes(bytes: &[u8], width: Width) -> BlockFilter {
-        if bytes.is_empty() {
-            return BlockFilter::Empty;
-        }
-        let Some((head, fingerprints)) = bytes.split_at_checked(DESCRIPTOR_LEN) else {
-            return BlockFilter::Unknown;
-        };
-        let u32_at = |i: usize| {
-            head.get(i..i + 4)
-                .and_then(|b| b.try_into().ok())
-                .map(u32::from_le_bytes)
-                .unwrap_or(0)
-        };
-        let seed = head
-            .get(0..8)
-            .and_then(|b| b.try_into().ok())
-            .map(u64::from_le_bytes)
-            .unwrap_or(0);
-        let descriptor = Descriptor {
-            seed,
-            segment_length: u32_at(8),
-            segment_length_mask: u32_at(12),
-            segment_count_length: u32_at(16),
-        };
-        let per_fingerprint = match width {
-            Width::Narrow => 1,
-            Width::Wide => 2,
-        };
-        // Every probe lands below segment_count_length + 2 × segment_length.
-        let consistent = descriptor.segment_length.is_power_of_two()
-            && descriptor.segment_length_mask == descriptor.segment_length - 1
-            && fingerprints.len() % per_fingerprint == 0
-            && descriptor.segment_count_length as usize + 2 * descriptor.segment_length as usize
-                <= fingerprints.len() / per_fingerprint;
-        if !consistent {
-            return BlockFilter::Unknown;
-        }
-        match width {
-            Width::Narrow => BlockFilter::Fuse(BinaryFuse8 {
-                descriptor,
-                fingerprints: fingerprints.into(),
-            }),
-            Width::Wide => BlockFilter::Fuse16(BinaryFuse16 {
-                descriptor,
-                fingerprints: fingerprints
-                    .chunks_exact(2)
-                    .map(|c| u16::from_le_bytes([c[0], c[1]]))
-                    .collect(),
-            }),
+        match StoredFilter::parse(bytes, width) {
+            StoredFilter::Empty => BlockFilter::Empty,
+            StoredFilter::Unknown => BlockFilter::Unknown,
+            StoredFilter::Fuse { fingerprints, .. } => {
+                let descriptor = descriptor_of(bytes);
+                match width {
+                    Width::Narrow => BlockFilter::Fuse(BinaryFuse8 {
+                        descriptor,
+                        fingerprints: fingerprints.into(),
+                    }),
+                    Width::Wide => BlockFilter::Fuse16(BinaryFuse16 {
+                        descriptor,
+                        fingerprints: fingerprints
+                            .chunks_exact(2)
+                            .map(|c| u16::from_le_bytes([c[0], c[1]]))
+                            .collect(),
+                    }),
+                }
+            }
         }
     }
 
@@ -210,6 +184,101 @@ impl BlockFilter {
             BlockFilter::Fuse16(f) => 2 * f.fingerprints.len() + DESCRIPTOR_LEN,
             _ => 0,
         }
+    }
+}
+
+/// The stored form of a filter, checked and borrowed where it lies (a document's bytes, or a
+/// segment's filter area, [`super::filter_area`]).
+#[derive(Debug, Clone, Copy)]
+pub enum StoredFilter<'a> {
+    /// The block holds no key.
+    Empty,
+    /// Bytes that do not describe a consistent filter: any key may be in the block.
+    Unknown,
+    /// A fuse filter: xorf's descriptor and the fingerprints it probes.
+    Fuse {
+        descriptor: &'a [u8],
+        fingerprints: &'a [u8],
+    },
+}
+
+impl<'a> StoredFilter<'a> {
+    /// Checks `bytes` (the form [`BlockFilter::to_bytes`] writes): every probe the descriptor
+    /// can make must land inside the fingerprints, or the filter reads as
+    /// [`StoredFilter::Unknown`].
+    pub fn parse(bytes: &'a [u8], width: Width) -> StoredFilter<'a> {
+        if bytes.is_empty() {
+            return StoredFilter::Empty;
+        }
+        let Some((head, fingerprints)) = bytes.split_at_checked(DESCRIPTOR_LEN) else {
+            return StoredFilter::Unknown;
+        };
+        let descriptor = descriptor_of(head);
+        let per_fingerprint = match width {
+            Width::Narrow => 1,
+            Width::Wide => 2,
+        };
+        // Every probe lands below segment_count_length + 2 × segment_length.
+        let consistent = descriptor.segment_length.is_power_of_two()
+            && descriptor.segment_length_mask == descriptor.segment_length - 1
+            && fingerprints.len() % per_fingerprint == 0
+            && descriptor.segment_count_length as usize + 2 * descriptor.segment_length as usize
+                <= fingerprints.len() / per_fingerprint;
+        if consistent {
+            StoredFilter::Fuse {
+                descriptor: head,
+                fingerprints,
+            }
+        } else {
+            StoredFilter::Unknown
+        }
+    }
+
+    /// Whether the block may hold `key`, probing the fingerprints where they lie. 16-bit
+    /// fingerprints must start at an even address (the filter area aligns them); if they do
+    /// not, the answer is "may" (the block is read and its rows decide), never a panic.
+    pub fn may_contain(&self, key: u64, width: Width) -> bool {
+        match *self {
+            StoredFilter::Empty => false,
+            StoredFilter::Unknown => true,
+            StoredFilter::Fuse {
+                descriptor,
+                fingerprints,
+            } => match width {
+                Width::Narrow => BinaryFuse8Ref::from_dma(descriptor, fingerprints).contains(&key),
+                Width::Wide => {
+                    if fingerprints
+                        .as_ptr()
+                        .align_offset(BinaryFuse16Ref::FINGERPRINT_ALIGNMENT)
+                        != 0
+                    {
+                        return true;
+                    }
+                    BinaryFuse16Ref::from_dma(descriptor, fingerprints).contains(&key)
+                }
+            },
+        }
+    }
+}
+
+/// The descriptor at the head of `bytes` (missing bytes read as zero; callers check
+/// consistency).
+fn descriptor_of(head: &[u8]) -> Descriptor {
+    let u32_at = |i: usize| {
+        head.get(i..i + 4)
+            .and_then(|b| b.try_into().ok())
+            .map(u32::from_le_bytes)
+            .unwrap_or(0)
+    };
+    Descriptor {
+        seed: head
+            .get(0..8)
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_le_bytes)
+            .unwrap_or(0),
+        segment_length: u32_at(8),
+        segment_length_mask: u32_at(12),
+        segment_count_length: u32_at(16),
     }
 }
 

@@ -6,6 +6,7 @@
 //! start. The layout is documented in ARCHITECTURE.md.
 
 pub mod columns;
+mod file_writer;
 mod footer_cache;
 pub mod logs;
 pub mod metrics;
@@ -27,12 +28,10 @@ use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 #[allow(deprecated)]
 use parquet::arrow::async_reader::ParquetObjectReader;
-use parquet::arrow::{ArrowWriter, ParquetRecordBatchStreamBuilder};
-use parquet::basic::{Compression, Encoding, ZstdLevel};
-use parquet::file::properties::{EnabledStatistics, WriterProperties};
-use parquet::schema::types::ColumnPath;
+use parquet::arrow::ParquetRecordBatchStreamBuilder;
 
 use crate::model::{LogRow, MetricPoint, Signal, SpanRow};
+pub use file_writer::{FileBuilder, StreamedFile};
 use off_workers::decode_row_groups;
 pub use partition::{Partition, HOUR_NANOS};
 pub use prefilter::Prefilter;
@@ -520,18 +519,28 @@ impl Store {
     pub fn start_file<T: StoredRow>(
         &self,
         partition: &Partition,
-    ) -> Result<FileBuilder<T>, StoreError> {
-        FileBuilder::new(partition.new_file_path())
+    ) -> Result<StreamedFile<T>, StoreError> {
+        StreamedFile::new(self.objects.clone(), partition.new_file_path())
     }
 
-    /// Stores a file built with [`Store::start_file`]; durable when this returns. Returns its
+    /// Completes a file started with [`Store::start_file`]; durable when this returns.
+    /// Returns its path.
+    pub async fn finish_streamed<T: StoredRow>(
+        &self,
+        file: StreamedFile<T>,
+    ) -> Result<String, StoreError> {
+        let path = file.close().await?;
+        self.sync_local(&path)?;
+        Ok(path)
+    }
+
+    /// Stores a file encoded in memory ([`Store::start_planned`]); durable when this returns. Returns its
     /// path.
     pub async fn finish_file<T: StoredRow>(
         &self,
         file: FileBuilder<T>,
     ) -> Result<String, StoreError> {
-        let FileBuilder { path, writer, .. } = file;
-        let bytes = writer.into_inner()?;
+        let (path, bytes) = file.into_parts()?;
         self.objects
             .put(&ObjectPath::from(path.as_str()), PutPayload::from(bytes))
             .await?;
@@ -710,83 +719,6 @@ fn minute_of(time_ns: i64) -> i64 {
     time_ns.div_euclid(60_000_000_000)
 }
 
-/// A Parquet file being written row group by row group (zstd, page statistics), not yet
-/// stored. No Parquet bloom filters: ids are found through the block index's own filters
-/// (`index::filter`), which are held in memory and cost a byte per id instead of two.
-pub struct FileBuilder<T> {
-    path: String,
-    writer: ArrowWriter<Vec<u8>>,
-    row_groups: usize,
-    rows: std::marker::PhantomData<fn(&T)>,
-}
-
-impl<T: StoredRow> FileBuilder<T> {
-    fn new(path: String) -> Result<Self, StoreError> {
-        let mut props = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(ZstdLevel::try_new(1)?))
-            .set_statistics_enabled(EnabledStatistics::Page)
-            .set_max_row_group_row_count(None);
-        let schema = T::to_batch(&[])?.schema();
-        // Timestamps are sorted (or nearly) within a row group: deltas, bit-packed.
-        for field in schema.fields() {
-            if matches!(field.data_type(), arrow::datatypes::DataType::Timestamp(..)) {
-                let column = ColumnPath::from(field.name().as_str());
-                props = props
-                    .set_column_dictionary_enabled(column.clone(), false)
-                    .set_column_encoding(column, Encoding::DELTA_BINARY_PACKED);
-            }
-        }
-        for name in T::UNIQUE_COLUMNS {
-            props = props.set_column_dictionary_enabled(ColumnPath::from(*name), false);
-        }
-        // Min/max of text prunes nothing for our reader (it selects row groups through the
-        // block index and pages through the offset index, never by statistics), and
-        // comparing every value cost: attribute JSON and bodies half of the span encoding,
-        // the resource's attribute JSON (equal strings compared to their end) a tenth of the
-        // flusher, and the remaining short text columns 5 % of the server's CPU at
-        // 170 000 spans/s. Only `service_name` keeps them, for other readers (DuckDB) that
-        // prune row groups by service.
-        for field in schema.fields() {
-            let text = matches!(
-                field.data_type(),
-                arrow::datatypes::DataType::Utf8 | arrow::datatypes::DataType::LargeUtf8
-            );
-            let unique = T::UNIQUE_COLUMNS.contains(&field.name().as_str());
-            if (text && field.name() != "service_name") || unique {
-                props = props.set_column_statistics_enabled(
-                    ColumnPath::from(field.name().as_str()),
-                    EnabledStatistics::None,
-                );
-            }
-        }
-        Ok(Self {
-            path,
-            writer: ArrowWriter::try_new(Vec::new(), schema, Some(props.build()))?,
-            row_groups: 0,
-            rows: std::marker::PhantomData,
-        })
-    }
-
-    /// The object path the file will have.
-    pub fn path(&self) -> &str {
-        &self.path
-    }
-
-    /// Appends a batch of this file's schema as one row group; returns its index in the file.
-    pub fn write_batch(&mut self, batch: &RecordBatch) -> Result<usize, StoreError> {
-        self.writer.write(batch)?;
-        // Close the row group so that it holds exactly this batch (its block document says so).
-        self.writer.flush()?;
-        self.row_groups += 1;
-        Ok(self.row_groups - 1)
-    }
-
-    /// Appends `rows` as one row group; returns its index in the file.
-    pub fn write_row_group(&mut self, rows: &[&T]) -> Result<usize, StoreError> {
-        self.write_batch(&T::to_batch(rows)?)
-    }
-}
-
 /// Total size of the files under `dir`.
 pub fn dir_size(dir: &std::path::Path) -> u64 {
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -802,11 +734,13 @@ pub fn dir_size(dir: &std::path::Path) -> u64 {
         .sum()
 }
 
+/// Rows for tests of the store and of what reads it back.
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) mod test_rows {
+    use crate::model::SpanRow;
 
-    fn span_at(trace: u8, start: i64) -> SpanRow {
+    /// A server span of trace `[trace; 16]` starting at `start`, 1 µs long.
+    pub(crate) fn span_at(trace: u8, start: i64) -> SpanRow {
         SpanRow {
             trace_id: crate::model::TraceId([trace; 16]),
             span_id: crate::model::SpanId([trace; 8]),
@@ -828,6 +762,12 @@ mod tests {
             correlation_id: None,
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_rows::span_at;
+    use super::*;
 
     /// Sorting the memtable's batches with Arrow kernels cuts the same files and row groups,
     /// rows in the same order, as sorting rows: two hours, row groups of 3.

@@ -5,7 +5,10 @@
 //! Every file is already sorted by its row type's order, so a merge is a k-way merge that
 //! holds one row group per input file and one output row group in memory — not every row of
 //! the group (that took 4.5 GB for 150 MB of Parquet). At most [`MAX_MERGE_FILES`] files go
-//! into one merge, which bounds that memory.
+//! into one merge, which bounds that memory. Spans, logs and metric points are merged as the
+//! Arrow batches they are read as ([`batch_merge`]); rollup rows, which merging sums, and
+//! files of an older schema go through rows ([`row_merge`]). The merged file is streamed to
+//! the store as it is written, never held whole.
 //!
 //! Crash-safe by order: the merged file is written first; then one index commit swaps the old
 //! files' blocks for the new file's; then the old files are deleted. A crash before the commit
@@ -16,16 +19,17 @@
 //! index snapshot just before the swap still reads them. Deleting them at once made such a
 //! query skip a whole file's rows (the crash harness saw it as acknowledged records lost).
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+mod batch_merge;
+mod row_merge;
+
+use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
-use tantivy::TantivyDocument;
-
-use crate::index::{block, BlockIndex, Fields};
+use crate::index::BlockIndex;
 use crate::model::{LogRow, MetricPoint, Signal, SpanRow};
 use crate::rollup::metric_minutes::MinuteMetric;
 use crate::rollup::RollupRow;
-use crate::store::{Partition, Store, StoredRow};
+use crate::store::{Partition, Store};
 
 /// A partition is compacted once it has at least this many files…
 pub const MIN_FILES: usize = 4;
@@ -199,112 +203,21 @@ async fn merge_group(
 ) -> anyhow::Result<()> {
     let fields = index.fields().clone();
     let docs = match signal {
-        Signal::Traces => merge::<SpanRow>(store, partition, group, &fields).await?,
-        Signal::Logs => merge::<LogRow>(store, partition, group, &fields).await?,
-        Signal::Metrics => merge::<MetricPoint>(store, partition, group, &fields).await?,
-        Signal::MetricMinutes => merge::<MinuteMetric>(store, partition, group, &fields).await?,
-        Signal::Rollups => merge::<RollupRow>(store, partition, group, &fields).await?,
+        Signal::Traces => batch_merge::merge::<SpanRow>(store, partition, group, &fields).await?,
+        Signal::Logs => batch_merge::merge::<LogRow>(store, partition, group, &fields).await?,
+        Signal::Metrics => {
+            batch_merge::merge::<MetricPoint>(store, partition, group, &fields).await?
+        }
+        Signal::MetricMinutes => {
+            row_merge::merge::<MinuteMetric>(store, partition, group, &fields).await?
+        }
+        Signal::Rollups => row_merge::merge::<RollupRow>(store, partition, group, &fields).await?,
     };
     // No live-data lock: a query sees the old files or the new one, both whole, and
     // acknowledgements never wait on this commit.
     index.replace_files(group, docs)?;
     tracing::info!(partition = %partition, files_in = group.len(), "compacted");
     Ok(())
-}
-
-/// One input file of a merge, read one row group at a time.
-struct Cursor<T> {
-    path: String,
-    row_groups: usize,
-    next_group: usize,
-    rows: VecDeque<T>,
-}
-
-impl<T: StoredRow> Cursor<T> {
-    async fn open(store: &Store, path: &str) -> anyhow::Result<Self> {
-        let mut cursor = Cursor {
-            path: path.to_string(),
-            row_groups: store.row_group_count(path).await?,
-            next_group: 0,
-            rows: VecDeque::new(),
-        };
-        cursor.refill(store).await?;
-        Ok(cursor)
-    }
-
-    /// Reads the next non-empty row group once the current one is used up.
-    async fn refill(&mut self, store: &Store) -> anyhow::Result<()> {
-        while self.rows.is_empty() && self.next_group < self.row_groups {
-            let rows = store
-                .read::<T>(&self.path, vec![self.next_group], &mut |_| true)
-                .await?;
-            self.rows = rows.into();
-            self.next_group += 1;
-        }
-        Ok(())
-    }
-}
-
-/// Merges the rows of `files` (each sorted by the row type's order) into one sorted file in
-/// `partition`, and returns the block documents of its row groups.
-async fn merge<T: StoredRow>(
-    store: &Store,
-    partition: &Partition,
-    files: &[String],
-    fields: &Fields,
-) -> anyhow::Result<Vec<TantivyDocument>> {
-    let mut cursors = Vec::with_capacity(files.len());
-    for path in files {
-        cursors.push(Cursor::<T>::open(store, path).await?);
-    }
-    let per_group = store.row_group_rows();
-    let mut file = store.start_file::<T>(partition)?;
-    let mut docs = Vec::new();
-    let mut pending: Vec<T> = Vec::with_capacity(per_group);
-    let mut write_pending = |file: &mut crate::store::FileBuilder<T>, pending: &mut Vec<T>| {
-        let rows: Vec<&T> = pending.iter().collect();
-        let batch = T::to_batch(&rows)?;
-        let i = file.write_batch(&batch)?;
-        docs.push(block::block_of_batches(
-            fields,
-            T::SIGNAL,
-            file.path(),
-            i,
-            std::slice::from_ref(&batch),
-        )?);
-        pending.clear();
-        anyhow::Ok(())
-    };
-    loop {
-        let smallest = cursors
-            .iter()
-            .enumerate()
-            .filter_map(|(i, c)| c.rows.front().map(|row| (i, row)))
-            .min_by(|a, b| T::order(a.1, b.1))
-            .map(|(i, _)| i);
-        let Some(i) = smallest else { break };
-        let cursor = &mut cursors[i];
-        if let Some(row) = cursor.rows.pop_front() {
-            let folded = pending.last_mut().is_some_and(|last| T::fold(last, &row));
-            if !folded {
-                let new_slice =
-                    |last: &T| T::row_group_slice(last.time()) != T::row_group_slice(row.time());
-                if pending.last().is_some_and(new_slice) {
-                    write_pending(&mut file, &mut pending)?;
-                }
-                pending.push(row);
-            }
-        }
-        cursor.refill(store).await?;
-        if pending.len() >= per_group {
-            write_pending(&mut file, &mut pending)?;
-        }
-    }
-    if !pending.is_empty() {
-        write_pending(&mut file, &mut pending)?;
-    }
-    store.finish_file(file).await?;
-    Ok(docs)
 }
 
 #[cfg(test)]
