@@ -150,41 +150,6 @@ impl BlockFilter {
             BlockFilter::Unknown => None,
         }
     }
-
-    /// Reads the stored form back. Bytes that do not describe a consistent filter give
-    /// [`BlockFilter::Unknown`] (read every block) rather than a filter that could index out
-    /// of its fingerprints.
-    pub fn from_bytes(bytes: &[u8], width: Width) -> BlockFilter {
-        match StoredFilter::parse(bytes, width) {
-            StoredFilter::Empty => BlockFilter::Empty,
-            StoredFilter::Unknown => BlockFilter::Unknown,
-            StoredFilter::Fuse { fingerprints, .. } => {
-                let descriptor = descriptor_of(bytes);
-                match width {
-                    Width::Narrow => BlockFilter::Fuse(BinaryFuse8 {
-                        descriptor,
-                        fingerprints: fingerprints.into(),
-                    }),
-                    Width::Wide => BlockFilter::Fuse16(BinaryFuse16 {
-                        descriptor,
-                        fingerprints: fingerprints
-                            .chunks_exact(2)
-                            .map(|c| u16::from_le_bytes([c[0], c[1]]))
-                            .collect(),
-                    }),
-                }
-            }
-        }
-    }
-
-    /// Bytes held in memory.
-    pub fn heap_bytes(&self) -> usize {
-        match self {
-            BlockFilter::Fuse(f) => f.fingerprints.len() + DESCRIPTOR_LEN,
-            BlockFilter::Fuse16(f) => 2 * f.fingerprints.len() + DESCRIPTOR_LEN,
-            _ => 0,
-        }
-    }
 }
 
 /// The stored form of a filter, checked and borrowed where it lies (a document's bytes, or a
@@ -295,12 +260,12 @@ mod tests {
         keys.extend(keys.clone()); // duplicates are fine
         let built = BlockFilter::build(&mut keys, width);
         let bytes = built.to_bytes().expect("a fuse filter");
-        let read = BlockFilter::from_bytes(&bytes, width);
+        let read = StoredFilter::parse(&bytes, width);
         for i in 0..5000u32 {
-            assert!(read.may_contain(key(KeyKind::TraceId, &i.to_le_bytes())));
+            assert!(read.may_contain(key(KeyKind::TraceId, &i.to_le_bytes()), width));
         }
         let false_positives = (5000..105_000u32)
-            .filter(|i| read.may_contain(key(KeyKind::TraceId, &i.to_le_bytes())))
+            .filter(|i| read.may_contain(key(KeyKind::TraceId, &i.to_le_bytes()), width))
             .count();
         (bytes.len(), false_positives)
     }
@@ -324,8 +289,8 @@ mod tests {
         let empty = BlockFilter::build(&mut Vec::new(), Width::Wide);
         assert!(!empty.may_contain(key(KeyKind::SpanId, b"x")));
         assert!(matches!(
-            BlockFilter::from_bytes(&[], Width::Narrow),
-            BlockFilter::Empty
+            StoredFilter::parse(&[], Width::Narrow),
+            StoredFilter::Empty
         ));
     }
 
@@ -337,13 +302,13 @@ mod tests {
                 .to_bytes()
                 .expect("filter");
             for cut in 1..bytes.len() {
-                let _ = BlockFilter::from_bytes(&bytes[..cut], width).may_contain(42);
+                let _ = StoredFilter::parse(&bytes[..cut], width).may_contain(42, width);
             }
             let mut garbage = bytes.clone();
             garbage[8..12].copy_from_slice(&u32::MAX.to_le_bytes());
             assert!(matches!(
-                BlockFilter::from_bytes(&garbage, width),
-                BlockFilter::Unknown
+                StoredFilter::parse(&garbage, width),
+                StoredFilter::Unknown
             ));
         }
     }
