@@ -15,8 +15,7 @@ use tantivy::TantivyDocument;
 use super::block_columns;
 use super::filter::{self, BlockFilter, KeyKind, Width};
 use super::schema::Fields;
-use crate::model::{value_text, Attributes, MetricPoint, Resource, Signal};
-use crate::rollup::metric_minutes::MinuteMetric;
+use crate::model::Signal;
 use crate::rollup::RollupRow;
 use crate::store::{StoreError, StoredRow};
 
@@ -141,17 +140,6 @@ impl<'f, 'a> BlockBuilder<'f, 'a> {
         }
     }
 
-    /// Notes every attribute of a row.
-    fn attributes(&mut self, attrs: &'a Attributes) {
-        for (key, value) in attrs {
-            let text = match value {
-                serde_json::Value::String(s) => Cow::Borrowed(s.as_str()),
-                other => Cow::Owned(value_text(other)),
-            };
-            self.attribute(Cow::Borrowed(key.as_str()), text);
-        }
-    }
-
     pub(super) fn finish(mut self) -> TantivyDocument {
         for (key, values) in std::mem::take(&mut self.attrs) {
             match values {
@@ -199,34 +187,6 @@ impl<'f, 'a> BlockBuilder<'f, 'a> {
     }
 }
 
-/// The instance key of a row's resource.
-fn instance_of(resource: &Resource) -> InstanceKey<'_> {
-    [
-        &resource.service_name,
-        &resource.service_instance_id,
-        &resource.host_name,
-        &resource.service_version,
-    ]
-}
-
-/// The block document of metric row group `row_group` of file `path` (raw points, or
-/// one-minute points under `Signal::MetricMinutes`).
-pub fn metric_block(
-    fields: &Fields,
-    signal: Signal,
-    path: &str,
-    row_group: usize,
-    rows: &[&MetricPoint],
-) -> TantivyDocument {
-    let mut b = BlockBuilder::new(fields, signal, path, row_group);
-    for r in rows {
-        b.row(r.time_unix_nano, r.time_unix_nano, instance_of(&r.resource));
-        b.term(fields.name, &r.name);
-        b.attributes(&r.attributes);
-    }
-    b.finish()
-}
-
 /// The block document of rollup row group `row_group` of file `path`.
 pub fn rollup_block(
     fields: &Fields,
@@ -248,9 +208,9 @@ pub fn rollup_block(
 /// The block document of row group `row_group` of the `signal` file `path`, from the row
 /// group's Arrow batches (as written, or as read back).
 ///
-/// Spans and logs are summarised straight from their columns (`block_columns.rs`): no row
-/// structs, attribute JSON walked in place. Metric points and rollups, a small share of the
-/// records, are decoded to rows first.
+/// Spans, logs and metric points are summarised straight from their columns
+/// (`block_columns.rs`): no row structs, attribute JSON walked in place. Rollups, a few rows
+/// per service and minute, are decoded to rows first.
 pub fn block_of_batches(
     fields: &Fields,
     signal: Signal,
@@ -261,15 +221,8 @@ pub fn block_of_batches(
     match signal {
         Signal::Traces => block_columns::span_block(fields, path, row_group, batches),
         Signal::Logs => block_columns::log_block(fields, path, row_group, batches),
-        Signal::Metrics => {
-            let points = decode::<MetricPoint>(batches)?;
-            let refs: Vec<&MetricPoint> = points.iter().collect();
-            Ok(metric_block(fields, signal, path, row_group, &refs))
-        }
-        Signal::MetricMinutes => {
-            let points = decode::<MinuteMetric>(batches)?;
-            let refs: Vec<&MetricPoint> = points.iter().map(|m| &m.0).collect();
-            Ok(metric_block(fields, signal, path, row_group, &refs))
+        Signal::Metrics | Signal::MetricMinutes => {
+            block_columns::metric_block(fields, signal, path, row_group, batches)
         }
         Signal::Rollups => {
             let rows = decode::<RollupRow>(batches)?;

@@ -120,6 +120,32 @@ pub fn span_block(
     Ok(b.finish())
 }
 
+/// The block document of metric row group `row_group` of file `path` (raw points or
+/// one-minute points: both files share the schema): times, instances, names and attributes.
+pub fn metric_block(
+    fields: &Fields,
+    signal: Signal,
+    path: &str,
+    row_group: usize,
+    batches: &[RecordBatch],
+) -> Result<TantivyDocument, StoreError> {
+    let mut b = BlockBuilder::new(fields, signal, path, row_group);
+    for batch in batches {
+        let cols = Columns::new(batch);
+        let time = cols.primitive::<TimestampNanosecondType>("time")?;
+        let name = cols.str("name")?;
+        let attributes = cols.str("attributes")?;
+        let instances = InstanceColumns::new(&cols)?;
+        for i in 0..batch.num_rows() {
+            let t = time.value(i);
+            b.row(t, t, instances.get(i));
+            b.term(fields.name, name.value(i));
+            for_each_attribute(attributes.value(i), |key, text| b.attribute(key, text));
+        }
+    }
+    Ok(b.finish())
+}
+
 /// The one field of a stored span link the block needs.
 #[derive(Deserialize)]
 struct LinkedTrace {

@@ -13,7 +13,7 @@ use super::live::{Frozen, LiveData};
 use super::memtable::Memtable;
 use crate::index::{block, BlockIndex};
 use crate::model::{LogRow, MetricPoint, Signal, SpanRow};
-use crate::rollup::metric_minutes::downsample;
+use crate::rollup::metric_minutes::{downsample, MinuteMetric};
 use crate::rollup::RollupRow;
 use crate::store::{BatchPlan, Store, StoreError, StoredRow, WrittenFile};
 use crate::wal::Wal;
@@ -84,8 +84,8 @@ fn flush(
 ///
 /// Each signal's batches are planned into files with Arrow's kernels (only the sort keys are
 /// copied); then each row group in turn is gathered, and its Parquet encoding and its block
-/// run side by side on two threads (`rayon::join`; metric points are decoded once, for the
-/// block and the one-minute points). A file is stored (written and fsynced) once its last
+/// run side by side on two threads (`rayon::join`); the one-minute metric points are
+/// computed from the memtable's metric columns first. A file is stored (written and fsynced) once its last
 /// row group is encoded. So a flush holds the unpacked memtable, one row group and one
 /// file's encoded bytes, never the memtable sorted into a second copy.
 pub async fn write_blocks(
@@ -108,31 +108,33 @@ pub async fn write_blocks(
         .await?,
     );
     drop(logs);
-    // The decoded points are kept: the one-minute points are computed from them.
-    let metrics = store.plan_batches::<MetricPoint>(table.metrics.unpacked()?)?;
-    let mut points = Vec::new();
+    // The one-minute points are computed from the memtable's batches before they are planned.
+    let points = table.metrics.unpacked()?;
+    let minutes = downsample(&points)?;
+    let metrics = store.plan_batches::<MetricPoint>(points)?;
     docs.extend(
         write_plan::<MetricPoint>(store, &metrics, |path, i, group| {
-            let first = points.len();
-            MetricPoint::from_batch(group, &mut |_| true, &mut points)?;
-            let refs: Vec<&MetricPoint> = points[first..].iter().collect();
-            Ok(block::metric_block(fields, Signal::Metrics, path, i, &refs))
+            block::block_of_batches(
+                fields,
+                Signal::Metrics,
+                path,
+                i,
+                std::slice::from_ref(group),
+            )
         })
         .await?,
     );
     drop(metrics);
-    let minutes = downsample(&points);
-    drop(points);
     // Small (one row per series and minute, one per rollup cell): written as rows.
     let minute_files = store.write(&minutes).await?;
     docs.extend(blocks_of(&minute_files, |path, i, group| {
-        let points: Vec<&MetricPoint> = group.iter().map(|m| &m.0).collect();
-        block::metric_block(fields, Signal::MetricMinutes, path, i, &points)
-    }));
+        let batch = MinuteMetric::to_batch(group)?;
+        block::block_of_batches(fields, Signal::MetricMinutes, path, i, &[batch])
+    })?);
     let rollup_files = store.write(rollups).await?;
     docs.extend(blocks_of(&rollup_files, |path, i, group| {
-        block::rollup_block(fields, path, i, group)
-    }));
+        Ok(block::rollup_block(fields, path, i, group))
+    })?);
     Ok(docs)
 }
 
@@ -163,13 +165,13 @@ async fn write_plan<T: StoredRow>(
 /// The block document of every row group of `files`.
 fn blocks_of<T>(
     files: &[WrittenFile<'_, T>],
-    block: impl Fn(&str, usize, &[&T]) -> TantivyDocument,
-) -> Vec<TantivyDocument> {
+    block: impl Fn(&str, usize, &[&T]) -> Result<TantivyDocument, StoreError>,
+) -> Result<Vec<TantivyDocument>, StoreError> {
     let mut docs = Vec::new();
     for f in files {
         for (i, group) in f.row_groups.iter().enumerate() {
-            docs.push(block(&f.path, i, group));
+            docs.push(block(&f.path, i, group)?);
         }
     }
-    docs
+    Ok(docs)
 }

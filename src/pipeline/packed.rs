@@ -175,20 +175,83 @@ fn trimmed(mut array: ArrayRef) -> ArrayRef {
 }
 
 /// A text column dictionary-coded, when its values repeat; as it is otherwise.
+///
+/// Coded here rather than by Arrow's cast: a run of one value (a resource's service, host and
+/// attribute text, repeated for each of its records) reuses the previous key after one
+/// comparison, where the cast hashes and compares every value; and a column found to hold too
+/// many distinct values stops being coded as soon as it passes the limit.
 fn coded(array: ArrayRef) -> Result<Column, StoreError> {
-    for keys in [DataType::Int16, DataType::Int32] {
-        let coded_type = DataType::Dictionary(Box::new(keys), Box::new(DataType::Utf8));
-        // A cast fails when there are more distinct values than the key type counts.
-        let Ok(coded) = cast(&array, &coded_type) else {
-            continue;
-        };
-        let distinct = coded.as_any_dictionary().values().len();
-        if distinct * 2 > array.len().max(1) {
-            break;
+    let Some(codes) = array.as_string_opt::<i32>().and_then(DictionaryCodes::of) else {
+        return Ok(Column::Plain(trimmed(array)));
+    };
+    Ok(Column::Coded(trimmed(
+        codes.into_array(array.nulls().cloned())?,
+    )))
+}
+
+/// The keys and distinct values of a text column.
+struct DictionaryCodes {
+    keys: Vec<u32>,
+    values: StringArray,
+}
+
+impl DictionaryCodes {
+    /// The codes of `text`, or `None` when more than half its rows are distinct values (a
+    /// dictionary would then cost more than it saves).
+    fn of(text: &StringArray) -> Option<DictionaryCodes> {
+        let limit = text.len() / 2;
+        let mut index: std::collections::HashMap<&str, u32, foldhash::fast::FixedState> =
+            Default::default();
+        let mut values = arrow::array::StringBuilder::new();
+        let mut keys = Vec::with_capacity(text.len());
+        let mut last: Option<(&str, u32)> = None;
+        for i in 0..text.len() {
+            if text.is_null(i) {
+                // Masked by the null buffer; any valid key will do.
+                keys.push(0);
+                continue;
+            }
+            let value = text.value(i);
+            let key = match last {
+                Some((previous, key)) if previous == value => key,
+                _ => {
+                    let next = index.len() as u32;
+                    let key = *index.entry(value).or_insert_with(|| {
+                        values.append_value(value);
+                        next
+                    });
+                    if index.len() > limit {
+                        return None;
+                    }
+                    last = Some((value, key));
+                    key
+                }
+            };
+            keys.push(key);
         }
-        return Ok(Column::Coded(trimmed(coded)));
+        Some(DictionaryCodes {
+            keys,
+            values: values.finish(),
+        })
     }
-    Ok(Column::Plain(trimmed(array)))
+
+    /// `Dictionary(Int16, Utf8)` when the values fit 16-bit keys, `Dictionary(Int32, Utf8)`
+    /// otherwise.
+    fn into_array(self, nulls: Option<NullBuffer>) -> Result<ArrayRef, StoreError> {
+        use arrow::array::{DictionaryArray, PrimitiveArray};
+        use arrow::datatypes::{Int16Type, Int32Type};
+        let values: ArrayRef = Arc::new(self.values);
+        // Keys are below the number of distinct values, which is at most half the rows.
+        Ok(if values.len() <= i16::MAX as usize + 1 {
+            let keys: Vec<i16> = self.keys.iter().map(|k| *k as i16).collect();
+            let keys = PrimitiveArray::<Int16Type>::new(keys.into(), nulls);
+            Arc::new(DictionaryArray::<Int16Type>::try_new(keys, values)?)
+        } else {
+            let keys: Vec<i32> = self.keys.iter().map(|k| *k as i32).collect();
+            let keys = PrimitiveArray::<Int32Type>::new(keys.into(), nulls);
+            Arc::new(DictionaryArray::<Int32Type>::try_new(keys, values)?)
+        })
+    }
 }
 
 /// A text column with its values buffer in one zstd frame (as it is when small).

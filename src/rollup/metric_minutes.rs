@@ -12,7 +12,13 @@
 
 use std::collections::BTreeMap;
 
+use arrow::array::{Array, AsArray, Float64Array, ListArray, StringArray, UInt64Array};
+use arrow::datatypes::{Float64Type, TimestampNanosecondType, UInt64Type};
+use arrow::record_batch::RecordBatch;
+
 use crate::model::{MetricKind, MetricPoint};
+use crate::store::columns::Columns;
+use crate::store::{StoreError, StoredRow};
 
 /// A downsampled point, stored under its own folder.
 #[derive(Debug, Clone, PartialEq)]
@@ -20,123 +26,207 @@ pub struct MinuteMetric(pub MetricPoint);
 
 const MINUTE: i64 = super::MINUTE;
 
-fn series_key(p: &MetricPoint) -> (String, String, String, String, String, String) {
-    (
-        p.name.clone(),
-        p.resource.service_name.clone(),
-        p.resource.service_instance_id.clone(),
-        serde_json::Value::Object(p.attributes.clone()).to_string(),
-        p.kind.as_str().to_string(),
-        p.temporality.clone(),
-    )
+/// What makes points one series: name, service, instance, attribute text (canonical JSON,
+/// as stored), kind and temporality.
+type SeriesKey<'a> = (&'a str, &'a str, &'a str, &'a str, &'a str, &'a str);
+
+/// The columns of one batch of raw points that grouping and aggregation read.
+struct PointColumns<'a> {
+    time: &'a arrow::array::TimestampNanosecondArray,
+    start: &'a arrow::array::TimestampNanosecondArray,
+    name: &'a StringArray,
+    service: &'a StringArray,
+    instance: &'a StringArray,
+    attributes: &'a StringArray,
+    kind: &'a StringArray,
+    temporality: &'a StringArray,
+    value: &'a Float64Array,
+    count: &'a UInt64Array,
+    sum: &'a Float64Array,
+    bucket_counts: &'a ListArray,
+    explicit_bounds: &'a ListArray,
 }
 
-/// Downsamples raw points to one point per series and minute.
-pub fn downsample(points: &[MetricPoint]) -> Vec<MinuteMetric> {
-    let mut groups: BTreeMap<(_, i64), Vec<&MetricPoint>> = BTreeMap::new();
-    for p in points {
-        groups
-            .entry((series_key(p), p.time_unix_nano.div_euclid(MINUTE)))
-            .or_default()
-            .push(p);
+/// One raw point as aggregation reads it, borrowed from its batch.
+struct Sample<'a> {
+    start: i64,
+    value: Option<f64>,
+    count: Option<u64>,
+    sum: Option<f64>,
+    bucket_counts: &'a [u64],
+    explicit_bounds: &'a [f64],
+}
+
+impl<'a> PointColumns<'a> {
+    fn new(batch: &'a RecordBatch) -> Result<Self, StoreError> {
+        let cols = Columns::new(batch);
+        Ok(Self {
+            time: cols.primitive::<TimestampNanosecondType>("time")?,
+            start: cols.primitive::<TimestampNanosecondType>("start_time")?,
+            name: cols.str("name")?,
+            service: cols.str("service_name")?,
+            instance: cols.str("service_instance_id")?,
+            attributes: cols.str("attributes")?,
+            kind: cols.str("kind")?,
+            temporality: cols.str("temporality")?,
+            value: cols.primitive::<Float64Type>("value")?,
+            count: cols.primitive::<UInt64Type>("count")?,
+            sum: cols.primitive::<Float64Type>("sum")?,
+            bucket_counts: cols.list("bucket_counts")?,
+            explicit_bounds: cols.list("explicit_bounds")?,
+        })
+    }
+
+    fn series(&self, i: usize) -> SeriesKey<'a> {
+        (
+            self.name.value(i),
+            self.service.value(i),
+            self.instance.value(i),
+            self.attributes.value(i),
+            self.kind.value(i),
+            self.temporality.value(i),
+        )
+    }
+
+    fn sample(&self, i: usize) -> Result<Sample<'a>, StoreError> {
+        let opt = |a: &Float64Array| a.is_valid(i).then(|| a.value(i));
+        Ok(Sample {
+            start: self.start.value(i),
+            value: opt(self.value),
+            count: self.count.is_valid(i).then(|| self.count.value(i)),
+            sum: opt(self.sum),
+            bucket_counts: list_values::<UInt64Type>(self.bucket_counts, i)?,
+            explicit_bounds: list_values::<Float64Type>(self.explicit_bounds, i)?,
+        })
+    }
+}
+
+/// The items of list `i`, borrowed from the list's child array.
+fn list_values<T: arrow::datatypes::ArrowPrimitiveType>(
+    list: &ListArray,
+    i: usize,
+) -> Result<&[T::Native], StoreError> {
+    let items = list
+        .values()
+        .as_primitive_opt::<T>()
+        .ok_or_else(|| StoreError::Schema("metric list column of another item type".into()))?
+        .values();
+    let offsets = list.value_offsets();
+    let (from, to) = (offsets[i] as usize, offsets[i + 1] as usize);
+    items
+        .get(from..to)
+        .ok_or_else(|| StoreError::Schema("metric list offsets out of range".into()))
+}
+
+/// Downsamples raw points (batches of the metric files' schema) to one point per series and
+/// minute, in series order. Points are grouped and aggregated from their columns; only the
+/// last point of each group is decoded (the minute point starts as a copy of it).
+pub fn downsample(batches: &[RecordBatch]) -> Result<Vec<MinuteMetric>, StoreError> {
+    let columns = batches
+        .iter()
+        .map(PointColumns::new)
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut groups: BTreeMap<(SeriesKey<'_>, i64), Vec<(usize, usize)>> = BTreeMap::new();
+    for (b, cols) in columns.iter().enumerate() {
+        for i in 0..cols.time.len() {
+            let minute = cols.time.value(i).div_euclid(MINUTE);
+            groups
+                .entry((cols.series(i), minute))
+                .or_default()
+                .push((b, i));
+        }
     }
     let mut out = Vec::new();
     for (_, mut group) in groups {
-        group.sort_by_key(|p| p.time_unix_nano);
-        let Some(last) = group.last().copied() else {
+        // Stable: points of one time keep their arrival order.
+        group.sort_by_key(|&(b, i)| columns[b].time.value(i));
+        let Some(&(b, i)) = group.last() else {
             continue;
         };
-        let gauge_like =
-            last.kind == MetricKind::Gauge || (last.kind == MetricKind::Sum && !last.is_monotonic);
-        let delta = last.temporality == "delta";
-        let point = if gauge_like {
-            let values: Vec<f64> = group
-                .iter()
-                .filter_map(|p| p.value)
-                .filter(|v| v.is_finite())
-                .collect();
-            if values.is_empty() {
-                continue;
-            }
-            let mut p = last.clone();
-            p.value = Some(values.iter().sum::<f64>() / values.len() as f64);
-            p.min = values.iter().copied().reduce(f64::min);
-            p.max = values.iter().copied().reduce(f64::max);
-            p.count = Some(values.len() as u64);
-            p
-        } else if last.kind == MetricKind::Sum && !delta {
-            // Cumulative counter: the last value, plus the first value (`min`) and the increase
-            // inside the minute (`sum`, reset-aware) so resets inside the minute lose nothing.
-            let values: Vec<(i64, f64)> = group
-                .iter()
-                .filter_map(|p| {
-                    p.value
-                        .filter(|v| v.is_finite())
-                        .map(|v| (p.start_time_unix_nano, v))
-                })
-                .collect();
-            let Some(first) = values.first() else {
-                continue;
-            };
-            let increase = values
-                .windows(2)
-                .map(|w| {
-                    if w[1].0 == w[0].0 && w[1].1 >= w[0].1 {
-                        w[1].1 - w[0].1
-                    } else {
-                        w[1].1
-                    }
-                })
-                .sum();
-            let mut p = last.clone();
-            p.value = values.last().map(|v| v.1);
-            p.min = Some(first.1);
-            p.sum = Some(increase);
-            p
-        } else if last.kind == MetricKind::Sum && delta {
-            let mut p = last.clone();
-            p.value = Some(
-                group
-                    .iter()
-                    .filter_map(|p| p.value)
-                    .filter(|v| v.is_finite())
-                    .sum(),
-            );
-            p.start_time_unix_nano = group
-                .iter()
-                .map(|p| p.start_time_unix_nano)
-                .min()
-                .unwrap_or(0);
-            p
-        } else if last.kind == MetricKind::Histogram && delta {
-            let well_formed: Vec<&&MetricPoint> = group
-                .iter()
-                .filter(|p| {
-                    p.bucket_counts.len() == p.explicit_bounds.len() + 1
-                        && p.explicit_bounds == last.explicit_bounds
-                })
-                .collect();
-            if well_formed.is_empty() {
-                continue;
-            }
-            let mut p = last.clone();
-            p.bucket_counts = (0..last.bucket_counts.len())
-                .map(|i| well_formed.iter().map(|q| q.bucket_counts[i]).sum())
-                .collect();
-            p.count = Some(well_formed.iter().filter_map(|q| q.count).sum());
-            p.sum = Some(well_formed.iter().filter_map(|q| q.sum).sum());
-            p.start_time_unix_nano = well_formed
-                .iter()
-                .map(|q| q.start_time_unix_nano)
-                .min()
-                .unwrap_or(0);
-            p
-        } else {
-            last.clone()
+        let mut decoded = Vec::with_capacity(1);
+        MetricPoint::from_batch(&batches[b].slice(i, 1), &mut |_| true, &mut decoded)?;
+        let Some(last) = decoded.pop() else {
+            continue;
         };
-        out.push(MinuteMetric(point));
+        let samples = group
+            .iter()
+            .map(|&(b, i)| columns[b].sample(i))
+            .collect::<Result<Vec<_>, _>>()?;
+        if let Some(point) = minute_point(last, &samples) {
+            out.push(MinuteMetric(point));
+        }
     }
-    out
+    Ok(out)
+}
+
+/// The minute point of one series' points (`group`, oldest first), starting from its last
+/// point; `None` when nothing in the minute is usable.
+fn minute_point(mut p: MetricPoint, group: &[Sample<'_>]) -> Option<MetricPoint> {
+    let gauge_like = p.kind == MetricKind::Gauge || (p.kind == MetricKind::Sum && !p.is_monotonic);
+    let delta = p.temporality == "delta";
+    if gauge_like {
+        let values: Vec<f64> = group
+            .iter()
+            .filter_map(|s| s.value)
+            .filter(|v| v.is_finite())
+            .collect();
+        if values.is_empty() {
+            return None;
+        }
+        p.value = Some(values.iter().sum::<f64>() / values.len() as f64);
+        p.min = values.iter().copied().reduce(f64::min);
+        p.max = values.iter().copied().reduce(f64::max);
+        p.count = Some(values.len() as u64);
+    } else if p.kind == MetricKind::Sum && !delta {
+        // Cumulative counter: the last value, plus the first value (`min`) and the increase
+        // inside the minute (`sum`, reset-aware) so resets inside the minute lose nothing.
+        let values: Vec<(i64, f64)> = group
+            .iter()
+            .filter_map(|s| s.value.filter(|v| v.is_finite()).map(|v| (s.start, v)))
+            .collect();
+        let first = values.first()?;
+        let increase = values
+            .windows(2)
+            .map(|w| {
+                if w[1].0 == w[0].0 && w[1].1 >= w[0].1 {
+                    w[1].1 - w[0].1
+                } else {
+                    w[1].1
+                }
+            })
+            .sum();
+        p.min = Some(first.1);
+        p.value = values.last().map(|v| v.1);
+        p.sum = Some(increase);
+    } else if p.kind == MetricKind::Sum && delta {
+        p.value = Some(
+            group
+                .iter()
+                .filter_map(|s| s.value)
+                .filter(|v| v.is_finite())
+                .sum(),
+        );
+        p.start_time_unix_nano = group.iter().map(|s| s.start).min().unwrap_or(0);
+    } else if p.kind == MetricKind::Histogram && delta {
+        let well_formed: Vec<&Sample<'_>> = group
+            .iter()
+            .filter(|s| {
+                s.bucket_counts.len() == s.explicit_bounds.len() + 1
+                    && s.explicit_bounds == p.explicit_bounds.as_slice()
+            })
+            .collect();
+        if well_formed.is_empty() {
+            return None;
+        }
+        // Every well-formed point has one bucket more than the last point's bounds.
+        p.bucket_counts = (0..p.explicit_bounds.len() + 1)
+            .map(|i| well_formed.iter().map(|s| s.bucket_counts[i]).sum())
+            .collect();
+        p.count = Some(well_formed.iter().filter_map(|s| s.count).sum());
+        p.sum = Some(well_formed.iter().filter_map(|s| s.sum).sum());
+        p.start_time_unix_nano = well_formed.iter().map(|s| s.start).min().unwrap_or(0);
+    }
+    Some(p)
 }
 
 #[cfg(test)]
@@ -181,7 +271,8 @@ mod tests {
             point(MetricKind::Sum, "cumulative", 2 * s, 107.0),
             point(MetricKind::Gauge, "", 61 * s, 5.0),
         ];
-        let out = downsample(&raw);
+        let refs: Vec<&MetricPoint> = raw.iter().collect();
+        let out = downsample(&[MetricPoint::to_batch(&refs).unwrap()]).unwrap();
         assert_eq!(out.len(), 4);
         let find = |kind: MetricKind, temporality: &str, minute: i64| {
             out.iter()
