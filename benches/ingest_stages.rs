@@ -14,7 +14,7 @@ use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequ
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 use sightline::index::{block, BlockIndex};
-use sightline::ingest::{convert_metrics, decode_logs, decode_traces, CorrelationKeys};
+use sightline::ingest::{decode_logs, decode_metrics, decode_traces, CorrelationKeys};
 use sightline::loadgen::payload;
 use sightline::model::{LogRow, Signal, SpanRow};
 use sightline::store::{Store, StoredRow};
@@ -50,10 +50,11 @@ fn stages(c: &mut Criterion) {
         b.iter(|| decode_traces(&trace_bytes, &keys).unwrap())
     });
     let metric_bytes = payload::metrics(5, BATCH, NOW).encode_to_vec();
-    g.bench_function("decode+convert metrics (1000 points)", |b| {
-        b.iter(|| {
-            convert_metrics(ExportMetricsServiceRequest::decode(metric_bytes.as_slice()).unwrap())
-        })
+    g.bench_function("decode metrics (1000 points)", |b| {
+        b.iter(|| ExportMetricsServiceRequest::decode(metric_bytes.as_slice()).unwrap())
+    });
+    g.bench_function("decode metrics into columns (1000 points)", |b| {
+        b.iter(|| decode_metrics(&metric_bytes).unwrap())
     });
     g.bench_function("decode logs into columns (1000 records)", |b| {
         b.iter(|| decode_logs(&log_bytes, &keys).unwrap())

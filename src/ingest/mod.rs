@@ -18,6 +18,8 @@ mod resource;
 #[cfg(test)]
 mod row_oracle_logs;
 #[cfg(test)]
+mod row_oracle_metrics;
+#[cfg(test)]
 mod row_oracle_traces;
 mod traces;
 mod view;
@@ -27,16 +29,15 @@ use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsPartialSuccess, ExportLogsServiceResponse,
 };
 use opentelemetry_proto::tonic::collector::metrics::v1::{
-    ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+    ExportMetricsPartialSuccess, ExportMetricsServiceResponse,
 };
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceResponse,
 };
-use prost::Message;
 
 pub use correlation::CorrelationKeys;
 pub use logs::decode_logs;
-pub use metrics::convert_metrics;
+pub use metrics::decode_metrics;
 pub use record_columns::{DecodeError, Decoded};
 pub use rejects::Rejects;
 pub use traces::decode_traces;
@@ -119,7 +120,7 @@ fn count(signal: Signal, accepted: usize, rejects: &Rejects) {
 pub enum ReplayError {
     #[error("not an OTLP export request: {0}")]
     Decode(#[from] prost::DecodeError),
-    /// A trace or logs payload (read in place).
+    /// A trace, logs or metrics payload (read in place).
     #[error(transparent)]
     Request(#[from] DecodeError),
     #[error("could not build its columns: {0}")]
@@ -143,7 +144,8 @@ pub fn export_from_payload(
             Export::logs(decoded.batch, decoded.rollups)?
         }
         Signal::Metrics => {
-            Export::metrics(convert_metrics(ExportMetricsServiceRequest::decode(payload)?).0)?
+            let decoded = decode_metrics(payload)?;
+            Export::metrics(decoded.batch, decoded.rollups)?
         }
         // Derived data is never written to the WAL; nothing to decode.
         Signal::Rollups | Signal::MetricMinutes => Export::default(),
@@ -261,13 +263,11 @@ impl Receiver {
     ) -> Result<ExportMetricsServiceResponse, IngestError> {
         let admitted = self.admit(sender)?;
         self.pipeline.accepting()?;
-        // Metric points become rows, so they are decoded by prost, not read in place.
-        let request = ExportMetricsServiceRequest::decode(body.as_slice())
-            .map_err(|e| IngestError::BadRequest(format!("invalid OTLP protobuf: {e}")))?;
-        let (metrics, rejects) = convert_metrics(request);
-        let accepted = metrics.len();
+        let decoded = decode_metrics(&body).map_err(decode_error)?;
+        let rejects = decoded.rejects;
+        let accepted = decoded.batch.num_rows();
         self.auth.charge(&admitted, accepted)?;
-        let export = Export::metrics(metrics).map_err(encode_error)?;
+        let export = Export::metrics(decoded.batch, decoded.rollups).map_err(encode_error)?;
         self.pipeline.write(Signal::Metrics, body, export).await?;
         count(Signal::Metrics, accepted, &rejects);
         Ok(ExportMetricsServiceResponse {

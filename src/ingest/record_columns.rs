@@ -17,13 +17,14 @@ use crate::rollup::RollupDelta;
 use crate::store::columns::json_text;
 use crate::store::StoreError;
 
-/// One decoded span or logs export.
+/// One decoded span, logs or metrics export.
 pub struct Decoded {
     /// The accepted records in the files' schema, in request order.
     pub batch: RecordBatch,
     /// What they add to the rollups and the service list.
     pub rollups: RollupDelta,
-    /// Records dropped for invalid ids.
+    /// Records dropped: spans and log records with invalid ids, metrics without data and
+    /// number points without a value.
     pub rejects: Rejects,
 }
 
@@ -61,13 +62,53 @@ pub struct RecordColumns {
     correlation_id: StringBuilder,
     correlation_key: StringBuilder,
     attributes: StringBuilder,
+    resource: ResourceColumns,
+    /// Reused for each record's JSON.
+    scratch: Vec<u8>,
+}
+
+/// Builders of the resource columns every signal's files end with.
+pub struct ResourceColumns {
     service_name: StringBuilder,
     service_instance_id: StringBuilder,
     host_name: StringBuilder,
     service_version: StringBuilder,
     resource_attributes: StringBuilder,
-    /// Reused for each record's JSON.
-    scratch: Vec<u8>,
+}
+
+impl ResourceColumns {
+    /// Builders for about `rows` records.
+    pub fn with_capacity(rows: usize) -> Self {
+        Self {
+            service_name: text_builder(rows, 16),
+            service_instance_id: text_builder(rows, 16),
+            host_name: text_builder(rows, 16),
+            service_version: text_builder(rows, 8),
+            resource_attributes: text_builder(rows, 64),
+        }
+    }
+
+    /// Appends one record's resource.
+    pub fn append(&mut self, resource: &ResourceText) {
+        let r = &resource.resource;
+        self.service_name.append_value(&r.service_name);
+        self.service_instance_id
+            .append_value(&r.service_instance_id);
+        self.host_name.append_value(&r.host_name);
+        self.service_version.append_value(&r.service_version);
+        self.resource_attributes.append_value(&resource.attributes);
+    }
+
+    /// The resource columns, in schema order.
+    pub fn finish(&mut self) -> [ArrayRef; 5] {
+        [
+            Arc::new(self.service_name.finish()),
+            Arc::new(self.service_instance_id.finish()),
+            Arc::new(self.host_name.finish()),
+            Arc::new(self.service_version.finish()),
+            Arc::new(self.resource_attributes.finish()),
+        ]
+    }
 }
 
 /// A text column builder sized for `rows` values of about `bytes` each.
@@ -93,11 +134,7 @@ impl RecordColumns {
             correlation_id: text_builder(rows, 16),
             correlation_key: text_builder(rows, 8),
             attributes: text_builder(rows, 128),
-            service_name: text_builder(rows, 16),
-            service_instance_id: text_builder(rows, 16),
-            host_name: text_builder(rows, 16),
-            service_version: text_builder(rows, 8),
-            resource_attributes: text_builder(rows, 64),
+            resource: ResourceColumns::with_capacity(rows),
             scratch: Vec::with_capacity(1024),
         }
     }
@@ -118,13 +155,7 @@ impl RecordColumns {
         append_json(&mut self.attributes, &mut self.scratch, |out| {
             write_object(out, attributes, lifted)
         });
-        let r = &resource.resource;
-        self.service_name.append_value(&r.service_name);
-        self.service_instance_id
-            .append_value(&r.service_instance_id);
-        self.host_name.append_value(&r.host_name);
-        self.service_version.append_value(&r.service_version);
-        self.resource_attributes.append_value(&resource.attributes);
+        self.resource.append(resource);
         correlation_id
     }
 
@@ -139,12 +170,6 @@ impl RecordColumns {
 
     /// The resource columns every file ends with, in schema order.
     pub fn finish_resource(&mut self) -> [ArrayRef; 5] {
-        [
-            Arc::new(self.service_name.finish()),
-            Arc::new(self.service_instance_id.finish()),
-            Arc::new(self.host_name.finish()),
-            Arc::new(self.service_version.finish()),
-            Arc::new(self.resource_attributes.finish()),
-        ]
+        self.resource.finish()
     }
 }

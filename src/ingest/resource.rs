@@ -2,16 +2,18 @@
 
 use std::sync::Arc;
 
+#[cfg(test)]
 use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
+#[cfg(test)]
 use opentelemetry_proto::tonic::resource::v1::Resource as OtlpResource;
 
-use crate::model::{
-    from_key_values, take_string, Attributes, LiftedKey, Resource, UNKNOWN_SERVICE,
-};
+use crate::model::{take_string, Attributes, LiftedKey, Resource, UNKNOWN_SERVICE};
 
-/// Converts an OTLP resource; a missing `service.name` becomes `unknown_service`.
+/// Converts an OTLP resource; a missing `service.name` becomes `unknown_service`. (The
+/// receivers read resources in place; the row oracles of their tests decode them by prost.)
+#[cfg(test)]
 pub fn convert_resource(resource: Option<OtlpResource>) -> Arc<Resource> {
-    resource_of(from_key_values(
+    resource_of(crate::model::from_key_values(
         resource.map(|r| r.attributes).unwrap_or_default(),
     ))
 }
@@ -35,6 +37,7 @@ pub fn resource_of(mut attributes: Attributes) -> Arc<Resource> {
 }
 
 /// Name and version of an instrumentation scope, empty when absent.
+#[cfg(test)]
 pub fn scope_name_version(scope: Option<InstrumentationScope>) -> (String, String) {
     scope.map(|s| (s.name, s.version)).unwrap_or_default()
 }

@@ -2,12 +2,9 @@
 //! them, and what they add to the rollups and the service list — all worked out by the
 //! receiving task, so the writer thread only appends, syncs, merges and acknowledges.
 
-use std::sync::Arc;
-
 use arrow::record_batch::RecordBatch;
 
 use super::memtable::Chunk;
-use crate::model::{MetricPoint, Rows};
 use crate::rollup::RollupDelta;
 use crate::store::StoreError;
 
@@ -35,26 +32,12 @@ impl Export {
         })
     }
 
-    /// Metric points (metrics have no ingest rollups; their resources go to the service list).
-    pub fn metrics(points: Vec<MetricPoint>) -> Result<Export, StoreError> {
-        let mut seen: Vec<(Arc<crate::model::Resource>, i64)> = Vec::new();
-        for p in &points {
-            match seen.last_mut() {
-                // Points of one resource arrive together: one entry per run.
-                Some((r, t)) if Arc::ptr_eq(r, &p.resource) => *t = (*t).max(p.time_unix_nano),
-                _ => seen.push((p.resource.clone(), p.time_unix_nano)),
-            }
-        }
-        let rows = Rows {
-            metrics: points,
-            ..Rows::default()
-        };
+    /// Metric points decoded straight into a batch of the metric files' schema, with the
+    /// resources they name (metrics have no other ingest rollups).
+    pub fn metrics(batch: RecordBatch, rollups: RollupDelta) -> Result<Export, StoreError> {
         Ok(Export {
-            chunk: Chunk::of(&rows)?,
-            rollups: RollupDelta {
-                seen,
-                ..RollupDelta::default()
-            },
+            chunk: Chunk::of_metrics(batch)?,
+            rollups,
         })
     }
 }

@@ -218,6 +218,14 @@ impl Chunk {
         })
     }
 
+    /// Packs a batch of the metric files' schema, decoded straight from OTLP.
+    pub fn of_metrics(batch: RecordBatch) -> Result<Chunk, StoreError> {
+        Ok(Chunk {
+            metrics: Some(PackedBatch::pack::<MetricPoint>(batch)?),
+            ..Chunk::default()
+        })
+    }
+
     /// Packs a batch of the log files' schema, decoded straight from OTLP.
     pub fn of_logs(batch: RecordBatch) -> Result<Chunk, StoreError> {
         Ok(Chunk {

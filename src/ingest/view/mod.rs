@@ -10,6 +10,7 @@
 
 pub mod blocks;
 pub mod logs;
+pub mod metrics;
 pub mod trace;
 
 use super::wire::{Field, Fields, WireError};
