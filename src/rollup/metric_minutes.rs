@@ -10,8 +10,6 @@
 //! inside a minute loses nothing. (Cumulative histograms that reset inside a minute do lose the
 //! part before the reset.)
 
-use std::collections::BTreeMap;
-
 use arrow::array::{Array, AsArray, Float64Array, ListArray, StringArray, UInt64Array};
 use arrow::datatypes::{Float64Type, TimestampNanosecondType, UInt64Type};
 use arrow::record_batch::RecordBatch;
@@ -126,7 +124,10 @@ pub fn downsample(batches: &[RecordBatch]) -> Result<Vec<MinuteMetric>, StoreErr
         .iter()
         .map(PointColumns::new)
         .collect::<Result<Vec<_>, _>>()?;
-    let mut groups: BTreeMap<(SeriesKey<'_>, i64), Vec<(usize, usize)>> = BTreeMap::new();
+    // Grouped by hash (one hash per point, not a tree walk comparing strings), then put in
+    // series order.
+    let mut groups: foldhash::HashMap<(SeriesKey<'_>, i64), Vec<(usize, usize)>> =
+        foldhash::HashMap::default();
     for (b, cols) in columns.iter().enumerate() {
         for i in 0..cols.time.len() {
             let minute = cols.time.value(i).div_euclid(MINUTE);
@@ -136,6 +137,8 @@ pub fn downsample(batches: &[RecordBatch]) -> Result<Vec<MinuteMetric>, StoreErr
                 .push((b, i));
         }
     }
+    let mut groups: Vec<_> = groups.into_iter().collect();
+    groups.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     let mut out = Vec::new();
     for (_, mut group) in groups {
         // Stable: points of one time keep their arrival order.

@@ -40,6 +40,17 @@ fn file_properties<T: StoredRow>() -> Result<(SchemaRef, WriterProperties), Stor
                 .set_column_encoding(column, Encoding::DELTA_BINARY_PACKED);
         }
     }
+    // Floats (metric values, sums, bounds) rarely repeat: a dictionary only costs a hash per
+    // value before Parquet gives up on it. Their bytes split into streams (exponents
+    // together) compress well under zstd instead.
+    for field in schema.fields() {
+        if matches!(field.data_type(), arrow::datatypes::DataType::Float64) {
+            let column = ColumnPath::from(field.name().as_str());
+            props = props
+                .set_column_dictionary_enabled(column.clone(), false)
+                .set_column_encoding(column, Encoding::BYTE_STREAM_SPLIT);
+        }
+    }
     for name in T::UNIQUE_COLUMNS {
         props = props.set_column_dictionary_enabled(ColumnPath::from(*name), false);
     }
