@@ -264,7 +264,7 @@ mod tests {
     #[test]
     fn gauges_average_deltas_add_cumulatives_keep_last() {
         let s = 1_000_000_000;
-        let raw = vec![
+        let raw = [
             point(MetricKind::Gauge, "", s, 10.0),
             point(MetricKind::Gauge, "", 2 * s, f64::NAN),
             point(MetricKind::Gauge, "", 3 * s, 20.0),
