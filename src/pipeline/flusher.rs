@@ -11,9 +11,10 @@ use tokio::runtime::Handle;
 
 use super::live::{Frozen, LiveData};
 use super::memtable::Memtable;
+use super::minute_points::downsample;
 use crate::index::{block, BlockIndex};
 use crate::model::{LogRow, MetricPoint, Signal, SpanRow};
-use crate::rollup::metric_minutes::{downsample, MinuteMetric};
+use crate::rollup::metric_minutes::MinuteMetric;
 use crate::rollup::RollupRow;
 use crate::store::{BatchPlan, Store, StoreError, StoredRow, WrittenFile};
 use crate::wal::Wal;

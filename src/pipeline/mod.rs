@@ -13,6 +13,7 @@ mod flusher;
 mod live;
 mod memory;
 mod memtable;
+mod minute_points;
 mod packed;
 mod services;
 mod writer;
