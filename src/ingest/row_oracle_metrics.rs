@@ -391,12 +391,30 @@ mod tests {
             })),
         )
         .encode_to_vec();
+        let summary = |count: u64| {
+            let points = vec![SummaryDataPoint {
+                time_unix_nano: NOW,
+                count,
+                ..Default::default()
+            }];
+            metric(
+                "g",
+                Some(Data::Summary(Summary {
+                    data_points: points,
+                })),
+            )
+            .encode_to_vec()
+        };
         // One metric message sent in two parts: two gauges add up their points, a sum after
-        // a gauge replaces it, a gauge after a sum replaces it again.
+        // a gauge replaces it, a gauge after a sum replaces it again; two summaries merge
+        // (prost's own merge), a summary after a gauge replaces it.
         for parts in [
             [gauge(NOW), gauge(NOW + 1)],
             [gauge(NOW), sum.clone()],
             [sum.clone(), gauge(NOW + 5)],
+            [summary(1), summary(2)],
+            [gauge(NOW), summary(3)],
+            [summary(4), gauge(NOW)],
         ] {
             let nest = |field: u32, bytes: &[u8]| {
                 let mut out = Vec::new();

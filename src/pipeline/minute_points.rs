@@ -210,4 +210,29 @@ mod tests {
         );
         assert_eq!(find(MetricKind::Gauge, "", 1).value, Some(5.0));
     }
+
+    #[test]
+    fn a_delta_histogram_whose_last_point_has_extra_buckets_sums_by_its_bounds() {
+        let s = 1_000_000_000;
+        let histogram = |t: i64, counts: Vec<u64>| MetricPoint {
+            kind: MetricKind::Histogram,
+            value: None,
+            count: Some(counts.iter().sum()),
+            sum: Some(1.0),
+            bucket_counts: counts,
+            explicit_bounds: vec![1.0, 5.0],
+            ..point(MetricKind::Histogram, "delta", t, 0.0)
+        };
+        // The last point (the minute point's start) is malformed: four buckets for two bounds.
+        let raw = [
+            histogram(s, vec![1, 2, 3]),
+            histogram(2 * s, vec![4, 5, 6]),
+            histogram(3 * s, vec![7, 8, 9, 10]),
+        ];
+        let refs: Vec<&MetricPoint> = raw.iter().collect();
+        let out = downsample(&[MetricPoint::to_batch(&refs).unwrap()]).unwrap();
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].0.bucket_counts, vec![5, 7, 9]);
+        assert_eq!(out[0].0.count, Some(21));
+    }
 }

@@ -68,51 +68,38 @@ impl<'a> Metric<'a> {
                 (1, v) => metric.name = v.str(&field(M, "name"))?,
                 (2, v) => metric.description = v.str(&field(M, "description"))?,
                 (3, v) => metric.unit = v.str(&field(M, "unit"))?,
-                (5, v) => {
+                (number @ (5 | 7), v) => {
+                    let gauge = number == 5;
+                    let message = if gauge { "Gauge" } else { "Sum" };
+                    let bytes = v.bytes(&field(M, if gauge { "gauge" } else { "sum" }))?;
                     let mut numbers = match metric.data.take() {
-                        Some(Data::Gauge(n)) => n,
+                        Some(Data::Gauge(n)) if gauge => n,
+                        Some(Data::Sum(n)) if !gauge => n,
                         _ => Numbers::default(),
                     };
-                    numbers.read(v.bytes(&field(M, "gauge"))?, "Gauge")?;
-                    metric.data = Some(Data::Gauge(numbers));
+                    numbers.read(bytes, message)?;
+                    metric.data = Some(if gauge {
+                        Data::Gauge(numbers)
+                    } else {
+                        Data::Sum(numbers)
+                    });
                 }
-                (7, v) => {
-                    let mut numbers = match metric.data.take() {
-                        Some(Data::Sum(n)) => n,
-                        _ => Numbers::default(),
+                (number @ 9..=11, v) => {
+                    type Wrap<'a> = fn(Vec<&'a [u8]>) -> Data<'a>;
+                    let (name, wrap): (&str, Wrap<'a>) = match number {
+                        9 => ("histogram", Data::Histogram),
+                        10 => ("exponential_histogram", Data::ExponentialHistogram),
+                        _ => ("summary", Data::Summary),
                     };
-                    numbers.read(v.bytes(&field(M, "sum"))?, "Sum")?;
-                    metric.data = Some(Data::Sum(numbers));
-                }
-                (9, v) => {
-                    let bytes = v.bytes(&field(M, "histogram"))?;
-                    metric.data = Some(match metric.data.take() {
-                        Some(Data::Histogram(mut parts)) => {
-                            parts.push(bytes);
-                            Data::Histogram(parts)
-                        }
-                        _ => Data::Histogram(vec![bytes]),
-                    });
-                }
-                (10, v) => {
-                    let bytes = v.bytes(&field(M, "exponential_histogram"))?;
-                    metric.data = Some(match metric.data.take() {
-                        Some(Data::ExponentialHistogram(mut parts)) => {
-                            parts.push(bytes);
-                            Data::ExponentialHistogram(parts)
-                        }
-                        _ => Data::ExponentialHistogram(vec![bytes]),
-                    });
-                }
-                (11, v) => {
-                    let bytes = v.bytes(&field(M, "summary"))?;
-                    metric.data = Some(match metric.data.take() {
-                        Some(Data::Summary(mut parts)) => {
-                            parts.push(bytes);
-                            Data::Summary(parts)
-                        }
-                        _ => Data::Summary(vec![bytes]),
-                    });
+                    let bytes = v.bytes(&field(M, name))?;
+                    let mut parts = match (metric.data.take(), number) {
+                        (Some(Data::Histogram(parts)), 9)
+                        | (Some(Data::ExponentialHistogram(parts)), 10)
+                        | (Some(Data::Summary(parts)), 11) => parts,
+                        _ => Vec::new(),
+                    };
+                    parts.push(bytes);
+                    metric.data = Some(wrap(parts));
                 }
                 (12, v) => {
                     // Metadata: checked, not kept.
