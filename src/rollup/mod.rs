@@ -347,7 +347,7 @@ impl Rollups {
         for half in halves {
             self.matcher.observe(half, now, &mut calls);
         }
-        self.matcher.expire(&mut calls, false);
+        self.matcher.expire(now, &mut calls, false);
         self.add_calls(calls);
     }
 
@@ -378,7 +378,8 @@ impl Rollups {
     pub fn take(&mut self, final_flush: bool) -> Vec<RollupRow> {
         if final_flush {
             let mut calls = Vec::new();
-            self.matcher.expire(&mut calls, true);
+            self.matcher
+                .expire(std::time::Instant::now(), &mut calls, true);
             self.add_calls(calls);
         }
         self.cells.drain().map(|(_, v)| v).collect()
