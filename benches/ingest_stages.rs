@@ -68,8 +68,7 @@ fn stages(c: &mut Criterion) {
         let (mut wal, _) = Wal::open(dir.path(), policy, None).unwrap();
         g.bench_function(name, |b| {
             b.iter(|| {
-                wal.append(Signal::Traces, &trace_bytes);
-                wal.commit().unwrap();
+                wal.commit(&[(Signal::Traces, &trace_bytes)]).unwrap();
             })
         });
     }

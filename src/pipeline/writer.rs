@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 
 use super::live::{Frozen, LiveData};
 use super::{PipelineConfig, Pressure, WriteError, WriteRequest, MAX_FROZEN};
+use crate::model::Signal;
 use crate::wal::Wal;
 
 /// Most payload bytes gathered into one group commit.
@@ -105,13 +106,15 @@ fn wait_first(rt: &Handle, rx: &mut mpsc::Receiver<WriteRequest>) -> Waited {
 
 /// Appends every request of the group, syncs once, publishes the rows, acknowledges all.
 fn commit_group(wal: &mut Wal, live: &LiveData, group: &mut Vec<WriteRequest>) {
-    for request in group.iter() {
-        wal.append(request.signal, &request.payload);
-    }
-    let result = wal.commit().map_err(|e| {
+    let records: Vec<(Signal, &[u8])> = group
+        .iter()
+        .map(|request| (request.signal, request.payload.as_slice()))
+        .collect();
+    let result = wal.commit(&records).map_err(|e| {
         tracing::error!("WAL write failed, refusing this group of exports: {e}");
         WriteError::Wal(e.to_string())
     });
+    drop(records);
     if result.is_ok() {
         let mut inner = live.write();
         for request in group.iter_mut() {

@@ -1,8 +1,9 @@
 //! The write-ahead log: every acknowledged export is in here, on disk, before it is answered.
 //!
 //! The log is a folder of numbered segment files. Records are appended to the newest segment;
-//! [`Wal::commit`] makes everything appended so far durable with one `fdatasync` (group commit:
-//! the writer batches many exports per sync). A segment is *sealed* by [`Wal::rotate`] when the
+//! [`Wal::commit`] writes a group of records (their headers and payloads in one vectored
+//! write, payloads not copied) and makes them durable with one `fdatasync` (group commit: the
+//! writer batches many exports per sync). A segment is *sealed* by [`Wal::rotate`] when the
 //! in-memory rows it covers are frozen for flushing, and deleted by [`Wal::delete_through`]
 //! only once those rows are in Parquet and committed in the index.
 //!
@@ -12,10 +13,12 @@
 mod record;
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, IoSlice, Write};
 use std::path::{Path, PathBuf};
 
-pub use record::{decode, encode, Decoded, HEADER_LEN};
+#[cfg(test)]
+use record::encode;
+pub use record::{decode, Decoded, HEADER_LEN};
 
 use crate::model::Signal;
 
@@ -46,11 +49,24 @@ pub struct Wal {
     policy: SyncPolicy,
     file: File,
     seq: u64,
-    buf: Vec<u8>,
     segment_bytes: u64,
 }
 
 const SEGMENT_SUFFIX: &str = ".wal";
+
+/// `write_all` for a vectored write (std's `write_all_vectored` is not stable): writes until
+/// every slice is out, going on after short writes and interruptions.
+fn write_all_vectored(file: &mut File, mut slices: &mut [IoSlice<'_>]) -> io::Result<()> {
+    while !slices.is_empty() {
+        match file.write_vectored(slices) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(written) => IoSlice::advance_slices(&mut slices, written),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
 
 impl Wal {
     /// Opens the log in `dir`, deleting segments at or below `flushed_through` (already in the
@@ -78,44 +94,47 @@ impl Wal {
             policy,
             file,
             seq,
-            buf: Vec::with_capacity(1 << 20),
             segment_bytes: 0,
         };
         Ok((wal, replayed))
     }
 
-    /// Buffers one record; it is durable only after the next [`Wal::commit`].
-    pub fn append(&mut self, signal: Signal, payload: &[u8]) {
-        encode(signal, payload, &mut self.buf);
-    }
-
-    /// Writes the buffered records and, under [`SyncPolicy::Always`], syncs them to disk.
-    pub fn commit(&mut self) -> io::Result<()> {
-        if self.buf.is_empty() {
+    /// Writes `records` (signal, OTLP payload) at the end of the current segment and, under
+    /// [`SyncPolicy::Always`], syncs them to disk: durable when this returns `Ok`.
+    pub fn commit(&mut self, records: &[(Signal, &[u8])]) -> io::Result<()> {
+        if records.is_empty() {
             return Ok(());
         }
-        let result = self.file.write_all(&self.buf).and_then(|()| {
+        let headers: Vec<_> = records
+            .iter()
+            .map(|(signal, payload)| record::header(*signal, payload))
+            .collect();
+        let mut slices: Vec<IoSlice> = headers
+            .iter()
+            .zip(records)
+            .flat_map(|(header, (_, payload))| [IoSlice::new(header), IoSlice::new(payload)])
+            .collect();
+        let bytes: usize = slices.iter().map(|s| s.len()).sum();
+        let result = write_all_vectored(&mut self.file, &mut slices).and_then(|()| {
             if self.policy == SyncPolicy::Always {
                 self.file.sync_data()?;
             }
             Ok(())
         });
         match result {
-            Ok(()) => self.segment_bytes += self.buf.len() as u64,
+            Ok(()) => self.segment_bytes += bytes as u64,
             // Cut off a partial write so the records appended after it are not hidden behind
             // a corrupt record on replay. If this fails too, replay truncates there anyway.
             Err(_) => {
                 let _ = self.file.set_len(self.segment_bytes);
             }
         }
-        self.buf.clear();
         result
     }
 
     /// Seals the current segment and starts the next; returns the sealed segment's number.
     /// Everything appended so far is covered by segments `<=` that number.
     pub fn rotate(&mut self) -> io::Result<u64> {
-        self.commit()?;
         self.file.sync_data()?;
         let sealed = self.seq;
         self.seq += 1;
@@ -215,9 +234,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (mut wal, replayed) = Wal::open(dir.path(), SyncPolicy::Always, None).unwrap();
         assert!(replayed.is_empty());
-        wal.append(Signal::Traces, b"one");
-        wal.append(Signal::Logs, b"two");
-        wal.commit().unwrap();
+        wal.commit(&[(Signal::Traces, b"one"), (Signal::Logs, b"two")])
+            .unwrap();
         drop(wal);
         // Simulate a crash in the middle of a third record.
         let seg = segment_path(dir.path(), 1);
@@ -242,10 +260,9 @@ mod tests {
     fn skips_segments_already_flushed() {
         let dir = tempfile::tempdir().unwrap();
         let (mut wal, _) = Wal::open(dir.path(), SyncPolicy::Never, None).unwrap();
-        wal.append(Signal::Metrics, b"m");
+        wal.commit(&[(Signal::Metrics, b"m")]).unwrap();
         let sealed = wal.rotate().unwrap();
-        wal.append(Signal::Logs, b"after");
-        wal.commit().unwrap();
+        wal.commit(&[(Signal::Logs, b"after")]).unwrap();
         drop(wal);
         let (_, replayed) = Wal::open(dir.path(), SyncPolicy::Never, Some(sealed)).unwrap();
         assert_eq!(replayed.len(), 1);

@@ -11,15 +11,24 @@ pub const HEADER_LEN: usize = 4 + 4 + 1;
 /// Largest payload a record may hold; anything bigger in a header is treated as corruption.
 pub const MAX_PAYLOAD: usize = 1 << 30;
 
-/// Appends one framed record to `out`.
-pub fn encode(signal: Signal, payload: &[u8], out: &mut Vec<u8>) {
+/// The header that frames `payload`: written beside the payload (a vectored write), so the
+/// payload is never copied into a second buffer.
+pub fn header(signal: Signal, payload: &[u8]) -> [u8; HEADER_LEN] {
     let mut hasher = crc32fast::Hasher::new();
     hasher.update(&[signal as u8]);
     hasher.update(payload);
+    let mut header = [0u8; HEADER_LEN];
     // Payloads are bounded by the request size limit, far below 4 GiB.
-    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    out.extend_from_slice(&hasher.finalize().to_le_bytes());
-    out.push(signal as u8);
+    header[..4].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+    header[4..8].copy_from_slice(&hasher.finalize().to_le_bytes());
+    header[8] = signal as u8;
+    header
+}
+
+/// Appends one framed record to `out`.
+#[cfg(test)]
+pub fn encode(signal: Signal, payload: &[u8], out: &mut Vec<u8>) {
+    out.extend_from_slice(&header(signal, payload));
     out.extend_from_slice(payload);
 }
 
