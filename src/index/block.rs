@@ -12,21 +12,13 @@ use foldhash::{HashMap, HashSet};
 use serde::{Deserialize, Serialize};
 use tantivy::TantivyDocument;
 
+use super::attribute_values::AttributeValues;
 use super::block_columns;
 use super::filter::{self, BlockFilter, KeyKind, Width};
 use super::schema::Fields;
 use crate::model::Signal;
 use crate::rollup::RollupRow;
 use crate::store::{StoreError, StoredRow};
-
-/// Attribute values longer than this are not indexed as `key=value` terms (rows still hold
-/// them, and a query on them falls back to scanning).
-const MAX_INDEXED_ATTR: usize = 256;
-
-/// A key with more distinct values than this in one block (ids, urls) is indexed as "has
-/// many values" (`attr_overflow`) instead of value by value: such values would make the index
-/// larger than the data and prune nothing.
-const MAX_VALUES_PER_KEY: usize = 32;
 
 /// One instance seen in a block, stored in the block document so the service list can be
 /// rebuilt from the index after a restart.
@@ -56,9 +48,8 @@ pub(super) struct BlockBuilder<'f, 'a> {
     time_max: i64,
     rows: u64,
     strings: HashMap<tantivy::schema::Field, HashSet<&'a str>>,
-    /// Distinct values per attribute key; `None` once the key has too many (or too long)
-    /// values to list.
-    attrs: HashMap<Cow<'a, str>, Option<HashSet<Cow<'a, str>>>>,
+    /// Distinct values per attribute key.
+    attrs: AttributeValues<'a>,
     /// Latest record time per instance.
     instances: HashMap<InstanceKey<'a>, i64>,
     /// The instance of the previous record and its latest time, not yet in `instances`.
@@ -81,7 +72,7 @@ impl<'f, 'a> BlockBuilder<'f, 'a> {
             time_max: i64::MIN,
             rows: 0,
             strings: HashMap::default(),
-            attrs: HashMap::default(),
+            attrs: AttributeValues::default(),
             instances: HashMap::default(),
             current: None,
             token_keys: Vec::new(),
@@ -125,23 +116,17 @@ impl<'f, 'a> BlockBuilder<'f, 'a> {
     /// Notes one attribute: `text` is its value as queries compare it (a string unquoted,
     /// anything else as compact JSON).
     pub(super) fn attribute(&mut self, key: Cow<'a, str>, text: Cow<'a, str>) {
-        let slot = self
-            .attrs
-            .entry(key)
-            .or_insert_with(|| Some(HashSet::default()));
-        let Some(values) = slot else { return };
-        if values.contains(&text) {
-            return;
-        }
-        if text.len() > MAX_INDEXED_ATTR || values.len() >= MAX_VALUES_PER_KEY {
-            *slot = None;
-        } else {
-            values.insert(text);
-        }
+        self.attrs.note(key, text);
+    }
+
+    /// Notes the attribute values the decoders collected for an export some of the block's
+    /// rows came from (instead of each row's attributes).
+    pub(super) fn attribute_values(&mut self, values: &'a AttributeValues<'_>) {
+        self.attrs.absorb(values);
     }
 
     pub(super) fn finish(mut self) -> TantivyDocument {
-        for (key, values) in std::mem::take(&mut self.attrs) {
+        for (key, values) in std::mem::take(&mut self.attrs).into_entries() {
             match values {
                 Some(values) => {
                     for v in values {
@@ -219,8 +204,8 @@ pub fn block_of_batches(
     batches: &[RecordBatch],
 ) -> Result<TantivyDocument, StoreError> {
     match signal {
-        Signal::Traces => block_columns::span_block(fields, path, row_group, batches),
-        Signal::Logs => block_columns::log_block(fields, path, row_group, batches),
+        Signal::Traces => block_columns::span_block(fields, path, row_group, batches, None),
+        Signal::Logs => block_columns::log_block(fields, path, row_group, batches, None),
         Signal::Metrics | Signal::MetricMinutes => {
             block_columns::metric_block(fields, signal, path, row_group, batches)
         }
@@ -229,6 +214,27 @@ pub fn block_of_batches(
             let refs: Vec<&RollupRow> = rows.iter().collect();
             Ok(rollup_block(fields, path, row_group, &refs))
         }
+    }
+}
+
+/// [`block_of_batches`] for a row group of spans or logs being flushed, whose attribute terms
+/// are the values the decoders collected for the exports its rows came from
+/// ([`AttributeValues`]) instead of each row's attribute JSON parsed again; other signals'
+/// blocks are built as [`block_of_batches`] builds them.
+pub fn block_of_decoded<'a>(
+    fields: &Fields,
+    signal: Signal,
+    path: &str,
+    row_group: usize,
+    batches: &'a [RecordBatch],
+    decoded: &'a [&'a AttributeValues<'a>],
+) -> Result<TantivyDocument, StoreError> {
+    match signal {
+        Signal::Traces => {
+            block_columns::span_block(fields, path, row_group, batches, Some(decoded))
+        }
+        Signal::Logs => block_columns::log_block(fields, path, row_group, batches, Some(decoded)),
+        _ => block_of_batches(fields, signal, path, row_group, batches),
     }
 }
 

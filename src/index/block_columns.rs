@@ -18,6 +18,7 @@ use serde_json::value::RawValue;
 use tantivy::tokenizer::TokenStream;
 use tantivy::TantivyDocument;
 
+use super::attribute_values::AttributeValues;
 use super::block::{BlockBuilder, InstanceKey};
 use super::filter::KeyKind;
 use super::schema::Fields;
@@ -82,12 +83,15 @@ impl<'a> AttributeColumns<'a> {
     }
 }
 
-/// The block document of span row group `row_group` of file `path`.
-pub fn span_block(
+/// The block document of span row group `row_group` of file `path`; its attribute terms are
+/// `decoded` (the values the decoder collected for each export the rows came from) when
+/// given, else read from each row's attribute JSON.
+pub fn span_block<'a>(
     fields: &Fields,
     path: &str,
     row_group: usize,
-    batches: &[RecordBatch],
+    batches: &'a [RecordBatch],
+    decoded: Option<&'a [&'a AttributeValues<'a>]>,
 ) -> Result<TantivyDocument, StoreError> {
     let mut b = BlockBuilder::new(fields, Signal::Traces, path, row_group);
     for batch in batches {
@@ -114,8 +118,13 @@ pub fn span_block(
                     b.key(KeyKind::LinkedTraceId, &link.trace_id.0);
                 }
             }
-            attributes.note(i, &mut b);
+            if decoded.is_none() {
+                attributes.note(i, &mut b);
+            }
         }
+    }
+    for values in decoded.into_iter().flatten() {
+        b.attribute_values(values);
     }
     Ok(b.finish())
 }
@@ -153,12 +162,14 @@ struct LinkedTrace {
 }
 
 /// The block document of log row group `row_group` of file `path`; bodies are indexed as
-/// tokens without positions (phrases are checked against the rows).
-pub fn log_block(
+/// tokens without positions (phrases are checked against the rows). Attribute terms as for
+/// [`span_block`].
+pub fn log_block<'a>(
     fields: &Fields,
     path: &str,
     row_group: usize,
-    batches: &[RecordBatch],
+    batches: &'a [RecordBatch],
+    decoded: Option<&'a [&'a AttributeValues<'a>]>,
 ) -> Result<TantivyDocument, StoreError> {
     let mut b = BlockBuilder::new(fields, Signal::Logs, path, row_group);
     let mut severities = std::collections::BTreeSet::new();
@@ -194,7 +205,9 @@ pub fn log_block(
                 b.key(KeyKind::CorrelationId, c.as_bytes());
             }
             severities.insert(severity.value(i));
-            attributes.note(i, &mut b);
+            if decoded.is_none() {
+                attributes.note(i, &mut b);
+            }
             record += 1;
             let mut stream = analyzer.token_stream(body.value(i));
             while let Some(token) = stream.next() {
@@ -209,6 +222,9 @@ pub fn log_block(
                 }
             }
         }
+    }
+    for values in decoded.into_iter().flatten() {
+        b.attribute_values(values);
     }
     for s in severities {
         b.doc.add_i64(fields.severity, i64::from(s));
@@ -435,7 +451,7 @@ mod tests {
             SpanRow::to_batch(&[&rows[0], &rows[1]]).expect("batch"),
             SpanRow::to_batch(&[&rows[2]]).expect("batch"),
         ];
-        let doc = span_block(&fields, "traces/x.parquet", 4, &batches).expect("block");
+        let doc = span_block(&fields, "traces/x.parquet", 4, &batches, None).expect("block");
         assert_eq!(texts(&doc, fields.service), set(&["checkout", "payments"]));
         assert_eq!(texts(&doc, fields.instance), set(&["c-1", "p-1"]));
         assert_eq!(texts(&doc, fields.name), set(&["GET /cart", "charge"]));
@@ -510,7 +526,7 @@ mod tests {
             log(2, "payment ok ref 3f2a9c1e", 9),
         ];
         let batch = LogRow::to_batch(&[&rows[0], &rows[1]]).expect("batch");
-        let doc = log_block(&fields, "logs/x.parquet", 0, &[batch]).expect("block");
+        let doc = log_block(&fields, "logs/x.parquet", 0, &[batch], None).expect("block");
         // Each word with the number of records holding it ("payment" twice in one body
         // counts once).
         let words: BTreeSet<String> = texts(&doc, fields.body)

@@ -5,6 +5,7 @@
 //! segment whose rows are in Parquet, so after a crash the WAL replays exactly what the index
 //! does not yet cover, and Parquet files no block document points at are removed.
 
+mod attribute_values;
 pub mod block;
 mod block_columns;
 mod cached;
@@ -26,6 +27,7 @@ use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, RangeQuery, TermQuery
 use tantivy::schema::{IndexRecordOption, Value};
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, TantivyDocument, Term};
 
+pub use attribute_values::AttributeValues;
 pub use block::SeenInstance;
 pub use filter::KeyKind;
 pub use schema::Fields;

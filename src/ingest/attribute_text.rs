@@ -13,33 +13,23 @@ use super::view::{AnyValue, KeyValue};
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Serialize, Serializer};
 
-/// A list of key-values serialized as a JSON object, optionally without one key.
+/// A list of key-values serialized as a JSON object (nested lists, span events and links;
+/// a record's own attributes go through the faster [`write_object`]).
 pub struct KeyValuesJson<'a> {
     kvs: &'a [KeyValue<'a>],
-    without: Option<&'a str>,
 }
 
 impl<'a> KeyValuesJson<'a> {
     /// All of `kvs`.
     pub fn new(kvs: &'a [KeyValue<'a>]) -> Self {
-        Self { kvs, without: None }
-    }
-
-    /// `kvs` without the entry `key` (the attribute the correlation id was lifted from).
-    pub fn without(kvs: &'a [KeyValue<'a>], key: Option<&'a str>) -> Self {
-        Self { kvs, without: key }
+        Self { kvs }
     }
 }
 
 impl Serialize for KeyValuesJson<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(None)?;
-        let mut entry = |kv: &KeyValue| {
-            if Some(kv.key) == self.without {
-                return Ok(());
-            }
-            map.serialize_entry(kv.key, &AnyJson(&kv.value))
-        };
+        let mut entry = |kv: &KeyValue| map.serialize_entry(kv.key, &AnyJson(&kv.value));
         // Senders rarely repeat a key: such lists are written as they come.
         if distinct_keys(self.kvs) {
             self.kvs.iter().try_for_each(&mut entry)?;
@@ -111,10 +101,67 @@ impl Serialize for AnyJson<'_, '_> {
     }
 }
 
-/// Appends the JSON object of `kvs` (minus `without`) to `out`.
+/// Appends the JSON object of `kvs` (minus `without`) to `out`: the text `serde_json` writes
+/// for [`KeyValuesJson`], with the object's punctuation and the usual plain strings and
+/// integers written straight to `out` — the serializer's per-byte escaping was a tenth of the
+/// decoder's time — and anything that needs escaping or formatting written by `serde_json`.
 pub fn write_object(out: &mut Vec<u8>, kvs: &[KeyValue<'_>], without: Option<&str>) {
-    // Writing to a Vec cannot fail, and every value above serializes.
-    let _ = serde_json::to_writer(&mut *out, &KeyValuesJson::without(kvs, without));
+    write_object_visiting(out, kvs, without, |_| {});
+}
+
+/// [`write_object`], calling `visit` with each entry of the object (`without` included) on
+/// the way, so a caller that also needs the entries walks them once.
+pub fn write_object_visiting<'k, 'a>(
+    out: &mut Vec<u8>,
+    kvs: &'k [KeyValue<'a>],
+    without: Option<&str>,
+    mut visit: impl FnMut(&'k KeyValue<'a>),
+) {
+    out.push(b'{');
+    let mut first = true;
+    let mut entry = |kv: &'k KeyValue<'a>| {
+        visit(kv);
+        if Some(kv.key) == without {
+            return;
+        }
+        if !std::mem::take(&mut first) {
+            out.push(b',');
+        }
+        write_string(out, kv.key);
+        out.push(b':');
+        match &kv.value {
+            AnyValue::Str(s) => write_string(out, s),
+            AnyValue::Int(i) => out.extend_from_slice(itoa::Buffer::new().format(*i).as_bytes()),
+            AnyValue::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+            // Writing to a Vec cannot fail, and every value serializes.
+            other => {
+                let _ = serde_json::to_writer(&mut *out, &AnyJson(other));
+            }
+        }
+    };
+    if distinct_keys(kvs) {
+        kvs.iter().for_each(&mut entry);
+    } else {
+        ordered(kvs).into_iter().for_each(&mut entry);
+    }
+    out.push(b'}');
+}
+
+/// Appends `s` as a JSON string: copied between quotes when no byte needs escaping (no
+/// control character, quote or backslash — what `serde_json` escapes), else by `serde_json`.
+fn write_string(out: &mut Vec<u8>, s: &str) {
+    // A fold, not `any`: without an early exit the check runs over whole vectors of bytes.
+    let escapes = s.bytes().fold(false, |seen, b| {
+        seen | (b < 0x20) | (b == b'"') | (b == b'\\')
+    });
+    if escapes {
+        let _ = serde_json::to_writer(&mut *out, s);
+    } else {
+        out.reserve(s.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    }
 }
 
 /// The value of `key` (the last one, as in the object), if present.
@@ -136,6 +183,17 @@ pub fn text<'a>(value: &AnyValue<'a>) -> Cow<'a, str> {
     match value {
         AnyValue::Str(s) => Cow::Borrowed(s),
         other => Cow::Owned(serde_json::to_string(&AnyJson(other)).unwrap_or_default()),
+    }
+}
+
+/// The text of a value as the block index lists it (`key=text`), which is what walking the
+/// stored JSON gives ([`crate::index`]'s block builder): [`text`], except that bytes and
+/// non-finite doubles, stored as JSON strings, are their string's content.
+pub fn term_text<'a>(value: &AnyValue<'a>) -> Cow<'a, str> {
+    match value {
+        AnyValue::Bytes(b) => Cow::Owned(hex::encode(b)),
+        AnyValue::Double(d) if !d.is_finite() => Cow::Owned(d.to_string()),
+        other => text(other),
     }
 }
 
@@ -181,6 +239,21 @@ mod tests {
         assert_eq!(direct(&sorted, None), via_map(&sorted));
         assert_eq!(direct(&sorted, Some("a")), r#"{"b":2}"#);
         assert_eq!(direct(&[], None), "{}");
+        let tricky = vec![
+            kv("k\"ey\\", V::StringValue("tab\there".into())),
+            kv("ctl", V::StringValue("\u{1f}\u{7f}é".into())),
+            kv("min", V::IntValue(i64::MIN)),
+            kv("no", V::BoolValue(false)),
+            kv("only", V::StringValue("k".into())),
+        ];
+        assert_eq!(direct(&tricky, None), via_map(&tricky));
+        assert_eq!(
+            direct(&tricky, Some("only")),
+            via_map(&tricky[..4]),
+            "without the lifted key"
+        );
+        let first_lifted = vec![kv("only", V::IntValue(1)), kv("b", V::IntValue(2))];
+        assert_eq!(direct(&first_lifted, Some("only")), r#"{"b":2}"#);
     }
 
     #[test]

@@ -92,10 +92,12 @@ pub fn decode_logs(bytes: &[u8], keys: &CorrelationKeys) -> Result<Decoded, Deco
             }
         }
     }
+    let attribute_values = Some(columns.record.attribute_values());
     Ok(Decoded {
         batch: columns.finish()?,
         rollups: rollups.finish(),
         rejects,
+        attribute_values,
     })
 }
 
@@ -117,7 +119,7 @@ fn body_text<'a>(body: Option<&AnyValue<'a>>) -> Cow<'a, str> {
 }
 
 /// Builders of the log files' columns.
-struct LogColumns {
+struct LogColumns<'r> {
     time: TimestampNanosecondBuilder,
     observed_time: TimestampNanosecondBuilder,
     severity_number: Int32Builder,
@@ -127,11 +129,11 @@ struct LogColumns {
     span_id: FixedSizeBinaryBuilder,
     flags: UInt32Builder,
     event_name: StringBuilder,
-    record: RecordColumns,
+    record: RecordColumns<'r>,
     scope_name: StringBuilder,
 }
 
-impl LogColumns {
+impl<'r> LogColumns<'r> {
     fn with_capacity(rows: usize) -> Self {
         Self {
             time: TimestampNanosecondBuilder::with_capacity(rows),
@@ -151,7 +153,7 @@ impl LogColumns {
     #[allow(clippy::too_many_arguments)]
     fn append(
         &mut self,
-        record: &LogRecord<'_>,
+        record: &LogRecord<'r>,
         time: i64,
         body: &str,
         (trace_id, span_id): (Option<TraceId>, Option<SpanId>),

@@ -88,6 +88,7 @@ pub fn decode_metrics(bytes: &[u8]) -> Result<Decoded, DecodeError> {
         batch: columns.finish()?,
         rollups: rollups.finish(),
         rejects,
+        attribute_values: None,
     })
 }
 

@@ -137,11 +137,11 @@ pub fn export_from_payload(
     Ok(match signal {
         Signal::Traces => {
             let decoded = decode_traces(payload, keys)?;
-            Export::spans(decoded.batch, decoded.rollups)?
+            Export::spans(decoded.batch, decoded.rollups, decoded.attribute_values)?
         }
         Signal::Logs => {
             let decoded = decode_logs(payload, keys)?;
-            Export::logs(decoded.batch, decoded.rollups)?
+            Export::logs(decoded.batch, decoded.rollups, decoded.attribute_values)?
         }
         Signal::Metrics => {
             let decoded = decode_metrics(payload)?;
@@ -219,7 +219,8 @@ impl Receiver {
         let rejects = decoded.rejects;
         let accepted = decoded.batch.num_rows();
         self.auth.charge(&admitted, accepted)?;
-        let export = Export::spans(decoded.batch, decoded.rollups).map_err(encode_error)?;
+        let export = Export::spans(decoded.batch, decoded.rollups, decoded.attribute_values)
+            .map_err(encode_error)?;
         self.pipeline.write(Signal::Traces, body, export).await?;
         count(Signal::Traces, accepted, &rejects);
         Ok(ExportTraceServiceResponse {
@@ -243,7 +244,8 @@ impl Receiver {
         let rejects = decoded.rejects;
         let accepted = decoded.batch.num_rows();
         self.auth.charge(&admitted, accepted)?;
-        let export = Export::logs(decoded.batch, decoded.rollups).map_err(encode_error)?;
+        let export = Export::logs(decoded.batch, decoded.rollups, decoded.attribute_values)
+            .map_err(encode_error)?;
         self.pipeline.write(Signal::Logs, body, export).await?;
         count(Signal::Logs, accepted, &rejects);
         Ok(ExportLogsServiceResponse {

@@ -6,12 +6,13 @@ use std::sync::Arc;
 
 use arrow::array::{ArrayRef, StringBuilder};
 
-use super::attribute_text::{key_holding, write_object};
+use super::attribute_text::{key_holding, term_text, write_object_visiting};
 use super::correlation::CorrelationKeys;
 use super::view::KeyValue;
 use arrow::record_batch::RecordBatch;
 
 use super::rejects::Rejects;
+use crate::index::AttributeValues;
 use crate::model::Resource;
 use crate::rollup::RollupDelta;
 use crate::store::columns::json_text;
@@ -26,6 +27,9 @@ pub struct Decoded {
     /// Records dropped: spans and log records with invalid ids, metrics without data and
     /// number points without a value.
     pub rejects: Rejects,
+    /// The distinct attribute values of the spans or log records, for the blocks their rows
+    /// end up in (`None` for metrics, whose blocks read the attribute column).
+    pub attribute_values: Option<AttributeValues<'static>>,
 }
 
 /// Why an export request could not be decoded into columns.
@@ -57,14 +61,16 @@ impl ResourceText {
     }
 }
 
-/// Builders of the correlation, attribute and resource columns.
-pub struct RecordColumns {
+/// Builders of the correlation, attribute and resource columns, and the distinct attribute
+/// values of the records (`'r`: the request's bytes, which the values borrow).
+pub struct RecordColumns<'r> {
     correlation_id: StringBuilder,
     correlation_key: StringBuilder,
     attributes: StringBuilder,
     resource: ResourceColumns,
     /// Reused for each record's JSON.
     scratch: Vec<u8>,
+    values: AttributeValues<'r>,
 }
 
 /// Builders of the resource columns every signal's files end with.
@@ -127,7 +133,7 @@ pub fn append_json(
     column.append_value(std::str::from_utf8(scratch).unwrap_or("null"));
 }
 
-impl RecordColumns {
+impl<'r> RecordColumns<'r> {
     /// Builders for about `rows` records.
     pub fn with_capacity(rows: usize) -> Self {
         Self {
@@ -136,27 +142,40 @@ impl RecordColumns {
             attributes: text_builder(rows, 128),
             resource: ResourceColumns::with_capacity(rows),
             scratch: Vec::with_capacity(1024),
+            values: AttributeValues::default(),
         }
     }
 
-    /// Appends one record's attributes and resource; returns its correlation id.
-    pub fn append<'a>(
+    /// Appends one record's attributes and resource and notes its attribute values; returns
+    /// its correlation id.
+    pub fn append<'s>(
         &mut self,
-        attributes: &[KeyValue<'a>],
-        resource: &'a ResourceText,
+        attributes: &[KeyValue<'r>],
+        resource: &'s ResourceText,
         keys: &CorrelationKeys,
-    ) -> Option<Cow<'a, str>> {
+    ) -> Option<Cow<'s, str>>
+    where
+        'r: 's,
+    {
         let correlation_id = keys.find_in(attributes, &resource.resource.attributes);
         let lifted = correlation_id
             .as_deref()
             .and_then(|id| key_holding(attributes, id));
         self.correlation_id.append_option(correlation_id.as_deref());
         self.correlation_key.append_option(lifted);
+        let values = &mut self.values;
         append_json(&mut self.attributes, &mut self.scratch, |out| {
-            write_object(out, attributes, lifted)
+            write_object_visiting(out, attributes, lifted, |kv| {
+                values.note_with(kv.key, || term_text(&kv.value))
+            })
         });
         self.resource.append(resource);
         correlation_id
+    }
+
+    /// The distinct attribute values of the records appended, owned.
+    pub fn attribute_values(&mut self) -> AttributeValues<'static> {
+        std::mem::take(&mut self.values).into_owned()
     }
 
     /// `correlation_id`, `correlation_key` and `attributes`, in that order.

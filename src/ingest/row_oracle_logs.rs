@@ -95,6 +95,10 @@ mod tests {
         let refs: Vec<&LogRow> = rows.iter().collect();
         assert_eq!(decoded.batch, LogRow::to_batch(&refs).unwrap());
         assert_eq!(decoded.rejects, rejects);
+        super::super::row_oracle_traces::tests::same_block_terms(
+            crate::model::Signal::Logs,
+            &decoded,
+        );
     }
 
     #[test]
@@ -125,6 +129,7 @@ mod tests {
         records[5].time_unix_nano = 0;
         records[6].severity_text = String::new();
         records[6].severity_number = 23;
+        records[8].attributes = crate::ingest::view::tests::every_kind();
         records[7].attributes.push(KeyValue {
             key: "correlation_id".into(),
             value: Some(AnyValue {

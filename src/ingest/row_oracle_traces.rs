@@ -97,7 +97,7 @@ pub fn convert_traces(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::loadgen::payload;
     use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
@@ -111,6 +111,34 @@ mod tests {
         let refs: Vec<&SpanRow> = rows.iter().collect();
         assert_eq!(decoded.batch, SpanRow::to_batch(&refs).unwrap());
         assert_eq!(decoded.rejects, rejects);
+        same_block_terms(crate::model::Signal::Traces, &decoded);
+    }
+
+    /// The attribute terms of a block built from the values the decoder noted are those of
+    /// the block built from the batch's attribute JSON (what compaction and reindexing read).
+    pub(in crate::ingest) fn same_block_terms(
+        signal: crate::model::Signal,
+        decoded: &super::super::Decoded,
+    ) {
+        use crate::index::{block, Fields};
+        use tantivy::schema::Value;
+        let (_, fields) = Fields::schema();
+        let batches = std::slice::from_ref(&decoded.batch);
+        let noted = decoded.attribute_values.as_ref().expect("values noted");
+        let from_json = block::block_of_batches(&fields, signal, "f", 0, batches).unwrap();
+        let from_values =
+            block::block_of_decoded(&fields, signal, "f", 0, batches, &[noted]).unwrap();
+        for field in [fields.attr, fields.attr_overflow] {
+            let terms = |doc: &tantivy::TantivyDocument| {
+                let mut t: Vec<String> = doc
+                    .get_all(field)
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect();
+                t.sort();
+                t
+            };
+            assert_eq!(terms(&from_values), terms(&from_json));
+        }
     }
 
     fn kv(key: &str, value: &str) -> KeyValue {
@@ -162,6 +190,7 @@ mod tests {
         spans[4].end_time_unix_nano = 1;
         spans[5].start_time_unix_nano = u64::MAX;
         spans[6].kind = 99;
+        spans[7].attributes = crate::ingest::view::tests::every_kind();
         spans[6].status = Some(opentelemetry_proto::tonic::trace::v1::Status {
             code: 7,
             message: "odd \"quoted\"".into(),

@@ -80,10 +80,12 @@ pub fn decode_traces(bytes: &[u8], keys: &CorrelationKeys) -> Result<Decoded, De
             }
         }
     }
+    let attribute_values = Some(columns.record.attribute_values());
     Ok(Decoded {
         batch: columns.finish()?,
         rollups: rollups.finish(),
         rejects,
+        attribute_values,
     })
 }
 
@@ -131,7 +133,7 @@ pub fn clamp_ns(ns: u64) -> i64 {
 }
 
 /// Builders of the span files' columns.
-struct SpanColumns {
+struct SpanColumns<'r> {
     trace_id: FixedSizeBinaryBuilder,
     span_id: FixedSizeBinaryBuilder,
     parent_span_id: FixedSizeBinaryBuilder,
@@ -143,7 +145,7 @@ struct SpanColumns {
     duration: Int64Builder,
     status_code: StringBuilder,
     status_message: StringBuilder,
-    record: RecordColumns,
+    record: RecordColumns<'r>,
     events: StringBuilder,
     links: StringBuilder,
     scope_name: StringBuilder,
@@ -151,7 +153,7 @@ struct SpanColumns {
     scratch: Vec<u8>,
 }
 
-impl SpanColumns {
+impl<'r> SpanColumns<'r> {
     fn with_capacity(rows: usize) -> Self {
         Self {
             trace_id: FixedSizeBinaryBuilder::with_capacity(rows, TraceId::LEN as i32),
@@ -176,7 +178,7 @@ impl SpanColumns {
 
     fn append(
         &mut self,
-        span: &Span<'_>,
+        span: &Span<'r>,
         facts: &SpanFacts<'_>,
         resource: &ResourceText,
         scope: Scope<'_>,

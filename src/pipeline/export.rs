@@ -5,6 +5,7 @@
 use arrow::record_batch::RecordBatch;
 
 use super::memtable::Chunk;
+use crate::index::AttributeValues;
 use crate::rollup::RollupDelta;
 use crate::store::StoreError;
 
@@ -16,18 +17,28 @@ pub struct Export {
 }
 
 impl Export {
-    /// Spans decoded straight into a batch of the span files' schema, with their rollups.
-    pub fn spans(batch: RecordBatch, rollups: RollupDelta) -> Result<Export, StoreError> {
+    /// Spans decoded straight into a batch of the span files' schema, with their rollups and
+    /// the distinct attribute values the decoder noted (for the blocks the rows end up in).
+    pub fn spans(
+        batch: RecordBatch,
+        rollups: RollupDelta,
+        values: Option<AttributeValues<'static>>,
+    ) -> Result<Export, StoreError> {
         Ok(Export {
-            chunk: Chunk::of_spans(batch)?,
+            chunk: Chunk::of_spans(batch, values)?,
             rollups,
         })
     }
 
-    /// Log records decoded straight into a batch of the log files' schema, with their rollups.
-    pub fn logs(batch: RecordBatch, rollups: RollupDelta) -> Result<Export, StoreError> {
+    /// Log records decoded straight into a batch of the log files' schema, with their rollups
+    /// and attribute values, as [`Export::spans`].
+    pub fn logs(
+        batch: RecordBatch,
+        rollups: RollupDelta,
+        values: Option<AttributeValues<'static>>,
+    ) -> Result<Export, StoreError> {
         Ok(Export {
-            chunk: Chunk::of_logs(batch)?,
+            chunk: Chunk::of_logs(batch, values)?,
             rollups,
         })
     }

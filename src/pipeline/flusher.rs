@@ -12,7 +12,7 @@ use tokio::runtime::Handle;
 use super::live::{Frozen, LiveData};
 use super::memtable::Memtable;
 use super::minute_points::downsample;
-use crate::index::{block, BlockIndex};
+use crate::index::{block, AttributeValues, BlockIndex};
 use crate::model::{LogRow, MetricPoint, Signal, SpanRow};
 use crate::rollup::metric_minutes::MinuteMetric;
 use crate::rollup::RollupRow;
@@ -95,16 +95,18 @@ pub async fn write_blocks(
     table: &Memtable,
     rollups: &[RollupRow],
 ) -> anyhow::Result<Vec<TantivyDocument>> {
+    let noted = table.spans.attribute_values();
     let spans = store.plan_batches::<SpanRow>(table.spans.unpacked()?)?;
-    let mut docs = write_plan::<SpanRow>(store, &spans, |path, i, group| {
-        block::block_of_batches(fields, Signal::Traces, path, i, std::slice::from_ref(group))
+    let mut docs = write_plan::<SpanRow>(store, &spans, |path, i, rows, group| {
+        flushed_block(fields, Signal::Traces, (path, i), rows, group, &noted)
     })
     .await?;
     drop(spans);
+    let noted = table.logs.attribute_values();
     let logs = store.plan_batches::<LogRow>(table.logs.unpacked()?)?;
     docs.extend(
-        write_plan::<LogRow>(store, &logs, |path, i, group| {
-            block::block_of_batches(fields, Signal::Logs, path, i, std::slice::from_ref(group))
+        write_plan::<LogRow>(store, &logs, |path, i, rows, group| {
+            flushed_block(fields, Signal::Logs, (path, i), rows, group, &noted)
         })
         .await?,
     );
@@ -114,7 +116,7 @@ pub async fn write_blocks(
     let minutes = downsample(&points)?;
     let metrics = store.plan_batches::<MetricPoint>(points)?;
     docs.extend(
-        write_plan::<MetricPoint>(store, &metrics, |path, i, group| {
+        write_plan::<MetricPoint>(store, &metrics, |path, i, _, group| {
             block::block_of_batches(
                 fields,
                 Signal::Metrics,
@@ -139,12 +141,45 @@ pub async fn write_blocks(
     Ok(docs)
 }
 
+/// The block of a flushed span or log row group (`rows`: where in the memtable's batches its
+/// rows came from): its attribute terms are the values the decoders noted for those batches
+/// when every one of them has them (exports; not batches built from rows), else read from
+/// the group's attribute column.
+fn flushed_block(
+    fields: &crate::index::Fields,
+    signal: Signal,
+    (path, row_group): (&str, usize),
+    rows: &[(usize, usize)],
+    group: &RecordBatch,
+    noted: &[Option<&AttributeValues<'static>>],
+) -> Result<TantivyDocument, StoreError> {
+    let mut contributes = vec![false; noted.len()];
+    for &(batch, _) in rows {
+        if let Some(c) = contributes.get_mut(batch) {
+            *c = true;
+        }
+    }
+    let values: Option<Vec<&AttributeValues>> = noted
+        .iter()
+        .zip(&contributes)
+        .filter(|(_, contributes)| **contributes)
+        .map(|(values, _)| *values)
+        .collect();
+    let group = std::slice::from_ref(group);
+    match values {
+        Some(values) => block::block_of_decoded(fields, signal, path, row_group, group, &values),
+        None => block::block_of_batches(fields, signal, path, row_group, group),
+    }
+}
+
 /// Encodes and stores every file of `plan`, one row group at a time: the group's rows are
-/// gathered, then encoded while `block` builds its index document on a second thread.
+/// gathered, then encoded while `block` builds its index document (given the group's row
+/// positions in the plan's batches, and the gathered rows) on a second thread.
 async fn write_plan<T: StoredRow>(
     store: &Store,
     plan: &BatchPlan,
-    mut block: impl FnMut(&str, usize, &RecordBatch) -> Result<TantivyDocument, StoreError> + Send,
+    mut block: impl FnMut(&str, usize, &[(usize, usize)], &RecordBatch) -> Result<TantivyDocument, StoreError>
+        + Send,
 ) -> Result<Vec<TantivyDocument>, StoreError> {
     let mut docs = Vec::new();
     for file in &plan.files {
@@ -153,7 +188,7 @@ async fn write_plan<T: StoredRow>(
             let group = plan.row_group(rows)?;
             let (written, doc) = rayon::join(
                 || builder.write_batch(&group),
-                || block(&file.path, i, &group),
+                || block(&file.path, i, rows, &group),
             );
             written?;
             docs.push(doc?);

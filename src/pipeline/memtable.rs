@@ -14,6 +14,7 @@ use arrow::compute::filter_record_batch;
 use arrow::record_batch::RecordBatch;
 
 use super::packed::PackedBatch;
+use crate::index::AttributeValues;
 
 use crate::model::{LogRow, MetricPoint, Rows, SpanRow};
 use crate::store::{Prefilter, StoreError, StoredRow};
@@ -52,6 +53,15 @@ impl<T: StoredRow> Table<T> {
     /// The batches unpacked into the file schema, oldest first.
     pub fn unpacked(&self) -> Result<Vec<RecordBatch>, StoreError> {
         self.batches.iter().map(PackedBatch::unpack).collect()
+    }
+
+    /// The attribute values the decoders noted for each batch, in [`Table::unpacked`]'s
+    /// order (`None` for a batch built from rows).
+    pub fn attribute_values(&self) -> Vec<Option<&AttributeValues<'static>>> {
+        self.batches
+            .iter()
+            .map(PackedBatch::attribute_values)
+            .collect()
     }
 
     /// Records held.
@@ -210,10 +220,14 @@ impl Chunk {
         })
     }
 
-    /// Packs a batch of the span files' schema, decoded straight from OTLP.
-    pub fn of_spans(batch: RecordBatch) -> Result<Chunk, StoreError> {
+    /// Packs a batch of the span files' schema, decoded straight from OTLP, with the
+    /// attribute values its decoder noted.
+    pub fn of_spans(
+        batch: RecordBatch,
+        values: Option<AttributeValues<'static>>,
+    ) -> Result<Chunk, StoreError> {
         Ok(Chunk {
-            spans: Some(PackedBatch::pack::<SpanRow>(batch)?),
+            spans: Some(PackedBatch::pack::<SpanRow>(batch)?.with_attribute_values(values)),
             ..Chunk::default()
         })
     }
@@ -226,10 +240,14 @@ impl Chunk {
         })
     }
 
-    /// Packs a batch of the log files' schema, decoded straight from OTLP.
-    pub fn of_logs(batch: RecordBatch) -> Result<Chunk, StoreError> {
+    /// Packs a batch of the log files' schema, decoded straight from OTLP, with the
+    /// attribute values its decoder noted.
+    pub fn of_logs(
+        batch: RecordBatch,
+        values: Option<AttributeValues<'static>>,
+    ) -> Result<Chunk, StoreError> {
         Ok(Chunk {
-            logs: Some(PackedBatch::pack::<LogRow>(batch)?),
+            logs: Some(PackedBatch::pack::<LogRow>(batch)?.with_attribute_values(values)),
             ..Chunk::default()
         })
     }

@@ -17,6 +17,7 @@ use arrow::compute::cast;
 use arrow::datatypes::{DataType, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 
+use crate::index::AttributeValues;
 use crate::store::{Prefilter, StoreError, StoredRow};
 
 /// zstd level of packed columns: the fastest, run on every acknowledged batch.
@@ -88,6 +89,8 @@ pub struct PackedBatch {
     columns: Vec<Column>,
     rows: usize,
     bytes: usize,
+    /// The distinct attribute values of the rows, when their decoder noted them.
+    attribute_values: Option<AttributeValues<'static>>,
 }
 
 impl PackedBatch {
@@ -112,7 +115,19 @@ impl PackedBatch {
             columns,
             rows,
             bytes,
+            attribute_values: None,
         })
+    }
+
+    /// The batch with the attribute values its decoder noted for its rows.
+    pub fn with_attribute_values(mut self, values: Option<AttributeValues<'static>>) -> Self {
+        self.attribute_values = values;
+        self
+    }
+
+    /// The distinct attribute values of the rows, when their decoder noted them.
+    pub fn attribute_values(&self) -> Option<&AttributeValues<'static>> {
+        self.attribute_values.as_ref()
     }
 
     /// Records in the batch.
