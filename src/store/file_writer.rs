@@ -10,9 +10,11 @@ use arrow::record_batch::RecordBatch;
 use object_store::buffered::BufWriter;
 use object_store::path::Path as ObjectPath;
 use object_store::ObjectStore;
+use parquet::arrow::arrow_writer::{compute_leaves, ArrowColumnChunk, ArrowRowGroupWriterFactory};
 use parquet::arrow::{ArrowWriter, AsyncArrowWriter};
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::types::ColumnPath;
 
 use super::{StoreError, StoredRow};
@@ -78,10 +80,15 @@ fn file_properties<T: StoredRow>() -> Result<(SchemaRef, WriterProperties), Stor
 }
 
 /// A Parquet file being encoded in memory row group by row group, not yet stored
-/// ([`super::Store::finish_file`] stores it).
+/// ([`super::Store::finish_file`] stores it). The columns of a row group are encoded in
+/// parallel (rayon), each by its own column writer, then appended in order: the flusher is one
+/// thread, and while it encoded column after column a core sat idle and exports waited for
+/// it (metrics, whose decoding is cheap, were refused as "busy" behind the flush).
 pub struct FileBuilder<T> {
     path: String,
-    writer: ArrowWriter<Vec<u8>>,
+    schema: SchemaRef,
+    writer: SerializedFileWriter<Vec<u8>>,
+    columns: ArrowRowGroupWriterFactory,
     row_groups: usize,
     rows: std::marker::PhantomData<fn(&T)>,
 }
@@ -89,9 +96,15 @@ pub struct FileBuilder<T> {
 impl<T: StoredRow> FileBuilder<T> {
     pub(super) fn new(path: String) -> Result<Self, StoreError> {
         let (schema, props) = file_properties::<T>()?;
+        // The Arrow writer sets the file up (Parquet schema, the Arrow schema in the footer);
+        // its row groups are then written column by column.
+        let (writer, columns) = ArrowWriter::try_new(Vec::new(), schema.clone(), Some(props))?
+            .into_serialized_writer()?;
         Ok(Self {
             path,
-            writer: ArrowWriter::try_new(Vec::new(), schema, Some(props))?,
+            schema,
+            writer,
+            columns,
             row_groups: 0,
             rows: std::marker::PhantomData,
         })
@@ -102,13 +115,32 @@ impl<T: StoredRow> FileBuilder<T> {
         &self.path
     }
 
-    /// Appends a batch of this file's schema as one row group; returns its index in the file.
+    /// Appends a batch of this file's schema as one row group (exactly this batch: its block
+    /// document says so); returns its index in the file.
     pub fn write_batch(&mut self, batch: &RecordBatch) -> Result<usize, StoreError> {
-        self.writer.write(batch)?;
-        // Close the row group so that it holds exactly this batch (its block document says so).
-        self.writer.flush()?;
+        use rayon::prelude::*;
+        let index = self.row_groups;
+        let writers = self.columns.create_column_writers(index)?;
+        // One writer per leaf column, in schema order, as `compute_leaves` lists the leaves.
+        let mut leaves = Vec::with_capacity(writers.len());
+        for (field, column) in self.schema.fields().iter().zip(batch.columns()) {
+            leaves.extend(compute_leaves(field, column)?);
+        }
+        let chunks: Vec<ArrowColumnChunk> = writers
+            .into_par_iter()
+            .zip(leaves)
+            .map(|(mut writer, leaf)| {
+                writer.write(&leaf)?;
+                writer.close()
+            })
+            .collect::<Result<_, _>>()?;
+        let mut row_group = self.writer.next_row_group()?;
+        for chunk in chunks {
+            chunk.append_to_row_group(&mut row_group)?;
+        }
+        row_group.close()?;
         self.row_groups += 1;
-        Ok(self.row_groups - 1)
+        Ok(index)
     }
 
     /// Appends `rows` as one row group; returns its index in the file.
