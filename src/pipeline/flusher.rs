@@ -84,11 +84,11 @@ fn flush(
 /// snapshots.
 ///
 /// Each signal's batches are planned into files with Arrow's kernels (only the sort keys are
-/// copied); then each row group in turn is gathered, and its Parquet encoding and its block
-/// run side by side on two threads (`rayon::join`); the one-minute metric points are
-/// computed from the memtable's metric columns first. A file is stored (written and fsynced) once its last
-/// row group is encoded. So a flush holds the unpacked memtable, one row group and one
-/// file's encoded bytes, never the memtable sorted into a second copy.
+/// copied; the one-minute metric points are computed from the memtable's metric columns
+/// meanwhile); then each row group in turn is encoded (its columns in parallel) while its
+/// block is built and the next row group is gathered (`rayon::join`). A file is stored (written and
+/// fsynced) once its last row group is encoded. So a flush holds the unpacked memtable, two
+/// row groups and one file's encoded bytes, never the memtable sorted into a second copy.
 pub async fn write_blocks(
     store: &Store,
     fields: &crate::index::Fields,
@@ -111,10 +111,15 @@ pub async fn write_blocks(
         .await?,
     );
     drop(logs);
-    // The one-minute points are computed from the memtable's batches before they are planned.
+    // The one-minute points are computed from the memtable's batches while they are planned
+    // (the batches' columns are shared, not copied).
     let points = table.metrics.unpacked()?;
-    let minutes = downsample(&points)?;
-    let metrics = store.plan_batches::<MetricPoint>(points)?;
+    let (minutes, metrics) = rayon::join(
+        || downsample(&points),
+        || store.plan_batches::<MetricPoint>(points.clone()),
+    );
+    let (minutes, metrics) = (minutes?, metrics?);
+    drop(points);
     docs.extend(
         write_plan::<MetricPoint>(store, &metrics, |path, i, _, group| {
             block::block_of_batches(
@@ -172,9 +177,10 @@ fn flushed_block(
     }
 }
 
-/// Encodes and stores every file of `plan`, one row group at a time: the group's rows are
-/// gathered, then encoded while `block` builds its index document (given the group's row
-/// positions in the plan's batches, and the gathered rows) on a second thread.
+/// Encodes and stores every file of `plan`, one row group at a time: a group's rows are
+/// encoded while `block` builds its index document (given the group's row positions in the
+/// plan's batches, and the gathered rows) and the next group's rows are gathered, on the
+/// rayon pool.
 async fn write_plan<T: StoredRow>(
     store: &Store,
     plan: &BatchPlan,
@@ -184,14 +190,23 @@ async fn write_plan<T: StoredRow>(
     let mut docs = Vec::new();
     for file in &plan.files {
         let mut builder = store.start_planned::<T>(file)?;
+        let gather = |i: usize| file.row_groups.get(i).map(|rows| plan.row_group(rows));
+        let mut next = gather(0).transpose()?;
         for (i, rows) in file.row_groups.iter().enumerate() {
-            let group = plan.row_group(rows)?;
-            let (written, doc) = rayon::join(
-                || builder.write_batch(&group),
-                || block(&file.path, i, rows, &group),
+            let Some(group) = next.take() else { break };
+            // While this group is encoded and its block built, the next one is gathered.
+            let ((written, doc), following) = rayon::join(
+                || {
+                    rayon::join(
+                        || builder.write_batch(&group),
+                        || block(&file.path, i, rows, &group),
+                    )
+                },
+                || gather(i + 1).transpose(),
             );
             written?;
             docs.push(doc?);
+            next = following?;
         }
         store.finish_file(builder).await?;
     }

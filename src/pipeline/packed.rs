@@ -9,6 +9,7 @@
 //! their column checks on the packed batch first (unpacking only the columns checked) and
 //! unpack a batch in full only when some of its rows pass.
 
+use std::cell::RefCell;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, StringArray};
@@ -71,7 +72,7 @@ impl Column {
                 frame,
                 values_len,
             } => {
-                let values = zstd::bulk::decompress(frame, *values_len)?;
+                let values = with_decompressor(|d| d.decompress(frame, *values_len))?;
                 Arc::new(StringArray::try_new(
                     offsets.clone(),
                     Buffer::from_vec(values),
@@ -275,7 +276,7 @@ fn compress(text: &StringArray) -> Result<Column, StoreError> {
     if values.len() < MIN_PACKED_BYTES {
         return Ok(Column::Plain(trimmed(Arc::new(text.clone()))));
     }
-    let mut frame = zstd::bulk::compress(values.as_slice(), ZSTD_LEVEL)?;
+    let mut frame = with_compressor(|c| c.compress(values.as_slice()))?;
     // The frame was allocated at zstd's worst-case bound.
     frame.shrink_to_fit();
     Ok(Column::Compressed {
@@ -283,6 +284,41 @@ fn compress(text: &StringArray) -> Result<Column, StoreError> {
         nulls: text.nulls().cloned(),
         frame,
         values_len: values.len(),
+    })
+}
+
+thread_local! {
+    /// One zstd context of each kind per thread, reused: creating one for every column of
+    /// every export cost a third of compressing its frame.
+    static COMPRESSOR: RefCell<Option<zstd::bulk::Compressor<'static>>> = const { RefCell::new(None) };
+    static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with this thread's compressor (at [`ZSTD_LEVEL`]).
+fn with_compressor<R>(
+    f: impl FnOnce(&mut zstd::bulk::Compressor<'static>) -> std::io::Result<R>,
+) -> std::io::Result<R> {
+    COMPRESSOR.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        let compressor = match cell.as_mut() {
+            Some(c) => c,
+            None => cell.insert(zstd::bulk::Compressor::new(ZSTD_LEVEL)?),
+        };
+        f(compressor)
+    })
+}
+
+/// Runs `f` with this thread's decompressor.
+fn with_decompressor<R>(
+    f: impl FnOnce(&mut zstd::bulk::Decompressor<'static>) -> std::io::Result<R>,
+) -> std::io::Result<R> {
+    DECOMPRESSOR.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        let decompressor = match cell.as_mut() {
+            Some(d) => d,
+            None => cell.insert(zstd::bulk::Decompressor::new()?),
+        };
+        f(decompressor)
     })
 }
 
