@@ -72,7 +72,9 @@ impl Column {
                 frame,
                 values_len,
             } => {
-                let values = with_decompressor(|d| d.decompress(frame, *values_len))?;
+                let values = with_context(&DECOMPRESSOR, zstd::bulk::Decompressor::new, |d| {
+                    d.decompress(frame, *values_len)
+                })?;
                 Arc::new(StringArray::try_new(
                     offsets.clone(),
                     Buffer::from_vec(values),
@@ -276,7 +278,11 @@ fn compress(text: &StringArray) -> Result<Column, StoreError> {
     if values.len() < MIN_PACKED_BYTES {
         return Ok(Column::Plain(trimmed(Arc::new(text.clone()))));
     }
-    let mut frame = with_compressor(|c| c.compress(values.as_slice()))?;
+    let mut frame = with_context(
+        &COMPRESSOR,
+        || zstd::bulk::Compressor::new(ZSTD_LEVEL),
+        |c| c.compress(values.as_slice()),
+    )?;
     // The frame was allocated at zstd's worst-case bound.
     frame.shrink_to_fit();
     Ok(Column::Compressed {
@@ -294,31 +300,19 @@ thread_local! {
     static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
 }
 
-/// Runs `f` with this thread's compressor (at [`ZSTD_LEVEL`]).
-fn with_compressor<R>(
-    f: impl FnOnce(&mut zstd::bulk::Compressor<'static>) -> std::io::Result<R>,
+/// Runs `f` with this thread's context held in `key`, made by `new` on first use.
+fn with_context<C: 'static, R>(
+    key: &'static std::thread::LocalKey<RefCell<Option<C>>>,
+    new: impl FnOnce() -> std::io::Result<C>,
+    f: impl FnOnce(&mut C) -> std::io::Result<R>,
 ) -> std::io::Result<R> {
-    COMPRESSOR.with(|cell| {
+    key.with(|cell| {
         let mut cell = cell.borrow_mut();
-        let compressor = match cell.as_mut() {
+        let context = match cell.as_mut() {
             Some(c) => c,
-            None => cell.insert(zstd::bulk::Compressor::new(ZSTD_LEVEL)?),
+            None => cell.insert(new()?),
         };
-        f(compressor)
-    })
-}
-
-/// Runs `f` with this thread's decompressor.
-fn with_decompressor<R>(
-    f: impl FnOnce(&mut zstd::bulk::Decompressor<'static>) -> std::io::Result<R>,
-) -> std::io::Result<R> {
-    DECOMPRESSOR.with(|cell| {
-        let mut cell = cell.borrow_mut();
-        let decompressor = match cell.as_mut() {
-            Some(d) => d,
-            None => cell.insert(zstd::bulk::Decompressor::new()?),
-        };
-        f(decompressor)
+        f(context)
     })
 }
 
