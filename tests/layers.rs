@@ -103,9 +103,10 @@ fn code_of(text: &str) -> (String, Vec<usize>) {
     for (i, line) in lines.iter().enumerate() {
         let trimmed = line.trim_start();
         let next = lines.get(i + 1).map_or("", |l| l.trim_start());
-        if trimmed.starts_with("#[cfg(test)]")
-            && (next.starts_with("mod ") || trimmed.contains(" mod "))
-        {
+        // `mod tests`, or `pub(super) mod tests` when a sibling's tests share its helpers.
+        let test_module =
+            |l: &str| l.starts_with("mod ") || l.starts_with("pub") && l.contains(" mod ");
+        if trimmed.starts_with("#[cfg(test)]") && (test_module(next) || trimmed.contains(" mod ")) {
             break;
         }
         starts.push(code.len());
@@ -256,6 +257,12 @@ fn an_upward_use_is_caught() {
         rooms,
         ["model", "query"],
         "comments and test modules are not read"
+    );
+    let shared = "use crate::model::Signal;\n#[cfg(test)]\npub(super) mod tests {\n    use crate::server;\n}\n";
+    assert_eq!(
+        imports_of(&file, shared).len(),
+        1,
+        "a test module shared with its siblings is not read"
     );
     let wrong = upward(&imports);
     assert_eq!(wrong.len(), 1, "{wrong:?}");
