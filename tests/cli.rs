@@ -130,3 +130,52 @@ fn help_documents_every_serve_option() {
         "env vars are documented"
     );
 }
+
+/// `sightline loadgen` over gRPC (its workers restamp one copy of each request and send the
+/// encoded bytes): every record it reports acknowledged is one the server counted, of each
+/// signal of a mix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loadgen_acknowledged_records_are_the_servers() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"));
+    let endpoint = server.otlp_grpc.clone();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_sightline"))
+        .args(["loadgen", "--signal", "mix", "--duration-secs", "2"])
+        .args([
+            "--connections",
+            "2",
+            "--batch",
+            "50",
+            "--endpoint",
+            &endpoint,
+        ])
+        .output()
+        .await
+        .expect("run loadgen");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let acked: u64 = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("records acknowledged"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no acknowledged count in:\n{stdout}"));
+    assert!(
+        acked >= 150,
+        "a mix of at least one batch of each signal: {acked}"
+    );
+    let text = server.metrics_text().await;
+    let counted = |signal: &str| -> u64 {
+        text.lines()
+            .filter(|l| l.starts_with("sightline_ingested_records") && l.contains(signal))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>() as u64
+    };
+    let per_signal = ["traces", "logs", "metrics"].map(counted);
+    assert!(per_signal.iter().all(|&n| n > 0), "{per_signal:?}\n{text}");
+    assert_eq!(per_signal.iter().sum::<u64>(), acked, "{text}");
+}

@@ -3,8 +3,10 @@
 //! export latency. `--fill N` loads N records as fast as the server takes them.
 
 mod latency;
+mod own_requests;
 pub mod payload;
 mod queries;
+mod raw_export;
 
 pub use queries::rare_token;
 
@@ -13,15 +15,22 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
-use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
-use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use prost::bytes::Bytes;
 use prost::Message;
 
 use latency::Latencies;
+use own_requests::OwnRequests;
+use payload::Stamp;
+use raw_export::RawExport;
 
 /// What to send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -102,16 +111,10 @@ struct Stats {
 /// One connection's client.
 enum Client {
     Null,
-    Grpc(Box<GrpcClients>),
+    /// OTLP/gRPC exports of encoded requests over one connection.
+    Grpc(RawExport),
     /// A pooled HTTP client and the base URL.
     Http(reqwest::Client, String),
-}
-
-/// The three OTLP export clients over one connection.
-struct GrpcClients {
-    traces: TraceServiceClient<tonic::transport::Channel>,
-    logs: LogsServiceClient<tonic::transport::Channel>,
-    metrics: MetricsServiceClient<tonic::transport::Channel>,
 }
 
 /// Prebuilt requests of every signal, reused with fresh ids.
@@ -324,12 +327,7 @@ async fn connect(args: &LoadgenArgs, endpoint: &str) -> anyhow::Result<Client> {
                 .connect()
                 .await
                 .with_context(|| format!("could not connect to {endpoint}"))?;
-            let max = 64 << 20;
-            Client::Grpc(Box::new(GrpcClients {
-                traces: TraceServiceClient::new(channel.clone()).max_encoding_message_size(max),
-                logs: LogsServiceClient::new(channel.clone()).max_encoding_message_size(max),
-                metrics: MetricsServiceClient::new(channel).max_encoding_message_size(max),
-            }))
+            Client::Grpc(RawExport::new(channel, 64 << 20))
         }
         LoadProtocol::HttpProto | LoadProtocol::HttpJson => Client::Http(
             reqwest::Client::new(),
@@ -352,6 +350,7 @@ async fn worker(
     let per_worker_rate = args.rate as f64 / args.connections.max(1) as f64;
     let started = Instant::now();
     let mut sent_records = 0u64;
+    let mut own = OwnRequests::new(payloads.traces.len());
     loop {
         if stop.load(Ordering::Relaxed) || (args.fill.is_none() && Instant::now() >= deadline) {
             return Ok(());
@@ -369,9 +368,14 @@ async fn worker(
         let n = batches.fetch_add(1, Ordering::Relaxed);
         let signal = args.signal.of_batch(n);
         let variant = ((n + id as u64) % payloads.traces.len() as u64) as usize;
+        let to = Stamp {
+            batch: n,
+            shift_nano: now_ns().saturating_sub(payloads.built_at),
+        };
+        let (body, bytes) = own.encoded(&payloads, signal, variant, to, &args);
         loop {
             let t = Instant::now();
-            let (outcome, bytes) = send(&mut client, signal, &payloads, variant, n, &args).await;
+            let outcome = send(&mut client, signal, body.clone(), args.protocol).await;
             let elapsed = t.elapsed().as_nanos() as u64;
             match outcome {
                 Sent::Ok { rejected } => {
@@ -396,16 +400,13 @@ async fn worker(
     }
 }
 
+/// Sends one encoded export (`body`, in `protocol`'s encoding) of `signal`.
 async fn send(
     client: &mut Client,
     signal: LoadSignal,
-    p: &Payloads,
-    variant: usize,
-    batch: u64,
-    args: &LoadgenArgs,
-) -> (Sent, u64) {
-    let protocol = args.protocol;
-    let shift = now_ns().saturating_sub(p.built_at);
+    body: Bytes,
+    protocol: LoadProtocol,
+) -> Sent {
     let grpc_outcome = |r: Result<u64, tonic::Status>| match r {
         Ok(rejected) => Sent::Ok { rejected },
         Err(s)
@@ -418,99 +419,40 @@ async fn send(
         }
         Err(s) => Sent::Failed(s.to_string()),
     };
-    match signal {
-        LoadSignal::Traces | LoadSignal::Mix => {
-            let mut req = p.traces[variant].clone();
-            payload::refresh_trace_ids(&mut req, batch, shift);
-            let bytes = req.encoded_len() as u64;
-            let outcome = match client {
-                Client::Null => {
-                    let _ = encode(&req, protocol);
-                    Sent::Ok { rejected: 0 }
-                }
-                Client::Grpc(c) => grpc_outcome(c.traces.export(req).await.map(|r| {
-                    r.into_inner()
-                        .partial_success
-                        .map_or(0, |p| p.rejected_spans as u64)
-                })),
-                Client::Http(http, base) => {
-                    post(
-                        http,
-                        &format!("{base}/v1/traces"),
-                        encode(&req, protocol),
-                        protocol,
-                    )
-                    .await
-                }
-            };
-            (outcome, bytes)
-        }
-        LoadSignal::Logs => {
-            let mut req = p.logs[variant].clone();
-            payload::refresh_log_ids(&mut req, batch, shift);
-            if args.unique_bodies {
-                payload::unique_log_bodies(&mut req, batch);
-            }
-            let bytes = req.encoded_len() as u64;
-            let outcome = match client {
-                Client::Null => {
-                    let _ = encode(&req, protocol);
-                    Sent::Ok { rejected: 0 }
-                }
-                Client::Grpc(c) => grpc_outcome(c.logs.export(req).await.map(|r| {
-                    r.into_inner()
-                        .partial_success
+    match client {
+        Client::Null => Sent::Ok { rejected: 0 },
+        Client::Grpc(c) => grpc_outcome(match signal {
+            LoadSignal::Traces | LoadSignal::Mix => c
+                .export::<ExportTraceServiceResponse>(raw_export::TRACES, body)
+                .await
+                .map(|r| r.partial_success.map_or(0, |p| p.rejected_spans as u64)),
+            LoadSignal::Logs => c
+                .export::<ExportLogsServiceResponse>(raw_export::LOGS, body)
+                .await
+                .map(|r| {
+                    r.partial_success
                         .map_or(0, |p| p.rejected_log_records as u64)
-                })),
-                Client::Http(http, base) => {
-                    post(
-                        http,
-                        &format!("{base}/v1/logs"),
-                        encode(&req, protocol),
-                        protocol,
-                    )
-                    .await
-                }
-            };
-            (outcome, bytes)
-        }
-        LoadSignal::Metrics => {
-            let mut req = p.metrics[variant].clone();
-            payload::refresh_metric_times(&mut req, shift);
-            let bytes = req.encoded_len() as u64;
-            let outcome = match client {
-                Client::Null => {
-                    let _ = encode(&req, protocol);
-                    Sent::Ok { rejected: 0 }
-                }
-                Client::Grpc(c) => grpc_outcome(c.metrics.export(req).await.map(|r| {
-                    r.into_inner()
-                        .partial_success
+                }),
+            LoadSignal::Metrics => c
+                .export::<ExportMetricsServiceResponse>(raw_export::METRICS, body)
+                .await
+                .map(|r| {
+                    r.partial_success
                         .map_or(0, |p| p.rejected_data_points as u64)
-                })),
-                Client::Http(http, base) => {
-                    post(
-                        http,
-                        &format!("{base}/v1/metrics"),
-                        encode(&req, protocol),
-                        protocol,
-                    )
-                    .await
-                }
+                }),
+        }),
+        Client::Http(http, base) => {
+            let path = match signal {
+                LoadSignal::Traces | LoadSignal::Mix => "traces",
+                LoadSignal::Logs => "logs",
+                LoadSignal::Metrics => "metrics",
             };
-            (outcome, bytes)
+            post(http, &format!("{base}/v1/{path}"), body, protocol).await
         }
     }
 }
 
-fn encode<T: Message + serde::Serialize>(req: &T, protocol: LoadProtocol) -> Vec<u8> {
-    match protocol {
-        LoadProtocol::HttpJson => serde_json::to_vec(req).unwrap_or_default(),
-        _ => req.encode_to_vec(),
-    }
-}
-
-async fn post(http: &reqwest::Client, url: &str, body: Vec<u8>, protocol: LoadProtocol) -> Sent {
+async fn post(http: &reqwest::Client, url: &str, body: Bytes, protocol: LoadProtocol) -> Sent {
     let content_type = if protocol == LoadProtocol::HttpJson {
         "application/json"
     } else {

@@ -187,44 +187,75 @@ pub fn metrics(seed: u64, n: usize, now: u64) -> ExportMetricsServiceRequest {
     }
 }
 
+/// Where a request's ids and times stand: ids XORed with `batch`, times moved forward by
+/// `shift_nano`, from the prebuilt request ([`Stamp::default`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stamp {
+    pub batch: u64,
+    pub shift_nano: u64,
+}
+
 /// Makes a prebuilt request into a new batch: fresh trace, span and correlation ids derived
 /// from `batch` (so repeated sends are distinct records, and a correlation id names one
 /// request, not thousands), and every time moved forward by `shift_nano` (so a long run
 /// spreads over time the way real traffic does, instead of piling up at the start instant).
 pub fn refresh_trace_ids(request: &mut ExportTraceServiceRequest, batch: u64, shift_nano: u64) {
+    restamp_traces(request, Stamp::default(), Stamp { batch, shift_nano });
+}
+
+/// Moves a request stamped `from` to `to` in place ([`refresh_trace_ids`] from a prebuilt
+/// request): a load generator worker keeps one copy and restamps it for every export
+/// instead of cloning the prebuilt 1 000-span tree each time.
+pub fn restamp_traces(request: &mut ExportTraceServiceRequest, from: Stamp, to: Stamp) {
+    let (ids, shift) = delta(from, to);
     for span in request
         .resource_spans
         .iter_mut()
         .flat_map(|r| r.scope_spans.iter_mut())
         .flat_map(|s| s.spans.iter_mut())
     {
-        stamp(&mut span.trace_id, batch);
-        stamp(&mut span.span_id, batch);
+        stamp(&mut span.trace_id, ids);
+        stamp(&mut span.span_id, ids);
         if !span.parent_span_id.is_empty() {
-            stamp(&mut span.parent_span_id, batch);
+            stamp(&mut span.parent_span_id, ids);
         }
-        span.start_time_unix_nano += shift_nano;
-        span.end_time_unix_nano += shift_nano;
+        span.start_time_unix_nano = span.start_time_unix_nano.wrapping_add(shift);
+        span.end_time_unix_nano = span.end_time_unix_nano.wrapping_add(shift);
         for event in &mut span.events {
-            event.time_unix_nano += shift_nano;
+            event.time_unix_nano = event.time_unix_nano.wrapping_add(shift);
         }
-        stamp_correlation_id(&mut span.attributes, batch);
+        stamp_correlation_id(&mut span.attributes, to.batch);
     }
 }
 
 /// See [`refresh_trace_ids`].
 pub fn refresh_log_ids(request: &mut ExportLogsServiceRequest, batch: u64, shift_nano: u64) {
+    restamp_logs(request, Stamp::default(), Stamp { batch, shift_nano });
+}
+
+/// See [`restamp_traces`].
+pub fn restamp_logs(request: &mut ExportLogsServiceRequest, from: Stamp, to: Stamp) {
+    let (ids, shift) = delta(from, to);
     for record in request
         .resource_logs
         .iter_mut()
         .flat_map(|r| r.scope_logs.iter_mut())
         .flat_map(|s| s.log_records.iter_mut())
     {
-        stamp(&mut record.trace_id, batch);
-        stamp(&mut record.span_id, batch);
-        record.time_unix_nano += shift_nano;
-        stamp_correlation_id(&mut record.attributes, batch);
+        stamp(&mut record.trace_id, ids);
+        stamp(&mut record.span_id, ids);
+        record.time_unix_nano = record.time_unix_nano.wrapping_add(shift);
+        stamp_correlation_id(&mut record.attributes, to.batch);
     }
+}
+
+/// What moves ids and times stamped `from` to `to`: the XOR of the batches, the difference of
+/// the shifts (wrapping: a later stamp may shift less, after a clock step back).
+fn delta(from: Stamp, to: Stamp) -> (u64, u64) {
+    (
+        from.batch ^ to.batch,
+        to.shift_nano.wrapping_sub(from.shift_nano),
+    )
 }
 
 /// Gives every record of `request` a body of its own, drawn from `batch`: 5–30 words of
@@ -249,7 +280,8 @@ pub fn unique_log_bodies(request: &mut ExportLogsServiceRequest, batch: u64) {
     }
 }
 
-/// Moves every metric point forward by `shift_nano` (see [`refresh_trace_ids`]).
+/// Moves every metric point forward by `shift_nano` (see [`refresh_trace_ids`]; in place
+/// from a request already moved, by the difference).
 pub fn refresh_metric_times(request: &mut ExportMetricsServiceRequest, shift_nano: u64) {
     for metric in request
         .resource_metrics
@@ -259,18 +291,22 @@ pub fn refresh_metric_times(request: &mut ExportMetricsServiceRequest, shift_nan
     {
         if let Some(Data::Gauge(g)) = &mut metric.data {
             for point in &mut g.data_points {
-                point.time_unix_nano += shift_nano;
+                point.time_unix_nano = point.time_unix_nano.wrapping_add(shift_nano);
             }
         }
     }
 }
 
+/// XORs `batch` into an id; an id that comes out all zero (invalid in OTLP) gets a first
+/// byte of 1 (so restamping such an id in place is off by that bit: still a distinct id).
 fn stamp(id: &mut [u8], batch: u64) {
     for (b, x) in id.iter_mut().zip(batch.to_le_bytes()) {
         *b ^= x;
     }
     if id.iter().all(|b| *b == 0) {
-        id[0] = 1;
+        if let Some(first) = id.first_mut() {
+            *first = 1;
+        }
     }
 }
 
@@ -285,7 +321,12 @@ fn stamp_correlation_id(attributes: &mut [KeyValue], batch: u64) {
     else {
         return;
     };
+    let mut digits = [0u8; 8];
+    // Cannot fail: 4 bytes fill 8 hex digits exactly.
+    let _ = hex::encode_to_slice((batch as u32).to_be_bytes(), &mut digits);
     if id.len() >= 8 && id.is_char_boundary(8) {
-        id.replace_range(..8, &format!("{:08x}", batch as u32));
+        if let Ok(digits) = std::str::from_utf8(&digits) {
+            id.replace_range(..8, digits);
+        }
     }
 }

@@ -327,14 +327,19 @@ impl Server {
         .await
     }
 
-    /// A gauge or counter (without labels) of the server's `/metrics` page.
-    pub async fn metric(&self, name: &str) -> f64 {
-        let text = reqwest::get(format!("{}/metrics", self.api))
+    /// The server's `/metrics` page.
+    pub async fn metrics_text(&self) -> String {
+        reqwest::get(format!("{}/metrics", self.api))
             .await
             .expect("metrics reachable")
             .text()
             .await
-            .expect("metrics text");
+            .expect("metrics text")
+    }
+
+    /// A gauge or counter (without labels) of the server's `/metrics` page.
+    pub async fn metric(&self, name: &str) -> f64 {
+        let text = self.metrics_text().await;
         text.lines()
             .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
             .and_then(|v| v.trim().parse().ok())
