@@ -85,6 +85,19 @@ impl<'a> AttributeValues<'a> {
         }
     }
 
+    /// About the bytes the keys and values hold (text and table entries), for memory
+    /// accounting: an export's values live as long as its batch in the memtable.
+    pub fn heap_bytes(&self) -> usize {
+        const ENTRY: usize = std::mem::size_of::<Cow<'static, str>>() + 8;
+        self.keys
+            .iter()
+            .map(|(key, values)| {
+                let values: usize = values.iter().flatten().map(|v| v.len() + ENTRY).sum();
+                key.len() + ENTRY + values
+            })
+            .sum()
+    }
+
     /// Each key with its values, or `None` for a key with too many to list.
     pub fn into_entries(
         self,
@@ -167,6 +180,12 @@ mod tests {
             part.note_with(k, || Cow::Borrowed(val));
         }
         let (first, second) = (first.into_owned(), second.into_owned());
+        let entry = std::mem::size_of::<Cow<str>>() + 8;
+        assert_eq!(
+            first.heap_bytes(),
+            "k12".len() + 3 * entry,
+            "one key, two values"
+        );
         let mut union = AttributeValues::default();
         union.absorb(&first);
         union.absorb(&second);

@@ -124,6 +124,7 @@ impl PackedBatch {
 
     /// The batch with the attribute values its decoder noted for its rows.
     pub fn with_attribute_values(mut self, values: Option<AttributeValues<'static>>) -> Self {
+        self.bytes += values.as_ref().map_or(0, AttributeValues::heap_bytes);
         self.attribute_values = values;
         self
     }
@@ -138,7 +139,7 @@ impl PackedBatch {
         self.rows
     }
 
-    /// Bytes the packed columns hold.
+    /// Bytes the packed columns (and the attribute values noted for them) hold.
     pub fn bytes(&self) -> usize {
         self.bytes
     }
