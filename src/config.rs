@@ -63,6 +63,26 @@ pub struct ServeArgs {
     #[arg(long, env = "SIGHTLINE_FLUSH_AGE_MS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub flush_age_ms: Option<u64>,
+    /// Keep the Parquet files in an S3 bucket instead of the data dir: `s3://bucket/prefix`
+    /// (credentials from `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`; the WAL, the index and
+    /// meta.sqlite stay in the data dir) [default: none, files in <data-dir>/store].
+    #[arg(long, env = "SIGHTLINE_OBJECT_STORE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub object_store: Option<String>,
+    /// Endpoint of the S3-compatible server of `--object-store`, e.g. `http://127.0.0.1:9000`
+    /// (required with it; only `http://` for now) [default: none].
+    #[arg(long, env = "AWS_ENDPOINT_URL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub object_store_endpoint: Option<String>,
+    /// Region of the `--object-store` bucket [default: us-east-1].
+    #[arg(long, env = "AWS_REGION")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub object_store_region: Option<String>,
+    /// Bytes of `--object-store` reads kept on local disk (`<data-dir>/read-cache`, least
+    /// recently used dropped first, kept across restarts; 0 = none) [default: 1073741824].
+    #[arg(long, env = "SIGHTLINE_READ_CACHE_BYTES")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_cache_bytes: Option<u64>,
     /// Rows per Parquet row group, which is also the unit the index points at [default: 16384].
     #[arg(long, env = "SIGHTLINE_ROW_GROUP_ROWS")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -213,6 +233,8 @@ pub struct ServeConfig {
     pub flush_bytes: usize,
     pub flush_age: Duration,
     pub row_group_rows: usize,
+    /// Where the Parquet files live (`<data_dir>/store` unless `--object-store`).
+    pub store: crate::store::StoreLocation,
     pub inflight_bytes: usize,
     pub disk_budget_bytes: u64,
     pub max_rss_bytes: u64,
@@ -246,6 +268,10 @@ struct Settings {
     flush_bytes: usize,
     flush_age_ms: u64,
     row_group_rows: usize,
+    object_store: Option<String>,
+    object_store_endpoint: Option<String>,
+    object_store_region: Option<String>,
+    read_cache_bytes: u64,
     inflight_bytes: usize,
     retention_hours_traces: u64,
     retention_hours_logs: u64,
@@ -288,6 +314,10 @@ impl Default for Settings {
             flush_bytes: 64 << 20,
             flush_age_ms: 10_000,
             row_group_rows: 16_384,
+            object_store: None,
+            object_store_endpoint: None,
+            object_store_region: None,
+            read_cache_bytes: 1 << 30,
             inflight_bytes: 256 << 20,
             retention_hours_traces: 168,
             retention_hours_logs: 168,
@@ -330,7 +360,26 @@ impl ServeArgs {
                 Some(path) => anyhow::anyhow!("invalid setting ({}): {e}", path.display()),
                 None => anyhow::anyhow!("invalid setting: {e}"),
             })?;
+        let store = match &s.object_store {
+            None => crate::store::StoreLocation::Local(s.data_dir.join("store")),
+            Some(url) => crate::store::StoreLocation::S3(
+                {
+                    let s3 = crate::store::S3Location {
+                        endpoint: s.object_store_endpoint.clone(),
+                        region: s.object_store_region.clone(),
+                        ..crate::store::S3Location::parse(url).map_err(|e| anyhow::anyhow!(e))?
+                    };
+                    s3.http_endpoint().map_err(|e| anyhow::anyhow!(e))?;
+                    s3
+                },
+                crate::store::ReadCacheSettings {
+                    dir: s.data_dir.join("read-cache"),
+                    max_bytes: s.read_cache_bytes,
+                },
+            ),
+        };
         Ok(ServeConfig {
+            store,
             data_dir: s.data_dir,
             http_addr: s.http_addr,
             otlp_grpc_addr: s.otlp_grpc_addr,

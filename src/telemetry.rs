@@ -31,6 +31,7 @@ pub struct Telemetry {
     pub memtable_rows: Gauge,
     /// Bytes of Arrow buffers the active memtable holds.
     pub memtable_bytes: Gauge,
+    pub read_cache_bytes: Gauge,
     pub frozen_memtables: Gauge,
     pub flush_seconds: Histogram,
     pub request_seconds: Histogram,
@@ -50,6 +51,7 @@ static TELEMETRY: LazyLock<Telemetry> = LazyLock::new(|| Telemetry {
     wal_segment_bytes: Gauge::default(),
     memtable_rows: Gauge::default(),
     memtable_bytes: Gauge::default(),
+    read_cache_bytes: Gauge::default(),
     frozen_memtables: Gauge::default(),
     flush_seconds: Histogram::new(exponential_buckets(0.01, 2.0, 14)),
     request_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
@@ -118,6 +120,11 @@ pub fn render() -> String {
         "memtable_bytes",
         "Bytes of Arrow buffers in the active memtable",
         t.memtable_bytes.clone(),
+    );
+    registry.register(
+        "read_cache_bytes",
+        "Bytes of object-store reads kept in the local read cache",
+        t.read_cache_bytes.clone(),
     );
     registry.register(
         "frozen_memtables",

@@ -316,10 +316,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Retention { args } => {
             let config = args.resolve()?;
             let index = crate::index::BlockIndex::open(&config.data_dir.join("index"))?;
-            let store = crate::store::Store::open_local(
-                &config.data_dir.join("store"),
-                config.row_group_rows,
-            )?;
+            let store = crate::store::Store::open(&config.store, config.row_group_rows)?;
             let now = crate::model::time::now_ns();
             let swept = crate::retention::sweep(&store, &index, &config.retention, now).await?;
             println!(

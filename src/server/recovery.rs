@@ -32,9 +32,11 @@ pub async fn recover(config: &ServeConfig, keys: &CorrelationKeys) -> anyhow::Re
         BlockIndex::open(&data.join("index"))
             .with_context(|| format!("could not open index in {}", data.display()))?,
     );
-    let store = Store::open_local(&data.join("store"), config.row_group_rows)
-        .with_context(|| format!("could not open store in {}", data.display()))?;
-    remove_uncommitted_files(&store, &index, &data.join("wal")).await?;
+    let store = Store::open(&config.store, config.row_group_rows)
+        .with_context(|| format!("could not open the store at {}", config.store))?;
+    remove_uncommitted_files(&store, &index, &data.join("wal"))
+        .await
+        .with_context(|| format!("could not list the files of the store at {}", config.store))?;
 
     let live = Arc::new(LiveData::default());
     for seen in index.all_instances()? {

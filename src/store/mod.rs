@@ -1,5 +1,6 @@
 //! The store of record: Parquet files (zstd) per signal, partitioned by hour, written and read
-//! through `object_store` so a bucket can later replace the local disk by configuration.
+//! through `object_store`: on local disk by default, in an S3 bucket with `--object-store`
+//! (see `location.rs`).
 //!
 //! A file is only *visible* once the index has committed a block document pointing at it (see
 //! `crate::index`); files the index does not know are leftovers of a crash and are removed on
@@ -8,12 +9,15 @@
 pub mod columns;
 mod file_writer;
 mod footer_cache;
+mod location;
 pub mod logs;
 pub mod metrics;
 mod off_workers;
 mod partition;
 pub mod prefilter;
+mod read_cache;
 pub mod rollups;
+mod s3_http;
 pub mod spans;
 
 use std::cmp::Ordering;
@@ -32,6 +36,7 @@ use parquet::arrow::ParquetRecordBatchStreamBuilder;
 
 use crate::model::{LogRow, MetricPoint, Signal, SpanRow};
 pub use file_writer::{FileBuilder, StreamedFile};
+pub use location::{ReadCacheSettings, S3Location, StoreLocation};
 use off_workers::decode_row_groups;
 pub use partition::{Partition, HOUR_NANOS};
 pub use prefilter::Prefilter;
@@ -360,6 +365,20 @@ pub struct Store {
 }
 
 impl Store {
+    /// The store at `location`: a local folder (created if missing) or an S3 bucket's prefix
+    /// (whose client is only built here: the first read or write tells whether it answers).
+    pub fn open(location: &StoreLocation, row_group_rows: usize) -> Result<Store, StoreError> {
+        match location {
+            StoreLocation::Local(root) => Store::open_local(root, row_group_rows),
+            StoreLocation::S3(s3, cache) => Ok(Store {
+                objects: s3.cached_client(cache)?,
+                local_root: None,
+                row_group_rows: row_group_rows.max(1),
+                footers: Default::default(),
+            }),
+        }
+    }
+
     /// A store in the local folder `root`, created if missing.
     pub fn open_local(root: &Path, row_group_rows: usize) -> Result<Store, StoreError> {
         std::fs::create_dir_all(root)?;
@@ -573,7 +592,7 @@ impl Store {
         prefilter: &Prefilter,
         keep: &mut (dyn FnMut(&T) -> bool + Send),
     ) -> Result<Vec<T>, StoreError> {
-        let (reader, footer) = self.open(path).await?;
+        let (reader, footer) = self.open_file(path).await?;
         let mut builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, footer)
             .with_row_groups(row_groups);
         if let Some(filter) = prefilter.row_filter(builder.parquet_schema()) {
@@ -593,7 +612,7 @@ impl Store {
         path: &str,
         row_groups: Vec<usize>,
     ) -> Result<Vec<RecordBatch>, StoreError> {
-        let (reader, footer) = self.open(path).await?;
+        let (reader, footer) = self.open_file(path).await?;
         let builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, footer)
             .with_row_groups(row_groups);
         decode_row_groups(builder.build()?).await
@@ -609,7 +628,7 @@ impl Store {
         prefilter: &Prefilter,
         columns: &[&str],
     ) -> Result<Vec<RecordBatch>, StoreError> {
-        let (reader, footer) = self.open(path).await?;
+        let (reader, footer) = self.open_file(path).await?;
         let mut builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, footer)
             .with_row_groups(row_groups);
         let projection = parquet::arrow::ProjectionMask::columns(
@@ -625,13 +644,13 @@ impl Store {
 
     /// Number of row groups in one file (reads only its footer).
     pub async fn row_group_count(&self, path: &str) -> Result<usize, StoreError> {
-        let (_, footer) = self.open(path).await?;
+        let (_, footer) = self.open_file(path).await?;
         Ok(footer.metadata().num_row_groups())
     }
 
     /// A reader of one file and its parsed footer, from the footer cache when it is there.
     #[allow(deprecated)]
-    async fn open(
+    async fn open_file(
         &self,
         path: &str,
     ) -> Result<

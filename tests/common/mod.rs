@@ -32,7 +32,7 @@ pub fn shared_server(flags: &[&str]) -> &'static Server {
         // when the binary is killed before the exit handler runs.
         std::thread::spawn(move || {
             let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-            let server = Server::spawn(&data, &flags, true);
+            let server = Server::spawn(&data, &flags, &[], true);
             let _ = started.send(server);
             loop {
                 std::thread::park();
@@ -79,12 +79,23 @@ impl Server {
 
     /// Starts a server with extra `serve` flags.
     pub fn start_with(data_dir: &Path, extra: &[&str]) -> Server {
-        Self::spawn(data_dir, extra, false)
+        Self::spawn(data_dir, extra, &[], false)
+    }
+
+    /// Starts a server with extra `serve` flags and environment variables (credentials,
+    /// which no flag takes).
+    pub fn start_with_env(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
+        Self::spawn(data_dir, extra, env, false)
     }
 
     /// Starts the server; with `die_with_parent`, the kernel kills it when the thread that
     /// started it ends (for a server shared by a whole test binary, see [`shared`]).
-    fn spawn(data_dir: &Path, extra: &[&str], die_with_parent: bool) -> Server {
+    fn spawn(
+        data_dir: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+        die_with_parent: bool,
+    ) -> Server {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -121,6 +132,7 @@ impl Server {
             .env("SIGHTLINE_RETENTION_HOURS_TRACES", "0")
             .env("SIGHTLINE_RETENTION_HOURS_LOGS", "0")
             .env("SIGHTLINE_RETENTION_HOURS_METRICS", "0")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()

@@ -1,0 +1,223 @@
+//! `--object-store s3://bucket/prefix`: the Parquet files go to a real S3-compatible server
+//! over HTTP (`s3s-fs`, which keeps a bucket as a folder on disk; `.ci/run` installs it), are
+//! read back from there after a restart, and nothing Parquet lands in the data dir.
+//!
+//! Each test starts its own `s3s-fs` on an ephemeral port with its own root, and uses its own
+//! key prefix, so tests run side by side.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::otlp::{logs, span, traces};
+use common::{enc, parquet_files, Server};
+use prost::Message;
+
+const ACCESS_KEY: &str = "sightline-test";
+const SECRET_KEY: &str = "sightline-test-secret";
+const BUCKET: &str = "sightline";
+/// Small enough that the reads of the test fill it past its bound.
+const READ_CACHE_BYTES: u64 = 24 * 1024;
+
+/// A running `s3s-fs` with one bucket, killed on drop.
+struct S3Server {
+    child: Child,
+    endpoint: String,
+    root: tempfile::TempDir,
+}
+
+impl S3Server {
+    /// Starts `s3s-fs` (from `PATH`, or `$S3S_FS`) on an ephemeral port and makes the bucket.
+    fn start() -> S3Server {
+        let root = tempfile::tempdir().expect("temp dir");
+        // s3s-fs keeps each bucket as a folder of its root.
+        std::fs::create_dir(root.path().join(BUCKET)).expect("bucket folder");
+        let program = std::env::var("S3S_FS").unwrap_or_else(|_| "s3s-fs".into());
+        let mut child = Command::new(&program)
+            .args(["--host", "127.0.0.1", "--port", "0"])
+            .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
+            .arg(root.path())
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("could not start {program} ({e}); install it with `cargo install s3s-fs --version 0.14.1 --features binary --locked` (.ci/run does)")
+            });
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let endpoint = loop {
+            match lines.next() {
+                Some(Ok(line)) => {
+                    if let Some(at) = line.find("running at http://") {
+                        let url = &line[at + "running at ".len()..];
+                        break url.split_whitespace().next().unwrap_or(url).to_string();
+                    }
+                }
+                _ => panic!("s3s-fs exited before it said where it listens"),
+            }
+        };
+        std::thread::spawn(move || for _ in lines {});
+        S3Server {
+            child,
+            endpoint,
+            root,
+        }
+    }
+
+    /// The folder holding the objects under `prefix` of the bucket.
+    fn folder(&self, prefix: &str) -> PathBuf {
+        self.root.path().join(BUCKET).join(prefix)
+    }
+
+    /// `serve` flags and environment that put the store under `prefix` of the bucket.
+    fn flags(&self, prefix: &str) -> Vec<String> {
+        vec![
+            "--flush-age-ms".into(),
+            "300".into(),
+            "--read-cache-bytes".into(),
+            READ_CACHE_BYTES.to_string(),
+            "--object-store".into(),
+            format!("s3://{BUCKET}/{prefix}"),
+            "--object-store-endpoint".into(),
+            self.endpoint.clone(),
+        ]
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const ENV: [(&str, &str); 2] = [
+    ("AWS_ACCESS_KEY_ID", ACCESS_KEY),
+    ("AWS_SECRET_ACCESS_KEY", SECRET_KEY),
+];
+
+fn start(data: &Path, s3: &S3Server, prefix: &str) -> Server {
+    let flags = s3.flags(prefix);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    Server::start_with_env(data, &flags, &ENV)
+}
+
+/// Polls until `folder` holds Parquet files of both `traces/` and `logs/`.
+fn wait_for_files(folder: &Path) -> Vec<PathBuf> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let files = parquet_files(folder);
+        let has = |signal: &str| {
+            files
+                .iter()
+                .any(|f| f.strip_prefix(folder).is_ok_and(|r| r.starts_with(signal)))
+        };
+        if has("traces") && has("logs") {
+            return files;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no span and log files in the bucket after 30 s: {files:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_go_to_the_bucket_and_are_read_back_after_a_restart() {
+    let s3 = S3Server::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let prefix = "cluster-a/files";
+    let server = start(&data, &s3, prefix);
+
+    let trace_id = vec![0x5a; 16];
+    let spans: Vec<_> = (0..20u8)
+        .map(|i| span(trace_id.clone(), vec![i + 1; 8], &format!("step-{i}")))
+        .collect();
+    let status = server
+        .export_retrying("/v1/traces", traces("checkout", spans).encode_to_vec())
+        .await;
+    assert_eq!(status, 200);
+    let bodies: Vec<String> = (0..50).map(|i| format!("parcel {i} weighed")).collect();
+    let status = server
+        .export_retrying(
+            "/v1/logs",
+            logs("checkout", "corr-s3-1", &bodies).encode_to_vec(),
+        )
+        .await;
+    assert_eq!(status, 200);
+
+    // Flushed within the flush age: the files are objects of the bucket, under the prefix.
+    let files = wait_for_files(&s3.folder(prefix));
+    assert!(files.len() >= 2, "{files:?}");
+    assert!(
+        parquet_files(&data).is_empty(),
+        "no Parquet file in the data dir: {:?}",
+        parquet_files(&data)
+    );
+
+    // After a restart the WAL is empty: every answer is read from the bucket.
+    server.stop();
+    let server = start(&data, &s3, prefix);
+    let (status, body) = server
+        .get(&format!("/api/v1/traces/{}", hex::encode(&trace_id)))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["spans"].as_array().map(Vec::len), Some(20), "{body}");
+    assert_eq!(body["logs"].as_array().map(Vec::len), Some(0), "{body}");
+    let (status, body) = server
+        .get(&format!("/api/v1/logs?limit=1000&q={}", enc("weighed")))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["logs"].as_array().map(Vec::len), Some(50), "{body}");
+    let (status, body) = server.get("/api/v1/correlations/corr-s3-1").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["logs"].as_array().map(Vec::len), Some(50), "{body}");
+    // The ranges read were kept on local disk, within the bound.
+    let cached = common::dir_bytes(&data.join("read-cache"));
+    assert!(
+        cached > 0 && cached <= READ_CACHE_BYTES,
+        "{cached} bytes in the read cache"
+    );
+    server.stop();
+
+    // Another prefix of the same bucket is another store: it sees none of it.
+    let other = tempfile::tempdir().expect("temp dir");
+    let server = start(&other.path().join("data"), &s3, "cluster-b");
+    let (status, body) = server
+        .get(&format!("/api/v1/traces/{}", hex::encode(&trace_id)))
+        .await;
+    assert_eq!(status, 404, "{body}");
+    server.stop();
+}
+
+#[test]
+fn a_store_url_that_is_not_s3_is_refused_by_name() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (url, says) in [
+        ("gs://bucket/prefix", "only s3://bucket/prefix is supported"),
+        ("s3://No_Such/x", "is not a bucket name"),
+        ("s3://bucket/x", "give --object-store-endpoint"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_sightline"))
+            .args(["serve", "--data-dir"])
+            .arg(dir.path().join("data"))
+            .args([
+                "--http-addr",
+                "127.0.0.1:0",
+                "--otlp-grpc-addr",
+                "127.0.0.1:0",
+            ])
+            .args(["--otlp-http-addr", "127.0.0.1:0", "--object-store", url])
+            .output()
+            .expect("run sightline serve");
+        assert!(!out.status.success(), "{url} accepted");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(says), "{url}: {stderr}");
+    }
+}
