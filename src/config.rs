@@ -69,11 +69,16 @@ pub struct ServeArgs {
     #[arg(long, env = "SIGHTLINE_OBJECT_STORE")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub object_store: Option<String>,
-    /// Endpoint of the S3-compatible server of `--object-store`, e.g. `http://127.0.0.1:9000`
-    /// (required with it; only `http://` for now) [default: none].
+    /// Endpoint of an S3-compatible server for `--object-store`, e.g. `http://127.0.0.1:9000`
+    /// (`http://` allows plain HTTP) [default: AWS].
     #[arg(long, env = "AWS_ENDPOINT_URL")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub object_store_endpoint: Option<String>,
+    /// PEM certificates the `--object-store` endpoint's TLS may chain to, besides the
+    /// system's roots (a private CA) [default: none].
+    #[arg(long, env = "AWS_CA_BUNDLE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub object_store_ca_bundle: Option<PathBuf>,
     /// Region of the `--object-store` bucket [default: us-east-1].
     #[arg(long, env = "AWS_REGION")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -271,6 +276,7 @@ struct Settings {
     object_store: Option<String>,
     object_store_endpoint: Option<String>,
     object_store_region: Option<String>,
+    object_store_ca_bundle: Option<PathBuf>,
     read_cache_bytes: u64,
     inflight_bytes: usize,
     retention_hours_traces: u64,
@@ -317,6 +323,7 @@ impl Default for Settings {
             object_store: None,
             object_store_endpoint: None,
             object_store_region: None,
+            object_store_ca_bundle: None,
             read_cache_bytes: 1 << 30,
             inflight_bytes: 256 << 20,
             retention_hours_traces: 168,
@@ -363,14 +370,11 @@ impl ServeArgs {
         let store = match &s.object_store {
             None => crate::store::StoreLocation::Local(s.data_dir.join("store")),
             Some(url) => crate::store::StoreLocation::S3(
-                {
-                    let s3 = crate::store::S3Location {
-                        endpoint: s.object_store_endpoint.clone(),
-                        region: s.object_store_region.clone(),
-                        ..crate::store::S3Location::parse(url).map_err(|e| anyhow::anyhow!(e))?
-                    };
-                    s3.http_endpoint().map_err(|e| anyhow::anyhow!(e))?;
-                    s3
+                crate::store::S3Location {
+                    endpoint: s.object_store_endpoint.clone(),
+                    region: s.object_store_region.clone(),
+                    ca_bundle: s.object_store_ca_bundle.clone(),
+                    ..crate::store::S3Location::parse(url).map_err(|e| anyhow::anyhow!(e))?
                 },
                 crate::store::ReadCacheSettings {
                     dir: s.data_dir.join("read-cache"),
