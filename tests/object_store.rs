@@ -294,6 +294,43 @@ async fn an_https_endpoint_is_trusted_through_the_ca_bundle() {
 }
 
 #[test]
+fn a_bucket_that_does_not_answer_stops_the_start_naming_it() {
+    // A port nothing listens on: every connection is refused, which the S3 client retries
+    // (ten times, quickly) before the start gives up; a silent endpoint meets the 20 s limit.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let endpoint = format!("http://{}", closed.local_addr().expect("address"));
+    drop(closed);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let started = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_sightline"))
+        .args(["serve", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .args([
+            "--http-addr",
+            "127.0.0.1:0",
+            "--otlp-grpc-addr",
+            "127.0.0.1:0",
+        ])
+        .args(["--otlp-http-addr", "127.0.0.1:0"])
+        .args(["--object-store", "s3://sightline/nowhere"])
+        .args(["--object-store-endpoint", &endpoint])
+        .envs(ENV)
+        .output()
+        .expect("run sightline serve");
+    assert!(!out.status.success(), "started without its bucket");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("the store at s3://sightline/nowhere"),
+        "{stderr}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
 fn a_store_url_that_is_not_s3_is_refused_by_name() {
     let dir = tempfile::tempdir().expect("temp dir");
     for (url, says) in [

@@ -11,8 +11,11 @@ use crate::config::ServeConfig;
 use crate::index::BlockIndex;
 use crate::ingest::{self, CorrelationKeys};
 use crate::pipeline::LiveData;
-use crate::store::Store;
+use crate::store::{Store, StoreLocation};
 use crate::wal::Wal;
+
+/// How long a start waits for an object store's bucket to list its files.
+const BUCKET_ANSWER_LIMIT: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// The storage of a data dir, opened and brought back to what was acknowledged.
 pub struct Recovered {
@@ -34,15 +37,29 @@ pub async fn recover(config: &ServeConfig, keys: &CorrelationKeys) -> anyhow::Re
     );
     let store = Store::open(&config.store, config.row_group_rows)
         .with_context(|| format!("could not open the store at {}", config.store))?;
-    remove_uncommitted_files(&store, &index, &data.join("wal"))
-        .await
+    let wal_dir = data.join("wal");
+    let cleaned = remove_uncommitted_files(&store, &index, &wal_dir);
+    let cleaned = match &config.store {
+        // A bucket that does not answer would otherwise hold the start for as long as the S3
+        // client keeps retrying (up to 3 minutes).
+        StoreLocation::S3(..) => tokio::time::timeout(BUCKET_ANSWER_LIMIT, cleaned)
+            .await
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "the store at {} did not answer within {} s",
+                    config.store,
+                    BUCKET_ANSWER_LIMIT.as_secs()
+                )
+            })?,
+        StoreLocation::Local(_) => cleaned.await,
+    };
+    cleaned
         .with_context(|| format!("could not list the files of the store at {}", config.store))?;
 
     let live = Arc::new(LiveData::default());
     for seen in index.all_instances()? {
         live.write().services.observe_seen(&seen);
     }
-    let wal_dir = data.join("wal");
     let (wal, replayed) = Wal::open(&wal_dir, config.wal_sync, index.wal_flushed_through()?)
         .with_context(|| format!("could not open WAL in {}", wal_dir.display()))?;
     let replayed_count = replayed.len();
