@@ -88,6 +88,39 @@ pub struct ServeArgs {
     #[arg(long, env = "SIGHTLINE_READ_CACHE_BYTES")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub read_cache_bytes: Option<u64>,
+    /// Cluster mode: the NATS JetStream queue in front of indexing, `nats://host:4222`
+    /// (needs `--metastore` and `--object-store`; see docs/deployment.md) [default: none,
+    /// the single binary].
+    #[arg(long, env = "SIGHTLINE_QUEUE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue: Option<String>,
+    /// The JetStream stream (and subject prefix) of the queue [default: sightline].
+    #[arg(long, env = "SIGHTLINE_QUEUE_STREAM")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue_stream: Option<String>,
+    /// Replicas of the queue's stream when it is created (3 on a NATS cluster) [default: 1].
+    #[arg(long, env = "SIGHTLINE_QUEUE_REPLICAS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue_replicas: Option<usize>,
+    /// Bytes of not yet indexed exports the stream may hold before ingest refuses exports as
+    /// retryable [default: 10737418240].
+    #[arg(long, env = "SIGHTLINE_QUEUE_MAX_BYTES")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue_max_bytes: Option<i64>,
+    /// Seconds an index node may hold a message before it is given to another node; also
+    /// how long a dead index node's exports wait to be taken over [default: 30].
+    #[arg(long, env = "SIGHTLINE_QUEUE_ACK_WAIT_SECS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue_ack_wait_secs: Option<u64>,
+    /// Cluster mode: the PostgreSQL catalog of files, `postgres://user@host/db` (a
+    /// `search_path` in `options` selects, and creates, a schema) [default: none].
+    #[arg(long, env = "SIGHTLINE_METASTORE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metastore: Option<String>,
+    /// Cluster mode: what this node does, any of `ingest,index,query` [default: all three].
+    #[arg(long, env = "SIGHTLINE_ROLES", value_delimiter = ',')]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub roles: Option<Vec<String>>,
     /// Rows per Parquet row group, which is also the unit the index points at [default: 16384].
     #[arg(long, env = "SIGHTLINE_ROW_GROUP_ROWS")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -240,6 +273,8 @@ pub struct ServeConfig {
     pub row_group_rows: usize,
     /// Where the Parquet files live (`<data_dir>/store` unless `--object-store`).
     pub store: crate::store::StoreLocation,
+    /// Cluster mode (`--queue` and `--metastore`); `None` for the single binary.
+    pub cluster: Option<crate::cluster::ClusterSettings>,
     pub inflight_bytes: usize,
     pub disk_budget_bytes: u64,
     pub max_rss_bytes: u64,
@@ -278,6 +313,13 @@ struct Settings {
     object_store_region: Option<String>,
     object_store_ca_bundle: Option<PathBuf>,
     read_cache_bytes: u64,
+    queue: Option<String>,
+    queue_stream: String,
+    queue_replicas: usize,
+    queue_max_bytes: i64,
+    queue_ack_wait_secs: u64,
+    metastore: Option<String>,
+    roles: Option<Vec<String>>,
     inflight_bytes: usize,
     retention_hours_traces: u64,
     retention_hours_logs: u64,
@@ -325,6 +367,13 @@ impl Default for Settings {
             object_store_region: None,
             object_store_ca_bundle: None,
             read_cache_bytes: 1 << 30,
+            queue: None,
+            queue_stream: "sightline".into(),
+            queue_replicas: 1,
+            queue_max_bytes: 10 << 30,
+            queue_ack_wait_secs: 30,
+            metastore: None,
+            roles: None,
             inflight_bytes: 256 << 20,
             retention_hours_traces: 168,
             retention_hours_logs: 168,
@@ -349,6 +398,45 @@ impl Default for Settings {
             external_url: None,
         }
     }
+}
+
+/// Cluster mode's settings, or `None` for the single binary; the three shared services go
+/// together.
+fn cluster_settings(s: &Settings) -> anyhow::Result<Option<crate::cluster::ClusterSettings>> {
+    let roles = match &s.roles {
+        Some(names) => crate::cluster::Roles::parse(names).map_err(|e| anyhow::anyhow!(e))?,
+        None => crate::cluster::Roles::default(),
+    };
+    let (queue, metastore) = match (&s.queue, &s.metastore) {
+        (None, None) if roles == crate::cluster::Roles::default() => return Ok(None),
+        (None, None) => anyhow::bail!(
+            "--roles is for cluster mode: it needs --queue, --metastore and --object-store"
+        ),
+        (Some(queue), Some(metastore)) => (queue, metastore),
+        _ => anyhow::bail!(
+            "cluster mode needs both --queue (NATS JetStream) and --metastore (PostgreSQL), and --object-store"
+        ),
+    };
+    if s.object_store.is_none() {
+        anyhow::bail!(
+            "cluster mode needs --object-store: every node reads the files the index nodes write"
+        );
+    }
+    let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+    let short = uuid::Uuid::new_v4().simple().to_string();
+    Ok(Some(crate::cluster::ClusterSettings {
+        roles,
+        queue: crate::queue::QueueSettings {
+            url: queue.clone(),
+            stream: s.queue_stream.clone(),
+            replicas: s.queue_replicas,
+            max_bytes: s.queue_max_bytes,
+            ack_wait: Duration::from_secs(s.queue_ack_wait_secs.max(1)),
+        },
+        metastore: metastore.clone(),
+        node: format!("{}/{}", host.trim(), &short[..8]),
+        catalog_poll: Duration::from_secs(1),
+    }))
 }
 
 impl ServeArgs {
@@ -382,8 +470,10 @@ impl ServeArgs {
                 },
             ),
         };
+        let cluster = cluster_settings(&s)?;
         Ok(ServeConfig {
             store,
+            cluster,
             data_dir: s.data_dir,
             http_addr: s.http_addr,
             otlp_grpc_addr: s.otlp_grpc_addr,

@@ -8,7 +8,6 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tantivy::TantivyDocument;
 
 use crate::index::{block, BlockIndex};
-use crate::model::Signal;
 use crate::store::Store;
 
 /// What a reindex did.
@@ -55,21 +54,13 @@ pub async fn reindex(data_dir: &Path, row_group_rows: usize) -> anyhow::Result<R
     let fields = index.fields().clone();
     let mut docs: Vec<TantivyDocument> = Vec::new();
     for path in &files {
-        let signal = path.split('/').next().unwrap_or("");
-        let groups = store.row_group_count(path).await?;
-        let signal = Signal::from_folder(signal)
-            .ok_or_else(|| anyhow::anyhow!("unexpected folder {signal:?} in the store"))?;
-        for rg in 0..groups {
-            let batches = store
-                .read_row_groups(path, vec![rg])
+        docs.extend(
+            block::blocks_of_stored_file(&store, &fields, path)
                 .await
                 .with_context(|| {
                     format!("could not read {path} (move it to store/quarantine/ and run again)")
-                })?;
-            docs.push(block::block_of_batches(
-                &fields, signal, path, rg, &batches,
-            )?);
-        }
+                })?,
+        );
         bar.inc(1);
     }
     let blocks = docs.len();

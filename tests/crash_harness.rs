@@ -6,9 +6,9 @@
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
+use common::crash::{count_per_batch, post_batch, Tally};
 use common::otlp::logs;
 use common::Server;
 use prost::Message;
@@ -40,8 +40,7 @@ async fn acknowledged_records_survive_repeated_sigkill() {
     let mut rng = fastrand::Rng::with_seed(7);
     let http = reqwest::Client::new();
     let per_batch = 20usize;
-    let mut acked: BTreeSet<u64> = BTreeSet::new();
-    let mut resent: BTreeSet<u64> = BTreeSet::new();
+    let mut tally = Tally::default();
     let mut next_batch = 0u64;
     let mut pending: Option<u64> = None;
     for round in 0..=kills {
@@ -63,27 +62,14 @@ async fn acknowledged_records_survive_repeated_sigkill() {
                 next_batch += 1;
                 next_batch
             });
-            let bodies: Vec<String> = (0..per_batch)
-                .map(|i| format!("round {round} batch {batch} line {i}"))
-                .collect();
-            let request = logs("crash", &format!("batch-{batch}"), &bodies).encode_to_vec();
-            let sent = http
-                .post(format!("{}/v1/logs", server.otlp_http))
-                .header("content-type", "application/x-protobuf")
-                .timeout(Duration::from_secs(5))
-                .body(request)
-                .send()
-                .await;
-            match sent {
-                Ok(r) if r.status() == 200 => {
-                    acked.insert(batch);
-                }
-                _ => {
-                    // No acknowledgement: resend the same batch after the restart.
-                    resent.insert(batch);
-                    pending = Some(batch);
-                    break;
-                }
+            let label = format!("round {round}");
+            if post_batch(&http, &server, batch, per_batch, &label).await {
+                tally.acked.insert(batch);
+            } else {
+                // No acknowledgement: resend the same batch after the restart.
+                tally.resent.insert(batch);
+                pending = Some(batch);
+                break;
             }
         }
         if round < kills {
@@ -109,11 +95,11 @@ async fn acknowledged_records_survive_repeated_sigkill() {
                 next_batch += 1;
                 match flight.await.unwrap() {
                     Ok(r) if r.status() == 200 => {
-                        acked.insert(batch);
+                        tally.acked.insert(batch);
                     }
                     _ => {
                         // Unknown outcome: it may or may not be stored; count it as resent.
-                        resent.insert(batch);
+                        tally.resent.insert(batch);
                     }
                 }
             } else {
@@ -126,25 +112,7 @@ async fn acknowledged_records_survive_repeated_sigkill() {
 
     // Count records per batch through every page of the search.
     let server = Server::start_with(&data, &flags);
-    let mut per_batch_count: BTreeMap<String, usize> = BTreeMap::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let page = match &cursor {
-            Some(c) => format!("/api/v1/logs?q=service:crash&limit=10000&before={c}"),
-            None => "/api/v1/logs?q=service:crash&limit=10000".to_string(),
-        };
-        let (status, found) = server.get(&page).await;
-        assert_eq!(status, 200, "{found}");
-        for l in found["logs"].as_array().unwrap() {
-            *per_batch_count
-                .entry(l["correlation_id"].as_str().unwrap().to_string())
-                .or_default() += 1;
-        }
-        match found["next_cursor"].as_str() {
-            Some(c) => cursor = Some(c.to_string()),
-            None => break,
-        }
-    }
+    let per_batch_count = count_per_batch(&server).await;
     // Retention removed every expired record, whatever the kills interrupted.
     server
         .wait_for("/api/v1/logs?q=service:expired", |b| {
@@ -152,29 +120,19 @@ async fn acknowledged_records_survive_repeated_sigkill() {
         })
         .await;
     server.stop();
-    let mut lost = Vec::new();
-    let mut doubled = Vec::new();
-    for batch in &acked {
-        let n = per_batch_count
-            .get(&format!("batch-{batch}"))
-            .copied()
-            .unwrap_or(0);
-        if n < per_batch {
-            lost.push((batch, n));
-        }
-        if n > per_batch && !resent.contains(batch) {
-            doubled.push((batch, n));
-        }
-    }
+    let (lost, doubled) = tally.lost_and_doubled(&per_batch_count, per_batch);
     eprintln!(
         "crash harness: {kills} kills, {} batches acknowledged, {} resent or unknown",
-        acked.len(),
-        resent.len()
+        tally.acked.len(),
+        tally.resent.len()
     );
     assert!(lost.is_empty(), "acknowledged records lost: {lost:?}");
     assert!(
         doubled.is_empty(),
         "records stored twice without a resend: {doubled:?}"
     );
-    assert!(acked.len() > kills, "the load got through between kills");
+    assert!(
+        tally.acked.len() > kills,
+        "the load got through between kills"
+    );
 }

@@ -16,8 +16,9 @@ const LAYERS: &[&[&str]] = &[
     &["model", "telemetry"],
     // Per-minute aggregates over the records.
     &["rollup"],
-    // Storage: the WAL, Parquet files, the metadata database.
-    &["wal", "store", "meta"],
+    // Storage: the WAL, Parquet files, the metadata database; in cluster mode the queue in
+    // front of indexing and the PostgreSQL catalog.
+    &["wal", "store", "meta", "queue", "metastore"],
     // The block index over the Parquet files.
     &["index"],
     // The write path: memtables, the writer and the flusher.
@@ -46,6 +47,7 @@ const LAYERS: &[&[&str]] = &[
         "demo",
         "hardening",
         "tls",
+        "cluster",
     ],
     // Settings: flags, environment and file, into each room's own settings types.
     &["config"],

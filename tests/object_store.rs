@@ -8,103 +8,14 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::otlp::{logs, span, traces};
+use common::s3::{S3Server, ENV, READ_CACHE_BYTES};
 use common::{enc, parquet_files, Server};
 use prost::Message;
-
-const ACCESS_KEY: &str = "sightline-test";
-const SECRET_KEY: &str = "sightline-test-secret";
-const BUCKET: &str = "sightline";
-/// Small enough that the reads of the test fill it past its bound.
-const READ_CACHE_BYTES: u64 = 24 * 1024;
-
-/// A running `s3s-fs` with one bucket, killed on drop.
-struct S3Server {
-    child: Child,
-    endpoint: String,
-    root: tempfile::TempDir,
-}
-
-impl S3Server {
-    /// Starts `s3s-fs` (from `PATH`, or `$S3S_FS`) on an ephemeral port and makes the bucket.
-    fn start() -> S3Server {
-        let root = tempfile::tempdir().expect("temp dir");
-        // s3s-fs keeps each bucket as a folder of its root.
-        std::fs::create_dir(root.path().join(BUCKET)).expect("bucket folder");
-        let program = std::env::var("S3S_FS").unwrap_or_else(|_| "s3s-fs".into());
-        let mut child = Command::new(&program)
-            .args(["--host", "127.0.0.1", "--port", "0"])
-            .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
-            .arg(root.path())
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("could not start {program} ({e}); install it with `cargo install s3s-fs --version 0.14.1 --features binary --locked` (.ci/run does)")
-            });
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let endpoint = loop {
-            match lines.next() {
-                Some(Ok(line)) => {
-                    if let Some(at) = line.find("running at http://") {
-                        let url = &line[at + "running at ".len()..];
-                        break url.split_whitespace().next().unwrap_or(url).to_string();
-                    }
-                }
-                _ => panic!("s3s-fs exited before it said where it listens"),
-            }
-        };
-        std::thread::spawn(move || for _ in lines {});
-        S3Server {
-            child,
-            endpoint,
-            root,
-        }
-    }
-
-    /// The folder holding the objects under `prefix` of the bucket.
-    fn folder(&self, prefix: &str) -> PathBuf {
-        self.root.path().join(BUCKET).join(prefix)
-    }
-
-    /// `serve` flags and environment that put the store under `prefix` of the bucket.
-    fn flags(&self, prefix: &str) -> Vec<String> {
-        self.flags_through(&self.endpoint, prefix)
-    }
-
-    /// [`S3Server::flags`] with the bucket reached through `endpoint`.
-    fn flags_through(&self, endpoint: &str, prefix: &str) -> Vec<String> {
-        vec![
-            "--flush-age-ms".into(),
-            "300".into(),
-            "--read-cache-bytes".into(),
-            READ_CACHE_BYTES.to_string(),
-            "--object-store".into(),
-            format!("s3://{BUCKET}/{prefix}"),
-            "--object-store-endpoint".into(),
-            endpoint.to_string(),
-        ]
-    }
-}
-
-impl Drop for S3Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-const ENV: [(&str, &str); 2] = [
-    ("AWS_ACCESS_KEY_ID", ACCESS_KEY),
-    ("AWS_SECRET_ACCESS_KEY", SECRET_KEY),
-];
 
 fn start(data: &Path, s3: &S3Server, prefix: &str) -> Server {
     let flags = s3.flags(prefix);

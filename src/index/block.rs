@@ -217,6 +217,27 @@ pub fn block_of_batches(
     }
 }
 
+/// Every block of a file already in `store` (reindexing, and a cluster query node adding a
+/// file another node registered), read one row group at a time. The signal is the file's
+/// top folder.
+pub async fn blocks_of_stored_file(
+    store: &crate::store::Store,
+    fields: &Fields,
+    path: &str,
+) -> Result<Vec<TantivyDocument>, StoreError> {
+    let folder = path.split('/').next().unwrap_or("");
+    let signal = Signal::from_folder(folder).ok_or_else(|| {
+        StoreError::Schema(format!("{path}: unexpected folder {folder:?} in the store"))
+    })?;
+    let groups = store.row_group_count(path).await?;
+    let mut docs = Vec::with_capacity(groups);
+    for row_group in 0..groups {
+        let batches = store.read_row_groups(path, vec![row_group]).await?;
+        docs.push(block_of_batches(fields, signal, path, row_group, &batches)?);
+    }
+    Ok(docs)
+}
+
 /// [`block_of_batches`] for a row group of spans or logs being flushed, whose attribute terms
 /// are the values the decoders collected for the exports its rows came from
 /// ([`AttributeValues`]) instead of each row's attribute JSON parsed again; other signals'

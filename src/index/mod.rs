@@ -474,6 +474,23 @@ impl BlockIndex {
         Ok(blocks.into_iter().map(|b| b.path).collect())
     }
 
+    /// Whether any block points at file `path`.
+    pub fn has_file(&self, path: &str) -> Result<bool, IndexError> {
+        let query = TermQuery::new(
+            Term::from_field_text(self.fields.path, path),
+            IndexRecordOption::Basic,
+        );
+        Ok(self.searcher().search(&query, &tantivy::collector::Count)? > 0)
+    }
+
+    /// The instances one block document (as built, before commit) saw.
+    pub fn instances_of(&self, doc: &TantivyDocument) -> Vec<SeenInstance> {
+        doc.get_first(self.fields.instances)
+            .and_then(|v| v.as_str())
+            .and_then(|json| serde_json::from_str(json).ok())
+            .unwrap_or_default()
+    }
+
     /// Every instance any block saw, for rebuilding the service list on start.
     pub fn all_instances(&self) -> Result<Vec<SeenInstance>, IndexError> {
         let searcher = self.searcher();

@@ -21,6 +21,7 @@ mod row_oracle_logs;
 mod row_oracle_metrics;
 #[cfg(test)]
 mod row_oracle_traces;
+mod sink;
 mod traces;
 mod view;
 pub mod wire;
@@ -40,10 +41,11 @@ pub use logs::decode_logs;
 pub use metrics::decode_metrics;
 pub use record_columns::{DecodeError, Decoded};
 pub use rejects::Rejects;
+pub use sink::{QueueSink, Sink};
 pub use traces::decode_traces;
 
 use crate::model::Signal;
-use crate::pipeline::{Export, Pipeline, WriteError};
+use crate::pipeline::{Export, WriteError};
 use crate::store::StoreError;
 
 /// Why an export was refused; each maps to an OTLP gRPC code and HTTP status.
@@ -89,6 +91,7 @@ impl From<WriteError> for IngestError {
             WriteError::Closed => "shutting_down",
             WriteError::Wal(_) => "wal_error",
             WriteError::Encode(_) => "encode_error",
+            WriteError::Queue(_) => "queue_error",
         };
         let reason = crate::telemetry::ReasonLabel {
             reason: reason.to_string(),
@@ -168,20 +171,16 @@ fn decode_error(e: DecodeError) -> IngestError {
 /// The transport-independent receiver shared by the gRPC and HTTP servers.
 #[derive(Clone)]
 pub struct Receiver {
-    pipeline: Pipeline,
+    sink: Sink,
     keys: std::sync::Arc<CorrelationKeys>,
     auth: std::sync::Arc<auth::IngestAuth>,
 }
 
 impl Receiver {
-    /// A receiver writing into `pipeline`, finding correlation ids under `keys`.
-    pub fn new(
-        pipeline: Pipeline,
-        keys: CorrelationKeys,
-        auth: std::sync::Arc<auth::IngestAuth>,
-    ) -> Self {
+    /// A receiver storing into `sink`, finding correlation ids under `keys`.
+    pub fn new(sink: Sink, keys: CorrelationKeys, auth: std::sync::Arc<auth::IngestAuth>) -> Self {
         Self {
-            pipeline,
+            sink,
             keys: std::sync::Arc::new(keys),
             auth,
         }
@@ -195,7 +194,7 @@ impl Receiver {
     /// The checks that need no body (key, load), so a transport can refuse before decoding.
     pub fn precheck(&self, sender: Sender<'_>) -> Result<(), IngestError> {
         self.admit(sender)?;
-        Ok(self.pipeline.accepting()?)
+        Ok(self.sink.accepting()?)
     }
 
     fn admit(&self, sender: Sender<'_>) -> Result<auth::Admitted, IngestError> {
@@ -214,14 +213,17 @@ impl Receiver {
         sender: Sender<'_>,
     ) -> Result<ExportTraceServiceResponse, IngestError> {
         let admitted = self.admit(sender)?;
-        self.pipeline.accepting()?;
+        self.sink.accepting()?;
         let decoded = decode_traces(&body, &self.keys).map_err(decode_error)?;
         let rejects = decoded.rejects;
         let accepted = decoded.batch.num_rows();
         self.auth.charge(&admitted, accepted)?;
-        let export = Export::spans(decoded.batch, decoded.rollups, decoded.attribute_values)
-            .map_err(encode_error)?;
-        self.pipeline.write(Signal::Traces, body, export).await?;
+        let (batch, rollups, values) = (decoded.batch, decoded.rollups, decoded.attribute_values);
+        self.sink
+            .store(Signal::Traces, body, || {
+                Export::spans(batch, rollups, values).map_err(encode_error)
+            })
+            .await?;
         count(Signal::Traces, accepted, &rejects);
         Ok(ExportTraceServiceResponse {
             partial_success: (rejects.count > 0).then(|| ExportTracePartialSuccess {
@@ -239,14 +241,17 @@ impl Receiver {
         sender: Sender<'_>,
     ) -> Result<ExportLogsServiceResponse, IngestError> {
         let admitted = self.admit(sender)?;
-        self.pipeline.accepting()?;
+        self.sink.accepting()?;
         let decoded = decode_logs(&body, &self.keys).map_err(decode_error)?;
         let rejects = decoded.rejects;
         let accepted = decoded.batch.num_rows();
         self.auth.charge(&admitted, accepted)?;
-        let export = Export::logs(decoded.batch, decoded.rollups, decoded.attribute_values)
-            .map_err(encode_error)?;
-        self.pipeline.write(Signal::Logs, body, export).await?;
+        let (batch, rollups, values) = (decoded.batch, decoded.rollups, decoded.attribute_values);
+        self.sink
+            .store(Signal::Logs, body, || {
+                Export::logs(batch, rollups, values).map_err(encode_error)
+            })
+            .await?;
         count(Signal::Logs, accepted, &rejects);
         Ok(ExportLogsServiceResponse {
             partial_success: (rejects.count > 0).then(|| ExportLogsPartialSuccess {
@@ -264,13 +269,17 @@ impl Receiver {
         sender: Sender<'_>,
     ) -> Result<ExportMetricsServiceResponse, IngestError> {
         let admitted = self.admit(sender)?;
-        self.pipeline.accepting()?;
+        self.sink.accepting()?;
         let decoded = decode_metrics(&body).map_err(decode_error)?;
         let rejects = decoded.rejects;
         let accepted = decoded.batch.num_rows();
         self.auth.charge(&admitted, accepted)?;
-        let export = Export::metrics(decoded.batch, decoded.rollups).map_err(encode_error)?;
-        self.pipeline.write(Signal::Metrics, body, export).await?;
+        let (batch, rollups) = (decoded.batch, decoded.rollups);
+        self.sink
+            .store(Signal::Metrics, body, || {
+                Export::metrics(batch, rollups).map_err(encode_error)
+            })
+            .await?;
         count(Signal::Metrics, accepted, &rejects);
         Ok(ExportMetricsServiceResponse {
             partial_success: (rejects.count > 0).then(|| ExportMetricsPartialSuccess {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arrow::record_batch::RecordBatch;
+use tantivy::schema::Value;
 use tantivy::TantivyDocument;
 use tokio::runtime::Handle;
 
@@ -13,7 +14,9 @@ use super::live::{Frozen, LiveData};
 use super::memtable::Memtable;
 use super::minute_points::downsample;
 use crate::index::{block, AttributeValues, BlockIndex};
+use crate::metastore::Catalog;
 use crate::model::{LogRow, MetricPoint, Signal, SpanRow};
+use crate::queue::Receipts;
 use crate::rollup::metric_minutes::MinuteMetric;
 use crate::rollup::RollupRow;
 use crate::store::{BatchPlan, Store, StoreError, StoredRow, WrittenFile};
@@ -22,37 +25,108 @@ use crate::wal::Wal;
 /// Pause before retrying a failed flush; the rows stay queryable in memory meanwhile.
 const RETRY_DELAY: Duration = Duration::from_secs(1);
 
+/// What happens once a flush's files are written: how the exports they hold stop being
+/// the journal's business.
+pub enum Settle {
+    /// The single binary: WAL segments covered by the flush are deleted after the index
+    /// commit.
+    Wal(PathBuf),
+    /// A cluster index node: the files and the queue messages they hold are registered in
+    /// the metastore (one transaction), then the messages are acknowledged.
+    Queue(QueueJournal),
+}
+
+/// A cluster index node's journal: the queue's messages, held until the metastore has the
+/// files that hold them.
+pub struct QueueJournal {
+    pub catalog: Catalog,
+    pub receipts: Receipts,
+    /// The queue's stream, whose sequences the metastore records.
+    pub stream: String,
+    /// This node's name, recorded with the files it registers.
+    pub node: String,
+}
+
 /// Flushes frozen memtables in order until the writer hangs up.
+///
+/// Each step is retried on its own until it works, so a step that succeeded is never done
+/// twice: files written again would hold the same rows twice once both were registered.
+/// A store or metastore that does not answer only delays the flush; the rows stay queryable
+/// in memory and, past the memtable's cap, exports are refused as retryable.
 pub(super) fn run(
     rx: Receiver<Arc<Frozen>>,
     live: Arc<LiveData>,
     store: Store,
     index: Arc<BlockIndex>,
-    wal_dir: PathBuf,
+    settle: Settle,
     rt: Handle,
 ) {
     for frozen in rx {
-        // Retry until it works: flushing out of order would break the WAL commit point.
-        while let Err(e) = flush(&frozen, &live, &store, &index, &wal_dir, &rt) {
-            tracing::error!(wal_seq = frozen.wal_seq, "flush failed, retrying: {e:#}");
-            std::thread::sleep(RETRY_DELAY);
+        let started = std::time::Instant::now();
+        let fields = index.fields();
+        let table = &frozen.table;
+        let docs = retry("write the files", frozen.wal_seq, || {
+            rt.block_on(write_blocks(&store, fields, table, &frozen.rollups))
+        });
+        if let Settle::Queue(queue) = &settle {
+            let files = files_of(fields, &docs);
+            retry(
+                "register the files in the metastore",
+                frozen.wal_seq,
+                || {
+                    Ok(rt.block_on(queue.catalog.register(
+                        &queue.node,
+                        &files,
+                        &queue.stream,
+                        &frozen.queue_seqs,
+                    ))?)
+                },
+            );
+        }
+        let blocks = docs.len();
+        retry("commit the index", frozen.wal_seq, || {
+            publish(&frozen, &live, &index, docs.clone())
+        });
+        crate::telemetry::get()
+            .flush_seconds
+            .observe(started.elapsed().as_secs_f64());
+        match &settle {
+            Settle::Wal(wal_dir) => retry("delete flushed WAL segments", frozen.wal_seq, || {
+                Ok(Wal::delete_through(wal_dir, frozen.wal_seq)?)
+            }),
+            Settle::Queue(queue) => rt.block_on(queue.receipts.settle(&frozen.queue_seqs)),
+        }
+        tracing::debug!(
+            spans = table.spans.rows(),
+            logs = table.logs.rows(),
+            metrics = table.metrics.rows(),
+            blocks,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "flushed"
+        );
+    }
+}
+
+/// Runs `step` until it succeeds, logging each failure.
+fn retry<T>(what: &str, wal_seq: u64, mut step: impl FnMut() -> anyhow::Result<T>) -> T {
+    loop {
+        match step() {
+            Ok(value) => return value,
+            Err(e) => {
+                tracing::error!(wal_seq, "flush could not {what}, retrying: {e:#}");
+                std::thread::sleep(RETRY_DELAY);
+            }
         }
     }
 }
 
-fn flush(
+/// Commits the blocks and swaps them for the frozen memtable.
+fn publish(
     frozen: &Arc<Frozen>,
     live: &LiveData,
-    store: &Store,
     index: &BlockIndex,
-    wal_dir: &std::path::Path,
-    rt: &Handle,
+    docs: Vec<TantivyDocument>,
 ) -> anyhow::Result<()> {
-    let started = std::time::Instant::now();
-    let fields = index.fields();
-    let table = &frozen.table;
-    let docs = rt.block_on(write_blocks(store, fields, table, &frozen.rollups))?;
-    let blocks = docs.len();
     let committed = index.commit_blocks(docs, frozen.wal_seq)?;
     {
         // Swap memory for index under the write lock: readers see the rows exactly once.
@@ -64,19 +138,26 @@ fn flush(
             .set(inner.frozen.len() as i64);
     }
     index.warm()?;
-    crate::telemetry::get()
-        .flush_seconds
-        .observe(started.elapsed().as_secs_f64());
-    Wal::delete_through(wal_dir, frozen.wal_seq)?;
-    tracing::debug!(
-        spans = table.spans.rows(),
-        logs = table.logs.rows(),
-        metrics = table.metrics.rows(),
-        blocks,
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "flushed"
-    );
     Ok(())
+}
+
+/// The files the blocks point at, each once, with their signal.
+fn files_of(fields: &crate::index::Fields, docs: &[TantivyDocument]) -> Vec<(String, Signal)> {
+    let mut files: Vec<(String, Signal)> = Vec::new();
+    for doc in docs {
+        let text = |field| doc.get_first(field).and_then(|v| v.as_str());
+        let (Some(path), Some(signal)) = (text(fields.path), text(fields.signal)) else {
+            continue;
+        };
+        let Some(signal) = Signal::from_folder(signal) else {
+            continue;
+        };
+        if files.last().is_none_or(|(last, _)| last != path) {
+            files.push((path.to_string(), signal));
+        }
+    }
+    files.dedup();
+    files
 }
 
 /// Writes a memtable (and the rollups of its minutes) as Parquet files and returns the

@@ -20,6 +20,8 @@ pub struct Frozen {
     pub rollups: Vec<RollupRow>,
     /// WAL segments numbered `<=` this hold exactly these rows (and earlier flushed ones).
     pub wal_seq: u64,
+    /// On a cluster index node: the queue messages these rows came from.
+    pub queue_seqs: Vec<u64>,
 }
 
 /// The in-memory part of the data, behind one lock.
@@ -36,6 +38,8 @@ pub struct LiveInner {
     pub services: ServiceRegistry,
     /// Rollups of `active`.
     pub rollups: Rollups,
+    /// On a cluster index node: the queue messages `active`'s rows came from.
+    pub queue_seqs: Vec<u64>,
 }
 
 impl LiveInner {

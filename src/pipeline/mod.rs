@@ -26,7 +26,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 pub use export::Export;
-pub use flusher::write_blocks;
+pub use flusher::{write_blocks, QueueJournal, Settle};
 pub use live::{Frozen, LiveData, LiveInner, LiveRows};
 pub use memtable::{Chunk, Memtable};
 pub use services::{InstanceInfo, ServiceInfo, ServiceRegistry};
@@ -78,12 +78,25 @@ pub enum WriteError {
     /// The WAL could not be written; nothing of this request was acknowledged.
     #[error("write-ahead log: {0}")]
     Wal(String),
+    /// A cluster ingest node's queue did not store the export: retry later.
+    #[error("{0}")]
+    Queue(String),
+}
+
+/// Where acknowledged exports are kept until their rows are in stored, committed files.
+pub enum Journal {
+    /// The single binary: the WAL in `dir`.
+    Wal { wal: Wal, dir: PathBuf },
+    /// A cluster index node: the queue keeps them until the metastore registers their files.
+    Queue(QueueJournal),
 }
 
 /// One export on its way to the WAL.
 struct WriteRequest {
     signal: Signal,
     payload: Vec<u8>,
+    /// The queue message it came from (cluster index nodes; `payload` is then empty).
+    queue_seq: Option<u64>,
     /// The records as the memtable keeps them and their rollups (taken by the writer).
     export: Option<Box<Export>>,
     done: oneshot::Sender<Result<(), WriteError>>,
@@ -144,8 +157,7 @@ impl Pipeline {
     /// called inside the tokio runtime the threads will use for async storage calls.
     pub fn start(
         config: PipelineConfig,
-        wal: Wal,
-        wal_dir: PathBuf,
+        journal: Journal,
         data_dir: PathBuf,
         live: Arc<LiveData>,
         store: Store,
@@ -156,11 +168,15 @@ impl Pipeline {
         // which makes receivers answer "busy".
         let (flush_tx, flush_rx) = std::sync::mpsc::sync_channel(2);
         let rt = tokio::runtime::Handle::current();
+        let (wal, settle) = match journal {
+            Journal::Wal { wal, dir } => (Some(wal), Settle::Wal(dir)),
+            Journal::Queue(queue) => (None, Settle::Queue(queue)),
+        };
         let flusher = {
             let (live, store, index, rt) = (live.clone(), store, index, rt.clone());
             std::thread::Builder::new()
                 .name("flusher".into())
-                .spawn(move || flusher::run(flush_rx, live, store, index, wal_dir, rt))?
+                .spawn(move || flusher::run(flush_rx, live, store, index, settle, rt))?
         };
         let pressure = Pressure::default();
         let (overloaded, memory_full) = (pressure.overloaded.clone(), pressure.memory_full.clone());
@@ -240,16 +256,42 @@ impl Pipeline {
         payload: Vec<u8>,
         export: Export,
     ) -> Result<(), WriteError> {
+        let bytes = payload.len();
+        self.submit(signal, payload, bytes, None, export).await
+    }
+
+    /// Adds an export taken from the cluster's queue (message `seq`, `bytes` long): its rows
+    /// become queryable here and the message is held until their files are registered.
+    pub async fn write_delivered(
+        &self,
+        signal: Signal,
+        bytes: usize,
+        seq: u64,
+        export: Export,
+    ) -> Result<(), WriteError> {
+        self.submit(signal, Vec::new(), bytes, Some(seq), export)
+            .await
+    }
+
+    async fn submit(
+        &self,
+        signal: Signal,
+        payload: Vec<u8>,
+        bytes: usize,
+        queue_seq: Option<u64>,
+        export: Export,
+    ) -> Result<(), WriteError> {
         self.accepting()?;
         let permit = self
             .budget
             .clone()
-            .try_acquire_many_owned(permits_for(payload.len()))
+            .try_acquire_many_owned(permits_for(bytes))
             .map_err(|_| WriteError::Busy)?;
         let (done, wait) = oneshot::channel();
         let request = WriteRequest {
             signal,
             payload,
+            queue_seq,
             export: Some(Box::new(export)),
             done,
             _permit: permit,

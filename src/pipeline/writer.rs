@@ -21,7 +21,7 @@ const IDLE_TICK: Duration = Duration::from_millis(200);
 /// Runs until every sender is dropped, then freezes what is left and returns.
 pub(super) fn run(
     mut rx: mpsc::Receiver<WriteRequest>,
-    mut wal: Wal,
+    mut wal: Option<Wal>,
     live: Arc<LiveData>,
     flush_tx: SyncSender<Arc<Frozen>>,
     config: PipelineConfig,
@@ -105,27 +105,36 @@ fn wait_first(rt: &Handle, rx: &mut mpsc::Receiver<WriteRequest>) -> Waited {
 }
 
 /// Appends every request of the group, syncs once, publishes the rows, acknowledges all.
-fn commit_group(wal: &mut Wal, live: &LiveData, group: &mut Vec<WriteRequest>) {
-    let records: Vec<(Signal, &[u8])> = group
-        .iter()
-        .map(|request| (request.signal, request.payload.as_slice()))
-        .collect();
-    let result = wal.commit(&records).map_err(|e| {
-        tracing::error!("WAL write failed, refusing this group of exports: {e}");
-        WriteError::Wal(e.to_string())
-    });
-    drop(records);
+/// Without a WAL (a cluster index node, whose exports the queue holds) the rows are only
+/// published, with the queue sequences they came from.
+fn commit_group(wal: &mut Option<Wal>, live: &LiveData, group: &mut Vec<WriteRequest>) {
+    let result = match wal {
+        Some(wal) => {
+            let records: Vec<(Signal, &[u8])> = group
+                .iter()
+                .map(|request| (request.signal, request.payload.as_slice()))
+                .collect();
+            wal.commit(&records).map_err(|e| {
+                tracing::error!("WAL write failed, refusing this group of exports: {e}");
+                WriteError::Wal(e.to_string())
+            })
+        }
+        None => Ok(()),
+    };
     if result.is_ok() {
         let mut inner = live.write();
         for request in group.iter_mut() {
             if let Some(export) = request.export.take() {
                 inner.insert(*export);
             }
+            inner.queue_seqs.extend(request.queue_seq);
         }
         let t = crate::telemetry::get();
         t.memtable_rows.set(inner.active.rows() as i64);
         t.memtable_bytes.set(inner.active.bytes() as i64);
-        t.wal_segment_bytes.set(wal.segment_bytes() as i64);
+        if let Some(wal) = wal {
+            t.wal_segment_bytes.set(wal.segment_bytes() as i64);
+        }
         drop(inner);
     }
     for request in group.drain(..) {
@@ -134,8 +143,8 @@ fn commit_group(wal: &mut Wal, live: &LiveData, group: &mut Vec<WriteRequest>) {
 }
 
 /// Seals the WAL segment and hands the memtable to the flusher (blocking when it is behind).
-fn freeze(wal: &mut Wal, live: &LiveData, flush_tx: &SyncSender<Arc<Frozen>>, last: bool) {
-    let wal_seq = match wal.rotate() {
+fn freeze(wal: &mut Option<Wal>, live: &LiveData, flush_tx: &SyncSender<Arc<Frozen>>, last: bool) {
+    let wal_seq = match wal.as_mut().map_or(Ok(0), Wal::rotate) {
         Ok(seq) => seq,
         Err(e) => {
             tracing::error!("could not rotate the WAL, will retry the flush later: {e}");
@@ -151,6 +160,7 @@ fn freeze(wal: &mut Wal, live: &LiveData, flush_tx: &SyncSender<Arc<Frozen>>, la
             table,
             rollups,
             wal_seq,
+            queue_seqs: std::mem::take(&mut inner.queue_seqs),
         });
         inner.frozen.push(frozen.clone());
         crate::telemetry::get()

@@ -84,17 +84,23 @@ impl Listeners {
     }
 
     /// Serves `app` on the UI/API port and `receiver` on both OTLP ports until `stop`; the
-    /// task ends once all three have drained.
+    /// task ends once all three have drained. Without a receiver (a cluster node without the
+    /// ingest role) the OTLP ports are closed again.
     pub fn serve(
         self,
         tls: ListenerTls,
         app: axum::Router,
-        receiver: Receiver,
+        receiver: Option<Receiver>,
         max_body_bytes: usize,
         stop: &CancellationToken,
     ) -> anyhow::Result<tokio::task::JoinHandle<anyhow::Result<()>>> {
         let stopped = || stop.clone().cancelled_owned();
         let api = serve_http(self.http, tls.ui, app, stopped())?;
+        let Some(receiver) = receiver else {
+            return Ok(tokio::spawn(
+                async move { api.await.context("UI/API server") },
+            ));
+        };
         let otlp_http = serve_http(
             self.otlp_http,
             tls.ingest,

@@ -37,7 +37,26 @@ impl Maintenance {
         index: &Arc<BlockIndex>,
         stop: &CancellationToken,
     ) -> anyhow::Result<Maintenance> {
-        let (corrupt_files, reports) = CorruptFileReports::channel();
+        let (corrupt_files, mut reports) = CorruptFileReports::channel();
+        if config.cluster.is_some() {
+            // The files and the catalog are shared: moving, merging or deleting them from one
+            // node's view would break the others'. Cluster maintenance (one node at a time
+            // under an advisory lock, swaps in the catalog) is not built yet; corrupt files
+            // are only reported.
+            tracing::info!(
+                "cluster mode: retention, compaction and quarantine are off on this node"
+            );
+            tokio::spawn(async move {
+                while let Some(path) = reports.recv().await {
+                    tracing::error!(file = %path, "a query met a corrupt file");
+                }
+            });
+            return Ok(Maintenance {
+                corrupt_files,
+                retention: None,
+                compaction: Vec::new(),
+            });
+        }
         // Ends once the last query engine (the last reporting handle) is gone.
         tokio::spawn(crate::quarantine::run(
             reports,

@@ -3,6 +3,7 @@
 //! (`maintenance.rs`), the web port's routes (`routes.rs`), the listeners (`listeners.rs`)
 //! and an orderly stop (`shutdown.rs`). `run` only says in which order.
 
+mod cluster_node;
 mod exposure;
 mod listeners;
 mod maintenance;
@@ -17,8 +18,8 @@ pub use listeners::BoundAddrs;
 pub use shutdown::shutdown_signal;
 
 use crate::config::ServeConfig;
-use crate::ingest::{CorrelationKeys, Receiver};
-use crate::pipeline::{Pipeline, PipelineConfig};
+use crate::ingest::{CorrelationKeys, QueueSink, Receiver, Sink};
+use crate::pipeline::{Journal, Pipeline, PipelineConfig};
 use crate::query::QueryEngine;
 use listeners::{ListenerTls, Listeners};
 use maintenance::Maintenance;
@@ -47,7 +48,19 @@ pub async fn run(
     exposure::check_exposure(&config, ingest_auth.enforced(), access.enforced())?;
 
     let keys = CorrelationKeys::new(config.correlation_keys.clone());
+    let cluster = match &config.cluster {
+        Some(settings) => Some(cluster_node::ClusterNode::connect(settings).await?),
+        None => None,
+    };
     let recovered = recovery::recover(&config, &keys).await?;
+    let journal = match (&cluster, recovered.wal) {
+        (Some(node), _) => Journal::Queue(node.journal()),
+        (None, Some(wal)) => Journal::Wal {
+            wal,
+            dir: data.join("wal"),
+        },
+        (None, None) => anyhow::bail!("the single binary opened no WAL"),
+    };
     let (pipeline, threads) = Pipeline::start(
         PipelineConfig {
             flush_rows: config.flush_rows,
@@ -57,15 +70,30 @@ pub async fn run(
             disk_budget_bytes: config.disk_budget_bytes,
             max_rss_bytes: config.max_rss_bytes,
         },
-        recovered.wal,
-        data.join("wal"),
+        journal,
         data.clone(),
         recovered.live.clone(),
         recovered.store.clone(),
         recovered.index.clone(),
     )?;
-    let receiver = Receiver::new(pipeline, keys, ingest_auth);
     let stop = CancellationToken::new();
+    let sink = match &cluster {
+        Some(node) => Sink::Queue(QueueSink::new(node.queue.clone(), config.inflight_bytes)),
+        None => Sink::Pipeline(pipeline.clone()),
+    };
+    let receiver = Receiver::new(sink, keys.clone(), ingest_auth);
+    if let Some(node) = &cluster {
+        let parts = (
+            recovered.store.clone(),
+            recovered.index.clone(),
+            recovered.live.clone(),
+        );
+        node.start_roles(pipeline, std::sync::Arc::new(keys), parts, &stop)
+            .await?;
+    } else {
+        // The receiver holds the write path; the writer stops once it is gone.
+        drop(pipeline);
+    }
     let maintenance = Maintenance::start(&config, &recovered.store, &recovered.index, &stop)?;
     let mut demo_hour = None;
     if let Some(demo) = config.demo {
@@ -99,7 +127,14 @@ pub async fn run(
     let listeners = Listeners::bind(&config).await?;
     let addrs = listeners.addrs;
     let app = routes::app(engine, notebook, alerting, access, data.clone())?;
-    let servers = listeners.serve(tls, app, receiver, config.max_body_bytes, &stop)?;
+    let ingesting = config.cluster.as_ref().is_none_or(|c| c.roles.ingest);
+    let servers = listeners.serve(
+        tls,
+        app,
+        ingesting.then_some(receiver),
+        config.max_body_bytes,
+        &stop,
+    )?;
     on_ready(addrs);
 
     shutdown.await;

@@ -23,8 +23,9 @@ pub struct Recovered {
     pub store: Store,
     /// The memtables, holding what the WAL still had.
     pub live: Arc<LiveData>,
-    /// The WAL, ready to append after what was replayed.
-    pub wal: Wal,
+    /// The WAL, ready to append after what was replayed (`None` in cluster mode, where the
+    /// queue keeps what is not yet in files).
+    pub wal: Option<Wal>,
 }
 
 /// Opens the index, the store and the WAL of `config.data_dir` and replays the WAL.
@@ -38,6 +39,9 @@ pub async fn recover(config: &ServeConfig, keys: &CorrelationKeys) -> anyhow::Re
     let store = Store::open(&config.store, config.row_group_rows)
         .with_context(|| format!("could not open the store at {}", config.store))?;
     let wal_dir = data.join("wal");
+    if config.cluster.is_some() {
+        return recover_cluster_node(index, store, &wal_dir);
+    }
     let cleaned = remove_uncommitted_files(&store, &index, &wal_dir);
     let cleaned = match &config.store {
         // A bucket that does not answer would otherwise hold the start for as long as the S3
@@ -82,8 +86,41 @@ pub async fn recover(config: &ServeConfig, keys: &CorrelationKeys) -> anyhow::Re
         index,
         store,
         live,
-        wal,
+        wal: Some(wal),
     })
+}
+
+/// A cluster node keeps no WAL (the queue holds what is not yet registered) and never
+/// removes files it does not know: the bucket is shared, and the catalog, not this node's
+/// index, says which files count (the query role's follower reconciles the index with it).
+fn recover_cluster_node(
+    index: Arc<BlockIndex>,
+    store: Store,
+    wal_dir: &Path,
+) -> anyhow::Result<Recovered> {
+    if wal_has_data(wal_dir) {
+        anyhow::bail!(
+            "{} holds a single-binary WAL with records not yet in files; start once without --queue to flush them",
+            wal_dir.display()
+        );
+    }
+    let live = Arc::new(LiveData::default());
+    for seen in index.all_instances()? {
+        live.write().services.observe_seen(&seen);
+    }
+    Ok(Recovered {
+        index,
+        store,
+        live,
+        wal: None,
+    })
+}
+
+/// Whether any WAL segment holds bytes.
+fn wal_has_data(wal_dir: &Path) -> bool {
+    std::fs::read_dir(wal_dir)
+        .map(|d| d.flatten().any(|e| e.metadata().is_ok_and(|m| m.len() > 0)))
+        .unwrap_or(false)
 }
 
 /// Parquet files the index never committed are leftovers of a crash mid-flush: their rows
@@ -98,10 +135,7 @@ async fn remove_uncommitted_files(
     // Leftovers of a crashed flush always have their rows still in the WAL (segments are
     // deleted only after the index commit). Files with an empty index and an empty WAL mean
     // the index was lost: never delete data for that.
-    let wal_has_data = std::fs::read_dir(wal_dir)
-        .map(|d| d.flatten().any(|e| e.metadata().is_ok_and(|m| m.len() > 0)))
-        .unwrap_or(false);
-    if committed.is_empty() && !files.is_empty() && !wal_has_data {
+    if committed.is_empty() && !files.is_empty() && !wal_has_data(wal_dir) {
         anyhow::bail!(
             "the index is empty but the store holds {} Parquet files; run `sightline reindex --data-dir …` first",
             files.len()

@@ -2,9 +2,12 @@
 //! integration tests.
 #![allow(dead_code)]
 
+pub mod cluster;
+pub mod crash;
 pub mod demo;
 pub mod notebook;
 pub mod otlp;
+pub mod s3;
 pub mod search;
 
 use std::io::{BufRead, BufReader};

@@ -1,0 +1,246 @@
+//! The cluster's catalog in PostgreSQL (`--metastore postgres://…`): which Parquet files the
+//! object store holds and which queue messages they cover, so that query nodes find new files
+//! and a redelivered message is never indexed twice.
+//!
+//! The single binary needs none of this: its block index is its catalog. Schema migrations
+//! live in `metastore/migrations/`, applied in order at connect under an advisory lock (so
+//! nodes starting together apply each once); `schema_migrations` records them. A
+//! `search_path` given in the URL's `options` (`?options=-c%20search_path%3Dname`) is created
+//! when missing, so clusters (and tests) can share one database in separate schemas.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::NoTls;
+
+use crate::model::Signal;
+
+/// Migrations in order; the number is the version `schema_migrations` records.
+const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("migrations/0001_catalog.sql"))];
+
+/// Advisory lock keys (arbitrary constants, one per purpose).
+const MIGRATION_LOCK: i64 = 0x5167_6874_0001;
+/// Registrations take this lock so that catalog ids become visible in the order they are
+/// assigned: a query node reading "ids after the last one I saw" then misses none.
+const REGISTER_LOCK: i64 = 0x5167_6874_0002;
+
+/// How long a call waits for a connection (PostgreSQL unreachable: fail, and retry later).
+const CONNECT_LIMIT: Duration = Duration::from_secs(5);
+
+/// Why a metastore call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum MetastoreError {
+    #[error("invalid metastore URL: {0}")]
+    Url(String),
+    #[error("the metastore (PostgreSQL) is unreachable: {0}")]
+    Unreachable(String),
+    #[error("the metastore (PostgreSQL): {0}")]
+    Query(#[from] tokio_postgres::Error),
+}
+
+impl From<deadpool_postgres::PoolError> for MetastoreError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        MetastoreError::Unreachable(e.to_string())
+    }
+}
+
+/// A file in the catalog.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogFile {
+    /// Assigned in registration order.
+    pub id: i64,
+    /// Object path under the store's prefix.
+    pub path: String,
+    pub signal: Signal,
+    /// The node that registered it.
+    pub node: String,
+}
+
+/// The catalog, over a small pool of connections. Cheap to clone.
+#[derive(Clone)]
+pub struct Catalog {
+    pool: Pool,
+}
+
+impl Catalog {
+    /// Connects to `url` and applies the migrations this version knows.
+    pub async fn connect(url: &str) -> Result<Catalog, MetastoreError> {
+        let mut config = tokio_postgres::Config::from_str(url)
+            .map_err(|e| MetastoreError::Url(e.to_string()))?;
+        config.connect_timeout(CONNECT_LIMIT);
+        let schema = config.get_options().and_then(search_path);
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(4)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(CONNECT_LIMIT))
+            .create_timeout(Some(CONNECT_LIMIT))
+            .recycle_timeout(Some(CONNECT_LIMIT))
+            .build()
+            .map_err(|e| MetastoreError::Url(e.to_string()))?;
+        let catalog = Catalog { pool };
+        catalog.migrate(schema.as_deref()).await?;
+        Ok(catalog)
+    }
+
+    async fn migrate(&self, schema: Option<&str>) -> Result<(), MetastoreError> {
+        let mut client = self.pool.get().await?;
+        if let Some(schema) = schema {
+            let quoted = format!("\"{}\"", schema.replace('"', "\"\""));
+            client
+                .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {quoted}"))
+                .await?;
+        }
+        let tx = client.transaction().await?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+            .await?;
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (
+                 version INT PRIMARY KEY,
+                 applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+        )
+        .await?;
+        let applied: i32 = tx
+            .query_one(
+                "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+                &[],
+            )
+            .await?
+            .get(0);
+        for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > applied) {
+            tx.batch_execute(sql).await?;
+            tx.execute(
+                "INSERT INTO schema_migrations (version) VALUES ($1)",
+                &[version],
+            )
+            .await?;
+            tracing::info!(version, "applied a metastore migration");
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Registers the files of one flush and the queue messages `seqs` of `stream` whose
+    /// records they hold, in one transaction: after it, those messages count as indexed.
+    pub async fn register(
+        &self,
+        node: &str,
+        files: &[(String, Signal)],
+        stream: &str,
+        seqs: &[u64],
+    ) -> Result<(), MetastoreError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&REGISTER_LOCK])
+            .await?;
+        let insert_file = tx
+            .prepare(
+                "INSERT INTO catalog_files (path, signal, node) VALUES ($1, $2, $3)
+                 ON CONFLICT (path) DO NOTHING",
+            )
+            .await?;
+        for (path, signal) in files {
+            tx.execute(&insert_file, &[path, &signal.as_str(), &node])
+                .await?;
+        }
+        let insert_range = tx
+            .prepare(
+                "INSERT INTO queue_indexed (stream, first_seq, last_seq) VALUES ($1, $2, $3)
+                 ON CONFLICT DO NOTHING",
+            )
+            .await?;
+        for (first, last) in ranges(seqs) {
+            let (first, last) = (first as i64, last as i64);
+            tx.execute(&insert_range, &[&stream, &first, &last]).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Whether message `seq` of `stream` is in registered files already.
+    pub async fn is_indexed(&self, stream: &str, seq: u64) -> Result<bool, MetastoreError> {
+        let client = self.pool.get().await?;
+        let seq = seq as i64;
+        let row = client
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM queue_indexed
+                 WHERE stream = $1 AND first_seq <= $2 AND last_seq >= $2)",
+                &[&stream, &seq],
+            )
+            .await?;
+        Ok(row.get(0))
+    }
+
+    /// Files registered after catalog id `after`, in id order, at most `limit`.
+    pub async fn files_after(
+        &self,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<CatalogFile>, MetastoreError> {
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                "SELECT id, path, signal, node FROM catalog_files WHERE id > $1 ORDER BY id LIMIT $2",
+                &[&after, &limit],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|row| {
+                let signal: String = row.get(2);
+                Some(CatalogFile {
+                    id: row.get(0),
+                    path: row.get(1),
+                    signal: Signal::from_folder(&signal)?,
+                    node: row.get(3),
+                })
+            })
+            .collect())
+    }
+}
+
+/// The schema named by `-c search_path=…` in a connection's options, if any.
+fn search_path(options: &str) -> Option<String> {
+    let (_, rest) = options.split_once("search_path=")?;
+    let name = rest.split([' ', ',']).next()?.trim_matches('"');
+    (!name.is_empty()).then(|| name.to_string())
+}
+
+/// Sorted sequences as inclusive runs: `[1, 2, 3, 7]` → `[(1, 3), (7, 7)]`.
+fn ranges(seqs: &[u64]) -> Vec<(u64, u64)> {
+    let mut sorted = seqs.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut out: Vec<(u64, u64)> = Vec::new();
+    for seq in sorted {
+        match out.last_mut() {
+            Some((_, last)) if *last + 1 == seq => *last = seq,
+            _ => out.push((seq, seq)),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sequences_become_inclusive_runs() {
+        assert_eq!(ranges(&[7, 1, 3, 2, 3]), vec![(1, 3), (7, 7)]);
+        assert!(ranges(&[]).is_empty());
+    }
+
+    #[test]
+    fn the_schema_comes_from_the_search_path_option() {
+        assert_eq!(search_path("-c search_path=t1").as_deref(), Some("t1"));
+        assert_eq!(search_path("-c statement_timeout=5"), None);
+    }
+}

@@ -1,0 +1,248 @@
+//! Cluster mode on loopback: three nodes — ingest+query, ingest+index, index+query — around a
+//! real NATS JetStream, PostgreSQL and S3-compatible server (`tests/common/cluster.rs`).
+//! What the real OpenTelemetry SDK exporters send to either ingest node is queryable from
+//! both query nodes; `kill -9` of an index node mid-stream and of an ingest node after its
+//! acknowledgements loses and doubles nothing (the crash harness's counting).
+
+mod common;
+
+use std::time::{Duration, Instant, SystemTime};
+
+use common::cluster::Cluster;
+use common::crash::{count_per_batch, post_batch, Tally};
+use common::{enc, Server};
+use opentelemetry::logs::{AnyValue, LogRecord, Logger, LoggerProvider};
+use opentelemetry::trace::{Span, SpanKind, TraceContextExt, Tracer, TracerProvider};
+use opentelemetry::{Context, KeyValue};
+use opentelemetry_otlp::{LogExporter, Protocol, SpanExporter, WithExportConfig};
+use opentelemetry_sdk::logs::SdkLoggerProvider;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use opentelemetry_sdk::Resource;
+
+/// Long enough for a flush, a registration and a catalog poll, with a loaded machine's slack.
+const VISIBLE_WITHIN: Duration = Duration::from_secs(60);
+
+fn resource(name: &str) -> Resource {
+    Resource::builder()
+        .with_service_name(name.to_string())
+        .with_attributes([KeyValue::new("service.instance.id", format!("{name}-1"))])
+        .build()
+}
+
+/// A service's SDK providers exporting to `server`: over gRPC, or over HTTP/protobuf.
+fn providers(name: &str, server: &Server, grpc: bool) -> (SdkTracerProvider, SdkLoggerProvider) {
+    let (spans, logs) = if grpc {
+        (
+            SpanExporter::builder()
+                .with_tonic()
+                .with_endpoint(&server.otlp_grpc)
+                .build(),
+            LogExporter::builder()
+                .with_tonic()
+                .with_endpoint(&server.otlp_grpc)
+                .build(),
+        )
+    } else {
+        (
+            SpanExporter::builder()
+                .with_http()
+                .with_protocol(Protocol::HttpBinary)
+                .with_endpoint(format!("{}/v1/traces", server.otlp_http))
+                .build(),
+            LogExporter::builder()
+                .with_http()
+                .with_protocol(Protocol::HttpBinary)
+                .with_endpoint(format!("{}/v1/logs", server.otlp_http))
+                .build(),
+        )
+    };
+    (
+        SdkTracerProvider::builder()
+            .with_batch_exporter(spans.expect("span exporter"))
+            .with_resource(resource(name))
+            .build(),
+        SdkLoggerProvider::builder()
+            .with_batch_exporter(logs.expect("log exporter"))
+            .with_resource(resource(name))
+            .build(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sdk_exports_to_either_ingest_node_are_queryable_from_every_query_node() {
+    let cluster = Cluster::new("sdk");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let a = cluster.start(&dir.path().join("a"), "ingest,query");
+    let b = cluster.start(&dir.path().join("b"), "ingest,index");
+    let c = cluster.start(&dir.path().join("c"), "index,query");
+
+    // checkout (gRPC to a) calls billing (HTTP to b): each trace crosses both ingest nodes.
+    let (checkout_spans, checkout_logs) = providers("checkout", &a, true);
+    let (billing_spans, billing_logs) = providers("billing", &b, false);
+    let t0 = SystemTime::now() - Duration::from_secs(5);
+    let mut traces = Vec::new();
+    for i in 0..20u64 {
+        let tracer = checkout_spans.tracer("cluster-test");
+        let start = t0 + Duration::from_millis(i * 10);
+        let parent = tracer
+            .span_builder("POST /checkout")
+            .with_kind(SpanKind::Server)
+            .with_start_time(start)
+            .start(&tracer);
+        let parent_cx = Context::new().with_remote_span_context(parent.span_context().clone());
+        let billing = billing_spans.tracer("cluster-test");
+        let mut child = billing
+            .span_builder("charge")
+            .with_kind(SpanKind::Server)
+            .with_start_time(start + Duration::from_millis(1))
+            .start_with_context(&billing, &parent_cx);
+        child.end_with_timestamp(start + Duration::from_millis(4));
+        let trace_id = parent.span_context().trace_id().to_string();
+        let mut parent = parent;
+        parent.end_with_timestamp(start + Duration::from_millis(5));
+        for (logger, service) in [
+            (checkout_logs.logger("cluster-test"), "checkout"),
+            (billing_logs.logger("cluster-test"), "billing"),
+        ] {
+            let mut record = logger.create_log_record();
+            record.set_timestamp(start + Duration::from_millis(2));
+            record.set_body(AnyValue::from(format!("{service} handled order {i}")));
+            record.add_attribute("correlation_id", format!("order-{i}"));
+            logger.emit(record);
+        }
+        traces.push(trace_id);
+    }
+    tokio::task::spawn_blocking(move || {
+        for provider in [checkout_spans, billing_spans] {
+            provider.force_flush().expect("spans acknowledged");
+            let _ = provider.shutdown();
+        }
+        for provider in [checkout_logs, billing_logs] {
+            provider.force_flush().expect("logs acknowledged");
+            let _ = provider.shutdown();
+        }
+    })
+    .await
+    .expect("flush thread");
+
+    for query_node in [&a, &c] {
+        for trace_id in &traces {
+            let trace = query_node
+                .wait_for_within(&format!("/api/v1/traces/{trace_id}"), VISIBLE_WITHIN, |t| {
+                    t["spans"].as_array().is_some_and(|s| s.len() == 2)
+                })
+                .await;
+            let mut services: Vec<&str> = trace["spans"]
+                .as_array()
+                .expect("spans")
+                .iter()
+                .filter_map(|s| s["resource"]["service_name"].as_str())
+                .collect();
+            services.sort_unstable();
+            assert_eq!(services, ["billing", "checkout"], "{trace}");
+        }
+        for service in ["checkout", "billing"] {
+            let path = format!(
+                "/api/v1/logs?q={}&limit=1000",
+                enc(&format!("service:{service}"))
+            );
+            query_node
+                .wait_for_within(&path, VISIBLE_WITHIN, |l| {
+                    l["logs"].as_array().is_some_and(|l| l.len() == 20)
+                })
+                .await;
+        }
+    }
+    // The index-only node answers nothing from its own index: it follows no catalog.
+    drop((a, b, c));
+    cluster.remove().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn killed_index_and_ingest_nodes_lose_and_double_nothing() {
+    let cluster = Cluster::new("kill");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (data_a, data_b, data_c) = (
+        dir.path().join("a"),
+        dir.path().join("b"),
+        dir.path().join("c"),
+    );
+    let a = cluster.start(&data_a, "ingest,query");
+    let mut b = Some(cluster.start(&data_b, "ingest,index"));
+    let mut c = Some(cluster.start(&data_c, "index,query"));
+
+    let http = reqwest::Client::new();
+    let per_batch = 20usize;
+    let mut tally = Tally::default();
+    let mut pending: Option<u64> = None;
+    let mut next = 0u64;
+    let started = Instant::now();
+    let (mut killed_c, mut killed_b) = (false, false);
+    while started.elapsed() < Duration::from_secs(9) {
+        let elapsed = started.elapsed();
+        // The index+query node dies mid-stream, holding unregistered messages, and comes back.
+        if !killed_c && elapsed > Duration::from_secs(2) {
+            c.take().expect("c running").kill9();
+            killed_c = true;
+        }
+        if killed_c && c.is_none() && elapsed > Duration::from_secs(3) {
+            c = Some(cluster.start(&data_c, "index,query"));
+        }
+        let batch = pending.take().unwrap_or_else(|| {
+            next += 1;
+            next
+        });
+        // Alternate the ingest nodes while both are up.
+        let target = match &b {
+            Some(b) if batch.is_multiple_of(2) => b,
+            _ => &a,
+        };
+        if post_batch(&http, target, batch, per_batch, "cluster").await {
+            tally.acked.insert(batch);
+            // The ingest+index node dies right after acknowledging, and comes back.
+            if !killed_b && elapsed > Duration::from_secs(5) && batch.is_multiple_of(2) {
+                b.take().expect("b running").kill9();
+                killed_b = true;
+            }
+        } else {
+            tally.resent.insert(batch);
+            pending = Some(batch);
+        }
+        if killed_b && b.is_none() && elapsed > Duration::from_secs(6) {
+            b = Some(cluster.start(&data_b, "ingest,index"));
+        }
+    }
+    assert!(killed_b && killed_c, "both kills happened");
+    let c = c.expect("c restarted");
+    let expected = tally.acked.len() * per_batch;
+    for node in [&a, &c] {
+        let deadline = Instant::now() + VISIBLE_WITHIN;
+        let counts = loop {
+            let counts = count_per_batch(node).await;
+            let total: usize = counts.values().sum();
+            let all_acked = tally.acked.iter().all(|batch| {
+                counts.get(&format!("batch-{batch}")).copied().unwrap_or(0) >= per_batch
+            });
+            if all_acked || Instant::now() > deadline {
+                assert!(total >= expected, "{total} of {expected} records visible");
+                break counts;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        let (lost, doubled) = tally.lost_and_doubled(&counts, per_batch);
+        eprintln!(
+            "cluster crash: {} batches acknowledged, {} resent, {} records on {}",
+            tally.acked.len(),
+            tally.resent.len(),
+            counts.values().sum::<usize>(),
+            node.api
+        );
+        assert!(lost.is_empty(), "acknowledged records lost: {lost:?}");
+        assert!(
+            doubled.is_empty(),
+            "acknowledged records doubled: {doubled:?}"
+        );
+    }
+    drop((a, b, c));
+    cluster.remove().await;
+}

@@ -1,0 +1,112 @@
+//! A cluster on loopback for tests: the machine's NATS JetStream and PostgreSQL (or those
+//! `SIGHTLINE_TEST_NATS` / `SIGHTLINE_TEST_POSTGRES` name; `.ci/run` starts them where they
+//! are missing), an `s3s-fs` of the test's own, and a stream, a schema and a bucket prefix
+//! named after the test, so tests run side by side. Dropping it removes the stream and the
+//! schema.
+
+use std::path::Path;
+
+use super::s3::{S3Server, ENV};
+use super::Server;
+
+/// The shared services of one test's cluster.
+pub struct Cluster {
+    pub s3: S3Server,
+    pub stream: String,
+    pub schema: String,
+    pub prefix: String,
+    nats: String,
+    postgres: String,
+}
+
+fn nats_url() -> String {
+    std::env::var("SIGHTLINE_TEST_NATS").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
+}
+
+fn postgres_url() -> String {
+    std::env::var("SIGHTLINE_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+impl Cluster {
+    /// Names everything after `test` and this process, and starts `s3s-fs`.
+    pub fn new(test: &str) -> Cluster {
+        let unique = format!(
+            "{test}_{}_{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos())
+                .unwrap_or(0)
+        );
+        Cluster {
+            s3: S3Server::start(),
+            stream: format!("sl_{unique}"),
+            schema: format!("sl_{unique}"),
+            prefix: unique,
+            nats: nats_url(),
+            postgres: postgres_url(),
+        }
+    }
+
+    /// The metastore URL, in this test's schema.
+    pub fn metastore(&self) -> String {
+        let join = if self.postgres.contains('?') {
+            '&'
+        } else {
+            '?'
+        };
+        format!(
+            "{}{join}options=-c%20search_path%3D{}",
+            self.postgres, self.schema
+        )
+    }
+
+    /// `serve` flags of a node with `roles`.
+    pub fn flags(&self, roles: &str) -> Vec<String> {
+        let mut flags = self.s3.flags(&self.prefix);
+        flags.extend(
+            [
+                "--queue",
+                &self.nats,
+                "--queue-stream",
+                &self.stream,
+                "--metastore",
+                &self.metastore(),
+                "--roles",
+                roles,
+                // A killed index node's messages go to another within seconds.
+                "--queue-ack-wait-secs",
+                "3",
+            ]
+            .map(String::from),
+        );
+        flags
+    }
+
+    /// Starts a node with `roles` on `data`.
+    pub fn start(&self, data: &Path, roles: &str) -> Server {
+        let flags = self.flags(roles);
+        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+        Server::start_with_env(data, &flags, &ENV)
+    }
+
+    /// Removes the stream and the schema (best effort: a test that failed still cleans up).
+    pub async fn remove(&self) {
+        if let Ok(client) = async_nats::connect(self.nats.as_str()).await {
+            let js = async_nats::jetstream::new(client);
+            let _ = js.delete_stream(&self.stream).await;
+        }
+        if let Ok((client, connection)) =
+            tokio_postgres::connect(&self.postgres, tokio_postgres::NoTls).await
+        {
+            tokio::spawn(connection);
+            let _ = client
+                .batch_execute(&format!(
+                    "DROP SCHEMA IF EXISTS \"{}\" CASCADE",
+                    self.schema
+                ))
+                .await;
+        }
+    }
+}
