@@ -10,6 +10,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use common::cluster::Cluster;
 use common::crash::{count_per_batch, post_batch, Tally};
+use common::proxy::Proxy;
+use common::s3::READ_CACHE_BYTES;
 use common::{enc, Server};
 use opentelemetry::logs::{AnyValue, LogRecord, Logger, LoggerProvider};
 use opentelemetry::trace::{Span, SpanKind, TraceContextExt, Tracer, TracerProvider};
@@ -244,5 +246,95 @@ async fn killed_index_and_ingest_nodes_lose_and_double_nothing() {
         );
     }
     drop((a, b, c));
+    cluster.remove().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bucket_and_catalog_outages_pause_indexing_and_lose_nothing() {
+    let mut cluster = Cluster::new("outage");
+    let mut postgres = Proxy::start(cluster.postgres_addr()).await;
+    cluster.postgres_through(postgres.addr);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let a = cluster.start(&dir.path().join("a"), "ingest,query");
+    let b = cluster.start(&dir.path().join("b"), "index");
+
+    let http = reqwest::Client::new();
+    let per_batch = 20usize;
+    let mut tally = Tally::default();
+    let mut late_query_node = None;
+    let mut restarted_s3 = false;
+    let started = Instant::now();
+    let mut batch = 0u64;
+    let (mut cut_postgres, mut resumed_postgres, mut stopped_s3) = (false, false, false);
+    while started.elapsed() < Duration::from_secs(16) {
+        let elapsed = started.elapsed();
+        // PostgreSQL unreachable from 2 s to 12 s; the bucket's server down from 4 s to 7 s.
+        if !cut_postgres && elapsed > Duration::from_secs(2) {
+            postgres.cut();
+            cut_postgres = true;
+        }
+        if cut_postgres && !resumed_postgres && elapsed > Duration::from_secs(12) {
+            postgres.resume().await;
+            resumed_postgres = true;
+        }
+        if !stopped_s3 && elapsed > Duration::from_secs(4) {
+            cluster.s3.stop();
+            stopped_s3 = true;
+        }
+        if stopped_s3 && !restarted_s3 && elapsed > Duration::from_secs(7) {
+            cluster.s3.restart();
+            restarted_s3 = true;
+        }
+        // A query node joins while data flows, once the catalog answers again.
+        if resumed_postgres && late_query_node.is_none() && elapsed > Duration::from_secs(13) {
+            late_query_node = Some(cluster.start(&dir.path().join("d"), "query"));
+        }
+        batch += 1;
+        if post_batch(&http, &a, batch, per_batch, "outage").await {
+            tally.acked.insert(batch);
+        } else {
+            tally.resent.insert(batch);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The queue took every export while the bucket and the catalog were away.
+    assert!(
+        tally.resent.is_empty(),
+        "refused during the outages: {:?}",
+        tally.resent
+    );
+    let d = late_query_node.expect("the late query node started");
+    for node in [&a, &d] {
+        let deadline = Instant::now() + VISIBLE_WITHIN;
+        let counts = loop {
+            let counts = count_per_batch(node).await;
+            let complete = tally.acked.iter().all(|batch| {
+                counts.get(&format!("batch-{batch}")).copied().unwrap_or(0) >= per_batch
+            });
+            if complete || Instant::now() > deadline {
+                break counts;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        let (lost, doubled) = tally.lost_and_doubled(&counts, per_batch);
+        eprintln!(
+            "cluster outage: {} batches acknowledged, {} records on {}",
+            tally.acked.len(),
+            counts.values().sum::<usize>(),
+            node.api
+        );
+        assert!(lost.is_empty(), "acknowledged records lost: {lost:?}");
+        assert!(
+            doubled.is_empty(),
+            "acknowledged records doubled: {doubled:?}"
+        );
+    }
+    // The late query node read every file through its bounded cache.
+    let cached = common::dir_bytes(&dir.path().join("d").join("read-cache"));
+    assert!(
+        cached > 0 && cached <= READ_CACHE_BYTES,
+        "{cached} bytes in the late query node's read cache"
+    );
+    drop((a, b, d));
     cluster.remove().await;
 }

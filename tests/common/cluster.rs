@@ -49,6 +49,32 @@ impl Cluster {
         }
     }
 
+    /// The PostgreSQL server's address, for a test that puts a proxy in front of it.
+    pub fn postgres_addr(&self) -> std::net::SocketAddr {
+        use std::net::ToSocketAddrs;
+        let config: tokio_postgres::Config = self.postgres.parse().expect("postgres URL");
+        let host = match config.get_hosts().first() {
+            Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
+            _ => "127.0.0.1".into(),
+        };
+        let port = config.get_ports().first().copied().unwrap_or(5432);
+        (host.as_str(), port)
+            .to_socket_addrs()
+            .expect("resolve")
+            .next()
+            .expect("an address")
+    }
+
+    /// Nodes started from now on reach PostgreSQL through `addr` (a proxy).
+    pub fn postgres_through(&mut self, addr: std::net::SocketAddr) {
+        let config: tokio_postgres::Config = self.postgres.parse().expect("postgres URL");
+        self.postgres = format!(
+            "postgres://{}@{addr}/{}",
+            config.get_user().unwrap_or("postgres"),
+            config.get_dbname().unwrap_or("postgres")
+        );
+    }
+
     /// The metastore URL, in this test's schema.
     pub fn metastore(&self) -> String {
         let join = if self.postgres.contains('?') {

@@ -7,6 +7,7 @@ pub mod crash;
 pub mod demo;
 pub mod notebook;
 pub mod otlp;
+pub mod proxy;
 pub mod s3;
 pub mod search;
 

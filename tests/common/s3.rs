@@ -25,37 +25,31 @@ impl S3Server {
         let root = tempfile::tempdir().expect("temp dir");
         // s3s-fs keeps each bucket as a folder of its root.
         std::fs::create_dir(root.path().join(BUCKET)).expect("bucket folder");
-        let program = std::env::var("S3S_FS").unwrap_or_else(|_| "s3s-fs".into());
-        let mut child = Command::new(&program)
-            .args(["--host", "127.0.0.1", "--port", "0"])
-            .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
-            .arg(root.path())
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("could not start {program} ({e}); install it with `cargo install s3s-fs --version 0.14.1 --features binary --locked` (.ci/run does)")
-            });
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let endpoint = loop {
-            match lines.next() {
-                Some(Ok(line)) => {
-                    if let Some(at) = line.find("running at http://") {
-                        let url = &line[at + "running at ".len()..];
-                        break url.split_whitespace().next().unwrap_or(url).to_string();
-                    }
-                }
-                _ => panic!("s3s-fs exited before it said where it listens"),
-            }
-        };
-        std::thread::spawn(move || for _ in lines {});
+        let (child, endpoint) = spawn(&root, 0);
         S3Server {
             child,
             endpoint,
             root,
         }
+    }
+
+    /// Stops the server (its objects stay on disk).
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts it again on the same port and root.
+    pub fn restart(&mut self) {
+        let port: u16 = self
+            .endpoint
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("port in the endpoint");
+        let (child, endpoint) = spawn(&self.root, port);
+        assert_eq!(endpoint, self.endpoint, "restarted on the same address");
+        self.child = child;
     }
 
     /// The folder holding the objects under `prefix` of the bucket.
@@ -94,3 +88,34 @@ pub const ENV: [(&str, &str); 2] = [
     ("AWS_ACCESS_KEY_ID", ACCESS_KEY),
     ("AWS_SECRET_ACCESS_KEY", SECRET_KEY),
 ];
+
+/// Spawns `s3s-fs` over `root` on `port` (0: any); returns it and its endpoint.
+fn spawn(root: &tempfile::TempDir, port: u16) -> (Child, String) {
+    let program = std::env::var("S3S_FS").unwrap_or_else(|_| "s3s-fs".into());
+    let mut child = Command::new(&program)
+        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
+        .arg(root.path())
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("could not start {program} ({e}); install it with `cargo install s3s-fs --version 0.14.1 --features binary --locked` (.ci/run does)")
+        });
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let endpoint = loop {
+        match lines.next() {
+            Some(Ok(line)) => {
+                if let Some(at) = line.find("running at http://") {
+                    let url = &line[at + "running at ".len()..];
+                    break url.split_whitespace().next().unwrap_or(url).to_string();
+                }
+            }
+            _ => panic!("s3s-fs exited before it said where it listens"),
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    (child, endpoint)
+}
