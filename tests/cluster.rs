@@ -160,6 +160,41 @@ async fn sdk_exports_to_either_ingest_node_are_queryable_from_every_query_node()
     cluster.remove().await;
 }
 
+/// Polls `node` until every acknowledged batch is visible (or the time is up), then asserts
+/// that none was lost and none doubled without a resend.
+async fn every_acknowledged_record_once(
+    node: &Server,
+    tally: &Tally,
+    per_batch: usize,
+    what: &str,
+) {
+    let deadline = Instant::now() + VISIBLE_WITHIN;
+    let counts = loop {
+        let counts = count_per_batch(node).await;
+        let complete = tally
+            .acked
+            .iter()
+            .all(|batch| counts.get(&format!("batch-{batch}")).copied().unwrap_or(0) >= per_batch);
+        if complete || Instant::now() > deadline {
+            break counts;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let (lost, doubled) = tally.lost_and_doubled(&counts, per_batch);
+    eprintln!(
+        "cluster {what}: {} batches acknowledged, {} resent, {} records on {}",
+        tally.acked.len(),
+        tally.resent.len(),
+        counts.values().sum::<usize>(),
+        node.api
+    );
+    assert!(lost.is_empty(), "acknowledged records lost: {lost:?}");
+    assert!(
+        doubled.is_empty(),
+        "acknowledged records doubled: {doubled:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn killed_index_and_ingest_nodes_lose_and_double_nothing() {
     let cluster = Cluster::new("kill");
@@ -216,34 +251,8 @@ async fn killed_index_and_ingest_nodes_lose_and_double_nothing() {
     }
     assert!(killed_b && killed_c, "both kills happened");
     let c = c.expect("c restarted");
-    let expected = tally.acked.len() * per_batch;
     for node in [&a, &c] {
-        let deadline = Instant::now() + VISIBLE_WITHIN;
-        let counts = loop {
-            let counts = count_per_batch(node).await;
-            let total: usize = counts.values().sum();
-            let all_acked = tally.acked.iter().all(|batch| {
-                counts.get(&format!("batch-{batch}")).copied().unwrap_or(0) >= per_batch
-            });
-            if all_acked || Instant::now() > deadline {
-                assert!(total >= expected, "{total} of {expected} records visible");
-                break counts;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        };
-        let (lost, doubled) = tally.lost_and_doubled(&counts, per_batch);
-        eprintln!(
-            "cluster crash: {} batches acknowledged, {} resent, {} records on {}",
-            tally.acked.len(),
-            tally.resent.len(),
-            counts.values().sum::<usize>(),
-            node.api
-        );
-        assert!(lost.is_empty(), "acknowledged records lost: {lost:?}");
-        assert!(
-            doubled.is_empty(),
-            "acknowledged records doubled: {doubled:?}"
-        );
+        every_acknowledged_record_once(node, &tally, per_batch, "crash").await;
     }
     drop((a, b, c));
     cluster.remove().await;
@@ -305,29 +314,7 @@ async fn bucket_and_catalog_outages_pause_indexing_and_lose_nothing() {
     );
     let d = late_query_node.expect("the late query node started");
     for node in [&a, &d] {
-        let deadline = Instant::now() + VISIBLE_WITHIN;
-        let counts = loop {
-            let counts = count_per_batch(node).await;
-            let complete = tally.acked.iter().all(|batch| {
-                counts.get(&format!("batch-{batch}")).copied().unwrap_or(0) >= per_batch
-            });
-            if complete || Instant::now() > deadline {
-                break counts;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        };
-        let (lost, doubled) = tally.lost_and_doubled(&counts, per_batch);
-        eprintln!(
-            "cluster outage: {} batches acknowledged, {} records on {}",
-            tally.acked.len(),
-            counts.values().sum::<usize>(),
-            node.api
-        );
-        assert!(lost.is_empty(), "acknowledged records lost: {lost:?}");
-        assert!(
-            doubled.is_empty(),
-            "acknowledged records doubled: {doubled:?}"
-        );
+        every_acknowledged_record_once(node, &tally, per_batch, "outage").await;
     }
     // The late query node read every file through its bounded cache.
     let cached = common::dir_bytes(&dir.path().join("d").join("read-cache"));
