@@ -325,3 +325,46 @@ async fn bucket_and_catalog_outages_pause_indexing_and_lose_nothing() {
     drop((a, b, d));
     cluster.remove().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_refuses_exports_as_retryable_naming_the_queue() {
+    let cluster = Cluster::new("full");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut flags = cluster.flags("ingest");
+    // No index node takes anything out: the stream fills at 64 KiB.
+    flags.extend(["--queue-max-bytes".to_string(), "65536".to_string()]);
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let a = Server::start_with_env(&dir.path().join("a"), &flags, &common::s3::ENV);
+    let http = reqwest::Client::new();
+    let mut acked = 0;
+    let refusal = loop {
+        let bodies: Vec<String> = (0..50)
+            .map(|i| format!("filling line {i} {acked}"))
+            .collect();
+        let request = common::otlp::logs("full", "fill", &bodies);
+        let response = http
+            .post(format!("{}/v1/logs", a.otlp_http))
+            .header("content-type", "application/x-protobuf")
+            .body(prost::Message::encode_to_vec(&request))
+            .send()
+            .await
+            .expect("answer");
+        if response.status() != 200 {
+            break response;
+        }
+        acked += 1;
+        assert!(
+            acked < 10_000,
+            "the stream's byte bound never refused an export"
+        );
+    };
+    assert!(acked > 0, "exports were taken before the bound");
+    assert_eq!(refusal.status(), 503, "retryable");
+    let message = refusal.text().await.unwrap_or_default();
+    assert!(
+        message.contains("queue"),
+        "the refusal names the queue: {message}"
+    );
+    drop(a);
+    cluster.remove().await;
+}
