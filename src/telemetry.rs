@@ -27,6 +27,9 @@ pub struct Telemetry {
     pub records_ingested: Family<SignalLabel, Counter>,
     pub records_rejected: Family<SignalLabel, Counter>,
     pub exports_refused: Family<ReasonLabel, Counter>,
+    /// Queue messages an index node got a second time (their first node died or was too
+    /// slow), by what it did: `taken` into its memtable, or `already_indexed` and skipped.
+    pub queue_redeliveries: Family<ReasonLabel, Counter>,
     pub wal_segment_bytes: Gauge,
     pub memtable_rows: Gauge,
     /// Bytes of Arrow buffers the active memtable holds.
@@ -48,6 +51,7 @@ static TELEMETRY: LazyLock<Telemetry> = LazyLock::new(|| Telemetry {
     records_ingested: Family::default(),
     records_rejected: Family::default(),
     exports_refused: Family::default(),
+    queue_redeliveries: Family::default(),
     wal_segment_bytes: Gauge::default(),
     memtable_rows: Gauge::default(),
     memtable_bytes: Gauge::default(),
@@ -90,6 +94,11 @@ pub fn render() -> String {
         "refused_exports",
         "Exports refused as retryable, by reason",
         t.exports_refused.clone(),
+    );
+    registry.register(
+        "queue_redeliveries",
+        "Queue messages delivered to this index node again, by what it did with them",
+        t.queue_redeliveries.clone(),
     );
     registry.register(
         "blocks_read",

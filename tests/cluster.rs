@@ -155,7 +155,6 @@ async fn sdk_exports_to_either_ingest_node_are_queryable_from_every_query_node()
                 .await;
         }
     }
-    // The index-only node answers nothing from its own index: it follows no catalog.
     drop((a, b, c));
     cluster.remove().await;
 }
@@ -251,9 +250,24 @@ async fn killed_index_and_ingest_nodes_lose_and_double_nothing() {
     }
     assert!(killed_b && killed_c, "both kills happened");
     let c = c.expect("c restarted");
+    let b = b.expect("b restarted");
     for node in [&a, &c] {
         every_acknowledged_record_once(node, &tally, per_batch, "crash").await;
     }
+    // The kills were real for the queue: messages a dead node held went to a live one.
+    let mut taken_over = 0.0;
+    for index_node in [&b, &c] {
+        let text = index_node.metrics_text().await;
+        taken_over += text
+            .lines()
+            .filter(|l| l.starts_with("sightline_queue_redeliveries_total"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>();
+    }
+    assert!(
+        taken_over > 0.0,
+        "no index node took over a dead node's messages"
+    );
     drop((a, b, c));
     cluster.remove().await;
 }
@@ -275,27 +289,29 @@ async fn bucket_and_catalog_outages_pause_indexing_and_lose_nothing() {
     let started = Instant::now();
     let mut batch = 0u64;
     let (mut cut_postgres, mut resumed_postgres, mut stopped_s3) = (false, false, false);
-    while started.elapsed() < Duration::from_secs(16) {
+    while started.elapsed() < Duration::from_secs(19) {
         let elapsed = started.elapsed();
-        // PostgreSQL unreachable from 2 s to 12 s; the bucket's server down from 4 s to 7 s.
-        if !cut_postgres && elapsed > Duration::from_secs(2) {
+        // The bucket's server down from 2 s to 5 s, then PostgreSQL unreachable from 6 s to
+        // 16 s: one after the other, so each meets a flush (a flush waiting on the catalog
+        // writes no files, and would never see the bucket gone).
+        if !cut_postgres && elapsed > Duration::from_secs(6) {
             postgres.cut();
             cut_postgres = true;
         }
-        if cut_postgres && !resumed_postgres && elapsed > Duration::from_secs(12) {
+        if cut_postgres && !resumed_postgres && elapsed > Duration::from_secs(16) {
             postgres.resume().await;
             resumed_postgres = true;
         }
-        if !stopped_s3 && elapsed > Duration::from_secs(4) {
+        if !stopped_s3 && elapsed > Duration::from_secs(2) {
             cluster.s3.stop();
             stopped_s3 = true;
         }
-        if stopped_s3 && !restarted_s3 && elapsed > Duration::from_secs(7) {
+        if stopped_s3 && !restarted_s3 && elapsed > Duration::from_secs(5) {
             cluster.s3.restart();
             restarted_s3 = true;
         }
         // A query node joins while data flows, once the catalog answers again.
-        if resumed_postgres && late_query_node.is_none() && elapsed > Duration::from_secs(13) {
+        if resumed_postgres && late_query_node.is_none() && elapsed > Duration::from_secs(17) {
             late_query_node = Some(cluster.start(&dir.path().join("d"), "query"));
         }
         batch += 1;
@@ -315,6 +331,14 @@ async fn bucket_and_catalog_outages_pause_indexing_and_lose_nothing() {
     let d = late_query_node.expect("the late query node started");
     for node in [&a, &d] {
         every_acknowledged_record_once(node, &tally, per_batch, "outage").await;
+    }
+    // The outages were real for the index node: its flushes waited on both and went on.
+    let log = std::fs::read_to_string(dir.path().join("b.log")).expect("index node's log");
+    for step in ["register the files in the metastore", "write the files"] {
+        assert!(
+            log.contains(&format!("flush could not {step}, retrying")),
+            "the index node's flush never had to retry to {step}"
+        );
     }
     // The late query node read every file through its bounded cache.
     let cached = common::dir_bytes(&dir.path().join("d").join("read-cache"));

@@ -66,17 +66,28 @@ impl Indexer {
             redelivered,
             acker,
         } = delivery;
-        if redelivered && self.already_indexed(seq, stop).await {
-            if let Err(e) = acker.ack().await {
-                tracing::warn!(seq, "could not acknowledge an indexed message: {e}");
+        if redelivered {
+            let indexed = self.already_indexed(seq, stop).await;
+            count_redelivery(if indexed { "already_indexed" } else { "taken" });
+            if indexed {
+                if let Err(e) = acker.ack().await {
+                    tracing::warn!(seq, "could not acknowledge an indexed message: {e}");
+                }
+                return true;
             }
-            return true;
         }
         if !self.receipts.hold(seq, acker) {
             // Redelivered while this node still holds it: the first delivery stands.
             return true;
         }
         loop {
+            // Decode only once the write path takes exports: a busy one would waste it.
+            while self.pipeline.accepting().is_err() {
+                tokio::select! {
+                    _ = stop.cancelled() => return false,
+                    _ = tokio::time::sleep(BACKOFF) => {}
+                }
+            }
             let export = match ingest::export_from_payload(signal, &request, &self.keys) {
                 Ok(export) => export,
                 Err(e) => {
@@ -93,7 +104,7 @@ impl Indexer {
             {
                 Ok(()) => return true,
                 Err(WriteError::Closed) => return false,
-                // Busy, at a memory or disk limit: wait for the flusher.
+                // Refused between the check and the write: wait and decode again.
                 Err(_) => tokio::select! {
                     _ = stop.cancelled() => return false,
                     _ = tokio::time::sleep(BACKOFF) => {}
@@ -117,4 +128,15 @@ impl Indexer {
             }
         }
     }
+}
+
+/// Counts a redelivered message by what became of it.
+fn count_redelivery(outcome: &str) {
+    let label = crate::telemetry::ReasonLabel {
+        reason: outcome.to_string(),
+    };
+    crate::telemetry::get()
+        .queue_redeliveries
+        .get_or_create(&label)
+        .inc();
 }

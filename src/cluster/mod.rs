@@ -39,13 +39,16 @@ impl Default for Roles {
 }
 
 impl Roles {
+    /// No role: where parsing starts, and what it refuses to end with.
+    const NONE: Roles = Roles {
+        ingest: false,
+        index: false,
+        query: false,
+    };
+
     /// Parses `ingest,index,query` (any non-empty subset).
     pub fn parse(names: &[String]) -> Result<Roles, String> {
-        let mut roles = Roles {
-            ingest: false,
-            index: false,
-            query: false,
-        };
+        let mut roles = Roles::NONE;
         for name in names.iter().map(|n| n.trim()) {
             match name {
                 "ingest" => roles.ingest = true,
@@ -58,13 +61,7 @@ impl Roles {
                 }
             }
         }
-        if roles
-            == (Roles {
-                ingest: false,
-                index: false,
-                query: false,
-            })
-        {
+        if roles == Roles::NONE {
             return Err("--roles needs at least one of ingest, index, query".into());
         }
         Ok(roles)

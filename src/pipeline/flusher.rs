@@ -152,10 +152,9 @@ fn files_of(fields: &crate::index::Fields, docs: &[TantivyDocument]) -> Vec<(Str
         let Some(signal) = Signal::from_folder(signal) else {
             continue;
         };
-        if files.last().is_none_or(|(last, _)| last != path) {
-            files.push((path.to_string(), signal));
-        }
+        files.push((path.to_string(), signal));
     }
+    // A file's blocks are consecutive.
     files.dedup();
     files
 }

@@ -217,26 +217,24 @@ impl Deliveries {
             .and_then(Signal::from_folder);
         let (message, acker) = message.split();
         let request = lz4_flex::decompress_size_prepended(&message.payload);
-        match (signal, request) {
-            (Some(signal), Ok(request)) => Some(Ok(Delivery {
-                signal,
-                request,
-                seq,
-                redelivered: delivered > 1,
-                acker,
-            })),
-            (signal, request) => {
-                let _ = acker.ack().await;
-                Some(Err(QueueError::Consume(format!(
-                    "message {seq} on {} is not an export this version reads ({}); dropped",
-                    message.subject,
-                    match (signal, request) {
-                        (None, _) => "unknown subject".to_string(),
-                        (_, Err(e)) => format!("payload: {e}"),
-                        _ => String::new(),
-                    }
-                ))))
+        let unreadable = match (signal, request) {
+            (Some(signal), Ok(request)) => {
+                return Some(Ok(Delivery {
+                    signal,
+                    request,
+                    seq,
+                    redelivered: delivered > 1,
+                    acker,
+                }))
             }
-        }
+            (None, _) => "unknown subject".to_string(),
+            (_, Err(e)) => format!("payload: {e}"),
+        };
+        // Not ours, or corrupt: acknowledged so that it does not come back forever.
+        let _ = acker.ack().await;
+        Some(Err(QueueError::Consume(format!(
+            "message {seq} on {} is not an export this version reads ({unreadable}); dropped",
+            message.subject
+        ))))
     }
 }

@@ -36,16 +36,6 @@ impl Receipts {
         true
     }
 
-    /// Messages held now.
-    pub fn len(&self) -> usize {
-        self.held().len()
-    }
-
-    /// Whether none are held.
-    pub fn is_empty(&self) -> bool {
-        self.held().is_empty()
-    }
-
     /// Acknowledges the messages `seqs` (their files are registered) and forgets them. An
     /// acknowledgement that does not arrive only means a redelivery, which the metastore's
     /// record of indexed sequences turns away.
