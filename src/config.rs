@@ -112,7 +112,8 @@ pub struct ServeArgs {
     #[arg(long, env = "SIGHTLINE_QUEUE_ACK_WAIT_SECS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub queue_ack_wait_secs: Option<u64>,
-    /// Cluster mode: the PostgreSQL catalog of files, `postgres://user@host/db` (a
+    /// Cluster mode: the PostgreSQL holding the catalog of files and the metadata every node
+    /// shares (views, post-mortems, users, keys, alert rules), `postgres://user@host/db` (a
     /// `search_path` in `options` selects, and creates, a schema) [default: none].
     #[arg(long, env = "SIGHTLINE_METASTORE")]
     #[serde(skip_serializing_if = "Option::is_none")]

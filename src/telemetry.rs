@@ -30,6 +30,10 @@ pub struct Telemetry {
     /// Queue messages an index node got a second time (their first node died or was too
     /// slow), by what it did: `taken` into its memtable, or `already_indexed` and skipped.
     pub queue_redeliveries: Family<ReasonLabel, Counter>,
+    /// Alert evaluations this node ran (in a cluster only the lease holder evaluates).
+    pub alert_evaluations: Counter,
+    /// 1 while this node holds the alert-evaluation lease.
+    pub alert_lease_held: Gauge,
     pub wal_segment_bytes: Gauge,
     pub memtable_rows: Gauge,
     /// Bytes of Arrow buffers the active memtable holds.
@@ -52,6 +56,8 @@ static TELEMETRY: LazyLock<Telemetry> = LazyLock::new(|| Telemetry {
     records_rejected: Family::default(),
     exports_refused: Family::default(),
     queue_redeliveries: Family::default(),
+    alert_evaluations: Counter::default(),
+    alert_lease_held: Gauge::default(),
     wal_segment_bytes: Gauge::default(),
     memtable_rows: Gauge::default(),
     memtable_bytes: Gauge::default(),
@@ -99,6 +105,16 @@ pub fn render() -> String {
         "queue_redeliveries",
         "Queue messages delivered to this index node again, by what it did with them",
         t.queue_redeliveries.clone(),
+    );
+    registry.register(
+        "alert_evaluations",
+        "Alert rule evaluations this node ran (one node of a cluster evaluates)",
+        t.alert_evaluations.clone(),
+    );
+    registry.register(
+        "alert_lease_held",
+        "1 while this node holds the alert-evaluation lease",
+        t.alert_lease_held.clone(),
     );
     registry.register(
         "blocks_read",

@@ -6,110 +6,15 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::State;
 use axum::routing::post;
-use axum::Json;
+use common::alerts::{received, receiver, requests, requests_lasting};
 use common::otlp::{kv, now_ns};
 use common::Server;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{
-    status::StatusCode, ResourceSpans, ScopeSpans, Span, Status,
-};
 use prost::Message;
 use serde_json::{json, Value};
-
-/// What a receiver in the test got.
-type Inbox = Arc<Mutex<Vec<Value>>>;
-
-/// A webhook receiver on an ephemeral port: its URL and what it received.
-async fn receiver() -> (String, Inbox) {
-    let inbox: Inbox = Arc::default();
-    let app = axum::Router::new()
-        .route(
-            "/hook",
-            post(
-                |State(inbox): State<Inbox>, Json(body): Json<Value>| async move {
-                    inbox.lock().unwrap().push(body);
-                    "ok"
-                },
-            ),
-        )
-        .with_state(inbox.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (url, inbox)
-}
-
-/// Waits until `inbox` holds `n` messages.
-async fn received(inbox: &Inbox, n: usize) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let got = inbox.lock().unwrap().clone();
-        if got.len() >= n {
-            return got;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} of {n} messages: {got:?}",
-            got.len()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// `n` server spans of `service` on `instance`, `failed` of them failed, just now.
-fn requests(service: &str, instance: &str, n: u64, failed: u64, seed: u8) -> Vec<u8> {
-    requests_lasting(service, instance, n, failed, seed, 5)
-}
-
-/// [`requests`] that each took `ms` milliseconds.
-fn requests_lasting(
-    service: &str,
-    instance: &str,
-    n: u64,
-    failed: u64,
-    seed: u8,
-    ms: u64,
-) -> Vec<u8> {
-    let now = now_ns();
-    let spans = (0..n)
-        .map(|i| Span {
-            trace_id: [[seed; 8], (i + 1).to_be_bytes()].concat(),
-            span_id: (i + 1).to_be_bytes().to_vec(),
-            name: "GET /shop".into(),
-            kind: 2,
-            start_time_unix_nano: now - ms * 1_000_000,
-            end_time_unix_nano: now,
-            status: (i < failed).then(|| Status {
-                code: StatusCode::Error as i32,
-                message: "boom".into(),
-            }),
-            ..Default::default()
-        })
-        .collect();
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(Resource {
-                attributes: vec![
-                    kv("service.name", service),
-                    kv("service.instance.id", instance),
-                ],
-                ..Default::default()
-            }),
-            scope_spans: vec![ScopeSpans {
-                spans,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    }
-    .encode_to_vec()
-}
 
 async fn send(server: &Server, body: Vec<u8>) {
     assert_eq!(server.post_protobuf("/v1/traces", body).await.status(), 200);

@@ -8,11 +8,14 @@ mod common;
 
 use std::time::{Duration, Instant, SystemTime};
 
+use common::alerts::{received, receiver, requests};
 use common::cluster::Cluster;
 use common::crash::{count_per_batch, post_batch, Tally};
+use common::notebook::send_json;
+use common::otlp::now_ns;
 use common::proxy::Proxy;
 use common::s3::READ_CACHE_BYTES;
-use common::{enc, Server};
+use common::{add_user_in, enc, Server};
 use opentelemetry::logs::{AnyValue, LogRecord, Logger, LoggerProvider};
 use opentelemetry::trace::{Span, SpanKind, TraceContextExt, Tracer, TracerProvider};
 use opentelemetry::{Context, KeyValue};
@@ -20,6 +23,7 @@ use opentelemetry_otlp::{LogExporter, Protocol, SpanExporter, WithExportConfig};
 use opentelemetry_sdk::logs::SdkLoggerProvider;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use opentelemetry_sdk::Resource;
+use serde_json::json;
 
 /// Long enough for a flush, a registration and a catalog poll, with a loaded machine's slack.
 const VISIBLE_WITHIN: Duration = Duration::from_secs(60);
@@ -156,7 +160,6 @@ async fn sdk_exports_to_either_ingest_node_are_queryable_from_every_query_node()
         }
     }
     drop((a, b, c));
-    cluster.remove().await;
 }
 
 /// Polls `node` until every acknowledged batch is visible (or the time is up), then asserts
@@ -269,7 +272,6 @@ async fn killed_index_and_ingest_nodes_lose_and_double_nothing() {
         "no index node took over a dead node's messages"
     );
     drop((a, b, c));
-    cluster.remove().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -347,16 +349,15 @@ async fn bucket_and_catalog_outages_pause_indexing_and_lose_nothing() {
         "{cached} bytes in the late query node's read cache"
     );
     drop((a, b, d));
-    cluster.remove().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_queue_refuses_exports_as_retryable_naming_the_queue() {
-    let cluster = Cluster::new("full");
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mut flags = cluster.flags("ingest");
+    let mut cluster = Cluster::new("full");
     // No index node takes anything out: the stream fills at 64 KiB.
-    flags.extend(["--queue-max-bytes".to_string(), "65536".to_string()]);
+    cluster.queue_max_bytes = 65_536;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let flags = cluster.flags("ingest");
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
     let a = Server::start_with_env(&dir.path().join("a"), &flags, &common::s3::ENV);
     let http = reqwest::Client::new();
@@ -390,5 +391,218 @@ async fn a_full_queue_refuses_exports_as_retryable_naming_the_queue() {
         "the refusal names the queue: {message}"
     );
     drop(a);
-    cluster.remove().await;
+}
+
+/// Polls `node`'s self-metric `name` until `ready` holds; returns its value.
+async fn metric_until(node: &Server, name: &str, ready: impl Fn(f64) -> bool) -> f64 {
+    let deadline = Instant::now() + VISIBLE_WITHIN;
+    loop {
+        let value = node.metric(name).await;
+        if ready(value) {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name} stayed at {value} on {}",
+            node.api
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn metadata_logins_and_alerting_are_shared_by_the_cluster() {
+    let cluster = Cluster::new("meta");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let fast = ["--alert-eval-secs", "1"];
+    let (data_a, data_c) = (dir.path().join("a"), dir.path().join("c"));
+    let a = cluster.start_with(&data_a, "ingest,query", &fast);
+    let b = cluster.start_with(&dir.path().join("b"), "ingest,index", &fast);
+    let c = cluster.start_with(&data_c, "index,query", &fast);
+
+    // A view saved on one query node is listed on the other, where a name differing only in
+    // case is refused as a duplicate (PostgreSQL compares names as SQLite's NOCASE does).
+    let end = now_ns() as i64;
+    let start = end - 3_600_000_000_000;
+    let view = json!({"name": "Checkout errors", "url": "/logs?q=service%3Acheckout",
+                      "start": start, "end": end, "tags": ["checkout"]});
+    let (status, saved) = send_json(&a, "POST", "/api/v1/views", view.clone()).await;
+    assert_eq!(status, 201, "{saved}");
+    let (_, listed) = c.get("/api/v1/views").await;
+    assert_eq!(listed["views"][0]["name"], "Checkout errors", "{listed}");
+    let mut shouting = view;
+    shouting["name"] = json!("CHECKOUT ERRORS");
+    let (status, refused) = send_json(&c, "POST", "/api/v1/views", shouting).await;
+    assert_eq!(status, 409, "{refused}");
+    // An annotation made on C shows on A; a post-mortem written on A, with A's view, on C.
+    let (status, note) = send_json(
+        &c,
+        "POST",
+        "/api/v1/annotations",
+        json!({"time": end - 60_000_000_000, "service": "checkout", "text": "checkout 2.4 rollout"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{note}");
+    let (_, notes) = a
+        .get(&format!("/api/v1/annotations?start={start}&end={end}"))
+        .await;
+    assert!(
+        notes.to_string().contains("checkout 2.4 rollout"),
+        "{notes}"
+    );
+    let (status, pm) = send_json(
+        &a,
+        "POST",
+        "/api/v1/postmortems",
+        json!({"title": "Checkout outage", "views": [{"view_id": saved["id"]}]}),
+    )
+    .await;
+    assert_eq!(status, 201, "{pm}");
+    let (_, pm) = c.get(&format!("/api/v1/postmortems/{}", pm["id"])).await;
+    assert_eq!(pm["title"], "Checkout outage", "{pm}");
+    assert_eq!(pm["views"][0]["view_name"], "Checkout errors", "{pm}");
+
+    // An alert rule stored through C; spans with errors sent to B. One query node evaluates
+    // (it holds the lease) and the receiver hears of the alert once.
+    let (hook, inbox) = receiver().await;
+    let (status, rule) = send_json(
+        &c,
+        "POST",
+        "/api/v1/alert-rules",
+        json!({"name": "shop errors", "kind": "error_rate", "service": "shop", "threshold": 0.2,
+               "window_secs": 600, "for_secs": 0, "receivers": [{"webhook": hook}]}),
+    )
+    .await;
+    assert_eq!(status, 201, "{rule}");
+    assert_eq!(
+        b.post_protobuf("/v1/traces", requests("shop", "shop-1", 10, 5, 1))
+            .await
+            .status(),
+        200
+    );
+    let firing = received(&inbox, 1).await.remove(0);
+    assert_eq!(firing["status"], "firing", "{firing}");
+    let fingerprint = firing["alerts"][0]["fingerprint"].clone();
+    let held_a = a.metric("sightline_alert_lease_held").await;
+    let held_c = c.metric("sightline_alert_lease_held").await;
+    assert_eq!(held_a + held_c, 1.0, "exactly one node holds the lease");
+    let (leader, follower, follower_data) = if held_a == 1.0 {
+        (a, c, data_c)
+    } else {
+        (c, a, data_a)
+    };
+    assert_eq!(b.metric("sightline_alert_evaluations_total").await, 0.0);
+    let evaluated = leader.metric("sightline_alert_evaluations_total").await;
+    metric_until(&leader, "sightline_alert_evaluations_total", |n| {
+        n >= evaluated + 3.0
+    })
+    .await;
+    assert_eq!(
+        follower.metric("sightline_alert_evaluations_total").await,
+        0.0,
+        "the node without the lease never evaluates"
+    );
+    assert_eq!(inbox.lock().unwrap().len(), 1, "one message for one alert");
+
+    // The evaluating node dies: the other takes the lease over and goes on from the shared
+    // state — the firing alert is not announced again, and its resolution comes from there.
+    leader.kill9();
+    metric_until(&follower, "sightline_alert_lease_held", |v| v == 1.0).await;
+    metric_until(&follower, "sightline_alert_evaluations_total", |n| n >= 3.0).await;
+    assert_eq!(
+        inbox.lock().unwrap().len(),
+        1,
+        "no second firing message after the takeover"
+    );
+    assert_eq!(
+        b.post_protobuf("/v1/traces", requests("shop", "shop-1", 200, 0, 2))
+            .await
+            .status(),
+        200
+    );
+    let resolved = received(&inbox, 2).await.remove(1);
+    assert_eq!(resolved["status"], "resolved", "{resolved}");
+    assert_eq!(resolved["alerts"][0]["fingerprint"], fingerprint);
+
+    // A user added to the metastore logs in on one node; the session works on another.
+    add_user_in(
+        &["--metastore", &cluster.metastore()],
+        "ana",
+        "editor",
+        "editor-password-1",
+    );
+    let restarted = cluster.start_with(&follower_data.with_file_name("restarted"), "query", &fast);
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let login = http
+        .post(format!("{}/login", restarted.api))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("name=ANA&password=editor-password-1&next=%2F")
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(login.status(), 303, "names compare without case");
+    let cookie = login.headers()["set-cookie"]
+        .to_str()
+        .expect("cookie")
+        .split(';')
+        .next()
+        .expect("name=value")
+        .to_string();
+    // The running node learns that logins are required at its next look at the users.
+    let deadline = Instant::now() + VISIBLE_WITHIN;
+    loop {
+        let anonymous = http
+            .get(format!("{}/api/v1/views", follower.api))
+            .send()
+            .await
+            .expect("request");
+        if anonymous.status() == 401 {
+            break;
+        }
+        assert_eq!(anonymous.status(), 200);
+        assert!(
+            Instant::now() < deadline,
+            "the user is not known on every node"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let signed_in = http
+        .get(format!("{}/api/v1/views", follower.api))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(signed_in.status(), 200, "a session from another node");
+
+    // An API key made in the metastore is asked for by every ingest node from then on.
+    let made = std::process::Command::new(env!("CARGO_BIN_EXE_sightline"))
+        .args(["apikey", "create", "shop-exporter", "--metastore"])
+        .arg(cluster.metastore())
+        .output()
+        .expect("sightline apikey create");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let deadline = Instant::now() + VISIBLE_WITHIN;
+    loop {
+        let status = b
+            .post_protobuf("/v1/traces", requests("shop", "shop-1", 1, 0, 3))
+            .await
+            .status();
+        if status == 401 {
+            break;
+        }
+        assert_eq!(status, 200, "before the key table refreshes");
+        assert!(
+            Instant::now() < deadline,
+            "B still takes exports without a key"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    drop((restarted, follower, b));
 }

@@ -21,8 +21,10 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::meta::alerts::{AlertState, NotificationRecord, Phase};
+use crate::meta::lease::{Lease, LeaseTask};
 use crate::meta::MetaStore;
 use crate::query::QueryEngine;
+use crate::telemetry;
 use rule::{Measure, Rule, RuleSpec};
 
 /// How alerting runs.
@@ -131,9 +133,22 @@ pub async fn load_rules_file(
                 meta.replace_alert_rule(old.id, &rule.spec.name, body)
                     .await?;
             }
-            None => {
-                meta.create_alert_rule(&rule.spec.name, body).await?;
-            }
+            None => match meta.create_alert_rule(&rule.spec.name, body.clone()).await {
+                // Another node of the cluster loaded its rules file at the same moment.
+                Err(crate::meta::MetaError::Conflict(_)) => {
+                    let now = meta.alert_rules().await?;
+                    if let Some(old) = now
+                        .iter()
+                        .find(|s| s.name.eq_ignore_ascii_case(&rule.spec.name) && s.body != body)
+                    {
+                        meta.replace_alert_rule(old.id, &rule.spec.name, body)
+                            .await?;
+                    }
+                }
+                other => {
+                    other?;
+                }
+            },
         }
     }
     Ok(checked.len())
@@ -644,15 +659,39 @@ impl Alerting {
         )
     }
 
-    /// Evaluates every `settings.every` until `stop` is cancelled.
+    /// Evaluates every `settings.every` until `stop` is cancelled — while this node holds the
+    /// alert-evaluation lease: in a cluster one query node evaluates and notifies, and another
+    /// takes over at its next tick when that one dies (the states it resumes from are shared).
     pub async fn run(self, stop: CancellationToken) {
         let mut tick = tokio::time::interval(self.settings.every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut lease: Option<Lease> = None;
         loop {
             tokio::select! {
                 _ = stop.cancelled() => return,
                 _ = tick.tick() => {}
             }
+            if let Some(held) = &lease {
+                if !held.still_held().await {
+                    tracing::warn!("lost the alert-evaluation lease; evaluating stops here");
+                    lease = None;
+                    telemetry::get().alert_lease_held.set(0);
+                }
+            }
+            if lease.is_none() {
+                match self.meta.try_lease(LeaseTask::AlertEvaluation).await {
+                    Ok(Some(taken)) => {
+                        lease = Some(taken);
+                        telemetry::get().alert_lease_held.set(1);
+                    }
+                    Ok(None) => continue,
+                    Err(e) => {
+                        tracing::warn!("could not ask for the alert-evaluation lease: {e}");
+                        continue;
+                    }
+                }
+            }
+            telemetry::get().alert_evaluations.inc();
             if let Err(e) = self.evaluate_once(crate::model::time::now_ns()).await {
                 tracing::error!("alert evaluation failed: {e}");
             }

@@ -1,14 +1,16 @@
 //! `sightline apikey create|list|revoke` and `sightline user add|list|remove`: ingest keys
 //! and UI/API users in the data dir's metadata store.
 
-use std::path::Path;
-
-use super::{ApiKeyCommand, UserCommand};
+use super::{ApiKeyCommand, MetaLocation, UserCommand};
 use crate::meta::MetaStore;
 
-fn open(dir: &Path) -> anyhow::Result<MetaStore> {
-    std::fs::create_dir_all(dir)?;
-    Ok(MetaStore::open(dir)?)
+async fn open(store: &MetaLocation) -> anyhow::Result<MetaStore> {
+    if let Some(url) = &store.metastore {
+        let pool = crate::metastore::connect_pool(url, 1).await?;
+        return Ok(MetaStore::postgres(pool).await?);
+    }
+    std::fs::create_dir_all(&store.data_dir)?;
+    Ok(MetaStore::open(&store.data_dir)?)
 }
 
 /// Runs one `user` command.
@@ -18,23 +20,24 @@ pub async fn users(command: UserCommand) -> anyhow::Result<()> {
             name,
             role,
             replace,
-            data_dir,
+            store,
         } => {
             let mut password = String::new();
             std::io::stdin().read_line(&mut password)?;
             let password = password.trim_end_matches(['\r', '\n']);
-            let user = open(&data_dir)?
+            let user = open(&store)
+                .await?
                 .put_user(&name, role, password, replace)
                 .await?;
             println!("{} is a {}", user.name, user.role.as_str());
         }
-        UserCommand::List { data_dir } => {
-            for u in open(&data_dir)?.users().await? {
+        UserCommand::List { store } => {
+            for u in open(&store).await?.users().await? {
                 println!("{:<24} {}", u.name, u.role.as_str());
             }
         }
-        UserCommand::Remove { name, data_dir } => {
-            open(&data_dir)?.remove_user(&name).await?;
+        UserCommand::Remove { name, store } => {
+            open(&store).await?.remove_user(&name).await?;
             println!("removed {name:?}");
         }
     }
@@ -47,9 +50,10 @@ pub async fn run(command: ApiKeyCommand) -> anyhow::Result<()> {
         ApiKeyCommand::Create {
             name,
             records_per_second,
-            data_dir,
+            store,
         } => {
-            let (key, record) = open(&data_dir)?
+            let (key, record) = open(&store)
+                .await?
                 .create_api_key(&name, records_per_second)
                 .await?;
             eprintln!(
@@ -63,8 +67,8 @@ pub async fn run(command: ApiKeyCommand) -> anyhow::Result<()> {
             );
             println!("{key}");
         }
-        ApiKeyCommand::List { data_dir } => {
-            for k in open(&data_dir)?.api_keys().await? {
+        ApiKeyCommand::List { store } => {
+            for k in open(&store).await?.api_keys().await? {
                 let at = |ns: i64| {
                     chrono::DateTime::from_timestamp_nanos(ns)
                         .format("%Y-%m-%d %H:%M")
@@ -85,8 +89,8 @@ pub async fn run(command: ApiKeyCommand) -> anyhow::Result<()> {
                 );
             }
         }
-        ApiKeyCommand::Revoke { name, data_dir } => {
-            open(&data_dir)?.revoke_api_key(&name).await?;
+        ApiKeyCommand::Revoke { name, store } => {
+            open(&store).await?.revoke_api_key(&name).await?;
             println!("revoked {name:?}");
         }
     }

@@ -42,19 +42,19 @@ pub enum ApiKeyCommand {
         /// limit.
         #[arg(long, default_value_t = 0)]
         records_per_second: u64,
-        #[arg(long, env = "SIGHTLINE_DATA_DIR", default_value = "sightline-data")]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        store: MetaLocation,
     },
     /// List keys (names, limits, created, revoked — never the keys).
     List {
-        #[arg(long, env = "SIGHTLINE_DATA_DIR", default_value = "sightline-data")]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        store: MetaLocation,
     },
     /// Revoke a key by name.
     Revoke {
         name: String,
-        #[arg(long, env = "SIGHTLINE_DATA_DIR", default_value = "sightline-data")]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        store: MetaLocation,
     },
 }
 
@@ -71,20 +71,32 @@ pub enum UserCommand {
         /// Change an existing user instead of failing.
         #[arg(long)]
         replace: bool,
-        #[arg(long, env = "SIGHTLINE_DATA_DIR", default_value = "sightline-data")]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        store: MetaLocation,
     },
     /// List users and roles.
     List {
-        #[arg(long, env = "SIGHTLINE_DATA_DIR", default_value = "sightline-data")]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        store: MetaLocation,
     },
     /// Remove a user (and end their sessions).
     Remove {
         name: String,
-        #[arg(long, env = "SIGHTLINE_DATA_DIR", default_value = "sightline-data")]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        store: MetaLocation,
     },
+}
+
+/// Where the `user` and `apikey` commands find the metadata: the data dir's `meta.sqlite`,
+/// or a cluster's metastore.
+#[derive(Debug, clap::Args)]
+pub struct MetaLocation {
+    #[arg(long, env = "SIGHTLINE_DATA_DIR", default_value = "sightline-data")]
+    pub data_dir: PathBuf,
+    /// A cluster's PostgreSQL (the `--metastore` its nodes run with); the data dir is then
+    /// not used.
+    #[arg(long, env = "SIGHTLINE_METASTORE")]
+    pub metastore: Option<String>,
 }
 
 /// `sightline postmortem …`.

@@ -3,9 +3,9 @@
 //! a restart resumes them: an alert firing before the restart is still firing after it, and
 //! its notification is not sent again.
 
-use rusqlite::{params, OptionalExtension, Row};
 use serde::Serialize;
 
+use super::sql::{params, DbError, Param, Row, Tx};
 use super::{check_name, MetaError, MetaStore};
 
 /// Where an alert is in its life.
@@ -96,7 +96,7 @@ pub struct NotificationRecord {
     pub outcome: String,
 }
 
-fn rule_of(r: &Row<'_>) -> rusqlite::Result<StoredRule> {
+fn rule_of(r: &Row) -> Result<StoredRule, DbError> {
     Ok(StoredRule {
         id: r.get(0)?,
         name: r.get(1)?,
@@ -110,16 +110,12 @@ const RULE_COLUMNS: &str = "id, name, body, created_ns, updated_ns";
 
 /// Every row `sql` selects with `params`, each read by `row`.
 fn all_rows<T>(
-    tx: &rusqlite::Transaction,
+    tx: &Tx,
     sql: &str,
-    params: impl rusqlite::Params,
-    row: impl FnMut(&Row<'_>) -> rusqlite::Result<T>,
+    params: &[&dyn Param],
+    row: impl FnMut(&Row) -> Result<T, DbError>,
 ) -> Result<Vec<T>, MetaError> {
-    let mut stmt = tx.prepare(sql)?;
-    let rows = stmt
-        .query_map(params, row)?
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(rows)
+    Ok(tx.query_map(sql, params, row)?)
 }
 
 impl MetaStore {
@@ -132,18 +128,20 @@ impl MetaStore {
         let name = check_name("a rule's name", name)?;
         self.tx(move |tx| {
             let now = crate::model::time::now_ns();
-            let taken: Option<i64> = tx
-                .query_row("SELECT id FROM alert_rules WHERE name = ?1", [&name], |r| r.get(0))
-                .optional()?;
+            let taken: Option<i64> = tx.query_opt(
+                "SELECT id FROM alert_rules WHERE name = ?1",
+                params![name],
+                |r| r.get(0),
+            )?;
             if taken.is_some() {
                 return Err(MetaError::Conflict(format!("a rule named {name:?} exists")));
             }
-            tx.execute(
+            let id = tx.insert(
                 "INSERT INTO alert_rules (name, body, created_ns, updated_ns) VALUES (?1, ?2, ?3, ?3)",
                 params![name, body, now],
             )?;
             Ok(StoredRule {
-                id: tx.last_insert_rowid(),
+                id,
                 name,
                 body,
                 created: now,
@@ -164,13 +162,11 @@ impl MetaStore {
         let name = check_name("a rule's name", name)?;
         self.tx(move |tx| {
             let now = crate::model::time::now_ns();
-            let taken: Option<i64> = tx
-                .query_row(
-                    "SELECT id FROM alert_rules WHERE name = ?1 AND id != ?2",
-                    params![name, id],
-                    |r| r.get(0),
-                )
-                .optional()?;
+            let taken: Option<i64> = tx.query_opt(
+                "SELECT id FROM alert_rules WHERE name = ?1 AND id != ?2",
+                params![name, id],
+                |r| r.get(0),
+            )?;
             if taken.is_some() {
                 return Err(MetaError::Conflict(format!("a rule named {name:?} exists")));
             }
@@ -181,10 +177,10 @@ impl MetaStore {
             if changed == 0 {
                 return Err(MetaError::NotFound(format!("no alert rule {id}")));
             }
-            tx.execute("DELETE FROM alert_states WHERE rule_id = ?1", [id])?;
+            tx.execute("DELETE FROM alert_states WHERE rule_id = ?1", params![id])?;
             tx.query_row(
                 &format!("SELECT {RULE_COLUMNS} FROM alert_rules WHERE id = ?1"),
-                [id],
+                params![id],
                 rule_of,
             )
             .map_err(MetaError::from)
@@ -195,7 +191,7 @@ impl MetaStore {
     /// Deletes rule `id` with its alerts, history and notification log.
     pub async fn delete_alert_rule(&self, id: i64) -> Result<(), MetaError> {
         self.tx(move |tx| {
-            if tx.execute("DELETE FROM alert_rules WHERE id = ?1", [id])? == 0 {
+            if tx.execute("DELETE FROM alert_rules WHERE id = ?1", params![id])? == 0 {
                 return Err(MetaError::NotFound(format!("no alert rule {id}")));
             }
             Ok(())
@@ -206,12 +202,11 @@ impl MetaStore {
     /// One rule.
     pub async fn alert_rule(&self, id: i64) -> Result<StoredRule, MetaError> {
         self.read(move |tx| {
-            tx.query_row(
+            tx.query_opt(
                 &format!("SELECT {RULE_COLUMNS} FROM alert_rules WHERE id = ?1"),
-                [id],
+                params![id],
                 rule_of,
-            )
-            .optional()?
+            )?
             .ok_or_else(|| MetaError::NotFound(format!("no alert rule {id}")))
         })
         .await
@@ -221,7 +216,7 @@ impl MetaStore {
     pub async fn alert_rules(&self) -> Result<Vec<StoredRule>, MetaError> {
         self.read(|tx| {
             let sql = format!("SELECT {RULE_COLUMNS} FROM alert_rules ORDER BY id");
-            all_rows(tx, &sql, [], rule_of)
+            all_rows(tx, &sql, params![], rule_of)
         })
         .await
     }
@@ -233,12 +228,12 @@ impl MetaStore {
                 tx,
                 "SELECT rule_id, group_key, state, value, since_ns, fired_ns, resolved_ns, notified_ns \
                  FROM alert_states ORDER BY rule_id, group_key",
-                [],
+                params![],
                 |r| {
                     Ok(AlertState {
                         rule_id: r.get(0)?,
                         group_key: r.get(1)?,
-                        phase: Phase::parse(&r.get::<_, String>(2)?),
+                        phase: Phase::parse(&r.get::<String>(2)?),
                         value: r.get(3)?,
                         since: r.get(4)?,
                         fired: r.get(5)?,
@@ -296,7 +291,7 @@ impl MetaStore {
     ) -> Result<(), MetaError> {
         self.tx(move |tx| {
             tx.execute(
-                "UPDATE alert_states SET notified_ns = MAX(notified_ns, ?3) \
+                "UPDATE alert_states SET notified_ns = CASE WHEN notified_ns > ?3 THEN notified_ns ELSE ?3 END \
                  WHERE rule_id = ?1 AND group_key = ?2",
                 params![rule_id, group_key, at],
             )?;
@@ -318,8 +313,8 @@ impl MetaStore {
                         rule_id: r.get(0)?,
                         group_key: r.get(1)?,
                         at: r.get(2)?,
-                        from: Phase::parse(&r.get::<_, String>(3)?),
-                        to: Phase::parse(&r.get::<_, String>(4)?),
+                        from: Phase::parse(&r.get::<String>(3)?),
+                        to: Phase::parse(&r.get::<String>(4)?),
                         value: r.get(5)?,
                     })
                 },
@@ -356,7 +351,7 @@ impl MetaStore {
                 tx,
                 "SELECT rule_id, group_key, at_ns, status, receiver, attempt, outcome \
                  FROM alert_notifications ORDER BY at_ns DESC, id DESC LIMIT ?1",
-                [limit as i64],
+                params![limit as i64],
                 |r| {
                     Ok(NotificationRecord {
                         rule_id: r.get(0)?,
@@ -400,13 +395,13 @@ impl MetaStore {
         let comment = super::check_text("a silence's comment", &comment)?;
         self.tx(move |tx| {
             let now = crate::model::time::now_ns();
-            tx.execute(
+            let id = tx.insert(
                 "INSERT INTO alert_silences (matchers, starts_ns, ends_ns, created_by, comment, created_ns) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![matchers, starts, ends, created_by, comment, now],
             )?;
             Ok(StoredSilence {
-                id: tx.last_insert_rowid(),
+                id,
                 matchers,
                 starts,
                 ends,
@@ -423,7 +418,8 @@ impl MetaStore {
         self.tx(move |tx| {
             let now = crate::model::time::now_ns();
             let changed = tx.execute(
-                "UPDATE alert_silences SET ends_ns = MIN(ends_ns, ?1), starts_ns = MIN(starts_ns, ?1) WHERE id = ?2",
+                "UPDATE alert_silences SET ends_ns = CASE WHEN ends_ns < ?1 THEN ends_ns ELSE ?1 END, \
+                 starts_ns = CASE WHEN starts_ns < ?1 THEN starts_ns ELSE ?1 END WHERE id = ?2",
                 params![now, id],
             )?;
             if changed == 0 {
@@ -441,7 +437,7 @@ impl MetaStore {
                 tx,
                 "SELECT id, matchers, starts_ns, ends_ns, created_by, comment, created_ns \
                  FROM alert_silences ORDER BY id DESC",
-                [],
+                params![],
                 |r| {
                     Ok(StoredSilence {
                         id: r.get(0)?,

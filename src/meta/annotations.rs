@@ -1,9 +1,9 @@
 //! Annotations: a timestamped note on one service or on everything (a deploy, a config
 //! change), drawn as a marker on every chart and timeline that covers its time.
 
-use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
+use super::sql::params;
 use super::{check_name, check_text, now_ns, MetaError, MetaStore};
 
 /// One annotation.
@@ -39,13 +39,13 @@ impl MetaStore {
             .map(|s| check_name("an annotation's service", &s))
             .transpose()?;
         self.tx(move |tx| {
-            tx.execute(
+            let id = tx.insert(
                 "INSERT INTO annotations (time_ns, service, text, created_ns) \
                  VALUES (?1, ?2, ?3, ?4)",
                 params![time, service, text, now_ns()],
             )?;
             Ok(Annotation {
-                id: tx.last_insert_rowid(),
+                id,
                 time,
                 service,
                 text,
@@ -64,13 +64,12 @@ impl MetaStore {
         service: Option<String>,
     ) -> Result<Vec<Annotation>, MetaError> {
         self.read(move |tx| {
-            let mut stmt = tx.prepare(
+            Ok(tx.query_map(
                 "SELECT id, time_ns, service, text, created_ns FROM annotations \
                  WHERE time_ns >= ?1 AND time_ns <= ?2 \
-                 AND (?3 IS NULL OR service IS NULL OR service = ?3) ORDER BY time_ns, id",
-            )?;
-            let rows = stmt
-                .query_map(params![start, end, service], |r| {
+                 AND (CAST(?3 AS TEXT) IS NULL OR service IS NULL OR service = ?3) ORDER BY time_ns, id",
+                params![start, end, service],
+                |r| {
                     Ok(Annotation {
                         id: r.get(0)?,
                         time: r.get(1)?,
@@ -78,9 +77,8 @@ impl MetaStore {
                         text: r.get(3)?,
                         created: r.get(4)?,
                     })
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(rows)
+                },
+            )?)
         })
         .await
     }
@@ -88,15 +86,15 @@ impl MetaStore {
     /// Deletes an annotation.
     pub async fn delete_annotation(&self, id: i64) -> Result<(), MetaError> {
         self.tx(move |tx| {
-            let found: Option<i64> = tx
-                .query_row("SELECT id FROM annotations WHERE id = ?1", [id], |r| {
-                    r.get(0)
-                })
-                .optional()?;
+            let found: Option<i64> = tx.query_opt(
+                "SELECT id FROM annotations WHERE id = ?1",
+                params![id],
+                |r| r.get(0),
+            )?;
             if found.is_none() {
                 return Err(MetaError::NotFound(format!("no annotation {id}")));
             }
-            tx.execute("DELETE FROM annotations WHERE id = ?1", [id])?;
+            tx.execute("DELETE FROM annotations WHERE id = ?1", params![id])?;
             Ok(())
         })
         .await

@@ -2,7 +2,7 @@
 //! as a SHA-256 digest (keys are 128 random bits, so a fast digest is enough), revoked by
 //! name. Keys exist as soon as one was ever created; from then on ingest needs one.
 
-use rusqlite::params;
+use super::sql::{params, DbError};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -55,12 +55,10 @@ impl MetaStore {
                 params![name, hash, rate, created],
             )
             .map_err(|e| match e {
-                rusqlite::Error::SqliteFailure(f, _)
-                    if f.code == rusqlite::ErrorCode::ConstraintViolation =>
-                {
+                DbError::Constraint(_) => {
                     MetaError::Conflict(format!("a key named {name:?} already exists"))
                 }
-                other => MetaError::Sqlite(other),
+                other => other.into(),
             })?;
             Ok((
                 key,
@@ -78,20 +76,18 @@ impl MetaStore {
     /// Every key, oldest first.
     pub async fn api_keys(&self) -> Result<Vec<ApiKey>, MetaError> {
         self.read(|tx| {
-            let mut stmt = tx.prepare(
+            Ok(tx.query_map(
                 "SELECT name, records_per_second, created_ns, revoked_ns FROM api_keys ORDER BY id",
-            )?;
-            let keys = stmt
-                .query_map([], |r| {
+                params![],
+                |r| {
                     Ok(ApiKey {
                         name: r.get(0)?,
-                        records_per_second: r.get::<_, i64>(1)?.max(0) as u64,
+                        records_per_second: r.get::<i64>(1)?.max(0) as u64,
                         created: r.get(2)?,
                         revoked: r.get(3)?,
                     })
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(keys)
+                },
+            )?)
         })
         .await
     }
@@ -115,15 +111,13 @@ impl MetaStore {
     /// The keys the ingest path checks against.
     pub async fn key_table(&self) -> Result<KeyTable, MetaError> {
         self.read(|tx| {
-            let total: i64 = tx.query_row("SELECT COUNT(*) FROM api_keys", [], |r| r.get(0))?;
-            let mut stmt = tx.prepare(
+            let total: i64 =
+                tx.query_row("SELECT COUNT(*) FROM api_keys", params![], |r| r.get(0))?;
+            let active = tx.query_map(
                 "SELECT key_hash, name, records_per_second FROM api_keys WHERE revoked_ns IS NULL",
+                params![],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get::<i64>(2)?.max(0) as u64)),
             )?;
-            let active = stmt
-                .query_map([], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)?.max(0) as u64))
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(KeyTable {
                 enforced: total > 0,
                 active,

@@ -1,21 +1,30 @@
-//! The metadata store: saved views, post-mortems, timelines and annotations, in one SQLite
-//! database (`<data>/meta.sqlite`). Unlike telemetry this is edited by people, so it lives in
-//! a transactional SQL database: every change is one transaction, and a crash mid-write
-//! leaves the previous state.
+//! The metadata store: saved views, post-mortems, timelines, annotations, users and their
+//! sessions, API keys, alert rules and alert states. Unlike telemetry this is edited by
+//! people, so it lives in a transactional SQL database: every change is one transaction, and a
+//! crash mid-write leaves the previous state.
+//!
+//! Two databases behind the one [`MetaStore`]: SQLite (`<data>/meta.sqlite`), the single
+//! binary's default, and PostgreSQL, which a cluster's nodes share (`--metastore`). The calls
+//! are written once, against [`sql::Tx`]; each database has its own migrations
+//! (`migrations/` and `migrations/postgres/`) describing the same tables.
 
 pub mod alerts;
 pub mod annotations;
 pub mod api_keys;
+pub mod lease;
+pub mod postgres;
 pub mod postmortems;
+pub mod sql;
 pub mod users;
 pub mod views;
 
 use std::path::Path;
 
 use r2d2_sqlite::SqliteConnectionManager;
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{Connection, TransactionBehavior};
 
 use crate::model::time::now_ns;
+use sql::{params, DbError, Tx};
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
 /// Never edit a released migration: add the next one.
@@ -45,12 +54,33 @@ pub enum MetaError {
     #[error("{0}")]
     Conflict(String),
     #[error("metadata database: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Database(DbError),
     #[error("metadata task failed: {0}")]
     Task(String),
-    /// No connection came free in time (503).
+    /// The database is unreachable, or no connection came free in time (503).
     #[error("metadata database busy: {0}")]
-    Busy(#[from] r2d2::Error),
+    Busy(String),
+}
+
+impl From<DbError> for MetaError {
+    fn from(e: DbError) -> Self {
+        match e {
+            DbError::Unavailable(why) => MetaError::Busy(why),
+            other => MetaError::Database(other),
+        }
+    }
+}
+
+impl From<rusqlite::Error> for MetaError {
+    fn from(e: rusqlite::Error) -> Self {
+        DbError::from(e).into()
+    }
+}
+
+impl From<r2d2::Error> for MetaError {
+    fn from(e: r2d2::Error) -> Self {
+        MetaError::Busy(e.to_string())
+    }
 }
 
 /// Connections in the pool. Under the WAL journal any number read side by side while one
@@ -62,10 +92,21 @@ const POOL_CONNECTIONS: u32 = 8;
 const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Handle to the metadata database. Cheap to clone; calls run on the blocking pool, each on
-/// a connection of its own from an `r2d2` pool.
+/// a connection of its own from a pool.
 #[derive(Clone)]
 pub struct MetaStore {
-    pool: r2d2::Pool<SqliteConnectionManager>,
+    backend: Backend,
+}
+
+#[derive(Clone)]
+enum Backend {
+    /// `meta.sqlite`, over an `r2d2` pool.
+    Sqlite(r2d2::Pool<SqliteConnectionManager>),
+    /// A cluster's PostgreSQL, over a `deadpool` pool; statements are driven by `runtime`.
+    Postgres {
+        pool: deadpool_postgres::Pool,
+        runtime: tokio::runtime::Handle,
+    },
 }
 
 impl MetaStore {
@@ -84,7 +125,29 @@ impl MetaStore {
             .min_idle(Some(1))
             .connection_timeout(BUSY_TIMEOUT)
             .build(manager)?;
-        Ok(MetaStore { pool })
+        Ok(MetaStore {
+            backend: Backend::Sqlite(pool),
+        })
+    }
+
+    /// The metadata store in a cluster's PostgreSQL, over `pool` (whose connections select the
+    /// cluster's schema); applies the migrations this version knows.
+    pub async fn postgres(pool: deadpool_postgres::Pool) -> Result<MetaStore, MetaError> {
+        postgres::migrate(&pool).await?;
+        Ok(MetaStore {
+            backend: Backend::Postgres {
+                pool,
+                runtime: tokio::runtime::Handle::current(),
+            },
+        })
+    }
+
+    /// Which database this is, for logs and errors.
+    pub fn describe(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite(_) => "meta.sqlite",
+            Backend::Postgres { .. } => "the metastore (PostgreSQL)",
+        }
     }
 
     /// Runs `f` in one write transaction on the blocking pool; it commits only if `f`
@@ -93,32 +156,47 @@ impl MetaStore {
     /// halfway.
     pub async fn tx<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&rusqlite::Transaction) -> Result<T, MetaError> + Send + 'static,
+        f: impl FnOnce(&Tx) -> Result<T, MetaError> + Send + 'static,
     ) -> Result<T, MetaError> {
-        self.run(TransactionBehavior::Immediate, f).await
+        self.run(true, f).await
     }
 
     /// Runs the lookups of `f` in one read transaction (one consistent snapshot) on the
     /// blocking pool; any number of these run side by side with each other and a writer.
     pub async fn read<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&rusqlite::Transaction) -> Result<T, MetaError> + Send + 'static,
+        f: impl FnOnce(&Tx) -> Result<T, MetaError> + Send + 'static,
     ) -> Result<T, MetaError> {
-        self.run(TransactionBehavior::Deferred, f).await
+        self.run(false, f).await
     }
 
     async fn run<T: Send + 'static>(
         &self,
-        behavior: TransactionBehavior,
-        f: impl FnOnce(&rusqlite::Transaction) -> Result<T, MetaError> + Send + 'static,
+        write: bool,
+        f: impl FnOnce(&Tx) -> Result<T, MetaError> + Send + 'static,
     ) -> Result<T, MetaError> {
-        let pool = self.pool.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut conn = pool.get()?;
-            let tx = conn.transaction_with_behavior(behavior)?;
-            let out = f(&tx)?;
-            tx.commit()?;
-            Ok(out)
+        let backend = self.backend.clone();
+        tokio::task::spawn_blocking(move || match backend {
+            Backend::Sqlite(pool) => {
+                let mut conn = pool.get()?;
+                let behavior = if write {
+                    TransactionBehavior::Immediate
+                } else {
+                    TransactionBehavior::Deferred
+                };
+                let tx = conn.transaction_with_behavior(behavior)?;
+                let out = f(&Tx::Sqlite(&tx))?;
+                tx.commit()?;
+                Ok(out)
+            }
+            Backend::Postgres { pool, runtime } => {
+                let access = if write {
+                    postgres::Access::Write
+                } else {
+                    postgres::Access::Read
+                };
+                postgres::run(&pool, &runtime, access, f)
+            }
         })
         .await
         .map_err(|e| MetaError::Task(e.to_string()))?
@@ -127,20 +205,18 @@ impl MetaStore {
     /// A random token that HTML forms must send back, created once per data dir.
     pub async fn form_token(&self) -> Result<String, MetaError> {
         self.tx(|tx| {
-            let existing: Option<String> = tx
-                .query_row(
-                    "SELECT value FROM settings WHERE key = 'form_token'",
-                    [],
-                    |r| r.get(0),
-                )
-                .optional()?;
+            let existing: Option<String> = tx.query_opt(
+                "SELECT value FROM settings WHERE key = 'form_token'",
+                params![],
+                |r| r.get(0),
+            )?;
             if let Some(token) = existing {
                 return Ok(token);
             }
             let token = uuid::Uuid::new_v4().simple().to_string();
             tx.execute(
                 "INSERT INTO settings (key, value) VALUES ('form_token', ?1)",
-                [&token],
+                params![token],
             )?;
             Ok(token)
         })
@@ -212,7 +288,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         drop(MetaStore::open(dir.path()).unwrap());
         let again = MetaStore::open(dir.path()).unwrap();
-        let conn = again.pool.get().unwrap();
+        let Backend::Sqlite(pool) = &again.backend else {
+            panic!("opened from a data dir, so SQLite")
+        };
+        let conn = pool.get().unwrap();
         let version: i64 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
@@ -232,7 +311,10 @@ mod tests {
             async move {
                 store
                     .tx(move |tx| {
-                        tx.execute("INSERT INTO settings (key, value) VALUES ('k', 'v')", [])?;
+                        tx.execute(
+                            "INSERT INTO settings (key, value) VALUES ('k', 'v')",
+                            params![],
+                        )?;
                         let _ = opened.send(());
                         let _ = wait_release.recv();
                         Ok(())
@@ -245,11 +327,11 @@ mod tests {
         // waits for this lookup) fails the test instead of hanging it.
         let count = |store: MetaStore| async move {
             let read = store.read(|tx| {
-                Ok(
-                    tx.query_row("SELECT count(*) FROM settings WHERE key = 'k'", [], |r| {
-                        r.get::<_, i64>(0)
-                    })?,
-                )
+                Ok(tx.query_row(
+                    "SELECT count(*) FROM settings WHERE key = 'k'",
+                    params![],
+                    |r| r.get::<i64>(0),
+                )?)
             });
             tokio::time::timeout(std::time::Duration::from_secs(10), read)
                 .await

@@ -2,9 +2,9 @@
 //! items and a timeline. Edits of the text are versioned: an edit made from an older version
 //! is refused (409) so two people never silently overwrite each other.
 
-use rusqlite::{params, OptionalExtension, Transaction};
 use serde::{Deserialize, Serialize};
 
+use super::sql::{params, Tx};
 use super::{check_name, check_text, now_ns, MetaError, MetaStore};
 
 /// Draft while being written, final once reviewed.
@@ -149,12 +149,12 @@ fn check_edit(edit: &PostMortemEdit) -> Result<(), MetaError> {
     Ok(())
 }
 
-fn get_in(tx: &Transaction, id: i64) -> Result<PostMortem, MetaError> {
+fn get_in(tx: &Tx, id: i64) -> Result<PostMortem, MetaError> {
     let mut pm = tx
-        .query_row(
+        .query_opt(
             "SELECT id, title, status, incident_start_ns, incident_end_ns, impact, summary, \
              root_cause, version, created_ns, updated_ns FROM postmortems WHERE id = ?1",
-            [id],
+            params![id],
             |r| {
                 let status: String = r.get(2)?;
                 Ok(PostMortem {
@@ -174,41 +174,37 @@ fn get_in(tx: &Transaction, id: i64) -> Result<PostMortem, MetaError> {
                     timeline: Vec::new(),
                 })
             },
-        )
-        .optional()?
+        )?
         .ok_or_else(|| MetaError::NotFound(format!("no post-mortem {id}")))?;
-    let mut stmt = tx.prepare(
+    pm.views = tx.query_map(
         "SELECT id, view_id, view_name, note FROM postmortem_views \
          WHERE postmortem_id = ?1 ORDER BY position, id",
-    )?;
-    pm.views = stmt
-        .query_map([id], |r| {
+        params![id],
+        |r| {
             Ok(ViewEntry {
                 id: r.get(0)?,
                 view_id: r.get(1)?,
                 view_name: r.get(2)?,
                 note: r.get(3)?,
             })
-        })?
-        .collect::<rusqlite::Result<_>>()?;
-    let mut stmt = tx.prepare(
-        "SELECT owner, text, done FROM action_items WHERE postmortem_id = ?1 ORDER BY position",
+        },
     )?;
-    pm.action_items = stmt
-        .query_map([id], |r| {
+    pm.action_items = tx.query_map(
+        "SELECT owner, text, done FROM action_items WHERE postmortem_id = ?1 ORDER BY position",
+        params![id],
+        |r| {
             Ok(ActionItem {
                 owner: r.get(0)?,
                 text: r.get(1)?,
                 done: r.get(2)?,
             })
-        })?
-        .collect::<rusqlite::Result<_>>()?;
-    let mut stmt = tx.prepare(
+        },
+    )?;
+    pm.timeline = tx.query_map(
         "SELECT id, time_ns, text, source, suggestion_key FROM timeline_entries \
          WHERE postmortem_id = ?1 ORDER BY time_ns, id",
-    )?;
-    pm.timeline = stmt
-        .query_map([id], |r| {
+        params![id],
+        |r| {
             Ok(TimelineEntry {
                 id: r.get(0)?,
                 time: r.get(1)?,
@@ -216,12 +212,12 @@ fn get_in(tx: &Transaction, id: i64) -> Result<PostMortem, MetaError> {
                 source: r.get(3)?,
                 suggestion_key: r.get(4)?,
             })
-        })?
-        .collect::<rusqlite::Result<_>>()?;
+        },
+    )?;
     Ok(pm)
 }
 
-fn apply_edit(tx: &Transaction, id: i64, edit: PostMortemEdit) -> Result<(), MetaError> {
+fn apply_edit(tx: &Tx, id: i64, edit: PostMortemEdit) -> Result<(), MetaError> {
     let old = get_in(tx, id)?;
     if let Some(v) = edit.version {
         if v != old.version {
@@ -253,7 +249,10 @@ fn apply_edit(tx: &Transaction, id: i64, edit: PostMortemEdit) -> Result<(), Met
         ],
     )?;
     if let Some(items) = edit.action_items {
-        tx.execute("DELETE FROM action_items WHERE postmortem_id = ?1", [id])?;
+        tx.execute(
+            "DELETE FROM action_items WHERE postmortem_id = ?1",
+            params![id],
+        )?;
         for (i, item) in items.iter().enumerate() {
             if item.text.trim().is_empty() && item.owner.trim().is_empty() {
                 continue;
@@ -278,12 +277,11 @@ impl MetaStore {
         )?;
         self.tx(move |tx| {
             let now = now_ns();
-            tx.execute(
+            let id = tx.insert(
                 "INSERT INTO postmortems (title, status, created_ns, updated_ns) \
                  VALUES (?1, 'draft', ?2, ?2)",
                 params![title, now],
             )?;
-            let id = tx.last_insert_rowid();
             apply_edit(
                 tx,
                 id,
@@ -293,7 +291,10 @@ impl MetaStore {
                 },
             )?;
             // A new post-mortem starts at version 1.
-            tx.execute("UPDATE postmortems SET version = 1 WHERE id = ?1", [id])?;
+            tx.execute(
+                "UPDATE postmortems SET version = 1 WHERE id = ?1",
+                params![id],
+            )?;
             get_in(tx, id)
         })
         .await
@@ -307,13 +308,12 @@ impl MetaStore {
     /// Every post-mortem, most recently changed first.
     pub async fn postmortems(&self) -> Result<Vec<PostMortemSummary>, MetaError> {
         self.read(|tx| {
-            let mut stmt = tx.prepare(
+            let rows = tx.query_map(
                 "SELECT p.id, p.title, p.status, p.incident_start_ns, p.incident_end_ns, \
                  (SELECT COUNT(*) FROM postmortem_views v WHERE v.postmortem_id = p.id), \
                  p.updated_ns FROM postmortems p ORDER BY p.updated_ns DESC, p.id DESC",
-            )?;
-            let rows = stmt
-                .query_map([], |r| {
+                params![],
+                |r| {
                     let status: String = r.get(2)?;
                     Ok(PostMortemSummary {
                         id: r.get(0)?,
@@ -324,8 +324,8 @@ impl MetaStore {
                         views: r.get(5)?,
                         updated: r.get(6)?,
                     })
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+                },
+            )?;
             Ok(rows)
         })
         .await
@@ -349,7 +349,7 @@ impl MetaStore {
     pub async fn delete_postmortem(&self, id: i64) -> Result<(), MetaError> {
         self.tx(move |tx| {
             get_in(tx, id)?;
-            tx.execute("DELETE FROM postmortems WHERE id = ?1", [id])?;
+            tx.execute("DELETE FROM postmortems WHERE id = ?1", params![id])?;
             Ok(())
         })
         .await
@@ -403,7 +403,7 @@ impl MetaStore {
             let mut order: Vec<i64> = pm.views.iter().map(|v| v.id).collect();
             match change {
                 ViewChange::Remove => {
-                    tx.execute("DELETE FROM postmortem_views WHERE id = ?1", [entry])?;
+                    tx.execute("DELETE FROM postmortem_views WHERE id = ?1", params![entry])?;
                     order.remove(at);
                 }
                 ViewChange::Up if at > 0 => order.swap(at, at - 1),
@@ -438,9 +438,9 @@ impl MetaStore {
         self.tx(move |tx| {
             get_in(tx, id)?;
             tx.execute(
-                "INSERT OR IGNORE INTO timeline_entries \
+                "INSERT INTO timeline_entries \
                  (postmortem_id, time_ns, text, source, suggestion_key) \
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
                 params![id, time, text, source, suggestion_key],
             )?;
             get_in(tx, id)
@@ -474,8 +474,8 @@ impl MetaStore {
         self.tx(move |tx| {
             get_in(tx, id)?;
             tx.execute(
-                "INSERT OR IGNORE INTO dismissed_suggestions (postmortem_id, suggestion_key) \
-                 VALUES (?1, ?2)",
+                "INSERT INTO dismissed_suggestions (postmortem_id, suggestion_key) \
+                 VALUES (?1, ?2) ON CONFLICT DO NOTHING",
                 params![id, key],
             )?;
             Ok(())
@@ -486,14 +486,13 @@ impl MetaStore {
     /// Keys of the suggestions dismissed or accepted in a post-mortem.
     pub async fn settled_suggestions(&self, id: i64) -> Result<Vec<String>, MetaError> {
         self.read(move |tx| {
-            let mut stmt = tx.prepare(
+            let keys = tx.query_map(
                 "SELECT suggestion_key FROM dismissed_suggestions WHERE postmortem_id = ?1 \
                  UNION SELECT suggestion_key FROM timeline_entries \
                  WHERE postmortem_id = ?1 AND suggestion_key IS NOT NULL",
+                params![id],
+                |r| r.get(0),
             )?;
-            let keys = stmt
-                .query_map([id], |r| r.get(0))?
-                .collect::<rusqlite::Result<Vec<String>>>()?;
             Ok(keys)
         })
         .await

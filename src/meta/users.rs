@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
+use super::sql::{params, DbError};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
-use rusqlite::{params, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
 use super::api_keys::digest;
@@ -112,17 +112,15 @@ impl MetaStore {
             };
             tx.execute(sql, params![name, role.as_str(), hash, created])
                 .map_err(|e| match e {
-                    rusqlite::Error::SqliteFailure(f, _)
-                        if f.code == rusqlite::ErrorCode::ConstraintViolation =>
-                    {
+                    DbError::Constraint(_) => {
                         MetaError::Conflict(format!("a user named {name:?} already exists"))
                     }
-                    other => MetaError::Sqlite(other),
+                    other => other.into(),
                 })?;
             // A new password ends the user's sessions.
             tx.execute(
                 "DELETE FROM sessions WHERE user_id = (SELECT id FROM users WHERE name = ?1)",
-                [&name],
+                params![name],
             )?;
             Ok(User {
                 name,
@@ -136,17 +134,18 @@ impl MetaStore {
     /// Every user.
     pub async fn users(&self) -> Result<Vec<User>, MetaError> {
         self.read(|tx| {
-            let mut stmt = tx.prepare("SELECT name, role, created_ns FROM users ORDER BY name")?;
-            let users = stmt
-                .query_map([], |r| {
+            let users = tx.query_map(
+                "SELECT name, role, created_ns FROM users ORDER BY name",
+                params![],
+                |r| {
                     let role: String = r.get(1)?;
                     Ok(User {
                         name: r.get(0)?,
                         role: Role::parse(&role),
                         created: r.get(2)?,
                     })
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+                },
+            )?;
             Ok(users)
         })
         .await
@@ -156,7 +155,7 @@ impl MetaStore {
     pub async fn remove_user(&self, name: &str) -> Result<(), MetaError> {
         let name = name.to_string();
         self.tx(move |tx| {
-            if tx.execute("DELETE FROM users WHERE name = ?1", [&name])? == 0 {
+            if tx.execute("DELETE FROM users WHERE name = ?1", params![name])? == 0 {
                 return Err(MetaError::NotFound(format!("no user named {name:?}")));
             }
             Ok(())
@@ -167,7 +166,7 @@ impl MetaStore {
     /// Whether any user exists (then the UI and API need a login).
     pub async fn has_users(&self) -> Result<bool, MetaError> {
         self.read(|tx| {
-            let n: i64 = tx.query_row("SELECT COUNT(*) FROM users", [], |r| r.get(0))?;
+            let n: i64 = tx.query_row("SELECT COUNT(*) FROM users", params![], |r| r.get(0))?;
             Ok(n > 0)
         })
         .await
@@ -182,23 +181,21 @@ impl MetaStore {
         let name = name.to_string();
         let found: Option<(User, String)> = self
             .tx(move |tx| {
-                Ok(tx
-                    .query_row(
-                        "SELECT name, role, created_ns, password_hash FROM users WHERE name = ?1",
-                        [&name],
-                        |r| {
-                            let role: String = r.get(1)?;
-                            Ok((
-                                User {
-                                    name: r.get(0)?,
-                                    role: Role::parse(&role),
-                                    created: r.get(2)?,
-                                },
-                                r.get::<_, String>(3)?,
-                            ))
-                        },
-                    )
-                    .optional()?)
+                Ok(tx.query_opt(
+                    "SELECT name, role, created_ns, password_hash FROM users WHERE name = ?1",
+                    params![name],
+                    |r| {
+                        let role: String = r.get(1)?;
+                        Ok((
+                            User {
+                                name: r.get(0)?,
+                                role: Role::parse(&role),
+                                created: r.get(2)?,
+                            },
+                            r.get::<String>(3)?,
+                        ))
+                    },
+                )?)
             })
             .await?;
         // Hash even for an unknown name, so timing does not tell which names exist.
@@ -232,10 +229,14 @@ impl MetaStore {
         let token = random_token();
         let (hash, csrf) = (digest(&token), random_token());
         self.tx(move |tx| {
-            tx.execute("DELETE FROM sessions WHERE expires_ns < ?1", [now_ns()])?;
+            tx.execute(
+                "DELETE FROM sessions WHERE expires_ns < ?1",
+                params![now_ns()],
+            )?;
             tx.execute(
                 "INSERT INTO sessions (token_hash, user_id, csrf, expires_ns) \
-                 SELECT ?1, id, ?2, ?3 FROM users WHERE name = ?4",
+                 SELECT CAST(?1 AS TEXT), id, CAST(?2 AS TEXT), CAST(?3 AS BIGINT) FROM users \
+                 WHERE name = ?4",
                 params![
                     hash,
                     csrf,
@@ -253,21 +254,19 @@ impl MetaStore {
     pub async fn session(&self, token: &str) -> Result<Option<SessionUser>, MetaError> {
         let hash = digest(token);
         self.read(move |tx| {
-            Ok(tx
-                .query_row(
-                    "SELECT u.name, u.role, s.csrf FROM sessions s JOIN users u ON u.id = s.user_id \
+            Ok(tx.query_opt(
+                "SELECT u.name, u.role, s.csrf FROM sessions s JOIN users u ON u.id = s.user_id \
                      WHERE s.token_hash = ?1 AND s.expires_ns > ?2",
-                    params![hash, now_ns()],
-                    |r| {
-                        let role: String = r.get(1)?;
-                        Ok(SessionUser {
-                            name: r.get(0)?,
-                            role: Role::parse(&role),
-                            csrf: r.get(2)?,
-                        })
-                    },
-                )
-                .optional()?)
+                params![hash, now_ns()],
+                |r| {
+                    let role: String = r.get(1)?;
+                    Ok(SessionUser {
+                        name: r.get(0)?,
+                        role: Role::parse(&role),
+                        csrf: r.get(2)?,
+                    })
+                },
+            )?)
         })
         .await
     }
@@ -276,7 +275,7 @@ impl MetaStore {
     pub async fn end_session(&self, token: &str) -> Result<(), MetaError> {
         let hash = digest(token);
         self.tx(move |tx| {
-            tx.execute("DELETE FROM sessions WHERE token_hash = ?1", [hash])?;
+            tx.execute("DELETE FROM sessions WHERE token_hash = ?1", params![hash])?;
             Ok(())
         })
         .await

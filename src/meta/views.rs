@@ -1,9 +1,9 @@
 //! Saved views: a page's URL state with a name, a note, tags, the absolute time range it was
 //! saved for, and (when pinned) how much evidence it keeps.
 
-use rusqlite::{params, OptionalExtension, Row, Transaction};
 use serde::{Deserialize, Serialize};
 
+use super::sql::{params, DbError, Row, Tx};
 use super::{check_name, check_text, now_ns, MetaError, MetaStore};
 use crate::model::TraceId;
 
@@ -316,7 +316,7 @@ pub fn url_with_window(path: &str, pairs: &[(&str, &str)], start: i64, end: i64)
 const COLUMNS: &str = "id, name, note, tags, kind, url, relative, start_ns, end_ns, \
                        pinned_at_ns, pinned_rows, pinned_bytes, created_ns, updated_ns";
 
-fn from_row(r: &Row) -> rusqlite::Result<SavedView> {
+fn from_row(r: &Row) -> Result<SavedView, DbError> {
     let tags: String = r.get(3)?;
     let kind: String = r.get(4)?;
     let pinned_at: Option<i64> = r.get(9)?;
@@ -333,8 +333,8 @@ fn from_row(r: &Row) -> rusqlite::Result<SavedView> {
         pin: match pinned_at {
             Some(at) => Some(Pin {
                 pinned_at: at,
-                rows: r.get::<_, i64>(10)?.max(0) as u64,
-                bytes: r.get::<_, i64>(11)?.max(0) as u64,
+                rows: r.get::<i64>(10)?.max(0) as u64,
+                bytes: r.get::<i64>(11)?.max(0) as u64,
             }),
             None => None,
         },
@@ -343,25 +343,22 @@ fn from_row(r: &Row) -> rusqlite::Result<SavedView> {
     })
 }
 
-fn duplicate(name: &str) -> impl FnOnce(rusqlite::Error) -> MetaError + '_ {
+fn duplicate(name: &str) -> impl FnOnce(DbError) -> MetaError + '_ {
     move |e| match e {
-        rusqlite::Error::SqliteFailure(f, _)
-            if f.code == rusqlite::ErrorCode::ConstraintViolation =>
-        {
+        DbError::Constraint(_) => {
             MetaError::Conflict(format!("a view named {name:?} already exists"))
         }
-        other => MetaError::Sqlite(other),
+        other => other.into(),
     }
 }
 
 /// One view inside a transaction.
-pub fn get_in(tx: &Transaction, id: i64) -> Result<SavedView, MetaError> {
-    tx.query_row(
+pub fn get_in(tx: &Tx, id: i64) -> Result<SavedView, MetaError> {
+    tx.query_opt(
         &format!("SELECT {COLUMNS} FROM views WHERE id = ?1"),
-        [id],
+        params![id],
         from_row,
-    )
-    .optional()?
+    )?
     .ok_or_else(|| MetaError::NotFound(format!("no saved view {id}")))
 }
 
@@ -391,23 +388,24 @@ impl MetaStore {
         let now = now_ns();
         let tags_json = serde_json::to_string(&tags).unwrap_or_else(|_| "[]".into());
         self.tx(move |tx| {
-            tx.execute(
-                "INSERT INTO views (name, note, tags, kind, url, relative, start_ns, end_ns, \
+            let id = tx
+                .insert(
+                    "INSERT INTO views (name, note, tags, kind, url, relative, start_ns, end_ns, \
                  created_ns, updated_ns) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
-                params![
-                    name,
-                    note,
-                    tags_json,
-                    kind.as_str(),
-                    url,
-                    new.relative && kind.has_time_range(),
-                    start,
-                    end,
-                    now
-                ],
-            )
-            .map_err(duplicate(&name))?;
-            get_in(tx, tx.last_insert_rowid())
+                    params![
+                        name,
+                        note,
+                        tags_json,
+                        kind.as_str(),
+                        url,
+                        new.relative && kind.has_time_range(),
+                        start,
+                        end,
+                        now
+                    ],
+                )
+                .map_err(duplicate(&name))?;
+            get_in(tx, id)
         })
         .await
     }
@@ -420,12 +418,11 @@ impl MetaStore {
     /// Views matching `filter`, newest first.
     pub async fn views(&self, filter: ViewFilter) -> Result<Vec<SavedView>, MetaError> {
         self.read(move |tx| {
-            let mut stmt = tx.prepare(&format!(
-                "SELECT {COLUMNS} FROM views ORDER BY created_ns DESC, id DESC"
-            ))?;
-            let all = stmt
-                .query_map([], from_row)?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let all = tx.query_map(
+                &format!("SELECT {COLUMNS} FROM views ORDER BY created_ns DESC, id DESC"),
+                params![],
+                from_row,
+            )?;
             let q = filter
                 .q
                 .as_deref()
@@ -503,7 +500,7 @@ impl MetaStore {
     pub async fn delete_view(&self, id: i64) -> Result<SavedView, MetaError> {
         self.tx(move |tx| {
             let view = get_in(tx, id)?;
-            tx.execute("DELETE FROM views WHERE id = ?1", [id])?;
+            tx.execute("DELETE FROM views WHERE id = ?1", params![id])?;
             Ok(view)
         })
         .await
@@ -512,13 +509,12 @@ impl MetaStore {
     /// Titles of the post-mortems that use a view, for the delete confirmation.
     pub async fn postmortems_using(&self, view_id: i64) -> Result<Vec<(i64, String)>, MetaError> {
         self.read(move |tx| {
-            let mut stmt = tx.prepare(
+            let rows = tx.query_map(
                 "SELECT DISTINCT p.id, p.title FROM postmortems p \
                  JOIN postmortem_views pv ON pv.postmortem_id = p.id WHERE pv.view_id = ?1",
+                params![view_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )?;
-            let rows = stmt
-                .query_map([view_id], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(rows)
         })
         .await
@@ -527,10 +523,11 @@ impl MetaStore {
     /// Ids of every pinned view (to clean up snapshots nobody references).
     pub async fn pinned_view_ids(&self) -> Result<Vec<i64>, MetaError> {
         self.read(|tx| {
-            let mut stmt = tx.prepare("SELECT id FROM views WHERE pinned_at_ns IS NOT NULL")?;
-            let ids = stmt
-                .query_map([], |r| r.get(0))?
-                .collect::<rusqlite::Result<Vec<i64>>>()?;
+            let ids = tx.query_map(
+                "SELECT id FROM views WHERE pinned_at_ns IS NOT NULL",
+                params![],
+                |r| r.get(0),
+            )?;
             Ok(ids)
         })
         .await

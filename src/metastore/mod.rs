@@ -45,6 +45,39 @@ impl From<deadpool_postgres::PoolError> for MetastoreError {
     }
 }
 
+/// A pool of `size` connections to the PostgreSQL at `url`, whose connections work in the
+/// URL's `search_path` schema (created here when missing). The catalog has one; the metadata
+/// store (`meta`) another, so that people's edits never wait behind registrations.
+pub async fn connect_pool(url: &str, size: usize) -> Result<Pool, MetastoreError> {
+    let mut config =
+        tokio_postgres::Config::from_str(url).map_err(|e| MetastoreError::Url(e.to_string()))?;
+    config.connect_timeout(CONNECT_LIMIT);
+    let schema = config.get_options().and_then(search_path);
+    let manager = Manager::from_config(
+        config,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    let pool = Pool::builder(manager)
+        .max_size(size)
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(CONNECT_LIMIT))
+        .create_timeout(Some(CONNECT_LIMIT))
+        .recycle_timeout(Some(CONNECT_LIMIT))
+        .build()
+        .map_err(|e| MetastoreError::Url(e.to_string()))?;
+    if let Some(schema) = schema {
+        let quoted = format!("\"{}\"", schema.replace('"', "\"\""));
+        pool.get()
+            .await?
+            .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {quoted}"))
+            .await?;
+    }
+    Ok(pool)
+}
+
 /// A file in the catalog.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CatalogFile {
@@ -66,38 +99,15 @@ pub struct Catalog {
 impl Catalog {
     /// Connects to `url` and applies the migrations this version knows.
     pub async fn connect(url: &str) -> Result<Catalog, MetastoreError> {
-        let mut config = tokio_postgres::Config::from_str(url)
-            .map_err(|e| MetastoreError::Url(e.to_string()))?;
-        config.connect_timeout(CONNECT_LIMIT);
-        let schema = config.get_options().and_then(search_path);
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(4)
-            .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(CONNECT_LIMIT))
-            .create_timeout(Some(CONNECT_LIMIT))
-            .recycle_timeout(Some(CONNECT_LIMIT))
-            .build()
-            .map_err(|e| MetastoreError::Url(e.to_string()))?;
-        let catalog = Catalog { pool };
-        catalog.migrate(schema.as_deref()).await?;
+        let catalog = Catalog {
+            pool: connect_pool(url, 4).await?,
+        };
+        catalog.migrate().await?;
         Ok(catalog)
     }
 
-    async fn migrate(&self, schema: Option<&str>) -> Result<(), MetastoreError> {
+    async fn migrate(&self) -> Result<(), MetastoreError> {
         let mut client = self.pool.get().await?;
-        if let Some(schema) = schema {
-            let quoted = format!("\"{}\"", schema.replace('"', "\"\""));
-            client
-                .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {quoted}"))
-                .await?;
-        }
         let tx = client.transaction().await?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
             .await?;

@@ -24,6 +24,10 @@ use crate::query::QueryEngine;
 use listeners::{ListenerTls, Listeners};
 use maintenance::Maintenance;
 
+/// Connections a cluster node keeps to the metastore for the metadata store (beside the
+/// catalog's own): enough for logins, edits and alert states side by side.
+const META_CONNECTIONS: usize = 4;
+
 /// Runs the server until `shutdown` resolves, then stops accepting, flushes every
 /// acknowledged row to Parquet and returns. `on_ready` is called once all listeners are up.
 pub async fn run(
@@ -34,7 +38,19 @@ pub async fn run(
     let data = &config.data_dir;
     std::fs::create_dir_all(data)
         .with_context(|| format!("could not create data dir {}", data.display()))?;
-    let meta = crate::meta::MetaStore::open(data).context("could not open meta.sqlite")?;
+    let cluster = match &config.cluster {
+        Some(settings) => Some(cluster_node::ClusterNode::connect(settings).await?),
+        None => None,
+    };
+    let meta = match &config.cluster {
+        // A cluster's nodes share one metadata store: the metastore's PostgreSQL.
+        Some(settings) => crate::meta::MetaStore::postgres(
+            crate::metastore::connect_pool(&settings.metastore, META_CONNECTIONS).await?,
+        )
+        .await
+        .context("could not open the metadata tables in the metastore")?,
+        None => crate::meta::MetaStore::open(data).context("could not open meta.sqlite")?,
+    };
     let notebook = crate::notebook::Notebook::open(data, meta.clone()).await?;
     let ingest_auth =
         crate::ingest::auth::IngestAuth::start(meta.clone(), &config.api_key_header).await?;
@@ -48,10 +64,6 @@ pub async fn run(
     exposure::check_exposure(&config, ingest_auth.enforced(), access.enforced())?;
 
     let keys = CorrelationKeys::new(config.correlation_keys.clone());
-    let cluster = match &config.cluster {
-        Some(settings) => Some(cluster_node::ClusterNode::connect(settings).await?),
-        None => None,
-    };
     let recovered = recovery::recover(&config, &keys).await?;
     let journal = match (&cluster, recovered.wal) {
         (Some(node), _) => Journal::Queue(node.journal()),
@@ -113,7 +125,12 @@ pub async fn run(
     let alerting = crate::alerting::Alerting::new(meta, engine.clone(), config.alerting.clone())?;
     let evaluating = alerting.clone();
     let stop_evaluating = stop.clone();
+    // Only a node that answers queries sees the data rules are about.
+    let querying = config.cluster.as_ref().is_none_or(|c| c.roles.query);
     tokio::spawn(async move {
+        if !querying {
+            return;
+        }
         // The demo's recorded hour is evaluated first, so its incident's alert is in the
         // history at the minute it happened (once, when the hour is loaded).
         if let Some((from, to)) = demo_hour {

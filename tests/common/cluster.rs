@@ -15,8 +15,13 @@ pub struct Cluster {
     pub stream: String,
     pub schema: String,
     pub prefix: String,
+    /// The stream's bound (`--queue-max-bytes`): small, since JetStream reserves it on disk
+    /// for every stream and tests run side by side.
+    pub queue_max_bytes: u64,
     nats: String,
     postgres: String,
+    /// PostgreSQL itself, even while nodes reach it through a proxy: for the cleanup.
+    direct_postgres: String,
 }
 
 fn nats_url() -> String {
@@ -44,8 +49,10 @@ impl Cluster {
             stream: format!("sl_{unique}"),
             schema: format!("sl_{unique}"),
             prefix: unique,
+            queue_max_bytes: 256 << 20,
             nats: nats_url(),
             postgres: postgres_url(),
+            direct_postgres: postgres_url(),
         }
     }
 
@@ -104,6 +111,8 @@ impl Cluster {
                 // A killed index node's messages go to another within seconds.
                 "--queue-ack-wait-secs",
                 "3",
+                "--queue-max-bytes",
+                &self.queue_max_bytes.to_string(),
             ]
             .map(String::from),
         );
@@ -112,27 +121,52 @@ impl Cluster {
 
     /// Starts a node with `roles` on `data`.
     pub fn start(&self, data: &Path, roles: &str) -> Server {
-        let flags = self.flags(roles);
+        self.start_with(data, roles, &[])
+    }
+
+    /// Starts a node with `roles` on `data` and `extra` flags.
+    pub fn start_with(&self, data: &Path, roles: &str, extra: &[&str]) -> Server {
+        let mut flags = self.flags(roles);
+        flags.extend(extra.iter().map(|f| f.to_string()));
         let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
         Server::start_with_env(data, &flags, &ENV)
     }
+}
 
-    /// Removes the stream and the schema (best effort: a test that failed still cleans up).
-    pub async fn remove(&self) {
-        if let Ok(client) = async_nats::connect(self.nats.as_str()).await {
-            let js = async_nats::jetstream::new(client);
-            let _ = js.delete_stream(&self.stream).await;
-        }
-        if let Ok((client, connection)) =
-            tokio_postgres::connect(&self.postgres, tokio_postgres::NoTls).await
-        {
-            tokio::spawn(connection);
-            let _ = client
-                .batch_execute(&format!(
-                    "DROP SCHEMA IF EXISTS \"{}\" CASCADE",
-                    self.schema
-                ))
-                .await;
-        }
+/// Removes `stream` and `schema` (best effort: a test that failed still cleans up).
+async fn remove(nats: String, postgres: String, stream: String, schema: String) {
+    if let Ok(client) = async_nats::connect(nats.as_str()).await {
+        let js = async_nats::jetstream::new(client);
+        let _ = js.delete_stream(&stream).await;
+    }
+    if let Ok((client, connection)) =
+        tokio_postgres::connect(&postgres, tokio_postgres::NoTls).await
+    {
+        tokio::spawn(connection);
+        let _ = client
+            .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+            .await;
+    }
+}
+
+impl Drop for Cluster {
+    /// Removes the stream and the schema, on a thread of its own (the test's runtime may be
+    /// the one dropping it) — also when the test failed.
+    fn drop(&mut self) {
+        let names = (
+            self.nats.clone(),
+            self.direct_postgres.clone(),
+            self.stream.clone(),
+            self.schema.clone(),
+        );
+        let _ = std::thread::spawn(move || {
+            if let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                runtime.block_on(remove(names.0, names.1, names.2, names.3));
+            }
+        })
+        .join();
     }
 }

@@ -2,6 +2,7 @@
 //! integration tests.
 #![allow(dead_code)]
 
+pub mod alerts;
 pub mod cluster;
 pub mod crash;
 pub mod demo;
@@ -405,9 +406,15 @@ pub fn starts_with_args(data: &Path, args: &[&str]) -> bool {
 
 /// Adds a user with `sightline user add`, the password typed on stdin.
 pub fn add_user(data: &std::path::Path, name: &str, role: &str, password: &str) {
+    let data = data.to_str().expect("a UTF-8 path");
+    add_user_in(&["--data-dir", data], name, role, password);
+}
+
+/// [`add_user`] into the metadata store `location` names (`--data-dir D` or `--metastore URL`).
+pub fn add_user_in(location: &[&str], name: &str, role: &str, password: &str) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_sightline"))
-        .args(["user", "add", name, "--role", role, "--data-dir"])
-        .arg(data)
+        .args(["user", "add", name, "--role", role])
+        .args(location)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

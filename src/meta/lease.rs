@@ -1,0 +1,63 @@
+//! Leases: the right to run a task that one node of a cluster runs at a time (alert
+//! evaluation: two evaluators would send every notification twice). In PostgreSQL a lease is
+//! a session-level advisory lock held by a connection of its own, so it ends when its holder
+//! dies or loses the database, and another node takes it over at its next try. The single
+//! binary is the only node, so its lease is always granted.
+
+use super::{Backend, MetaError, MetaStore};
+
+/// A task only one node runs at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseTask {
+    /// Evaluating alert rules and sending their notifications.
+    AlertEvaluation,
+}
+
+impl LeaseTask {
+    /// The advisory lock key (an arbitrary constant per task).
+    fn key(self) -> i64 {
+        match self {
+            LeaseTask::AlertEvaluation => 0x5167_6874_0020,
+        }
+    }
+}
+
+/// A held lease; dropping it gives it up.
+pub struct Lease {
+    /// The connection holding the lock (`None`: the single binary's lease).
+    holder: Option<deadpool_postgres::Object>,
+}
+
+impl MetaStore {
+    /// Takes the lease of `task` if no other node holds it.
+    pub async fn try_lease(&self, task: LeaseTask) -> Result<Option<Lease>, MetaError> {
+        match &self.backend {
+            Backend::Sqlite(_) => Ok(Some(Lease { holder: None })),
+            Backend::Postgres { pool, .. } => Ok(super::postgres::try_lock(pool, task.key())
+                .await?
+                .map(|client| Lease {
+                    holder: Some(client),
+                })),
+        }
+    }
+}
+
+impl Lease {
+    /// Whether the lease is still held (its connection still answers).
+    pub async fn still_held(&self) -> bool {
+        match &self.holder {
+            None => true,
+            Some(client) => super::postgres::still_answers(client).await,
+        }
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        // Taken out of the pool and closed, so the session — and its lock — ends; back in the
+        // pool it would keep the lock for whoever borrows the connection next.
+        if let Some(client) = self.holder.take() {
+            drop(deadpool_postgres::Object::take(client));
+        }
+    }
+}
