@@ -143,6 +143,10 @@ pub struct ServeArgs {
     #[arg(long, env = "SIGHTLINE_RETENTION_HOURS_METRICS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retention_hours_metrics: Option<u64>,
+    /// Seconds between retention passes [default: 60].
+    #[arg(long, env = "SIGHTLINE_RETENTION_EVERY_SECS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retention_every_secs: Option<u64>,
     /// Total Parquet bytes to keep; the oldest hour partitions go first (0 = no cap)
     /// [default: 0].
     #[arg(long, env = "SIGHTLINE_MAX_STORE_BYTES")]
@@ -327,6 +331,7 @@ struct Settings {
     retention_hours_metrics: u64,
     max_store_bytes: u64,
     compaction_interval_secs: u64,
+    retention_every_secs: u64,
     disk_budget_bytes: u64,
     max_rss_bytes: u64,
     max_query_days: u64,
@@ -381,6 +386,7 @@ impl Default for Settings {
             retention_hours_metrics: 720,
             max_store_bytes: 0,
             compaction_interval_secs: 300,
+            retention_every_secs: 60,
             disk_budget_bytes: 0,
             max_rss_bytes: 0,
             max_query_days: 31,
@@ -512,6 +518,7 @@ impl ServeArgs {
                 logs: hours(s.retention_hours_logs),
                 metrics: hours(s.retention_hours_metrics),
                 max_store_bytes: Some(s.max_store_bytes).filter(|b| *b > 0),
+                every: Duration::from_secs(s.retention_every_secs.max(1)),
             },
             instance_down_after: Duration::from_secs(s.instance_down_after_secs),
             alerting: crate::alerting::AlertSettings {

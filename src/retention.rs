@@ -4,13 +4,18 @@
 //! Crash-safe by order: the partition's blocks leave the index in one commit first, then its
 //! files are deleted. A crash in between leaves files the index no longer knows, which the
 //! next start removes as leftovers; no row is ever visible twice or half-deleted.
+//!
+//! In a cluster the catalog plays the index's part: partitions leave the catalog in one
+//! transaction, query nodes follow its removals feed, and the objects are deleted from the
+//! bucket after a grace time ([`sweep_catalog`], [`purge_removed`]).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::index::BlockIndex;
+use crate::metastore::Catalog;
 use crate::model::Signal;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 
 /// How long each signal is kept, and the size cap of the whole store.
 #[derive(Debug, Clone, Copy, Default)]
@@ -21,6 +26,8 @@ pub struct RetentionPolicy {
     pub metrics: Option<Duration>,
     /// Total Parquet bytes allowed; `None` for no cap.
     pub max_store_bytes: Option<u64>,
+    /// Time between passes of the server's retention loop.
+    pub every: Duration,
 }
 
 impl RetentionPolicy {
@@ -64,15 +71,15 @@ struct Partition {
     bytes: u64,
 }
 
-/// Deletes what the policy says is expired at `now` (Unix ns).
-pub async fn sweep(
-    store: &Store,
-    index: &BlockIndex,
+/// The partitions of `files` (path, bytes) the policy says are expired at `now` (Unix ns),
+/// by partition key.
+fn expired(
+    files: Vec<(String, u64)>,
     policy: &RetentionPolicy,
     now: i64,
-) -> anyhow::Result<Swept> {
+) -> Vec<(String, Partition)> {
     let mut partitions: BTreeMap<String, Partition> = BTreeMap::new();
-    for (path, size) in store.list_files_with_sizes().await? {
+    for (path, size) in files {
         let Some(partition) = crate::store::Partition::of_path(&path) else {
             continue;
         };
@@ -108,19 +115,29 @@ pub async fn sweep(
             doomed.push(key.clone());
         }
     }
+    doomed
+        .into_iter()
+        .filter_map(|key| partitions.remove(&key).map(|p| (key, p)))
+        .collect()
+}
+
+/// Deletes what the policy says is expired at `now` (Unix ns).
+pub async fn sweep(
+    store: &Store,
+    index: &BlockIndex,
+    policy: &RetentionPolicy,
+    now: i64,
+) -> anyhow::Result<Swept> {
+    let doomed = expired(store.list_files_with_sizes().await?, policy, now);
     let mut swept = Swept::default();
-    let files: Vec<String> = doomed
-        .iter()
-        .flat_map(|k| partitions[k].files.clone())
-        .collect();
+    let files: Vec<String> = doomed.iter().flat_map(|(_, p)| p.files.clone()).collect();
     if files.is_empty() {
         return Ok(swept);
     }
     // Out of the index first (one commit: a searcher sees all these files or none; one that
     // still holds them reads files deleted below and reports them missing, never wrong rows).
     index.forget_files(&files)?;
-    for key in &doomed {
-        let p = &partitions[key];
+    for (key, p) in &doomed {
         for f in &p.files {
             store.delete(f).await?;
         }
@@ -130,4 +147,62 @@ pub async fn sweep(
         tracing::info!(partition = %key, files = p.files.len(), bytes = p.bytes, "retention deleted a partition");
     }
     Ok(swept)
+}
+
+/// Cluster retention, run by the node holding the maintenance lease: the expired partitions
+/// of the files the catalog lists leave the catalog in one transaction (query nodes follow
+/// the removals and drop the files' blocks); the objects stay in the bucket until
+/// [`purge_removed`] finds them past the grace time. Files the catalog does not list — a
+/// flush still registering — are never touched.
+pub async fn sweep_catalog(
+    catalog: &Catalog,
+    store: &Store,
+    policy: &RetentionPolicy,
+    now: i64,
+) -> anyhow::Result<Swept> {
+    let registered = catalog.all_paths().await?;
+    let files: Vec<(String, u64)> = store
+        .list_files_with_sizes()
+        .await?
+        .into_iter()
+        .filter(|(path, _)| registered.contains(path))
+        .collect();
+    let doomed = expired(files, policy, now);
+    let paths: Vec<String> = doomed.iter().flat_map(|(_, p)| p.files.clone()).collect();
+    let mut swept = Swept::default();
+    if paths.is_empty() {
+        return Ok(swept);
+    }
+    catalog.remove(&paths).await?;
+    for (key, p) in &doomed {
+        swept.partitions += 1;
+        swept.files += p.files.len();
+        swept.bytes += p.bytes;
+        tracing::info!(partition = %key, files = p.files.len(), bytes = p.bytes, "retention took a partition out of the catalog");
+    }
+    Ok(swept)
+}
+
+/// Deletes from the bucket the objects of files the catalog removed more than `grace` ago
+/// (long enough that no query node still reads them); returns how many. An object that will
+/// not go stays pending for the next pass.
+pub async fn purge_removed(
+    catalog: &Catalog,
+    store: &Store,
+    grace: Duration,
+) -> anyhow::Result<usize> {
+    let mut gone = Vec::new();
+    for (id, path) in catalog.removals_due(grace).await? {
+        match store.delete(&path).await {
+            Ok(()) | Err(StoreError::ObjectStore(object_store::Error::NotFound { .. })) => {
+                gone.push(id)
+            }
+            Err(e) => tracing::warn!(file = %path, "could not delete a removed file yet: {e}"),
+        }
+    }
+    if !gone.is_empty() {
+        catalog.mark_deleted(&gone).await?;
+        tracing::info!(files = gone.len(), "deleted removed files from the bucket");
+    }
+    Ok(gone.len())
 }

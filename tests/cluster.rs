@@ -606,3 +606,166 @@ async fn metadata_logins_and_alerting_are_shared_by_the_cluster() {
     }
     drop((restarted, follower, b));
 }
+
+/// One log record of service `keeper` with `body`, stamped `age` ago, as OTLP protobuf.
+fn keeper_log(body: &str, age: Duration) -> Vec<u8> {
+    use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue as WireValue};
+    use opentelemetry_proto::tonic::logs::v1::{LogRecord as WireRecord, ResourceLogs, ScopeLogs};
+    use prost::Message;
+    ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            resource: Some(opentelemetry_proto::tonic::resource::v1::Resource {
+                attributes: vec![common::otlp::kv("service.name", "keeper")],
+                ..Default::default()
+            }),
+            scope_logs: vec![ScopeLogs {
+                log_records: vec![WireRecord {
+                    time_unix_nano: now_ns() - age.as_nanos() as u64,
+                    severity_number: 9,
+                    body: Some(WireValue {
+                        value: Some(any_value::Value::StringValue(body.into())),
+                    }),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+    .encode_to_vec()
+}
+
+/// The bodies of service `keeper`'s logs on `node`, sorted.
+async fn keeper_bodies(node: &Server) -> Vec<String> {
+    let (_, found) = node.get("/api/v1/logs?q=service:keeper").await;
+    let mut bodies: Vec<String> = found["logs"]
+        .as_array()
+        .map(|logs| {
+            logs.iter()
+                .filter_map(|l| l["body"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    bodies.sort();
+    bodies
+}
+
+/// Polls until `node` shows exactly `bodies` of service `keeper`.
+async fn wait_for_bodies(node: &Server, bodies: &[&str]) {
+    let deadline = Instant::now() + VISIBLE_WITHIN;
+    loop {
+        let now = keeper_bodies(node).await;
+        if now == bodies {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} shows {now:?}, not {bodies:?}",
+            node.api
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Parquet files in `folder` and below.
+fn parquet_files_under(folder: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut todo = vec![folder.to_path_buf()];
+    while let Some(dir) = todo.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                todo.push(path);
+            } else if path.extension().is_some_and(|e| e == "parquet") {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn retention_takes_old_partitions_out_of_every_query_node_then_the_bucket() {
+    let cluster = Cluster::new("retain");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let a = cluster.start(&dir.path().join("a"), "ingest,query");
+    // B keeps the default week of logs: a three-day-old record stays while B holds the lease.
+    let b = cluster.start(&dir.path().join("b"), "index");
+    let c = cluster.start(&dir.path().join("c"), "query");
+    let day = Duration::from_secs(24 * 3600);
+    for (body, age) in [("three days old", 3 * day), ("fresh", Duration::ZERO)] {
+        assert_eq!(
+            a.post_protobuf("/v1/logs", keeper_log(body, age))
+                .await
+                .status(),
+            200
+        );
+    }
+    for node in [&a, &c] {
+        wait_for_bodies(node, &["fresh", "three days old"]).await;
+    }
+    let old_date =
+        chrono::DateTime::from_timestamp_nanos((now_ns() - 3 * day.as_nanos() as u64) as i64)
+            .format("date=%Y-%m-%d")
+            .to_string();
+    let logs = cluster.s3.folder(&cluster.prefix).join("logs");
+    let old_files = || {
+        parquet_files_under(&logs)
+            .into_iter()
+            .filter(|p| p.to_string_lossy().contains(&old_date))
+            .count()
+    };
+    assert!(old_files() > 0, "the old partition is in the bucket");
+
+    // An index node keeping one day takes the maintenance lease once B is gone: the old
+    // partition leaves the catalog, then both query nodes, and after the grace time the bucket.
+    b.stop();
+    let d = cluster.start_with(
+        &dir.path().join("d"),
+        "index",
+        &[
+            "--retention-hours-logs",
+            "24",
+            "--retention-every-secs",
+            "1",
+        ],
+    );
+    for node in [&a, &c] {
+        wait_for_bodies(node, &["fresh"]).await;
+    }
+    let removed = cluster
+        .count("SELECT count(*) FROM catalog_removals WHERE path LIKE '%logs/%'")
+        .await;
+    assert!(removed > 0, "the removals feed lists the old files");
+    assert_eq!(
+        cluster
+            .count(&format!(
+                "SELECT count(*) FROM catalog_files WHERE path LIKE '%{old_date}%' AND signal = 'logs'"
+            ))
+            .await,
+        0
+    );
+    // Past the grace time (the request time limit) the objects go too; the fresh ones stay.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while old_files() > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the removed files are still in the bucket"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(
+        cluster
+            .count("SELECT count(*) FROM catalog_removals WHERE deleted_at IS NULL")
+            .await,
+        0,
+        "every removal is marked deleted"
+    );
+    assert!(
+        !parquet_files_under(&logs).is_empty(),
+        "the fresh partition stays"
+    );
+    wait_for_bodies(&c, &["fresh"]).await;
+    drop((a, c, d));
+}

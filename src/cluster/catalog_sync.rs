@@ -1,7 +1,8 @@
 //! The query role: keeps this node's block index in step with the catalog. New files another
 //! node registered are read (through the read cache) and their blocks committed here within
-//! a poll interval; at start, blocks of files the catalog does not have (a flush that died
-//! before registering) are dropped.
+//! a poll interval, and files the catalog removed (retention) leave the index as fast; at
+//! start, blocks of files the catalog does not have (a flush that died before registering, a
+//! removal while this node was down) are dropped.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -18,6 +19,15 @@ use crate::store::Store;
 /// Files asked for per catalog page.
 const PAGE: i64 = 500;
 
+/// Where the follower is in the catalog's two feeds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Position {
+    /// The last catalog file id read.
+    pub file: i64,
+    /// The last removal id read.
+    pub removal: i64,
+}
+
 /// What the follower needs.
 pub struct CatalogSync {
     pub catalog: Catalog,
@@ -32,9 +42,9 @@ pub struct CatalogSync {
 
 impl CatalogSync {
     /// Brings the index in step with the catalog (before this node indexes anything, so
-    /// that none of its own files is half-way), asking until the catalog answers; returns the
-    /// last catalog id seen, where [`CatalogSync::run`] goes on.
-    pub async fn start(&self) -> anyhow::Result<i64> {
+    /// that none of its own files is half-way), asking until the catalog answers; returns
+    /// where [`CatalogSync::run`] goes on.
+    pub async fn start(&self) -> anyhow::Result<Position> {
         let mut attempts = 0;
         loop {
             match self.reconcile().await {
@@ -49,24 +59,57 @@ impl CatalogSync {
         }
     }
 
-    /// Follows the catalog from id `after` until `stop`. A catalog or store that does not
-    /// answer is retried at the next poll; nothing is skipped.
-    pub async fn run(self, mut after: i64, stop: CancellationToken) {
+    /// Follows the catalog from `at` until `stop`. A catalog or store that does not answer is
+    /// retried at the next poll; nothing is skipped.
+    pub async fn run(self, mut at: Position, stop: CancellationToken) {
         loop {
             tokio::select! {
                 _ = stop.cancelled() => return,
                 _ = tokio::time::sleep(self.every) => {}
             }
-            match self.follow(after).await {
-                Ok(last) => after = last,
+            match self.follow(at.file).await {
+                Ok(last) => at.file = last,
                 Err(e) => tracing::warn!("query role: catalog follow-up failed, retrying: {e:#}"),
+            }
+            match self.follow_removals(at.removal).await {
+                Ok(last) => at.removal = last,
+                Err(e) => tracing::warn!("query role: catalog removals failed, retrying: {e:#}"),
             }
         }
     }
 
+    /// Drops the blocks of every file removed after removal id `after`; returns the last id
+    /// read. Files registered before are read first by [`CatalogSync::follow`], so a removal
+    /// never comes before the file it removes.
+    async fn follow_removals(&self, mut after: i64) -> anyhow::Result<i64> {
+        loop {
+            let page = self.catalog.removals_after(after, PAGE).await?;
+            let Some(&(last, _)) = page.last() else {
+                return Ok(after);
+            };
+            let mut held = Vec::new();
+            for (_, path) in page {
+                if self.index.has_file(&path)? {
+                    held.push(path);
+                }
+            }
+            if !held.is_empty() {
+                tracing::info!(
+                    files = held.len(),
+                    "dropping blocks of files the catalog removed"
+                );
+                self.index.forget_files(&held)?;
+            }
+            after = last;
+        }
+    }
+
     /// Drops local blocks of files the catalog does not hold and adds the catalog's files
-    /// this index lacks; returns the last catalog id seen.
-    async fn reconcile(&self) -> anyhow::Result<i64> {
+    /// this index lacks; returns where the feeds stood.
+    async fn reconcile(&self) -> anyhow::Result<Position> {
+        // Read before the files: a removal made while they are read is applied again later
+        // (dropping a file twice is harmless; missing one is not).
+        let removal = self.catalog.last_removal().await?;
         let mut catalog_paths = HashSet::new();
         let mut after = 0;
         loop {
@@ -85,7 +128,10 @@ impl CatalogSync {
             );
             self.index.forget_files(&orphans)?;
         }
-        Ok(after)
+        Ok(Position {
+            file: after,
+            removal,
+        })
     }
 
     /// Adds the blocks of every file registered after catalog id `after` that this index

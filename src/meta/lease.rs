@@ -1,5 +1,6 @@
 //! Leases: the right to run a task that one node of a cluster runs at a time (alert
-//! evaluation: two evaluators would send every notification twice). In PostgreSQL a lease is
+//! evaluation: two evaluators would send every notification twice; retention over the
+//! shared catalog). In PostgreSQL a lease is
 //! a session-level advisory lock held by a connection of its own, so it ends when its holder
 //! dies or loses the database, and another node takes it over at its next try. The single
 //! binary is the only node, so its lease is always granted.
@@ -11,6 +12,8 @@ use super::{Backend, MetaError, MetaStore};
 pub enum LeaseTask {
     /// Evaluating alert rules and sending their notifications.
     AlertEvaluation,
+    /// Retention over the catalog and deleting removed files from the bucket.
+    Maintenance,
 }
 
 impl LeaseTask {
@@ -18,6 +21,7 @@ impl LeaseTask {
     fn key(self) -> i64 {
         match self {
             LeaseTask::AlertEvaluation => 0x5167_6874_0020,
+            LeaseTask::Maintenance => 0x5167_6874_0021,
         }
     }
 }

@@ -17,12 +17,16 @@ use tokio_postgres::NoTls;
 use crate::model::Signal;
 
 /// Migrations in order; the number is the version `schema_migrations` records.
-const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("migrations/0001_catalog.sql"))];
+const MIGRATIONS: &[(i32, &str)] = &[
+    (1, include_str!("migrations/0001_catalog.sql")),
+    (2, include_str!("migrations/0002_removals.sql")),
+];
 
 /// Advisory lock keys (arbitrary constants, one per purpose).
 const MIGRATION_LOCK: i64 = 0x5167_6874_0001;
-/// Registrations take this lock so that catalog ids become visible in the order they are
-/// assigned: a query node reading "ids after the last one I saw" then misses none.
+/// Registrations and removals take this lock so that catalog and removal ids become visible
+/// in the order they are assigned: a query node reading "ids after the last one I saw" then
+/// misses none.
 const REGISTER_LOCK: i64 = 0x5167_6874_0002;
 
 /// How long a call waits for a connection (PostgreSQL unreachable: fail, and retry later).
@@ -213,6 +217,86 @@ impl Catalog {
                 })
             })
             .collect())
+    }
+
+    /// Takes `paths` out of the catalog and records each removal in the removals feed, in
+    /// one transaction; returns how many were in the catalog.
+    pub async fn remove(&self, paths: &[String]) -> Result<usize, MetastoreError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&REGISTER_LOCK])
+            .await?;
+        let removed = tx
+            .execute(
+                "WITH gone AS (DELETE FROM catalog_files WHERE path = ANY($1) RETURNING path) \
+                 INSERT INTO catalog_removals (path) SELECT path FROM gone ORDER BY path",
+                &[&paths],
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(usize::try_from(removed).unwrap_or(usize::MAX))
+    }
+
+    /// Removals recorded after removal id `after`, oldest first, at most `limit`: (id, path).
+    pub async fn removals_after(
+        &self,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<(i64, String)>, MetastoreError> {
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                "SELECT id, path FROM catalog_removals WHERE id > $1 ORDER BY id LIMIT $2",
+                &[&after, &limit],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    /// The newest removal id (0: none yet), where a follower starting now begins.
+    pub async fn last_removal(&self) -> Result<i64, MetastoreError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_one("SELECT COALESCE(MAX(id), 0) FROM catalog_removals", &[])
+            .await?;
+        Ok(row.get(0))
+    }
+
+    /// Removed files whose objects are still in the bucket and were removed more than
+    /// `grace` ago: (id, path).
+    pub async fn removals_due(
+        &self,
+        grace: Duration,
+    ) -> Result<Vec<(i64, String)>, MetastoreError> {
+        let client = self.pool.get().await?;
+        let seconds = grace.as_secs_f64();
+        let rows = client
+            .query(
+                "SELECT id, path FROM catalog_removals WHERE deleted_at IS NULL \
+                 AND removed_at < now() - make_interval(secs => $1) ORDER BY id LIMIT 1000",
+                &[&seconds],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    /// Records that the objects of removals `ids` are gone from the bucket.
+    pub async fn mark_deleted(&self, ids: &[i64]) -> Result<(), MetastoreError> {
+        let client = self.pool.get().await?;
+        client
+            .execute(
+                "UPDATE catalog_removals SET deleted_at = now() WHERE id = ANY($1)",
+                &[&ids],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Every path the catalog holds.
+    pub async fn all_paths(&self) -> Result<std::collections::HashSet<String>, MetastoreError> {
+        let client = self.pool.get().await?;
+        let rows = client.query("SELECT path FROM catalog_files", &[]).await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 }
 

@@ -10,11 +10,17 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::ServeConfig;
 use crate::index::BlockIndex;
+use crate::meta::lease::{Lease, LeaseTask};
+use crate::meta::MetaStore;
+use crate::metastore::Catalog;
 use crate::query::CorruptFileReports;
 use crate::store::Store;
 
-/// How often retention runs in the background.
-const RETENTION_EVERY: Duration = Duration::from_secs(60);
+/// How long a file the catalog removed stays in the bucket: query nodes see the removal
+/// within a catalog poll, and a query that began before it runs at most the request time
+/// limit.
+const REMOVAL_GRACE: Duration =
+    Duration::from_secs(crate::hardening::REQUEST_TIMEOUT.as_secs() + 2);
 
 /// Longest a shutdown waits for a compaction pass under way to finish (it is crash-safe if
 /// cut off: new file, one index commit, old files deleted later).
@@ -30,30 +36,42 @@ pub struct Maintenance {
 
 impl Maintenance {
     /// Starts every maintenance loop over `store` and `index`; they stop once `stop` is
-    /// cancelled.
+    /// cancelled. `cluster` (the catalog and the shared metadata store) is given on a cluster
+    /// node.
     pub fn start(
         config: &ServeConfig,
         store: &Store,
         index: &Arc<BlockIndex>,
+        cluster: Option<(Catalog, MetaStore)>,
         stop: &CancellationToken,
     ) -> anyhow::Result<Maintenance> {
         let (corrupt_files, mut reports) = CorruptFileReports::channel();
-        if config.cluster.is_some() {
-            // The files and the catalog are shared: moving, merging or deleting them from one
-            // node's view would break the others'. Cluster maintenance (one node at a time
-            // under an advisory lock, swaps in the catalog) is not built yet; corrupt files
-            // are only reported.
+        if let Some((catalog, meta)) = cluster {
+            // The files and the catalog are shared: one node at a time (the holder of the
+            // maintenance lease, among the index nodes) applies retention to the catalog.
+            // Compaction and quarantine would need catalog swaps too and are off; corrupt
+            // files are only reported.
+            let indexing = config.cluster.as_ref().is_some_and(|c| c.roles.index);
             tracing::info!(
-                "cluster mode: retention, compaction and quarantine are off on this node"
+                "cluster mode: compaction and quarantine are off; retention runs on one index node"
             );
             tokio::spawn(async move {
                 while let Some(path) = reports.recv().await {
                     tracing::error!(file = %path, "a query met a corrupt file");
                 }
             });
+            let retention = (indexing && config.retention.is_active()).then(|| {
+                tokio::spawn(cluster_retention_loop(
+                    catalog,
+                    meta,
+                    store.clone(),
+                    config.retention,
+                    stop.clone(),
+                ))
+            });
             return Ok(Maintenance {
                 corrupt_files,
-                retention: None,
+                retention,
                 compaction: Vec::new(),
             });
         }
@@ -140,7 +158,47 @@ async fn retention_loop(
         }
         tokio::select! {
             _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(RETENTION_EVERY) => {}
+            _ = tokio::time::sleep(policy.every) => {}
+        }
+    }
+}
+
+/// A cluster's retention: while this node holds the maintenance lease, applies the policy to
+/// the catalog and deletes removed files from the bucket after their grace time, at start
+/// and then every `policy.every`, until `stop`.
+async fn cluster_retention_loop(
+    catalog: Catalog,
+    meta: MetaStore,
+    store: Store,
+    policy: crate::retention::RetentionPolicy,
+    stop: CancellationToken,
+) {
+    let mut lease: Option<Lease> = None;
+    loop {
+        if let Some(held) = &lease {
+            if !held.still_held().await {
+                tracing::warn!("lost the maintenance lease; retention stops here");
+                lease = None;
+            }
+        }
+        if lease.is_none() {
+            match meta.try_lease(LeaseTask::Maintenance).await {
+                Ok(taken) => lease = taken,
+                Err(e) => tracing::warn!("could not ask for the maintenance lease: {e}"),
+            }
+        }
+        if lease.is_some() {
+            let now = crate::model::time::now_ns();
+            if let Err(e) = crate::retention::sweep_catalog(&catalog, &store, &policy, now).await {
+                tracing::error!("cluster retention pass failed: {e:#}");
+            }
+            if let Err(e) = crate::retention::purge_removed(&catalog, &store, REMOVAL_GRACE).await {
+                tracing::error!("deleting removed files failed: {e:#}");
+            }
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(policy.every) => {}
         }
     }
 }

@@ -42,7 +42,9 @@ pub async fn receiver() -> (String, Inbox) {
 
 /// Waits until `inbox` holds `n` messages.
 pub async fn received(inbox: &Inbox, n: usize) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(30);
+    // Generous: in a cluster test the records go through the queue, a flush and a catalog
+    // poll before an evaluation sees them, on a loaded machine.
+    let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         let got = inbox.lock().unwrap().clone();
         if got.len() >= n {

@@ -95,6 +95,16 @@ impl Cluster {
         )
     }
 
+    /// The one number `sql` (a query on this test's schema) answers.
+    pub async fn count(&self, sql: &str) -> i64 {
+        let (client, connection) =
+            tokio_postgres::connect(&self.metastore(), tokio_postgres::NoTls)
+                .await
+                .expect("connect to PostgreSQL");
+        tokio::spawn(connection);
+        client.query_one(sql, &[]).await.expect(sql).get(0)
+    }
+
     /// `serve` flags of a node with `roles`.
     pub fn flags(&self, roles: &str) -> Vec<String> {
         let mut flags = self.s3.flags(&self.prefix);
