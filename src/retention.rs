@@ -160,13 +160,9 @@ pub async fn sweep_catalog(
     policy: &RetentionPolicy,
     now: i64,
 ) -> anyhow::Result<Swept> {
-    let registered = catalog.all_paths().await?;
-    let files: Vec<(String, u64)> = store
-        .list_files_with_sizes()
-        .await?
-        .into_iter()
-        .filter(|(path, _)| registered.contains(path))
-        .collect();
+    let files = catalog
+        .only_registered(store.list_files_with_sizes().await?)
+        .await?;
     let doomed = expired(files, policy, now);
     let paths: Vec<String> = doomed.iter().flat_map(|(_, p)| p.files.clone()).collect();
     let mut swept = Swept::default();

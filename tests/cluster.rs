@@ -769,3 +769,90 @@ async fn retention_takes_old_partitions_out_of_every_query_node_then_the_bucket(
     wait_for_bodies(&c, &["fresh"]).await;
     drop((a, c, d));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn compaction_swaps_files_in_the_catalog_without_a_record_lost_or_doubled() {
+    let cluster = Cluster::new("compact");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let a = cluster.start(&dir.path().join("a"), "ingest,query");
+    // B compacts every five minutes (the default): the files stay small while they arrive.
+    let b = cluster.start(&dir.path().join("b"), "index");
+    let c = cluster.start(&dir.path().join("c"), "query");
+    // Every record in one hour partition: half past the previous hour.
+    let hour = 3_600_000_000_000u64;
+    let stamp = now_ns() / hour * hour - hour / 2;
+    let age = Duration::from_nanos(now_ns() - stamp);
+    let log_files = "SELECT count(*) FROM catalog_files WHERE signal = 'logs' AND NOT compacted";
+    let mut expected = Vec::new();
+    for i in 0..6 {
+        let body = format!("record {i}");
+        let before = cluster.count(log_files).await;
+        assert_eq!(
+            a.post_protobuf("/v1/logs", keeper_log(&body, age))
+                .await
+                .status(),
+            200
+        );
+        expected.push(body);
+        // Each record in a file of its own: the next is sent once this one is registered.
+        let deadline = Instant::now() + VISIBLE_WITHIN;
+        while cluster.count(log_files).await == before {
+            assert!(Instant::now() < deadline, "record {i} was not registered");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    expected.sort();
+    let expected: Vec<&str> = expected.iter().map(String::as_str).collect();
+    for node in [&a, &c] {
+        wait_for_bodies(node, &expected).await;
+    }
+
+    // D compacts every second once B is gone: the six files become one in a catalog swap.
+    b.stop();
+    let d = cluster.start_with(
+        &dir.path().join("d"),
+        "index",
+        &["--compaction-interval-secs", "1"],
+    );
+    let logs = cluster.s3.folder(&cluster.prefix).join("logs");
+    let before = parquet_files_under(&logs).len();
+    assert!(before >= 6, "{before} log files");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        // While the swap happens and after, both query nodes show every record once.
+        for node in [&a, &c] {
+            assert_eq!(keeper_bodies(node).await, expected, "on {}", node.api);
+        }
+        let merged = cluster
+            .count("SELECT count(*) FROM catalog_files WHERE signal = 'logs' AND compacted")
+            .await;
+        let pending = cluster
+            .count("SELECT count(*) FROM catalog_removals WHERE deleted_at IS NULL")
+            .await;
+        if merged == 1 && pending == 0 && parquet_files_under(&logs).len() < before {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no compaction: {merged} merged, {pending} pending"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(
+        cluster.count(log_files).await,
+        0,
+        "every small file was merged"
+    );
+    assert_eq!(
+        cluster
+            .count("SELECT count(*) FROM catalog_removals WHERE replaced_by IS NOT NULL")
+            .await,
+        6
+    );
+    // The inputs are gone from the bucket: the query nodes read the merged file.
+    assert_eq!(parquet_files_under(&logs).len(), before - 6 + 1);
+    for node in [&a, &c] {
+        assert_eq!(keeper_bodies(node).await, expected, "on {}", node.api);
+    }
+    drop((a, c, d));
+}

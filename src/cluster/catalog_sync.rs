@@ -67,40 +67,54 @@ impl CatalogSync {
                 _ = stop.cancelled() => return,
                 _ = tokio::time::sleep(self.every) => {}
             }
-            match self.follow(at.file).await {
-                Ok(last) => at.file = last,
-                Err(e) => tracing::warn!("query role: catalog follow-up failed, retrying: {e:#}"),
-            }
-            match self.follow_removals(at.removal).await {
-                Ok(last) => at.removal = last,
-                Err(e) => tracing::warn!("query role: catalog removals failed, retrying: {e:#}"),
+            if let Err(e) = self.follow(&mut at).await {
+                tracing::warn!("query role: catalog follow-up failed, retrying: {e:#}");
             }
         }
     }
 
-    /// Drops the blocks of every file removed after removal id `after`; returns the last id
-    /// read. Files registered before are read first by [`CatalogSync::follow`], so a removal
-    /// never comes before the file it removes.
-    async fn follow_removals(&self, mut after: i64) -> anyhow::Result<i64> {
+    /// Applies every catalog change after `at`, advancing it: new files' blocks are added and
+    /// removed files' blocks dropped, the changes of one snapshot in one index commit — so a
+    /// compaction's merged file and the files it replaced are never both, or neither, seen.
+    async fn follow(&self, at: &mut Position) -> anyhow::Result<()> {
         loop {
-            let page = self.catalog.removals_after(after, PAGE).await?;
-            let Some(&(last, _)) = page.last() else {
-                return Ok(after);
+            let changes = self
+                .catalog
+                .changes_after(at.file, at.removal, PAGE)
+                .await?;
+            // A page cut short by its limit may not hold the file a removal was replaced by:
+            // such a removal (and those after it) waits for the next page.
+            let seen_through = if changes.files.len() as i64 == PAGE {
+                changes.files.last().map_or(at.file, |f| f.id)
+            } else {
+                i64::MAX
             };
-            let mut held = Vec::new();
-            for (_, path) in page {
-                if self.index.has_file(&path)? {
-                    held.push(path);
+            let removals: Vec<_> = changes
+                .removals
+                .iter()
+                .take_while(|r| r.replaced_by.is_none_or(|id| id <= seen_through))
+                .collect();
+            let mut dropped = Vec::new();
+            for removal in &removals {
+                if self.index.has_file(&removal.path)? {
+                    dropped.push(removal.path.clone());
                 }
             }
-            if !held.is_empty() {
-                tracing::info!(
-                    files = held.len(),
-                    "dropping blocks of files the catalog removed"
-                );
-                self.index.forget_files(&held)?;
+            let added = self.blocks_of_new(&changes.files, false).await?;
+            if !dropped.is_empty() || !added.is_empty() {
+                self.apply(&dropped, added)?;
             }
-            after = last;
+            let more =
+                changes.files.len() as i64 == PAGE || removals.len() < changes.removals.len();
+            if let Some(last) = changes.files.last() {
+                at.file = last.id;
+            }
+            if let Some(last) = removals.last() {
+                at.removal = last.id;
+            }
+            if !more {
+                return Ok(());
+            }
         }
     }
 
@@ -117,7 +131,10 @@ impl CatalogSync {
             let Some(last) = page.last() else { break };
             after = last.id;
             catalog_paths.extend(page.iter().map(|f| f.path.clone()));
-            self.add_missing(&page, true).await?;
+            let docs = self.blocks_of_new(&page, true).await?;
+            if !docs.is_empty() {
+                self.apply(&[], docs)?;
+            }
         }
         let local = self.index.all_paths()?;
         let orphans: Vec<String> = local.difference(&catalog_paths).cloned().collect();
@@ -134,45 +151,44 @@ impl CatalogSync {
         })
     }
 
-    /// Adds the blocks of every file registered after catalog id `after` that this index
-    /// does not hold; returns the last id read.
-    async fn follow(&self, mut after: i64) -> anyhow::Result<i64> {
-        loop {
-            let page = self.catalog.files_after(after, PAGE).await?;
-            let Some(last) = page.last().map(|f| f.id) else {
-                return Ok(after);
-            };
-            self.add_missing(&page, false).await?;
-            after = last;
-        }
-    }
-
-    /// Commits the blocks of the files of `page` this index lacks (`own`: also those this
-    /// node registered).
-    async fn add_missing(&self, page: &[CatalogFile], own: bool) -> anyhow::Result<()> {
+    /// The blocks of the files of `page` this index lacks (`own`: also those this node's
+    /// flusher registered — it commits them itself once running; a compaction's file it
+    /// registered is read like any other).
+    async fn blocks_of_new(
+        &self,
+        page: &[CatalogFile],
+        own: bool,
+    ) -> anyhow::Result<Vec<TantivyDocument>> {
         let mut docs: Vec<TantivyDocument> = Vec::new();
         for file in page {
-            if (!own && file.node == self.node) || self.index.has_file(&file.path)? {
+            let flushed_here = file.node == self.node && !file.compacted;
+            if (!own && flushed_here) || self.index.has_file(&file.path)? {
                 continue;
             }
             docs.extend(
                 block::blocks_of_stored_file(&self.store, self.index.fields(), &file.path).await?,
             );
         }
-        if !docs.is_empty() {
-            self.commit(docs)?;
-        }
-        Ok(())
+        Ok(docs)
     }
 
-    fn commit(&self, docs: Vec<TantivyDocument>) -> anyhow::Result<()> {
+    /// Drops the blocks of `dropped` and adds `docs`, in one index commit.
+    fn apply(&self, dropped: &[String], docs: Vec<TantivyDocument>) -> anyhow::Result<()> {
         let seen: Vec<_> = docs
             .iter()
             .flat_map(|d| self.index.instances_of(d))
             .collect();
-        let position = self.index.wal_flushed_through()?.unwrap_or(0);
-        self.index.commit_blocks(docs, position)?.publish()?;
-        self.index.warm()?;
+        if dropped.is_empty() {
+            let position = self.index.wal_flushed_through()?.unwrap_or(0);
+            self.index.commit_blocks(docs, position)?.publish()?;
+            self.index.warm()?;
+        } else {
+            tracing::info!(
+                files = dropped.len(),
+                "dropping blocks of files the catalog removed"
+            );
+            self.index.replace_files(dropped, docs)?;
+        }
         let mut live = self.live.write();
         for instance in &seen {
             live.services.observe_seen(instance);

@@ -25,7 +25,11 @@ mod row_merge;
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
-use crate::index::BlockIndex;
+use tantivy::schema::Value;
+use tantivy::TantivyDocument;
+
+use crate::index::{BlockIndex, Fields};
+use crate::metastore::Catalog;
 use crate::model::{LogRow, MetricPoint, Signal, SpanRow};
 use crate::rollup::metric_minutes::MinuteMetric;
 use crate::rollup::RollupRow;
@@ -131,10 +135,36 @@ pub async fn compact(
     scope: Scope,
 ) -> anyhow::Result<Compacted> {
     retired.sweep(store).await?;
-    let mut partitions: BTreeMap<Partition, (Signal, Vec<(String, u64)>)> = BTreeMap::new();
     let waiting = retired.paths();
-    for (path, size) in store.list_files_with_sizes().await? {
-        if size >= SMALL_FILE_BYTES || waiting.contains(path.as_str()) {
+    let partitions = small_files(store.list_files_with_sizes().await?, &waiting, scope);
+    let mut done = Compacted::default();
+    let mut last: Option<Partition> = None;
+    for (partition, signal, group) in merges(partitions) {
+        done.partitions += usize::from(last.as_ref() != Some(&partition));
+        let docs = merge_files(store, index.fields(), signal, &partition, &group).await?;
+        // No live-data lock: a query sees the old files or the new one, both whole, and
+        // acknowledgements never wait on this commit.
+        index.replace_files(&group, docs)?;
+        tracing::info!(partition = %partition, files_in = group.len(), "compacted");
+        done.files_in += group.len();
+        done.files_out += 1;
+        let now = Instant::now();
+        retired.files.extend(group.into_iter().map(|p| (p, now)));
+        last = Some(partition);
+    }
+    retired.sweep(store).await?;
+    Ok(done)
+}
+
+/// The small files of `files` (path, bytes) in `scope`, by hour partition, but for `skip`.
+fn small_files(
+    files: Vec<(String, u64)>,
+    skip: &HashSet<&str>,
+    scope: Scope,
+) -> BTreeMap<Partition, (Signal, Vec<(String, u64)>)> {
+    let mut partitions: BTreeMap<Partition, (Signal, Vec<(String, u64)>)> = BTreeMap::new();
+    for (path, size) in files {
+        if size >= SMALL_FILE_BYTES || skip.contains(path.as_str()) {
             continue;
         }
         let Some(partition) = Partition::of_path(&path) else {
@@ -148,7 +178,14 @@ pub async fn compact(
                 .push((path, size));
         }
     }
-    let mut done = Compacted::default();
+    partitions
+}
+
+/// The merges of `partitions`: groups of files of partitions with enough of them.
+fn merges(
+    partitions: BTreeMap<Partition, (Signal, Vec<(String, u64)>)>,
+) -> Vec<(Partition, Signal, Vec<String>)> {
+    let mut out = Vec::new();
     for (partition, (signal, mut files)) in partitions {
         if files.len() < MIN_FILES {
             continue;
@@ -159,18 +196,11 @@ pub async fn compact(
         } else {
             MAX_MERGE_FILES
         };
-        let groups = merge_groups(files, max_files);
-        done.partitions += usize::from(!groups.is_empty());
-        for group in groups {
-            merge_group(store, index, signal, &partition, &group).await?;
-            done.files_in += group.len();
-            done.files_out += 1;
-            let now = Instant::now();
-            retired.files.extend(group.into_iter().map(|p| (p, now)));
+        for group in merge_groups(files, max_files) {
+            out.push((partition.clone(), signal, group));
         }
     }
-    retired.sweep(store).await?;
-    Ok(done)
+    out
 }
 
 /// Cuts a partition's small files (sorted by name) into merges of at least two files, at most
@@ -192,32 +222,66 @@ fn merge_groups(files: Vec<(String, u64)>, max_files: usize) -> Vec<Vec<String>>
     groups
 }
 
-/// Merges one group of files of `partition` (of `signal`) into one file and swaps their
-/// blocks in the index (the caller retires the old files).
-async fn merge_group(
+/// Merges one group of files of `partition` (of `signal`) into one new file; returns its
+/// block documents (the caller swaps them in for the old files').
+async fn merge_files(
     store: &Store,
-    index: &BlockIndex,
+    fields: &Fields,
     signal: Signal,
     partition: &Partition,
     group: &[String],
-) -> anyhow::Result<()> {
-    let fields = index.fields().clone();
-    let docs = match signal {
-        Signal::Traces => batch_merge::merge::<SpanRow>(store, partition, group, &fields).await?,
-        Signal::Logs => batch_merge::merge::<LogRow>(store, partition, group, &fields).await?,
+) -> anyhow::Result<Vec<TantivyDocument>> {
+    Ok(match signal {
+        Signal::Traces => batch_merge::merge::<SpanRow>(store, partition, group, fields).await?,
+        Signal::Logs => batch_merge::merge::<LogRow>(store, partition, group, fields).await?,
         Signal::Metrics => {
-            batch_merge::merge::<MetricPoint>(store, partition, group, &fields).await?
+            batch_merge::merge::<MetricPoint>(store, partition, group, fields).await?
         }
         Signal::MetricMinutes => {
-            row_merge::merge::<MinuteMetric>(store, partition, group, &fields).await?
+            row_merge::merge::<MinuteMetric>(store, partition, group, fields).await?
         }
-        Signal::Rollups => row_merge::merge::<RollupRow>(store, partition, group, &fields).await?,
-    };
-    // No live-data lock: a query sees the old files or the new one, both whole, and
-    // acknowledgements never wait on this commit.
-    index.replace_files(group, docs)?;
-    tracing::info!(partition = %partition, files_in = group.len(), "compacted");
-    Ok(())
+        Signal::Rollups => row_merge::merge::<RollupRow>(store, partition, group, fields).await?,
+    })
+}
+
+/// Cluster compaction, run by the node holding the maintenance lease: merges the small files
+/// the catalog lists (never a file still registering), then swaps each merged file in for
+/// its inputs in the catalog in one transaction — query nodes apply the swap in one index
+/// commit — and leaves the inputs to the removals feed, whose files leave the bucket after
+/// the grace time. A merge whose inputs retention took meanwhile is dropped. `node` names
+/// this node in the catalog.
+pub async fn compact_catalog(
+    catalog: &Catalog,
+    store: &Store,
+    fields: &Fields,
+    node: &str,
+    scope: Scope,
+) -> anyhow::Result<Compacted> {
+    let files = catalog
+        .only_registered(store.list_files_with_sizes().await?)
+        .await?;
+    let mut done = Compacted::default();
+    let mut last: Option<Partition> = None;
+    for (partition, signal, group) in merges(small_files(files, &HashSet::new(), scope)) {
+        let docs = merge_files(store, fields, signal, &partition, &group).await?;
+        let new = docs
+            .first()
+            .and_then(|d| d.get_first(fields.path))
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+            .ok_or_else(|| anyhow::anyhow!("a merge of {partition} wrote no block"))?;
+        if !catalog.swap(node, &new, signal, &group).await? {
+            tracing::info!(partition = %partition, "inputs of a merge left the catalog meanwhile; dropping it");
+            store.delete(&new).await?;
+            continue;
+        }
+        tracing::info!(partition = %partition, files_in = group.len(), file = %new, "compacted in the catalog");
+        done.partitions += usize::from(last.as_ref() != Some(&partition));
+        done.files_in += group.len();
+        done.files_out += 1;
+        last = Some(partition);
+    }
+    Ok(done)
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ use crate::model::Signal;
 const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("migrations/0001_catalog.sql")),
     (2, include_str!("migrations/0002_removals.sql")),
+    (3, include_str!("migrations/0003_swaps.sql")),
 ];
 
 /// Advisory lock keys (arbitrary constants, one per purpose).
@@ -92,6 +93,27 @@ pub struct CatalogFile {
     pub signal: Signal,
     /// The node that registered it.
     pub node: String,
+    /// Written by a compaction (which replaced other files) rather than by a flush.
+    pub compacted: bool,
+}
+
+/// A file taken out of the catalog.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Removal {
+    /// In removal order.
+    pub id: i64,
+    pub path: String,
+    /// The catalog id of the compacted file that replaced it (`None`: retention).
+    pub replaced_by: Option<i64>,
+}
+
+/// What changed in the catalog after a follower's position, read in one snapshot.
+#[derive(Debug, Default)]
+pub struct Changes {
+    /// Files registered, oldest first (at most the page asked for).
+    pub files: Vec<CatalogFile>,
+    /// Every removal recorded, oldest first.
+    pub removals: Vec<Removal>,
 }
 
 /// The catalog, over a small pool of connections. Cheap to clone.
@@ -199,24 +221,85 @@ impl Catalog {
         limit: i64,
     ) -> Result<Vec<CatalogFile>, MetastoreError> {
         let client = self.pool.get().await?;
-        let rows = client
+        let rows = client.query(FILES_AFTER, &[&after, &limit]).await?;
+        Ok(rows.iter().filter_map(catalog_file).collect())
+    }
+
+    /// Files registered after id `file_after` (at most `limit`) and every removal after id
+    /// `removal_after`, in one snapshot: a compaction's new file and the removals of the files
+    /// it replaced are seen together or not at all.
+    pub async fn changes_after(
+        &self,
+        file_after: i64,
+        removal_after: i64,
+        limit: i64,
+    ) -> Result<Changes, MetastoreError> {
+        let mut client = self.pool.get().await?;
+        let tx = client
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await?;
+        let files = tx.query(FILES_AFTER, &[&file_after, &limit]).await?;
+        let removals = tx
             .query(
-                "SELECT id, path, signal, node FROM catalog_files WHERE id > $1 ORDER BY id LIMIT $2",
-                &[&after, &limit],
+                "SELECT id, path, replaced_by FROM catalog_removals WHERE id > $1 ORDER BY id",
+                &[&removal_after],
             )
             .await?;
-        Ok(rows
-            .iter()
-            .filter_map(|row| {
-                let signal: String = row.get(2);
-                Some(CatalogFile {
-                    id: row.get(0),
-                    path: row.get(1),
-                    signal: Signal::from_folder(&signal)?,
-                    node: row.get(3),
+        tx.commit().await?;
+        Ok(Changes {
+            files: files.iter().filter_map(catalog_file).collect(),
+            removals: removals
+                .iter()
+                .map(|r| Removal {
+                    id: r.get(0),
+                    path: r.get(1),
+                    replaced_by: r.get(2),
                 })
-            })
-            .collect())
+                .collect(),
+        })
+    }
+
+    /// Replaces the files `old` by the compacted file `new` (of `signal`, written by `node`)
+    /// in one transaction: `new` is registered, `old` leave the catalog into the removals
+    /// feed. `false` (and nothing changed) when one of `old` is no longer in the catalog —
+    /// retention took it meanwhile — so the caller drops `new`.
+    pub async fn swap(
+        &self,
+        node: &str,
+        new: &str,
+        signal: Signal,
+        old: &[String],
+    ) -> Result<bool, MetastoreError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&REGISTER_LOCK])
+            .await?;
+        let gone = tx
+            .execute("DELETE FROM catalog_files WHERE path = ANY($1)", &[&old])
+            .await?;
+        if gone != old.len() as u64 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        let id: i64 = tx
+            .query_one(
+                "INSERT INTO catalog_files (path, signal, node, compacted) \
+                 VALUES ($1, $2, $3, true) RETURNING id",
+                &[&new, &signal.as_str(), &node],
+            )
+            .await?
+            .get(0);
+        tx.execute(
+            "INSERT INTO catalog_removals (path, replaced_by) \
+             SELECT path, $2 FROM unnest($1::text[]) AS path ORDER BY path",
+            &[&old, &id],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// Takes `paths` out of the catalog and records each removal in the removals feed, in
@@ -235,22 +318,6 @@ impl Catalog {
             .await?;
         tx.commit().await?;
         Ok(usize::try_from(removed).unwrap_or(usize::MAX))
-    }
-
-    /// Removals recorded after removal id `after`, oldest first, at most `limit`: (id, path).
-    pub async fn removals_after(
-        &self,
-        after: i64,
-        limit: i64,
-    ) -> Result<Vec<(i64, String)>, MetastoreError> {
-        let client = self.pool.get().await?;
-        let rows = client
-            .query(
-                "SELECT id, path FROM catalog_removals WHERE id > $1 ORDER BY id LIMIT $2",
-                &[&after, &limit],
-            )
-            .await?;
-        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
     /// The newest removal id (0: none yet), where a follower starting now begins.
@@ -292,12 +359,35 @@ impl Catalog {
         Ok(())
     }
 
-    /// Every path the catalog holds.
-    pub async fn all_paths(&self) -> Result<std::collections::HashSet<String>, MetastoreError> {
+    /// The files of `listing` (path, bytes — a bucket listing) the catalog holds: a file
+    /// not in it is still being registered, or left over, and maintenance leaves it alone.
+    pub async fn only_registered(
+        &self,
+        listing: Vec<(String, u64)>,
+    ) -> Result<Vec<(String, u64)>, MetastoreError> {
         let client = self.pool.get().await?;
         let rows = client.query("SELECT path FROM catalog_files", &[]).await?;
-        Ok(rows.iter().map(|r| r.get(0)).collect())
+        let registered: std::collections::HashSet<String> = rows.iter().map(|r| r.get(0)).collect();
+        Ok(listing
+            .into_iter()
+            .filter(|(path, _)| registered.contains(path))
+            .collect())
     }
+}
+
+/// Catalog files after an id, oldest first, at most a limit.
+const FILES_AFTER: &str = "SELECT id, path, signal, node, compacted FROM catalog_files \
+                           WHERE id > $1 ORDER BY id LIMIT $2";
+
+fn catalog_file(row: &tokio_postgres::Row) -> Option<CatalogFile> {
+    let signal: String = row.get(2);
+    Some(CatalogFile {
+        id: row.get(0),
+        path: row.get(1),
+        signal: Signal::from_folder(&signal)?,
+        node: row.get(3),
+        compacted: row.get(4),
+    })
 }
 
 /// The schema named by `-c search_path=…` in a connection's options, if any.

@@ -36,43 +36,46 @@ pub struct Maintenance {
 
 impl Maintenance {
     /// Starts every maintenance loop over `store` and `index`; they stop once `stop` is
-    /// cancelled. `cluster` (the catalog and the shared metadata store) is given on a cluster
-    /// node.
+    /// cancelled.
     pub fn start(
         config: &ServeConfig,
         store: &Store,
         index: &Arc<BlockIndex>,
-        cluster: Option<(Catalog, MetaStore)>,
         stop: &CancellationToken,
     ) -> anyhow::Result<Maintenance> {
         let (corrupt_files, mut reports) = CorruptFileReports::channel();
-        if let Some((catalog, meta)) = cluster {
-            // The files and the catalog are shared: one node at a time (the holder of the
-            // maintenance lease, among the index nodes) applies retention to the catalog.
-            // Compaction and quarantine would need catalog swaps too and are off; corrupt
-            // files are only reported.
-            let indexing = config.cluster.as_ref().is_some_and(|c| c.roles.index);
-            tracing::info!(
-                "cluster mode: compaction and quarantine are off; retention runs on one index node"
-            );
+        if let Some(cluster) = &config.cluster {
+            // The files and the catalog are shared: one index node at a time (the holder of
+            // the maintenance lease) applies retention and compaction to the catalog.
+            // Quarantine would need a catalog removal too and is off; corrupt files are
+            // only reported.
             tokio::spawn(async move {
                 while let Some(path) = reports.recv().await {
                     tracing::error!(file = %path, "a query met a corrupt file");
                 }
             });
-            let retention = (indexing && config.retention.is_active()).then(|| {
-                tokio::spawn(cluster_retention_loop(
-                    catalog,
-                    meta,
-                    store.clone(),
-                    config.retention,
-                    stop.clone(),
-                ))
-            });
+            let compaction = if cluster.roles.index {
+                vec![spawn_low_priority(
+                    "cluster-maintenance",
+                    cluster_maintenance_loop(
+                        ClusterMaintenance {
+                            metastore: cluster.metastore.clone(),
+                            node: cluster.node.clone(),
+                            store: store.clone(),
+                            fields: index.fields().clone(),
+                            policy: config.retention,
+                            compaction_every: config.compaction_interval,
+                        },
+                        stop.clone(),
+                    ),
+                )?]
+            } else {
+                Vec::new()
+            };
             return Ok(Maintenance {
                 corrupt_files,
-                retention,
-                compaction: Vec::new(),
+                retention: None,
+                compaction,
             });
         }
         // Ends once the last query engine (the last reporting handle) is gone.
@@ -163,21 +166,52 @@ async fn retention_loop(
     }
 }
 
-/// A cluster's retention: while this node holds the maintenance lease, applies the policy to
-/// the catalog and deletes removed files from the bucket after their grace time, at start
-/// and then every `policy.every`, until `stop`.
-async fn cluster_retention_loop(
-    catalog: Catalog,
-    meta: MetaStore,
+/// What a cluster index node's maintenance works on.
+struct ClusterMaintenance {
+    /// The metastore URL: the loop opens connections of its own, on its own runtime.
+    metastore: String,
+    node: String,
     store: Store,
+    fields: crate::index::Fields,
     policy: crate::retention::RetentionPolicy,
-    stop: CancellationToken,
-) {
+    compaction_every: Duration,
+}
+
+/// A cluster's maintenance: while this node holds the maintenance lease, applies retention
+/// to the catalog (at start and every `policy.every`), compacts rollup files (every
+/// [`crate::compaction::ROLLUP_EVERY`] at most) and the other signals' (every
+/// `compaction_every`) with catalog swaps, and deletes files out of the catalog from the
+/// bucket after their grace time — until `stop`.
+async fn cluster_maintenance_loop(work: ClusterMaintenance, stop: CancellationToken) {
+    use crate::compaction::{compact_catalog, Scope, ROLLUP_EVERY};
+    let connected = async {
+        let catalog = Catalog::connect(&work.metastore).await?;
+        let pool = crate::metastore::connect_pool(&work.metastore, 2).await?;
+        anyhow::Ok((catalog, MetaStore::postgres(pool).await?))
+    };
+    let (catalog, meta) = tokio::select! {
+        _ = stop.cancelled() => return,
+        connected = connected => match connected {
+            Ok(both) => both,
+            Err(e) => {
+                tracing::error!("cluster maintenance could not reach the metastore, so it is off: {e:#}");
+                return;
+            }
+        },
+    };
+    let rollups_every = work.compaction_every.min(ROLLUP_EVERY);
+    let tick = work.policy.every.min(rollups_every);
+    let started = tokio::time::Instant::now();
+    let (mut retention_at, mut rollups_at, mut records_at) = (
+        started,
+        started + rollups_every,
+        started + work.compaction_every,
+    );
     let mut lease: Option<Lease> = None;
     loop {
         if let Some(held) = &lease {
             if !held.still_held().await {
-                tracing::warn!("lost the maintenance lease; retention stops here");
+                tracing::warn!("lost the maintenance lease; retention and compaction stop here");
                 lease = None;
             }
         }
@@ -187,18 +221,39 @@ async fn cluster_retention_loop(
                 Err(e) => tracing::warn!("could not ask for the maintenance lease: {e}"),
             }
         }
+        let now = tokio::time::Instant::now();
         if lease.is_some() {
-            let now = crate::model::time::now_ns();
-            if let Err(e) = crate::retention::sweep_catalog(&catalog, &store, &policy, now).await {
-                tracing::error!("cluster retention pass failed: {e:#}");
+            if now >= retention_at && work.policy.is_active() {
+                retention_at = now + work.policy.every;
+                let at = crate::model::time::now_ns();
+                if let Err(e) =
+                    crate::retention::sweep_catalog(&catalog, &work.store, &work.policy, at).await
+                {
+                    tracing::error!("cluster retention pass failed: {e:#}");
+                }
             }
-            if let Err(e) = crate::retention::purge_removed(&catalog, &store, REMOVAL_GRACE).await {
+            for (due, every, scope) in [
+                (&mut rollups_at, rollups_every, Scope::Rollups),
+                (&mut records_at, work.compaction_every, Scope::Records),
+            ] {
+                if now >= *due {
+                    *due = now + every;
+                    let compacted =
+                        compact_catalog(&catalog, &work.store, &work.fields, &work.node, scope);
+                    if let Err(e) = compacted.await {
+                        tracing::error!("cluster compaction failed: {e:#}");
+                    }
+                }
+            }
+            if let Err(e) =
+                crate::retention::purge_removed(&catalog, &work.store, REMOVAL_GRACE).await
+            {
                 tracing::error!("deleting removed files failed: {e:#}");
             }
         }
         tokio::select! {
             _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(policy.every) => {}
+            _ = tokio::time::sleep(tick) => {}
         }
     }
 }

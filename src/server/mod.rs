@@ -106,15 +106,7 @@ pub async fn run(
         // The receiver holds the write path; the writer stops once it is gone.
         drop(pipeline);
     }
-    let maintenance = Maintenance::start(
-        &config,
-        &recovered.store,
-        &recovered.index,
-        cluster
-            .as_ref()
-            .map(|node| (node.catalog.clone(), meta.clone())),
-        &stop,
-    )?;
+    let maintenance = Maintenance::start(&config, &recovered.store, &recovered.index, &stop)?;
     let mut demo_hour = None;
     if let Some(demo) = config.demo {
         demo_hour = load_demo(&receiver, data, demo, &stop).await?;
