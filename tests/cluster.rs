@@ -856,3 +856,67 @@ async fn compaction_swaps_files_in_the_catalog_without_a_record_lost_or_doubled(
     }
     drop((a, c, d));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_corrupt_file_leaves_the_catalog_and_every_query_node_and_is_kept_aside() {
+    let cluster = Cluster::new("quarantine");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let a = cluster.start(&dir.path().join("a"), "ingest,query");
+    let _b = cluster.start(&dir.path().join("b"), "index");
+    let c = cluster.start(&dir.path().join("c"), "query");
+    let logs = cluster.s3.folder(&cluster.prefix).join("logs");
+    assert_eq!(
+        a.post_protobuf("/v1/logs", keeper_log("first batch", Duration::ZERO))
+            .await
+            .status(),
+        200
+    );
+    for node in [&a, &c] {
+        wait_for_bodies(node, &["first batch"]).await;
+    }
+    let first = parquet_files_under(&logs);
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert_eq!(
+        a.post_protobuf("/v1/logs", keeper_log("second batch", Duration::ZERO))
+            .await
+            .status(),
+        200
+    );
+    for node in [&a, &c] {
+        wait_for_bodies(node, &["first batch", "second batch"]).await;
+    }
+
+    // Damage the first file in the bucket (its footer still parses, its pages do not).
+    let mut bytes = std::fs::read(&first[0]).expect("read the object");
+    let mid = bytes.len() / 3;
+    for b in &mut bytes[mid..mid + 64] {
+        *b ^= 0x5a;
+    }
+    std::fs::write(&first[0], bytes).expect("write the object");
+
+    // A and C hold its bytes in their read caches; D, a query node started now, reads them
+    // from the bucket as it builds its index, meets the damage and reports it instead of
+    // waiting on it forever. The file leaves the catalog, so A and C drop it too, and it is
+    // moved under quarantine/ in the bucket, not deleted.
+    let d = cluster.start(&dir.path().join("d"), "query");
+    wait_for_bodies(&d, &["second batch"]).await;
+    wait_for_bodies(&a, &["second batch"]).await;
+    wait_for_bodies(&c, &["second batch"]).await;
+    let quarantined = cluster.s3.folder(&cluster.prefix).join("quarantine");
+    let deadline = Instant::now() + VISIBLE_WITHIN;
+    while parquet_files_under(&quarantined).len() != 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the corrupt file was not moved aside"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!first[0].exists(), "moved, not copied");
+    assert_eq!(
+        cluster
+            .count("SELECT count(*) FROM catalog_removals WHERE deleted_at IS NOT NULL AND replaced_by IS NULL")
+            .await,
+        1,
+        "one settled removal: the purge never deletes a quarantined file"
+    );
+}

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::index::{block, BlockIndex};
 use crate::metastore::{Catalog, CatalogFile};
 use crate::pipeline::LiveData;
+use crate::query::CorruptFileReports;
 use crate::store::Store;
 
 /// Files asked for per catalog page.
@@ -38,6 +39,9 @@ pub struct CatalogSync {
     /// This node's name: after the start, files it registered itself are committed to its
     /// index by its own flusher, so the follower leaves them alone.
     pub node: String,
+    /// Where a file whose bytes cannot be read goes: it is skipped here and quarantined (out
+    /// of the catalog), instead of holding up every file after it.
+    pub corrupt_files: CorruptFileReports,
 }
 
 impl CatalogSync {
@@ -165,9 +169,14 @@ impl CatalogSync {
             if (!own && flushed_here) || self.index.has_file(&file.path)? {
                 continue;
             }
-            docs.extend(
-                block::blocks_of_stored_file(&self.store, self.index.fields(), &file.path).await?,
-            );
+            match block::blocks_of_stored_file(&self.store, self.index.fields(), &file.path).await {
+                Ok(blocks) => docs.extend(blocks),
+                Err(e) if e.is_corruption() => {
+                    tracing::error!(file = %file.path, "a catalog file cannot be read, reporting it for quarantine: {e}");
+                    self.corrupt_files.report(&file.path);
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
         Ok(docs)
     }

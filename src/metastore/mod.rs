@@ -320,6 +320,28 @@ impl Catalog {
         Ok(usize::try_from(removed).unwrap_or(usize::MAX))
     }
 
+    /// Takes a corrupt file out of the catalog: its removal is recorded as already settled, so
+    /// the purge never deletes it (the caller moves it aside for inspection). `false` when
+    /// the catalog no longer held it (another query node reported it first).
+    pub async fn quarantine(&self, path: &str) -> Result<bool, MetastoreError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&REGISTER_LOCK])
+            .await?;
+        let gone = tx
+            .execute("DELETE FROM catalog_files WHERE path = $1", &[&path])
+            .await?;
+        if gone > 0 {
+            tx.execute(
+                "INSERT INTO catalog_removals (path, deleted_at) VALUES ($1, now())",
+                &[&path],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(gone > 0)
+    }
+
     /// The newest removal id (0: none yet), where a follower starting now begins.
     pub async fn last_removal(&self) -> Result<i64, MetastoreError> {
         let client = self.pool.get().await?;

@@ -36,7 +36,6 @@ impl QueryEngine {
         blocks: usize,
         read: impl std::future::Future<Output = Result<R, crate::store::StoreError>>,
     ) -> Result<R, QueryError> {
-        use crate::store::StoreError;
         crate::telemetry::get().blocks_read.inc_by(blocks as u64);
         match read.await {
             Ok(rows) => Ok(rows),
@@ -47,12 +46,7 @@ impl QueryEngine {
                 );
                 Ok(R::default())
             }
-            Err(
-                e @ (StoreError::Parquet(_)
-                | StoreError::Arrow(_)
-                | StoreError::Json(_)
-                | StoreError::Schema(_)),
-            ) => {
+            Err(e) if e.is_corruption() => {
                 tracing::error!(
                     file = path,
                     "corrupt Parquet file, reporting it for quarantine: {e}"
@@ -151,7 +145,9 @@ impl CorruptFileReports {
         (Self(tx), rx)
     }
 
-    fn report(&self, path: &str) {
+    /// Reports `path` as corrupt (also what a cluster query node does with a catalog file it
+    /// cannot read).
+    pub fn report(&self, path: &str) {
         if self.0.send(path.to_string()).is_err() {
             tracing::error!(
                 file = path,

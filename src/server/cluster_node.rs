@@ -12,6 +12,7 @@ use crate::index::BlockIndex;
 use crate::ingest::CorrelationKeys;
 use crate::metastore::Catalog;
 use crate::pipeline::{LiveData, Pipeline, QueueJournal};
+use crate::query::CorruptFileReports;
 use crate::queue::{Queue, Receipts};
 use crate::store::Store;
 
@@ -62,6 +63,7 @@ impl ClusterNode {
         pipeline: Pipeline,
         keys: Arc<CorrelationKeys>,
         (store, index, live): (Store, Arc<BlockIndex>, Arc<LiveData>),
+        corrupt_files: CorruptFileReports,
         stop: &CancellationToken,
     ) -> anyhow::Result<()> {
         let roles = self.settings.roles;
@@ -73,6 +75,7 @@ impl ClusterNode {
                 live,
                 every: self.settings.catalog_poll,
                 node: self.settings.node.clone(),
+                corrupt_files,
             };
             let after = sync.start().await?;
             tokio::spawn(sync.run(after, stop.clone()));

@@ -43,17 +43,16 @@ impl Maintenance {
         index: &Arc<BlockIndex>,
         stop: &CancellationToken,
     ) -> anyhow::Result<Maintenance> {
-        let (corrupt_files, mut reports) = CorruptFileReports::channel();
+        let (corrupt_files, reports) = CorruptFileReports::channel();
         if let Some(cluster) = &config.cluster {
             // The files and the catalog are shared: one index node at a time (the holder of
-            // the maintenance lease) applies retention and compaction to the catalog.
-            // Quarantine would need a catalog removal too and is off; corrupt files are
-            // only reported.
-            tokio::spawn(async move {
-                while let Some(path) = reports.recv().await {
-                    tracing::error!(file = %path, "a query met a corrupt file");
-                }
-            });
+            // the maintenance lease) applies retention and compaction to the catalog; a
+            // corrupt file leaves the catalog (and so every query node) before it is moved.
+            tokio::spawn(cluster_quarantine(
+                reports,
+                cluster.metastore.clone(),
+                store.clone(),
+            ));
             let compaction = if cluster.roles.index {
                 vec![spawn_low_priority(
                     "cluster-maintenance",
@@ -162,6 +161,48 @@ async fn retention_loop(
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(policy.every) => {}
+        }
+    }
+}
+
+/// A cluster node's quarantine: each corrupt file a query of this node reports leaves the
+/// catalog (every query node drops its blocks at its next poll; the purge never deletes it)
+/// and is then moved under the bucket's `quarantine/`, kept for inspection.
+async fn cluster_quarantine(
+    mut reports: tokio::sync::mpsc::UnboundedReceiver<String>,
+    metastore: String,
+    store: Store,
+) {
+    let mut catalog: Option<Catalog> = None;
+    let mut handled = std::collections::HashSet::new();
+    while let Some(path) = reports.recv().await {
+        if handled.contains(&path) {
+            continue;
+        }
+        if catalog.is_none() {
+            catalog = Catalog::connect(&metastore).await.ok();
+        }
+        let Some(catalog) = &catalog else {
+            tracing::error!(file = %path, "a query met a corrupt file; the metastore is unreachable, so it stays in the catalog for now");
+            continue;
+        };
+        match catalog.quarantine(&path).await {
+            Ok(first) => {
+                handled.insert(path.clone());
+                if first {
+                    match store.quarantine(&path).await {
+                        Ok(()) => {
+                            tracing::error!(file = %path, "corrupt Parquet file taken out of the catalog and moved to quarantine")
+                        }
+                        Err(e) => {
+                            tracing::error!(file = %path, "corrupt file out of the catalog, but not moved: {e}")
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::error!(file = %path, "could not take a corrupt file out of the catalog: {e}")
+            }
         }
     }
 }

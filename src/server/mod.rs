@@ -94,19 +94,25 @@ pub async fn run(
         None => Sink::Pipeline(pipeline.clone()),
     };
     let receiver = Receiver::new(sink, keys.clone(), ingest_auth);
+    let maintenance = Maintenance::start(&config, &recovered.store, &recovered.index, &stop)?;
     if let Some(node) = &cluster {
         let parts = (
             recovered.store.clone(),
             recovered.index.clone(),
             recovered.live.clone(),
         );
-        node.start_roles(pipeline, std::sync::Arc::new(keys), parts, &stop)
-            .await?;
+        node.start_roles(
+            pipeline,
+            std::sync::Arc::new(keys),
+            parts,
+            maintenance.corrupt_files.clone(),
+            &stop,
+        )
+        .await?;
     } else {
         // The receiver holds the write path; the writer stops once it is gone.
         drop(pipeline);
     }
-    let maintenance = Maintenance::start(&config, &recovered.store, &recovered.index, &stop)?;
     let mut demo_hour = None;
     if let Some(demo) = config.demo {
         demo_hour = load_demo(&receiver, data, demo, &stop).await?;

@@ -58,6 +58,22 @@ pub enum StoreError {
     Schema(String),
 }
 
+impl StoreError {
+    /// Whether the error says a file's bytes are bad, rather than that they could not be
+    /// fetched: the Parquet reader wraps the object store's own failures (a bucket that does
+    /// not answer) as `External`, and those are not the file's fault.
+    pub fn is_corruption(&self) -> bool {
+        match self {
+            StoreError::Parquet(parquet::errors::ParquetError::External(_)) => false,
+            StoreError::Parquet(_)
+            | StoreError::Arrow(_)
+            | StoreError::Json(_)
+            | StoreError::Schema(_) => true,
+            StoreError::ObjectStore(_) | StoreError::Io(_) => false,
+        }
+    }
+}
+
 /// A row type that has its own Parquet files.
 pub trait StoredRow: Sized + Send + Sync + 'static {
     /// The signal whose folder the files go in.
@@ -787,6 +803,22 @@ pub(crate) mod test_rows {
 mod tests {
     use super::test_rows::span_at;
     use super::*;
+
+    /// A bucket that does not answer is not a corrupt file; undecodable bytes are.
+    #[test]
+    fn only_bad_bytes_count_as_corruption() {
+        let unreachable = object_store::Error::Generic {
+            store: "S3",
+            source: "connection refused".into(),
+        };
+        let wrapped = parquet::errors::ParquetError::External(Box::new(unreachable));
+        assert!(!StoreError::Parquet(wrapped).is_corruption());
+        let bad = parquet::errors::ParquetError::General("bad page header".into());
+        assert!(StoreError::Parquet(bad).is_corruption());
+        assert!(StoreError::Schema("no such column".into()).is_corruption());
+        let io = std::io::Error::new(std::io::ErrorKind::TimedOut, "slow disk");
+        assert!(!StoreError::Io(io).is_corruption());
+    }
 
     /// Sorting the memtable's batches with Arrow kernels cuts the same files and row groups,
     /// rows in the same order, as sorting rows: two hours, row groups of 3.
