@@ -21,7 +21,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::meta::alerts::{AlertState, NotificationRecord, Phase};
-use crate::meta::lease::{Lease, LeaseTask};
+use crate::meta::lease::{LeaseHolder, LeaseTask};
 use crate::meta::MetaStore;
 use crate::query::QueryEngine;
 use crate::telemetry;
@@ -665,31 +665,16 @@ impl Alerting {
     pub async fn run(self, stop: CancellationToken) {
         let mut tick = tokio::time::interval(self.settings.every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut lease: Option<Lease> = None;
+        let mut lease = LeaseHolder::new(LeaseTask::AlertEvaluation);
         loop {
             tokio::select! {
                 _ = stop.cancelled() => return,
                 _ = tick.tick() => {}
             }
-            if let Some(held) = &lease {
-                if !held.still_held().await {
-                    tracing::warn!("lost the alert-evaluation lease; evaluating stops here");
-                    lease = None;
-                    telemetry::get().alert_lease_held.set(0);
-                }
-            }
-            if lease.is_none() {
-                match self.meta.try_lease(LeaseTask::AlertEvaluation).await {
-                    Ok(Some(taken)) => {
-                        lease = Some(taken);
-                        telemetry::get().alert_lease_held.set(1);
-                    }
-                    Ok(None) => continue,
-                    Err(e) => {
-                        tracing::warn!("could not ask for the alert-evaluation lease: {e}");
-                        continue;
-                    }
-                }
+            let held = lease.holds(&self.meta).await;
+            telemetry::get().alert_lease_held.set(i64::from(held));
+            if !held {
+                continue;
             }
             telemetry::get().alert_evaluations.inc();
             if let Err(e) = self.evaluate_once(crate::model::time::now_ns()).await {

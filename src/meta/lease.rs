@@ -56,6 +56,38 @@ impl Lease {
     }
 }
 
+/// A node's hold on one task's lease from tick to tick: the one place that re-checks a held
+/// lease and asks again for a missing one, for every task that runs under a lease.
+pub struct LeaseHolder {
+    task: LeaseTask,
+    held: Option<Lease>,
+}
+
+impl LeaseHolder {
+    /// Holds nothing yet.
+    pub fn new(task: LeaseTask) -> LeaseHolder {
+        LeaseHolder { task, held: None }
+    }
+
+    /// Whether this node holds the lease now: a held one is checked (a broken connection has
+    /// lost it), a missing one asked for.
+    pub async fn holds(&mut self, meta: &MetaStore) -> bool {
+        if let Some(lease) = &self.held {
+            if !lease.still_held().await {
+                tracing::warn!(task = ?self.task, "lost the lease; this node stops the task");
+                self.held = None;
+            }
+        }
+        if self.held.is_none() {
+            match meta.try_lease(self.task).await {
+                Ok(taken) => self.held = taken,
+                Err(e) => tracing::warn!(task = ?self.task, "could not ask for the lease: {e}"),
+            }
+        }
+        self.held.is_some()
+    }
+}
+
 impl Drop for Lease {
     fn drop(&mut self) {
         // Taken out of the pool and closed, so the session — and its lock — ends; back in the

@@ -142,14 +142,6 @@ impl MetaStore {
         })
     }
 
-    /// Which database this is, for logs and errors.
-    pub fn describe(&self) -> &'static str {
-        match self.backend {
-            Backend::Sqlite(_) => "meta.sqlite",
-            Backend::Postgres { .. } => "the metastore (PostgreSQL)",
-        }
-    }
-
     /// Runs `f` in one write transaction on the blocking pool; it commits only if `f`
     /// succeeds. It takes SQLite's write lock when it begins (waiting up to
     /// [`BUSY_TIMEOUT`] for another writer), so a read-then-write never meets a newer commit

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::ServeConfig;
 use crate::index::BlockIndex;
-use crate::meta::lease::{Lease, LeaseTask};
+use crate::meta::lease::{LeaseHolder, LeaseTask};
 use crate::meta::MetaStore;
 use crate::metastore::Catalog;
 use crate::query::CorruptFileReports;
@@ -248,22 +248,10 @@ async fn cluster_maintenance_loop(work: ClusterMaintenance, stop: CancellationTo
         started + rollups_every,
         started + work.compaction_every,
     );
-    let mut lease: Option<Lease> = None;
+    let mut lease = LeaseHolder::new(LeaseTask::Maintenance);
     loop {
-        if let Some(held) = &lease {
-            if !held.still_held().await {
-                tracing::warn!("lost the maintenance lease; retention and compaction stop here");
-                lease = None;
-            }
-        }
-        if lease.is_none() {
-            match meta.try_lease(LeaseTask::Maintenance).await {
-                Ok(taken) => lease = taken,
-                Err(e) => tracing::warn!("could not ask for the maintenance lease: {e}"),
-            }
-        }
         let now = tokio::time::Instant::now();
-        if lease.is_some() {
+        if lease.holds(&meta).await {
             if now >= retention_at && work.policy.is_active() {
                 retention_at = now + work.policy.every;
                 let at = crate::model::time::now_ns();
