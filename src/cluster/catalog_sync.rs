@@ -187,17 +187,14 @@ impl CatalogSync {
             .iter()
             .flat_map(|d| self.index.instances_of(d))
             .collect();
-        if dropped.is_empty() {
-            let position = self.index.wal_flushed_through()?.unwrap_or(0);
-            self.index.commit_blocks(docs, position)?.publish()?;
-            self.index.warm()?;
-        } else {
+        if !dropped.is_empty() {
             tracing::info!(
                 files = dropped.len(),
                 "dropping blocks of files the catalog removed"
             );
-            self.index.replace_files(dropped, docs)?;
         }
+        // The follower's commits keep the index's WAL position: they hold no WAL records.
+        self.index.replace_files(dropped, docs)?;
         let mut live = self.live.write();
         for instance in &seen {
             live.services.observe_seen(instance);

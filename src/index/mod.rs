@@ -245,23 +245,12 @@ impl BlockIndex {
 
     /// Drops every block of several files in one commit, keeping the WAL position.
     pub fn forget_files(&self, paths: &[String]) -> Result<(), IndexError> {
-        let mut guard = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-        let writer = guard.as_mut().ok_or(IndexError::ReadOnly)?;
-        for path in paths {
-            writer.delete_term(Term::from_field_text(self.fields.path, path));
-        }
-        let payload = self.index.load_metas()?.payload.unwrap_or_default();
-        let mut prepared = writer.prepare_commit()?;
-        prepared.set_payload(&payload);
-        prepared.commit()?;
-        // Visible before the writer is free: no other commit is between the two.
-        self.reload()?;
-        drop(guard);
-        self.warm()
+        self.replace_files(paths, Vec::new())
     }
 
     /// Swaps the blocks of `old` files for `new_docs` in one commit, keeping the WAL position
-    /// (compaction), and makes it visible.
+    /// (compaction, a cluster's catalog follower; with no new blocks, forgetting files), and
+    /// makes it visible.
     pub fn replace_files(
         &self,
         old: &[String],

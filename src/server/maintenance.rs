@@ -186,22 +186,24 @@ async fn cluster_quarantine(
             tracing::error!(file = %path, "a query met a corrupt file; the metastore is unreachable, so it stays in the catalog for now");
             continue;
         };
-        match catalog.quarantine(&path).await {
-            Ok(first) => {
-                handled.insert(path.clone());
-                if first {
-                    match store.quarantine(&path).await {
-                        Ok(()) => {
-                            tracing::error!(file = %path, "corrupt Parquet file taken out of the catalog and moved to quarantine")
-                        }
-                        Err(e) => {
-                            tracing::error!(file = %path, "corrupt file out of the catalog, but not moved: {e}")
-                        }
-                    }
-                }
+        let first = match catalog.quarantine(&path).await {
+            Ok(first) => first,
+            Err(e) => {
+                tracing::error!(file = %path, "could not take a corrupt file out of the catalog: {e}");
+                continue;
+            }
+        };
+        handled.insert(path.clone());
+        // Another query node reported it first and moves it.
+        if !first {
+            continue;
+        }
+        match store.quarantine(&path).await {
+            Ok(()) => {
+                tracing::error!(file = %path, "corrupt Parquet file taken out of the catalog and moved to quarantine")
             }
             Err(e) => {
-                tracing::error!(file = %path, "could not take a corrupt file out of the catalog: {e}")
+                tracing::error!(file = %path, "corrupt file out of the catalog, but not moved: {e}")
             }
         }
     }
